@@ -1,0 +1,113 @@
+/**
+ * The composition root: builds every part from Config, wires them, and closes them in
+ * reverse order. The only place that decides embedded or external database.
+ *
+ * Shutdown (SIGTERM/SIGINT, or close() in tests): new requests get 503; producers stop
+ * being read; the writer commits everything queued (bounded by shutdownGraceMs), which sends
+ * the final acks; then every socket is closed with 1012 and the database is let go.
+ */
+import os from 'node:os';
+import type { Logger } from 'pino';
+import type { Config } from './config.ts';
+import { closeCodes } from './contract/errors.ts';
+import { FanoutHub } from './fanout/hub.ts';
+import { createHttpServer, type HttpServer } from './http/server.ts';
+import { dataRoutes } from './http/routes/data.ts';
+import { healthRoutes } from './http/routes/health.ts';
+import { sessionRoutes } from './http/routes/sessions.ts';
+import { socketRoutes } from './http/routes/sockets.ts';
+import { SocketRegistry } from './http/socket-registry.ts';
+import { createLogger } from './observability/logger.ts';
+import { SessionCoordinator } from './sessions/session-coordinator.ts';
+import { BatchWriter } from './storage/batch-writer.ts';
+import { createPool, isDatabaseReachable } from './storage/database.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './storage/embedded-postgres.ts';
+import { migrate } from './storage/migrations.ts';
+import { ProducerLocks } from './storage/producer-locks.ts';
+import { SampleStore } from './storage/sample-store.ts';
+import { SessionRepository } from './storage/session-repository.ts';
+import { WriteQueue } from './storage/write-queue.ts';
+
+export interface App {
+  readonly server: HttpServer;
+  readonly log: Logger;
+  readonly databaseUrl: string;
+  /** Listens on config.http host and port (0: any free port); returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+export interface AppOptions {
+  log?: Logger;
+}
+
+export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? createLogger(config.logLevel);
+  // Chunk payloads are the in-memory float64 columns, written as they are (chunk-codec.ts).
+  if (os.endianness() !== 'LE') throw new Error('Wavehouse stores samples as little-endian float64 and needs a little-endian host');
+
+  const embedded: EmbeddedDatabase | null =
+    config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
+  const databaseUrl = config.database.url ?? embedded!.url;
+  if (embedded) log.info({ dataDir: config.database.dataDir }, 'using the embedded PostgreSQL (set DATABASE_URL to use a server)');
+  const pool = createPool(databaseUrl, config.database.poolSize, log);
+  const applied = await migrate(pool);
+  if (applied.length > 0) log.info({ applied }, 'migrations applied');
+
+  const repository = new SessionRepository(pool);
+  const store = new SampleStore(pool);
+  const queue = new WriteQueue(config.writer.maxQueuedBytes);
+  const hub = new FanoutHub();
+  const sockets = new SocketRegistry(config.pingIntervalMs);
+  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }));
+  const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
+  const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes);
+
+  let draining = false;
+  const drain = async () => {
+    if (draining) return;
+    draining = true;
+    sockets.pauseProducers();
+    const flushed = await writer.drain(config.shutdownGraceMs);
+    if (!flushed) log.error({ queuedSamples: queue.queuedSamples }, 'shutdown grace ran out before the write queue was committed');
+    sockets.closeAll(closeCodes.service_restart.code, 'server restarting; reconnect');
+    sockets.stop();
+  };
+
+  const server = await createHttpServer({ config, log, preClose: drain, isDraining: () => draining });
+  await server.register(healthRoutes, {
+    readiness: async () => {
+      const database = await isDatabaseReachable(pool);
+      const ready = database && writer.healthy && !queue.isFull && !draining;
+      return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
+    },
+  });
+  await server.register(sessionRoutes, { config, repository, coordinator });
+  await server.register(dataRoutes, { repository, store });
+  await server.register(socketRoutes, { config, repository, store, coordinator, hub, queue, sockets });
+  writer.start();
+
+  let closed: Promise<void> | null = null;
+  return {
+    server,
+    log,
+    databaseUrl,
+    async listen() {
+      await server.listen({ host: config.http.host, port: config.http.port });
+      const address = server.server.address();
+      if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      return `http://${host}:${address.port}`;
+    },
+    close() {
+      closed ??= (async () => {
+        await server.close();
+        await drain();
+        await locks.close();
+        await pool.end();
+        await embedded?.stop();
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * Configuration comes only from environment variables, read once here into a nested,
+ * typed Config. Nothing below app.ts reads process.env. Every bad variable is reported
+ * in one error so an operator fixes them all in one go.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Config {
+  http: {
+    host: string;
+    port: number;
+    /** `*` or an allowlist of origins (DESIGN: browsers on other origins call the API). */
+    corsOrigins: '*' | string[];
+    maxBodyBytes: number;
+  };
+  database: {
+    /** null: run the embedded PostgreSQL under `dataDir`. */
+    url: string | null;
+    dataDir: string;
+    poolSize: number;
+  };
+  sessions: {
+    /** Lets `end` go without a token, for the openSCG phone clients. */
+    legacyTokenlessEnd: boolean;
+    maxMetadataBytes: number;
+    maxChannels: number;
+  };
+  ingest: {
+    maxFrameBytes: number;
+    maxFrameSamples: number;
+    hardMaxFrameBytes: number;
+    /** 0 turns the per-producer limit off. */
+    maxSamplesPerS: number;
+    maxRejectedFramesPerMinute: number;
+  };
+  live: {
+    maxBufferedBytes: number;
+    recentWindowBytes: number;
+  };
+  writer: {
+    maxQueuedBytes: number;
+    maxBatchAgeMs: number;
+    maxBatchSamples: number;
+    maxChunkSamples: number;
+  };
+  pingIntervalMs: number;
+  shutdownGraceMs: number;
+  logLevel: string;
+}
+
+const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+/** Reads one variable at a time and collects what is wrong instead of stopping at the first. */
+function reader(env: Env) {
+  const problems: string[] = [];
+  const raw = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  return {
+    problems,
+    string(name: string, fallback: string): string {
+      return raw(name) ?? fallback;
+    },
+    optionalString(name: string): string | null {
+      return raw(name) ?? null;
+    },
+    integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+      const value = raw(name);
+      if (value === undefined) return fallback;
+      const parsed = Number(value);
+      if (!/^-?\d+$/.test(value) || parsed < min || parsed > max) {
+        problems.push(`${name}: expected an integer from ${min} to ${max}, got "${value}"`);
+        return fallback;
+      }
+      return parsed;
+    },
+    boolean(name: string, fallback: boolean): boolean {
+      const value = raw(name)?.toLowerCase();
+      if (value === undefined) return fallback;
+      if (['true', '1', 'yes'].includes(value)) return true;
+      if (['false', '0', 'no'].includes(value)) return false;
+      problems.push(`${name}: expected true or false, got "${value}"`);
+      return fallback;
+    },
+    oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+      const value = raw(name);
+      if (value === undefined) return fallback;
+      if (!(allowed as readonly string[]).includes(value)) {
+        problems.push(`${name}: expected one of ${allowed.join(', ')}, got "${value}"`);
+        return fallback;
+      }
+      return value as T;
+    },
+  };
+}
+
+const MiB = 1024 * 1024;
+
+export function loadConfig(env: Env): Config {
+  const read = reader(env);
+  const databaseUrl = read.optionalString('DATABASE_URL');
+  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    read.problems.push('DATABASE_URL: expected a postgres:// or postgresql:// URL');
+  }
+  const corsSetting = read.string('CORS_ORIGINS', '*');
+  const corsOrigins: Config['http']['corsOrigins'] =
+    corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
+  if (corsOrigins !== '*') {
+    for (const origin of corsOrigins) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+        read.problems.push(`CORS_ORIGINS: "${origin}" is not an origin like https://example.org`);
+      }
+    }
+  }
+
+  const config: Config = {
+    http: {
+      host: read.string('HOST', '127.0.0.1'),
+      port: read.integer('PORT', 8080, 0, 65535),
+      corsOrigins,
+      maxBodyBytes: read.integer('HTTP_MAX_BODY_BYTES', 64 * 1024, 1024),
+    },
+    database: {
+      url: databaseUrl,
+      dataDir: path.resolve(read.string('WAVEHOUSE_DATA_DIR', path.join(projectRoot, 'data'))),
+      poolSize: read.integer('DATABASE_POOL_SIZE', 10, 2, 1000),
+    },
+    sessions: {
+      legacyTokenlessEnd: read.boolean('LEGACY_TOKENLESS_END', false),
+      maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 4096, 2),
+      maxChannels: read.integer('SESSION_MAX_CHANNELS', 64, 1, 1024),
+    },
+    ingest: {
+      maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1 * MiB, 1024),
+      maxFrameSamples: read.integer('INGEST_MAX_FRAME_SAMPLES', 10_000, 1),
+      hardMaxFrameBytes: read.integer('INGEST_HARD_MAX_FRAME_BYTES', 16 * MiB, 1024),
+      maxSamplesPerS: read.integer('INGEST_MAX_SAMPLES_PER_S', 50_000, 0),
+      maxRejectedFramesPerMinute: read.integer('INGEST_MAX_REJECTED_FRAMES_PER_MINUTE', 100, 1),
+    },
+    live: {
+      maxBufferedBytes: read.integer('LIVE_MAX_BUFFERED_BYTES', 4 * MiB, 64 * 1024),
+      recentWindowBytes: read.integer('LIVE_RECENT_WINDOW_BYTES', 1 * MiB, 0),
+    },
+    writer: {
+      maxQueuedBytes: read.integer('WRITE_QUEUE_MAX_BYTES', 64 * MiB, 1 * MiB),
+      maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 20, 1, 10_000),
+      maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 100_000, 1),
+      maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 2_000, 1, 100_000),
+    },
+    pingIntervalMs: read.integer('PING_INTERVAL_MS', 15_000, 100),
+    shutdownGraceMs: read.integer('SHUTDOWN_GRACE_MS', 10_000, 0),
+    logLevel: read.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  };
+  if (config.ingest.hardMaxFrameBytes < config.ingest.maxFrameBytes) {
+    read.problems.push('INGEST_HARD_MAX_FRAME_BYTES: must be at least INGEST_MAX_FRAME_BYTES');
+  }
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+  return config;
+}

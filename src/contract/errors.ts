@@ -1,0 +1,71 @@
+/**
+ * The one catalogue of what Wavehouse answers when something is wrong: REST problems
+ * (RFC 9457 problem+json), socket error-frame codes and socket close codes. Each entry is a
+ * stable code, its status or close code, and one sentence. docs/errors.md lists the same
+ * table; test/unit/errors-doc.test.ts checks that every code here is documented there.
+ */
+
+export const problems = {
+  invalid_request: { status: 400, title: 'The request is malformed or fails its schema.' },
+  metadata_too_large: { status: 400, title: 'Session metadata is larger than the configured limit once encoded as JSON.' },
+  invalid_token: { status: 401, title: 'The ingest token is missing or wrong for this session.' },
+  not_found: { status: 404, title: 'No such resource: an unknown session, an id that is not a UUID, or an unknown path.' },
+  method_not_allowed: { status: 405, title: 'The path exists but not with this method.' },
+  producer_elsewhere: { status: 409, title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.' },
+  payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
+  unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },
+  service_unavailable: { status: 503, title: 'The server is shutting down or cannot reach its database; retry shortly.' },
+  internal_error: { status: 500, title: 'An unexpected error; it has been logged with the request id.' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ProblemCode = keyof typeof problems;
+
+/** An expected REST failure, turned into problem+json by the error handler. */
+export class Problem extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ProblemCode,
+    readonly detail: string = problems[code].title,
+  ) {
+    super(detail);
+    this.name = 'Problem';
+    this.status = problems[code].status;
+  }
+}
+
+export function problemBody(code: ProblemCode, detail: string) {
+  return {
+    type: `urn:wavehouse:problem:${code}`,
+    title: problems[code].title,
+    status: problems[code].status,
+    detail,
+    code,
+  };
+}
+
+/** Codes of `{"type":"error","code":...}` frames on the ingest socket. */
+export const frameErrors = {
+  invalid_frame: 'The frame is not JSON, not one of the accepted shapes, or holds a bad seq, t or value.',
+  wrong_channels: "A sample's keys, other than seq and t, are not exactly the session's channels.",
+  seq_not_increasing: 'The seqs within the frame do not strictly increase.',
+  frame_too_large: 'The frame is over the soft limit in bytes or samples.',
+  session_ended: 'The session has ended; nothing more is accepted.',
+  rate_limited: "The frame would exceed the producer's samples per second; it was not stored and does not count as misbehaviour.",
+} as const satisfies Record<string, string>;
+
+export type FrameErrorCode = keyof typeof frameErrors;
+
+/** WebSocket close codes Wavehouse uses, with the reason sent alongside. */
+export const closeCodes = {
+  normal: { code: 1000, reason: 'The session ended, or the viewer read all there was.' },
+  policy_violation: { code: 1008, reason: 'Too many rejected frames in a minute.' },
+  message_too_big: { code: 1009, reason: 'A frame was over the hard size limit.' },
+  internal_error: { code: 1011, reason: 'An unexpected server error.' },
+  service_restart: { code: 1012, reason: 'The server is shutting down; reconnect (and resend what was not acked).' },
+  try_again_later: { code: 1013, reason: 'The viewer fell too far behind; reconnect with fromSeq.' },
+  invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
+  session_not_found: { code: 4404, reason: 'No such session.' },
+  producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
+} as const satisfies Record<string, { code: number; reason: string }>;
+
+export type CloseName = keyof typeof closeCodes;

@@ -1,0 +1,112 @@
+/**
+ * The public contract's shapes, declared once (DESIGN principle 5). These schemas validate
+ * requests, serialize responses, type the handlers and generate docs/API_CONTRACT.yml.
+ * Socket frames are declared here too so the contract file documents them, though the
+ * ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
+ */
+import Type, { type Static } from 'typebox';
+
+export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
+
+export const SessionId = Type.String({ format: 'uuid', description: 'Session id, a UUID v4.' });
+
+export const SessionIdParams = Type.Object({ id: Type.String({ description: 'Session id (UUID).' }) });
+
+export const CreateSessionBody = Type.Object(
+  {
+    channels: Type.Optional(
+      Type.Array(Type.String({ pattern: channelNamePattern }), {
+        minItems: 1,
+        maxItems: 1024,
+        uniqueItems: true,
+        description: 'Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ["ax","ay","az"].',
+      }),
+    ),
+    sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
+    metadata: Type.Optional(
+      Type.Object({}, { additionalProperties: true, description: 'Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON.' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateSessionBody = Static<typeof CreateSessionBody>;
+
+export const SessionStatus = Type.Union([Type.Literal('created'), Type.Literal('active'), Type.Literal('ended')]);
+
+export const Session = Type.Object({
+  sessionId: SessionId,
+  status: SessionStatus,
+  createdAt: Type.String({ format: 'date-time' }),
+  endedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  channels: Type.Array(Type.String()),
+  sampleRateHz: Type.Union([Type.Number(), Type.Null()]),
+  metadata: Type.Object({}, { additionalProperties: true }),
+  sampleCount: Type.Integer({ description: 'Committed samples.' }),
+  lastSeq: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest committed seq.' }),
+  viewerUrl: Type.String({ description: 'Relative path of the viewer page, /view/{id}.' }),
+  websocketUrl: Type.String({ description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.' }),
+});
+export type Session = Static<typeof Session>;
+
+export const CreatedSession = Type.Intersect([
+  Session,
+  Type.Object({ ingestToken: Type.String({ description: 'Shown once; stored only as a hash.' }) }),
+]);
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String({ description: 'Stable error code, see docs/errors.md.' }),
+  },
+  { description: 'RFC 9457 problem details.' },
+);
+
+export const DataQuery = Type.Object(
+  {
+    fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    toSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
+  },
+  { additionalProperties: false },
+);
+export type DataQuery = Static<typeof DataQuery>;
+
+export const Sample = Type.Object(
+  {
+    seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    t: Type.Number({ description: "Producer's clock in ms (fractions allowed)." }),
+  },
+  { additionalProperties: Type.Number(), description: 'One finite number per channel, keyed by channel name.' },
+);
+
+export const SessionData = Type.Object({
+  sessionId: SessionId,
+  channels: Type.Array(Type.String()),
+  samples: Type.Array(Sample),
+  nextFromSeq: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+export const LiveQuery = Type.Object({
+  fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+  token: Type.Optional(Type.String()),
+});
+
+export const Health = Type.Object({ status: Type.Literal('ok') });
+export const Readiness = Type.Object({
+  ready: Type.Boolean(),
+  database: Type.Boolean(),
+  writeQueueBytes: Type.Integer(),
+  draining: Type.Boolean(),
+});
+
+export const AckFrame = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: -1 }) });
+export const ErrorFrame = Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() });
+export const SamplesBatchFrame = Type.Object({
+  type: Type.Literal('samples_batch'),
+  payload: Type.Object({ samples: Type.Array(Sample) }),
+});
+export const SessionEndedFrame = Type.Object({ type: Type.Literal('session_ended') });

@@ -1,0 +1,77 @@
+/**
+ * REST: a session's stored samples, streamed (DESIGN, GET /sessions/{id}/data).
+ * With `limit`, the end of the page is found first by a pass over the seqs alone, so that
+ * `Wavehouse-Next-From-Seq` can go in the headers before the body starts.
+ */
+import { Readable } from 'node:stream';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { DataQuery, Problem as ProblemSchema, SessionData, SessionIdParams } from '../../contract/schemas.ts';
+import { chooseFormat, encodeSamples, mediaTypes } from '../../export/data-formats.ts';
+import type { SampleStore } from '../../storage/sample-store.ts';
+import type { SessionRepository } from '../../storage/session-repository.ts';
+import { findSessionOr404 } from './sessions.ts';
+
+export interface DataRoutesOptions {
+  repository: SessionRepository;
+  store: SampleStore;
+}
+
+const maxSeq = Number.MAX_SAFE_INTEGER;
+
+/** The last seq of a page of `limit` samples from `fromSeq`, and whether more follow. */
+async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number, limit: number) {
+  let seen = 0;
+  for await (const batch of store.readRange(sessionId, fromSeq, toSeq)) {
+    if (seen + batch.count > limit) {
+      const lastSeq = batch.seq(limit - seen - 1);
+      return { toSeq: lastSeq, nextFromSeq: lastSeq + 1 };
+    }
+    seen += batch.count;
+  }
+  return { toSeq, nextFromSeq: null };
+}
+
+export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (server, { repository, store }) => {
+  server.get(
+    '/api/v1/sessions/:id/data',
+    {
+      schema: {
+        summary: "A session's stored samples",
+        description:
+          'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive. With limit, nextFromSeq (and the Wavehouse-Next-From-Seq header) tell where the next page starts. ?format= wins over Accept.',
+        tags: ['data'],
+        params: SessionIdParams,
+        querystring: DataQuery,
+        produces: [mediaTypes.json, mediaTypes.ndjson, mediaTypes.csv],
+        response: {
+          200: {
+            description: 'JSON body below; NDJSON is one Sample per line; CSV has the header seq,t,<channels>.',
+            content: {
+              'application/json': { schema: SessionData },
+              'application/x-ndjson': { schema: Type.String() },
+              'text/csv': { schema: Type.String() },
+            },
+          },
+          400: ProblemSchema,
+          404: ProblemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const session = await findSessionOr404(repository, request.params.id);
+      const format = chooseFormat(request.query.format, request.headers.accept);
+      const fromSeq = request.query.fromSeq ?? 0;
+      let toSeq = request.query.toSeq ?? maxSeq;
+      let nextFromSeq: number | null = null;
+      if (request.query.limit !== undefined && fromSeq <= toSeq) {
+        ({ toSeq, nextFromSeq } = await pageEnd(store, session.id, fromSeq, toSeq, request.query.limit));
+      }
+      if (nextFromSeq !== null) reply.header('wavehouse-next-from-seq', String(nextFromSeq));
+      const batches = store.readRange(session.id, fromSeq, toSeq);
+      const body = Readable.from(encodeSamples(format, { sessionId: session.id, channels: session.channels, nextFromSeq }, batches));
+      // The response schema types the JSON shape; the body is that shape, streamed.
+      return reply.type(mediaTypes[format]).send(body as never);
+    },
+  );
+};

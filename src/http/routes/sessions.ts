@@ -1,0 +1,136 @@
+/** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { Problem } from '../../contract/errors.ts';
+import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, SessionIdParams } from '../../contract/schemas.ts';
+import type { Config } from '../../config.ts';
+import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
+import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
+import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
+
+export const defaultChannels = ['ax', 'ay', 'az'];
+
+export function sessionView(record: SessionRecord): Session {
+  return {
+    sessionId: record.id,
+    status: record.status,
+    createdAt: record.createdAt.toISOString(),
+    endedAt: record.endedAt?.toISOString() ?? null,
+    channels: record.channels,
+    sampleRateHz: record.sampleRateHz,
+    metadata: record.metadata,
+    sampleCount: record.sampleCount,
+    lastSeq: record.lastSeq,
+    viewerUrl: `/view/${record.id}`,
+    websocketUrl: `/ws/${record.id}`,
+  };
+}
+
+/** The bearer token of a request, if it carries one. */
+export function bearerToken(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+  return match ? match[1] : null;
+}
+
+/** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
+export async function findSessionOr404(repository: SessionRepository, id: string): Promise<SessionRecord> {
+  const record = isSessionId(id) ? await repository.find(id) : null;
+  if (!record) throw new Problem('not_found', `no session ${id}`);
+  return record;
+}
+
+export interface SessionRoutesOptions {
+  config: Config;
+  repository: SessionRepository;
+  coordinator: SessionCoordinator;
+}
+
+const problemResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, ProblemSchema]));
+
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
+  server.post(
+    '/api/v1/sessions',
+    {
+      // DESIGN: the body is optional (the openSCG phone POSTs nothing at all).
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+      schema: {
+        summary: 'Create a session',
+        tags: ['sessions'],
+        body: CreateSessionBody,
+        response: { 201: CreatedSession, ...problemResponses(400, 413, 415) },
+      },
+    },
+    async (request, reply) => {
+      const body = request.body;
+      const channels = body.channels ?? defaultChannels;
+      if (channels.length > config.sessions.maxChannels) {
+        throw new Problem('invalid_request', `at most ${config.sessions.maxChannels} channels`);
+      }
+      if (channels.some((name) => name === 'seq' || name === 't')) {
+        throw new Problem('invalid_request', 'channel names seq and t are reserved');
+      }
+      const metadata = (body.metadata ?? {}) as Record<string, unknown>;
+      const metadataBytes = Buffer.byteLength(JSON.stringify(metadata));
+      if (metadataBytes > config.sessions.maxMetadataBytes) {
+        throw new Problem('metadata_too_large', `metadata is ${metadataBytes} bytes; the limit is ${config.sessions.maxMetadataBytes}`);
+      }
+      const { token, hash } = newIngestToken();
+      const record = await repository.create({
+        id: crypto.randomUUID(),
+        tokenHash: hash,
+        channels,
+        sampleRateHz: body.sampleRateHz ?? null,
+        metadata,
+      });
+      const view = sessionView(record);
+      return reply
+        .code(201)
+        .header('location', `/api/v1/sessions/${record.id}`)
+        .send({ ...view, websocketUrl: `${view.websocketUrl}?token=${token}`, ingestToken: token });
+    },
+  );
+
+  server.get(
+    '/api/v1/sessions/:id',
+    {
+      schema: {
+        summary: 'Get a session',
+        tags: ['sessions'],
+        params: SessionIdParams,
+        response: { 200: Session, ...problemResponses(404) },
+      },
+    },
+    async (request) => sessionView(await findSessionOr404(repository, request.params.id)),
+  );
+
+  server.post(
+    '/api/v1/sessions/:id/end',
+    {
+      schema: {
+        summary: 'End a session',
+        description: 'Returns once every sample accepted so far is committed. Idempotent.',
+        tags: ['sessions'],
+        params: SessionIdParams,
+        security: [{ ingestToken: [] }],
+        response: { 200: Session, ...problemResponses(401, 404, 409) },
+      },
+    },
+    async (request) => {
+      const record = await findSessionOr404(repository, request.params.id);
+      const token = bearerToken(request);
+      const allowed = token === null ? config.sessions.legacyTokenlessEnd : tokenMatches(token, record.tokenHash);
+      if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
+      if (record.status === 'ended') return sessionView(record);
+      const outcome = await coordinator.endSession(record.id);
+      if (!outcome.ok) {
+        throw outcome.refusal === 'producer_elsewhere'
+          ? new Problem('producer_elsewhere', 'the producer is connected to another instance')
+          : new Problem('not_found', `no session ${record.id}`);
+      }
+      return sessionView(outcome.session);
+    },
+  );
+};

@@ -1,0 +1,126 @@
+/**
+ * The HTTP server factory: one error handler, one not-found handler, CORS, body parsing and
+ * the OpenAPI document. Routes are registered by app.ts, each plugin handed its collaborators.
+ *
+ * Error policy: a Problem (contract/errors.ts) becomes problem+json with its status;
+ * Fastify's own client errors (schema, body size, media type, bad JSON) are mapped onto the
+ * same catalogue; anything else is a bug, logged once with the request id and answered as a
+ * plain 500 that says nothing of the internals.
+ */
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
+import type { Config } from '../config.ts';
+
+export type HttpServer = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
+
+export interface HttpServerOptions {
+  config: Config;
+  log: Logger;
+  /** Called by @fastify/websocket before the server closes: Wavehouse drains first. */
+  preClose: () => Promise<void>;
+  isDraining: () => boolean;
+}
+
+export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string): FastifyReply {
+  const body = problemBody(code, detail);
+  return reply.code(body.status).type('application/problem+json').send(body);
+}
+
+function problemCodeOf(error: FastifyError): ProblemCode | null {
+  if (error.validation) return 'invalid_request';
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return 'payload_too_large';
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return 'unsupported_media_type';
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return 'invalid_request';
+  }
+  if (error.statusCode === 404) return 'not_found';
+  if (error.statusCode === 405) return 'method_not_allowed';
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) return 'invalid_request';
+  return null;
+}
+
+export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
+  const { config, log } = options;
+  const server = Fastify({
+    loggerInstance: log,
+    bodyLimit: config.http.maxBodyBytes,
+    requestIdHeader: 'x-request-id',
+    genReqId: () => crypto.randomUUID(),
+    ajv: {
+      // Unknown fields are a 400 (contract), not silently dropped; query strings still coerce.
+      customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  server.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (options.isDraining()) {
+      reply.header('connection', 'close');
+      return sendProblem(reply, 'service_unavailable', 'the server is shutting down');
+    }
+  });
+
+  // DESIGN: an empty body, with or without Content-Type: application/json, is no body.
+  server.removeContentTypeParser('application/json');
+  server.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = (body as string).trim();
+    if (text === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(new Problem('invalid_request', 'the body is not valid JSON'), undefined);
+    }
+  });
+
+  server.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof Problem) return sendProblem(reply, error.code, error.detail);
+    const code = problemCodeOf(error);
+    if (code) return sendProblem(reply, code, error.message);
+    request.log.error({ err: error }, 'unhandled error');
+    return sendProblem(reply, 'internal_error', 'internal error');
+  });
+
+  server.setNotFoundHandler((request, reply) => sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+
+  await server.register(cors, {
+    origin: config.http.corsOrigins === '*' ? '*' : config.http.corsOrigins,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id', 'Accept'],
+    exposedHeaders: ['Wavehouse-Next-From-Seq', 'X-Request-Id', 'Retry-After', 'Content-Disposition'],
+    maxAge: 600,
+  });
+
+  await server.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Wavehouse API',
+        version: '1.0.0',
+        description: 'Real-time sensor streams: sessions, WebSocket ingest and live fan-out (see docs/protocol.md), stored data export.',
+      },
+      components: {
+        securitySchemes: { ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' } },
+      },
+    },
+  });
+  await server.register(swaggerUi, { routePrefix: '/docs' });
+  server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
+
+  await server.register(websocket, {
+    options: { maxPayload: config.ingest.hardMaxFrameBytes, perMessageDeflate: false },
+    preClose: (done) => {
+      options.preClose().then(() => done(), done);
+    },
+  });
+  return server;
+}

@@ -1,0 +1,112 @@
+/**
+ * Turns one producer text frame into a SampleBatch, or says which contract rule it breaks.
+ * Pure: no I/O, no session state (sequence rules against the session live in
+ * sessions/session-state.ts). Hand-written rather than a compiled schema because the key
+ * set depends on the session's channels and this runs for every sample on the hot path.
+ *
+ * Accepted shapes (DESIGN, ingest socket): one Sample; `{"samples":[...]}`;
+ * `{"type":"samples_batch","payload":{"samples":[...]}}`.
+ */
+import type { FrameErrorCode } from '../contract/errors.ts';
+import { SampleBatch } from '../sessions/sample-batch.ts';
+
+export type DecodedFrame =
+  | { ok: true; batch: SampleBatch; hasSeq: boolean }
+  | { ok: false; code: FrameErrorCode; message: string };
+
+export interface FrameLimits {
+  maxFrameBytes: number;
+  maxFrameSamples: number;
+}
+
+const reject = (code: FrameErrorCode, message: string): DecodedFrame => ({ ok: false, code, message });
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** The samples array of a frame, or null when the frame is a single Sample. */
+function samplesOf(frame: Record<string, unknown>): unknown[] | null | 'bad' {
+  if ('type' in frame) {
+    if (frame.type !== 'samples_batch' || !isPlainObject(frame.payload)) return 'bad';
+    return Array.isArray(frame.payload.samples) ? frame.payload.samples : 'bad';
+  }
+  if ('samples' in frame) return Array.isArray(frame.samples) ? frame.samples : 'bad';
+  return null;
+}
+
+export function decodeTextFrame(
+  data: Buffer | string,
+  channels: readonly string[],
+  limits: FrameLimits,
+  receivedAtMs: number,
+): DecodedFrame {
+  if (data.length > limits.maxFrameBytes) {
+    return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
+  }
+  let frame: unknown;
+  try {
+    frame = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+  } catch {
+    return reject('invalid_frame', 'frame is not valid JSON');
+  }
+  if (!isPlainObject(frame)) return reject('invalid_frame', 'frame must be a JSON object');
+  const listed = samplesOf(frame);
+  if (listed === 'bad') {
+    return reject('invalid_frame', 'frame must be a Sample, {"samples":[...]} or {"type":"samples_batch","payload":{"samples":[...]}}');
+  }
+  const samples = listed ?? [frame];
+  if (samples.length > limits.maxFrameSamples) {
+    return reject('frame_too_large', `frame holds ${samples.length} samples; the limit is ${limits.maxFrameSamples}`);
+  }
+  return decodeSamples(samples, channels, receivedAtMs);
+}
+
+function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number): DecodedFrame {
+  const n = samples.length;
+  const width = channels.length;
+  const batch = SampleBatch.allocate(n, width);
+  const columns = batch.columns;
+  const hasSeq = n > 0 && isPlainObject(samples[0]) && 'seq' in samples[0];
+  let previousSeq = -1;
+  for (let i = 0; i < n; i++) {
+    const sample = samples[i];
+    if (!isPlainObject(sample)) return reject('invalid_frame', `sample ${i} is not an object`);
+    let keyCount = 0;
+    for (const _ in sample) keyCount++;
+    const seq = sample.seq;
+    if ((seq !== undefined) !== hasSeq) {
+      return reject('invalid_frame', 'either every sample of a frame has a seq or none has');
+    }
+    if (hasSeq) {
+      if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) {
+        return reject('invalid_frame', `sample ${i}: seq must be an integer from 0 to 2^53-1`);
+      }
+      if (seq <= previousSeq) return reject('seq_not_increasing', `sample ${i}: seq ${seq} does not follow ${previousSeq}`);
+      previousSeq = seq;
+      columns[i] = seq;
+      keyCount--;
+    }
+    const t = sample.t;
+    if (t === undefined) {
+      columns[n + i] = receivedAtMs;
+    } else {
+      if (typeof t !== 'number' || !Number.isFinite(t)) return reject('invalid_frame', `sample ${i}: t must be a finite number`);
+      columns[n + i] = t;
+      keyCount--;
+    }
+    if (keyCount !== width) {
+      return reject('wrong_channels', `sample ${i}: channels must be exactly ${channels.join(', ')}`);
+    }
+    for (let c = 0; c < width; c++) {
+      const value = sample[channels[c]];
+      if (typeof value !== 'number' || !Number.isFinite(value)) {
+        return value === undefined
+          ? reject('wrong_channels', `sample ${i}: channels must be exactly ${channels.join(', ')}`)
+          : reject('invalid_frame', `sample ${i}: ${channels[c]} must be a finite number`);
+      }
+      columns[(c + 2) * n + i] = value;
+    }
+  }
+  return { ok: true, batch, hasSeq };
+}

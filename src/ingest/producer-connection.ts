@@ -1,0 +1,125 @@
+/**
+ * One producer's ingest socket (DESIGN, ingest socket): decodes each frame, applies the
+ * limits, hands accepted samples to the coordinator, answers bad frames with error frames,
+ * and forwards acks. Frames are handled synchronously in arrival order; frames that arrive
+ * before the producer is attached wait in a short queue.
+ *
+ * Backpressure: when the write queue is full the socket stops reading (ws pause), so TCP
+ * pushes back on the producer; it resumes when the queue has drained.
+ */
+import type { WebSocket } from 'ws';
+import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
+import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
+import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
+import type { WriteQueue } from '../storage/write-queue.ts';
+import { decodeTextFrame, type FrameLimits } from './frame-decoder.ts';
+import { RejectionCounter, SampleRateLimiter } from './rate-limits.ts';
+
+export interface ProducerLimits extends FrameLimits {
+  maxSamplesPerS: number;
+  maxRejectedFramesPerMinute: number;
+}
+
+export interface ProducerLog {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+export class ProducerConnection implements ProducerHandle {
+  private state: SessionState | null = null;
+  private early: Array<{ data: Buffer; isBinary: boolean }> | null = [];
+  private readonly rateLimiter: SampleRateLimiter;
+  private readonly rejections: RejectionCounter;
+  private paused = false;
+
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly sessionId: string,
+    private readonly channels: readonly string[],
+    private readonly coordinator: SessionCoordinator,
+    private readonly queue: WriteQueue,
+    private readonly limits: ProducerLimits,
+    private readonly log: ProducerLog,
+  ) {
+    this.rateLimiter = new SampleRateLimiter(limits.maxSamplesPerS, nowMs());
+    this.rejections = new RejectionCounter(limits.maxRejectedFramesPerMinute);
+  }
+
+  /** Starts listening at once (no frame is lost), then attaches to the session. */
+  async start(): Promise<void> {
+    this.socket.on('message', (data: Buffer, isBinary: boolean) => {
+      if (this.early) this.early.push({ data, isBinary });
+      else this.handle(data, isBinary);
+    });
+    this.socket.once('close', () => {
+      if (this.state) void this.coordinator.detachProducer(this.state, this);
+    });
+    const outcome = await this.coordinator.attachProducer(this.sessionId, this);
+    if (!outcome.ok) {
+      const reason = outcome.refusal === 'session_not_found' ? closeCodes.session_not_found : closeCodes.producer_conflict;
+      const text = outcome.refusal === 'session_ended' ? 'session has ended' : outcome.refusal === 'producer_conflict' ? 'a producer is already connected' : 'unknown session';
+      this.socket.close(reason.code, text);
+      return;
+    }
+    this.state = outcome.state;
+    if (this.socket.readyState !== this.socket.OPEN) {
+      void this.coordinator.detachProducer(this.state, this);
+      return;
+    }
+    const early = this.early ?? [];
+    this.early = null;
+    for (const frame of early) this.handle(frame.data, frame.isBinary);
+  }
+
+  sendAck(seq: number): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(`{"type":"ack","seq":${seq}}`);
+  }
+
+  closeForEnd(): void {
+    this.socket.close(closeCodes.normal.code, 'session ended');
+  }
+
+  closeForConflict(): void {
+    this.socket.close(closeCodes.producer_conflict.code, 'another producer took this session');
+  }
+
+  private handle(data: Buffer, isBinary: boolean): void {
+    const state = this.state!;
+    // Closing (ended, shutdown): nothing more is accepted, so nothing can be left unacked here.
+    if (this.socket.readyState !== this.socket.OPEN) return;
+    const receivedAtMs = nowMs();
+    if (isBinary) return this.reject('invalid_frame', 'binary frames are not accepted; send JSON text frames');
+    const decoded = decodeTextFrame(data, this.channels, this.limits, receivedAtMs);
+    if (!decoded.ok) return this.reject(decoded.code, decoded.message);
+    if (!this.rateLimiter.tryTake(decoded.batch.count, receivedAtMs)) {
+      // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.
+      return this.sendError('rate_limited', `over ${this.limits.maxSamplesPerS} samples/s; resend later`);
+    }
+    const result = this.coordinator.acceptFrame(state, decoded.batch, decoded.hasSeq, receivedAtMs);
+    if (result.kind === 'ended') return this.sendError('session_ended', 'the session has ended');
+    if (this.queue.isFull && !this.paused) this.pauseUntilDrained();
+  }
+
+  private reject(code: FrameErrorCode, message: string): void {
+    this.sendError(code, message);
+    if (this.rejections.recordAndCheck(Date.now())) {
+      this.log.warn({ sessionId: this.sessionId }, 'closing producer after too many rejected frames');
+      this.socket.close(closeCodes.policy_violation.code, 'too many rejected frames');
+    }
+  }
+
+  private sendError(code: FrameErrorCode, message: string): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify({ type: 'error', code, message }));
+  }
+
+  private pauseUntilDrained(): void {
+    this.paused = true;
+    this.socket.pause();
+    this.queue.onceDrained(() => {
+      this.paused = false;
+      this.socket.resume();
+    });
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * A batch of samples of one session, held column-wise in one Float64Array:
+ * `[seq x n, t x n, channel 0 x n, ..., channel c-1 x n]`.
+ *
+ * Why this shape: it is the stored chunk payload byte for byte (little-endian float64,
+ * see storage/chunk-codec.ts), so a batch is persisted without re-encoding, and there is
+ * no per-sample object on the hot path. Float64 keeps `t` and every value exact (DESIGN:
+ * exact round trip), and holds every seq up to 2^53-1 exactly.
+ */
+export class SampleBatch {
+  constructor(
+    readonly count: number,
+    readonly channelCount: number,
+    readonly columns: Float64Array,
+  ) {}
+
+  static allocate(count: number, channelCount: number): SampleBatch {
+    return new SampleBatch(count, channelCount, new Float64Array(count * (channelCount + 2)));
+  }
+
+  seq(index: number): number {
+    return this.columns[index];
+  }
+
+  t(index: number): number {
+    return this.columns[this.count + index];
+  }
+
+  value(channel: number, index: number): number {
+    return this.columns[(channel + 2) * this.count + index];
+  }
+
+  get firstSeq(): number {
+    return this.columns[0];
+  }
+
+  get lastSeq(): number {
+    return this.columns[this.count - 1];
+  }
+
+  get byteLength(): number {
+    return this.columns.byteLength;
+  }
+
+  /** The samples at [start, end), copied into a batch of their own. */
+  slice(start: number, end: number): SampleBatch {
+    const count = end - start;
+    const out = SampleBatch.allocate(count, this.channelCount);
+    for (let column = 0; column < this.channelCount + 2; column++) {
+      const from = column * this.count;
+      out.columns.set(this.columns.subarray(from + start, from + end), column * count);
+    }
+    return out;
+  }
+
+  /** Index of the first sample whose seq is above `seq` (count when none is). */
+  indexAfterSeq(seq: number): number {
+    let low = 0;
+    let high = this.count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (this.columns[mid] <= seq) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  /** The samples with seq in [fromSeq, toSeq]; this batch itself when all of it is. */
+  range(fromSeq: number, toSeq: number): SampleBatch {
+    const start = this.indexAfterSeq(fromSeq - 1);
+    const end = this.indexAfterSeq(toSeq);
+    return start === 0 && end === this.count ? this : this.slice(start, end);
+  }
+
+  static concat(batches: readonly SampleBatch[]): SampleBatch {
+    if (batches.length === 1) return batches[0];
+    const channelCount = batches[0].channelCount;
+    const count = batches.reduce((sum, batch) => sum + batch.count, 0);
+    const out = SampleBatch.allocate(count, channelCount);
+    let offset = 0;
+    for (const batch of batches) {
+      for (let column = 0; column < channelCount + 2; column++) {
+        out.columns.set(
+          batch.columns.subarray(column * batch.count, (column + 1) * batch.count),
+          column * count + offset,
+        );
+      }
+      offset += batch.count;
+    }
+    return out;
+  }
+}

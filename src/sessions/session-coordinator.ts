@@ -1,0 +1,152 @@
+/**
+ * Where a session's producer, its live viewers and the writer meet in one process.
+ *
+ * Ordering: attaching a producer, releasing a session after its producer left, and ending a
+ * session run one at a time per session (a per-session promise chain), so a producer can
+ * never attach between "the last write committed" and "the lock is released", and an end
+ * never races an attach. Frames themselves are accepted synchronously on the hot path.
+ *
+ * A session's state lives here while a producer is attached or its writes are pending, and
+ * the process holds the session's producer lock (storage/producer-locks.ts) for exactly
+ * that long. After that, the database alone knows the session.
+ */
+import type { FanoutHub } from '../fanout/hub.ts';
+import type { LiveFrame } from '../live/live-frames.ts';
+import type { SessionRecord } from '../storage/session-repository.ts';
+import type { WriteQueue } from '../storage/write-queue.ts';
+import type { SampleBatch } from './sample-batch.ts';
+import { SessionState, type Acceptance, type ProducerHandle } from './session-state.ts';
+
+export interface SessionLookup {
+  find(id: string): Promise<SessionRecord | null>;
+  markEnded(id: string): Promise<SessionRecord | null>;
+}
+
+export interface LockPort {
+  tryAcquire(sessionId: string): Promise<boolean>;
+  release(sessionId: string): Promise<void>;
+}
+
+export type AttachOutcome =
+  | { ok: true; state: SessionState }
+  | { ok: false; refusal: 'producer_conflict' | 'session_ended' | 'session_not_found' };
+
+export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' };
+
+export class SessionCoordinator {
+  private readonly states = new Map<string, SessionState>();
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly sessions: SessionLookup,
+    private readonly locks: LockPort,
+    private readonly hub: FanoutHub,
+    private readonly queue: WriteQueue,
+    private readonly windowMaxBytes: number,
+  ) {}
+
+  get activeSessionCount(): number {
+    return this.states.size;
+  }
+
+  attachProducer(sessionId: string, producer: ProducerHandle): Promise<AttachOutcome> {
+    return this.serialize(sessionId, async (): Promise<AttachOutcome> => {
+      let state = this.states.get(sessionId);
+      if (state?.producer) return { ok: false, refusal: 'producer_conflict' };
+      if (state?.ended) return { ok: false, refusal: 'session_ended' };
+      if (!state) {
+        if (!(await this.locks.tryAcquire(sessionId))) return { ok: false, refusal: 'producer_conflict' };
+        // Read after taking the lock: only now is the stored lastSeq final.
+        const record = await this.sessions.find(sessionId).catch(async (error: unknown) => {
+          await this.locks.release(sessionId);
+          throw error;
+        });
+        if (!record || record.status === 'ended') {
+          await this.locks.release(sessionId);
+          return { ok: false, refusal: record ? 'session_ended' : 'session_not_found' };
+        }
+        state = new SessionState(sessionId, record.channels, record.lastSeq ?? -1, this.windowMaxBytes);
+        this.states.set(sessionId, state);
+      }
+      state.producer = producer;
+      return { ok: true, state };
+    });
+  }
+
+  /** Applies the sequence rules, then hands what is new to the viewers and to the writer. */
+  acceptFrame(state: SessionState, batch: SampleBatch, hasSeq: boolean, nowMs: number): Acceptance {
+    const result = state.accept(batch, hasSeq);
+    if (result.kind === 'accepted') {
+      this.hub.publish(state.sessionId, result.frame);
+      this.queue.push(state, result.batch, nowMs);
+    } else if (result.kind === 'duplicate' && !state.hasPendingWrites) {
+      // Nothing pending: answer now. Otherwise the next commit's cumulative ack covers it.
+      state.producer?.sendAck(state.committedSeq);
+    }
+    return result;
+  }
+
+  /** The producer's connection closed: once its writes are committed, let the session go. */
+  async detachProducer(state: SessionState, producer: ProducerHandle): Promise<void> {
+    if (state.producer !== producer) return;
+    state.producer = null;
+    await state.whenCommitted();
+    await this.serialize(state.sessionId, () => this.releaseIfIdle(state));
+  }
+
+  /** Ends a session once everything accepted for it is committed (DESIGN: end). Idempotent. */
+  endSession(sessionId: string): Promise<EndOutcome> {
+    return this.serialize(sessionId, async (): Promise<EndOutcome> => {
+      const state = this.states.get(sessionId);
+      if (state) {
+        state.ended = true;
+        await state.whenCommitted();
+        const session = await this.sessions.markEnded(sessionId);
+        if (!session) return { ok: false, refusal: 'session_not_found' };
+        this.hub.publishEnd(sessionId);
+        state.producer?.closeForEnd();
+        await this.releaseIfIdle(state);
+        return { ok: true, session };
+      }
+      if (!(await this.locks.tryAcquire(sessionId))) return { ok: false, refusal: 'producer_elsewhere' };
+      try {
+        const session = await this.sessions.markEnded(sessionId);
+        if (!session) return { ok: false, refusal: 'session_not_found' };
+        this.hub.publishEnd(sessionId);
+        return { ok: true, session };
+      } finally {
+        await this.locks.release(sessionId);
+      }
+    });
+  }
+
+  /** Frames accepted here and maybe not yet committed, for a viewer's catch-up. */
+  recentFrames(sessionId: string): LiveFrame[] {
+    return this.states.get(sessionId)?.windowSnapshot() ?? [];
+  }
+
+  /** The lock of `sessionId` was lost to another process (see ProducerLocks). */
+  lockLost(sessionId: string): void {
+    const state = this.states.get(sessionId);
+    if (!state) return;
+    this.states.delete(sessionId);
+    state.producer?.closeForConflict();
+  }
+
+  private async releaseIfIdle(state: SessionState): Promise<void> {
+    if (state.producer !== null || state.hasPendingWrites || this.states.get(state.sessionId) !== state) return;
+    this.states.delete(state.sessionId);
+    await this.locks.release(state.sessionId);
+  }
+
+  private serialize<T>(sessionId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(sessionId) ?? Promise.resolve();
+    const result = previous.then(work, work);
+    const tail = result.catch(() => undefined);
+    this.chains.set(sessionId, tail);
+    void tail.then(() => {
+      if (this.chains.get(sessionId) === tail) this.chains.delete(sessionId);
+    });
+    return result;
+  }
+}

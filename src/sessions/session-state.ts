@@ -1,0 +1,114 @@
+/**
+ * What one process knows about one session while a producer streams into it: the sequence
+ * rules (DESIGN, "Sequence numbers" and "Duplicates"), what is accepted but not yet
+ * committed, and a recent window of encoded frames for viewers that join with fromSeq.
+ *
+ * Invariants:
+ * - committedSeq <= highestAcceptedSeq; -1 means none.
+ * - The window holds a contiguous suffix of the accepted frames, and every sample before
+ *   its first frame is committed. So a viewer's catch-up reads the database below the
+ *   window and the window above it, with no gap (live/catch-up.ts relies on this).
+ * - Frames leave the window only once committed, and only while it is over its byte bound.
+ */
+import type { LiveFrame } from '../live/live-frames.ts';
+import { encodeSamplesFrame } from '../live/live-frames.ts';
+import type { SampleBatch } from './sample-batch.ts';
+import { jsonKeyPrefixes } from './sample-text.ts';
+
+export type Acceptance =
+  | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }
+  | { kind: 'duplicate' }
+  | { kind: 'ended' };
+
+/** What a session needs of its producer's connection. */
+export interface ProducerHandle {
+  sendAck(seq: number): void;
+  /** The session ended: close after the final ack, which has already been sent. */
+  closeForEnd(): void;
+  /** Another process took this session's producer lock during a database outage. */
+  closeForConflict(): void;
+}
+
+export class SessionState {
+  readonly keyPrefixes: string[];
+  highestAcceptedSeq: number;
+  committedSeq: number;
+  ended = false;
+  producer: ProducerHandle | null = null;
+  private readonly window: LiveFrame[] = [];
+  private windowBytes = 0;
+  private commitWaiters: Array<{ seq: number; resolve: () => void }> = [];
+
+  constructor(
+    readonly sessionId: string,
+    readonly channels: readonly string[],
+    lastCommittedSeq: number,
+    private readonly windowMaxBytes: number,
+  ) {
+    this.keyPrefixes = jsonKeyPrefixes(channels);
+    this.highestAcceptedSeq = lastCommittedSeq;
+    this.committedSeq = lastCommittedSeq;
+  }
+
+  get hasPendingWrites(): boolean {
+    return this.committedSeq < this.highestAcceptedSeq;
+  }
+
+  /**
+   * Applies the sequence rules to a decoded batch: assigns seqs when the producer sent none,
+   * drops what is at or below the highest accepted seq, and encodes the rest once.
+   */
+  accept(batch: SampleBatch, hasSeq: boolean): Acceptance {
+    if (this.ended) return { kind: 'ended' };
+    if (batch.count === 0) return { kind: 'duplicate' };
+    let fresh = batch;
+    if (!hasSeq) {
+      const next = Math.max(this.highestAcceptedSeq + 1, 1);
+      for (let i = 0; i < batch.count; i++) batch.columns[i] = next + i;
+    } else if (batch.firstSeq <= this.highestAcceptedSeq) {
+      const start = batch.indexAfterSeq(this.highestAcceptedSeq);
+      if (start === batch.count) return { kind: 'duplicate' };
+      fresh = batch.slice(start, batch.count);
+    }
+    this.highestAcceptedSeq = fresh.lastSeq;
+    const frame = encodeSamplesFrame(fresh, this.keyPrefixes);
+    this.window.push(frame);
+    this.windowBytes += frame.bytes.length;
+    this.trimWindow();
+    return { kind: 'accepted', batch: fresh, frame };
+  }
+
+  /** Called by the writer once everything up to `seq` is committed. */
+  markCommitted(seq: number): void {
+    if (seq <= this.committedSeq) return;
+    this.committedSeq = seq;
+    this.producer?.sendAck(seq);
+    this.trimWindow();
+    if (this.commitWaiters.length > 0) {
+      const due = this.commitWaiters.filter((waiter) => waiter.seq <= seq);
+      this.commitWaiters = this.commitWaiters.filter((waiter) => waiter.seq > seq);
+      for (const waiter of due) waiter.resolve();
+    }
+  }
+
+  /** Resolves once everything accepted so far is committed. */
+  whenCommitted(): Promise<void> {
+    const seq = this.highestAcceptedSeq;
+    if (seq <= this.committedSeq) return Promise.resolve();
+    return new Promise((resolve) => this.commitWaiters.push({ seq, resolve }));
+  }
+
+  /** The window's frames, oldest first; the array is a copy the caller may keep. */
+  windowSnapshot(): LiveFrame[] {
+    return this.window.slice();
+  }
+
+  private trimWindow(): void {
+    while (this.windowBytes > this.windowMaxBytes && this.window.length > 0) {
+      const oldest = this.window[0];
+      if (oldest.batch.lastSeq > this.committedSeq) return;
+      this.window.shift();
+      this.windowBytes -= oldest.bytes.length;
+    }
+  }
+}

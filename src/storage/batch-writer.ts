@@ -1,0 +1,142 @@
+/**
+ * The writer: takes accepted batches off the write queue, flushes them when the queue holds
+ * `maxBatchSamples` or its oldest item is `maxBatchAgeMs` old (whichever comes first, so the
+ * added latency is capped and commits stay large), writes them as chunk rows with one binary
+ * COPY per flush, then tells each session what is committed (which sends the acks).
+ *
+ * Error policy: a failed flush is retried with the same items, with capped exponential
+ * backoff, for as long as it takes; nothing is dropped and nothing is acked meanwhile, while
+ * the live path goes on and the queue's bound pushes back on producers.
+ * Lifecycle: start() runs the loop; drain() flushes everything and stops the loop.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SessionState } from '../sessions/session-state.ts';
+import type { ChunkRow } from './chunk-codec.ts';
+import type { SampleStore, SessionAdvance } from './sample-store.ts';
+import type { QueuedBatch, WriteQueue } from './write-queue.ts';
+
+export interface BatchWriterOptions {
+  maxBatchAgeMs: number;
+  maxBatchSamples: number;
+  maxChunkSamples: number;
+}
+
+const retryInitialMs = 50;
+const retryMaxMs = 2_000;
+
+export class BatchWriter {
+  private running = false;
+  private draining = false;
+  private loop: Promise<void> | null = null;
+  private pause: AbortController | null = null;
+  healthy = true;
+
+  constructor(
+    private readonly queue: WriteQueue,
+    private readonly store: SampleStore,
+    private readonly options: BatchWriterOptions,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** Flushes everything queued, then stops. Resolves even if the database stays down: bounded by `deadlineMs`. */
+  async drain(deadlineMs: number): Promise<boolean> {
+    this.draining = true;
+    this.pause?.abort();
+    this.queue.interrupt();
+    const timer = sleep(deadlineMs, 'timeout' as const, { ref: false });
+    const outcome = await Promise.race([this.loop?.then(() => 'done' as const), timer]);
+    this.running = false;
+    this.queue.interrupt();
+    return outcome === 'done';
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      if (this.queue.length === 0) {
+        if (this.draining) return;
+        await this.queue.waitForItems();
+        continue;
+      }
+      const oldest = this.queue.oldestEnqueuedAtMs ?? Date.now();
+      const dueInMs = oldest + this.options.maxBatchAgeMs - Date.now();
+      if (!this.draining && this.queue.queuedSamples < this.options.maxBatchSamples && dueInMs > 0) {
+        await this.wait(dueInMs);
+        continue;
+      }
+      await this.flush(this.queue.peek(this.options.maxBatchSamples));
+    }
+  }
+
+  private async flush(items: QueuedBatch[]): Promise<void> {
+    const { rows, advances } = toChunks(items, this.options.maxChunkSamples);
+    let committed = false;
+    for (let attempt = 0; this.running && !committed; attempt++) {
+      try {
+        await this.store.commitChunks(rows, advances);
+        committed = true;
+        this.healthy = true;
+      } catch (error) {
+        this.healthy = false;
+        const delayMs = Math.min(retryMaxMs, retryInitialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
+        this.log.error({ err: error, attempt, delayMs: Math.round(delayMs) }, 'commit failed; retrying');
+        await this.wait(delayMs);
+      }
+    }
+    if (!committed) return;
+    this.queue.remove(items.length);
+    for (const advance of committedSessions(items)) advance.session.markCommitted(advance.lastSeq);
+  }
+
+  private async wait(ms: number): Promise<void> {
+    this.pause = new AbortController();
+    await sleep(ms, undefined, { signal: this.pause.signal }).catch(() => undefined);
+    this.pause = null;
+  }
+}
+
+function committedSessions(items: readonly QueuedBatch[]): Iterable<{ session: SessionState; lastSeq: number }> {
+  const last = new Map<SessionState, { session: SessionState; lastSeq: number }>();
+  for (const item of items) last.set(item.session, { session: item.session, lastSeq: item.batch.lastSeq });
+  return last.values();
+}
+
+/**
+ * Merges consecutive batches of each session into chunks of at most `maxChunkSamples`
+ * samples: fewer, larger rows are what makes a chunk layout fast to write and to read.
+ */
+export function toChunks(items: readonly QueuedBatch[], maxChunkSamples: number): { rows: ChunkRow[]; advances: SessionAdvance[] } {
+  const bySession = new Map<SessionState, SampleBatch[]>();
+  for (const item of items) {
+    const list = bySession.get(item.session);
+    if (list) list.push(item.batch);
+    else bySession.set(item.session, [item.batch]);
+  }
+  const rows: ChunkRow[] = [];
+  const advances: SessionAdvance[] = [];
+  for (const [session, batches] of bySession) {
+    let run: SampleBatch[] = [];
+    let runSamples = 0;
+    let total = 0;
+    const closeRun = () => {
+      if (run.length > 0) rows.push({ sessionId: session.sessionId, batch: SampleBatch.concat(run) });
+      run = [];
+      runSamples = 0;
+    };
+    for (const batch of batches) {
+      if (runSamples > 0 && runSamples + batch.count > maxChunkSamples) closeRun();
+      run.push(batch);
+      runSamples += batch.count;
+      total += batch.count;
+    }
+    closeRun();
+    advances.push({ sessionId: session.sessionId, sampleCount: total, lastSeq: batches[batches.length - 1].lastSeq });
+  }
+  return { rows, advances };
+}

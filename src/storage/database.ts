@@ -1,0 +1,31 @@
+/**
+ * The connection pool. `pg` rather than postgres.js: with pg-copy-streams it is the fastest
+ * COPY path measured here, and it sets TCP_NODELAY itself (../shared/perf/LIMITS.md).
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export type Pool = pg.Pool;
+
+export function createPool(url: string, size: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: size,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'wavehouse',
+  });
+  // An idle client whose server went away emits here; without a listener it would crash
+  // the process. The pool drops the client and the next query connects anew.
+  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+  return pool;
+}
+
+export async function isDatabaseReachable(pool: pg.Pool): Promise<boolean> {
+  try {
+    await pool.query('SELECT 1');
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Samples in PostgreSQL, as chunk rows. A commit writes every chunk of a flush with one
+ * binary COPY and moves the sessions' counters in the same transaction, so `sampleCount`
+ * and `lastSeq` never count what is not stored (DESIGN: they count committed samples).
+ * Reads page through chunks by key (never OFFSET), so memory stays flat for any session size.
+ */
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import type { SampleBatch } from '../sessions/sample-batch.ts';
+import { batchFromPayload, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+
+export interface SessionAdvance {
+  sessionId: string;
+  sampleCount: number;
+  lastSeq: number;
+}
+
+/** Chunks fetched per round trip when reading: at most ~16 x 2,000 samples in memory. */
+const readPageChunks = 16;
+
+export class SampleStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const copy = client.query(
+        copyStreams.from('COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload) FROM STDIN (FORMAT binary)'),
+      );
+      await pipeline(Readable.from([encodeCopyBinary(rows)]), copy);
+      await client.query(
+        `UPDATE sessions AS s
+            SET sample_count = s.sample_count + a.sample_count,
+                last_seq = GREATEST(s.last_seq, a.last_seq),
+                status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS a(id, sample_count, last_seq)
+          WHERE s.id = a.id`,
+        [advances.map((a) => a.sessionId), advances.map((a) => a.sampleCount), advances.map((a) => a.lastSeq)],
+      );
+      await client.query('COMMIT');
+    } catch (error) {
+      broken = true;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      // A client that failed mid-COPY may be in any state: do not hand it to the next caller.
+      client.release(broken);
+    }
+  }
+
+  /**
+   * Samples of a session with seq in [fromSeq, toSeq], in seq order, as batches.
+   * Stops early when the consumer stops iterating.
+   */
+  async *readRange(sessionId: string, fromSeq: number, toSeq: number): AsyncGenerator<SampleBatch> {
+    let after = fromSeq - 1;
+    for (;;) {
+      const { rows } = await this.pool.query<{ last_seq: string; sample_count: number; payload: Buffer }>(
+        `SELECT last_seq, sample_count, payload FROM sample_chunks
+          WHERE session_id = $1 AND last_seq > $2 AND first_seq <= $3
+          ORDER BY last_seq LIMIT ${readPageChunks}`,
+        [sessionId, after, toSeq],
+      );
+      for (const row of rows) {
+        const batch = batchFromPayload(row.payload, row.sample_count).range(fromSeq, toSeq);
+        if (batch.count > 0) yield batch;
+      }
+      if (rows.length < readPageChunks) return;
+      after = Number(rows[rows.length - 1].last_seq);
+    }
+  }
+}

@@ -1,0 +1,28 @@
+/** Starts the real app on port 0 against a fresh database, and closes both when the test ends. */
+import type { TestContext } from 'node:test';
+import { buildApp, type App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { freshDatabase } from './database.ts';
+
+export interface RunningApp {
+  app: App;
+  /** http://host:port */
+  baseUrl: string;
+  /** ws://host:port */
+  wsUrl: string;
+  databaseUrl: string;
+}
+
+type Hooks = Pick<TestContext, 'after'>;
+
+export async function startApp(t: Hooks, env: Record<string, string> = {}): Promise<RunningApp> {
+  const database = await freshDatabase();
+  const config = loadConfig({ LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: database.url, ...env });
+  const app = await buildApp(config);
+  const baseUrl = await app.listen();
+  t.after(async () => {
+    await app.close();
+    await database.drop();
+  });
+  return { app, baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws'), databaseUrl: database.url };
+}

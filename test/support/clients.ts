@@ -1,0 +1,125 @@
+/** Real WebSocket and HTTP clients for tests, recording what the server sends. */
+import WebSocket from 'ws';
+import { eventually } from './eventually.ts';
+
+export interface CreatedSession {
+  sessionId: string;
+  ingestToken: string;
+  websocketUrl: string;
+  viewerUrl: string;
+  channels: string[];
+  [key: string]: unknown;
+}
+
+export async function createSession(baseUrl: string, body?: unknown): Promise<CreatedSession> {
+  const response = await fetch(`${baseUrl}/api/v1/sessions`, {
+    method: 'POST',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status !== 201) throw new Error(`create answered ${response.status}: ${await response.text()}`);
+  return (await response.json()) as CreatedSession;
+}
+
+export async function endSession(baseUrl: string, sessionId: string, token: string | null) {
+  const response = await fetch(`${baseUrl}/api/v1/sessions/${sessionId}/end`, {
+    method: 'POST',
+    headers: token === null ? {} : { authorization: `Bearer ${token}` },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+export interface Sample {
+  seq: number;
+  t: number;
+  [channel: string]: number;
+}
+
+export async function getData(baseUrl: string, sessionId: string, query = ''): Promise<{ samples: Sample[]; nextFromSeq: number | null }> {
+  const response = await fetch(`${baseUrl}/api/v1/sessions/${sessionId}/data${query}`);
+  if (response.status !== 200) throw new Error(`data answered ${response.status}`);
+  return (await response.json()) as { samples: Sample[]; nextFromSeq: number | null };
+}
+
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** A socket that records every text message as parsed JSON, and how it closed. */
+export class RecordingSocket {
+  readonly messages: Array<Record<string, any>> = [];
+  closed: Closed | null = null;
+  readonly socket: WebSocket;
+  readonly opened: Promise<void>;
+
+  constructor(url: string, headers: Record<string, string> = {}) {
+    this.socket = new WebSocket(url, { headers });
+    this.socket.on('message', (data, isBinary) => {
+      if (!isBinary) this.messages.push(JSON.parse(data.toString()));
+    });
+    this.socket.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+    });
+    this.socket.on('error', () => undefined);
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.once('open', () => resolve());
+      this.socket.once('error', reject);
+    });
+  }
+
+  send(frame: unknown): void {
+    this.socket.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  ofType(type: string) {
+    return this.messages.filter((message) => message.type === type);
+  }
+
+  /** The highest seq acked so far, or null. */
+  get lastAck(): number | null {
+    const acks = this.ofType('ack');
+    return acks.length === 0 ? null : Math.max(...acks.map((ack) => ack.seq as number));
+  }
+
+  /** Every sample received in samples_batch frames, in order. */
+  get samples(): Sample[] {
+    return this.ofType('samples_batch').flatMap((frame) => frame.payload.samples as Sample[]);
+  }
+
+  async waitForClose(timeoutMs = 5_000): Promise<Closed> {
+    return eventually(() => {
+      if (!this.closed) throw new Error('socket still open');
+      return this.closed;
+    }, { timeoutMs });
+  }
+
+  async waitForAck(seq: number, timeoutMs = 5_000): Promise<void> {
+    await eventually(() => {
+      if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}`);
+    }, { timeoutMs });
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+export function ingestUrl(wsUrl: string, sessionId: string, token?: string): string {
+  return `${wsUrl}/api/v1/sessions/${sessionId}/ingest${token ? `?token=${encodeURIComponent(token)}` : ''}`;
+}
+
+export function liveUrl(wsUrl: string, sessionId: string, fromSeq?: number): string {
+  return `${wsUrl}/api/v1/sessions/${sessionId}/live${fromSeq === undefined ? '' : `?fromSeq=${fromSeq}`}`;
+}
+
+export function makeSamples(fromSeq: number, count: number, channels = ['ax', 'ay', 'az']): Sample[] {
+  return Array.from({ length: count }, (_, i) => {
+    const seq = fromSeq + i;
+    const sample: Sample = { seq, t: 1_700_000_000_000 + seq * 1.25 };
+    channels.forEach((name, c) => {
+      sample[name] = Math.sin(seq / 10 + c) * 9.81 + c / 10;
+    });
+    return sample;
+  });
+}
