@@ -12,10 +12,10 @@ import type { Config } from './config.ts';
 import { closeCodes } from './contract/errors.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
-import { dataRoutes } from './http/routes/data.ts';
-import { healthRoutes } from './http/routes/health.ts';
-import { sessionRoutes } from './http/routes/sessions.ts';
-import { socketRoutes } from './http/routes/sockets.ts';
+import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
+import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
+import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
+import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { createLogger } from './observability/logger.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
@@ -35,6 +35,16 @@ export interface App {
   /** Listens on config.http host and port (0: any free port); returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
+}
+
+export type ApiParts = HealthRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
+
+/** Registers every route, top to bottom, each plugin handed the parts it uses. */
+export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
+  await server.register(healthRoutes, parts);
+  await server.register(sessionRoutes, parts);
+  await server.register(dataRoutes, parts);
+  await server.register(socketRoutes, parts);
 }
 
 export interface AppOptions {
@@ -75,16 +85,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   };
 
   const server = await createHttpServer({ config, log, preClose: drain, isDraining: () => draining });
-  await server.register(healthRoutes, {
-    readiness: async () => {
-      const database = await isDatabaseReachable(pool);
-      const ready = database && writer.healthy && !queue.isFull && !draining;
-      return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
-    },
-  });
-  await server.register(sessionRoutes, { config, repository, coordinator });
-  await server.register(dataRoutes, { repository, store });
-  await server.register(socketRoutes, { config, repository, store, coordinator, hub, queue, sockets });
+  const readiness = async () => {
+    const database = await isDatabaseReachable(pool);
+    const ready = database && writer.healthy && !queue.isFull && !draining;
+    return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
+  };
+  await registerApi(server, { config, readiness, repository, store, coordinator, hub, queue, sockets });
   writer.start();
 
   let closed: Promise<void> | null = null;

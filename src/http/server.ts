@@ -101,6 +101,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   });
 
   await server.register(swagger, {
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {

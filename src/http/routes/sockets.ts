@@ -5,6 +5,7 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { closeCodes, type CloseName } from '../../contract/errors.ts';
+import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import type { FanoutHub } from '../../fanout/hub.ts';
 import { ProducerConnection } from '../../ingest/producer-connection.ts';
@@ -45,8 +46,12 @@ function tokenOf(request: FastifyRequest<SocketRequest>): string | null {
   return bearerToken(request) ?? (request.query.token || null);
 }
 
+/** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
+const frameSchemas = { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame };
+
 export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (server, options) => {
   const { config, repository, store, coordinator, hub, queue, sockets } = options;
+  for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
   // Looked up before the upgrade so the handler can answer synchronously once it runs.
   const sessionOf = new WeakMap<FastifyRequest, SessionRecord | null>();

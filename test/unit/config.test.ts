@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+test('defaults match DESIGN', () => {
+  const config = loadConfig({});
+  assert.equal(config.http.host, '127.0.0.1');
+  assert.equal(config.http.port, 8080);
+  assert.equal(config.http.corsOrigins, '*');
+  assert.equal(config.database.url, null);
+  assert.equal(config.ingest.maxFrameBytes, 1024 * 1024);
+  assert.equal(config.ingest.maxFrameSamples, 10_000);
+  assert.equal(config.ingest.hardMaxFrameBytes, 16 * 1024 * 1024);
+  assert.equal(config.ingest.maxSamplesPerS, 50_000);
+  assert.equal(config.live.maxBufferedBytes, 4 * 1024 * 1024);
+  assert.equal(config.sessions.legacyTokenlessEnd, false);
+  assert.equal(config.sessions.maxMetadataBytes, 4096);
+  assert.equal(config.pingIntervalMs, 15_000);
+});
+
+test('every bad variable is named in one error', () => {
+  try {
+    loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LEGACY_TOKENLESS_END: 'maybe', CORS_ORIGINS: 'example.org', INGEST_MAX_SAMPLES_PER_S: '-1' });
+    assert.fail('expected a ConfigError');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError);
+    const named = error.problems.map((problem) => problem.split(':')[0]).sort();
+    assert.deepEqual(named, ['CORS_ORIGINS', 'DATABASE_URL', 'INGEST_MAX_SAMPLES_PER_S', 'LEGACY_TOKENLESS_END', 'PORT']);
+  }
+});
+
+test('settings parse from their environment variables', () => {
+  const config = loadConfig({ PORT: '0', CORS_ORIGINS: 'https://a.example, https://b.example', LEGACY_TOKENLESS_END: 'true', INGEST_MAX_SAMPLES_PER_S: '0' });
+  assert.equal(config.http.port, 0);
+  assert.deepEqual(config.http.corsOrigins, ['https://a.example', 'https://b.example']);
+  assert.equal(config.sessions.legacyTokenlessEnd, true);
+  assert.equal(config.ingest.maxSamplesPerS, 0);
+});

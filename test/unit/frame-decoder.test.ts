@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
+
+const channels = ['ax', 'ay', 'az'];
+const limits = { maxFrameBytes: 1024 * 1024, maxFrameSamples: 10_000 };
+const decode = (frame: unknown, receivedAtMs = 1000) =>
+  decodeTextFrame(typeof frame === 'string' ? frame : JSON.stringify(frame), channels, limits, receivedAtMs);
+const codeOf = (frame: unknown) => {
+  const result = decode(frame);
+  return result.ok ? 'ok' : result.code;
+};
+
+describe('frame decoder', () => {
+  test('accepts the three frame shapes and lays samples out column-wise', () => {
+    const sample = { seq: 7, t: 1.5, ax: 0.1, ay: -2, az: 3e-300 };
+    for (const frame of [sample, { samples: [sample] }, { type: 'samples_batch', payload: { samples: [sample] } }]) {
+      const result = decode(frame);
+      assert.ok(result.ok);
+      assert.equal(result.hasSeq, true);
+      assert.deepEqual([...result.batch.columns], [7, 1.5, 0.1, -2, 3e-300]);
+    }
+  });
+
+  test('takes the receive time when t is omitted, and leaves seqs to the session when none is given', () => {
+    const result = decode({ samples: [{ ax: 1, ay: 2, az: 3 }, { ax: 4, ay: 5, az: 6 }] }, 4242.5);
+    assert.ok(result.ok);
+    assert.equal(result.hasSeq, false);
+    assert.deepEqual([result.batch.t(0), result.batch.t(1)], [4242.5, 4242.5]);
+  });
+
+  test('names the rule each bad frame breaks', () => {
+    const good = { ax: 1, ay: 2, az: 3 };
+    const cases: Array<[unknown, string]> = [
+      ['{not json', 'invalid_frame'],
+      ['[1,2]', 'invalid_frame'],
+      ['42', 'invalid_frame'],
+      [{ type: 'other' }, 'invalid_frame'],
+      [{ samples: 'x' }, 'invalid_frame'],
+      [{ samples: [1] }, 'invalid_frame'],
+      [{ samples: [{ ...good, ax: 'x' }] }, 'invalid_frame'],
+      [{ samples: [{ ...good, ax: null }] }, 'invalid_frame'],
+      ['{"samples":[{"ax":1e400,"ay":0,"az":0}]}', 'invalid_frame'],
+      [{ samples: [{ ...good, t: '1' }] }, 'invalid_frame'],
+      [{ samples: [{ ...good, seq: -1 }] }, 'invalid_frame'],
+      [{ samples: [{ ...good, seq: 1.5 }] }, 'invalid_frame'],
+      [{ samples: [{ ...good, seq: 2 ** 53 }] }, 'invalid_frame'],
+      [{ samples: [{ ...good, seq: 1 }, good] }, 'invalid_frame'],
+      [{ samples: [good, { ...good, seq: 1 }] }, 'invalid_frame'],
+      [{ samples: [{ ax: 1, ay: 2 }] }, 'wrong_channels'],
+      [{ samples: [{ ...good, bx: 1 }] }, 'wrong_channels'],
+      [{ samples: [{ ...good, seq: 2 }, { ...good, seq: 2 }] }, 'seq_not_increasing'],
+      [{ samples: [{ ...good, seq: 3 }, { ...good, seq: 2 }] }, 'seq_not_increasing'],
+      [{ samples: Array.from({ length: 10_001 }, () => good) }, 'frame_too_large'],
+    ];
+    for (const [frame, code] of cases) assert.equal(codeOf(frame), code, JSON.stringify(frame).slice(0, 80));
+  });
+
+  test('refuses a frame over the byte limit before parsing it', () => {
+    const result = decodeTextFrame('x'.repeat(2048), channels, { maxFrameBytes: 1024, maxFrameSamples: 10 }, 0);
+    assert.deepEqual(result.ok ? null : result.code, 'frame_too_large');
+  });
+});
