@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { closeCodes } from './contract/errors.ts';
 import { FanoutHub } from './fanout/hub.ts';
+import { RedisBroker } from './fanout/redis-broker.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
 import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
@@ -35,6 +36,20 @@ export interface App {
   /** Listens on config.http host and port (0: any free port); returns the base URL. */
   listen(): Promise<string>;
   close(): Promise<void>;
+}
+
+/** How long an instance waits for the instance holding a session's producer to end it. */
+const remoteEndTimeoutMs = 10_000;
+
+async function endElsewhere(broker: RedisBroker, repository: SessionRepository, sessionId: string) {
+  broker.requestEnd(sessionId);
+  const deadline = Date.now() + remoteEndTimeoutMs;
+  while (Date.now() < deadline) {
+    const session = await repository.find(sessionId);
+    if (session?.status === 'ended') return session;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  return null;
 }
 
 export type ApiParts = HealthRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
@@ -67,11 +82,17 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const repository = new SessionRepository(pool);
   const store = new SampleStore(pool);
   const queue = new WriteQueue(config.writer.maxQueuedBytes);
-  const hub = new FanoutHub();
+  const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
+  await broker?.connect();
+  const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }));
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
-  const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes);
+  const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
+  const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
+  broker?.onControl(({ endSession }) => {
+    coordinator.endIfLocal(endSession).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
+  });
 
   let draining = false;
   const drain = async () => {
@@ -110,6 +131,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         await server.close();
         await drain();
         await locks.close();
+        await broker?.close();
         await pool.end();
         await embedded?.stop();
       })();

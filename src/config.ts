@@ -20,6 +20,8 @@ export interface Config {
     dataDir: string;
     poolSize: number;
   };
+  /** null: fan-out stays in this process; a redis:// URL shares it across instances. */
+  redisUrl: string | null;
   sessions: {
     /** Lets `end` go without a token, for the openSCG phone clients. */
     legacyTokenlessEnd: boolean;
@@ -113,6 +115,8 @@ export function loadConfig(env: Env): Config {
   if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     read.problems.push('DATABASE_URL: expected a postgres:// or postgresql:// URL');
   }
+  const redisUrl = read.optionalString('REDIS_URL');
+  if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) read.problems.push('REDIS_URL: expected a redis:// or rediss:// URL');
   const corsSetting = read.string('CORS_ORIGINS', '*');
   const corsOrigins: Config['http']['corsOrigins'] =
     corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
@@ -136,6 +140,7 @@ export function loadConfig(env: Env): Config {
       dataDir: path.resolve(read.string('WAVEHOUSE_DATA_DIR', path.join(projectRoot, 'data'))),
       poolSize: read.integer('DATABASE_POOL_SIZE', 10, 2, 1000),
     },
+    redisUrl,
     sessions: {
       legacyTokenlessEnd: read.boolean('LEGACY_TOKENLESS_END', false),
       maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 4096, 2),

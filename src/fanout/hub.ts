@@ -1,17 +1,37 @@
 /**
  * The fan-out hub of this process: who watches which session, and the one call that hands
- * a batch's encoded frame to each of them. The hub never encodes and never waits: each
- * subscriber decides what to do with the same bytes (send, buffer, or give up on a slow peer).
+ * a batch's encoded frame to each of them. The hub never encodes per viewer and never
+ * waits: each subscriber decides what to do with the same bytes (send, hold, or give up on
+ * a slow peer).
+ *
+ * With a broker (REDIS_URL), frames published here also go to other processes, and the hub
+ * listens for a session's frames from elsewhere while it has viewers of it. Its own frames,
+ * echoed back by the broker, are recognised by origin and skipped.
  */
+import { randomUUID } from 'node:crypto';
 import type { LiveFrame } from '../live/live-frames.ts';
+import { decodeMessage, encodeEndedMessage, encodeFrameMessage, normalizeOrigin } from './broker-codec.ts';
 
 export interface Subscriber {
   deliver(frame: LiveFrame): void;
   deliverEnd(): void;
 }
 
+/** What the hub needs of a broker driver (fanout/redis-broker.ts). */
+export interface Broker {
+  publish(sessionId: string, message: Buffer): void;
+  subscribe(sessionId: string): void;
+  unsubscribe(sessionId: string): void;
+  onFrame(listener: (sessionId: string, message: Buffer) => void): void;
+}
+
 export class FanoutHub {
   private readonly bySession = new Map<string, Set<Subscriber>>();
+  private readonly origin = normalizeOrigin(randomUUID());
+
+  constructor(private readonly broker: Broker | null = null) {
+    broker?.onFrame((sessionId, message) => this.fromBroker(sessionId, message));
+  }
 
   /** Registers a subscriber; returns the function that unregisters it. */
   subscribe(sessionId: string, subscriber: Subscriber): () => void {
@@ -19,27 +39,48 @@ export class FanoutHub {
     if (!subscribers) {
       subscribers = new Set();
       this.bySession.set(sessionId, subscribers);
+      this.broker?.subscribe(sessionId);
     }
     subscribers.add(subscriber);
     return () => {
       subscribers.delete(subscriber);
-      if (subscribers.size === 0 && this.bySession.get(sessionId) === subscribers) this.bySession.delete(sessionId);
+      if (subscribers.size === 0 && this.bySession.get(sessionId) === subscribers) {
+        this.bySession.delete(sessionId);
+        this.broker?.unsubscribe(sessionId);
+      }
     };
   }
 
   publish(sessionId: string, frame: LiveFrame): void {
+    this.deliver(sessionId, frame);
+    this.broker?.publish(sessionId, encodeFrameMessage(this.origin, frame));
+  }
+
+  publishEnd(sessionId: string): void {
+    this.deliverEnd(sessionId);
+    this.broker?.publish(sessionId, encodeEndedMessage(this.origin));
+  }
+
+  subscriberCount(sessionId: string): number {
+    return this.bySession.get(sessionId)?.size ?? 0;
+  }
+
+  private deliver(sessionId: string, frame: LiveFrame): void {
     const subscribers = this.bySession.get(sessionId);
     if (!subscribers) return;
     for (const subscriber of subscribers) subscriber.deliver(frame);
   }
 
-  publishEnd(sessionId: string): void {
+  private deliverEnd(sessionId: string): void {
     const subscribers = this.bySession.get(sessionId);
     if (!subscribers) return;
     for (const subscriber of [...subscribers]) subscriber.deliverEnd();
   }
 
-  subscriberCount(sessionId: string): number {
-    return this.bySession.get(sessionId)?.size ?? 0;
+  private fromBroker(sessionId: string, raw: Buffer): void {
+    const message = decodeMessage(raw);
+    if (message === null || message.origin === this.origin) return;
+    if (message.kind === 'ended') this.deliverEnd(sessionId);
+    else this.deliver(sessionId, message.frame);
   }
 }

@@ -9,11 +9,20 @@ import { samplesToJson } from '../sessions/sample-text.ts';
 export interface LiveFrame {
   readonly bytes: Buffer;
   readonly batch: SampleBatch;
+  /**
+   * The session's highest accepted seq before this batch (-1: none). A viewer whose last
+   * seen seq is below it has missed samples (another process's frames published before it
+   * subscribed, say) and fetches them from the database before going on.
+   */
+  readonly prevSeq: number;
 }
 
-export function encodeSamplesFrame(batch: SampleBatch, keyPrefixes: readonly string[]): LiveFrame {
-  const text = '{"type":"samples_batch","payload":{"samples":[' + samplesToJson(batch, keyPrefixes) + ']}}';
-  return { bytes: Buffer.from(text), batch };
+export function encodeSamplesFrame(batch: SampleBatch, keyPrefixes: readonly string[], prevSeq: number): LiveFrame {
+  return { bytes: Buffer.from(samplesFrameText(batch, keyPrefixes)), batch, prevSeq };
+}
+
+export function samplesFrameText(batch: SampleBatch, keyPrefixes: readonly string[]): string {
+  return '{"type":"samples_batch","payload":{"samples":[' + samplesToJson(batch, keyPrefixes) + ']}}';
 }
 
 export const sessionEndedFrame = Buffer.from('{"type":"session_ended"}');

@@ -1,28 +1,37 @@
 /**
- * One live viewer: history first (database, then the recent window), then live frames from
- * the hub, with no gap and no duplicate (DESIGN, live socket).
+ * One live viewer: history first, then live frames from the hub, with no gap and no
+ * duplicate (DESIGN, live socket).
  *
- * How: the viewer subscribes to the hub and takes the window snapshot in the same tick, so
+ * How: the viewer subscribes to the hub and takes the recent window in the same tick, so
  * every sample is either already accepted (in the database or the window) or arrives later
- * through the hub. Frames arriving during catch-up wait in `pending`; everything sent is
- * filtered by `lastSentSeq`, which only grows, so overlaps are cut and never resent.
+ * through the hub. Frames waiting to be sent sit in `pending`. Everything sent is filtered
+ * by `lastSentSeq`, which only grows, so overlaps are cut and never resent.
  *
- * Bounds: while catching up, `pending` is capped at `maxBufferedBytes`; once live, the
- * socket's unsent bytes are. Past either, the viewer is closed with 1013 and resumes with
- * fromSeq: one slow viewer never holds memory or time from the producer or other viewers.
+ * Gaps: each frame carries the seq accepted just before it (`prevSeq`). A frame whose
+ * prevSeq is above `lastSentSeq` means samples were missed: frames another process
+ * published before this one subscribed to the broker, or ones committed but older than the
+ * window. The viewer then reads exactly that range from the database (waiting for it to be
+ * committed) before sending the frame. So correctness never rests on timing.
+ *
+ * Bounds: `pending` is capped at `maxBufferedBytes`, and so are the socket's unsent bytes.
+ * Past either, the viewer is closed with 1013 and resumes with fromSeq: one slow viewer
+ * never holds memory or time from the producer or other viewers.
  */
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { encodeSamplesFrame, sessionEndedFrame, type LiveFrame } from './live-frames.ts';
+import { samplesFrameText, sessionEndedFrame, type LiveFrame } from './live-frames.ts';
 
 /** The part of a WebSocket a viewer needs. */
 export interface ViewerSocket {
   readonly bufferedAmount: number;
   readonly readyState: number;
-  send(data: Buffer, options: { binary: boolean }): void;
+  send(data: Buffer | string, options: { binary: boolean }): void;
   close(code: number, reason: string): void;
 }
+
+/** Committed samples of the viewer's session in [fromSeq, toSeq], waiting until toSeq is committed. */
+export type HistorySource = (fromSeq: number, toSeq: number) => AsyncIterable<SampleBatch>;
 
 const OPEN = 1;
 /** Frames are JSON text; ws would send a Buffer as a binary frame unless told. */
@@ -30,19 +39,20 @@ const asText = { binary: false };
 const drainPollMs = 5;
 
 export class Viewer implements Subscriber {
-  private mode: 'catching-up' | 'live' | 'closed';
+  private mode: 'catching-up' | 'live' | 'closed' = 'live';
   private pending: Array<LiveFrame | 'end'> = [];
   private pendingBytes = 0;
-  private lastSentSeq: number;
+  /** null: a viewer "from now on" that has not been sent anything yet. */
+  private lastSentSeq: number | null;
 
   constructor(
     private readonly socket: ViewerSocket,
     private readonly keyPrefixes: readonly string[],
     fromSeq: number | null,
+    private readonly history: HistorySource,
     private readonly maxBufferedBytes: number,
   ) {
-    this.mode = fromSeq === null ? 'live' : 'catching-up';
-    this.lastSentSeq = fromSeq === null ? -1 : fromSeq - 1;
+    this.lastSentSeq = fromSeq === null ? null : fromSeq - 1;
   }
 
   get isClosed(): boolean {
@@ -50,12 +60,14 @@ export class Viewer implements Subscriber {
   }
 
   deliver(frame: LiveFrame): void {
-    if (this.mode === 'live') this.send(frame);
-    else if (this.mode === 'catching-up') {
-      this.pending.push(frame);
-      this.pendingBytes += frame.bytes.length;
-      if (this.pendingBytes > this.maxBufferedBytes) this.closeSlow();
+    if (this.mode === 'catching-up') return this.hold(frame);
+    if (this.mode === 'closed') return;
+    if (this.hasGapBefore(frame)) {
+      this.hold(frame);
+      this.run(false, async () => false);
+      return;
     }
+    this.send(frame);
   }
 
   deliverEnd(): void {
@@ -64,34 +76,15 @@ export class Viewer implements Subscriber {
   }
 
   /**
-   * Sends the history (batches from the database, then the window's frames), then what
-   * arrived meanwhile, then goes live. `ended`: the session had ended when the viewer came.
+   * Starts a viewer with fromSeq: the database up to the window, then the window's frames,
+   * then what arrived meanwhile, then live. `ended` tells whether the session had ended.
    */
-  async catchUp(history: AsyncIterable<SampleBatch>, window: readonly LiveFrame[], ended: () => Promise<boolean>): Promise<void> {
-    for await (const batch of history) {
-      if (this.isClosed) return;
-      this.sendBatch(batch);
-      await this.drained();
-    }
-    for (const frame of window) {
-      if (this.isClosed) return;
-      this.send(frame);
-      await this.drained();
-    }
-    // Synchronous from here to going live, so nothing can slip in between.
-    while (this.pending.length > 0) {
-      const next = this.pending.shift()!;
-      if (next === 'end') return this.finish();
-      this.send(next);
-      if (this.isClosed) return;
-    }
-    this.pendingBytes = 0;
-    if (this.mode !== 'catching-up') return;
-    this.mode = 'live';
-    if (await ended()) this.finish();
+  start(window: readonly LiveFrame[], ended: () => Promise<boolean>): void {
+    for (const frame of window) this.hold(frame);
+    this.run(true, ended, window.length > 0 ? window[0].batch.firstSeq - 1 : Number.MAX_SAFE_INTEGER);
   }
 
-  /** The session had already ended when this viewer (without fromSeq) arrived, or it just did. */
+  /** The session ended: send `session_ended` and close with 1000. */
   finish(): void {
     if (this.mode === 'closed') return;
     this.mode = 'closed';
@@ -106,27 +99,75 @@ export class Viewer implements Subscriber {
     this.pending = [];
   }
 
+  private hold(frame: LiveFrame): void {
+    this.pending.push(frame);
+    this.pendingBytes += frame.bytes.length;
+    if (this.pendingBytes > this.maxBufferedBytes) this.closeSlow();
+  }
+
+  private hasGapBefore(frame: LiveFrame): boolean {
+    return this.lastSentSeq !== null && frame.prevSeq > this.lastSentSeq;
+  }
+
+  private run(initial: boolean, ended: () => Promise<boolean>, initialUpToSeq = 0): void {
+    this.mode = 'catching-up';
+    this.catchUp(initial, ended, initialUpToSeq).catch(() => {
+      if (this.mode === 'closed') return;
+      this.mode = 'closed';
+      this.socket.close(closeCodes.internal_error.code, 'could not read history; reconnect with fromSeq');
+    });
+  }
+
+  private async catchUp(initial: boolean, ended: () => Promise<boolean>, initialUpToSeq: number): Promise<void> {
+    // A viewer with fromSeq first reads everything below the window: it is all committed.
+    let range: [number, number] | null = initial && this.lastSentSeq !== null ? [this.lastSentSeq + 1, initialUpToSeq] : null;
+    for (;;) {
+      if (range) {
+        for await (const batch of this.history(range[0], range[1])) {
+          if (this.isClosed) return;
+          this.sendBatch(batch);
+          await this.drained();
+        }
+        if (this.isClosed) return;
+      }
+      // Synchronous from here to going live (or to the next gap), so nothing slips in between.
+      range = null;
+      while (this.pending.length > 0) {
+        const next = this.pending[0];
+        if (next === 'end') return this.finish();
+        if (this.hasGapBefore(next)) {
+          range = [this.lastSentSeq! + 1, next.prevSeq];
+          break;
+        }
+        this.pending.shift();
+        this.pendingBytes -= next.bytes.length;
+        this.send(next);
+        if (this.isClosed) return;
+      }
+      if (range === null) break;
+    }
+    this.mode = 'live';
+    if (initial && (await ended())) this.finish();
+  }
+
   private send(frame: LiveFrame): void {
     const { batch } = frame;
-    if (batch.lastSeq <= this.lastSentSeq) return;
-    if (batch.firstSeq <= this.lastSentSeq) {
-      this.sendBatch(batch.slice(batch.indexAfterSeq(this.lastSentSeq), batch.count));
-      return;
-    }
+    if (this.lastSentSeq !== null && batch.lastSeq <= this.lastSentSeq) return;
+    if (this.lastSentSeq !== null && batch.firstSeq <= this.lastSentSeq) return this.sendBatch(batch);
     this.write(frame.bytes, batch.lastSeq);
   }
 
   private sendBatch(batch: SampleBatch): void {
-    const start = batch.indexAfterSeq(this.lastSentSeq);
+    const start = this.lastSentSeq === null ? 0 : batch.indexAfterSeq(this.lastSentSeq);
     if (start === batch.count) return;
     const fresh = start === 0 ? batch : batch.slice(start, batch.count);
-    this.write(encodeSamplesFrame(fresh, this.keyPrefixes).bytes, fresh.lastSeq);
+    this.write(samplesFrameText(fresh, this.keyPrefixes), fresh.lastSeq);
   }
 
-  private write(bytes: Buffer, lastSeq: number): void {
+  private write(data: Buffer | string, lastSeq: number): void {
     if (this.socket.readyState !== OPEN) return;
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return this.closeSlow();
-    this.socket.send(bytes, asText);
+    this.socket.send(data, asText);
     this.lastSentSeq = lastSeq;
   }
 
@@ -134,8 +175,7 @@ export class Viewer implements Subscriber {
     if (this.mode === 'closed') return;
     this.mode = 'closed';
     this.pending = [];
-    const { code } = closeCodes.try_again_later;
-    this.socket.close(code, 'too far behind; reconnect with fromSeq');
+    this.socket.close(closeCodes.try_again_later.code, 'too far behind; reconnect with fromSeq');
   }
 
   /** Waits until the socket has sent most of what it holds, so history is read only as fast as it goes out. */

@@ -31,6 +31,9 @@ export type AttachOutcome =
   | { ok: true; state: SessionState }
   | { ok: false; refusal: 'producer_conflict' | 'session_ended' | 'session_not_found' };
 
+/** Asks the process holding a session's producer to end it; resolves with the ended session, or null if it did not happen in time. */
+export type RemoteEnd = (sessionId: string) => Promise<SessionRecord | null>;
+
 export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' };
 
 export class SessionCoordinator {
@@ -43,6 +46,7 @@ export class SessionCoordinator {
     private readonly hub: FanoutHub,
     private readonly queue: WriteQueue,
     private readonly windowMaxBytes: number,
+    private readonly remoteEnd: RemoteEnd | null = null,
   ) {}
 
   get activeSessionCount(): number {
@@ -108,7 +112,10 @@ export class SessionCoordinator {
         await this.releaseIfIdle(state);
         return { ok: true, session };
       }
-      if (!(await this.locks.tryAcquire(sessionId))) return { ok: false, refusal: 'producer_elsewhere' };
+      if (!(await this.locks.tryAcquire(sessionId))) {
+        const session = await this.remoteEnd?.(sessionId);
+        return session ? { ok: true, session } : { ok: false, refusal: 'producer_elsewhere' };
+      }
       try {
         const session = await this.sessions.markEnded(sessionId);
         if (!session) return { ok: false, refusal: 'session_not_found' };
@@ -118,6 +125,11 @@ export class SessionCoordinator {
         await this.locks.release(sessionId);
       }
     });
+  }
+
+  /** Another process asked to end a session: only the process holding its producer acts. */
+  async endIfLocal(sessionId: string): Promise<void> {
+    if (this.states.has(sessionId)) await this.endSession(sessionId);
   }
 
   /** Frames accepted here and maybe not yet committed, for a viewer's catch-up. */

@@ -70,8 +70,8 @@ export class SessionState {
       if (start === batch.count) return { kind: 'duplicate' };
       fresh = batch.slice(start, batch.count);
     }
+    const frame = encodeSamplesFrame(fresh, this.keyPrefixes, this.highestAcceptedSeq);
     this.highestAcceptedSeq = fresh.lastSeq;
-    const frame = encodeSamplesFrame(fresh, this.keyPrefixes);
     this.window.push(frame);
     this.windowBytes += frame.bytes.length;
     this.trimWindow();

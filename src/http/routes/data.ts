@@ -22,12 +22,16 @@ const maxSeq = Number.MAX_SAFE_INTEGER;
 /** The last seq of a page of `limit` samples from `fromSeq`, and whether more follow. */
 async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number, limit: number) {
   let seen = 0;
+  let lastSeenSeq = -1;
   for await (const batch of store.readRange(sessionId, fromSeq, toSeq)) {
+    // The page ended exactly at the previous batch, and this one proves more samples follow.
+    if (seen === limit) return { toSeq: lastSeenSeq, nextFromSeq: lastSeenSeq + 1 };
     if (seen + batch.count > limit) {
       const lastSeq = batch.seq(limit - seen - 1);
       return { toSeq: lastSeq, nextFromSeq: lastSeq + 1 };
     }
     seen += batch.count;
+    lastSeenSeq = batch.lastSeq;
   }
   return { toSeq, nextFromSeq: null };
 }

@@ -38,6 +38,10 @@ interface SocketRequest {
   Querystring: SocketQuery;
 }
 
+/** How long a viewer waits for missed samples to be committed before giving up (1011, reconnect). */
+const historyWaitMs = 10_000;
+const historyPollMs = 20;
+
 function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[name].reason): void {
   socket.close(closeCodes[name].code, reason.slice(0, 120));
 }
@@ -78,7 +82,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (fromSeq !== null && (!Number.isSafeInteger(fromSeq) || fromSeq < 0)) {
       return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1');
     }
-    const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, config.live.maxBufferedBytes);
+    const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes);
     const unsubscribe = hub.subscribe(session.id, viewer);
     const window = coordinator.recentFrames(session.id);
     socket.once('close', () => {
@@ -86,17 +90,31 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
       viewer.closed();
     });
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
-    const log = request.log.child({ sessionId: session.id, socket: 'live' });
-    const fail = (error: unknown) => {
-      log.error({ err: error }, 'live viewer failed');
-      refuse(socket, 'internal_error', 'internal error; reconnect with fromSeq');
+    if (fromSeq !== null) return viewer.start(window, ended);
+    ended().then(
+      (isEnded) => isEnded && viewer.finish(),
+      (error: unknown) => {
+        request.log.error({ err: error, sessionId: session.id }, 'live viewer failed');
+        refuse(socket, 'internal_error', 'internal error; reconnect');
+      },
+    );
+  }
+
+  /**
+   * A viewer's history source: stored samples in a range, after waiting (bounded) until the
+   * range is committed, since a gap a viewer detects may still be in another process's queue.
+   */
+  function committedHistory(sessionId: string) {
+    return async function* (fromSeq: number, toSeq: number) {
+      if (toSeq !== Number.MAX_SAFE_INTEGER) {
+        const deadline = Date.now() + historyWaitMs;
+        while (((await repository.find(sessionId))?.lastSeq ?? -1) < toSeq) {
+          if (Date.now() > deadline) throw new Error(`samples up to ${toSeq} were not committed within ${historyWaitMs} ms`);
+          await new Promise((resolve) => setTimeout(resolve, historyPollMs));
+        }
+      }
+      yield* store.readRange(sessionId, fromSeq, toSeq);
     };
-    if (fromSeq === null) {
-      ended().then((isEnded) => isEnded && viewer.finish(), fail);
-      return;
-    }
-    const upperSeq = window.length > 0 ? window[0].batch.firstSeq - 1 : Number.MAX_SAFE_INTEGER;
-    viewer.catchUp(store.readRange(session.id, fromSeq, upperSeq), window, ended).catch(fail);
   }
 
   const withSession =

@@ -1,0 +1,71 @@
+/**
+ * The broker driver for Redis pub/sub: one channel per session for live frames
+ * (`wavehouse:live:<id>`), subscribed only while this process has viewers of the session,
+ * and one control channel for requests another process must carry out (ending a session
+ * whose producer is connected there). Pub/sub is fire-and-forget: a message lost here is
+ * recovered by the viewer's gap check (live/viewer.ts), never trusted for durability.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Broker } from './hub.ts';
+
+const livePrefix = 'wavehouse:live:';
+const controlChannel = 'wavehouse:control';
+
+export class RedisBroker implements Broker {
+  private readonly publisher: Redis;
+  private readonly subscriber: Redis;
+  private frameListener: (sessionId: string, message: Buffer) => void = () => undefined;
+  private controlListener: (request: { endSession: string }) => void = () => undefined;
+
+  constructor(url: string, log: Logger) {
+    const options = { maxRetriesPerRequest: null, lazyConnect: true } as const;
+    this.publisher = new Redis(url, options);
+    this.subscriber = new Redis(url, options);
+    for (const connection of [this.publisher, this.subscriber]) {
+      connection.on('error', (error: Error) => log.warn({ err: error }, 'redis connection error'));
+    }
+    this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
+      const name = channel.toString();
+      if (name === controlChannel) {
+        const sessionId = message.toString();
+        return this.controlListener({ endSession: sessionId });
+      }
+      if (name.startsWith(livePrefix)) this.frameListener(name.slice(livePrefix.length), message);
+    });
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+    await this.subscriber.subscribe(controlChannel);
+  }
+
+  onFrame(listener: (sessionId: string, message: Buffer) => void): void {
+    this.frameListener = listener;
+  }
+
+  onControl(listener: (request: { endSession: string }) => void): void {
+    this.controlListener = listener;
+  }
+
+  publish(sessionId: string, message: Buffer): void {
+    this.publisher.publish(livePrefix + sessionId, message).catch(() => undefined);
+  }
+
+  requestEnd(sessionId: string): void {
+    this.publisher.publish(controlChannel, sessionId).catch(() => undefined);
+  }
+
+  subscribe(sessionId: string): void {
+    this.subscriber.subscribe(livePrefix + sessionId).catch(() => undefined);
+  }
+
+  unsubscribe(sessionId: string): void {
+    this.subscriber.unsubscribe(livePrefix + sessionId).catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+    await this.publisher.quit().catch(() => undefined);
+  }
+}

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { encodeSamplesFrame } from '../../src/live/live-frames.ts';
+import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
+import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { jsonKeyPrefixes } from '../../src/sessions/sample-text.ts';
+import { eventually } from '../support/eventually.ts';
+
+const prefixes = jsonKeyPrefixes(['x']);
+
+class FakeSocket implements ViewerSocket {
+  bufferedAmount = 0;
+  readyState = 1;
+  sent: any[] = [];
+  closedWith: number | null = null;
+  send(data: Buffer | string) {
+    this.sent.push(JSON.parse(data.toString()));
+  }
+  close(code: number) {
+    this.closedWith = code;
+    this.readyState = 3;
+  }
+  get seqs(): number[] {
+    return this.sent.flatMap((frame) => (frame.payload?.samples ?? []).map((sample: { seq: number }) => sample.seq));
+  }
+}
+
+function batch(from: number, to: number): SampleBatch {
+  const seqs = Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  const out = SampleBatch.allocate(seqs.length, 1);
+  seqs.forEach((seq, i) => {
+    out.columns[i] = seq;
+    out.columns[seqs.length + i] = seq;
+    out.columns[2 * seqs.length + i] = seq / 4;
+  });
+  return out;
+}
+
+const frame = (from: number, to: number) => encodeSamplesFrame(batch(from, to), prefixes, from - 1);
+
+function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
+  return async function* (fromSeq: number, toSeq: number) {
+    reads.push([fromSeq, toSeq]);
+    for (const b of stored) {
+      const part = b.range(fromSeq, toSeq);
+      if (part.count > 0) yield part;
+    }
+  };
+}
+
+test('a viewer from now on sends each frame as it comes, cutting nothing', () => {
+  const socket = new FakeSocket();
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20);
+  viewer.deliver(frame(5, 9));
+  viewer.deliver(frame(10, 12));
+  assert.deepEqual(socket.seqs, [5, 6, 7, 8, 9, 10, 11, 12]);
+});
+
+test('a viewer that missed frames reads exactly the missing range from history, then goes on live', async () => {
+  const socket = new FakeSocket();
+  const reads: Array<[number, number]> = [];
+  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20);
+  viewer.deliver(frame(1, 5));
+  viewer.deliver(frame(11, 15));
+  viewer.deliver(frame(16, 20));
+  await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 20 }, (_, i) => i + 1)));
+  assert.deepEqual(reads, [[6, 10]]);
+  viewer.deliver(frame(21, 22));
+  assert.deepEqual(socket.seqs.slice(-2), [21, 22]);
+});
+
+test('a viewer with fromSeq joins history, window and live frames without gap or duplicate', async () => {
+  const socket = new FakeSocket();
+  const reads: Array<[number, number]> = [];
+  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20);
+  viewer.start([frame(11, 15)], async () => false);
+  viewer.deliver(frame(16, 18));
+  await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
+  assert.deepEqual(reads, [[3, 10]]);
+});
+
+test('a viewer whose socket holds too much is closed with 1013', () => {
+  const socket = new FakeSocket();
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024);
+  viewer.deliver(frame(1, 2));
+  socket.bufferedAmount = 4096;
+  viewer.deliver(frame(3, 4));
+  assert.equal(socket.closedWith, 1013);
+  assert.deepEqual(socket.seqs, [1, 2]);
+});
+
+test('the end of the session reaches a catching-up viewer after its history', async () => {
+  const socket = new FakeSocket();
+  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20);
+  viewer.start([], async () => false);
+  viewer.deliverEnd();
+  await eventually(() => assert.equal(socket.closedWith, 1000));
+  assert.deepEqual(socket.seqs, [1, 2, 3, 4]);
+  assert.deepEqual(socket.sent.at(-1), { type: 'session_ended' });
+});
