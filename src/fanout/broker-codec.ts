@@ -7,7 +7,7 @@
  * prevSeq f64 | channelCount u16 | sampleCount u32 | textLength u32 | text | columns f64[].
  */
 import { SampleBatch } from '../sessions/sample-batch.ts';
-import type { LiveFrame } from '../live/live-frames.ts';
+import { LiveFrame } from '../live/live-frames.ts';
 
 const headerBytes = 1 + 16 + 8 + 2 + 4 + 4;
 const kindSamples = 1;
@@ -64,5 +64,5 @@ export function decodeMessage(message: Buffer): BrokerMessage | null {
   const columns = new Float64Array(count * (channelCount + 2));
   new Uint8Array(columns.buffer).set(message.subarray(headerBytes + textLength));
   const bytes = message.subarray(headerBytes, headerBytes + textLength);
-  return { origin, kind: 'samples', frame: { bytes, batch: new SampleBatch(count, channelCount, columns), prevSeq } };
+  return { origin, kind: 'samples', frame: LiveFrame.received(new SampleBatch(count, channelCount, columns), prevSeq, bytes) };
 }

@@ -11,7 +11,8 @@ import type { FrameErrorCode } from '../contract/errors.ts';
 import { SampleBatch } from '../sessions/sample-batch.ts';
 
 export type DecodedFrame =
-  | { ok: true; batch: SampleBatch; hasSeq: boolean }
+  /** samplesText: the frame's own bytes of its samples array, when it can be forwarded as it is (live/live-frames.ts). */
+  | { ok: true; batch: SampleBatch; hasSeq: boolean; samplesText: Buffer | null }
   | { ok: false; code: FrameErrorCode; message: string };
 
 export interface FrameLimits {
@@ -25,14 +26,25 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The samples array of a frame, or null when the frame is a single Sample. */
-function samplesOf(frame: Record<string, unknown>): unknown[] | null | 'bad' {
+function keyCount(object: object): number {
+  let count = 0;
+  for (const _ in object) count++;
+  return count;
+}
+
+/**
+ * The samples array of a frame (null when the frame is a single Sample), and whether the
+ * frame holds nothing else, so that its array text is the only `[...]` in its bytes.
+ */
+function samplesOf(frame: Record<string, unknown>): { samples: unknown[] | null; bare: boolean } | 'bad' {
   if ('type' in frame) {
     if (frame.type !== 'samples_batch' || !isPlainObject(frame.payload)) return 'bad';
-    return Array.isArray(frame.payload.samples) ? frame.payload.samples : 'bad';
+    const { samples } = frame.payload;
+    if (!Array.isArray(samples)) return 'bad';
+    return { samples, bare: keyCount(frame) === 2 && keyCount(frame.payload) === 1 };
   }
-  if ('samples' in frame) return Array.isArray(frame.samples) ? frame.samples : 'bad';
-  return null;
+  if ('samples' in frame) return Array.isArray(frame.samples) ? { samples: frame.samples, bare: keyCount(frame) === 1 } : 'bad';
+  return { samples: null, bare: false };
 }
 
 export function decodeTextFrame(
@@ -55,20 +67,25 @@ export function decodeTextFrame(
   if (listed === 'bad') {
     return reject('invalid_frame', 'frame must be a Sample, {"samples":[...]} or {"type":"samples_batch","payload":{"samples":[...]}}');
   }
-  const samples = listed ?? [frame];
+  const samples = listed.samples ?? [frame];
   if (samples.length > limits.maxFrameSamples) {
     return reject('frame_too_large', `frame holds ${samples.length} samples; the limit is ${limits.maxFrameSamples}`);
   }
-  return decodeSamples(samples, channels, receivedAtMs);
+  const decoded = decodeSamples(samples, channels, receivedAtMs);
+  if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
+  // Keys and values were just checked to be the fixed keys, channel names and numbers, none
+  // of which can hold a bracket: the first '[' and the last ']' bound the samples array.
+  return { ...decoded, samplesText: data.subarray(data.indexOf(0x5b), data.lastIndexOf(0x5d) + 1) };
 }
 
-function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number): DecodedFrame {
+function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number): DecodedFrame & { everyT?: boolean } {
   const n = samples.length;
   const width = channels.length;
   const batch = SampleBatch.allocate(n, width);
   const columns = batch.columns;
   const hasSeq = n > 0 && isPlainObject(samples[0]) && 'seq' in samples[0];
   let previousSeq = -1;
+  let everyT = true;
   for (let i = 0; i < n; i++) {
     const sample = samples[i];
     if (!isPlainObject(sample)) return reject('invalid_frame', `sample ${i} is not an object`);
@@ -90,6 +107,7 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
     const t = sample.t;
     if (t === undefined) {
       columns[n + i] = receivedAtMs;
+      everyT = false;
     } else {
       if (typeof t !== 'number' || !Number.isFinite(t)) return reject('invalid_frame', `sample ${i}: t must be a finite number`);
       columns[n + i] = t;
@@ -108,5 +126,5 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
       columns[(c + 2) * n + i] = value;
     }
   }
-  return { ok: true, batch, hasSeq };
+  return { ok: true, batch, hasSeq, samplesText: null, everyT };
 }

@@ -97,7 +97,7 @@ export class ProducerConnection implements ProducerHandle {
       // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.
       return this.sendError('rate_limited', `over ${this.limits.maxSamplesPerS} samples/s; resend later`);
     }
-    const result = this.coordinator.acceptFrame(state, decoded.batch, decoded.hasSeq, receivedAtMs);
+    const result = this.coordinator.acceptFrame(state, decoded.batch, decoded.hasSeq, decoded.samplesText, receivedAtMs);
     if (result.kind === 'ended') return this.sendError('session_ended', 'the session has ended');
     if (this.queue.isFull && !this.paused) this.pauseUntilDrained();
   }

@@ -78,8 +78,8 @@ export class SessionCoordinator {
   }
 
   /** Applies the sequence rules, then hands what is new to the viewers and to the writer. */
-  acceptFrame(state: SessionState, batch: SampleBatch, hasSeq: boolean, nowMs: number): Acceptance {
-    const result = state.accept(batch, hasSeq);
+  acceptFrame(state: SessionState, batch: SampleBatch, hasSeq: boolean, samplesText: Buffer | null, nowMs: number): Acceptance {
+    const result = state.accept(batch, hasSeq, samplesText);
     if (result.kind === 'accepted') {
       this.hub.publish(state.sessionId, result.frame);
       this.queue.push(state, result.batch, nowMs);

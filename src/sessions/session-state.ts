@@ -10,8 +10,7 @@
  *   window and the window above it, with no gap (live/catch-up.ts relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
-import type { LiveFrame } from '../live/live-frames.ts';
-import { encodeSamplesFrame } from '../live/live-frames.ts';
+import { LiveFrame } from '../live/live-frames.ts';
 import type { SampleBatch } from './sample-batch.ts';
 import { jsonKeyPrefixes } from './sample-text.ts';
 
@@ -58,7 +57,7 @@ export class SessionState {
    * Applies the sequence rules to a decoded batch: assigns seqs when the producer sent none,
    * drops what is at or below the highest accepted seq, and encodes the rest once.
    */
-  accept(batch: SampleBatch, hasSeq: boolean): Acceptance {
+  accept(batch: SampleBatch, hasSeq: boolean, samplesText: Buffer | null = null): Acceptance {
     if (this.ended) return { kind: 'ended' };
     if (batch.count === 0) return { kind: 'duplicate' };
     let fresh = batch;
@@ -70,10 +69,12 @@ export class SessionState {
       if (start === batch.count) return { kind: 'duplicate' };
       fresh = batch.slice(start, batch.count);
     }
-    const frame = encodeSamplesFrame(fresh, this.keyPrefixes, this.highestAcceptedSeq);
+    // The producer's text is forwarded only when it holds exactly what was accepted.
+    const frame = new LiveFrame(fresh, this.keyPrefixes, this.highestAcceptedSeq, fresh === batch ? samplesText : null);
     this.highestAcceptedSeq = fresh.lastSeq;
     this.window.push(frame);
-    this.windowBytes += frame.bytes.length;
+    // Counted by the batch's size, not the text's, so that an unwatched frame is never encoded.
+    this.windowBytes += fresh.byteLength;
     this.trimWindow();
     return { kind: 'accepted', batch: fresh, frame };
   }
@@ -108,7 +109,7 @@ export class SessionState {
       const oldest = this.window[0];
       if (oldest.batch.lastSeq > this.committedSeq) return;
       this.window.shift();
-      this.windowBytes -= oldest.bytes.length;
+      this.windowBytes -= oldest.batch.byteLength;
     }
   }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeSamplesFrame } from '../../src/live/live-frames.ts';
+import { LiveFrame } from '../../src/live/live-frames.ts';
 import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import { jsonKeyPrefixes } from '../../src/sessions/sample-text.ts';
@@ -36,7 +36,7 @@ function batch(from: number, to: number): SampleBatch {
   return out;
 }
 
-const frame = (from: number, to: number) => encodeSamplesFrame(batch(from, to), prefixes, from - 1);
+const frame = (from: number, to: number) => new LiveFrame(batch(from, to), prefixes, from - 1);
 
 function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
   return async function* (fromSeq: number, toSeq: number) {
