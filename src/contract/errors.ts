@@ -45,7 +45,7 @@ export function problemBody(code: ProblemCode, detail: string) {
 
 /** Codes of `{"type":"error","code":...}` frames on the ingest socket. */
 export const frameErrors = {
-  invalid_frame: 'The frame is not JSON, not one of the accepted shapes, or holds a bad seq, t or value.',
+  invalid_frame: 'The frame is not JSON (or a well-formed binary frame), not one of the accepted shapes, or holds a bad seq, t or value.',
   wrong_channels: "A sample's keys, other than seq and t, are not exactly the session's channels.",
   seq_not_increasing: 'The seqs within the frame do not strictly increase.',
   frame_too_large: 'The frame is over the soft limit in bytes or samples.',

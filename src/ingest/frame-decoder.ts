@@ -5,7 +5,9 @@
  * set depends on the session's channels and this runs for every sample on the hot path.
  *
  * Accepted shapes (DESIGN, ingest socket): one Sample; `{"samples":[...]}`;
- * `{"type":"samples_batch","payload":{"samples":[...]}}`.
+ * `{"type":"samples_batch","payload":{"samples":[...]}}`; and the binary frame
+ * (docs/protocol.md): an 8-byte header then the stored column layout itself, so a batch
+ * is stored without re-encoding (issue #4).
  */
 import type { FrameErrorCode } from '../contract/errors.ts';
 import { SampleBatch } from '../sessions/sample-batch.ts';
@@ -127,4 +129,39 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
     }
   }
   return { ok: true, batch, hasSeq, samplesText: null, everyT };
+}
+
+/** Binary frame header: u8 version, u8 flags, u16 channelCount, u32 sampleCount, all little-endian. */
+export const binaryHeaderBytes = 8;
+export const binaryFrameVersion = 1;
+
+export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: FrameLimits): DecodedFrame {
+  if (data.length > limits.maxFrameBytes) {
+    return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
+  }
+  if (data.length < binaryHeaderBytes || data[0] !== binaryFrameVersion || data[1] !== 0) {
+    return reject('invalid_frame', `a binary frame starts with version ${binaryFrameVersion} and flags 0 (docs/protocol.md)`);
+  }
+  const width = data.readUInt16LE(2);
+  const n = data.readUInt32LE(4);
+  if (width !== channelCount) return reject('wrong_channels', `the session has ${channelCount} channels; the frame has ${width}`);
+  if (n > limits.maxFrameSamples) return reject('frame_too_large', `frame holds ${n} samples; the limit is ${limits.maxFrameSamples}`);
+  if (data.length !== binaryHeaderBytes + n * (width + 2) * 8) {
+    return reject('invalid_frame', `a binary frame of ${n} samples x ${width} channels is ${binaryHeaderBytes + n * (width + 2) * 8} bytes, not ${data.length}`);
+  }
+  const batch = SampleBatch.allocate(n, width);
+  // Copied rather than viewed: the socket's buffer may sit at any byte offset.
+  new Uint8Array(batch.columns.buffer).set(data.subarray(binaryHeaderBytes));
+  const columns = batch.columns;
+  let previousSeq = -1;
+  for (let i = 0; i < n; i++) {
+    const seq = columns[i];
+    if (!Number.isSafeInteger(seq) || seq < 0) return reject('invalid_frame', `sample ${i}: seq must be an integer from 0 to 2^53-1`);
+    if (seq <= previousSeq) return reject('seq_not_increasing', `sample ${i}: seq ${seq} does not follow ${previousSeq}`);
+    previousSeq = seq;
+  }
+  for (let i = n; i < columns.length; i++) {
+    if (!Number.isFinite(columns[i])) return reject('invalid_frame', `sample ${i % n}: t and values must be finite numbers`);
+  }
+  return { ok: true, batch, hasSeq: true, samplesText: null };
 }

@@ -12,7 +12,7 @@ import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import { decodeTextFrame, type FrameLimits } from './frame-decoder.ts';
+import { decodeBinaryFrame, decodeTextFrame, type FrameLimits } from './frame-decoder.ts';
 import { RejectionCounter, SampleRateLimiter } from './rate-limits.ts';
 
 export interface ProducerLimits extends FrameLimits {
@@ -90,8 +90,9 @@ export class ProducerConnection implements ProducerHandle {
     // Closing (ended, shutdown): nothing more is accepted, so nothing can be left unacked here.
     if (this.socket.readyState !== this.socket.OPEN) return;
     const receivedAtMs = nowMs();
-    if (isBinary) return this.reject('invalid_frame', 'binary frames are not accepted; send JSON text frames');
-    const decoded = decodeTextFrame(data, this.channels, this.limits, receivedAtMs);
+    const decoded = isBinary
+      ? decodeBinaryFrame(data, this.channels.length, this.limits)
+      : decodeTextFrame(data, this.channels, this.limits, receivedAtMs);
     if (!decoded.ok) return this.reject(decoded.code, decoded.message);
     if (!this.rateLimiter.tryTake(decoded.batch.count, receivedAtMs)) {
       // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.

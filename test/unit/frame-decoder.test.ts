@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
+import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 
 const channels = ['ax', 'ay', 'az'];
 const limits = { maxFrameBytes: 1024 * 1024, maxFrameSamples: 10_000 };
@@ -59,5 +59,47 @@ describe('frame decoder', () => {
   test('refuses a frame over the byte limit before parsing it', () => {
     const result = decodeTextFrame('x'.repeat(2048), channels, { maxFrameBytes: 1024, maxFrameSamples: 10 }, 0);
     assert.deepEqual(result.ok ? null : result.code, 'frame_too_large');
+  });
+});
+
+describe('binary frame decoder', () => {
+  function binaryFrame(seqs: number[], width: number, fill = (column: number, i: number) => column * 10 + i + 0.1): Buffer {
+    const n = seqs.length;
+    const out = Buffer.alloc(8 + n * (width + 2) * 8);
+    out.writeUInt8(1, 0);
+    out.writeUInt16LE(width, 2);
+    out.writeUInt32LE(n, 4);
+    for (let i = 0; i < n; i++) out.writeDoubleLE(seqs[i], 8 + i * 8);
+    for (let column = 1; column < width + 2; column++) {
+      for (let i = 0; i < n; i++) out.writeDoubleLE(fill(column, i), 8 + (column * n + i) * 8);
+    }
+    return out;
+  }
+
+  test('takes the stored column layout as it is, even at an odd byte offset', () => {
+    const frame = binaryFrame([3, 4, 9], 3);
+    const unaligned = Buffer.concat([Buffer.alloc(1), frame]).subarray(1);
+    const result = decodeBinaryFrame(unaligned, 3, limits);
+    assert.ok(result.ok);
+    assert.equal(result.batch.count, 3);
+    assert.deepEqual([result.batch.seq(0), result.batch.seq(2), result.batch.t(1), result.batch.value(2, 2)], [3, 9, 11.1, 42.1]);
+  });
+
+  test('names the rule each bad binary frame breaks', () => {
+    const code = (frame: Buffer, width = 3) => {
+      const result = decodeBinaryFrame(frame, width, limits);
+      return result.ok ? 'ok' : result.code;
+    };
+    const good = binaryFrame([1, 2], 3);
+    assert.equal(code(good), 'ok');
+    assert.equal(code(Buffer.from([2, 0, 3, 0, 2, 0, 0, 0])), 'invalid_frame');
+    assert.equal(code(good.subarray(0, good.length - 8)), 'invalid_frame');
+    assert.equal(code(good, 2), 'wrong_channels');
+    assert.equal(code(binaryFrame([2, 2], 3)), 'seq_not_increasing');
+    assert.equal(code(binaryFrame([1.5, 2], 3)), 'invalid_frame');
+    assert.equal(code(binaryFrame([-1, 2], 3)), 'invalid_frame');
+    assert.equal(code(binaryFrame([1, 2], 3, (column) => (column === 3 ? Number.NaN : 1))), 'invalid_frame');
+    assert.equal(code(binaryFrame([1, 2], 3, () => Number.POSITIVE_INFINITY)), 'invalid_frame');
+    assert.equal(code(binaryFrame(Array.from({ length: 10_001 }, (_, i) => i), 1), 1), 'frame_too_large');
   });
 });
