@@ -15,10 +15,12 @@ import { RedisBroker } from './fanout/redis-broker.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
 import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
+import { metricsRoutes, type MetricsRoutesOptions } from './http/routes/metrics.ts';
 import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
 import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { createLogger } from './observability/logger.ts';
+import { createMetrics } from './observability/metrics.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
@@ -52,11 +54,12 @@ async function endElsewhere(broker: RedisBroker, repository: SessionRepository, 
   return null;
 }
 
-export type ApiParts = HealthRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
+export type ApiParts = HealthRoutesOptions & MetricsRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
 
 /** Registers every route, top to bottom, each plugin handed the parts it uses. */
 export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
   await server.register(healthRoutes, parts);
+  await server.register(metricsRoutes, parts);
   await server.register(sessionRoutes, parts);
   await server.register(dataRoutes, parts);
   await server.register(socketRoutes, parts);
@@ -79,6 +82,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
+  const metrics = createMetrics();
   const repository = new SessionRepository(pool);
   const store = new SampleStore(pool);
   const queue = new WriteQueue(config.writer.maxQueuedBytes);
@@ -105,13 +109,15 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     sockets.stop();
   };
 
-  const server = await createHttpServer({ config, log, preClose: drain, isDraining: () => draining });
+  metrics.observeWriteQueue(queue);
+
+  const server = await createHttpServer({ config, log, metrics, preClose: drain, isDraining: () => draining });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
     const ready = database && writer.healthy && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
-  await registerApi(server, { config, readiness, repository, store, coordinator, hub, queue, sockets });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets });
   writer.start();
 
   let closed: Promise<void> | null = null;

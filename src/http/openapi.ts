@@ -6,17 +6,19 @@
 import { pino } from 'pino';
 import { registerApi, type ApiParts } from '../app.ts';
 import { loadConfig } from '../config.ts';
+import { createMetrics } from '../observability/metrics.ts';
 import { createHttpServer } from './server.ts';
 
 /** Only the config is read while routes register; the rest serve requests, and none comes. */
 function unusedParts(): ApiParts {
-  return { config: loadConfig({}) } as ApiParts;
+  return { config: loadConfig({}), metrics: createMetrics() } as ApiParts;
 }
 
 export async function generateContractYaml(): Promise<string> {
   const parts = unusedParts();
   const server = await createHttpServer({
     config: parts.config,
+    metrics: parts.metrics,
     log: pino({ level: 'silent' }),
     preClose: async () => undefined,
     isDraining: () => false,

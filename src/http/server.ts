@@ -16,12 +16,14 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } f
 import type { Logger } from 'pino';
 import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
+import type { Metrics } from '../observability/metrics.ts';
 
 export type HttpServer = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
 export interface HttpServerOptions {
   config: Config;
   log: Logger;
+  metrics: Metrics;
   /** Called by @fastify/websocket before the server closes: Wavehouse drains first. */
   preClose: () => Promise<void>;
   isDraining: () => boolean;
@@ -70,6 +72,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     }
   });
 
+  server.addHook('onResponse', async (request, reply) => {
+    // Upgraded sockets are counted by the socket metrics, not as requests that never ended.
+    if (request.ws) return;
+    options.metrics.httpRequestDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
   // DESIGN: an empty body, with or without Content-Type: application/json, is no body.
   server.removeContentTypeParser('application/json');
   server.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
@@ -80,6 +91,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     } catch {
       done(new Problem('invalid_request', 'the body is not valid JSON'), undefined);
     }
+  });
+  // Fastify parses text/plain by default, which turned a non-JSON body into a schema 400;
+  // it is a 415 (catalogue). fetch() labels a string body text/plain, so an empty one is still no body.
+  server.removeContentTypeParser('text/plain');
+  server.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    if ((body as string).trim() === '') return done(null, undefined);
+    done(new Problem('unsupported_media_type', 'the body must be JSON, sent as Content-Type: application/json'), undefined);
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
