@@ -170,6 +170,10 @@ export function loadConfig(env: Env): Config {
   if (config.ingest.hardMaxFrameBytes < config.ingest.maxFrameBytes) {
     read.problems.push('INGEST_HARD_MAX_FRAME_BYTES: must be at least INGEST_MAX_FRAME_BYTES');
   }
+  if (config.ingest.maxSamplesPerS > 0 && config.ingest.maxSamplesPerS < config.ingest.maxFrameSamples) {
+    // Otherwise a full-size frame could never pass the rate limit and would be refused forever.
+    read.problems.push('INGEST_MAX_SAMPLES_PER_S: must be 0 (off) or at least INGEST_MAX_FRAME_SAMPLES');
+  }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
 }

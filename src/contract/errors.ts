@@ -58,7 +58,7 @@ export type FrameErrorCode = keyof typeof frameErrors;
 /** WebSocket close codes Wavehouse uses, with the reason sent alongside. */
 export const closeCodes = {
   normal: { code: 1000, reason: 'The session ended, or the viewer read all there was.' },
-  policy_violation: { code: 1008, reason: 'Too many rejected frames in a minute.' },
+  policy_violation: { code: 1008, reason: 'Too many rejected frames in a minute, or a live fromSeq that is not an integer from 0 to 2^53-1.' },
   message_too_big: { code: 1009, reason: 'A frame was over the hard size limit.' },
   internal_error: { code: 1011, reason: 'An unexpected server error.' },
   service_restart: { code: 1012, reason: 'The server is shutting down; reconnect (and resend what was not acked).' },

@@ -36,3 +36,8 @@ test('settings parse from their environment variables', () => {
   assert.equal(config.sessions.legacyTokenlessEnd, true);
   assert.equal(config.ingest.maxSamplesPerS, 0);
 });
+
+test('a per-producer rate below the frame size is refused, since no full frame could ever pass', () => {
+  assert.throws(() => loadConfig({ INGEST_MAX_SAMPLES_PER_S: '500' }), (error: unknown) => error instanceof ConfigError && /INGEST_MAX_SAMPLES_PER_S/.test(error.message));
+  assert.equal(loadConfig({ INGEST_MAX_SAMPLES_PER_S: '500', INGEST_MAX_FRAME_SAMPLES: '500' }).ingest.maxSamplesPerS, 500);
+});
