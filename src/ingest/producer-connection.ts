@@ -20,6 +20,14 @@ export interface ProducerLimits extends FrameLimits {
   maxRejectedFramesPerMinute: number;
 }
 
+/** What the connection reports (observability/metrics.ts gives the implementation). */
+export interface IngestCounters {
+  frame(encoding: 'json' | 'binary'): void;
+  accepted(newSamples: number, duplicateSamples: number): void;
+  rejected(code: FrameErrorCode, samples: number): void;
+  paused(): void;
+}
+
 export interface ProducerLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
@@ -42,6 +50,7 @@ export class ProducerConnection implements ProducerHandle {
     private readonly queue: WriteQueue,
     private readonly limits: ProducerLimits,
     private readonly log: ProducerLog,
+    private readonly counters: IngestCounters,
   ) {
     this.rateLimiter = new SampleRateLimiter(limits.maxSamplesPerS, nowMs());
     this.rejections = new RejectionCounter(limits.maxRejectedFramesPerMinute);
@@ -90,20 +99,29 @@ export class ProducerConnection implements ProducerHandle {
     // Closing (ended, shutdown): nothing more is accepted, so nothing can be left unacked here.
     if (this.socket.readyState !== this.socket.OPEN) return;
     const receivedAtMs = nowMs();
+    this.counters.frame(isBinary ? 'binary' : 'json');
     const decoded = isBinary
       ? decodeBinaryFrame(data, this.channels.length, this.limits)
       : decodeTextFrame(data, this.channels, this.limits, receivedAtMs);
     if (!decoded.ok) return this.reject(decoded.code, decoded.message);
-    if (!this.rateLimiter.tryTake(decoded.batch.count, receivedAtMs)) {
+    const { batch } = decoded;
+    if (!this.rateLimiter.tryTake(batch.count, receivedAtMs)) {
       // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.
+      this.counters.rejected('rate_limited', batch.count);
       return this.sendError('rate_limited', `over ${this.limits.maxSamplesPerS} samples/s; resend later`);
     }
-    const result = this.coordinator.acceptFrame(state, decoded.batch, decoded.hasSeq, decoded.samplesText, receivedAtMs);
-    if (result.kind === 'ended') return this.sendError('session_ended', 'the session has ended');
+    const result = this.coordinator.acceptFrame(state, batch, decoded.hasSeq, decoded.samplesText, receivedAtMs);
+    if (result.kind === 'ended') {
+      this.counters.rejected('session_ended', batch.count);
+      return this.sendError('session_ended', 'the session has ended');
+    }
+    const fresh = result.kind === 'accepted' ? result.batch.count : 0;
+    this.counters.accepted(fresh, batch.count - fresh);
     if (this.queue.isFull && !this.paused) this.pauseUntilDrained();
   }
 
   private reject(code: FrameErrorCode, message: string): void {
+    this.counters.rejected(code, 0);
     this.sendError(code, message);
     if (this.rejections.recordAndCheck(Date.now())) {
       this.log.warn({ sessionId: this.sessionId }, 'closing producer after too many rejected frames');
@@ -117,6 +135,7 @@ export class ProducerConnection implements ProducerHandle {
 
   private pauseUntilDrained(): void {
     this.paused = true;
+    this.counters.paused();
     this.socket.pause();
     this.queue.onceDrained(() => {
       this.paused = false;

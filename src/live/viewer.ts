@@ -30,6 +30,12 @@ export interface ViewerSocket {
   close(code: number, reason: string): void;
 }
 
+/** What a viewer reports (observability/metrics.ts gives the implementation). */
+export interface ViewerCounters {
+  frameSent(): void;
+  slowClosed(): void;
+}
+
 /** Committed samples of the viewer's session in [fromSeq, toSeq], waiting until toSeq is committed. */
 export type HistorySource = (fromSeq: number, toSeq: number) => AsyncIterable<SampleBatch>;
 
@@ -51,6 +57,7 @@ export class Viewer implements Subscriber {
     fromSeq: number | null,
     private readonly history: HistorySource,
     private readonly maxBufferedBytes: number,
+    private readonly counters: ViewerCounters,
   ) {
     this.lastSentSeq = fromSeq === null ? null : fromSeq - 1;
   }
@@ -169,12 +176,14 @@ export class Viewer implements Subscriber {
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return this.closeSlow();
     this.socket.send(data, asText);
     this.lastSentSeq = lastSeq;
+    this.counters.frameSent();
   }
 
   private closeSlow(): void {
     if (this.mode === 'closed') return;
     this.mode = 'closed';
     this.pending = [];
+    this.counters.slowClosed();
     this.socket.close(closeCodes.try_again_later.code, 'too far behind; reconnect with fromSeq');
   }
 

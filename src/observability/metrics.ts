@@ -64,3 +64,28 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The ingest socket's counters, with label children resolved once rather than per frame. */
+export function ingestCounters(metrics: Metrics) {
+  const frames = { json: metrics.ingestFrames.labels('json'), binary: metrics.ingestFrames.labels('binary') };
+  return {
+    frame: (encoding: 'json' | 'binary') => frames[encoding].inc(),
+    accepted: (newSamples: number, duplicateSamples: number) => {
+      if (newSamples > 0) metrics.ingestSamples.inc(newSamples);
+      if (duplicateSamples > 0) metrics.ingestDuplicateSamples.inc(duplicateSamples);
+    },
+    rejected: (code: string, samples: number) => {
+      metrics.ingestRejectedFrames.labels(code).inc();
+      metrics.ingestRejectedSamples.labels(code).inc(samples);
+    },
+    paused: () => metrics.ingestPaused.inc(),
+  };
+}
+
+/** The live viewer's counters. */
+export function viewerCounters(metrics: Metrics) {
+  return {
+    frameSent: () => metrics.liveFramesSent.inc(),
+    slowClosed: () => metrics.liveSlowViewersClosed.inc(),
+  };
+}

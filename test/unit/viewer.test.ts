@@ -8,6 +8,11 @@ import { eventually } from '../support/eventually.ts';
 
 const prefixes = jsonKeyPrefixes(['x']);
 
+function counters() {
+  const seen = { framesSent: 0, slowClosed: 0 };
+  return { seen, frameSent: () => seen.framesSent++, slowClosed: () => seen.slowClosed++ };
+}
+
 class FakeSocket implements ViewerSocket {
   bufferedAmount = 0;
   readyState = 1;
@@ -50,7 +55,7 @@ function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
 
 test('a viewer from now on sends each frame as it comes, cutting nothing', () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters());
   viewer.deliver(frame(5, 9));
   viewer.deliver(frame(10, 12));
   assert.deepEqual(socket.seqs, [5, 6, 7, 8, 9, 10, 11, 12]);
@@ -59,7 +64,7 @@ test('a viewer from now on sends each frame as it comes, cutting nothing', () =>
 test('a viewer that missed frames reads exactly the missing range from history, then goes on live', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters());
   viewer.deliver(frame(1, 5));
   viewer.deliver(frame(11, 15));
   viewer.deliver(frame(16, 20));
@@ -72,7 +77,7 @@ test('a viewer that missed frames reads exactly the missing range from history, 
 test('a viewer with fromSeq joins history, window and live frames without gap or duplicate', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20);
+  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters());
   viewer.start([frame(11, 15)], async () => false);
   viewer.deliver(frame(16, 18));
   await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
@@ -81,17 +86,19 @@ test('a viewer with fromSeq joins history, window and live frames without gap or
 
 test('a viewer whose socket holds too much is closed with 1013', () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024);
+  const counted = counters();
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted);
   viewer.deliver(frame(1, 2));
   socket.bufferedAmount = 4096;
   viewer.deliver(frame(3, 4));
   assert.equal(socket.closedWith, 1013);
+  assert.deepEqual(counted.seen, { framesSent: 1, slowClosed: 1 });
   assert.deepEqual(socket.seqs, [1, 2]);
 });
 
 test('the end of the session reaches a catching-up viewer after its history', async () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20);
+  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters());
   viewer.start([], async () => false);
   viewer.deliverEnd();
   await eventually(() => assert.equal(socket.closedWith, 1000));

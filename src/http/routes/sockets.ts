@@ -10,6 +10,7 @@ import type { Config } from '../../config.ts';
 import type { FanoutHub } from '../../fanout/hub.ts';
 import { ProducerConnection } from '../../ingest/producer-connection.ts';
 import { Viewer } from '../../live/viewer.ts';
+import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
 import { isSessionId, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { jsonKeyPrefixes } from '../../sessions/sample-text.ts';
@@ -21,6 +22,7 @@ import { bearerToken } from './sessions.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
+  metrics: Metrics;
   repository: SessionRepository;
   store: SampleStore;
   coordinator: SessionCoordinator;
@@ -54,7 +56,13 @@ function tokenOf(request: FastifyRequest<SocketRequest>): string | null {
 const frameSchemas = { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame };
 
 export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (server, options) => {
-  const { config, repository, store, coordinator, hub, queue, sockets } = options;
+  const { config, metrics, repository, store, coordinator, hub, queue, sockets } = options;
+  const forIngest = ingestCounters(metrics);
+  const forViewers = viewerCounters(metrics);
+  const countOpen = (socket: WebSocket, kind: 'ingest' | 'live') => {
+    metrics.socketsOpen.labels(kind).inc();
+    socket.once('close', () => metrics.socketsOpen.labels(kind).dec());
+  };
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
   // Looked up before the upgrade so the handler can answer synchronously once it runs.
@@ -69,7 +77,8 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (session.status === 'ended') return refuse(socket, 'producer_conflict', 'session has ended');
     sockets.addProducer(socket);
     const log = request.log.child({ sessionId: session.id, socket: 'ingest' });
-    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log);
+    countOpen(socket, 'ingest');
+    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest);
     connection.start().catch((error: unknown) => {
       log.error({ err: error }, 'could not attach producer');
       refuse(socket, 'internal_error', 'database unavailable; retry');
@@ -82,7 +91,8 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (fromSeq !== null && (!Number.isSafeInteger(fromSeq) || fromSeq < 0)) {
       return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1');
     }
-    const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes);
+    countOpen(socket, 'live');
+    const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
     const unsubscribe = hub.subscribe(session.id, viewer);
     const window = coordinator.recentFrames(session.id);
     socket.once('close', () => {
