@@ -12,11 +12,18 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import * as ajvFormats from 'ajv-formats';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
+
+// ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
+type FormatsPlugin = (ajv: Ajv) => Ajv;
+const formatsModule = ajvFormats as unknown as { default: FormatsPlugin | { default: FormatsPlugin } };
+const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? formatsModule.default : formatsModule.default.default;
 
 export type HttpServer = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
 
@@ -28,6 +35,18 @@ export interface HttpServerOptions {
   preClose: () => Promise<void>;
   isDraining: () => boolean;
 }
+
+/**
+ * Two validators: query strings and path params arrive as text and must be coerced
+ * (`?limit=10` is the integer 10), but a JSON body must be taken as it is (`"100"` is not a
+ * number, `[1]` is not a list of names). Unknown fields are a 400, never silently dropped.
+ */
+function validator(coerceTypes: boolean) {
+  const ajv = new Ajv({ coerceTypes, removeAdditional: false, useDefaults: true, allErrors: false, strict: false });
+  addFormats(ajv);
+  return ajv;
+}
+const validators = { body: validator(false), text: validator(true) };
 
 export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string): FastifyReply {
   const body = problemBody(code, detail);
@@ -56,13 +75,15 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   const server = Fastify({
     loggerInstance: log,
     bodyLimit: config.http.maxBodyBytes,
+    // Fastify bounds every hook, preClose included, by pluginTimeout (10 s by default). The
+    // drain runs in preClose and may take the whole shutdown grace; timed out, it would leave
+    // close() unresolved for ever.
+    pluginTimeout: config.shutdownGraceMs + 10_000,
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
-    ajv: {
-      // Unknown fields are a 400 (contract), not silently dropped; query strings still coerce.
-      customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false },
-    },
   }).withTypeProvider<TypeBoxTypeProvider>();
+
+  server.setValidatorCompiler(({ schema, httpPart }) => validators[httpPart === 'body' ? 'body' : 'text'].compile(schema));
 
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
