@@ -43,7 +43,7 @@ function lastSeqOf(viewer: RecordingSocket): number | null {
 async function waitForSeq(viewer: RecordingSocket, seq: number, timeoutMs = 10_000): Promise<void> {
   await eventually(() => {
     const last = lastSeqOf(viewer);
-    if (last === null || last < seq) throw new Error(`viewer at ${last}, waiting for ${seq}`);
+    if (last === null || last < seq) throw new Error(`viewer ${viewer.socket.url} at ${last}, waiting for ${seq}`);
   }, { timeoutMs });
 }
 
@@ -168,19 +168,23 @@ describe('live socket: fromSeq joins history to live with no gap and no duplicat
       await pace(Math.max(0, dueMs - performance.now()));
     }
     await Promise.all(joining);
-    await producer.waitForAck(lastSeq, 10_000);
+    // One more frame once everyone has joined, so that a viewer "from now on" that joined
+    // after the paced frames (a slow upgrade on a busy machine) still has something to get.
+    producer.send({ samples: makeSamples(lastSeq + 1, samplesPerFrame) });
+    const finalSeq = lastSeq + samplesPerFrame;
+    await producer.waitForAck(finalSeq, 10_000);
 
     assert.equal(joined.length, 1 + 6 * 5);
     for (const { viewer, fromSeq, label } of joined) {
-      await waitForSeq(viewer, lastSeq);
-      assertReceivedExactly(viewer, fromSeq, lastSeq, label);
+      await waitForSeq(viewer, finalSeq);
+      assertReceivedExactly(viewer, fromSeq, finalSeq, label);
       assert.equal(viewer.closed, null, label);
     }
     // Without fromSeq a viewer starts wherever it joined, but from there on nothing is missing.
     for (const viewer of fromNow) {
-      await waitForSeq(viewer, lastSeq);
-      const first = viewer.samples[0]?.seq ?? lastSeq;
-      assertReceivedExactly(viewer, first, lastSeq, 'without fromSeq');
+      await waitForSeq(viewer, finalSeq);
+      const first = viewer.samples[0]?.seq ?? finalSeq;
+      assertReceivedExactly(viewer, first, finalSeq, 'without fromSeq');
     }
   }
 
