@@ -134,7 +134,11 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     },
     close() {
       closed ??= (async () => {
+        // Requests still running after the grace (an export to a client that stopped reading,
+        // say) are cut, so that a deploy never waits on a stuck peer.
+        const cutoff = setTimeout(() => server.server.closeAllConnections(), config.shutdownGraceMs).unref();
         await server.close();
+        clearTimeout(cutoff);
         await drain();
         await locks.close();
         await broker?.close();
