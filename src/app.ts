@@ -7,6 +7,7 @@
  * the final acks; then every socket is closed with 1012 and the database is let go.
  */
 import os from 'node:os';
+import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
 import { closeCodes } from './contract/errors.ts';
@@ -16,6 +17,7 @@ import { createHttpServer, type HttpServer } from './http/server.ts';
 import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
 import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
 import { metricsRoutes, type MetricsRoutesOptions } from './http/routes/metrics.ts';
+import { pageRoutes } from './http/routes/pages.ts';
 import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
 import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
@@ -63,6 +65,7 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(sessionRoutes, parts);
   await server.register(dataRoutes, parts);
   await server.register(socketRoutes, parts);
+  await server.register(pageRoutes);
 }
 
 export interface AppOptions {
@@ -111,7 +114,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   metrics.observeWriteQueue(queue);
 
-  const server = await createHttpServer({ config, log, metrics, preClose: drain, isDraining: () => draining });
+  const rateLimitRedis = config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
+  const server = await createHttpServer({ config, log, metrics, rateLimitRedis, preClose: drain, isDraining: () => draining });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
     const ready = database && writer.healthy && !queue.isFull && !draining;
@@ -142,6 +147,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         await drain();
         await locks.close();
         await broker?.close();
+        rateLimitRedis?.disconnect();
         await pool.end();
         await embedded?.stop();
       })();

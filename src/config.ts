@@ -13,6 +13,13 @@ export interface Config {
     /** `*` or an allowlist of origins (DESIGN: browsers on other origins call the API). */
     corsOrigins: '*' | string[];
     maxBodyBytes: number;
+    /** Trust X-Forwarded-For from a reverse proxy for the client IP (rate limits, caps). */
+    trustProxy: boolean;
+    /** REST requests per client IP per minute; session creation has its own, stricter one. 0: off. */
+    rateLimitPerMinute: number;
+    createRateLimitPerMinute: number;
+    maxSocketsPerIp: number;
+    maxViewersPerSession: number;
   };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
@@ -134,6 +141,11 @@ export function loadConfig(env: Env): Config {
       port: read.integer('PORT', 8080, 0, 65535),
       corsOrigins,
       maxBodyBytes: read.integer('HTTP_MAX_BODY_BYTES', 64 * 1024, 1024),
+      trustProxy: read.boolean('TRUST_PROXY', false),
+      rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 1200, 0),
+      createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 60, 0),
+      maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
+      maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
     },
     database: {
       url: databaseUrl,

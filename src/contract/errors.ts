@@ -12,6 +12,7 @@ export const problems = {
   not_found: { status: 404, title: 'No such resource: an unknown session, an id that is not a UUID, or an unknown path.' },
   method_not_allowed: { status: 405, title: 'The path exists but not with this method.' },
   producer_elsewhere: { status: 409, title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.' },
+  rate_limited: { status: 429, title: 'Too many requests from this client; retry after the number of seconds in Retry-After.' },
   payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },
   service_unavailable: { status: 503, title: 'The server is shutting down or cannot reach its database; retry shortly.' },
@@ -66,6 +67,7 @@ export const closeCodes = {
   invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
   session_not_found: { code: 4404, reason: 'No such session.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
+  too_many_connections: { code: 4429, reason: 'Too many sockets from this client, or too many viewers of this session; retry later.' },
 } as const satisfies Record<string, { code: number; reason: string }>;
 
 export type CloseName = keyof typeof closeCodes;

@@ -19,6 +19,7 @@ export async function generateContractYaml(): Promise<string> {
   const server = await createHttpServer({
     config: parts.config,
     metrics: parts.metrics,
+    rateLimitRedis: null,
     log: pino({ level: 'silent' }),
     preClose: async () => undefined,
     isDraining: () => false,

@@ -8,6 +8,8 @@
  * plain 500 that says nothing of the internals.
  */
 import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
@@ -15,6 +17,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
@@ -31,6 +34,8 @@ export interface HttpServerOptions {
   config: Config;
   log: Logger;
   metrics: Metrics;
+  /** Shared rate-limit counters across instances (REDIS_URL); null keeps them in memory. */
+  rateLimitRedis: Redis | null;
   /** Called by @fastify/websocket before the server closes: Wavehouse drains first. */
   preClose: () => Promise<void>;
   isDraining: () => boolean;
@@ -79,7 +84,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     // drain runs in preClose and may take the whole shutdown grace; timed out, it would leave
     // close() unresolved for ever.
     pluginTimeout: config.shutdownGraceMs + 10_000,
+    // While draining, the onRequest hook below answers 503 as problem+json (the contract's
+    // error shape); Fastify's own 503 would come first, as plain JSON.
+    return503OnClosing: false,
     requestIdHeader: 'x-request-id',
+    trustProxy: config.http.trustProxy,
     genReqId: () => crypto.randomUUID(),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
@@ -137,6 +146,36 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id', 'Accept'],
     exposedHeaders: ['Wavehouse-Next-From-Seq', 'X-Request-Id', 'Retry-After', 'Content-Disposition'],
     maxAge: 600,
+  });
+
+  // Helmet's defaults, except what would stop pages of other origins from using the API
+  // (DESIGN: browsers on other origins call it directly) and a CSP that lets the pages
+  // served here open their WebSockets to this origin.
+  await server.register(helmet, {
+    crossOriginResourcePolicy: { policy: 'cross-origin' },
+    crossOriginEmbedderPolicy: false,
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        connectSrc: ["'self'", 'ws:', 'wss:'],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+      },
+    },
+  });
+
+  // Per client IP, over every REST route unless a route says otherwise (sockets are capped
+  // by count instead, in routes/sockets.ts). With Redis the counters are shared by instances.
+  await server.register(rateLimit, {
+    global: config.http.rateLimitPerMinute > 0,
+    max: config.http.rateLimitPerMinute,
+    timeWindow: 60_000,
+    redis: options.rateLimitRedis ?? undefined,
+    nameSpace: 'wavehouse:ratelimit:',
+    skipOnError: true,
+    errorResponseBuilder: (_request, context) =>
+      new Problem('rate_limited', `at most ${context.max} requests a minute from one client; retry in ${context.after}`),
   });
 
   await server.register(swagger, {

@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 export class SocketRegistry {
   private readonly missedPongs = new Map<WebSocket, number>();
   private readonly producers = new Set<WebSocket>();
+  private readonly perIp = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly pingIntervalMs: number) {}
@@ -16,7 +17,18 @@ export class SocketRegistry {
     return this.missedPongs.size;
   }
 
-  add(socket: WebSocket): void {
+  /** Open sockets of one client IP, for the per-IP cap. */
+  countOf(ip: string): number {
+    return this.perIp.get(ip) ?? 0;
+  }
+
+  add(socket: WebSocket, ip: string): void {
+    this.perIp.set(ip, this.countOf(ip) + 1);
+    socket.once('close', () => {
+      const left = this.countOf(ip) - 1;
+      if (left > 0) this.perIp.set(ip, left);
+      else this.perIp.delete(ip);
+    });
     this.missedPongs.set(socket, 0);
     socket.on('pong', () => this.missedPongs.set(socket, 0));
     socket.once('close', () => this.missedPongs.delete(socket));

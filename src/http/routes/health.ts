@@ -9,12 +9,14 @@ export interface HealthRoutesOptions {
 export const healthRoutes: FastifyPluginAsyncTypebox<HealthRoutesOptions> = async (server, { readiness }) => {
   server.get(
     '/health',
-    { schema: { summary: 'Liveness: the process answers', tags: ['health'], response: { 200: Health } } },
+    // Probes and scrapers are not rate limited: a health check must never see a 429.
+    { config: { rateLimit: false }, schema: { summary: 'Liveness: the process answers', tags: ['health'], response: { 200: Health } } },
     async () => ({ status: 'ok' as const }),
   );
   server.get(
     '/ready',
     {
+      config: { rateLimit: false },
       schema: {
         summary: 'Readiness: database reachable, write queue below its bound, not draining',
         tags: ['health'],

@@ -11,6 +11,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
   server.get(
     '/metrics',
     {
+      config: { rateLimit: false },
       schema: {
         summary: 'Prometheus metrics',
         tags: ['health'],

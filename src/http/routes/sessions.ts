@@ -52,6 +52,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
   server.post(
     '/api/v1/sessions',
     {
+      // Creation writes to the database and is what an abuser would loop on: a stricter limit.
+      config: { rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false },
       // DESIGN: the body is optional (the openSCG phone POSTs nothing at all).
       preValidation: async (request) => {
         request.body ??= {};
@@ -60,7 +62,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Create a session',
         tags: ['sessions'],
         body: CreateSessionBody,
-        response: { 201: CreatedSession, ...problemResponses(400, 413, 415) },
+        response: { 201: CreatedSession, ...problemResponses(400, 413, 415, 429) },
       },
     },
     async (request, reply) => {
@@ -100,7 +102,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Get a session',
         tags: ['sessions'],
         params: SessionIdParams,
-        response: { 200: Session, ...problemResponses(404) },
+        response: { 200: Session, ...problemResponses(404, 429) },
       },
     },
     async (request) => sessionView(await findSessionOr404(repository, request.params.id)),
@@ -115,7 +117,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         tags: ['sessions'],
         params: SessionIdParams,
         security: [{ ingestToken: [] }],
-        response: { 200: Session, ...problemResponses(401, 404, 409) },
+        response: { 200: Session, ...problemResponses(401, 404, 409, 429) },
       },
     },
     async (request) => {

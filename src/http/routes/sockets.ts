@@ -91,6 +91,9 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (fromSeq !== null && (!Number.isSafeInteger(fromSeq) || fromSeq < 0)) {
       return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1');
     }
+    if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
+      return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
+    }
     countOpen(socket, 'live');
     const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
     const unsubscribe = hub.subscribe(session.id, viewer);
@@ -130,13 +133,17 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   const withSession =
     (open: (socket: WebSocket, request: FastifyRequest<SocketRequest>, session: SessionRecord) => void) =>
     (socket: WebSocket, request: FastifyRequest<SocketRequest>) => {
-      sockets.add(socket);
+      // Counted before the cap check so the refused socket's close balances the count.
+      const overIpCap = sockets.countOf(request.ip) >= config.http.maxSocketsPerIp;
+      sockets.add(socket, request.ip);
       const session = sessionOf.get(request) ?? null;
       if (!session) return refuse(socket, 'session_not_found');
+      if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
       open(socket, request, session);
     };
 
-  const route = { preValidation, websocket: true as const, schema: { hide: true } };
+  // Sockets are capped by count, not by the REST rate limit (which would also count upgrades).
+  const route = { preValidation, websocket: true as const, config: { rateLimit: false as const }, schema: { hide: true } };
   server.get<SocketRequest>(
     '/api/v1/sessions/:id/ingest',
     route,

@@ -1,0 +1,365 @@
+/**
+ * The viewer page, /view/{id}: a live plot of one session, every channel on a shared time axis.
+ *
+ * Data: the live socket with `fromSeq` (docs/protocol.md). A live session starts a little in
+ * the past (about one plot window) so the plot is not empty; a finished one from seq 0, to
+ * show the whole recording, which the socket ends with `session_ended`. After any drop the
+ * page reconnects with backoff from the last seq it holds + 1: the server sends everything
+ * from there, so the plot never has a hole, and a seq already held is ignored.
+ *
+ * Memory: a live session keeps only the last `liveWindowMs` of samples, at most
+ * `maxLiveSamples`, in float64 columns (sample-columns.js) that uPlot draws from directly.
+ * Drawing happens in requestAnimationFrame, at most once per display frame however fast
+ * samples arrive; the time axis scrolls with the wall clock between batches so the plot moves
+ * smoothly instead of jumping once per batch.
+ */
+import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { SampleColumns } from './sample-columns.js';
+import { backoffDelayMs, fetchSession, socketUrl } from './wavehouse-api.js';
+
+const liveWindowMs = 15_000;
+/** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
+const maxLiveSamples = 300_000;
+/** 2,000,000 samples of 3 channels are 80 MB of columns: past that, a recording is a download. */
+const maxWholeSamples = 2_000_000;
+/** Assumed when a session does not declare its rate: only sizes the first request's history. */
+const assumedRateHz = 1_000;
+/**
+ * How far behind the newest sample the right edge of a live plot runs: a little over one
+ * batch interval of the recorder (100 ms), so the edge keeps moving until the next batch.
+ */
+const liveDelayMs = 150;
+/** A jump in the producer's clock beyond this resets the scroll instead of easing into it. */
+const clockJumpMs = 1_000;
+/** Producer clocks above this are epoch milliseconds (after 1973): show dates and times. */
+const epochThresholdMs = 1e11;
+const statsIntervalMs = 250;
+const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
+
+const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() ?? '');
+
+const elements = {
+  title: document.getElementById('session-title'),
+  sessionStatus: document.getElementById('session-status'),
+  connection: document.getElementById('connection-status'),
+  rate: document.getElementById('rate'),
+  count: document.getElementById('sample-count'),
+  lastSeq: document.getElementById('last-seq'),
+  message: document.getElementById('message'),
+  plot: document.getElementById('plot'),
+  downloads: document.getElementById('downloads'),
+  wholeRecording: document.getElementById('whole-recording'),
+};
+
+let channels = [];
+/** 'live': a bounded window that scrolls; 'whole': everything, for a finished recording. */
+let mode = 'live';
+let sessionStatus = 'loading';
+let connection = 'connecting';
+let columns = null;
+let plot = null;
+let socket = null;
+let initialFromSeq = 0;
+let lastSeenSeq = null;
+let received = 0;
+let lastArrivalAt = -Infinity;
+let reconnects = 0;
+let attempt = 0;
+let ended = false;
+let dirty = false;
+let frameRequested = false;
+/** The columns last handed to the plot, so the debug hook can name the seq of each point. */
+let handed = null;
+/** Producer clock minus performance.now(), eased: where the right edge of a live plot is. */
+let clockOffsetMs = null;
+let shownRange = null;
+let draws = 0;
+let truncated = false;
+
+function show(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+function setMessage(text, kind = 'info') {
+  show(elements.message, text);
+  elements.message.dataset.kind = kind;
+  elements.message.hidden = text === '';
+}
+
+function setSessionStatus(status) {
+  sessionStatus = status;
+  show(elements.sessionStatus, status);
+  elements.sessionStatus.dataset.status = status;
+}
+
+function setConnection(state) {
+  connection = state;
+  show(elements.connection, state);
+  elements.connection.dataset.state = state;
+}
+
+function showDownloads() {
+  const base = `/api/v1/sessions/${encodeURIComponent(sessionId)}/data`;
+  for (const link of elements.downloads.querySelectorAll('a[data-format]')) {
+    const format = link.dataset.format;
+    link.href = `${base}?format=${format}`;
+    link.download = `wavehouse-${sessionId}.${format}`;
+  }
+  elements.downloads.hidden = false;
+}
+
+// -- data -------------------------------------------------------------------------------
+
+function acceptSamples(samples) {
+  if (truncated) return;
+  let accepted = 0;
+  for (const sample of samples) {
+    if (mode === 'whole' && columns.length >= maxWholeSamples) {
+      stopAtWholeLimit();
+      break;
+    }
+    // The server sends no duplicate; a seq already held can only come from a race around a reconnect.
+    if (lastSeenSeq !== null && sample.seq <= lastSeenSeq) continue;
+    columns.append(sample, channels);
+    lastSeenSeq = sample.seq;
+    accepted += 1;
+  }
+  if (accepted === 0) return;
+  received += accepted;
+  lastArrivalAt = performance.now();
+  if (sessionStatus === 'created') setSessionStatus('active');
+  if (elements.message.dataset.kind === 'waiting') setMessage('');
+  if (mode === 'live') {
+    columns.dropBefore(columns.lastT - liveWindowMs);
+    followProducerClock();
+  }
+  dirty = true;
+  requestFrame();
+}
+
+function followProducerClock() {
+  const target = columns.lastT - performance.now() - liveDelayMs;
+  if (clockOffsetMs === null || Math.abs(target - clockOffsetMs) > clockJumpMs) clockOffsetMs = target;
+  // Eased so that batches arriving early or late do not make the scroll speed jitter.
+  else clockOffsetMs += (target - clockOffsetMs) * 0.05;
+}
+
+function handleFrame(text) {
+  let frame;
+  try {
+    frame = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (frame.type === 'samples_batch') acceptSamples(frame.payload.samples);
+  else if (frame.type === 'session_ended') sessionEnded();
+}
+
+function stopAtWholeLimit() {
+  truncated = true;
+  ended = true;
+  socket?.close(1000, 'enough to plot');
+  setMessage(`This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. The downloads below hold all of it.`, 'warning');
+}
+
+function sessionEnded() {
+  ended = true;
+  setSessionStatus('ended');
+  if (mode === 'live') elements.wholeRecording.hidden = false;
+  requestFrame();
+}
+
+// -- connection -------------------------------------------------------------------------
+
+function connect(fromSeq) {
+  const current = new WebSocket(socketUrl(`/api/v1/sessions/${encodeURIComponent(sessionId)}/live?fromSeq=${fromSeq}`));
+  socket = current;
+  current.onopen = () => {
+    if (socket !== current) return;
+    attempt = 0;
+    setConnection('connected');
+    if (elements.message.dataset.kind === 'warning') setMessage('');
+    requestFrame();
+  };
+  current.onmessage = (event) => {
+    if (socket === current) handleFrame(event.data);
+  };
+  current.onclose = (event) => {
+    if (socket !== current) return;
+    socket = null;
+    if (ended) return setConnection('closed');
+    if (event.code === 4404) {
+      setConnection('closed');
+      return setMessage('This session does not exist (any more).', 'error');
+    }
+    scheduleReconnect(event.code === 1013 ? 'This page fell behind the stream; catching up.' : 'Connection lost; reconnecting.');
+  };
+}
+
+function scheduleReconnect(reason) {
+  setConnection('reconnecting');
+  setMessage(reason, 'warning');
+  const delayMs = backoffDelayMs(attempt);
+  attempt += 1;
+  setTimeout(() => {
+    reconnects += 1;
+    // From the seq after the last one held: the server fills in everything since, in order.
+    connect(lastSeenSeq === null ? initialFromSeq : lastSeenSeq + 1);
+  }, delayMs);
+}
+
+// -- drawing ----------------------------------------------------------------------------
+
+function requestFrame() {
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(drawFrame);
+}
+
+function plotSize() {
+  const width = Math.max(200, elements.plot.clientWidth);
+  const height = Math.max(220, Math.min(520, Math.round(window.innerHeight * 0.55)));
+  return { width, height };
+}
+
+function createPlot(epochTime) {
+  const seconds = (value) => `${(value / 1000).toFixed(value % 1000 === 0 ? 0 : 1)} s`;
+  const options = {
+    ...plotSize(),
+    // Producer clocks are milliseconds; uPlot's default is seconds.
+    ms: 1,
+    scales: { x: { time: epochTime } },
+    series: [
+      epochTime ? { label: 'time' } : { label: 'time', value: (_plot, value) => (value == null ? '-' : seconds(value)) },
+      ...channels.map((name, i) => ({ label: name, stroke: palette[i % palette.length], width: 1, points: { show: false } })),
+    ],
+    axes: [epochTime ? {} : { values: (_plot, splits) => splits.map(seconds) }, {}],
+    // Zooming a live window would be undone by the next frame; a finished recording zooms.
+    cursor: { drag: { x: mode === 'whole', y: false } },
+    hooks: { draw: [() => (draws += 1)] },
+  };
+  elements.plot.replaceChildren();
+  plot = new uPlot(options, [[], ...channels.map(() => [])], elements.plot);
+  new ResizeObserver(() => plot.setSize(plotSize())).observe(elements.plot);
+}
+
+function xRange(now) {
+  const first = columns.firstT;
+  const last = columns.lastT;
+  if (mode === 'whole' || ended) return first === last ? [first - 1, last + 1] : [first, last];
+  const right = Math.min(last, now + clockOffsetMs);
+  return [right - liveWindowMs, right];
+}
+
+function drawFrame(now) {
+  frameRequested = false;
+  if (columns === null || columns.length === 0) return;
+  if (plot === null) createPlot(columns.firstT > epochThresholdMs);
+  const [min, max] = xRange(now);
+  if (dirty) {
+    const views = columns.views();
+    plot.setData([views.t, ...views.values], false);
+    handed = views;
+    dirty = false;
+    shownRange = null;
+  }
+  if (shownRange === null || shownRange[0] !== min || shownRange[1] !== max) {
+    plot.setScale('x', { min, max });
+    shownRange = [min, max];
+  }
+  // A live plot keeps scrolling between batches; it stops once the newest sample is on screen.
+  if (mode === 'live' && !ended && max < columns.lastT) requestFrame();
+}
+
+function updateStats() {
+  show(elements.count, String(received));
+  show(elements.lastSeq, lastSeenSeq === null ? '-' : String(lastSeenSeq));
+  if (columns === null || columns.length < 2) return show(elements.rate, '-');
+  let rate;
+  if (mode === 'whole') {
+    rate = (columns.length - 1) / ((columns.lastT - columns.firstT) / 1000);
+  } else {
+    // Measured on the producer's clock so a burst of history does not read as a rate; a
+    // stream that stopped arriving reads 0.
+    const stale = performance.now() - lastArrivalAt > 2_000;
+    rate = stale ? 0 : columns.countSince(columns.lastT - 2_000) / 2;
+  }
+  show(elements.rate, Number.isFinite(rate) ? `${rate.toFixed(rate < 10 ? 1 : 0)} samples/s` : '-');
+}
+
+// -- a read-only view for tests ---------------------------------------------------------
+
+/** What the plot actually holds (its own data arrays), summarised so a test can check for holes. */
+function plotted() {
+  if (plot === null || handed === null || plot.data[0] !== handed.t) return { count: 0, firstSeq: null, lastSeq: null, gaps: [], disorder: 0 };
+  const seqs = handed.seq;
+  const gaps = [];
+  let disorder = 0;
+  for (let i = 1; i < seqs.length; i += 1) {
+    if (seqs[i] <= seqs[i - 1]) disorder += 1;
+    else if (seqs[i] !== seqs[i - 1] + 1 && gaps.length < 20) gaps.push([seqs[i - 1], seqs[i]]);
+  }
+  return { count: plot.data[0].length, firstSeq: seqs[0] ?? null, lastSeq: seqs[seqs.length - 1] ?? null, gaps, disorder };
+}
+
+/** The plotted point of one seq, read back from the plot's arrays; null when not plotted. */
+function plottedSample(seq) {
+  if (plot === null || handed === null || plot.data[0] !== handed.t) return null;
+  const i = handed.seq.indexOf(seq);
+  if (i < 0) return null;
+  const sample = { seq, t: plot.data[0][i] };
+  channels.forEach((name, c) => {
+    sample[name] = plot.data[c + 1][i];
+  });
+  return sample;
+}
+
+window.__wavehouseViewer = Object.freeze({
+  get status() {
+    return { session: sessionStatus, connection, mode, reconnects, received, draws };
+  },
+  plotted,
+  plottedSample,
+  /** Closes the live socket as a network drop would, to exercise the reconnect. */
+  dropConnection() {
+    socket?.close(4000, 'dropped on request');
+  },
+});
+
+// -- start ------------------------------------------------------------------------------
+
+async function loadSession() {
+  for (let tries = 0; ; tries += 1) {
+    try {
+      return await fetchSession(sessionId);
+    } catch (error) {
+      setMessage(`Could not load the session (${error.message}); retrying.`, 'warning');
+      await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(tries)));
+    }
+  }
+}
+
+async function start() {
+  show(elements.title, sessionId);
+  const session = await loadSession();
+  if (session === null) {
+    setSessionStatus('not found');
+    setConnection('closed');
+    return setMessage(`There is no session ${sessionId}.`, 'error');
+  }
+  channels = session.channels;
+  setSessionStatus(session.status);
+  showDownloads();
+  mode = session.status === 'ended' ? 'whole' : 'live';
+  columns = new SampleColumns(channels.length, mode === 'live' ? { maxSamples: maxLiveSamples } : {});
+  if (mode === 'live' && session.lastSeq !== null) {
+    const windowSamples = Math.ceil(((session.sampleRateHz ?? assumedRateHz) * liveWindowMs) / 1000);
+    initialFromSeq = Math.max(0, session.lastSeq - windowSamples);
+  }
+  if (session.sampleCount === 0 && session.status !== 'ended') setMessage('Waiting for the first samples.', 'waiting');
+  if (session.status === 'ended' && session.sampleCount === 0) setMessage('This recording holds no samples.');
+  setInterval(updateStats, statsIntervalMs);
+  connect(initialFromSeq);
+}
+
+start();

@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { randomInt } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { startApp } from '../support/app.ts';
+import { createSession, ingestUrl, liveUrl, RecordingSocket } from '../support/clients.ts';
+import { freshDatabase } from '../support/database.ts';
+
+/** A client address of its own (via X-Forwarded-For behind TRUST_PROXY), so parallel tests never share counters. */
+function someClientIp(): string {
+  return `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+}
+
+const get = (url: string, ip: string) => fetch(url, { headers: { 'x-forwarded-for': ip } });
+
+describe('rate limits', () => {
+  test('a client over the per-minute limit gets 429 rate_limited with Retry-After; probes are never limited', async (t) => {
+    const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_PER_MINUTE: '5' });
+    const session = await createSession(baseUrl);
+    const ip = someClientIp();
+    for (let i = 0; i < 5; i++) assert.equal((await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, ip)).status, 200);
+    const limited = await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, ip);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+    assert.ok(Number(limited.headers.get('retry-after')) > 0);
+    assert.equal(limited.headers.get('access-control-allow-origin'), '*');
+    assert.equal(((await limited.json()) as { code: string }).code, 'rate_limited');
+    assert.equal((await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, someClientIp())).status, 200, 'another client is not limited');
+    for (let i = 0; i < 10; i++) {
+      for (const path of ['/health', '/ready', '/metrics']) assert.equal((await get(`${baseUrl}${path}`, ip)).status, 200, path);
+    }
+  });
+
+  test('session creation has its own stricter limit', async (t) => {
+    const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_CREATE_PER_MINUTE: '2' });
+    const ip = someClientIp();
+    const create = () => fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': ip } });
+    assert.equal((await create()).status, 201);
+    const second = await create();
+    assert.equal(second.status, 201);
+    const created = (await second.json()) as { sessionId: string };
+    assert.equal((await create()).status, 429);
+    assert.equal((await get(`${baseUrl}/api/v1/sessions/${created.sessionId}`, ip)).status, 200, 'reads go on');
+  });
+
+  test('with Redis, instances share the counters', async (t) => {
+    const database = await freshDatabase();
+    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', TRUST_PROXY: 'true', RATE_LIMIT_PER_MINUTE: '6' };
+    const apps = [await buildApp(loadConfig(env)), await buildApp(loadConfig(env))];
+    const [a, b] = await Promise.all(apps.map((app) => app.listen()));
+    t.after(async () => {
+      await Promise.all(apps.map((app) => app.close()));
+      await database.drop();
+    });
+    const ip = someClientIp();
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await get(`${a}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
+      statuses.push((await get(`${b}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
+    }
+    assert.deepEqual(statuses, [404, 404, 404, 404, 404, 404, 429, 429]);
+  });
+});
+
+describe('socket caps', () => {
+  test('a client over its socket cap is refused with 4429; closing one makes room', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { MAX_SOCKETS_PER_IP: '2' });
+    const session = await createSession(baseUrl);
+    const first = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    const second = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+    await Promise.all([first.opened, second.opened]);
+    const third = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    assert.equal((await third.waitForClose()).code, 4429);
+    first.close();
+    await first.waitForClose();
+    const fourth = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    await fourth.opened;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(fourth.closed, null);
+    assert.equal(second.closed, null);
+    fourth.close();
+    second.close();
+  });
+
+  test('a session over its viewer cap refuses more viewers with 4429', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { MAX_VIEWERS_PER_SESSION: '1' });
+    const session = await createSession(baseUrl);
+    const other = await createSession(baseUrl);
+    const first = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    await first.opened;
+    const second = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    assert.equal((await second.waitForClose()).code, 4429);
+    const elsewhere = new RecordingSocket(liveUrl(wsUrl, other.sessionId));
+    await elsewhere.opened;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(elsewhere.closed, null);
+    first.close();
+    elsewhere.close();
+  });
+});
+
+test('security headers do not stop pages of other origins from using the API', async (t) => {
+  const { baseUrl } = await startApp(t);
+  const response = await fetch(`${baseUrl}/health`, { headers: { origin: 'https://elsewhere.example' } });
+  assert.equal(response.headers.get('access-control-allow-origin'), '*');
+  assert.equal(response.headers.get('cross-origin-resource-policy'), 'cross-origin');
+  assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(response.headers.get('cross-origin-embedder-policy'), null);
+});
