@@ -79,7 +79,10 @@ export class BatchWriter {
     let committed = false;
     for (let attempt = 0; this.running && !committed; attempt++) {
       try {
-        await this.store.commitChunks(rows, advances);
+        // A failed attempt may have committed all the same (the connection died after COMMIT
+        // reached the server); committing it again would collide with its own rows forever.
+        // The flush is one transaction, so one of its rows is stored only if all of it is.
+        if (attempt === 0 || !(await this.store.hasChunk(rows[0]))) await this.store.commitChunks(rows, advances);
         committed = true;
         this.healthy = true;
       } catch (error) {
@@ -129,11 +132,16 @@ export function toChunks(items: readonly QueuedBatch[], maxChunkSamples: number)
       run = [];
       runSamples = 0;
     };
-    for (const batch of batches) {
-      if (runSamples > 0 && runSamples + batch.count > maxChunkSamples) closeRun();
-      run.push(batch);
-      runSamples += batch.count;
-      total += batch.count;
+    for (const whole of batches) {
+      // A frame may hold more samples than a chunk (10,000 and 2,000 by default): split it, so
+      // a chunk never exceeds the bound that reads page by.
+      for (let start = 0; start < whole.count; start += maxChunkSamples) {
+        const batch = whole.count <= maxChunkSamples ? whole : whole.slice(start, Math.min(whole.count, start + maxChunkSamples));
+        if (runSamples > 0 && runSamples + batch.count > maxChunkSamples) closeRun();
+        run.push(batch);
+        runSamples += batch.count;
+        total += batch.count;
+      }
     }
     closeRun();
     advances.push({ sessionId: session.sessionId, sampleCount: total, lastSeq: batches[batches.length - 1].lastSeq });

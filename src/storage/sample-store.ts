@@ -25,6 +25,11 @@ export class SampleStore {
 
   async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
     const client = await this.pool.connect();
+    // The pool listens for errors only on idle clients: a connection lost while this one is
+    // checked out would emit 'error' with no listener and crash the process. The failure
+    // itself reaches the awaited query below.
+    const ignoreError = () => undefined;
+    client.on('error', ignoreError);
     let broken = false;
     try {
       await client.query('BEGIN');
@@ -48,8 +53,19 @@ export class SampleStore {
       throw error;
     } finally {
       // A client that failed mid-COPY may be in any state: do not hand it to the next caller.
+      // A broken one keeps the listener: it is being destroyed and may still emit.
+      if (!broken) client.off('error', ignoreError);
       client.release(broken);
     }
+  }
+
+  /** Whether `row` is stored: how the writer learns the outcome of a commit whose answer was lost. */
+  async hasChunk(row: ChunkRow): Promise<boolean> {
+    const { rowCount } = await this.pool.query('SELECT 1 FROM sample_chunks WHERE session_id = $1 AND last_seq = $2', [
+      row.sessionId,
+      row.batch.lastSeq,
+    ]);
+    return rowCount !== null && rowCount > 0;
   }
 
   /**

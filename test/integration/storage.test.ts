@@ -1,0 +1,465 @@
+/**
+ * The storage layer on its own, against both databases Wavehouse runs on (DESIGN principle 6):
+ * the embedded PostgreSQL and a real server. One suite, run once per backend.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test, type TestContext } from 'node:test';
+import pg from 'pg';
+import { createLogger } from '../../src/observability/logger.ts';
+import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SessionState } from '../../src/sessions/session-state.ts';
+import { BatchWriter } from '../../src/storage/batch-writer.ts';
+import { createPool, type Pool } from '../../src/storage/database.ts';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/embedded-postgres.ts';
+import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
+import { ProducerLocks } from '../../src/storage/producer-locks.ts';
+import { SampleStore } from '../../src/storage/sample-store.ts';
+import { SessionRepository } from '../../src/storage/session-repository.ts';
+import { WriteQueue } from '../../src/storage/write-queue.ts';
+import { adminUrl, freshDatabase, type TestDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+
+const log = createLogger('silent');
+
+interface Backend {
+  /** A database with nothing in it. */
+  emptyDatabase(): Promise<TestDatabase>;
+  /** A database with every migration applied. */
+  migratedDatabase(): Promise<TestDatabase>;
+}
+
+/** CREATE DATABASE through `serverUrl`; dropped WITH (FORCE) so a leaked connection cannot block it. */
+async function createDatabaseOn(serverUrl: string): Promise<TestDatabase> {
+  const name = `wavehouse_storage_${randomBytes(6).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const client = new pg.Client({ connectionString: serverUrl });
+    await client.connect();
+    try {
+      await client.query(sql);
+    } finally {
+      await client.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
+
+async function migratedOn(serverUrl: string): Promise<TestDatabase> {
+  const database = await createDatabaseOn(serverUrl);
+  const pool = createPool(database.url, 2, log);
+  try {
+    await migrate(pool);
+  } finally {
+    await pool.end();
+  }
+  return database;
+}
+
+const realServer: Backend = {
+  emptyDatabase: () => createDatabaseOn(adminUrl),
+  migratedDatabase: () => freshDatabase(),
+};
+
+function embeddedBackend(): Backend & { start(): Promise<void>; stop(): Promise<void> } {
+  let root: string | null = null;
+  let embedded: EmbeddedDatabase | null = null;
+  const url = () => {
+    if (embedded === null) throw new Error('the embedded PostgreSQL is not running');
+    return embedded.url;
+  };
+  return {
+    async start() {
+      root = await mkdtemp(path.join(os.tmpdir(), 'wavehouse-storage-'));
+      // mkdtemp creates 0700; as root the server runs as OS user "postgres", which must enter it.
+      await chmod(root, 0o755);
+      embedded = await startEmbeddedPostgres({ dataDir: root, log: { info: () => undefined, warn: () => undefined } });
+    },
+    async stop() {
+      await embedded?.stop();
+      if (root !== null) await rm(root, { recursive: true, force: true });
+    },
+    emptyDatabase: () => createDatabaseOn(url()),
+    migratedDatabase: () => migratedOn(url()),
+  };
+}
+
+interface Storage {
+  url: string;
+  pool: Pool;
+  repository: SessionRepository;
+  store: SampleStore;
+}
+
+async function openStorage(t: TestContext, backend: Backend): Promise<Storage> {
+  const database = await backend.migratedDatabase();
+  const pool = createPool(database.url, 4, log);
+  t.after(async () => {
+    await pool.end();
+    await database.drop();
+  });
+  return { url: database.url, pool, repository: new SessionRepository(pool), store: new SampleStore(pool) };
+}
+
+async function newSession(repository: SessionRepository, channels = ['ax', 'ay', 'az']): Promise<string> {
+  const id = randomUUID();
+  await repository.create({ id, tokenHash: randomBytes(32), channels, sampleRateHz: null, metadata: {} });
+  return id;
+}
+
+interface PlainSample {
+  seq: number;
+  t: number;
+  values: number[];
+}
+
+function batchOf(samples: readonly PlainSample[], channelCount: number): SampleBatch {
+  const batch = SampleBatch.allocate(samples.length, channelCount);
+  samples.forEach((sample, i) => {
+    batch.columns[i] = sample.seq;
+    batch.columns[samples.length + i] = sample.t;
+    sample.values.forEach((value, c) => {
+      batch.columns[(c + 2) * samples.length + i] = value;
+    });
+  });
+  return batch;
+}
+
+function samplesOf(batch: SampleBatch): PlainSample[] {
+  return Array.from({ length: batch.count }, (_, i) => ({
+    seq: batch.seq(i),
+    t: batch.t(i),
+    values: Array.from({ length: batch.channelCount }, (_, c) => batch.value(c, i)),
+  }));
+}
+
+function plainSamples(seqs: readonly number[], channelCount = 3): PlainSample[] {
+  return seqs.map((seq) => ({ seq, t: 1_700_000_000_000 + seq * 0.25, values: Array.from({ length: channelCount }, (_, c) => seq / 7 + c) }));
+}
+
+async function readAll(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number): Promise<PlainSample[]> {
+  const out: PlainSample[] = [];
+  for await (const batch of store.readRange(sessionId, fromSeq, toSeq)) out.push(...samplesOf(batch));
+  return out;
+}
+
+/** Commits `samples` as one chunk per `perChunk` samples, the way the writer does. */
+async function commitAsChunks(store: SampleStore, sessionId: string, samples: readonly PlainSample[], perChunk: number, channelCount = 3) {
+  const rows = [];
+  for (let i = 0; i < samples.length; i += perChunk) rows.push({ sessionId, batch: batchOf(samples.slice(i, i + perChunk), channelCount) });
+  await store.commitChunks(rows, [{ sessionId, sampleCount: samples.length, lastSeq: samples[samples.length - 1].seq }]);
+}
+
+async function chunkRows(url: string, sessionId: string): Promise<Array<{ first: number; last: number; count: number }>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ first_seq: string; last_seq: string; sample_count: number }>(
+      'SELECT first_seq, last_seq, sample_count FROM sample_chunks WHERE session_id = $1 ORDER BY first_seq',
+      [sessionId],
+    );
+    return rows.map((row) => ({ first: Number(row.first_seq), last: Number(row.last_seq), count: row.sample_count }));
+  } finally {
+    await client.end();
+  }
+}
+
+/** Backend pids holding an advisory lock in the database at `url`. */
+async function advisoryLockHolders(url: string): Promise<number[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+    );
+    return rows.map((row) => row.pid);
+  } finally {
+    await client.end();
+  }
+}
+
+function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Promise<void>; stop(): Promise<void> }) {
+  describe(`storage on ${name}`, () => {
+    if (lifecycle) {
+      // initdb on a first start takes seconds; the bound is for a wedged one.
+      before(() => lifecycle.start(), { timeout: 120_000 });
+      after(() => lifecycle.stop());
+    }
+
+    describe('migrations', () => {
+      test('apply every migration once; running them again changes nothing', async (t) => {
+        const database = await backend.emptyDatabase();
+        const pool = createPool(database.url, 2, log);
+        t.after(async () => {
+          await pool.end();
+          await database.drop();
+        });
+        const names = (await loadMigrations()).map((migration) => migration.name);
+        assert.ok(names.length > 0);
+        assert.deepEqual(await migrate(pool), names);
+        assert.deepEqual(await migrate(pool), []);
+        const { rows } = await pool.query<{ name: string }>('SELECT name FROM schema_migrations ORDER BY version');
+        assert.deepEqual(rows.map((row) => row.name), names);
+      });
+
+      test('two instances migrating at once apply each migration exactly once', async (t) => {
+        const database = await backend.emptyDatabase();
+        const first = createPool(database.url, 2, log);
+        const second = createPool(database.url, 2, log);
+        t.after(async () => {
+          await first.end();
+          await second.end();
+          await database.drop();
+        });
+        const names = (await loadMigrations()).map((migration) => migration.name);
+        const applied = await Promise.all([migrate(first), migrate(second)]);
+        assert.deepEqual(applied.flat().sort(), [...names].sort(), `applied ${JSON.stringify(applied)}`);
+        assert.ok(applied.some((list) => list.length === 0), 'one of them found everything already applied');
+        const { rows } = await first.query<{ count: string }>('SELECT count(*) FROM schema_migrations');
+        assert.equal(Number(rows[0].count), names.length);
+        await first.query('SELECT id FROM sessions LIMIT 1');
+        await first.query('SELECT session_id FROM sample_chunks LIMIT 1');
+      });
+    });
+
+    describe('sessions', () => {
+      test('are created, found and ended; ending again keeps the first end time', async (t) => {
+        const { repository } = await openStorage(t, backend);
+        const id = randomUUID();
+        const tokenHash = randomBytes(32);
+        const created = await repository.create({ id, tokenHash, channels: ['x', 'y'], sampleRateHz: 100, metadata: { site: 'lab', n: 1 } });
+        assert.equal(created.id, id);
+        assert.deepEqual(created.tokenHash, tokenHash);
+        assert.equal(created.status, 'created');
+        assert.ok(created.createdAt instanceof Date);
+        assert.equal(created.endedAt, null);
+        assert.deepEqual(created.channels, ['x', 'y']);
+        assert.equal(created.sampleRateHz, 100);
+        assert.deepEqual(created.metadata, { site: 'lab', n: 1 });
+        assert.equal(created.sampleCount, 0);
+        assert.equal(created.lastSeq, null);
+
+        assert.deepEqual(await repository.find(id), created);
+        assert.equal(await repository.find(randomUUID()), null);
+
+        const ended = await repository.markEnded(id);
+        assert.equal(ended?.status, 'ended');
+        assert.ok(ended?.endedAt instanceof Date);
+        const endedAgain = await repository.markEnded(id);
+        assert.deepEqual(endedAgain?.endedAt, ended.endedAt);
+        assert.deepEqual(await repository.find(id), endedAgain);
+        assert.equal(await repository.markEnded(randomUUID()), null);
+      });
+    });
+
+    describe('samples', () => {
+      test('round-trip every float64 exactly, -0 and the smallest subnormal included', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const id = await newSession(repository);
+        const awkward = [-0, 5e-324, 0.1, -1.7976931348623157e308, 2.2250738585072014e-308, 1 / 3, -123456.789e-200, 42];
+        const samples: PlainSample[] = awkward.map((value, i) => ({
+          seq: i === awkward.length - 1 ? Number.MAX_SAFE_INTEGER : i,
+          t: i % 2 === 0 ? 1_732_345_678_901.25 + i : -0,
+          values: [value, -value, awkward[(i + 3) % awkward.length]],
+        }));
+        await commitAsChunks(store, id, samples, 3);
+        // deepStrictEqual compares numbers with Object.is: -0 is not 0 here.
+        assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), samples);
+      });
+
+      test('read ranges are inclusive, cut inside chunks, and page through more than 16 chunks', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const id = await newSession(repository);
+        // Even seqs only, so bounds also fall into gaps; 40 chunks of 25 is three pages of chunks.
+        const all = plainSamples(Array.from({ length: 1_000 }, (_, i) => 2 * (i + 1)));
+        await commitAsChunks(store, id, all, 25);
+        const between = (from: number, to: number) => all.filter((sample) => sample.seq >= from && sample.seq <= to);
+
+        assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), all);
+        assert.deepStrictEqual(await readAll(store, id, 37, 1_913), between(37, 1_913));
+        assert.deepStrictEqual(await readAll(store, id, 38, 912), between(38, 912));
+        // The last seq of the 16th chunk: a range that ends exactly at a page's end.
+        assert.deepStrictEqual(await readAll(store, id, 1, 800), between(1, 800));
+        assert.deepStrictEqual(await readAll(store, id, 801, 802), between(801, 802));
+        assert.deepStrictEqual(await readAll(store, id, 101, 109), between(101, 109));
+        assert.deepStrictEqual(await readAll(store, id, 7, 7), []);
+        assert.deepStrictEqual(await readAll(store, id, 2_001, 9_999), []);
+        assert.deepStrictEqual(await readAll(store, randomUUID(), 0, 10), []);
+      });
+
+      test('sampleCount and lastSeq move with commits only; a failed commit stores nothing', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const id = await newSession(repository);
+        assert.deepEqual(await counters(repository, id), { status: 'created', sampleCount: 0, lastSeq: null });
+
+        await commitAsChunks(store, id, plainSamples([1, 2, 3, 4, 5]), 5);
+        assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 5, lastSeq: 5 });
+
+        // The second row collides with the stored chunk (same session and last seq): the whole commit fails.
+        const rows = [
+          { sessionId: id, batch: batchOf(plainSamples([6, 7]), 3) },
+          { sessionId: id, batch: batchOf(plainSamples([5]), 3) },
+        ];
+        await assert.rejects(store.commitChunks(rows, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]));
+        assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 5, lastSeq: 5 });
+        assert.deepStrictEqual(await readAll(store, id, 0, 100), plainSamples([1, 2, 3, 4, 5]));
+        assert.equal(await store.hasChunk(rows[0]), false);
+
+        await commitAsChunks(store, id, plainSamples([9, 10]), 1);
+        assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 7, lastSeq: 10 });
+        assert.equal(await store.hasChunk({ sessionId: id, batch: batchOf(plainSamples([10]), 3) }), true);
+      });
+    });
+
+    describe('producer locks', () => {
+      test('a lock held by one process is refused to another until it is released', async (t) => {
+        const { url } = await openStorage(t, backend);
+        const sessionId = randomUUID();
+        const mine = new ProducerLocks(url, log, () => undefined);
+        const theirs = new ProducerLocks(url, log, () => undefined);
+        t.after(() => Promise.all([mine.close(), theirs.close()]));
+
+        assert.equal(await mine.tryAcquire(sessionId), true);
+        assert.equal(await theirs.tryAcquire(sessionId), false);
+        assert.equal(await mine.tryAcquire(sessionId), false, 'not re-entrant');
+        assert.equal(await theirs.tryAcquire(randomUUID()), true, 'other sessions are unaffected');
+        await mine.release(sessionId);
+        assert.equal(await theirs.tryAcquire(sessionId), true);
+        assert.equal(await mine.tryAcquire(sessionId), false);
+      });
+
+      test('a lock is freed when its holder closes its connection', async (t) => {
+        const { url } = await openStorage(t, backend);
+        const sessionId = randomUUID();
+        const mine = new ProducerLocks(url, log, () => undefined);
+        const theirs = new ProducerLocks(url, log, () => undefined);
+        t.after(() => Promise.all([mine.close(), theirs.close()]));
+
+        assert.equal(await mine.tryAcquire(sessionId), true);
+        await mine.close();
+        assert.equal(await theirs.tryAcquire(sessionId), true);
+      });
+
+      test('a holder that crashes loses its lock to another; back online it reports the lock lost', async (t) => {
+        const { url } = await openStorage(t, backend);
+        const target = new URL(url);
+        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+        const sessionId = randomUUID();
+        const lost: string[] = [];
+        const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
+        const theirs = new ProducerLocks(url, log, () => undefined);
+        t.after(async () => {
+          proxy.restore();
+          await Promise.all([mine.close(), theirs.close()]);
+          await proxy.close();
+        });
+
+        assert.equal(await mine.tryAcquire(sessionId), true);
+        // The connection dies without an unlock, as it does when the process is killed.
+        proxy.cut();
+        await eventually(async () => assert.equal(await theirs.tryAcquire(sessionId), true), { timeoutMs: 5_000 });
+        proxy.restore();
+        await eventually(() => assert.deepEqual(lost, [sessionId]), { timeoutMs: 10_000 });
+      });
+
+      test('a holder whose connection drops takes its locks back once it reconnects', async (t) => {
+        const { url } = await openStorage(t, backend);
+        const target = new URL(url);
+        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+        const sessionId = randomUUID();
+        const lost: string[] = [];
+        const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
+        const theirs = new ProducerLocks(url, log, () => undefined);
+        t.after(async () => {
+          proxy.restore();
+          await Promise.all([mine.close(), theirs.close()]);
+          await proxy.close();
+        });
+
+        assert.equal(await mine.tryAcquire(sessionId), true);
+        const [before] = await advisoryLockHolders(url);
+        proxy.cut();
+        proxy.restore();
+        await eventually(async () => {
+          const holders = await advisoryLockHolders(url);
+          assert.equal(holders.length, 1);
+          assert.notEqual(holders[0], before, 'held again, by a new connection');
+        }, { timeoutMs: 10_000 });
+        assert.equal(await theirs.tryAcquire(sessionId), false);
+        assert.deepEqual(lost, []);
+      });
+    });
+
+    describe('batch writer', () => {
+      test('merges consecutive batches of each session into chunks of at most maxChunkSamples, and acks what it committed', async (t) => {
+        const { url, repository, store } = await openStorage(t, backend);
+        const channels = ['ax', 'ay', 'az'];
+        const first = new SessionState(await newSession(repository, channels), channels, -1, 1 << 20);
+        const second = new SessionState(await newSession(repository, channels), channels, -1, 1 << 20);
+        const queue = new WriteQueue(64 * 1024 * 1024);
+        const sent = new Map<SessionState, PlainSample[]>([
+          [first, []],
+          [second, []],
+        ]);
+        const batches = new Map<SessionState, number>();
+        const push = (state: SessionState, count: number) => {
+          batches.set(state, (batches.get(state) ?? 0) + 1);
+          const list = sent.get(state)!;
+          const from = (list.at(-1)?.seq ?? 0) + 1;
+          const samples = plainSamples(Array.from({ length: count }, (_, i) => from + i));
+          list.push(...samples);
+          queue.push(state, batchOf(samples, 3), Date.now());
+          state.highestAcceptedSeq = from + count - 1;
+        };
+        // Queued before the writer starts, so one flush sees them all, the two sessions interleaved.
+        for (let i = 0; i < 10; i++) {
+          push(first, 30);
+          if (i % 2 === 0) push(second, 40);
+        }
+        // A batch larger than a chunk may hold.
+        push(first, 250);
+        push(second, 7);
+
+        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log);
+        writer.start();
+        t.after(() => writer.drain(5_000));
+        await eventually(() => {
+          assert.equal(first.committedSeq, 550);
+          assert.equal(second.committedSeq, 207);
+        });
+
+        for (const state of [first, second]) {
+          const chunks = await chunkRows(url, state.sessionId);
+          const expected = sent.get(state)!;
+          assert.ok(chunks.every((chunk) => chunk.count <= 100), `chunks of at most 100: ${JSON.stringify(chunks)}`);
+          assert.ok(chunks.length < batches.get(state)!, `batches were merged: ${chunks.length} chunks for ${batches.get(state)} batches`);
+          chunks.forEach((chunk, i) => {
+            assert.equal(chunk.last - chunk.first + 1, chunk.count);
+            if (i > 0) assert.equal(chunk.first, chunks[i - 1].last + 1, 'contiguous, without overlap');
+          });
+          assert.deepStrictEqual(await readAll(store, state.sessionId, 0, Number.MAX_SAFE_INTEGER), expected);
+          assert.deepEqual(await counters(repository, state.sessionId), { status: 'active', sampleCount: expected.length, lastSeq: expected.length });
+        }
+        assert.equal(queue.length, 0);
+        assert.equal(queue.queuedBytes, 0);
+      });
+    });
+  });
+}
+
+async function counters(repository: SessionRepository, id: string) {
+  const record = await repository.find(id);
+  assert.ok(record);
+  return { status: record.status, sampleCount: record.sampleCount, lastSeq: record.lastSeq };
+}
+
+const embedded = embeddedBackend();
+storageSuite('the embedded PostgreSQL', embedded, embedded);
+storageSuite('a PostgreSQL server', realServer);
