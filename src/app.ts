@@ -22,7 +22,7 @@ import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions
 import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics } from './observability/metrics.ts';
+import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
@@ -93,7 +93,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await broker?.connect();
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
-  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }));
+  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }), writerCounters(metrics));
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);

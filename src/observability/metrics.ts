@@ -89,3 +89,15 @@ export function viewerCounters(metrics: Metrics) {
     slowClosed: () => metrics.liveSlowViewersClosed.inc(),
   };
 }
+
+/** The batch writer's counters. */
+export function writerCounters(metrics: Metrics) {
+  return {
+    committed: (samples: number, durationS: number) => {
+      metrics.writeBatchSamples.observe(samples);
+      metrics.writeCommitDuration.observe(durationS);
+    },
+    acked: (latencyS: number) => metrics.ackLatency.observe(latencyS),
+    failed: () => metrics.databaseErrors.labels('commit').inc(),
+  };
+}

@@ -18,7 +18,7 @@ import type { SampleBatch } from './sample-batch.ts';
 import { SessionState, type Acceptance, type ProducerHandle } from './session-state.ts';
 
 export interface SessionLookup {
-  find(id: string): Promise<SessionRecord | null>;
+  claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null>;
   markEnded(id: string): Promise<SessionRecord | null>;
 }
 
@@ -61,15 +61,16 @@ export class SessionCoordinator {
       if (!state) {
         if (!(await this.locks.tryAcquire(sessionId))) return { ok: false, refusal: 'producer_conflict' };
         // Read after taking the lock: only now is the stored lastSeq final.
-        const record = await this.sessions.find(sessionId).catch(async (error: unknown) => {
+        const claimed = await this.sessions.claimForProducer(sessionId).catch(async (error: unknown) => {
           await this.locks.release(sessionId);
           throw error;
         });
-        if (!record || record.status === 'ended') {
+        if (!claimed || claimed.record.status === 'ended') {
           await this.locks.release(sessionId);
-          return { ok: false, refusal: record ? 'session_ended' : 'session_not_found' };
+          return { ok: false, refusal: claimed ? 'session_ended' : 'session_not_found' };
         }
-        state = new SessionState(sessionId, record.channels, record.lastSeq ?? -1, this.windowMaxBytes);
+        const { record, epoch } = claimed;
+        state = new SessionState(sessionId, record.channels, record.lastSeq ?? -1, this.windowMaxBytes, epoch);
         this.states.set(sessionId, state);
       }
       state.producer = producer;

@@ -33,6 +33,8 @@ export class SessionState {
   highestAcceptedSeq: number;
   committedSeq: number;
   ended = false;
+  /** Another process took this session (its fencing epoch moved on): nothing more is stored here. */
+  fenced = false;
   producer: ProducerHandle | null = null;
   private readonly window: LiveFrame[] = [];
   private windowBytes = 0;
@@ -43,14 +45,17 @@ export class SessionState {
     readonly channels: readonly string[],
     lastCommittedSeq: number,
     private readonly windowMaxBytes: number,
+    /** The producer epoch this process claimed; every commit for the session carries it. */
+    readonly epoch?: number,
   ) {
     this.keyPrefixes = jsonKeyPrefixes(channels);
     this.highestAcceptedSeq = lastCommittedSeq;
     this.committedSeq = lastCommittedSeq;
   }
 
+  /** False once fenced: what is pending then will never be committed here. */
   get hasPendingWrites(): boolean {
-    return this.committedSeq < this.highestAcceptedSeq;
+    return !this.fenced && this.committedSeq < this.highestAcceptedSeq;
   }
 
   /**
@@ -58,7 +63,7 @@ export class SessionState {
    * drops what is at or below the highest accepted seq, and encodes the rest once.
    */
   accept(batch: SampleBatch, hasSeq: boolean, samplesText: Buffer | null = null): Acceptance {
-    if (this.ended) return { kind: 'ended' };
+    if (this.ended || this.fenced) return { kind: 'ended' };
     if (batch.count === 0) return { kind: 'duplicate' };
     let fresh = batch;
     if (!hasSeq) {
@@ -79,6 +84,15 @@ export class SessionState {
     return { kind: 'accepted', batch: fresh, frame };
   }
 
+  /** Another process took the session: stop accepting, and tell the producer to go there. */
+  fence(): void {
+    if (this.fenced) return;
+    this.fenced = true;
+    for (const waiter of this.commitWaiters) waiter.resolve();
+    this.commitWaiters = [];
+    this.producer?.closeForConflict();
+  }
+
   /** Called by the writer once everything up to `seq` is committed. */
   markCommitted(seq: number): void {
     if (seq <= this.committedSeq) return;
@@ -95,7 +109,7 @@ export class SessionState {
   /** Resolves once everything accepted so far is committed. */
   whenCommitted(): Promise<void> {
     const seq = this.highestAcceptedSeq;
-    if (seq <= this.committedSeq) return Promise.resolve();
+    if (seq <= this.committedSeq || this.fenced) return Promise.resolve();
     return new Promise((resolve) => this.commitWaiters.push({ seq, resolve }));
   }
 

@@ -14,13 +14,20 @@ import type { Logger } from 'pino';
 import { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import type { ChunkRow } from './chunk-codec.ts';
-import type { SampleStore, SessionAdvance } from './sample-store.ts';
+import { FencedError, type SampleStore, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, WriteQueue } from './write-queue.ts';
 
 export interface BatchWriterOptions {
   maxBatchAgeMs: number;
   maxBatchSamples: number;
   maxChunkSamples: number;
+}
+
+/** What the writer reports (observability/metrics.ts gives the implementation). */
+export interface WriterCounters {
+  committed(samples: number, durationS: number): void;
+  acked(latencyS: number): void;
+  failed(): void;
 }
 
 const retryInitialMs = 50;
@@ -38,6 +45,7 @@ export class BatchWriter {
     private readonly store: SampleStore,
     private readonly options: BatchWriterOptions,
     private readonly log: Logger,
+    private readonly counters: WriterCounters,
   ) {}
 
   start(): void {
@@ -75,9 +83,11 @@ export class BatchWriter {
   }
 
   private async flush(items: QueuedBatch[]): Promise<void> {
-    const { rows, advances } = toChunks(items, this.options.maxChunkSamples);
-    let committed = false;
+    let storable = items.filter((item) => !item.session.fenced);
+    let committed = storable.length === 0;
     for (let attempt = 0; this.running && !committed; attempt++) {
+      const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
+      const started = performance.now();
       try {
         // A failed attempt may have committed all the same (the connection died after COMMIT
         // reached the server); committing it again would collide with its own rows forever.
@@ -85,8 +95,20 @@ export class BatchWriter {
         if (attempt === 0 || !(await this.store.hasChunk(rows[0]))) await this.store.commitChunks(rows, advances);
         committed = true;
         this.healthy = true;
+        this.counters.committed(rows.reduce((sum, row) => sum + row.batch.count, 0), (performance.now() - started) / 1000);
       } catch (error) {
+        if (error instanceof FencedError) {
+          // Not a database failure: those sessions belong to another process now, which gets
+          // their unacked samples again from the producer. Drop them and commit the rest.
+          this.log.warn({ sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
+          for (const item of storable) if (error.sessionIds.includes(item.session.sessionId)) item.session.fence();
+          storable = storable.filter((item) => !item.session.fenced);
+          committed = storable.length === 0;
+          attempt = -1;
+          continue;
+        }
         this.healthy = false;
+        this.counters.failed();
         const delayMs = Math.min(retryMaxMs, retryInitialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
         this.log.error({ err: error, attempt, delayMs: Math.round(delayMs) }, 'commit failed; retrying');
         await this.wait(delayMs);
@@ -94,7 +116,9 @@ export class BatchWriter {
     }
     if (!committed) return;
     this.queue.remove(items.length);
-    for (const advance of committedSessions(items)) advance.session.markCommitted(advance.lastSeq);
+    const now = Date.now();
+    for (const item of storable) this.counters.acked((now - item.enqueuedAtMs) / 1000);
+    for (const advance of committedSessions(storable)) advance.session.markCommitted(advance.lastSeq);
   }
 
   private async wait(ms: number): Promise<void> {
@@ -144,7 +168,7 @@ export function toChunks(items: readonly QueuedBatch[], maxChunkSamples: number)
       }
     }
     closeRun();
-    advances.push({ sessionId: session.sessionId, sampleCount: total, lastSeq: batches[batches.length - 1].lastSeq });
+    advances.push({ sessionId: session.sessionId, sampleCount: total, lastSeq: batches[batches.length - 1].lastSeq, epoch: session.epoch });
   }
   return { rows, advances };
 }

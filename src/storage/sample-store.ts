@@ -15,6 +15,16 @@ export interface SessionAdvance {
   sessionId: string;
   sampleCount: number;
   lastSeq: number;
+  /** The producer epoch this process holds (storage/session-repository.ts); absent: not fenced. */
+  epoch?: number;
+}
+
+/** Sessions another process has taken since this one claimed them: their rows were not stored. */
+export class FencedError extends Error {
+  constructor(readonly sessionIds: string[]) {
+    super(`sessions taken over by another process: ${sessionIds.join(', ')}`);
+    this.name = 'FencedError';
+  }
 }
 
 /** Chunks fetched per round trip when reading: at most ~16 x 2,000 samples in memory. */
@@ -37,17 +47,29 @@ export class SampleStore {
         copyStreams.from('COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload) FROM STDIN (FORMAT binary)'),
       );
       await pipeline(Readable.from([encodeCopyBinary(rows)]), copy);
-      await client.query(
+      const { rows: advanced } = await client.query<{ id: string }>(
         `UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
                 last_seq = GREATEST(s.last_seq, a.last_seq),
                 status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
-           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS a(id, sample_count, last_seq)
-          WHERE s.id = a.id`,
-        [advances.map((a) => a.sessionId), advances.map((a) => a.sampleCount), advances.map((a) => a.lastSeq)],
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS a(id, sample_count, last_seq, epoch)
+          WHERE s.id = a.id AND (a.epoch IS NULL OR s.producer_epoch = a.epoch)
+          RETURNING s.id`,
+        [
+          advances.map((a) => a.sessionId),
+          advances.map((a) => a.sampleCount),
+          advances.map((a) => a.lastSeq),
+          advances.map((a) => a.epoch ?? null),
+        ],
       );
+      if (advanced.length < advances.length) {
+        const stored = new Set(advanced.map((row) => row.id));
+        await client.query('ROLLBACK');
+        throw new FencedError(advances.map((a) => a.sessionId).filter((id) => !stored.has(id)));
+      }
       await client.query('COMMIT');
     } catch (error) {
+      if (error instanceof FencedError) throw error;
       broken = true;
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;

@@ -69,6 +69,18 @@ export class SessionRepository {
     return rows.length === 0 ? null : toRecord(rows[0]);
   }
 
+  /**
+   * Takes the session for a producer on this process: bumps its fencing epoch and returns the
+   * record with the epoch this process's commits must carry (see migration 002).
+   */
+  async claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null> {
+    const { rows } = await this.pool.query<SessionRow & { producer_epoch: string }>(
+      `UPDATE sessions SET producer_epoch = producer_epoch + 1 WHERE id = $1 RETURNING ${columns}, producer_epoch`,
+      [id],
+    );
+    return rows.length === 0 ? null : { record: toRecord(rows[0]), epoch: Number(rows[0].producer_epoch) };
+  }
+
   /** Marks the session ended; a session already ended keeps its first endedAt. */
   async markEnded(id: string): Promise<SessionRecord | null> {
     const { rows } = await this.pool.query<SessionRow>(

@@ -427,13 +427,16 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         push(first, 250);
         push(second, 7);
 
-        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log);
+        const recorded = recordingCounters();
+        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recorded);
         writer.start();
         t.after(() => writer.drain(5_000));
         await eventually(() => {
           assert.equal(first.committedSeq, 550);
           assert.equal(second.committedSeq, 207);
         });
+        assert.equal(recorded.committedSamples, 757);
+        assert.equal(recorded.acks, [...batches.values()].reduce((a, b) => a + b, 0));
 
         for (const state of [first, second]) {
           const chunks = await chunkRows(url, state.sessionId);
@@ -450,8 +453,56 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(queue.length, 0);
         assert.equal(queue.queuedBytes, 0);
       });
+
+      test('drops, never stores, what it queued for a session another process has since taken, and commits the rest', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const channels = ['ax', 'ay', 'az'];
+        const takenId = await newSession(repository, channels);
+        const keptId = await newSession(repository, channels);
+        const ours = await repository.claimForProducer(takenId);
+        const kept = await repository.claimForProducer(keptId);
+        assert.ok(ours && kept);
+        const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
+        const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+        const conflicts: string[] = [];
+        taken.producer = { sendAck: () => undefined, closeForEnd: () => undefined, closeForConflict: () => conflicts.push(takenId) };
+        // Another process takes the session (its claim moves the epoch on) before this one commits.
+        assert.ok((await repository.claimForProducer(takenId))!.epoch > ours.epoch);
+
+        const queue = new WriteQueue(64 * 1024 * 1024);
+        for (const state of [taken, stays]) {
+          const samples = plainSamples([1, 2, 3]);
+          state.highestAcceptedSeq = 3;
+          queue.push(state, batchOf(samples, 3), Date.now());
+        }
+        const waiting = taken.whenCommitted();
+        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recordingCounters());
+        writer.start();
+        t.after(() => writer.drain(5_000));
+        await eventually(() => assert.equal(stays.committedSeq, 3));
+        await waiting;
+        assert.equal(taken.fenced, true);
+        assert.equal(taken.committedSeq, -1);
+        assert.deepEqual(conflicts, [takenId]);
+        assert.deepEqual(await counters(repository, takenId), { status: 'created', sampleCount: 0, lastSeq: null });
+        assert.deepEqual(await readAll(store, takenId, 0, Number.MAX_SAFE_INTEGER), []);
+        assert.deepEqual(await counters(repository, keptId), { status: 'active', sampleCount: 3, lastSeq: 3 });
+        assert.equal(queue.length, 0);
+      });
     });
   });
+}
+
+function recordingCounters() {
+  const recorded = {
+    committedSamples: 0,
+    acks: 0,
+    failures: 0,
+    committed: (samples: number) => void (recorded.committedSamples += samples),
+    acked: () => void recorded.acks++,
+    failed: () => void recorded.failures++,
+  };
+  return recorded;
 }
 
 async function counters(repository: SessionRepository, id: string) {
