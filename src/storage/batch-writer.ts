@@ -5,11 +5,14 @@
  * COPY per flush, then tells each session what is committed (which sends the acks).
  *
  * Error policy: a failed flush is retried with the same items, with capped exponential
- * backoff, for as long as it takes; nothing is dropped and nothing is acked meanwhile, while
- * the live path goes on and the queue's bound pushes back on producers.
+ * backoff, for as long as it takes (cockatiel retry), behind a circuit breaker that, after a
+ * run of failures, probes the database once a second instead of hammering it. Nothing is
+ * dropped and nothing is acked meanwhile; the live path goes on and the queue's bound pushes
+ * back on producers. Sessions another process has taken (FencedError) are not failures.
  * Lifecycle: start() runs the loop; drain() flushes everything and stops the loop.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
 import { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
@@ -30,14 +33,20 @@ export interface WriterCounters {
   failed(): void;
 }
 
-const retryInitialMs = 50;
-const retryMaxMs = 2_000;
+const notFenced = handleWhen((error) => !(error instanceof FencedError));
 
 export class BatchWriter {
   private running = false;
   private draining = false;
   private loop: Promise<void> | null = null;
   private pause: AbortController | null = null;
+  /** Aborted when a drain runs out of time: stops retrying a database that stays down. */
+  private readonly stop = new AbortController();
+  private readonly breaker = circuitBreaker(notFenced, { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(5) });
+  private readonly policy = wrap(
+    retry(notFenced, { maxAttempts: Number.POSITIVE_INFINITY, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 2_000 }) }),
+    this.breaker,
+  );
   healthy = true;
 
   constructor(
@@ -46,7 +55,16 @@ export class BatchWriter {
     private readonly options: BatchWriterOptions,
     private readonly log: Logger,
     private readonly counters: WriterCounters,
-  ) {}
+  ) {
+    this.policy.onFailure(({ reason }) => {
+      this.healthy = false;
+      this.counters.failed();
+      if ('error' in reason) this.log.error({ err: reason.error, circuit: CircuitState[this.breaker.state] }, 'commit failed; retrying');
+    });
+    this.policy.onSuccess(() => {
+      this.healthy = true;
+    });
+  }
 
   start(): void {
     this.running = true;
@@ -61,6 +79,7 @@ export class BatchWriter {
     const timer = sleep(deadlineMs, 'timeout' as const, { ref: false });
     const outcome = await Promise.race([this.loop?.then(() => 'done' as const), timer]);
     this.running = false;
+    this.stop.abort();
     this.queue.interrupt();
     return outcome === 'done';
   }
@@ -84,37 +103,28 @@ export class BatchWriter {
 
   private async flush(items: QueuedBatch[]): Promise<void> {
     let storable = items.filter((item) => !item.session.fenced);
-    let committed = storable.length === 0;
-    for (let attempt = 0; this.running && !committed; attempt++) {
+    while (storable.length > 0) {
       const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
       const started = performance.now();
       try {
-        // A failed attempt may have committed all the same (the connection died after COMMIT
-        // reached the server); committing it again would collide with its own rows forever.
-        // The flush is one transaction, so one of its rows is stored only if all of it is.
-        if (attempt === 0 || !(await this.store.hasChunk(rows[0]))) await this.store.commitChunks(rows, advances);
-        committed = true;
-        this.healthy = true;
+        await this.policy.execute(async ({ attempt }) => {
+          // A failed attempt may have committed all the same (the connection died after COMMIT
+          // reached the server); committing it again would collide with its own rows forever.
+          // The flush is one transaction, so one of its rows is stored only if all of it is.
+          if (attempt > 0 && (await this.store.hasChunk(rows[0]))) return;
+          await this.store.commitChunks(rows, advances);
+        }, this.stop.signal);
         this.counters.committed(rows.reduce((sum, row) => sum + row.batch.count, 0), (performance.now() - started) / 1000);
+        break;
       } catch (error) {
-        if (error instanceof FencedError) {
-          // Not a database failure: those sessions belong to another process now, which gets
-          // their unacked samples again from the producer. Drop them and commit the rest.
-          this.log.warn({ sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
-          for (const item of storable) if (error.sessionIds.includes(item.session.sessionId)) item.session.fence();
-          storable = storable.filter((item) => !item.session.fenced);
-          committed = storable.length === 0;
-          attempt = -1;
-          continue;
-        }
-        this.healthy = false;
-        this.counters.failed();
-        const delayMs = Math.min(retryMaxMs, retryInitialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-        this.log.error({ err: error, attempt, delayMs: Math.round(delayMs) }, 'commit failed; retrying');
-        await this.wait(delayMs);
+        if (!(error instanceof FencedError)) return; // stopped: the drain ran out of time
+        // Not a database failure: those sessions belong to another process now, which gets
+        // their unacked samples again from the producer. Drop them and commit the rest.
+        this.log.warn({ sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
+        for (const item of storable) if (error.sessionIds.includes(item.session.sessionId)) item.session.fence();
+        storable = storable.filter((item) => !item.session.fenced);
       }
     }
-    if (!committed) return;
     this.queue.remove(items.length);
     const now = Date.now();
     for (const item of storable) this.counters.acked((now - item.enqueuedAtMs) / 1000);

@@ -67,6 +67,10 @@ describe('database outage', () => {
     assert.ok(producer.lastAck! <= committed.lastSeq!);
     assert.equal(producer.isOpen, true, 'the producer socket stays open through the outage');
     assert.deepEqual(producer.closes, []);
+    // Each failed commit attempt is counted, and the circuit breaker spaces them out (about
+    // one probe a second once open) rather than retrying as fast as the backoff allows.
+    const failedCommits = await commitErrors(baseUrl);
+    assert.ok(failedCommits >= 2 && failedCommits <= 12, `${failedCommits} failed commit attempts in 3 s`);
 
     proxy.restore();
     await producer.waitForAck(sentBeforeRestore, 15_000);
@@ -117,3 +121,9 @@ describe('database outage', () => {
     });
   });
 });
+
+async function commitErrors(baseUrl: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith('wavehouse_database_errors_total{operation="commit"}'));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
