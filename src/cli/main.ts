@@ -1,0 +1,96 @@
+/**
+ * `wavehouse`: the command line. Every failure ends as one line on stderr and a non-zero exit
+ * code (2 for a usage mistake); the commands themselves live in one file each.
+ */
+import { serveCommand, serveUsage } from './serve-command.ts';
+import { simulateCommand, simulateUsage } from './simulate-command.ts';
+import { exportCommand, exportUsage } from './export-command.ts';
+import { tailCommand, tailUsage } from './tail-command.ts';
+import { CliError, describeError, UsageError } from './cli-error.ts';
+
+const defaultUrl = process.env.WAVEHOUSE_URL ?? 'http://127.0.0.1:8080';
+
+const usages: Record<string, string> = { serve: serveUsage, simulate: simulateUsage, export: exportUsage, tail: tailUsage };
+
+const overview = `usage: wavehouse <command> [options]
+
+commands:
+  serve      run the service
+  simulate   stream a synthetic SCG into a session
+  export     write a session's samples to a file (csv, ndjson, json)
+  tail       print a session's live samples as NDJSON
+
+Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
+Run "wavehouse help <command>" for a command's options.`;
+
+/** Takes the common `--url` out of the arguments, so each command parses only its own. */
+function takeUrl(args: string[]): { url: string; rest: string[] } {
+  let url = defaultUrl;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') {
+      rest.push(...args.slice(i));
+      break;
+    }
+    if (arg === '--url') {
+      if (i + 1 >= args.length) throw new UsageError('--url needs a value');
+      url = args[++i];
+    } else if (arg.startsWith('--url=')) {
+      url = arg.slice('--url='.length);
+    } else {
+      rest.push(arg);
+    }
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError(`--url: not a URL: "${url}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
+  return { url: url.replace(/\/+$/, ''), rest };
+}
+
+async function run(argv: string[], context: { url: string }): Promise<number | 'running'> {
+  const [command, ...args] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    const topic = command === 'help' ? args[0] : undefined;
+    process.stdout.write(`${topic !== undefined && usages[topic] ? usages[topic] : overview}\n`);
+    return 0;
+  }
+  if (!(command in usages)) throw new UsageError(`unknown command "${command}"; run "wavehouse help"`);
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${usages[command]}\n`);
+    return 0;
+  }
+  if (command === 'serve') return serveCommand(args);
+  const { url, rest } = takeUrl(args);
+  context.url = url;
+  if (command === 'simulate') return simulateCommand(rest, url);
+  if (command === 'export') return exportCommand(rest, url);
+  return tailCommand(rest, url);
+}
+
+function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.exitCode;
+  // node:util parseArgs: an unknown option, a missing value...
+  if (typeof (error as { code?: unknown }).code === 'string' && (error as { code: string }).code.startsWith('ERR_PARSE_ARGS')) return 2;
+  return 1;
+}
+
+const context = { url: defaultUrl };
+let exitCode: number;
+try {
+  const outcome = await run(process.argv.slice(2), context);
+  if (outcome === 'running') exitCode = -1;
+  else exitCode = outcome;
+} catch (error) {
+  process.stderr.write(`wavehouse: ${describeError(error, context.url)}\n`);
+  exitCode = exitCodeOf(error);
+}
+if (exitCode >= 0) {
+  process.exitCode = exitCode;
+  // A keep-alive socket or a closing WebSocket must not hold a finished command open.
+  setTimeout(() => process.exit(exitCode), 2_000).unref();
+}

@@ -1,0 +1,33 @@
+/**
+ * The Wavehouse client SDK, for Node 20+ and browsers: REST helpers, a Producer that keeps
+ * every sample until it is committed and resends across reconnects, and a Viewer that
+ * resumes live streams with no hole and no duplicate. No Node-only imports: it bundles for
+ * browsers as it is (Node 20, which lacks a global WebSocket, loads the `ws` package).
+ *
+ * ```ts
+ * const { sessionId, ingestToken } = await createSession(baseUrl, { channels: ['ax', 'ay', 'az'] });
+ * const producer = new Producer({ baseUrl, sessionId, token: ingestToken });
+ * if (!producer.push({ ax: 0.01, ay: -0.98, az: 0.1 })) await producer.ready();
+ * await producer.end();                       // everything pushed is stored, then the session ends
+ *
+ * for await (const sample of new Viewer({ baseUrl, sessionId, fromSeq: 0 })) console.log(sample);
+ * ```
+ */
+export { Backoff, type BackoffOptions } from './backoff.ts';
+export { Producer, ProducerError, type DisconnectInfo, type ProducerEvents, type ProducerOptions } from './producer.ts';
+export {
+  apiUrl,
+  createSession,
+  dataUrl,
+  endSession,
+  getSession,
+  readData,
+  TruncatedDataError,
+  WavehouseHttpError,
+  type DataRange,
+  type RequestOptions,
+} from './rest.ts';
+export { formatNumber, sampleToJson } from './sample-json.ts';
+export { defaultChannels, type CreatedSession, type CreateSessionBody, type Sample, type SampleInput, type Session } from './types.ts';
+export { Viewer, ViewerError, type ViewerDisconnect, type ViewerEvents, type ViewerOptions } from './viewer.ts';
+export type { WebSocketConstructor, WebSocketLike } from './websocket.ts';

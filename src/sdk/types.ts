@@ -1,0 +1,34 @@
+/**
+ * The shapes a client sees. Session records come from the contract's schemas (type-only
+ * imports, erased at build time, so the SDK still bundles for browsers on its own).
+ */
+import type { Session as SessionSchema } from '../contract/schemas.ts';
+
+export type Session = SessionSchema;
+
+export type CreatedSession = Session & { ingestToken: string };
+
+export interface CreateSessionBody {
+  channels?: string[];
+  sampleRateHz?: number;
+  metadata?: Record<string, unknown>;
+}
+
+/** A stored or live sample: `seq`, `t` (ms), then one number per channel. */
+export interface Sample {
+  seq: number;
+  t: number;
+  [channel: string]: number;
+}
+
+/**
+ * What a producer pushes: `seq` is optional (the SDK assigns it, continuing the session's
+ * stored seqs), and so is `t` (the producer's clock at push time).
+ */
+export interface SampleInput {
+  seq?: number;
+  t?: number;
+  [channel: string]: number | undefined;
+}
+
+export const defaultChannels: readonly string[] = ['ax', 'ay', 'az'];

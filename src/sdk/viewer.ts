@@ -1,0 +1,294 @@
+/**
+ * A live viewer that survives reconnects with no hole and no duplicate (docs/protocol.md,
+ * live socket): every connection asks for `fromSeq` = last seen seq + 1, and any sample at or
+ * below the last seen seq is dropped anyway, should a server ever resend one.
+ *
+ * Without `fromSeq` the viewer starts after the session's highest committed seq at start
+ * (read with GET /sessions/{id}), not at the socket's "from now on": that gives every later
+ * reconnect a precise place to resume from, even before the first sample arrives.
+ *
+ * Bounds: samples wait for the iterator in a queue of at most `maxQueuedSamples`. A consumer
+ * that falls further behind makes the viewer disconnect, and it reconnects with fromSeq once
+ * the consumer has caught up by half, the same remedy the server applies (1013) to a viewer
+ * that reads too slowly. Without an iterator (events only) nothing is queued.
+ *
+ * Close policy: 4404 (unknown session) and 1008 (a bad fromSeq) are fatal; after
+ * `session_ended` the viewer is done; anything else (1012 restart, 1013 too slow, 1006)
+ * reconnects after a capped, jittered backoff.
+ */
+import { Backoff, type BackoffOptions } from './backoff.ts';
+import { TypedEmitter } from './emitter.ts';
+import { getSession, WavehouseHttpError } from './rest.ts';
+import type { Sample } from './types.ts';
+import { messageText, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+
+export interface ViewerOptions {
+  baseUrl: string;
+  sessionId: string;
+  /** Start at this seq (stored history first, then live). Default: after the last committed seq. */
+  fromSeq?: number;
+  /** Samples waiting for a slow iterator before the viewer disconnects until it catches up. */
+  maxQueuedSamples?: number;
+  backoff?: BackoffOptions;
+  WebSocket?: WebSocketConstructor;
+  fetch?: typeof fetch;
+}
+
+export class ViewerError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ViewerError';
+  }
+}
+
+export interface ViewerDisconnect {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+  /** null when the reconnect waits for the consumer instead of a timer. */
+  retryInMs: number | null;
+}
+
+export interface ViewerEvents {
+  /** New samples, in seq order, never one seen before. */
+  samples: Sample[];
+  ended: undefined;
+  connected: { fromSeq: number };
+  disconnected: ViewerDisconnect;
+  error: ViewerError;
+}
+
+type State = 'idle' | 'connecting' | 'open' | 'retrying' | 'paused' | 'ended' | 'closed' | 'failed';
+
+const maxSeq = 2 ** 53 - 1;
+
+export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<Sample> {
+  private state: State = 'idle';
+  private socket: WebSocketLike | null = null;
+  private generation = 0;
+  /** -1 before anything (seqs start at 0); null until the start point is known. */
+  private lastSeen: number | null;
+  private lastDelivered: number | null = null;
+  private failure: ViewerError | null = null;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly backoff: Backoff;
+  private readonly maxQueuedSamples: number;
+
+  private iterating = false;
+  private queue: Sample[][] = [];
+  private queueHead = 0;
+  private queued = 0;
+  private waiting: { resolve: (result: IteratorResult<Sample>) => void; reject: (error: Error) => void } | null = null;
+
+  constructor(private readonly options: ViewerOptions) {
+    super();
+    const { fromSeq, maxQueuedSamples = 100_000 } = options;
+    if (fromSeq !== undefined && !(Number.isInteger(fromSeq) && fromSeq >= 0 && fromSeq <= maxSeq)) {
+      throw new RangeError('fromSeq must be an integer from 0 to 2^53-1');
+    }
+    if (!(maxQueuedSamples >= 1)) throw new RangeError('maxQueuedSamples must be at least 1');
+    this.maxQueuedSamples = maxQueuedSamples;
+    this.lastSeen = fromSeq === undefined ? null : fromSeq - 1;
+    this.backoff = new Backoff(options.backoff);
+  }
+
+  /** The seq of the last sample delivered, or null. */
+  get lastSeq(): number | null {
+    return this.lastDelivered;
+  }
+
+  get ended(): boolean {
+    return this.state === 'ended';
+  }
+
+  /** Connects, for use with events alone; iterating starts the viewer by itself. */
+  start(): this {
+    if (this.state === 'idle') void this.connect();
+    return this;
+  }
+
+  /** Stops; an iteration in progress finishes. */
+  close(): void {
+    if (this.state === 'closed' || this.state === 'failed' || this.state === 'ended') return;
+    this.state = 'closed';
+    this.stop();
+    this.wake();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Sample> {
+    if (this.iterating) throw new Error('a Viewer can be iterated only once');
+    this.iterating = true;
+    this.start();
+    return {
+      next: () => this.next(),
+      return: async () => {
+        this.close();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  private next(): Promise<IteratorResult<Sample>> {
+    const sample = this.dequeue();
+    if (sample !== undefined) {
+      if (this.state === 'paused' && this.queued <= this.maxQueuedSamples / 2) void this.connect();
+      return Promise.resolve({ done: false, value: sample });
+    }
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.state === 'ended' || this.state === 'closed') return Promise.resolve({ done: true, value: undefined });
+    if (this.state === 'paused') void this.connect();
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  private dequeue(): Sample | undefined {
+    while (this.queue.length > 0) {
+      const batch = this.queue[0];
+      if (this.queueHead < batch.length) {
+        this.queued--;
+        return batch[this.queueHead++];
+      }
+      this.queue.shift();
+      this.queueHead = 0;
+    }
+    return undefined;
+  }
+
+  /** Resolves a waiting `next()` with what there is now: a sample, the end, or the failure. */
+  private wake(): void {
+    const waiting = this.waiting;
+    if (waiting === null) return;
+    const sample = this.dequeue();
+    if (sample !== undefined) {
+      this.waiting = null;
+      waiting.resolve({ done: false, value: sample });
+    } else if (this.failure) {
+      this.waiting = null;
+      waiting.reject(this.failure);
+    } else if (this.state === 'ended' || this.state === 'closed') {
+      this.waiting = null;
+      waiting.resolve({ done: true, value: undefined });
+    }
+  }
+
+  private async connect(): Promise<void> {
+    const generation = ++this.generation;
+    this.state = 'connecting';
+    try {
+      const WebSocketImpl = await resolveWebSocket(this.options.WebSocket);
+      if (generation !== this.generation) return;
+      if (this.lastSeen === null) {
+        const session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
+        if (generation !== this.generation) return;
+        this.lastSeen = session.lastSeq ?? -1;
+      }
+      const fromSeq = this.lastSeen + 1;
+      const socket = new WebSocketImpl(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(this.options.sessionId)}/live?fromSeq=${fromSeq}`));
+      this.socket = socket;
+      socket.addEventListener('open', () => {
+        if (generation !== this.generation) return;
+        this.state = 'open';
+        this.emit('connected', { fromSeq });
+      });
+      socket.addEventListener('message', (event) => {
+        if (generation !== this.generation) return;
+        const text = messageText(event.data);
+        if (text !== null) this.onMessage(text);
+      });
+      socket.addEventListener('close', (event) => {
+        if (generation !== this.generation) return;
+        this.onClose(event.code, event.reason);
+      });
+      socket.addEventListener('error', () => undefined);
+    } catch (error) {
+      if (generation !== this.generation) return;
+      if (error instanceof WavehouseHttpError && error.status === 404) {
+        return this.fail(new ViewerError('session_not_found', `no session ${this.options.sessionId}`));
+      }
+      this.scheduleReconnect(1006, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private onMessage(text: string): void {
+    let frame: { type?: unknown; payload?: { samples?: unknown } };
+    try {
+      frame = JSON.parse(text) as typeof frame;
+    } catch {
+      return;
+    }
+    if (frame.type === 'samples_batch' && Array.isArray(frame.payload?.samples)) {
+      this.onSamples(frame.payload.samples as Sample[]);
+    } else if (frame.type === 'session_ended') {
+      this.state = 'ended';
+      this.stop();
+      this.emit('ended', undefined);
+      this.wake();
+    }
+  }
+
+  private onSamples(samples: Sample[]): void {
+    let fresh = samples;
+    const lastSeen = this.lastSeen ?? -1;
+    if (samples.length > 0 && samples[0].seq <= lastSeen) fresh = samples.filter((sample) => sample.seq > lastSeen);
+    if (fresh.length === 0) return;
+    this.lastSeen = fresh[fresh.length - 1].seq;
+    this.lastDelivered = this.lastSeen;
+    this.backoff.reset();
+    this.emit('samples', fresh);
+    if (!this.iterating || this.state === 'closed') return;
+    this.queue.push(fresh);
+    this.queued += fresh.length;
+    this.wake();
+    if (this.queued > this.maxQueuedSamples && this.state === 'open') {
+      this.state = 'paused';
+      this.stop();
+      this.emit('disconnected', { code: 4000, reason: 'the consumer is behind', willReconnect: true, retryInMs: null });
+    }
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.socket = null;
+    this.generation++;
+    if (this.state === 'ended' || this.state === 'closed' || this.state === 'failed') return;
+    if (code === 4404) {
+      this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
+      return this.fail(new ViewerError('session_not_found', `no session ${this.options.sessionId}`));
+    }
+    if (code === 1008) {
+      this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
+      return this.fail(new ViewerError('policy_violation', `the server refused the live socket: ${reason}`));
+    }
+    this.scheduleReconnect(code, reason);
+  }
+
+  private scheduleReconnect(code: number, reason: string): void {
+    const retryInMs = this.backoff.nextDelayMs();
+    this.state = 'retrying';
+    this.emit('disconnected', { code, reason, willReconnect: true, retryInMs });
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.connect();
+    }, retryInMs);
+  }
+
+  private fail(error: ViewerError): void {
+    this.state = 'failed';
+    this.failure = error;
+    this.stop();
+    this.emit('error', error);
+    this.wake();
+  }
+
+  private stop(): void {
+    this.generation++;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket && socket.readyState <= OPEN) socket.close(1000, 'viewer stopped');
+  }
+}

@@ -1,0 +1,264 @@
+/**
+ * The `wavehouse` command line, run as a child process (`node bin/wavehouse.mjs ...`) against
+ * the real server: simulate streams a session that export then writes in every format; export
+ * never leaves a file that looks complete when it is not (unknown id, unreachable server, a
+ * connection cut mid-body, a body that ends short); tail prints what a producer sends.
+ * Every failure is one line on stderr and a non-zero exit code.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import http from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Producer } from '../../src/sdk/producer.ts';
+import type { Sample } from '../../src/sdk/types.ts';
+import { startApp } from '../support/app.ts';
+import { createSession, endSession } from '../support/clients.ts';
+import { eventually } from '../support/eventually.ts';
+import { expectedSample, storeSamplesDirectly } from '../support/export-streams.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+
+const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
+const bin = path.join(projectRoot, 'bin', 'wavehouse.mjs');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface RunningCli {
+  /** stdout so far. */
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly done: Promise<Run>;
+}
+
+/** Starts the CLI; it is killed if still running after `timeoutMs` or when the test ends. */
+function startCli(t: Pick<TestContext, 'after'>, args: string[], { timeoutMs = 30_000 } = {}): RunningCli {
+  // The child is a program, not a test file: it must not report to this test runner.
+  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, ...env } = process.env;
+  const child = spawn(process.execPath, [bin, ...args], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const done = new Promise<Run>((resolve) => {
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  return { stdout: () => stdout, stderr: () => stderr, done };
+}
+
+function runCli(t: Pick<TestContext, 'after'>, args: string[], options?: { timeoutMs?: number }): Promise<Run> {
+  return startCli(t, args, options).done;
+}
+
+/** A failure as the CLI promises it: exit code 1 and exactly one line on stderr. */
+function assertFailedWith(run: Run, pattern: RegExp): void {
+  assert.equal(run.code, 1, `exit code; stderr: ${run.stderr}`);
+  const lines = run.stderr.split('\n').filter((line) => line !== '');
+  assert.equal(lines.length, 1, `one line on stderr, got: ${run.stderr}`);
+  assert.match(lines[0], /^wavehouse: /);
+  assert.match(lines[0], pattern);
+}
+
+async function tempDir(t: Pick<TestContext, 'after'>): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-cli-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A port with nothing listening on it (taken, then let go). */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function fetchText(url: string): Promise<string> {
+  const response = await fetch(url);
+  assert.equal(response.status, 200, url);
+  return response.text();
+}
+
+describe('wavehouse CLI', () => {
+  test('simulate streams a heartbeat-shaped session that export writes exactly, in every format', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const simulated = await runCli(t, ['simulate', '--url', baseUrl, '--rate', '200', '--duration', '1']);
+    assert.equal(simulated.code, 0, simulated.stderr);
+    const sessionId = /^session\s+(\S+)$/m.exec(simulated.stdout)?.[1];
+    assert.ok(sessionId, `a session line in: ${simulated.stdout}`);
+    assert.match(simulated.stdout, new RegExp(`^viewer\\s+${baseUrl}/view/${sessionId}$`, 'm'));
+    assert.match(simulated.stdout, /^rate\s+200 Hz x 3 channels \(ax, ay, az\)/m);
+    assert.match(simulated.stdout, /session ended with 200 stored/);
+
+    const session = (await (await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`)).json()) as { status: string; sampleCount: number; lastSeq: number; sampleRateHz: number };
+    assert.equal(session.status, 'ended');
+    assert.equal(session.sampleCount, 200);
+    assert.equal(session.lastSeq, 200);
+    assert.equal(session.sampleRateHz, 200);
+
+    const dir = await tempDir(t);
+    for (const format of ['csv', 'ndjson', 'json'] as const) {
+      const file = path.join(dir, `session.${format}`);
+      const exported = await runCli(t, ['export', sessionId, '--format', format, '-o', file, '--url', baseUrl]);
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.match(exported.stderr, new RegExp(`exported 200 samples .* to ${file.replace(/[.\\]/g, '\\$&')}`));
+      // Passed through as the server encodes it, byte for byte.
+      assert.equal(await readFile(file, 'utf8'), await fetchText(`${baseUrl}/api/v1/sessions/${sessionId}/data?format=${format}`), format);
+    }
+    assert.deepEqual((await readdir(dir)).sort(), ['session.csv', 'session.json', 'session.ndjson']);
+
+    const lines = (await readFile(path.join(dir, 'session.csv'), 'utf8')).split('\n');
+    assert.equal(lines[0], 'seq,t,ax,ay,az');
+    assert.equal(lines.at(-1), '', 'the last line ends with \\n');
+    const rows = lines.slice(1, -1).map((line) => line.split(',').map(Number));
+    assert.deepEqual(rows.map((row) => row[0]), Array.from({ length: 200 }, (_, i) => i + 1));
+    // The sample clock: exactly 5 ms apart at 200 Hz.
+    rows.forEach((row, i) => i > 0 && assert.ok(Math.abs(row[1] - rows[i - 1][1] - 5) < 1e-6, `t step at ${i}`));
+    // A chest on its back: gravity on z, and at least one heartbeat (the AO peak) on top of it.
+    const az = rows.map((row) => row[4]);
+    const mean = az.reduce((sum, value) => sum + value, 0) / az.length;
+    assert.ok(Math.abs(mean - 9.79) < 0.05, `az mean ${mean}`);
+    assert.ok(Math.max(...az) - Math.min(...az) > 0.08, `az peak to peak ${Math.max(...az) - Math.min(...az)}`);
+
+    const json = JSON.parse(await readFile(path.join(dir, 'session.json'), 'utf8')) as { samples: Sample[] };
+    const ndjson = (await readFile(path.join(dir, 'session.ndjson'), 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as Sample);
+    assert.deepEqual(ndjson, json.samples);
+    assert.equal(json.samples.length, 200);
+  });
+
+  test('export of an unknown or malformed session id fails clearly and writes nothing', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const dir = await tempDir(t);
+    const file = path.join(dir, 'out.csv');
+    const unknownId = crypto.randomUUID();
+
+    assertFailedWith(await runCli(t, ['export', unknownId, '-o', file, '--url', baseUrl]), new RegExp(`no session ${unknownId} at ${baseUrl}`));
+    assertFailedWith(await runCli(t, ['export', 'not-a-uuid', '-o', file, '--url', baseUrl]), /not a session id: "not-a-uuid"/);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('export against an unreachable server fails clearly and writes nothing', async (t) => {
+    const dir = await tempDir(t);
+    const url = `http://127.0.0.1:${await closedPort()}`;
+    assertFailedWith(
+      await runCli(t, ['export', crypto.randomUUID(), '-o', path.join(dir, 'out.ndjson'), '--url', url]),
+      new RegExp(`cannot reach ${url}: connection refused \\(ECONNREFUSED\\)`),
+    );
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('an export cut off mid-body (the server gone) leaves no complete-looking file', async (t) => {
+    const { baseUrl, databaseUrl } = await startApp(t);
+    const session = await createSession(baseUrl);
+    await storeSamplesDirectly(databaseUrl, session.sessionId, 1, 300_000);
+    assert.equal((await endSession(baseUrl, session.sessionId, session.ingestToken)).status, 200);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(baseUrl).port) });
+    t.after(() => proxy.close());
+    const proxiedUrl = `http://127.0.0.1:${proxy.port}`;
+    const dir = await tempDir(t);
+
+    // The connection dies when the server sends the row of seq 150,000: half way.
+    const middle = Buffer.from('\n150000,');
+    let cut = proxy.cutWhenServerSends(middle);
+    const file = path.join(dir, 'big.csv');
+    const run = await runCli(t, ['export', session.sessionId, '-o', file, '--url', proxiedUrl]);
+    await cut;
+    assertFailedWith(run, /export failed after \d+ of 300000 samples: .*big\.csv\.partial was removed/);
+    assert.deepEqual(await readdir(dir), []);
+
+    // Asked to, it keeps what it got, under the name that says it is partial.
+    proxy.restore();
+    cut = proxy.cutWhenServerSends(middle);
+    const kept = await runCli(t, ['export', session.sessionId, '-o', file, '--keep-partial', '--url', proxiedUrl]);
+    await cut;
+    assertFailedWith(kept, /the incomplete output is in .*big\.csv\.partial/);
+    assert.deepEqual(await readdir(dir), ['big.csv.partial']);
+    const partial = await readFile(path.join(dir, 'big.csv.partial'), 'utf8');
+    assert.ok(partial.startsWith('seq,t,ax,ay,az\n1,'));
+    assert.ok(!partial.includes('\n150000,'), 'nothing from the cut-off chunk on');
+  });
+
+  test('an export whose body ends cleanly but short is refused, as is one that ends mid-record', async (t) => {
+    // A stand-in server: the session says 1,000 samples; the body brings fewer.
+    const sessionId = crypto.randomUUID();
+    const sockets = new Set<Socket>();
+    const server = http.createServer((request, response) => {
+      if (request.url === `/api/v1/sessions/${sessionId}`) {
+        response.writeHead(200, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ sessionId, status: 'ended', channels: ['ax'], sampleCount: 1_000, lastSeq: 1_000, viewerUrl: `/view/${sessionId}` }));
+        return;
+      }
+      const format = new URL(request.url!, 'http://x').searchParams.get('format');
+      response.writeHead(200, { 'content-type': 'text/plain' });
+      if (format === 'csv') {
+        response.end(`seq,t,ax\n${Array.from({ length: 500 }, (_, i) => `${i + 1},${i},0.5\n`).join('')}`);
+      } else {
+        response.end(`${Array.from({ length: 1_000 }, (_, i) => `{"seq":${i + 1},"t":${i},"ax":0.5}`).join('\n')}\n{"seq":1001,"t`);
+      }
+    });
+    server.on('connection', (socket: Socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const dir = await tempDir(t);
+
+    assertFailedWith(await runCli(t, ['export', sessionId, '-o', path.join(dir, 'short.csv'), '--url', url]), /the body ended after 500 of 1000 samples/);
+    assertFailedWith(await runCli(t, ['export', sessionId, '-o', path.join(dir, 'torn.ndjson'), '--url', url]), /the body ended mid-record/);
+    assert.deepEqual(await readdir(dir), []);
+  });
+
+  test('tail prints the samples a producer sends, as NDJSON, and exits when the session ends', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const session = await createSession(baseUrl);
+    // Started, and connected, before anything is stored: "from now on" is from the first sample.
+    const tail = startCli(t, ['tail', session.sessionId, '--url', baseUrl]);
+    await eventually(() => assert.match(tail.stderr(), /^tailing session \S+ from seq 0$/m), { timeoutMs: 15_000 });
+
+    const producer = new Producer({ baseUrl, sessionId: session.sessionId, token: session.ingestToken });
+    t.after(() => producer.close());
+    const sent = Array.from({ length: 300 }, (_, i) => expectedSample(i + 1));
+    sent[4] = { ...sent[4], ay: -0 };
+    // Ten at a time, as a sensor would, so that tail sees them arrive live.
+    for (let i = 0; i < sent.length; i += 10) producer.push(sent.slice(i, i + 10));
+    await eventually(() => assert.ok(tail.stdout().split('\n').length > 300, 'tail printed every sample'), { timeoutMs: 15_000 });
+    await producer.end({ timeoutMs: 10_000 });
+
+    const run = await tail.done;
+    assert.equal(run.code, 0, run.stderr);
+    const lines = run.stdout.trimEnd().split('\n');
+    // Parsed values compare with Object.is, so -0 must have been printed as -0.
+    assert.deepEqual(lines.map((line) => JSON.parse(line) as Sample), sent);
+    assert.ok(lines.some((line) => line.includes(':-0,') || line.endsWith(':-0}')), 'a -0 printed with its sign');
+
+    const fromSeq = await runCli(t, ['tail', session.sessionId, '--from-seq', '291', '--url', baseUrl]);
+    assert.equal(fromSeq.code, 0, fromSeq.stderr);
+    assert.deepEqual(fromSeq.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Sample), sent.slice(290));
+
+    assertFailedWith(await runCli(t, ['tail', crypto.randomUUID(), '--url', baseUrl]), /no session .* at /);
+  });
+});
