@@ -81,6 +81,8 @@ export interface ProducerEvents {
   /** A connection was accepted; `resentSamples` unacked samples went out again on it. */
   connected: { resentSamples: number };
   disconnected: DisconnectInfo;
+  /** Samples went out (a resend after a reconnect included): `samples` of them, the last with `seq`. */
+  sent: { seq: number; samples: number };
   ack: { seq: number; bufferedSamples: number };
   error: ProducerError;
   drain: undefined;
@@ -524,16 +526,19 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       this.sendTimer = setTimeout(() => this.sendPending(), holdMs);
       return;
     }
+    const sentBefore = this.sentCount;
     while (this.sentCount < this.buffer.size) {
       if (socket.bufferedAmount > maxSocketBufferedBytes) {
         this.sendTimer = setTimeout(() => this.sendPending(), socketDrainPollMs);
-        return;
+        break;
       }
       const texts = this.buffer.take(this.sentCount, this.maxFrameSamples, this.maxFrameChars);
       socket.send('{"samples":[' + texts.join(',') + ']}');
       this.sentCount += texts.length;
       this.armAckTimer();
     }
+    // After the loop, so that a listener that pushes more does not re-enter it.
+    if (this.sentCount > sentBefore) this.emit('sent', { seq: this.buffer.seqAt(this.sentCount - 1), samples: this.sentCount - sentBefore });
   }
 
   private wait(list: Waiter[], target: number, timeoutMs: number | undefined, what: string): Promise<void> {

@@ -21,6 +21,11 @@ export class UnackedBuffer {
     this.texts.push(text);
   }
 
+  /** The seq of the sample `offset` samples after the oldest. */
+  seqAt(offset: number): number {
+    return this.seqs[this.head + offset];
+  }
+
   /** Drops every sample with seq <= `seq` (acks are cumulative); returns how many. */
   dropThrough(seq: number): number {
     const start = this.head;

@@ -110,6 +110,16 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     return this;
   }
 
+  /**
+   * Drops the live socket as a network failure would: the viewer reconnects after its usual
+   * backoff and resumes after the last seq seen, with no hole. For "reconnect" controls and
+   * for testing the resume path end to end.
+   */
+  dropConnection(): void {
+    const socket = this.socket;
+    if (this.state === 'open' && socket !== null) socket.close(4000, 'dropped on request');
+  }
+
   /** Stops; an iteration in progress finishes. */
   close(): void {
     if (this.state === 'closed' || this.state === 'failed' || this.state === 'ended') return;

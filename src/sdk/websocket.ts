@@ -27,7 +27,8 @@ export function resolveWebSocket(given: WebSocketConstructor | undefined): Promi
   const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (global) return Promise.resolve(global);
   loaded ??= (async () => {
-    // A computed specifier keeps bundlers from pulling `ws` into browser builds.
+    // A computed specifier keeps bundlers from pulling `ws` into browser builds. esbuild
+    // folds the constant when it minifies: mark `ws` external there (as src/http/routes/pages.ts does).
     const specifier = 'ws';
     try {
       const module = (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as { default: WebSocketConstructor };

@@ -2,7 +2,8 @@
  * The landing page: creates a session and hands out its two links, the recorder's (which
  * carries the write token) and the viewer's (read only, to share).
  */
-import { absoluteUrl, createSession, recorderLink } from './wavehouse-api.js';
+import { absoluteUrl, baseUrl, recorderLink } from './page-links.js';
+import { createSession } from './wavehouse-sdk.js';
 
 const button = document.getElementById('create-session');
 const message = document.getElementById('message');
@@ -12,7 +13,7 @@ async function create() {
   button.disabled = true;
   message.hidden = true;
   try {
-    const session = await createSession();
+    const session = await createSession(baseUrl);
     document.getElementById('session-id').textContent = session.sessionId;
     document.getElementById('recorder-link').href = absoluteUrl(recorderLink(session.sessionId, session.ingestToken));
     document.getElementById('viewer-link').href = absoluteUrl(session.viewerUrl);

@@ -4,30 +4,22 @@
  *
  * Each `devicemotion` event becomes one sample {seq, t, ax, ay, az}: accelerationIncludingGravity
  * in m/s², `t` the event's time as epoch milliseconds, seqs 1, 2, 3... (continuing after the
- * session's lastSeq). Every 100 ms the unsent samples go out as one `{"samples": [...]}` frame
- * on the ingest socket.
- *
- * Delivery (docs/protocol.md): a sample stays in the outbox until an ack covers it, since an
- * ack means committed. After any reconnect everything unacked is sent again; the server drops
- * the seqs it already has, so storage holds each sample once. Stop waits (bounded) for the
- * last ack, then ends the session with the ingest token.
+ * session's lastSeq). The samples are pushed to the SDK's Producer, which sends them in
+ * batches (at most every 100 ms), keeps each until an ack covers it (an ack means
+ * committed), and resends everything unacked after any reconnect; the server drops the seqs
+ * it already has, so storage holds each sample once. Stop waits (bounded) for the last ack,
+ * then ends the session with the ingest token.
  */
-import {
-  absoluteUrl,
-  backoffDelayMs,
-  createSession,
-  endSession,
-  fetchSession,
-  recorderLinkSession,
-  socketUrl,
-} from './wavehouse-api.js';
+import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
+import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
 
-const flushIntervalMs = 100;
-/** About 180 KB of JSON: far below the 1 MiB frame limit, and a resend goes out in a few frames. */
-const maxSamplesPerFrame = 2_000;
-/** Beyond this in the socket's own buffer, samples wait in the outbox where acks can trim them. */
-const maxSocketBufferedBytes = 512 * 1024;
-/** One hour of unacked samples at 100 Hz bounds the page's memory through a long outage. */
+/** The longest a captured sample waits before it is sent; the viewer's scroll delay assumes it. */
+const batchIntervalMs = 100;
+/**
+ * One hour of unacked samples at 100 Hz bounds the page's memory through a long outage. A
+ * sensor cannot be paused, so once the Producer pushes back, readings are dropped (and
+ * counted) until acks bring the backlog down.
+ */
 const maxUnackedSamples = 360_000;
 const stopAckTimeoutMs = 15_000;
 const noDataWarningMs = 3_000;
@@ -50,65 +42,21 @@ const elements = {
   linkNote: document.getElementById('link-session'),
 };
 
-/** Samples kept until acked, in seq order; `next` is the first one not yet sent on this connection. */
-class Outbox {
-  #items = [];
-  #head = 0;
-  #next = 0;
-
-  get size() {
-    return this.#items.length - this.#head;
-  }
-
-  get hasUnsent() {
-    return this.#next < this.#items.length;
-  }
-
-  push(sample) {
-    this.#items.push(sample);
-  }
-
-  takeUnsent(max) {
-    const batch = this.#items.slice(this.#next, this.#next + max);
-    this.#next += batch.length;
-    return batch;
-  }
-
-  /** Forgets every sample an ack covers. */
-  acked(seq) {
-    while (this.#head < this.#items.length && this.#items[this.#head].seq <= seq) this.#head += 1;
-    this.#next = Math.max(this.#next, this.#head);
-    // Trim the array now and then rather than shifting it on every ack.
-    if (this.#head > 4096 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#next -= this.#head;
-      this.#head = 0;
-    }
-  }
-
-  /** After a reconnect, everything unacked goes out again. */
-  rewind() {
-    this.#next = this.#head;
-  }
-}
-
 let linkSession = recorderLinkSession(location.hash);
 
 let state = 'idle';
 let connection = 'closed';
 let session = null;
 let ingestToken = null;
-let socket = null;
-let outbox = new Outbox();
+let producer = null;
 let nextSeq = 1;
 let firstSeq = 1;
 let lastCapturedSeq = 0;
 let sentSeq = 0;
 let ackedSeq = 0;
 let dropped = 0;
-let attempt = 0;
-let ending = false;
-let flushTimer = null;
+/** The Producer holds more than `maxUnackedSamples`: readings are dropped until it drains. */
+let backlogFull = false;
 let noDataTimer = null;
 let wakeLock = null;
 
@@ -149,17 +97,18 @@ function onMotion(event) {
   const a = event.accelerationIncludingGravity;
   // Browsers on devices without the sensor fire events with null readings: not samples.
   if (!a || !Number.isFinite(a.x) || !Number.isFinite(a.y) || !Number.isFinite(a.z)) return;
-  if (outbox.size >= maxUnackedSamples) {
+  clearTimeout(noDataTimer);
+  if (backlogFull) {
     dropped += 1;
     if (dropped === 1) setMessage('The server has not acknowledged anything for a long time; new samples are being dropped.', 'error');
     return;
   }
-  clearTimeout(noDataTimer);
   const t = event.timeStamp > epochThresholdMs ? event.timeStamp : performance.timeOrigin + event.timeStamp;
   const seq = nextSeq;
   nextSeq += 1;
   lastCapturedSeq = seq;
-  outbox.push({ seq, t, ax: a.x, ay: a.y, az: a.z });
+  backlogFull = !producer.push({ seq, t, ax: a.x, ay: a.y, az: a.z });
+  renderCounts();
 }
 
 async function askMotionPermission() {
@@ -198,94 +147,50 @@ document.addEventListener('visibilitychange', () => {
 
 // -- delivery ---------------------------------------------------------------------------
 
-function flush() {
-  if (socket === null || socket.readyState !== WebSocket.OPEN) return renderCounts();
-  while (outbox.hasUnsent && socket.bufferedAmount < maxSocketBufferedBytes) {
-    const batch = outbox.takeUnsent(maxSamplesPerFrame);
-    socket.send(JSON.stringify({ samples: batch }));
-    sentSeq = Math.max(sentSeq, batch[batch.length - 1].seq);
-  }
-  renderCounts();
-}
-
-function handleFrame(text) {
-  let frame;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return;
-  }
-  if (frame.type === 'ack') {
-    if (frame.seq > ackedSeq) {
-      ackedSeq = frame.seq;
-      outbox.acked(ackedSeq);
-      renderCounts();
-    }
-  } else if (frame.type === 'error') {
-    if (frame.code === 'rate_limited') outbox.rewind();
-    else if (frame.code === 'session_ended') finish(null);
-    else setMessage(`The server rejected a batch (${frame.code}): ${frame.message}`, 'error');
-  }
-}
-
-function connect() {
-  const query = new URLSearchParams({ token: ingestToken });
-  const current = new WebSocket(socketUrl(`/api/v1/sessions/${encodeURIComponent(session.sessionId)}/ingest?${query}`));
-  socket = current;
-  setConnection(attempt === 0 ? 'connecting' : 'reconnecting');
-  current.onopen = () => {
-    if (socket !== current) return;
-    attempt = 0;
+/** The Producer's events drive the connection badge and the counts; it does the delivery. */
+function openProducer() {
+  const current = new Producer({ baseUrl, sessionId: session.sessionId, token: ingestToken, maxBatchDelayMs: batchIntervalMs, maxUnackedSamples });
+  current.on('connected', () => {
     setConnection('connected');
     if (elements.message.dataset.kind === 'warning') setMessage('');
-    outbox.rewind();
-    flush();
-  };
-  current.onmessage = (event) => {
-    if (socket === current) handleFrame(event.data);
-  };
-  current.onclose = (event) => {
-    if (socket !== current) return;
-    socket = null;
-    socketClosed(event.code);
-  };
-}
-
-async function socketClosed(code) {
-  if (ending || state === 'ended' || state === 'failed') return setConnection('closed');
-  if (code === 4401 || code === 4404) return fail('This session or its write token is not valid: start a new recording.');
-  if (code === 4409) {
-    // Either the server still holds this page's previous connection (it lets go of it within
-    // two pings), or the session was ended elsewhere.
-    const current = await fetchSession(session.sessionId).catch(() => null);
-    if (current?.status === 'ended') return finish(current);
-  }
-  setConnection('reconnecting');
-  setMessage('Connection lost; reconnecting. Samples are kept until the server acknowledges them.', 'warning');
-  const delayMs = backoffDelayMs(attempt);
-  attempt += 1;
-  setTimeout(() => {
-    if (!ending && (state === 'recording' || state === 'stopping')) connect();
-  }, delayMs);
-}
-
-function waitUntil(condition, timeoutMs) {
-  return new Promise((resolve) => {
-    const deadline = performance.now() + timeoutMs;
-    const check = () => {
-      if (condition()) return resolve(true);
-      if (performance.now() > deadline) return resolve(false);
-      setTimeout(check, 50);
-    };
-    check();
   });
+  current.on('disconnected', ({ willReconnect }) => {
+    if (!willReconnect) return setConnection('closed');
+    setConnection('reconnecting');
+    setMessage('Connection lost; reconnecting. Samples are kept until the server acknowledges them.', 'warning');
+  });
+  current.on('sent', ({ seq }) => {
+    sentSeq = Math.max(sentSeq, seq);
+    renderCounts();
+  });
+  current.on('ack', ({ seq }) => {
+    ackedSeq = Math.max(ackedSeq, seq);
+    renderCounts();
+  });
+  current.on('drain', () => {
+    backlogFull = false;
+  });
+  current.on('error', (error) => {
+    // Not fatal (rate_limited): the Producer holds back and resends by itself.
+    if (!error.fatal) return;
+    if (error.code === 'session_ended') return finish(null);
+    if (error.code === 'invalid_token' || error.code === 'session_not_found') {
+      return fail('This session or its write token is not valid: start a new recording.');
+    }
+    fail(`Recording stopped: ${error.message}`);
+  });
+  setConnection('connecting');
+  return current;
 }
 
 // -- start and stop ---------------------------------------------------------------------
 
 async function openSession() {
   if (linkSession !== null) {
-    const existing = await fetchSession(linkSession.sessionId);
+    const existing = await getSession(baseUrl, linkSession.sessionId).catch((error) => {
+      if (error.status === 404) return null;
+      throw error;
+    });
     const unusable = existing === null ? 'does not exist' : existing.status === 'ended' ? 'has already ended' : null;
     if (unusable !== null) {
       linkSession = null;
@@ -295,7 +200,7 @@ async function openSession() {
     ingestToken = linkSession.ingestToken;
     return existing;
   }
-  const created = await createSession({ metadata: { source: 'wavehouse recorder' } });
+  const created = await createSession(baseUrl, { metadata: { source: 'wavehouse recorder' } });
   ingestToken = created.ingestToken;
   return created;
 }
@@ -318,7 +223,7 @@ async function start() {
   try {
     session = await openSession();
   } catch (error) {
-    return fail(`Could not start a session: ${error.message}`);
+    return fail(`Could not start a session: ${error.detail ?? error.message}`);
   }
   if (linkSession !== null) {
     // A recorder link starts one recording: the next Start creates a new session. The token
@@ -327,17 +232,14 @@ async function start() {
     elements.linkNote.hidden = true;
     history.replaceState(null, '', location.pathname);
   }
-  outbox = new Outbox();
   firstSeq = nextSeq = (session.lastSeq ?? 0) + 1;
   lastCapturedSeq = sentSeq = ackedSeq = firstSeq - 1;
   dropped = 0;
-  attempt = 0;
-  ending = false;
+  backlogFull = false;
   showShareLink();
   renderCounts();
-  connect();
+  producer = openProducer();
   window.addEventListener('devicemotion', onMotion);
-  flushTimer = setInterval(flush, flushIntervalMs);
   noDataTimer = setTimeout(() => {
     setMessage(
       'No motion data is arriving. This device may have no accelerometer, or the browser blocks it (Android Chrome: site settings, Motion sensors).',
@@ -356,29 +258,38 @@ function stopCapture() {
 async function stop() {
   setState('stopping');
   stopCapture();
-  flush();
-  const delivered = await waitUntil(() => ackedSeq >= lastCapturedSeq, stopAckTimeoutMs);
-  if (!delivered) {
-    setMessage(`${lastCapturedSeq - ackedSeq} samples were not acknowledged within ${stopAckTimeoutMs / 1000} s and are lost.`, 'warning');
-  }
-  ending = true;
   try {
-    finish(await endSession(session.sessionId, ingestToken));
+    finish(await endRecording());
   } catch (error) {
-    ending = false;
+    // A fatal error of the Producer has already said what happened.
+    if (state !== 'stopping') return;
     elements.stop.disabled = false;
-    setMessage(`Could not end the session (${error.message}); press Stop to try again.`, 'error');
+    setMessage(`Could not end the session (${error.detail ?? error.message}); press Stop to try again.`, 'error');
   }
+}
+
+/**
+ * Ends the session once every captured sample is stored. Past `stopAckTimeoutMs` (the
+ * network is down, say) it ends with what is stored: a phone cannot be asked to keep the
+ * page open indefinitely, and the user is told how many samples that leaves out.
+ */
+async function endRecording() {
+  try {
+    return await producer.end({ timeoutMs: stopAckTimeoutMs });
+  } catch (error) {
+    if (!(error instanceof ProducerError && error.code === 'timeout')) throw error;
+  }
+  setMessage(`${producer.bufferedSamples} samples were not acknowledged within ${stopAckTimeoutMs / 1000} s and are lost.`, 'warning');
+  const ended = await endSession(baseUrl, session.sessionId, ingestToken);
+  producer.close();
+  return ended;
 }
 
 function release() {
   stopCapture();
-  clearInterval(flushTimer);
   wakeLock?.release().catch(() => undefined);
   wakeLock = null;
-  const current = socket;
-  socket = null;
-  current?.close(1000, 'recording finished');
+  producer?.close();
   setConnection('closed');
   renderCounts();
 }

@@ -1,11 +1,11 @@
 /**
  * The viewer page, /view/{id}: a live plot of one session, every channel on a shared time axis.
  *
- * Data: the live socket with `fromSeq` (docs/protocol.md). A live session starts a little in
- * the past (about one plot window) so the plot is not empty; a finished one from seq 0, to
- * show the whole recording, which the socket ends with `session_ended`. After any drop the
- * page reconnects with backoff from the last seq it holds + 1: the server sends everything
- * from there, so the plot never has a hole, and a seq already held is ignored.
+ * Data: the SDK's Viewer, which reads the live socket with `fromSeq` (docs/protocol.md). A
+ * live session starts a little in the past (about one plot window) so the plot is not empty;
+ * a finished one from seq 0, to show the whole recording, which ends with `session_ended`.
+ * After any drop the Viewer reconnects with backoff from the last seq it delivered + 1: the
+ * server sends everything from there, so the plot never has a hole, and never a seq twice.
  *
  * Memory: a live session keeps only the last `liveWindowMs` of samples, at most
  * `maxLiveSamples`, in float64 columns (sample-columns.js) that uPlot draws from directly.
@@ -14,8 +14,9 @@
  * smoothly instead of jumping once per batch.
  */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { baseUrl } from './page-links.js';
 import { SampleColumns } from './sample-columns.js';
-import { backoffDelayMs, fetchSession, socketUrl } from './wavehouse-api.js';
+import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
 
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
@@ -58,13 +59,11 @@ let sessionStatus = 'loading';
 let connection = 'connecting';
 let columns = null;
 let plot = null;
-let socket = null;
-let initialFromSeq = 0;
-let lastSeenSeq = null;
+let viewer = null;
 let received = 0;
 let lastArrivalAt = -Infinity;
-let reconnects = 0;
-let attempt = 0;
+/** Connections the Viewer made: every one after the first is a resume. */
+let connections = 0;
 let ended = false;
 let dirty = false;
 let frameRequested = false;
@@ -99,10 +98,10 @@ function setConnection(state) {
 }
 
 function showDownloads() {
-  const base = `/api/v1/sessions/${encodeURIComponent(sessionId)}/data`;
   for (const link of elements.downloads.querySelectorAll('a[data-format]')) {
     const format = link.dataset.format;
-    link.href = `${base}?format=${format}`;
+    // Relative, like every link of the page: the page's origin is the API's.
+    link.href = dataUrl('', sessionId, format);
     link.download = `wavehouse-${sessionId}.${format}`;
   }
   elements.downloads.hidden = false;
@@ -110,6 +109,7 @@ function showDownloads() {
 
 // -- data -------------------------------------------------------------------------------
 
+/** New samples from the Viewer: in seq order, none seen before (it drops any resent one). */
 function acceptSamples(samples) {
   if (truncated) return;
   let accepted = 0;
@@ -118,10 +118,7 @@ function acceptSamples(samples) {
       stopAtWholeLimit();
       break;
     }
-    // The server sends no duplicate; a seq already held can only come from a race around a reconnect.
-    if (lastSeenSeq !== null && sample.seq <= lastSeenSeq) continue;
     columns.append(sample, channels);
-    lastSeenSeq = sample.seq;
     accepted += 1;
   }
   if (accepted === 0) return;
@@ -144,21 +141,11 @@ function followProducerClock() {
   else clockOffsetMs += (target - clockOffsetMs) * 0.05;
 }
 
-function handleFrame(text) {
-  let frame;
-  try {
-    frame = JSON.parse(text);
-  } catch {
-    return;
-  }
-  if (frame.type === 'samples_batch') acceptSamples(frame.payload.samples);
-  else if (frame.type === 'session_ended') sessionEnded();
-}
-
 function stopAtWholeLimit() {
   truncated = true;
   ended = true;
-  socket?.close(1000, 'enough to plot');
+  viewer.close();
+  setConnection('closed');
   setMessage(`This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. The downloads below hold all of it.`, 'warning');
 }
 
@@ -171,41 +158,29 @@ function sessionEnded() {
 
 // -- connection -------------------------------------------------------------------------
 
-function connect(fromSeq) {
-  const current = new WebSocket(socketUrl(`/api/v1/sessions/${encodeURIComponent(sessionId)}/live?fromSeq=${fromSeq}`));
-  socket = current;
-  current.onopen = () => {
-    if (socket !== current) return;
-    attempt = 0;
+function openViewer(fromSeq) {
+  const current = new Viewer({ baseUrl, sessionId, fromSeq });
+  current.on('samples', acceptSamples);
+  current.on('connected', () => {
+    connections += 1;
     setConnection('connected');
     if (elements.message.dataset.kind === 'warning') setMessage('');
     requestFrame();
-  };
-  current.onmessage = (event) => {
-    if (socket === current) handleFrame(event.data);
-  };
-  current.onclose = (event) => {
-    if (socket !== current) return;
-    socket = null;
-    if (ended) return setConnection('closed');
-    if (event.code === 4404) {
-      setConnection('closed');
-      return setMessage('This session does not exist (any more).', 'error');
-    }
-    scheduleReconnect(event.code === 1013 ? 'This page fell behind the stream; catching up.' : 'Connection lost; reconnecting.');
-  };
-}
-
-function scheduleReconnect(reason) {
-  setConnection('reconnecting');
-  setMessage(reason, 'warning');
-  const delayMs = backoffDelayMs(attempt);
-  attempt += 1;
-  setTimeout(() => {
-    reconnects += 1;
-    // From the seq after the last one held: the server fills in everything since, in order.
-    connect(lastSeenSeq === null ? initialFromSeq : lastSeenSeq + 1);
-  }, delayMs);
+  });
+  current.on('disconnected', ({ code, willReconnect }) => {
+    if (!willReconnect) return setConnection('closed');
+    setConnection('reconnecting');
+    setMessage(code === 1013 ? 'This page fell behind the stream; catching up.' : 'Connection lost; reconnecting.', 'warning');
+  });
+  current.on('ended', () => {
+    setConnection('closed');
+    sessionEnded();
+  });
+  current.on('error', (error) => {
+    setConnection('closed');
+    setMessage(error.code === 'session_not_found' ? 'This session does not exist (any more).' : `The live stream stopped: ${error.message}`, 'error');
+  });
+  return current.start();
 }
 
 // -- drawing ----------------------------------------------------------------------------
@@ -273,7 +248,8 @@ function drawFrame(now) {
 
 function updateStats() {
   show(elements.count, String(received));
-  show(elements.lastSeq, lastSeenSeq === null ? '-' : String(lastSeenSeq));
+  const lastSeq = viewer?.lastSeq ?? null;
+  show(elements.lastSeq, lastSeq === null ? '-' : String(lastSeq));
   if (columns === null || columns.length < 2) return show(elements.rate, '-');
   let rate;
   if (mode === 'whole') {
@@ -316,25 +292,28 @@ function plottedSample(seq) {
 
 window.__wavehouseViewer = Object.freeze({
   get status() {
-    return { session: sessionStatus, connection, mode, reconnects, received, draws };
+    return { session: sessionStatus, connection, mode, reconnects: Math.max(0, connections - 1), received, draws };
   },
   plotted,
   plottedSample,
   /** Closes the live socket as a network drop would, to exercise the reconnect. */
   dropConnection() {
-    socket?.close(4000, 'dropped on request');
+    viewer?.dropConnection();
   },
 });
 
 // -- start ------------------------------------------------------------------------------
 
+/** The session, or null when there is none; retried (with backoff) while the server cannot answer. */
 async function loadSession() {
-  for (let tries = 0; ; tries += 1) {
+  const backoff = new Backoff({ initialDelayMs: 250 });
+  for (;;) {
     try {
-      return await fetchSession(sessionId);
+      return await getSession(baseUrl, sessionId);
     } catch (error) {
-      setMessage(`Could not load the session (${error.message}); retrying.`, 'warning');
-      await new Promise((resolve) => setTimeout(resolve, backoffDelayMs(tries)));
+      if (error.status === 404) return null;
+      setMessage(`Could not load the session (${error.detail ?? error.message}); retrying.`, 'warning');
+      await new Promise((resolve) => setTimeout(resolve, backoff.nextDelayMs()));
     }
   }
 }
@@ -352,14 +331,15 @@ async function start() {
   showDownloads();
   mode = session.status === 'ended' ? 'whole' : 'live';
   columns = new SampleColumns(channels.length, mode === 'live' ? { maxSamples: maxLiveSamples } : {});
+  let fromSeq = 0;
   if (mode === 'live' && session.lastSeq !== null) {
     const windowSamples = Math.ceil(((session.sampleRateHz ?? assumedRateHz) * liveWindowMs) / 1000);
-    initialFromSeq = Math.max(0, session.lastSeq - windowSamples);
+    fromSeq = Math.max(0, session.lastSeq - windowSamples);
   }
   if (session.sampleCount === 0 && session.status !== 'ended') setMessage('Waiting for the first samples.', 'waiting');
   if (session.status === 'ended' && session.sampleCount === 0) setMessage('This recording holds no samples.');
   setInterval(updateStats, statsIntervalMs);
-  connect(initialFromSeq);
+  viewer = openViewer(fromSeq);
 }
 
 start();

@@ -1,8 +1,10 @@
 /**
  * The web pages: the landing page, the recorder (a phone streams its accelerometer) and the
- * viewer (a live plot of one session). Static files with no build step, from public/, and
- * uPlot from node_modules. The pages use the public API like any other client, through
- * same-origin relative URLs, so they work unchanged behind an HTTPS proxy.
+ * viewer (a live plot of one session). Static files from public/, uPlot from node_modules,
+ * and the client SDK (src/sdk) as one ES module, /assets/js/wavehouse-sdk.js, bundled in
+ * memory when this plugin registers: the pages talk to the API through the same Producer,
+ * Viewer and REST helpers as any other client, with no build step and no committed bundle.
+ * They address this page's own origin, so they work unchanged behind an HTTPS proxy.
  *
  * These routes are not API: they are hidden from the OpenAPI document (schema.hide), and
  * docs/API_CONTRACT.yml must not change when they are added or edited.
@@ -11,14 +13,68 @@
  * files: a page that ever needed an inline script would break here first, not in a
  * deployment that adds its own CSP.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
+import { build, type Plugin } from 'esbuild';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 
 const publicDir = fileURLToPath(new URL('../../../public/', import.meta.url));
 const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
+const sdkEntry = fileURLToPath(new URL('../../sdk/index.ts', import.meta.url));
+
+/**
+ * The SDK imports nothing but its own files. esbuild already refuses Node built-ins for the
+ * browser platform, but a package could slip through quietly: `ws`, for one, maps itself to
+ * a stub that throws only once a page runs it. Refused here, the server does not start.
+ *
+ * One exception: websocket.ts falls back to `import('ws')` on Node 20, which has no global
+ * WebSocket. Browsers always have one, so the import stays as it is, never bundled and never
+ * evaluated.
+ */
+const onlyOwnFiles: Plugin = {
+  name: 'wavehouse-sdk-own-files-only',
+  setup(bundle) {
+    bundle.onResolve({ filter: /^[^./]/ }, ({ path: specifier, importer, kind }) => {
+      if (specifier === 'ws' && kind === 'dynamic-import') return { path: specifier, external: true };
+      return { errors: [{ text: `the browser SDK must import only its own files, not "${specifier}" (imported by ${importer})` }] };
+    });
+  },
+};
+
+interface SdkBundle {
+  /** The ES module's source. */
+  text: string;
+  /** A strong validator of `text`: a page load that revalidates it costs a 304. */
+  etag: string;
+  warnings: string[];
+}
+
+/** Rejects with esbuild's errors, so the server does not start, when the SDK does not bundle for browsers. */
+async function bundleSdk(): Promise<SdkBundle> {
+  const result = await build({
+    entryPoints: [sdkEntry],
+    bundle: true,
+    write: false,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'none',
+    plugins: [onlyOwnFiles],
+    logLevel: 'silent',
+  }).catch((error: unknown) => {
+    throw new Error(`the browser bundle of the SDK (${sdkEntry}) does not build: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  });
+  const text = result.outputFiles[0].text;
+  return {
+    text,
+    etag: `"${createHash('sha256').update(text).digest('base64url').slice(0, 27)}"`,
+    warnings: result.warnings.map((warning) => `${warning.location?.file ?? sdkEntry}: ${warning.text}`),
+  };
+}
 
 /** A Host header is echoed into the CSP only when it cannot smuggle in another directive. */
 const plainHost = /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
@@ -55,6 +111,16 @@ function sendPage(request: FastifyRequest, reply: FastifyReply, file: string): F
 const hidden = { schema: { hide: true } };
 
 export const pageRoutes: FastifyPluginAsync = async (server) => {
+  const sdk = await bundleSdk();
+  for (const warning of sdk.warnings) server.log.warn({ warning }, 'the browser bundle of the SDK built with a warning');
+
+  // More specific than the static /assets/* route below, so it wins whatever the order.
+  server.get('/assets/js/wavehouse-sdk.js', hidden, (request, reply) => {
+    // A deploy changes the bundle together with the pages: always revalidate, cheaply.
+    reply.header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff').header('etag', sdk.etag);
+    if (request.headers['if-none-match'] === sdk.etag) return reply.code(304).send();
+    return reply.type('text/javascript; charset=utf-8').send(sdk.text);
+  });
   await server.register(fastifyStatic, {
     root: path.join(publicDir, 'assets'),
     prefix: '/assets/',
