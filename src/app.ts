@@ -4,7 +4,8 @@
  *
  * Shutdown (SIGTERM/SIGINT, or close() in tests): new requests get 503; producers stop
  * being read; the writer commits everything queued (bounded by shutdownGraceMs), which sends
- * the final acks; then every socket is closed with 1012 and the database is let go.
+ * the final acks; then every socket is closed with 1012 and the database is let go; the
+ * tracer provider goes last, so the spans of those final commits are exported too.
  */
 import os from 'node:os';
 import { Redis } from 'ioredis';
@@ -23,6 +24,7 @@ import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts
 import { SocketRegistry } from './http/socket-registry.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, writerCounters } from './observability/metrics.ts';
+import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
@@ -74,6 +76,7 @@ export interface AppOptions {
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
+  const tracing = createTracing(config.tracing, log.child({ part: 'tracing' }));
   // Chunk payloads are the in-memory float64 columns, written as they are (chunk-codec.ts).
   if (os.endianness() !== 'LE') throw new Error('Wavehouse stores samples as little-endian float64 and needs a little-endian host');
 
@@ -93,7 +96,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await broker?.connect();
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
-  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }), writerCounters(metrics));
+  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
@@ -116,7 +119,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   const rateLimitRedis = config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
-  const server = await createHttpServer({ config, log, metrics, rateLimitRedis, preClose: drain, isDraining: () => draining });
+  const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, preClose: drain, isDraining: () => draining });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
     const ready = database && writer.healthy && !queue.isFull && !draining;
@@ -150,6 +153,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         rateLimitRedis?.disconnect();
         await pool.end();
         await embedded?.stop();
+        await tracing.shutdown();
       })();
       return closed;
     },

@@ -53,6 +53,11 @@ export interface Config {
     maxBatchSamples: number;
     maxChunkSamples: number;
   };
+  tracing: {
+    /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
+    otlpEndpoint: string | null;
+    serviceName: string;
+  };
   pingIntervalMs: number;
   shutdownGraceMs: number;
   logLevel: string;
@@ -124,6 +129,10 @@ export function loadConfig(env: Env): Config {
   }
   const redisUrl = read.optionalString('REDIS_URL');
   if (redisUrl !== null && !/^rediss?:\/\//.test(redisUrl)) read.problems.push('REDIS_URL: expected a redis:// or rediss:// URL');
+  const otlpEndpoint = read.optionalString('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otlpEndpoint !== null && !/^https?:$/.test(URL.parse(otlpEndpoint)?.protocol ?? '')) {
+    read.problems.push('OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL');
+  }
   const corsSetting = read.string('CORS_ORIGINS', '*');
   const corsOrigins: Config['http']['corsOrigins'] =
     corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
@@ -174,6 +183,10 @@ export function loadConfig(env: Env): Config {
       maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 20, 1, 10_000),
       maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 100_000, 1),
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 2_000, 1, 100_000),
+    },
+    tracing: {
+      otlpEndpoint,
+      serviceName: read.string('OTEL_SERVICE_NAME', 'wavehouse'),
     },
     pingIntervalMs: read.integer('PING_INTERVAL_MS', 15_000, 100),
     shutdownGraceMs: read.integer('SHUTDOWN_GRACE_MS', 10_000, 0),

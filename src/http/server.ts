@@ -6,6 +6,12 @@
  * Fastify's own client errors (schema, body size, media type, bad JSON) are mapped onto the
  * same catalogue; anything else is a bug, logged once with the request id and answered as a
  * plain 500 that says nothing of the internals.
+ *
+ * Tracing (when on): a SERVER span per request, started with the request's logger so that
+ * every line of the request, "incoming request" included, carries its traceId and spanId; it
+ * continues an incoming W3C traceparent, is named by route template once routed, and ends with
+ * the response, or at the upgrade for a WebSocket (whose lines then share the upgrade's trace).
+ * Its url.path never holds the query string, where an ingest token may be.
  */
 import cors from '@fastify/cors';
 import helmet from '@fastify/helmet';
@@ -16,12 +22,22 @@ import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
+import type { IncomingMessage } from 'node:http';
+import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_URL_PATH,
+} from '@opentelemetry/semantic-conventions';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import { traceFields, type Tracing } from '../observability/tracing.ts';
 
 // ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
 type FormatsPlugin = (ajv: Ajv) => Ajv;
@@ -39,6 +55,8 @@ export interface HttpServerOptions {
   /** Called by @fastify/websocket before the server closes: Wavehouse drains first. */
   preClose: () => Promise<void>;
   isDraining: () => boolean;
+  /** Absent or disabled: no spans and no tracing hooks. */
+  tracing?: Tracing;
 }
 
 /**
@@ -77,8 +95,22 @@ function problemCodeOf(error: FastifyError): ProblemCode | null {
 
 export async function createHttpServer(options: HttpServerOptions): Promise<HttpServer> {
   const { config, log } = options;
+  const tracing = options.tracing?.enabled ? options.tracing : null;
+  // Keyed by the raw request: the span starts before Fastify's request object exists.
+  const spans = new WeakMap<IncomingMessage, Span>();
   const server = Fastify({
     loggerInstance: log,
+    childLoggerFactory: tracing
+      ? (logger, bindings, loggerOptions, raw) => {
+          const span = tracing.tracer.startSpan(
+            raw.method ?? 'HTTP',
+            { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: raw.method, [ATTR_URL_PATH]: raw.url?.split('?')[0] } },
+            tracing.extract(raw.headers),
+          );
+          spans.set(raw, span);
+          return logger.child({ ...bindings, ...traceFields(span) }, loggerOptions);
+        }
+      : undefined,
     bodyLimit: config.http.maxBodyBytes,
     // Fastify bounds every hook, preClose included, by pluginTimeout (10 s by default). The
     // drain runs in preClose and may take the whole shutdown grace; timed out, it would leave
@@ -93,6 +125,30 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   server.setValidatorCompiler(({ schema, httpPart }) => validators[httpPart === 'body' ? 'body' : 'text'].compile(schema));
+
+  if (tracing) {
+    server.addHook('onRequest', async (request) => {
+      const route = request.routeOptions.url;
+      if (route !== undefined) spans.get(request.raw)?.updateName(`${request.method} ${route}`).setAttribute(ATTR_HTTP_ROUTE, route);
+    });
+    // A 5xx is an error (semantic conventions: the status code says why); an abort has no status.
+    const endSpan = (raw: IncomingMessage, status: number | null) => {
+      const span = spans.get(raw);
+      if (!span) return;
+      spans.delete(raw);
+      if (status === null) span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client went away before the response' });
+      else span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      if (status !== null && status >= 500) span.setAttribute(ATTR_ERROR_TYPE, String(status)).setStatus({ code: SpanStatusCode.ERROR });
+      span.end();
+    };
+    // The upgrade is done once the route's checks pass (the handler only completes the
+    // handshake); the socket's lifetime is not the request's, and onResponse comes only at its end.
+    server.addHook('preHandler', async (request) => {
+      if (request.ws) endSpan(request.raw, 101);
+    });
+    server.addHook('onResponse', async (request, reply) => endSpan(request.raw, reply.statusCode));
+    server.addHook('onRequestAbort', async (request) => endSpan(request.raw, null));
+  }
 
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

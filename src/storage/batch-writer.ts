@@ -10,10 +10,16 @@
  * dropped and nothing is acked meanwhile; the live path goes on and the queue's bound pushes
  * back on producers. Sessions another process has taken (FencedError) are not failures.
  * Lifecycle: start() runs the loop; drain() flushes everything and stops the loop.
+ *
+ * Tracing: each flush is one `wavehouse.commit` span, over all its attempts (each failure is
+ * an exception event on it); its status is an error only if the flush never committed (the
+ * drain ran out of time). The flush's log lines carry its traceId.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
+import { noopTracer, traceFields } from '../observability/tracing.ts';
 import { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import type { ChunkRow } from './chunk-codec.ts';
@@ -40,6 +46,8 @@ export class BatchWriter {
   private draining = false;
   private loop: Promise<void> | null = null;
   private pause: AbortController | null = null;
+  /** The flush in progress (there is one at a time), for the failure listener. */
+  private span: Span | null = null;
   /** Aborted when a drain runs out of time: stops retrying a database that stays down. */
   private readonly stop = new AbortController();
   private readonly breaker = circuitBreaker(notFenced, { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(5) });
@@ -55,11 +63,14 @@ export class BatchWriter {
     private readonly options: BatchWriterOptions,
     private readonly log: Logger,
     private readonly counters: WriterCounters,
+    private readonly tracer: Tracer = noopTracer,
   ) {
     this.policy.onFailure(({ reason }) => {
       this.healthy = false;
       this.counters.failed();
-      if ('error' in reason) this.log.error({ err: reason.error, circuit: CircuitState[this.breaker.state] }, 'commit failed; retrying');
+      if (!('error' in reason)) return;
+      this.span?.recordException(reason.error);
+      this.log.error({ ...traceFields(this.span), err: reason.error, circuit: CircuitState[this.breaker.state] }, 'commit failed; retrying');
     });
     this.policy.onSuccess(() => {
       this.healthy = true;
@@ -102,25 +113,44 @@ export class BatchWriter {
   }
 
   private async flush(items: QueuedBatch[]): Promise<void> {
+    const span = this.tracer.startSpan('wavehouse.commit');
+    this.span = span;
+    try {
+      await this.commit(items, span);
+    } finally {
+      span.end();
+      this.span = null;
+    }
+  }
+
+  private async commit(items: QueuedBatch[], span: Span): Promise<void> {
+    let attempts = 0;
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
       const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
+      const samples = rows.reduce((sum, row) => sum + row.batch.count, 0);
+      span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
       const started = performance.now();
       try {
         await this.policy.execute(async ({ attempt }) => {
+          span.setAttribute('wavehouse.commit.attempts', ++attempts);
           // A failed attempt may have committed all the same (the connection died after COMMIT
           // reached the server); committing it again would collide with its own rows forever.
           // The flush is one transaction, so one of its rows is stored only if all of it is.
           if (attempt > 0 && (await this.store.hasChunk(rows[0]))) return;
           await this.store.commitChunks(rows, advances);
         }, this.stop.signal);
-        this.counters.committed(rows.reduce((sum, row) => sum + row.batch.count, 0), (performance.now() - started) / 1000);
+        this.counters.committed(samples, (performance.now() - started) / 1000);
         break;
       } catch (error) {
-        if (!(error instanceof FencedError)) return; // stopped: the drain ran out of time
+        if (!(error instanceof FencedError)) {
+          span.setStatus({ code: SpanStatusCode.ERROR, message: 'stopped before the commit succeeded' });
+          return; // stopped: the drain ran out of time
+        }
         // Not a database failure: those sessions belong to another process now, which gets
         // their unacked samples again from the producer. Drop them and commit the rest.
-        this.log.warn({ sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
+        this.log.warn({ ...traceFields(span), sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
+        span.addEvent('sessions fenced', { 'wavehouse.session_ids': error.sessionIds });
         for (const item of storable) if (error.sessionIds.includes(item.session.sessionId)) item.session.fence();
         storable = storable.filter((item) => !item.session.fenced);
       }
