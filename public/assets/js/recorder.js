@@ -12,6 +12,7 @@
  */
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
 import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
+import { show, showMessage } from './page-text.js';
 
 /** The longest a captured sample waits before it is sent; the viewer's scroll delay assumes it. */
 const batchIntervalMs = 100;
@@ -60,14 +61,8 @@ let backlogFull = false;
 let noDataTimer = null;
 let wakeLock = null;
 
-function show(element, text) {
-  if (element.textContent !== text) element.textContent = text;
-}
-
 function setMessage(text, kind = 'info') {
-  show(elements.message, text);
-  elements.message.dataset.kind = kind;
-  elements.message.hidden = text === '';
+  showMessage(elements.message, text, kind);
 }
 
 function setState(next) {

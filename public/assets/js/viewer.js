@@ -17,6 +17,7 @@ import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { baseUrl } from './page-links.js';
 import { SampleColumns } from './sample-columns.js';
 import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
+import { show, showMessage } from './page-text.js';
 
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
@@ -75,14 +76,8 @@ let shownRange = null;
 let draws = 0;
 let truncated = false;
 
-function show(element, text) {
-  if (element.textContent !== text) element.textContent = text;
-}
-
 function setMessage(text, kind = 'info') {
-  show(elements.message, text);
-  elements.message.dataset.kind = kind;
-  elements.message.hidden = text === '';
+  showMessage(elements.message, text, kind);
 }
 
 function setSessionStatus(status) {
