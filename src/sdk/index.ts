@@ -10,7 +10,7 @@
  * if (!producer.push({ ax: 0.01, ay: -0.98, az: 0.1 })) await producer.ready();
  * await producer.end();                       // everything pushed is stored, then the session ends
  *
- * for await (const sample of new Viewer({ baseUrl, sessionId, fromSeq: 0 })) console.log(sample);
+ * for await (const sample of new Viewer({ baseUrl, sessionId, fromSeq: 0 })) plot(sample);
  * ```
  */
 export { Backoff, type BackoffOptions } from './backoff.ts';
