@@ -58,6 +58,9 @@ export class ProducerConnection implements ProducerHandle {
 
   /** Starts listening at once (no frame is lost), then attaches to the session. */
   async start(): Promise<void> {
+    // Not read until attached (a database round trip): what arrives meanwhile waits in
+    // `early`, which the pause bounds to what the socket had already buffered.
+    this.socket.pause();
     this.socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.early) this.early.push({ data, isBinary });
       else this.handle(data, isBinary);
@@ -65,7 +68,13 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.once('close', () => {
       if (this.state) void this.coordinator.detachProducer(this.state, this);
     });
-    const outcome = await this.coordinator.attachProducer(this.sessionId, this);
+    let outcome;
+    try {
+      outcome = await this.coordinator.attachProducer(this.sessionId, this);
+    } finally {
+      // Read again either way: a refused socket must read the peer's closing handshake.
+      this.socket.resume();
+    }
     if (!outcome.ok) {
       const reason = outcome.refusal === 'session_not_found' ? closeCodes.session_not_found : closeCodes.producer_conflict;
       const text = outcome.refusal === 'session_ended' ? 'session has ended' : outcome.refusal === 'producer_conflict' ? 'a producer is already connected' : 'unknown session';

@@ -103,16 +103,7 @@ export class SessionCoordinator {
   endSession(sessionId: string): Promise<EndOutcome> {
     return this.serialize(sessionId, async (): Promise<EndOutcome> => {
       const state = this.states.get(sessionId);
-      if (state) {
-        state.ended = true;
-        await state.whenCommitted();
-        const session = await this.sessions.markEnded(sessionId);
-        if (!session) return { ok: false, refusal: 'session_not_found' };
-        this.hub.publishEnd(sessionId);
-        state.producer?.closeForEnd();
-        await this.releaseIfIdle(state);
-        return { ok: true, session };
-      }
+      if (state) return this.endHere(state);
       if (!(await this.locks.tryAcquire(sessionId))) {
         const session = await this.remoteEnd?.(sessionId);
         return session ? { ok: true, session } : { ok: false, refusal: 'producer_elsewhere' };
@@ -128,9 +119,26 @@ export class SessionCoordinator {
     });
   }
 
-  /** Another process asked to end a session: only the process holding its producer acts. */
-  async endIfLocal(sessionId: string): Promise<void> {
-    if (this.states.has(sessionId)) await this.endSession(sessionId);
+  /**
+   * Another process asked to end a session: only the process holding its producer acts.
+   * In the session's chain, so that a producer still attaching here is seen once attached.
+   */
+  endIfLocal(sessionId: string): Promise<void> {
+    return this.serialize(sessionId, async () => {
+      const state = this.states.get(sessionId);
+      if (state) await this.endHere(state);
+    });
+  }
+
+  private async endHere(state: SessionState): Promise<EndOutcome> {
+    state.ended = true;
+    await state.whenCommitted();
+    const session = await this.sessions.markEnded(state.sessionId);
+    if (!session) return { ok: false, refusal: 'session_not_found' };
+    this.hub.publishEnd(state.sessionId);
+    state.producer?.closeForEnd();
+    await this.releaseIfIdle(state);
+    return { ok: true, session };
   }
 
   /** Frames accepted here and maybe not yet committed, for a viewer's catch-up. */
