@@ -1,0 +1,61 @@
+/**
+ * The bench's own database on the local PostgreSQL, created fresh for the run and dropped
+ * at the end, so the figures never depend on what earlier runs or tests left behind.
+ * The server migrates it at start, as it would any empty database.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+
+export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function createDatabase(): Promise<BenchDatabase> {
+  const name = `wavehouse_bench_${randomBytes(5).toString('hex')}`;
+  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  let dropped = false;
+  return {
+    name,
+    url: url.toString(),
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+export async function serverVersion(): Promise<string> {
+  return withAdmin(async (admin) => (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
+}
+
+export interface CreatedSession {
+  sessionId: string;
+  ingestToken: string;
+}
+
+export async function createSession(baseUrl: string): Promise<CreatedSession> {
+  const response = await fetch(`${baseUrl}/api/v1/sessions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ channels: ['ax', 'ay', 'az'], sampleRateHz: 1000 }),
+  });
+  if (response.status !== 201) throw new Error(`creating a session: ${response.status} ${await response.text()}`);
+  return (await response.json()) as CreatedSession;
+}

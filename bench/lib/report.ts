@@ -1,0 +1,66 @@
+/** The bench's output: one summary table (figure, limit, ratio, bar, verdict) and per-section detail tables. */
+import type { CpuUse } from './procfs.ts';
+
+export interface Figure {
+  section: string;
+  figure: string;
+  value: string;
+  /** The limit measured in the same run, formatted; '' when the bar is absolute. */
+  limit?: string;
+  ratio?: string;
+  bar: string;
+  /** null: reported without a bar. */
+  pass: boolean | null;
+}
+
+export interface DetailTable {
+  title: string;
+  columns: string[];
+  rows: Array<Array<string | number>>;
+  notes?: string[];
+}
+
+export interface SectionResult {
+  figures: Figure[];
+  details: DetailTable[];
+  /** Compact machine-readable numbers for results/*.json. */
+  data: Record<string, unknown>;
+}
+
+export interface Context {
+  quick: boolean;
+  /** Epoch ms by which the whole run must be done; sections that can stop early check it. */
+  deadlineAt: number;
+  databaseName: string;
+  databaseUrl: string;
+  log(message: string): void;
+}
+
+export const mps = (samplesPerS: number) => `${(samplesPerS / 1e6).toFixed(2)} M/s`;
+export const ms = (value: number) => (Number.isFinite(value) ? `${value < 10 ? value.toFixed(2) : value.toFixed(1)} ms` : 'n/a');
+export const pct = (ratio: number) => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(0)} %` : 'n/a');
+export const times = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : 'n/a');
+export const verdict = (pass: boolean | null) => (pass === null ? '' : pass ? 'PASS' : 'FAIL');
+
+export function cpuCells(use: CpuUse | undefined, roles: readonly string[]): string[] {
+  return roles.map((role) => (use && role in use.cores ? use.cores[role].toFixed(2) : '')).concat(use ? [use.otherCores.toFixed(2)] : ['']);
+}
+
+export function renderTable(columns: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string {
+  const cells = rows.map((row) => row.map((cell) => String(cell)));
+  const widths = columns.map((column, i) => Math.max(column.length, ...cells.map((row) => (row[i] ?? '').length)));
+  const line = (row: readonly string[]) => `| ${row.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return [line(columns), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+export function renderSummary(figures: readonly Figure[]): string {
+  return renderTable(
+    ['section', 'figure', 'value', 'limit (same run)', 'ratio', 'bar', 'result'],
+    figures.map((f) => [f.section, f.figure, f.value, f.limit ?? '', f.ratio ?? '', f.bar, verdict(f.pass)]),
+  );
+}
+
+export function renderDetail(table: DetailTable): string {
+  const notes = (table.notes ?? []).map((note) => `  ${note}`).join('\n');
+  return `${table.title}\n${renderTable(table.columns, table.rows)}${notes ? `\n${notes}` : ''}`;
+}

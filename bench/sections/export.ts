@@ -1,0 +1,220 @@
+/**
+ * Export: a 1,000,000-sample session read back over HTTP as JSON, NDJSON and CSV.
+ *
+ * Seeding goes through the storage layer (SampleStore.commitChunks, the server's own write
+ * path: 2,000-sample chunk rows, 100 per commit), which is fast and stores exactly what
+ * ingest would. Each export runs on a fresh server process after a small warm-up export in
+ * the same format, so that its VmHWM and polled VmRSS (every 10 ms) belong to that export
+ * alone. samples/s = samples / (last byte received - request sent); the client counts lines
+ * to check every sample arrived.
+ *
+ * "Memory flat": the same export of a 2,000,000-sample session is run too; the server's peak
+ * RSS growth for 2 M must not scale with the size (<= 1.25x the growth for 1 M, + 8 MiB). A
+ * server that buffered or leaked would grow about 2x. Why not a smaller session: V8 lets
+ * old-space garbage pile up until a mark-compact (the heap saw-tooths), so a short export
+ * peaks lower than a long one even when nothing is retained; from about 1 M samples on the
+ * saw-tooth is at its full height, so 1 M vs 2 M compares like with like.
+ *
+ * Limit: serializing the same 1 M samples to JSON in one Node thread from in-memory typed
+ * arrays (servers/serialize-limit.ts).
+ */
+import http from 'node:http';
+import pg from 'pg';
+import type { ChunkRow } from '../../src/storage/chunk-codec.ts';
+import { SampleStore } from '../../src/storage/sample-store.ts';
+import { Helper, startWavehouse } from '../lib/children.ts';
+import { createSession } from '../lib/db.ts';
+import { makeBatch } from '../lib/frames.ts';
+import { CpuMeter, formatCpu, memoryOf, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
+import { mps, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
+import { sleep } from '../lib/stats.ts';
+
+const chunkSamples = 2_000;
+const rowsPerCommit = 100;
+const formats = ['json', 'ndjson', 'csv'] as const;
+type Format = (typeof formats)[number];
+
+async function seed(store: SampleStore, sessionId: string, samples: number): Promise<void> {
+  for (let first = 1; first <= samples; first += chunkSamples * rowsPerCommit) {
+    const rows: ChunkRow[] = [];
+    for (let at = first; at < first + chunkSamples * rowsPerCommit && at <= samples; at += chunkSamples) {
+      rows.push({ sessionId, batch: makeBatch(at, Math.min(chunkSamples, samples - at + 1)) });
+    }
+    const count = rows.reduce((sum, row) => sum + row.batch.count, 0);
+    await store.commitChunks(rows, [{ sessionId, sampleCount: count, lastSeq: rows[rows.length - 1].batch.lastSeq }]);
+  }
+}
+
+function download(url: string): Promise<{ status: number; bytes: number; lines: number; seconds: number; tail: string }> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    http
+      .get(url, { agent: false }, (response) => {
+        let bytes = 0;
+        let lines = 0;
+        let tail = '';
+        response.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
+          tail = chunk.subarray(Math.max(0, chunk.length - 40)).toString();
+        });
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, bytes, lines, seconds: (performance.now() - started) / 1000, tail }));
+        response.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+interface ExportRun {
+  format: Format;
+  samples: number;
+  samplesPerS: number;
+  bytes: number;
+  rssBeforeKiB: number;
+  rssPeakKiB: number;
+  hwmKiB: number;
+  complete: boolean;
+  cpu: CpuUse;
+}
+
+async function measureExport(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string): Promise<ExportRun> {
+  const server = await startWavehouse(ctx.databaseUrl);
+  try {
+    const url = (id: string) => `${server.baseUrl}/api/v1/sessions/${id}/data?format=${format}`;
+    await download(url(warmSessionId));
+    await sleep(500);
+    const rssBeforeKiB = memoryOf(server.pid).rssKiB;
+    let rssPeakKiB = rssBeforeKiB;
+    const poll = setInterval(() => {
+      rssPeakKiB = Math.max(rssPeakKiB, memoryOf(server.pid).rssKiB);
+    }, 10);
+    const meter = new CpuMeter({ server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), client: [process.pid] }).begin();
+    const result = await download(url(sessionId));
+    const cpu = meter.end();
+    clearInterval(poll);
+    const { rssKiB, hwmKiB } = memoryOf(server.pid);
+    rssPeakKiB = Math.max(rssPeakKiB, rssKiB);
+    const complete =
+      result.status === 200 &&
+      (format === 'csv' ? result.lines === samples + 1 : format === 'ndjson' ? result.lines === samples : result.tail.endsWith('"nextFromSeq":null}'));
+    return { format, samples, samplesPerS: samples / result.seconds, bytes: result.bytes, rssBeforeKiB, rssPeakKiB, hwmKiB, complete, cpu };
+  } finally {
+    await server.stop();
+  }
+}
+
+export async function exportSection(ctx: Context): Promise<SectionResult> {
+  const bigSamples = 1_000_000;
+  const hugeSamples = 2_000_000;
+  const warmSamples = 20_000;
+  const setup = await startWavehouse(ctx.databaseUrl);
+  const [big, huge, warm] = await Promise.all([createSession(setup.baseUrl), createSession(setup.baseUrl), createSession(setup.baseUrl)]);
+  await setup.stop();
+  const pool = new pg.Pool({ connectionString: ctx.databaseUrl, max: 2 });
+  ctx.log(`export: seeding ${bigSamples} + ${hugeSamples} + ${warmSamples} samples through SampleStore`);
+  try {
+    const store = new SampleStore(pool);
+    await seed(store, big.sessionId, bigSamples);
+    await seed(store, huge.sessionId, hugeSamples);
+    await seed(store, warm.sessionId, warmSamples);
+  } finally {
+    await pool.end();
+  }
+
+  ctx.log('export: serialization limit (1 M samples to JSON, one thread, no database)');
+  const serializer = await Helper.start('servers/serialize-limit.ts', 'serialize-limit');
+  let limit: { samplesPerS: number; medians: Record<string, number>; bytesPerSample: number };
+  try {
+    limit = await serializer.call('run', { samples: bigSamples, chunkSamples, repeats: ctx.quick ? 1 : 3 });
+  } finally {
+    await serializer.stop();
+  }
+  ctx.log(`  ${mps(limit.samplesPerS)} (stringify ${mps(limit.medians.stringify)}, concat ${mps(limit.medians.concat)})`);
+
+  const runs: ExportRun[] = [];
+  for (const format of formats) {
+    for (const [sessionId, samples] of [
+      [big.sessionId, bigSamples],
+      [huge.sessionId, hugeSamples],
+    ] as const) {
+      ctx.log(`export: ${format}, ${samples} samples`);
+      const run = await measureExport(ctx, format, sessionId, samples, warm.sessionId);
+      ctx.log(`  ${mps(run.samplesPerS)}, RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB${run.complete ? '' : ' INCOMPLETE'}; ${formatCpu(run.cpu)}`);
+      runs.push(run);
+    }
+  }
+  const of = (format: Format, samples: number) => runs.find((r) => r.format === format && r.samples === samples)!;
+  const growthKiB = (r: ExportRun) => r.rssPeakKiB - r.rssBeforeKiB;
+  const flat = (format: Format) => {
+    const g1 = growthKiB(of(format, bigSamples));
+    const g2 = growthKiB(of(format, hugeSamples));
+    return g2 <= 1.25 * g1 + 8 * 1024;
+  };
+  const json = of('json', bigSamples);
+  const csv = of('csv', bigSamples);
+  const ndjson = of('ndjson', bigSamples);
+  const ratio = json.samplesPerS / limit.samplesPerS;
+  const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+  const figures: Figure[] = [
+    {
+      section: 'export',
+      figure: 'JSON, 1 M samples',
+      value: mps(json.samplesPerS),
+      limit: mps(limit.samplesPerS),
+      ratio: pct(ratio),
+      bar: '>= 80 % of serialization',
+      pass: ratio >= 0.8 && json.complete,
+    },
+    { section: 'export', figure: 'CSV, 1 M samples', value: mps(csv.samplesPerS), bar: '>= 1 M/s', pass: csv.samplesPerS >= 1e6 && csv.complete },
+    { section: 'export', figure: 'NDJSON, 1 M samples', value: mps(ndjson.samplesPerS), limit: mps(limit.samplesPerS), ratio: pct(ndjson.samplesPerS / limit.samplesPerS), bar: '', pass: null },
+    {
+      section: 'export',
+      figure: 'server peak RSS growth, 1 M -> 2 M samples',
+      value: formats.map((f) => `${f} ${mib(growthKiB(of(f, bigSamples)))} -> ${mib(growthKiB(of(f, hugeSamples)))}`).join(', '),
+      bar: 'flat: 2 M <= 1.25x 1 M + 8 MiB',
+      pass: formats.every(flat) && runs.every((r) => r.complete),
+    },
+  ];
+  return {
+    figures,
+    details: [
+      {
+        title: 'export: GET /api/v1/sessions/{id}/data over HTTP, fresh server per export',
+        columns: ['format', 'samples', 'samples/s', 'vs serialization', 'body', 'RSS before', 'RSS peak (polled)', 'VmHWM', 'growth', 'complete', 'CPU cores (server, postgres, client, other)'],
+        rows: runs.map((r) => [
+          r.format,
+          r.samples,
+          mps(r.samplesPerS),
+          pct(r.samplesPerS / limit.samplesPerS),
+          mib(r.bytes / 1024),
+          mib(r.rssBeforeKiB),
+          mib(r.rssPeakKiB),
+          mib(r.hwmKiB),
+          mib(growthKiB(r)),
+          r.complete ? 'yes' : 'NO',
+          formatCpu(r.cpu),
+        ]),
+        notes: [
+          `serialization limit: ${mps(limit.samplesPerS)} (median of ${ctx.quick ? 1 : 3}; per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}); ${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
+          'flat: peak RSS growth for 2 M <= 1.25 x growth for 1 M + 8 MiB (growth = polled peak VmRSS - VmRSS before the export)',
+        ],
+      },
+    ],
+    data: {
+      serializationLimit: { samplesPerS: Math.round(limit.samplesPerS), medians: limit.medians, bytesPerSample: round(limit.bytesPerSample, 1) },
+      runs: runs.map((r) => ({
+        format: r.format,
+        samples: r.samples,
+        samplesPerS: Math.round(r.samplesPerS),
+        bytes: r.bytes,
+        rssBeforeKiB: r.rssBeforeKiB,
+        rssPeakKiB: r.rssPeakKiB,
+        hwmKiB: r.hwmKiB,
+        complete: r.complete,
+        cpuCores: r.cpu.cores,
+        otherCores: r.cpu.otherCores,
+      })),
+      flat: Object.fromEntries(formats.map((f) => [f, flat(f)])),
+    },
+  };
+}
