@@ -233,6 +233,9 @@ describe('live socket: ended sessions', () => {
     const fromNow = await live();
     const fromStart = await live(1);
     producer.send({ samples: makeSamples(1, 40) });
+    // End once the samples are accepted (a viewer has them): end covers what was accepted,
+    // not frames still on their way or waiting for the producer to attach.
+    await waitForSeq(fromNow, 40);
     assert.equal((await endSession(baseUrl, session.sessionId, session.ingestToken)).status, 200);
     for (const viewer of [fromNow, fromStart]) {
       assert.equal((await viewer.waitForClose()).code, 1000);

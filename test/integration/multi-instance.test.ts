@@ -75,6 +75,9 @@ describe('several instances behind one database and Redis', () => {
     await producer.opened;
     producer.send({ samples: makeSamples(1, 500) });
     producer.send({ samples: makeSamples(501, 500) });
+    // End once the samples are accepted (the viewer on B has them): end covers what was
+    // accepted, not frames still on their way.
+    await eventually(() => assert.equal(viewer.samples.at(-1)?.seq, 1_000));
     const ended = await endSession(b.baseUrl, session.sessionId, session.ingestToken);
     assert.equal(ended.status, 200);
     assert.equal(ended.body.status, 'ended');
