@@ -101,7 +101,7 @@ async function main(): Promise<number> {
       ...details.flatMap((d) => [d, '']),
       ...Object.entries(failures).map(([name, error]) => `SECTION ${name} FAILED: ${error}\n`),
       aborted ? `ABORTED: ${aborted}\n` : '',
-      'Summary',
+      'Summary ("other load": busy cores of other tenants during the measurements a figure rests on; well above 0, the shared box depressed it)',
       renderSummary(figures),
       '',
     ].join('\n');

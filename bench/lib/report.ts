@@ -11,6 +11,17 @@ export interface Figure {
   bar: string;
   /** null: reported without a bar. */
   pass: boolean | null;
+  /**
+   * Busy cores of other tenants during the measurements the figure rests on (the most of
+   * them): well above 0 means the shared box depressed this figure.
+   */
+  otherCores?: number;
+}
+
+/** The most "other" load over some measurements (undefined ones ignored). */
+export function otherLoad(...uses: Array<{ otherCores: number } | undefined>): number | undefined {
+  const values = uses.filter((u): u is { otherCores: number } => u !== undefined).map((u) => u.otherCores);
+  return values.length > 0 ? Math.max(...values) : undefined;
 }
 
 export interface DetailTable {
@@ -55,8 +66,8 @@ export function renderTable(columns: readonly string[], rows: ReadonlyArray<Read
 
 export function renderSummary(figures: readonly Figure[]): string {
   return renderTable(
-    ['section', 'figure', 'value', 'limit (same run)', 'ratio', 'bar', 'result'],
-    figures.map((f) => [f.section, f.figure, f.value, f.limit ?? '', f.ratio ?? '', f.bar, verdict(f.pass)]),
+    ['section', 'figure', 'value', 'limit (same run)', 'ratio', 'bar', 'result', 'other load'],
+    figures.map((f) => [f.section, f.figure, f.value, f.limit ?? '', f.ratio ?? '', f.bar, verdict(f.pass), f.otherCores === undefined ? '' : f.otherCores.toFixed(2)]),
   );
 }
 

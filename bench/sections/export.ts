@@ -26,7 +26,7 @@ import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { makeBatch } from '../lib/frames.ts';
 import { CpuMeter, formatCpu, memoryOf, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
-import { mps, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
+import { mps, otherLoad, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
 import { sleep } from '../lib/stats.ts';
 
 const chunkSamples = 2_000;
@@ -124,12 +124,15 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
   ctx.log('export: serialization limit (1 M samples to JSON, one thread, no database)');
   const serializer = await Helper.start('servers/serialize-limit.ts', 'serialize-limit');
   let limit: { samplesPerS: number; medians: Record<string, number>; bytesPerSample: number };
+  let limitCpu: CpuUse;
   try {
+    const meter = new CpuMeter({ serializer: [serializer.pid] }).begin();
     limit = await serializer.call('run', { samples: bigSamples, chunkSamples, repeats: ctx.quick ? 1 : 3 });
+    limitCpu = meter.end();
   } finally {
     await serializer.stop();
   }
-  ctx.log(`  ${mps(limit.samplesPerS)} (stringify ${mps(limit.medians.stringify)}, concat ${mps(limit.medians.concat)})`);
+  ctx.log(`  ${mps(limit.samplesPerS)} (stringify ${mps(limit.medians.stringify)}, concat ${mps(limit.medians.concat)}); ${formatCpu(limitCpu)}`);
 
   const runs: ExportRun[] = [];
   for (const format of formats) {
@@ -164,9 +167,19 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       ratio: pct(ratio),
       bar: '>= 80 % of serialization',
       pass: ratio >= 0.8 && json.complete,
+      otherCores: otherLoad(json.cpu, limitCpu),
     },
-    { section: 'export', figure: 'CSV, 1 M samples', value: mps(csv.samplesPerS), bar: '>= 1 M/s', pass: csv.samplesPerS >= 1e6 && csv.complete },
-    { section: 'export', figure: 'NDJSON, 1 M samples', value: mps(ndjson.samplesPerS), limit: mps(limit.samplesPerS), ratio: pct(ndjson.samplesPerS / limit.samplesPerS), bar: '', pass: null },
+    { section: 'export', figure: 'CSV, 1 M samples', value: mps(csv.samplesPerS), bar: '>= 1 M/s', pass: csv.samplesPerS >= 1e6 && csv.complete, otherCores: otherLoad(csv.cpu) },
+    {
+      section: 'export',
+      figure: 'NDJSON, 1 M samples',
+      value: mps(ndjson.samplesPerS),
+      limit: mps(limit.samplesPerS),
+      ratio: pct(ndjson.samplesPerS / limit.samplesPerS),
+      bar: '',
+      pass: null,
+      otherCores: otherLoad(ndjson.cpu, limitCpu),
+    },
     {
       section: 'export',
       figure: 'server peak RSS growth, 1 M -> 2 M samples',

@@ -18,7 +18,7 @@
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { formatCpu, meterWindow, openFileLimit, postgresPidsOf, round, type CpuUse, type Roles } from '../lib/procfs.ts';
-import { ms, pct, times, type Context, type Figure, type SectionResult } from '../lib/report.ts';
+import { ms, otherLoad, pct, times, type Context, type Figure, type SectionResult } from '../lib/report.ts';
 import { sleep, summarize, wallMs, type Summary } from '../lib/stats.ts';
 
 const viewerProcesses = 4;
@@ -195,6 +195,7 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
           value: ms(thousand.wavehouse.latency.p99),
           bar: `<= ${p99BarMs} ms`,
           pass: meets(thousand.wavehouse),
+          otherCores: otherLoad(thousand.wavehouse.cpu),
         },
         {
           section: 'fan-out',
@@ -204,6 +205,7 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
           ratio: times(ratio),
           bar: '<= 1.25x',
           pass: ratio <= 1.25,
+          otherCores: otherLoad(thousand.wavehouse.cpu, thousand.relay?.cpu),
         },
       );
     }
@@ -213,6 +215,8 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
       value: `${largest === 0 ? `< ${tested[0] ?? 1000}` : String(largest)} (tested ${tested.join(', ')})`,
       bar: '>= 2,000',
       pass: largest >= 2_000,
+      // The steps that decided it: every one that passed, and the first that did not.
+      otherCores: otherLoad(...searched.filter((r) => r.viewers <= largest + 1_000).map((r) => r.wavehouse.cpu)),
     });
     for (const v of [1, 100, 5_000]) {
       const r = at(v);
@@ -225,6 +229,7 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
         ratio: r.relay ? times(r.wavehouse.latency.p99 / r.relay.latency.p99) : '',
         bar: '',
         pass: null,
+        otherCores: otherLoad(r.wavehouse.cpu, r.relay?.cpu),
       });
     }
 

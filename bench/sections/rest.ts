@@ -154,6 +154,7 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
         value: `${ms(s.latency.p50)} / ${ms(s.latency.p99)}`,
         bar: `p99 <= ${p99BarMs} ms, no errors`,
         pass: s.latency.p99 <= p99BarMs && s.errors === 0 && s.non2xx === 0 && s.timeouts === 0 && s.achievedRate >= 0.95 * rate,
+        otherCores: s.cpu.otherCores,
       },
       {
         section: 'REST',
@@ -161,6 +162,7 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
         value: `${ms(s.paced.latency.p50)} / ${ms(s.paced.latency.p99)}`,
         bar: '',
         pass: null,
+        otherCores: s.paced.cpu.otherCores,
       },
     ]);
     return {
