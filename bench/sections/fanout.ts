@@ -270,6 +270,7 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
           rows,
           notes: [
             `${timing.measureMs} ms measured per step after ${timing.warmupMs} ms warm-up; viewers in ${viewerProcesses} processes; open-file limit ${fdLimit} (no raise needed below ${fdCap} viewers)`,
+            `delivered = frames of the measured window that arrived by 1.5 s after the stream stopped (later ones are missing, and not in the percentiles); expected = frames sent in the window x viewers`,
             `a step meets the bar when p99 <= ${p99BarMs} ms and >= 99 % of expected frames arrived (viewers that could not connect count as missing)`,
             ...(stoppedBecause ? [stoppedBecause] : []),
           ],
