@@ -14,6 +14,7 @@ export interface BackoffOptions {
 
 export class Backoff {
   private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private readonly initialDelayMs: number;
   private readonly maxDelayMs: number;
   private readonly factor: number;
@@ -42,5 +43,22 @@ export class Backoff {
 
   reset(): void {
     this.attempt = 0;
+  }
+
+  /** Runs `retry` after the next delay (replacing any retry still pending); returns the delay. */
+  schedule(retry: () => void): number {
+    this.cancel();
+    const delayMs = this.nextDelayMs();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      retry();
+    }, delayMs);
+    return delayMs;
+  }
+
+  /** Drops a pending retry, if any. */
+  cancel(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

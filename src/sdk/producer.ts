@@ -146,7 +146,6 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private holdUntilMs = 0;
 
   private sendTimer: ReturnType<typeof setTimeout> | null = null;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
   private flushWaiters: Waiter[] = [];
   private drainWaiters: Waiter[] = [];
@@ -427,13 +426,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 
   private scheduleReconnect(code: number, reason: string): void {
-    const retryInMs = this.backoff.nextDelayMs();
     this.state = 'retrying';
+    const retryInMs = this.backoff.schedule(() => void this.connect());
     this.emit('disconnected', { code, reason, willReconnect: true, retryInMs });
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      void this.connect();
-    }, retryInMs);
   }
 
   /** A socket that stopped answering: let it go without waiting for a closing handshake. */
@@ -473,8 +468,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private stopEverything(): void {
     this.generation++;
     this.clearTimers();
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.backoff.cancel();
     const socket = this.socket;
     this.socket = null;
     this.accepted = false;

@@ -73,7 +73,6 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
   private lastSeen: number | null;
   private lastDelivered: number | null = null;
   private failure: ViewerError | null = null;
-  private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly backoff: Backoff;
   private readonly maxQueuedSamples: number;
 
@@ -276,13 +275,9 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
   }
 
   private scheduleReconnect(code: number, reason: string): void {
-    const retryInMs = this.backoff.nextDelayMs();
     this.state = 'retrying';
+    const retryInMs = this.backoff.schedule(() => void this.connect());
     this.emit('disconnected', { code, reason, willReconnect: true, retryInMs });
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      void this.connect();
-    }, retryInMs);
   }
 
   private fail(error: ViewerError): void {
@@ -295,8 +290,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
 
   private stop(): void {
     this.generation++;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.backoff.cancel();
     const socket = this.socket;
     this.socket = null;
     if (socket && socket.readyState <= OPEN) socket.close(1000, 'viewer stopped');
