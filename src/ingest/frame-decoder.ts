@@ -3,6 +3,8 @@
  * Pure: no I/O, no session state (sequence rules against the session live in
  * sessions/session-state.ts). Hand-written rather than a compiled schema because the key
  * set depends on the session's channels and this runs for every sample on the hot path.
+ * The usual `{"samples":[...]}` frame of valid samples takes the byte scanner of
+ * json-frame-scanner.ts; every other frame, and every invalid one, is parsed here.
  *
  * Accepted shapes (DESIGN, ingest socket): one Sample; `{"samples":[...]}`;
  * `{"type":"samples_batch","payload":{"samples":[...]}}`; and the binary frame
@@ -11,6 +13,7 @@
  */
 import type { FrameErrorCode } from '../contract/errors.ts';
 import { SampleBatch } from '../sessions/sample-batch.ts';
+import { scanJsonFrame } from './json-frame-scanner.ts';
 
 export type DecodedFrame =
   /** samplesText: the frame's own bytes of its samples array, when it can be forwarded as it is (live/live-frames.ts). */
@@ -57,6 +60,10 @@ export function decodeTextFrame(
 ): DecodedFrame {
   if (data.length > limits.maxFrameBytes) {
     return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
+  }
+  if (typeof data !== 'string') {
+    const scanned = scanJsonFrame(data, channels, limits.maxFrameSamples, receivedAtMs);
+    if (scanned) return { ok: true, batch: scanned.batch, hasSeq: scanned.hasSeq, samplesText: scanned.hasSeq && scanned.everyT ? scanned.samplesText : null };
   }
   let frame: unknown;
   try {

@@ -1,0 +1,268 @@
+/**
+ * The fast path for the usual JSON frame, `{"samples":[{"seq":..,"t":..,"ax":..}, ...]}`: it
+ * reads the frame's bytes straight into columns, with no JSON.parse and no object per sample
+ * (issue #4: JSON.parse and the objects it built were about 40 % of the server's CPU at full
+ * JSON ingest).
+ *
+ * It only ever accepts. A frame it does not fully understand (another frame shape, an escape in
+ * a key, an unknown or repeated key, a value that is not a number, seqs out of order, mixed seq
+ * and no seq, too many samples...) makes it return null, and frame-decoder.ts decodes that
+ * frame the general way, which owns every error message. So the scanner must be right about
+ * what it accepts, never about why it declines; test/unit/json-frame-scanner.test.ts checks it
+ * against the general decoder.
+ *
+ * Numbers follow the JSON grammar exactly. A number of at most 15 significant digits and a
+ * decimal exponent within +-22 is computed as an exact integer times or divided by an exact
+ * power of ten, which IEEE 754 rounds correctly (Clinger's fast path), so it equals what
+ * JSON.parse gives; any other number is handed to Number() as text.
+ */
+import { SampleBatch } from '../sessions/sample-batch.ts';
+
+const quote = 0x22;
+const comma = 0x2c;
+const colon = 0x3a;
+const minus = 0x2d;
+const plus = 0x2b;
+const dot = 0x2e;
+const zero = 0x30;
+const nine = 0x39;
+const backslash = 0x5c;
+const openBracket = 0x5b;
+const closeBracket = 0x5d;
+const openBrace = 0x7b;
+const closeBrace = 0x7d;
+const lowerE = 0x65;
+const upperE = 0x45;
+
+const samplesKey = Buffer.from('"samples"');
+/** 10^0 .. 10^22, each exact in a double (parsed from text, so no pow() rounding). */
+const exactPowersOfTen = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
+const maxFastDigits = 15;
+
+/** The frame's keys as bytes: index 0 is seq, 1 is t, 2 + c is channel c. */
+const keyTables = new WeakMap<readonly string[], Buffer[]>();
+
+function keysOf(channels: readonly string[]): Buffer[] {
+  let keys = keyTables.get(channels);
+  if (!keys) {
+    keys = ['seq', 't', ...channels].map((key) => Buffer.from(key));
+    keyTables.set(channels, keys);
+  }
+  return keys;
+}
+
+/**
+ * Samples row by row while scanning (the count is known only at the end), then turned into
+ * columns. Shared: decoding is synchronous, so one frame at a time uses it. Its size is
+ * bounded by the largest frame accepted (INGEST_MAX_FRAME_BYTES), since every value takes
+ * at least two bytes of frame text.
+ */
+let rows = new Float64Array(4_096);
+/** Per key, the 1-based index of the last sample that had it: finds a repeated or missing key without a reset per sample. */
+let seenIn = new Int32Array(16);
+
+/** The value of the last number scanNumber read. */
+let scannedNumber = 0;
+
+function isSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
+}
+
+function skipSpace(data: Buffer, at: number): number {
+  while (at < data.length && isSpace(data[at])) at++;
+  return at;
+}
+
+function isDigit(byte: number): boolean {
+  return byte >= zero && byte <= nine;
+}
+
+/** Powers of ten that fold a run of up to nine digits into the mantissa. */
+const chunkScale = Int32Array.from({ length: 10 }, (_, i) => 10 ** i);
+
+/**
+ * Reads a JSON number at `at` into scannedNumber; returns the index after it, or -1 if there
+ * is none. Digits are gathered nine at a time as an int32 and folded into the double
+ * mantissa per run: a float multiply-add per digit is a dependency chain that cost about as
+ * much as the rest of the scan.
+ */
+function scanNumber(data: Buffer, at: number): number {
+  const start = at;
+  const negative = data[at] === minus;
+  if (negative) at++;
+  let mantissa = 0;
+  let digits = 0;
+  let exponent = 0;
+  let byte = data[at];
+  if (byte === zero) {
+    byte = data[++at];
+    if (isDigit(byte)) return -1; // no leading zeros in JSON
+  } else if (!isDigit(byte)) {
+    return -1;
+  }
+  for (let fraction = false; ; ) {
+    let chunk = 0;
+    let chunkDigits = 0;
+    while (isDigit(byte) && chunkDigits < 9) {
+      chunk = chunk * 10 + (byte - zero);
+      chunkDigits++;
+      byte = data[++at];
+    }
+    mantissa = mantissa * chunkScale[chunkDigits] + chunk;
+    digits += chunkDigits;
+    if (fraction) exponent -= chunkDigits;
+    if (isDigit(byte)) continue;
+    if (fraction || byte !== dot) break;
+    fraction = true;
+    byte = data[++at];
+    if (!isDigit(byte)) return -1;
+  }
+  if (byte === lowerE || byte === upperE) {
+    byte = data[++at];
+    const exponentNegative = byte === minus;
+    if (byte === minus || byte === plus) byte = data[++at];
+    if (!isDigit(byte)) return -1;
+    let written = 0;
+    do {
+      // Capped: past a few hundred the value is 0 or Infinity either way (and Number() decides).
+      if (written < 100_000) written = written * 10 + (byte - zero);
+      byte = data[++at];
+    } while (isDigit(byte));
+    exponent += exponentNegative ? -written : written;
+  }
+  if (digits <= maxFastDigits && exponent >= -22 && exponent <= 22) {
+    const magnitude = exponent < 0 ? mantissa / exactPowersOfTen[-exponent] : mantissa * exactPowersOfTen[exponent];
+    scannedNumber = negative ? -magnitude : magnitude;
+  } else {
+    scannedNumber = Number(data.toString('latin1', start, at));
+  }
+  return at;
+}
+
+/** Whether the key text at `at` (after its opening quote) is `key` and ends there. */
+function startsWithKey(data: Buffer, at: number, key: Buffer): boolean {
+  const length = key.length;
+  if (data[at + length] !== quote) return false;
+  for (let i = 0; i < length; i++) if (data[at + i] !== key[i]) return false;
+  return true;
+}
+
+/** The index among `keys` of the key text at `at` (after its opening quote); -1 when it is none of them, or escaped. */
+function scanKey(data: Buffer, at: number, keys: readonly Buffer[]): number {
+  let end = at;
+  while (end < data.length && data[end] !== quote) {
+    if (data[end] === backslash) return -1;
+    end++;
+  }
+  for (let k = 0; k < keys.length; k++) if (keys[k].length === end - at && startsWithKey(data, at, keys[k])) return k;
+  return -1;
+}
+
+export interface ScannedFrame {
+  batch: SampleBatch;
+  hasSeq: boolean;
+  /** Whether every sample had its own t (otherwise the receive time stood in). */
+  everyT: boolean;
+  /** The frame's bytes of its samples array, `[` to `]`. */
+  samplesText: Buffer;
+}
+
+/**
+ * The samples of a `{"samples":[...]}` frame whose every sample is valid for `channels`;
+ * null for any other frame (frame-decoder.ts then decodes it the general way).
+ */
+export function scanJsonFrame(data: Buffer, channels: readonly string[], maxSamples: number, receivedAtMs: number): ScannedFrame | null {
+  const keys = keysOf(channels);
+  const width = keys.length;
+  if (seenIn.length < width) seenIn = new Int32Array(width);
+  seenIn.fill(0, 0, width);
+  let at = skipSpace(data, 0);
+  if (data[at] !== openBrace) return null;
+  at = skipSpace(data, at + 1);
+  if (data.compare(samplesKey, 0, samplesKey.length, at, at + samplesKey.length) !== 0) return null;
+  at = skipSpace(data, at + samplesKey.length);
+  if (data[at] !== colon) return null;
+  at = skipSpace(data, at + 1);
+  if (data[at] !== openBracket) return null;
+  const arrayStart = at;
+  at = skipSpace(data, at + 1);
+  if (data[at] !== openBrace) return null; // an empty array too: rare, left to the general path
+  // Every value is at least two bytes of text (a digit and a separator), so this bounds the rows.
+  const rowsNeeded = Math.min(maxSamples, Math.ceil(data.length / (2 * width))) * width;
+  if (rows.length < rowsNeeded) rows = new Float64Array(rowsNeeded);
+
+  let count = 0;
+  let hasSeq = false;
+  let everyT = true;
+  let previousSeq = -1;
+  for (;;) {
+    // One sample: `{` then "key": number pairs, in any order.
+    if (data[at] !== openBrace || count === maxSamples) return null;
+    const sampleNumber = count + 1;
+    const row = count * width;
+    if (row + width > rows.length) return null;
+    let fields = 0;
+    let guess = 0;
+    at = skipSpace(data, at + 1);
+    for (;;) {
+      if (data[at] !== quote) return null;
+      const k = guess < width && startsWithKey(data, at + 1, keys[guess]) ? guess : scanKey(data, at + 1, keys);
+      if (k < 0 || seenIn[k] === sampleNumber) return null;
+      at += keys[k].length + 1;
+      seenIn[k] = sampleNumber;
+      guess = k + 1;
+      fields++;
+      at = skipSpace(data, at + 1);
+      if (data[at] !== colon) return null;
+      at = scanNumber(data, skipSpace(data, at + 1));
+      if (at < 0) return null;
+      rows[row + k] = scannedNumber;
+      at = skipSpace(data, at);
+      if (data[at] === comma) {
+        at = skipSpace(data, at + 1);
+        continue;
+      }
+      if (data[at] !== closeBrace) return null;
+      break;
+    }
+    const sampleHasSeq = seenIn[0] === sampleNumber;
+    if (count === 0) hasSeq = sampleHasSeq;
+    else if (sampleHasSeq !== hasSeq) return null;
+    if (hasSeq) {
+      const seq = rows[row];
+      if (!Number.isSafeInteger(seq) || seq < 0 || seq <= previousSeq) return null;
+      previousSeq = seq;
+    }
+    if (seenIn[1] !== sampleNumber) {
+      rows[row + 1] = receivedAtMs;
+      everyT = false;
+    }
+    const present = fields - (sampleHasSeq ? 1 : 0) - (seenIn[1] === sampleNumber ? 1 : 0);
+    if (present !== width - 2) return null;
+    for (let k = 1; k < width; k++) if (!Number.isFinite(rows[row + k])) return null;
+    count++;
+    at = skipSpace(data, at + 1);
+    if (data[at] === comma) {
+      at = skipSpace(data, at + 1);
+      continue;
+    }
+    if (data[at] !== closeBracket) return null;
+    break;
+  }
+  const arrayEnd = at + 1;
+  at = skipSpace(data, arrayEnd);
+  if (data[at] !== closeBrace || skipSpace(data, at + 1) !== data.length) return null;
+  return { batch: columnsOf(count, width - 2, hasSeq), hasSeq, everyT, samplesText: data.subarray(arrayStart, arrayEnd) };
+}
+
+/** The scanned rows as a batch's columns; a frame without seqs leaves its seq column 0 (session-state.ts numbers it). */
+function columnsOf(count: number, channelCount: number, hasSeq: boolean): SampleBatch {
+  const batch = SampleBatch.allocate(count, channelCount);
+  const columns = batch.columns;
+  const width = channelCount + 2;
+  for (let k = hasSeq ? 0 : 1; k < width; k++) {
+    const column = k * count;
+    for (let i = 0; i < count; i++) columns[column + i] = rows[i * width + k];
+  }
+  return batch;
+}
