@@ -91,7 +91,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const metrics = createMetrics();
   const repository = new SessionRepository(pool);
   const store = new SampleStore(pool);
-  const queue = new WriteQueue(config.writer.maxQueuedBytes);
+  const queue = new WriteQueue(config.writer.maxQueuedBytes, config.writer.lanes);
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
   await broker?.connect();
   const hub = new FanoutHub(broker);

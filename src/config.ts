@@ -52,6 +52,8 @@ export interface Config {
     maxBatchAgeMs: number;
     maxBatchSamples: number;
     maxChunkSamples: number;
+    /** Writer loops, each committing its share of the sessions on a connection of its own. */
+    lanes: number;
   };
   tracing: {
     /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
@@ -183,6 +185,7 @@ export function loadConfig(env: Env): Config {
       maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 20, 1, 10_000),
       maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 100_000, 1),
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 2_000, 1, 100_000),
+      lanes: read.integer('WRITE_LANES', 2, 1, 16),
     },
     tracing: {
       otlpEndpoint,
@@ -198,6 +201,10 @@ export function loadConfig(env: Env): Config {
   if (config.ingest.maxSamplesPerS > 0 && config.ingest.maxSamplesPerS < config.ingest.maxFrameSamples) {
     // Otherwise a full-size frame could never pass the rate limit and would be refused forever.
     read.problems.push('INGEST_MAX_SAMPLES_PER_S: must be 0 (off) or at least INGEST_MAX_FRAME_SAMPLES');
+  }
+  if (config.writer.lanes >= config.database.poolSize) {
+    // Each lane holds a connection while it commits; REST reads and the locks need the rest.
+    read.problems.push('WRITE_LANES: must be below DATABASE_POOL_SIZE');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

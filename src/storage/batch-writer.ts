@@ -1,15 +1,21 @@
 /**
- * The writer: takes accepted batches off the write queue, flushes them when the queue holds
+ * The writer: takes accepted batches off the write queue, flushes them when a lane holds
  * `maxBatchSamples` or its oldest item is `maxBatchAgeMs` old (whichever comes first, so the
  * added latency is capped and commits stay large), writes them as chunk rows with one binary
  * COPY per flush, then tells each session what is committed (which sends the acks).
+ *
+ * One loop per lane of the queue (write-queue.ts), each committing one flush at a time on a
+ * connection of its own: with two lanes one flush's COPY overlaps the other's commit instead
+ * of the encoding, the COPY and the commit's fsync all taking turns (issue #4). A session
+ * lives in one lane, so its commits and acks stay in order.
  *
  * Error policy: a failed flush is retried with the same items, with capped exponential
  * backoff, for as long as it takes (cockatiel retry), behind a circuit breaker that, after a
  * run of failures, probes the database once a second instead of hammering it. Nothing is
  * dropped and nothing is acked meanwhile; the live path goes on and the queue's bound pushes
- * back on producers. Sessions another process has taken (FencedError) are not failures.
- * Lifecycle: start() runs the loop; drain() flushes everything and stops the loop.
+ * back on producers. The circuit breaker is shared by the lanes: the database is one.
+ * Sessions another process has taken (FencedError) are not failures.
+ * Lifecycle: start() runs the loops; drain() flushes everything and stops them.
  *
  * Tracing: each flush is one `wavehouse.commit` span, over all its attempts (each failure is
  * an exception event on it); its status is an error only if the flush never committed (the
@@ -24,7 +30,7 @@ import { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import type { ChunkRow } from './chunk-codec.ts';
 import { FencedError, type SampleStore, type SessionAdvance } from './sample-store.ts';
-import type { QueuedBatch, WriteQueue } from './write-queue.ts';
+import type { QueuedBatch, WriteLane, WriteQueue } from './write-queue.ts';
 
 export interface BatchWriterOptions {
   maxBatchAgeMs: number;
@@ -44,10 +50,9 @@ const notFenced = handleWhen((error) => !(error instanceof FencedError));
 export class BatchWriter {
   private running = false;
   private draining = false;
-  private loop: Promise<void> | null = null;
-  private pause: AbortController | null = null;
-  /** The flush in progress (there is one at a time), for the failure listener. */
-  private span: Span | null = null;
+  private loops: Array<Promise<void>> = [];
+  /** The lanes' waits for their oldest batch to come of age, cut short by a drain. */
+  private readonly pauses = new Set<AbortController>();
   /** Aborted when a drain runs out of time: stops retrying a database that stays down. */
   private readonly stop = new AbortController();
   private readonly breaker = circuitBreaker(notFenced, { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(5) });
@@ -65,12 +70,9 @@ export class BatchWriter {
     private readonly counters: WriterCounters,
     private readonly tracer: Tracer = noopTracer,
   ) {
-    this.policy.onFailure(({ reason }) => {
+    this.policy.onFailure(() => {
       this.healthy = false;
       this.counters.failed();
-      if (!('error' in reason)) return;
-      this.span?.recordException(reason.error);
-      this.log.error({ ...traceFields(this.span), err: reason.error, circuit: CircuitState[this.breaker.state] }, 'commit failed; retrying');
     });
     this.policy.onSuccess(() => {
       this.healthy = true;
@@ -79,51 +81,51 @@ export class BatchWriter {
 
   start(): void {
     this.running = true;
-    this.loop = this.run();
+    this.loops = this.queue.lanes.map((lane) => this.run(lane));
   }
 
   /** Flushes everything queued, then stops. Resolves even if the database stays down: bounded by `deadlineMs`. */
   async drain(deadlineMs: number): Promise<boolean> {
     this.draining = true;
-    this.pause?.abort();
+    for (const pause of this.pauses) pause.abort();
     this.queue.interrupt();
     const timer = sleep(deadlineMs, 'timeout' as const, { ref: false });
-    const outcome = await Promise.race([this.loop?.then(() => 'done' as const), timer]);
+    const outcome = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), timer]);
     this.running = false;
     this.stop.abort();
     this.queue.interrupt();
     return outcome === 'done';
   }
 
-  private async run(): Promise<void> {
+  private async run(lane: WriteLane): Promise<void> {
     while (this.running) {
-      if (this.queue.length === 0) {
+      if (lane.length === 0) {
         if (this.draining) return;
-        await this.queue.waitForItems();
+        await lane.waitForItems();
         continue;
       }
-      const oldest = this.queue.oldestEnqueuedAtMs ?? Date.now();
+      const oldest = lane.oldestEnqueuedAtMs ?? Date.now();
       const dueInMs = oldest + this.options.maxBatchAgeMs - Date.now();
-      if (!this.draining && this.queue.queuedSamples < this.options.maxBatchSamples && dueInMs > 0) {
+      if (!this.draining && lane.queuedSamples < this.options.maxBatchSamples && dueInMs > 0) {
         await this.wait(dueInMs);
         continue;
       }
-      await this.flush(this.queue.peek(this.options.maxBatchSamples));
+      await this.flush(lane);
     }
   }
 
-  private async flush(items: QueuedBatch[]): Promise<void> {
+  private async flush(lane: WriteLane): Promise<void> {
     const span = this.tracer.startSpan('wavehouse.commit');
-    this.span = span;
     try {
-      await this.commit(items, span);
+      const items = lane.peek(this.options.maxBatchSamples);
+      if (await this.commit(items, span)) lane.remove(items.length);
     } finally {
       span.end();
-      this.span = null;
     }
   }
 
-  private async commit(items: QueuedBatch[], span: Span): Promise<void> {
+  /** Commits `items` and acks what it stored; false when a drain ran out of time first. */
+  private async commit(items: QueuedBatch[], span: Span): Promise<boolean> {
     let attempts = 0;
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
@@ -137,15 +139,22 @@ export class BatchWriter {
           // A failed attempt may have committed all the same (the connection died after COMMIT
           // reached the server); committing it again would collide with its own rows forever.
           // The flush is one transaction, so one of its rows is stored only if all of it is.
-          if (attempt > 0 && (await this.store.hasChunk(rows[0]))) return;
-          await this.store.commitChunks(rows, advances);
+          try {
+            if (attempt > 0 && (await this.store.hasChunk(rows[0]))) return;
+            await this.store.commitChunks(rows, advances);
+          } catch (error) {
+            if (error instanceof FencedError) throw error;
+            span.recordException(error as Error);
+            this.log.error({ ...traceFields(span), err: error, circuit: CircuitState[this.breaker.state] }, 'commit failed; retrying');
+            throw error;
+          }
         }, this.stop.signal);
         this.counters.committed(samples, (performance.now() - started) / 1000);
         break;
       } catch (error) {
         if (!(error instanceof FencedError)) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: 'stopped before the commit succeeded' });
-          return; // stopped: the drain ran out of time
+          return false;
         }
         // Not a database failure: those sessions belong to another process now, which gets
         // their unacked samples again from the producer. Drop them and commit the rest.
@@ -155,16 +164,17 @@ export class BatchWriter {
         storable = storable.filter((item) => !item.session.fenced);
       }
     }
-    this.queue.remove(items.length);
     const now = Date.now();
     for (const item of storable) this.counters.acked((now - item.enqueuedAtMs) / 1000);
     for (const advance of committedSessions(storable)) advance.session.markCommitted(advance.lastSeq);
+    return true;
   }
 
   private async wait(ms: number): Promise<void> {
-    this.pause = new AbortController();
-    await sleep(ms, undefined, { signal: this.pause.signal }).catch(() => undefined);
-    this.pause = null;
+    const pause = new AbortController();
+    this.pauses.add(pause);
+    await sleep(ms, undefined, { signal: pause.signal }).catch(() => undefined);
+    this.pauses.delete(pause);
   }
 }
 

@@ -1,11 +1,16 @@
 /**
- * Accepted batches waiting to be committed, in acceptance order, bounded in bytes.
+ * Accepted batches waiting to be committed, bounded in bytes, in lanes.
  *
  * The bound is what turns a slow or unreachable database into backpressure instead of
  * memory growth (DESIGN principle 2): above `maxQueuedBytes` the queue reports itself full,
  * the ingest sockets stop reading (TCP pushes back on producers), and they resume once the
  * queue has drained to half the bound. Items leave the queue only after they are committed,
  * so a failed commit is retried with the same items.
+ *
+ * Lanes: all of a session's batches go to one lane, chosen by its id, in acceptance order,
+ * and each lane is committed by its own writer loop (batch-writer.ts). So one lane's COPY
+ * runs while another waits for its commit, and yet a session's commits, and so its acks,
+ * never overtake one another (an ack says every sample up to its seq is stored).
  */
 import type { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
@@ -16,19 +21,14 @@ export interface QueuedBatch {
   enqueuedAtMs: number;
 }
 
-export class WriteQueue {
+/** One lane: a FIFO of batches that one writer loop commits in order. */
+export class WriteLane {
   private items: QueuedBatch[] = [];
   private head = 0;
-  queuedBytes = 0;
   queuedSamples = 0;
   private wake: (() => void) | null = null;
-  private drainedListeners: Array<() => void> = [];
 
-  constructor(private readonly maxQueuedBytes: number) {}
-
-  get isFull(): boolean {
-    return this.queuedBytes >= this.maxQueuedBytes;
-  }
+  constructor(private readonly removed: (bytes: number, samples: number) => void) {}
 
   get length(): number {
     return this.items.length - this.head;
@@ -38,10 +38,9 @@ export class WriteQueue {
     return this.length === 0 ? null : this.items[this.head].enqueuedAtMs;
   }
 
-  push(session: SessionState, batch: SampleBatch, nowMs: number): void {
-    this.items.push({ session, batch, enqueuedAtMs: nowMs });
-    this.queuedBytes += batch.byteLength;
-    this.queuedSamples += batch.count;
+  push(item: QueuedBatch): void {
+    this.items.push(item);
+    this.queuedSamples += item.batch.count;
     this.wake?.();
   }
 
@@ -60,29 +59,23 @@ export class WriteQueue {
 
   /** Removes the `count` oldest items, once they are committed. */
   remove(count: number): void {
+    let bytes = 0;
+    let samples = 0;
     for (let i = this.head; i < this.head + count; i++) {
-      this.queuedBytes -= this.items[i].batch.byteLength;
-      this.queuedSamples -= this.items[i].batch.count;
+      bytes += this.items[i].batch.byteLength;
+      samples += this.items[i].batch.count;
     }
     this.head += count;
+    this.queuedSamples -= samples;
     // Compact now and then rather than shift() per item, which is O(n) each.
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-    if (this.queuedBytes * 2 <= this.maxQueuedBytes && this.drainedListeners.length > 0) {
-      const listeners = this.drainedListeners;
-      this.drainedListeners = [];
-      for (const listener of listeners) listener();
-    }
+    this.removed(bytes, samples);
   }
 
-  /** Calls `listener` once the queue is down to half its bound. */
-  onceDrained(listener: () => void): void {
-    this.drainedListeners.push(listener);
-  }
-
-  /** Resolves when an item is pushed (or at once if the queue holds any). */
+  /** Resolves when an item is pushed (or at once if the lane holds any). */
   waitForItems(): Promise<void> {
     if (this.length > 0) return Promise.resolve();
     return new Promise((resolve) => {
@@ -93,8 +86,62 @@ export class WriteQueue {
     });
   }
 
-  /** Wakes a waiting writer with nothing pushed, so it can notice it is being closed. */
+  /** Wakes a waiting writer loop with nothing pushed, so it can notice it is being closed. */
   interrupt(): void {
     this.wake?.();
+  }
+}
+
+export class WriteQueue {
+  readonly lanes: readonly WriteLane[];
+  queuedBytes = 0;
+  queuedSamples = 0;
+  private drainedListeners: Array<() => void> = [];
+
+  constructor(
+    private readonly maxQueuedBytes: number,
+    laneCount = 1,
+  ) {
+    this.lanes = Array.from({ length: laneCount }, () => new WriteLane((bytes, samples) => this.removed(bytes, samples)));
+  }
+
+  get isFull(): boolean {
+    return this.queuedBytes >= this.maxQueuedBytes;
+  }
+
+  /** Batches queued and not yet committed, over every lane. */
+  get length(): number {
+    return this.lanes.reduce((sum, lane) => sum + lane.length, 0);
+  }
+
+  push(session: SessionState, batch: SampleBatch, nowMs: number): void {
+    this.queuedBytes += batch.byteLength;
+    this.queuedSamples += batch.count;
+    this.laneOf(session).push({ session, batch, enqueuedAtMs: nowMs });
+  }
+
+  /** Calls `listener` once the queue is down to half its bound. */
+  onceDrained(listener: () => void): void {
+    this.drainedListeners.push(listener);
+  }
+
+  interrupt(): void {
+    for (const lane of this.lanes) lane.interrupt();
+  }
+
+  laneOf(session: SessionState): WriteLane {
+    if (this.lanes.length === 1) return this.lanes[0];
+    // Session ids are random UUIDs: their first 32 bits spread sessions evenly.
+    return this.lanes[Number.parseInt(session.sessionId.slice(0, 8), 16) % this.lanes.length];
+  }
+
+  private removed(bytes: number, samples: number): void {
+    this.queuedBytes -= bytes;
+    this.queuedSamples -= samples;
+    if (this.queuedBytes * 2 <= this.maxQueuedBytes && this.drainedListeners.length > 0) {
+      const listeners = this.drainedListeners;
+      this.drainedListeners = [];
+      for (const listener of listeners) listener();
+    }
   }
 }

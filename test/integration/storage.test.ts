@@ -454,6 +454,41 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(queue.queuedBytes, 0);
       });
 
+      test('with two lanes, commits every session in order, each on its lane, while batches keep coming', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const channels = ['ax', 'ay', 'az'];
+        const queue = new WriteQueue(64 * 1024 * 1024, 2);
+        // Sessions until each lane has two (ids are random, so the split is not known in advance).
+        const states: SessionState[] = [];
+        while (queue.lanes.some((lane) => states.filter((state) => queue.laneOf(state) === lane).length < 2)) {
+          states.push(new SessionState(await newSession(repository, channels), channels, -1, 1 << 20));
+        }
+        const acks = new Map<SessionState, number[]>(states.map((state) => [state, []]));
+        for (const state of states) state.producer = { sendAck: (seq) => acks.get(state)!.push(seq), closeForEnd: () => undefined, closeForConflict: () => undefined };
+        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 120, maxChunkSamples: 50 }, log, recordingCounters());
+        writer.start();
+        t.after(() => writer.drain(5_000));
+        const perSession = 400;
+        for (let from = 1; from <= perSession; from += 20) {
+          for (const state of states) {
+            queue.push(state, batchOf(plainSamples(Array.from({ length: 20 }, (_, i) => from + i)), 3), Date.now());
+            state.highestAcceptedSeq = from + 19;
+          }
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        await eventually(() => assert.ok(states.every((state) => state.committedSeq === perSession)));
+        for (const state of states) {
+          const seqs = acks.get(state)!;
+          assert.ok(seqs.every((seq, i) => i === 0 || seq > seqs[i - 1]), `acks in order: ${seqs.join(',')}`);
+          assert.equal(seqs.at(-1), perSession);
+          assert.deepStrictEqual(await readAll(store, state.sessionId, 0, Number.MAX_SAFE_INTEGER), plainSamples(Array.from({ length: perSession }, (_, i) => i + 1)));
+          assert.deepEqual(await counters(repository, state.sessionId), { status: 'active', sampleCount: perSession, lastSeq: perSession });
+        }
+        assert.equal(queue.length, 0);
+        assert.equal(queue.queuedBytes, 0);
+        assert.equal(queue.queuedSamples, 0);
+      });
+
       test('drops, never stores, what it queued for a session another process has since taken, and commits the rest', async (t) => {
         const { repository, store } = await openStorage(t, backend);
         const channels = ['ax', 'ay', 'az'];
