@@ -1,50 +1,89 @@
 /**
- * Text encodings of samples, shared by the live socket and every export format.
- * Built by hand rather than with JSON.stringify of per-sample objects: channel names are
- * restricted to `A-Z a-z 0-9 _ . -` (contract), so they never need escaping, and skipping
- * the intermediate objects is what keeps export near the serialization limit
- * (../shared/perf/LIMITS.md: ~0.9 M samples/s).
+ * Text encodings of samples, shared by the live socket and every export format, written as
+ * bytes into a caller's buffer (numbers by number-text.ts) rather than built as strings: no
+ * string per number or per sample is what keeps export near the serialization limit
+ * (issue #4). Channel names are restricted to `A-Z a-z 0-9 _ . -` (contract), so keys never
+ * need escaping and every byte is ASCII.
  */
 import type { SampleBatch } from './sample-batch.ts';
+import { maxNumberBytes, writeNumber } from './number-text.ts';
 
-/**
- * The shortest text that parses back to the same float64 (ECMAScript Number::toString
- * already is), except that -0 keeps its sign: String(-0) is "0".
- */
-export function formatNumber(value: number): string {
-  return value === 0 && 1 / value < 0 ? '-0' : String(value);
-}
+const comma = 0x2c;
+const newline = 0x0a;
+const closeBrace = 0x7d;
 
 /** Per-channel `,"name":` prefixes, computed once per session rather than per sample. */
 export function jsonKeyPrefixes(channels: readonly string[]): string[] {
   return channels.map((name) => `,"${name}":`);
 }
 
-/** Samples as comma-separated JSON objects (no brackets), `{"seq":1,"t":2,"ax":3}`. */
-export function samplesToJson(batch: SampleBatch, keyPrefixes: readonly string[], separator = ','): string {
-  const parts: string[] = new Array(batch.count);
-  const n = batch.count;
-  const columns = batch.columns;
-  for (let i = 0; i < n; i++) {
-    let text = '{"seq":' + columns[i] + ',"t":' + formatNumber(columns[n + i]);
-    for (let c = 0; c < keyPrefixes.length; c++) {
-      text += keyPrefixes[c] + formatNumber(columns[(c + 2) * n + i]);
-    }
-    parts[i] = text + '}';
-  }
-  return parts.join(separator);
+/** What precedes each column's value in a JSON sample: `{"seq":`, `,"t":`, then the channels' prefixes. */
+export function jsonColumnKeys(keyPrefixes: readonly string[]): Buffer[] {
+  return ['{"seq":', ',"t":', ...keyPrefixes].map((key) => Buffer.from(key, 'latin1'));
 }
 
-/** Samples as CSV lines `seq,t,<channels>\n`, each ending with `\n`. */
-export function samplesToCsv(batch: SampleBatch): string {
+/** Room that writeJsonSamples needs for `batch`, however its numbers are written. */
+export function maxJsonSamplesBytes(batch: SampleBatch, columnKeys: readonly Uint8Array[]): number {
+  let perSample = 2 + columnKeys.length * maxNumberBytes;
+  for (const key of columnKeys) perSample += key.length;
+  return batch.count * perSample;
+}
+
+/** Room that writeCsvSamples needs for `batch`. */
+export function maxCsvSamplesBytes(batch: SampleBatch): number {
+  return batch.count * (batch.channelCount + 2) * (maxNumberBytes + 1);
+}
+
+/** The decoders accept a seq of -0 (it is not below 0); seqs have always been written as 0 then, so + 0 drops the sign. */
+function seqOf(value: number): number {
+  return value + 0;
+}
+
+function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
+  // A loop, not out.set(): keys are a few bytes, where set()'s call costs more than the copy.
+  for (let i = 0; i < bytes.length; i++) out[at++] = bytes[i];
+  return at;
+}
+
+/**
+ * Samples as JSON objects `{"seq":1,"t":2,"ax":3}` separated by the byte `separator` (none
+ * before the first or after the last), written at `at`; returns where they end.
+ */
+export function writeJsonSamples(out: Uint8Array, at: number, batch: SampleBatch, columnKeys: readonly Uint8Array[], separator: number): number {
   const n = batch.count;
-  const width = batch.channelCount;
   const columns = batch.columns;
-  let text = '';
   for (let i = 0; i < n; i++) {
-    text += columns[i] + ',' + formatNumber(columns[n + i]);
-    for (let c = 0; c < width; c++) text += ',' + formatNumber(columns[(c + 2) * n + i]);
-    text += '\n';
+    if (i > 0) out[at++] = separator;
+    at = writeBytes(out, at, columnKeys[0]);
+    at = writeNumber(out, at, seqOf(columns[i]));
+    for (let c = 1; c < columnKeys.length; c++) {
+      at = writeBytes(out, at, columnKeys[c]);
+      at = writeNumber(out, at, columns[c * n + i]);
+    }
+    out[at++] = closeBrace;
   }
-  return text;
+  return at;
+}
+
+/** Samples as CSV lines `seq,t,<channels>`, each ending with `\n`, written at `at`; returns where they end. */
+export function writeCsvSamples(out: Uint8Array, at: number, batch: SampleBatch): number {
+  const n = batch.count;
+  const width = batch.channelCount + 2;
+  const columns = batch.columns;
+  for (let i = 0; i < n; i++) {
+    at = writeNumber(out, at, seqOf(columns[i]));
+    for (let c = 1; c < width; c++) {
+      out[at++] = comma;
+      at = writeNumber(out, at, columns[c * n + i]);
+    }
+    out[at++] = newline;
+  }
+  return at;
+}
+
+/** Samples as comma-separated JSON objects (no brackets), `{"seq":1,"t":2,"ax":3}`. */
+export function samplesToJson(batch: SampleBatch, keyPrefixes: readonly string[], separator = ','): string {
+  const columnKeys = jsonColumnKeys(keyPrefixes);
+  const out = Buffer.allocUnsafe(maxJsonSamplesBytes(batch, columnKeys));
+  return out.toString('latin1', 0, writeJsonSamples(out, 0, batch, columnKeys, separator.charCodeAt(0)));
 }

@@ -7,7 +7,8 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { DataQuery, Problem as ProblemSchema, SessionData, SessionIdParams } from '../../contract/schemas.ts';
-import { chooseFormat, encodeSamples, mediaTypes } from '../../export/data-formats.ts';
+import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
+import { encodeExportBody } from '../../export/export-body.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { findSessionOr404 } from './sessions.ts';
@@ -74,7 +75,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
       }
       if (nextFromSeq !== null) reply.header('wavehouse-next-from-seq', String(nextFromSeq));
       const batches = store.readRange(session.id, fromSeq, toSeq);
-      const body = Readable.from(encodeSamples(format, { sessionId: session.id, channels: session.channels, nextFromSeq }, batches));
+      const body = Readable.from(encodeExportBody(format, { sessionId: session.id, channels: session.channels, nextFromSeq }, batches));
       // The response schema types the JSON shape; the body is that shape, streamed.
       return reply.type(mediaTypes[format]).send(body as never);
     },
