@@ -62,3 +62,34 @@ export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
   out.writeInt16BE(-1, at);
   return out;
 }
+
+export interface StoredChunk {
+  lastSeq: number;
+  sampleCount: number;
+  payload: Buffer;
+}
+
+/**
+ * The rows of a `COPY (SELECT last_seq, sample_count, payload ...) TO STDOUT (FORMAT binary)`
+ * output; each payload is a view into `body`.
+ */
+export function decodeCopyBinary(body: Buffer): StoredChunk[] {
+  if (body.length < copySignature.length + 8 || !body.subarray(0, copySignature.length).equals(copySignature)) {
+    throw new Error('not a binary COPY output');
+  }
+  let at = copySignature.length + 4; // the flags field
+  at += 4 + body.readInt32BE(at); // the header extension, skipped
+  const rows: StoredChunk[] = [];
+  for (;;) {
+    const fields = body.readInt16BE(at);
+    at += 2;
+    if (fields === -1) return rows;
+    if (fields !== 3 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4) throw new Error('unexpected binary COPY row');
+    const lastSeq = Number(body.readBigInt64BE(at + 4));
+    const sampleCount = body.readInt32BE(at + 16);
+    const payloadBytes = body.readInt32BE(at + 20);
+    at += 24;
+    rows.push({ lastSeq, sampleCount, payload: body.subarray(at, at + payloadBytes) });
+    at += payloadBytes;
+  }
+}
