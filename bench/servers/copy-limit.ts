@@ -10,7 +10,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
+import { copyChunksSql, encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
 import { makeBatch } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { sleep, wallMs } from '../lib/stats.ts';
@@ -40,7 +40,7 @@ async function writeLoop(client: pg.Client, sessionId: string, args: RunArgs, wi
     await client.query('BEGIN');
     await pipeline(
       Readable.from([body]),
-      client.query(copyStreams.from('COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload) FROM STDIN (FORMAT binary)')),
+      client.query(copyStreams.from(copyChunksSql)),
     );
     await client.query('COMMIT');
     const committedAt = wallMs();

@@ -1,9 +1,11 @@
 /**
- * The stored chunk payload and the binary COPY stream that carries chunk rows.
+ * The stored chunk payload and the binary COPY streams that carry chunk rows.
  *
- * Payload: a SampleBatch's columns as little-endian float64, `[seq x n, t x n, ch0 x n, ...]`,
- * so (2 + channels) x 8 bytes per sample. The batch's own memory is written as it is, which
- * is why Wavehouse requires a little-endian host (checked at start in app.ts).
+ * Payload: a SampleBatch's columns as little-endian float64, `[seq x n, t x n, ch0 x n, ...]`
+ * (layout 0), or, when the chunk's seqs run without a gap, the same without its seq column,
+ * `[t x n, ch0 x n, ...]` (layout 1; migration 003): (1 + channels) x 8 bytes a sample. The
+ * batch's own memory is written as it is, which is why Wavehouse requires a little-endian
+ * host (checked at start in app.ts).
  *
  * COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
  */
@@ -14,40 +16,60 @@ export interface ChunkRow {
   batch: SampleBatch;
 }
 
-const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
-/** Per row: field count, then four fixed-width fields with their lengths. */
-const rowFixedBytes = 2 + (4 + 16) + (4 + 8) + (4 + 8) + (4 + 4) + 4;
+/** sample_chunks.payload_layout: whether the payload holds its seqs or they are implied by first_seq. */
+export const payloadLayouts = { withSeqs: 0, seqsImplied: 1 } as const;
+export type PayloadLayout = (typeof payloadLayouts)[keyof typeof payloadLayouts];
 
-export function payloadOf(batch: SampleBatch): Buffer {
-  return Buffer.from(batch.columns.buffer, batch.columns.byteOffset, batch.columns.byteLength);
+/** The statement encodeCopyBinary's output is for. */
+export const copyChunksSql =
+  'COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, payload) FROM STDIN (FORMAT binary)';
+
+const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+/** Per row: field count, then five fixed-width fields with their lengths, then the payload's length. */
+const rowFixedBytes = 2 + (4 + 16) + (4 + 8) + (4 + 8) + (4 + 4) + (4 + 2) + 4;
+
+function layoutOf(batch: SampleBatch): PayloadLayout {
+  return batch.lastSeq - batch.firstSeq + 1 === batch.count ? payloadLayouts.seqsImplied : payloadLayouts.withSeqs;
 }
 
-export function batchFromPayload(payload: Buffer, count: number): SampleBatch {
-  const columnCount = payload.length / 8 / count;
-  if (!Number.isInteger(columnCount) || columnCount < 2) {
+/** The batch's memory as stored: all of it, or from its t column on when the seqs are implied. */
+function payloadOf(batch: SampleBatch, layout: PayloadLayout): Buffer {
+  const { columns } = batch;
+  const skipped = layout === payloadLayouts.seqsImplied ? batch.count * 8 : 0;
+  return Buffer.from(columns.buffer, columns.byteOffset + skipped, columns.byteLength - skipped);
+}
+
+export function batchFromPayload(payload: Buffer, count: number, layout: PayloadLayout, lastSeq: number): SampleBatch {
+  const storedColumns = payload.length / 8 / count;
+  const implied = layout === payloadLayouts.seqsImplied;
+  const columnCount = implied ? storedColumns + 1 : storedColumns;
+  if (!Number.isInteger(storedColumns) || columnCount < 2) {
     throw new Error(`chunk payload of ${payload.length} bytes does not hold ${count} samples`);
   }
-  // pg hands bytea back in a Buffer at any offset; Float64Array needs 8-byte alignment.
-  const aligned = new Float64Array(payload.length / 8);
-  new Uint8Array(aligned.buffer).set(payload);
-  return new SampleBatch(count, columnCount - 2, aligned);
+  // The payload sits at any byte offset of what was read; Float64Array needs 8-byte alignment.
+  const columns = new Float64Array(count * columnCount);
+  new Uint8Array(columns.buffer).set(payload, implied ? count * 8 : 0);
+  if (implied) for (let i = 0, seq = lastSeq - count + 1; i < count; i++) columns[i] = seq + i;
+  return new SampleBatch(count, columnCount - 2, columns);
 }
 
 function uuidBytes(id: string): Buffer {
   return Buffer.from(id.replace(/-/g, ''), 'hex');
 }
 
-/** One COPY ... (FORMAT binary) body for rows (session_id, first_seq, last_seq, sample_count, payload). */
+/** One body for copyChunksSql. */
 export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
+  const layouts = rows.map((row) => layoutOf(row.batch));
   let size = copySignature.length + 8 + 2;
-  for (const row of rows) size += rowFixedBytes + row.batch.byteLength;
+  rows.forEach((row, i) => (size += rowFixedBytes + payloadOf(row.batch, layouts[i]).length));
   const out = Buffer.allocUnsafe(size);
   let at = copySignature.copy(out, 0);
   at = out.writeInt32BE(0, at);
   at = out.writeInt32BE(0, at);
-  for (const row of rows) {
+  rows.forEach((row, i) => {
     const { batch } = row;
-    at = out.writeInt16BE(5, at);
+    const payload = payloadOf(batch, layouts[i]);
+    at = out.writeInt16BE(6, at);
     at = out.writeInt32BE(16, at);
     at += uuidBytes(row.sessionId).copy(out, at);
     at = out.writeInt32BE(8, at);
@@ -56,9 +78,11 @@ export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
     at = out.writeBigInt64BE(BigInt(batch.lastSeq), at);
     at = out.writeInt32BE(4, at);
     at = out.writeInt32BE(batch.count, at);
-    at = out.writeInt32BE(batch.byteLength, at);
-    at += payloadOf(batch).copy(out, at);
-  }
+    at = out.writeInt32BE(2, at);
+    at = out.writeInt16BE(layouts[i], at);
+    at = out.writeInt32BE(payload.length, at);
+    at += payload.copy(out, at);
+  });
   out.writeInt16BE(-1, at);
   return out;
 }
@@ -66,11 +90,12 @@ export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
 export interface StoredChunk {
   lastSeq: number;
   sampleCount: number;
+  layout: PayloadLayout;
   payload: Buffer;
 }
 
 /**
- * The rows of a `COPY (SELECT last_seq, sample_count, payload ...) TO STDOUT (FORMAT binary)`
+ * The rows of a `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)`
  * output; each payload is a view into `body`.
  */
 export function decodeCopyBinary(body: Buffer): StoredChunk[] {
@@ -84,12 +109,15 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const fields = body.readInt16BE(at);
     at += 2;
     if (fields === -1) return rows;
-    if (fields !== 3 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4) throw new Error('unexpected binary COPY row');
+    if (fields !== 4 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
+      throw new Error('unexpected binary COPY row');
+    }
     const lastSeq = Number(body.readBigInt64BE(at + 4));
     const sampleCount = body.readInt32BE(at + 16);
-    const payloadBytes = body.readInt32BE(at + 20);
-    at += 24;
-    rows.push({ lastSeq, sampleCount, payload: body.subarray(at, at + payloadBytes) });
+    const layout = body.readInt16BE(at + 24) as PayloadLayout;
+    const payloadBytes = body.readInt32BE(at + 26);
+    at += 30;
+    rows.push({ lastSeq, sampleCount, layout, payload: body.subarray(at, at + payloadBytes) });
     at += payloadBytes;
   }
 }

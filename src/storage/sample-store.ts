@@ -12,7 +12,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { isSessionId } from '../sessions/ingest-token.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { batchFromPayload, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 
 export interface SessionAdvance {
   sessionId: string;
@@ -46,9 +46,7 @@ export class SampleStore {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const copy = client.query(
-        copyStreams.from('COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload) FROM STDIN (FORMAT binary)'),
-      );
+      const copy = client.query(copyStreams.from(copyChunksSql));
       await pipeline(Readable.from([encodeCopyBinary(rows)]), copy);
       const { rows: advanced } = await client.query<{ id: string }>(
         `UPDATE sessions AS s
@@ -102,7 +100,7 @@ export class SampleStore {
     for (;;) {
       const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq)));
       for (const row of rows) {
-        const batch = batchFromPayload(row.payload, row.sampleCount).range(fromSeq, toSeq);
+        const batch = batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).range(fromSeq, toSeq);
         if (batch.count > 0) yield batch;
       }
       if (rows.length < readPageChunks) return;
@@ -137,7 +135,7 @@ export class SampleStore {
 function chunkPageQuery(sessionId: string, afterSeq: number, toSeq: number): string {
   if (!isSessionId(sessionId)) throw new Error(`not a session id: ${sessionId}`);
   if (!Number.isSafeInteger(afterSeq) || !Number.isSafeInteger(toSeq)) throw new Error(`seqs must be integers: ${afterSeq}, ${toSeq}`);
-  return `COPY (SELECT last_seq, sample_count, payload FROM sample_chunks
+  return `COPY (SELECT last_seq, sample_count, payload_layout, payload FROM sample_chunks
                  WHERE session_id = '${sessionId}' AND last_seq > ${afterSeq} AND first_seq <= ${toSeq}
                  ORDER BY last_seq LIMIT ${readPageChunks}) TO STDOUT (FORMAT binary)`;
 }

@@ -274,6 +274,45 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), samples);
       });
 
+      test('a chunk of consecutive seqs is stored without its seq column; every layout reads back alike', async (t) => {
+        const { url, repository, store } = await openStorage(t, backend);
+        const id = await newSession(repository);
+        const consecutive = plainSamples(Array.from({ length: 12 }, (_, i) => i + 1));
+        const gapped = plainSamples([20, 21, 23, 30, 31, 32]);
+        await commitAsChunks(store, id, [...consecutive, ...gapped], 6);
+        // A row as written before migration 003: consecutive seqs, seq column kept, layout 0 by default.
+        const old = plainSamples([40, 41]);
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        const { rows } = await (async () => {
+          try {
+            await client.query('INSERT INTO sample_chunks (session_id, first_seq, last_seq, sample_count, payload) VALUES ($1, 40, 41, 2, $2)', [
+              id,
+              Buffer.from(batchOf(old, 3).columns.buffer),
+            ]);
+            return await client.query<{ first_seq: string; payload_layout: number; bytes: number }>(
+              'SELECT first_seq, payload_layout, octet_length(payload) AS bytes FROM sample_chunks WHERE session_id = $1 ORDER BY first_seq',
+              [id],
+            );
+          } finally {
+            await client.end();
+          }
+        })();
+        assert.deepEqual(
+          rows.map((row) => [Number(row.first_seq), row.payload_layout, row.bytes]),
+          [
+            [1, 1, 6 * 4 * 8],
+            [7, 1, 6 * 4 * 8],
+            [20, 0, 6 * 5 * 8],
+            [40, 0, 2 * 5 * 8],
+          ],
+        );
+        const all = [...consecutive, ...gapped, ...old];
+        assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), all);
+        assert.deepStrictEqual(await readAll(store, id, 3, 21), all.filter((sample) => sample.seq >= 3 && sample.seq <= 21));
+        assert.deepStrictEqual(await readAll(store, id, 41, 41), old.slice(1));
+      });
+
       test('read ranges are inclusive, cut inside chunks, and page through more than 16 chunks', async (t) => {
         const { repository, store } = await openStorage(t, backend);
         const id = await newSession(repository);
