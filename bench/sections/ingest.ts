@@ -258,29 +258,25 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
           stepRows.push([`limit: raw COPY, ${connections} conn`, '', '', '', 'max', mps(result.samplesPerS), '', '', '', formatCpu(cpu), `${result.commits} commits of ${rowsPerCopy} x ${chunkSamples} samples`]);
         }
         data.copyLimit = { oneConnection: Math.round(limits[1]), twoConnections: Math.round(limits[2]), chunkSamples, rowsPerCopy };
-        const ratio = best.samplesPerS / limits[1];
+        // The server's writer commits on up to WRITE_LANES (2) connections at once: the bar is
+        // measured against the better of the two raw figures.
+        const barConnections = limits[2] > limits[1] ? 2 : 1;
         figures.push(
           { section: label, figure: 'persisted samples/s (best step)', value: mps(best.samplesPerS), bar: '>= 3 M/s', pass: best.samplesPerS >= 3e6, otherCores: otherLoad(best.cpu) },
-          {
-            section: label,
-            figure: 'vs raw COPY, 1 connection',
-            value: mps(best.samplesPerS),
-            limit: mps(limits[1]),
-            ratio: pct(ratio),
-            bar: '>= 50 %',
-            pass: ratio >= 0.5,
-            otherCores: otherLoad(best.cpu, limitCpu[1]),
-          },
-          {
-            section: label,
-            figure: 'vs raw COPY, 2 connections',
-            value: mps(best.samplesPerS),
-            limit: mps(limits[2]),
-            ratio: pct(best.samplesPerS / limits[2]),
-            bar: '',
-            pass: null,
-            otherCores: otherLoad(best.cpu, limitCpu[2]),
-          },
+          ...[1, 2].map((connections) => {
+            const ratio = best.samplesPerS / limits[connections];
+            const withBar = connections === barConnections;
+            return {
+              section: label,
+              figure: `vs raw COPY, ${connections} connection${connections > 1 ? 's' : ''}${withBar ? ' (the better)' : ''}`,
+              value: mps(best.samplesPerS),
+              limit: mps(limits[connections]),
+              ratio: pct(ratio),
+              bar: withBar ? '>= 50 %' : '',
+              pass: withBar ? ratio >= 0.5 : null,
+              otherCores: otherLoad(best.cpu, limitCpu[connections]),
+            };
+          }),
         );
       } finally {
         await copy.stop();
