@@ -93,6 +93,7 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
   const batch = SampleBatch.allocate(n, width);
   const columns = batch.columns;
   const hasSeq = n > 0 && isPlainObject(samples[0]) && 'seq' in samples[0];
+  if (!hasSeq) columns.fill(0, 0, n); // session-state.ts numbers them
   let previousSeq = -1;
   let everyT = true;
   for (let i = 0; i < n; i++) {
@@ -157,9 +158,9 @@ export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: Fr
     return reject('invalid_frame', `a binary frame of ${n} samples x ${width} channels is ${binaryHeaderBytes + n * (width + 2) * 8} bytes, not ${data.length}`);
   }
   const batch = SampleBatch.allocate(n, width);
-  // Copied rather than viewed: the socket's buffer may sit at any byte offset.
-  new Uint8Array(batch.columns.buffer).set(data.subarray(binaryHeaderBytes));
   const columns = batch.columns;
+  // Copied rather than viewed: the socket's buffer may sit at any byte offset.
+  new Uint8Array(columns.buffer, columns.byteOffset, columns.byteLength).set(data.subarray(binaryHeaderBytes));
   let previousSeq = -1;
   for (let i = 0; i < n; i++) {
     const seq = columns[i];

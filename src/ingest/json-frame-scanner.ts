@@ -260,6 +260,7 @@ function columnsOf(count: number, channelCount: number, hasSeq: boolean): Sample
   const batch = SampleBatch.allocate(count, channelCount);
   const columns = batch.columns;
   const width = channelCount + 2;
+  if (!hasSeq) columns.fill(0, 0, count);
   for (let k = hasSeq ? 0 : 1; k < width; k++) {
     const column = k * count;
     for (let i = 0; i < count; i++) columns[column + i] = rows[i * width + k];

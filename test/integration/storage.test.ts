@@ -131,6 +131,10 @@ function batchOf(samples: readonly PlainSample[], channelCount: number): SampleB
   return batch;
 }
 
+function bytesOf(batch: SampleBatch): Buffer {
+  return Buffer.from(batch.columns.buffer, batch.columns.byteOffset, batch.columns.byteLength);
+}
+
 function samplesOf(batch: SampleBatch): PlainSample[] {
   return Array.from({ length: batch.count }, (_, i) => ({
     seq: batch.seq(i),
@@ -288,7 +292,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           try {
             await client.query('INSERT INTO sample_chunks (session_id, first_seq, last_seq, sample_count, payload) VALUES ($1, 40, 41, 2, $2)', [
               id,
-              Buffer.from(batchOf(old, 3).columns.buffer),
+              bytesOf(batchOf(old, 3)),
             ]);
             return await client.query<{ first_seq: string; payload_layout: number; bytes: number }>(
               'SELECT first_seq, payload_layout, octet_length(payload) AS bytes FROM sample_chunks WHERE session_id = $1 ORDER BY first_seq',
