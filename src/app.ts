@@ -125,7 +125,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     const ready = database && writer.healthy && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing });
   writer.start();
 
   let closed: Promise<void> | null = null;

@@ -10,15 +10,14 @@
  * Tracing (when on): a SERVER span per request, started with the request's logger so that
  * every line of the request, "incoming request" included, carries its traceId and spanId; it
  * continues an incoming W3C traceparent, is named by route template once routed, and ends with
- * the response, or at the upgrade for a WebSocket (whose lines then share the upgrade's trace).
- * Its url.path never holds the query string, where an ingest token may be.
+ * the response. Its url.path never holds the query string, where an ingest token may be.
+ * WebSocket upgrades never reach Fastify: socket-upgrades.ts gives them the same (request id,
+ * logs, span, 503 while draining).
  */
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import websocket from '@fastify/websocket';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
@@ -38,6 +37,7 @@ import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { securityHeaders } from './security-headers.ts';
 
 // ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
 type FormatsPlugin = (ajv: Ajv) => Ajv;
@@ -52,7 +52,7 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** Shared rate-limit counters across instances (REDIS_URL); null keeps them in memory. */
   rateLimitRedis: Redis | null;
-  /** Called by @fastify/websocket before the server closes: Wavehouse drains first. */
+  /** Called before the server closes (a preClose hook): Wavehouse drains first. */
   preClose: () => Promise<void>;
   isDraining: () => boolean;
   /** Absent or disabled: no spans and no tracing hooks. */
@@ -70,6 +70,23 @@ function validator(coerceTypes: boolean) {
   return ajv;
 }
 const validators = { body: validator(false), text: validator(true) };
+
+// Helmet's defaults, except what would stop pages of other origins from using the API
+// (DESIGN: browsers on other origins call it directly) and a CSP that lets the pages
+// served here open their WebSockets to this origin.
+const responseSecurityHeaders = securityHeaders({
+  crossOriginResourcePolicy: { policy: 'cross-origin' },
+  crossOriginEmbedderPolicy: false,
+  contentSecurityPolicy: {
+    directives: {
+      defaultSrc: ["'self'"],
+      connectSrc: ["'self'", 'ws:', 'wss:'],
+      imgSrc: ["'self'", 'data:'],
+      styleSrc: ["'self'", "'unsafe-inline'"],
+      scriptSrc: ["'self'"],
+    },
+  },
+});
 
 export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string): FastifyReply {
   const body = problemBody(code, detail);
@@ -141,17 +158,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
       if (status !== null && status >= 500) span.setAttribute(ATTR_ERROR_TYPE, String(status)).setStatus({ code: SpanStatusCode.ERROR });
       span.end();
     };
-    // The upgrade is done once the route's checks pass (the handler only completes the
-    // handshake); the socket's lifetime is not the request's, and onResponse comes only at its end.
-    server.addHook('preHandler', async (request) => {
-      if (request.ws) endSpan(request.raw, 101);
-    });
     server.addHook('onResponse', async (request, reply) => endSpan(request.raw, reply.statusCode));
     server.addHook('onRequestAbort', async (request) => endSpan(request.raw, null));
   }
 
+  // Before CORS and the rate limiter, so that every answer carries these, early ones (429, 503) included.
   server.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
+    reply.header('x-request-id', request.id).headers(responseSecurityHeaders);
     if (options.isDraining()) {
       reply.header('connection', 'close');
       return sendProblem(reply, 'service_unavailable', 'the server is shutting down');
@@ -159,8 +172,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   });
 
   server.addHook('onResponse', async (request, reply) => {
-    // Upgraded sockets are counted by the socket metrics, not as requests that never ended.
-    if (request.ws) return;
     options.metrics.httpRequestDuration.observe(
       { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
       reply.elapsedTime / 1000,
@@ -204,23 +215,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     maxAge: 600,
   });
 
-  // Helmet's defaults, except what would stop pages of other origins from using the API
-  // (DESIGN: browsers on other origins call it directly) and a CSP that lets the pages
-  // served here open their WebSockets to this origin.
-  await server.register(helmet, {
-    crossOriginResourcePolicy: { policy: 'cross-origin' },
-    crossOriginEmbedderPolicy: false,
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        connectSrc: ["'self'", 'ws:', 'wss:'],
-        imgSrc: ["'self'", 'data:'],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-        scriptSrc: ["'self'"],
-      },
-    },
-  });
-
   // Per client IP, over every REST route unless a route says otherwise (sockets are capped
   // by count instead, in routes/sockets.ts). With Redis the counters are shared by instances.
   await server.register(rateLimit, {
@@ -251,11 +245,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   await server.register(swaggerUi, { routePrefix: '/docs' });
   server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
-  await server.register(websocket, {
-    options: { maxPayload: config.ingest.hardMaxFrameBytes, perMessageDeflate: false },
-    preClose: (done) => {
-      options.preClose().then(() => done(), done);
-    },
-  });
+  server.addHook('preClose', options.preClose);
   return server;
 }

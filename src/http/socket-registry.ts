@@ -1,20 +1,40 @@
 /**
- * Every open WebSocket of the process, for two jobs: liveness pings (DESIGN: the server
- * pings every 15 s and closes a peer that has not answered two pings) and closing them all
- * with 1012 on shutdown.
+ * Every open WebSocket of the process, for three jobs: the per-IP socket cap, liveness pings
+ * (DESIGN: the server pings every 15 s and closes a peer that has not answered two pings)
+ * and closing them all with 1012 on shutdown.
+ *
+ * Memory: an idle viewer is little more than its socket (issue #4), so a socket costs this
+ * registry one small entry and no closure of its own: the listeners are shared, and ws calls
+ * them with the socket as `this`.
  */
 import type { WebSocket } from 'ws';
 
+interface Entry {
+  readonly ip: string;
+  missedPongs: number;
+}
+
 export class SocketRegistry {
-  private readonly missedPongs = new Map<WebSocket, number>();
+  private readonly entries = new Map<WebSocket, Entry>();
   private readonly producers = new Set<WebSocket>();
   private readonly perIp = new Map<string, number>();
   private timer: NodeJS.Timeout | null = null;
+  private readonly answered: (this: WebSocket) => void;
+  private readonly removed: (this: WebSocket) => void;
 
-  constructor(private readonly pingIntervalMs: number) {}
+  constructor(private readonly pingIntervalMs: number) {
+    const registry = this;
+    this.answered = function () {
+      const entry = registry.entries.get(this);
+      if (entry) entry.missedPongs = 0;
+    };
+    this.removed = function () {
+      registry.remove(this);
+    };
+  }
 
   get size(): number {
-    return this.missedPongs.size;
+    return this.entries.size;
   }
 
   /** Open sockets of one client IP, for the per-IP cap. */
@@ -24,21 +44,16 @@ export class SocketRegistry {
 
   add(socket: WebSocket, ip: string): void {
     this.perIp.set(ip, this.countOf(ip) + 1);
-    socket.once('close', () => {
-      const left = this.countOf(ip) - 1;
-      if (left > 0) this.perIp.set(ip, left);
-      else this.perIp.delete(ip);
-    });
-    this.missedPongs.set(socket, 0);
-    socket.on('pong', () => this.missedPongs.set(socket, 0));
-    socket.once('close', () => this.missedPongs.delete(socket));
+    this.entries.set(socket, { ip, missedPongs: 0 });
+    socket.on('pong', this.answered);
+    // ws emits 'close' once, so `on` does what `once` would without a wrapper per socket.
+    socket.on('close', this.removed);
     this.timer ??= setInterval(() => this.pingAll(), this.pingIntervalMs).unref();
   }
 
-  /** Marks a socket as a producer's, so shutdown can stop reading it before the final flush. */
+  /** Marks a socket, added already, as a producer's, so shutdown can stop reading it before the final flush. */
   addProducer(socket: WebSocket): void {
     this.producers.add(socket);
-    socket.once('close', () => this.producers.delete(socket));
   }
 
   pauseProducers(): void {
@@ -47,7 +62,7 @@ export class SocketRegistry {
 
   /** Closes every socket; paused producers are resumed so they can read the closing handshake. */
   closeAll(code: number, reason: string): void {
-    for (const socket of this.missedPongs.keys()) socket.close(code, reason);
+    for (const socket of this.entries.keys()) socket.close(code, reason);
     for (const socket of this.producers) socket.resume();
   }
 
@@ -56,13 +71,23 @@ export class SocketRegistry {
     this.timer = null;
   }
 
+  private remove(socket: WebSocket): void {
+    const entry = this.entries.get(socket);
+    this.producers.delete(socket);
+    if (!entry) return;
+    this.entries.delete(socket);
+    const left = this.countOf(entry.ip) - 1;
+    if (left > 0) this.perIp.set(entry.ip, left);
+    else this.perIp.delete(entry.ip);
+  }
+
   private pingAll(): void {
-    for (const [socket, missed] of this.missedPongs) {
-      if (missed >= 2) {
+    for (const [socket, entry] of this.entries) {
+      if (entry.missedPongs >= 2) {
         socket.terminate();
         continue;
       }
-      this.missedPongs.set(socket, missed + 1);
+      entry.missedPongs++;
       socket.ping();
     }
   }

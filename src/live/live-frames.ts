@@ -1,6 +1,8 @@
 /**
  * The frames the server sends viewers, encoded at most once per batch: the same bytes go to
- * every viewer of the session and to the broker (DESIGN principle 3).
+ * every viewer of the session and to the broker (DESIGN principle 3). Viewers are sent
+ * whole WebSocket messages, framed here once rather than by ws once per viewer
+ * (viewer-socket.ts); the JSON text is a view into the same buffer, not a copy.
  *
  * Two levers keep this off the ingest hot path (issue #4, profile in docs/performance.md):
  * - When the producer's frame holds exactly the accepted samples, each with its seq and t,
@@ -17,8 +19,33 @@ import { samplesToJson } from '../sessions/sample-text.ts';
 const framePrefix = Buffer.from('{"type":"samples_batch","payload":{"samples":');
 const frameSuffix = Buffer.from('}}');
 
+/** One unmasked, unfragmented WebSocket text message holding the parts (RFC 6455, 5.2): what a server sends. */
+export function textMessage(parts: readonly Buffer[]): Buffer {
+  const length = parts.reduce((sum, part) => sum + part.length, 0);
+  const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
+  const message = Buffer.allocUnsafe(headerLength + length);
+  message[0] = 0x81; // FIN, opcode 1: text
+  if (headerLength === 2) message[1] = length;
+  else if (headerLength === 4) {
+    message[1] = 126;
+    message.writeUInt16BE(length, 2);
+  } else {
+    message[1] = 127;
+    message.writeBigUInt64BE(BigInt(length), 2);
+  }
+  let offset = headerLength;
+  for (const part of parts) offset += part.copy(message, offset);
+  return message;
+}
+
+/** The payload of a message made by textMessage. */
+function payloadOf(message: Buffer): Buffer {
+  return message.subarray(message[1] < 126 ? 2 : message[1] === 126 ? 4 : 10);
+}
+
 export class LiveFrame {
-  private encoded: Buffer | null;
+  private json: Buffer | null;
+  private framed: Buffer | null = null;
 
   /**
    * @param prevSeq The session's highest accepted seq before this batch (-1: none). A viewer
@@ -33,7 +60,11 @@ export class LiveFrame {
     samplesText: Buffer | null = null,
     encoded: Buffer | null = null,
   ) {
-    this.encoded = encoded ?? (samplesText ? Buffer.concat([framePrefix, samplesText, frameSuffix]) : null);
+    this.json = encoded;
+    if (encoded === null && samplesText) {
+      this.framed = textMessage([framePrefix, samplesText, frameSuffix]);
+      this.json = payloadOf(this.framed);
+    }
   }
 
   /** A frame received from another process, already encoded there. */
@@ -41,9 +72,16 @@ export class LiveFrame {
     return new LiveFrame(batch, [], prevSeq, null, bytes);
   }
 
+  /** The frame's JSON text: what the broker carries and byte bounds count. */
   get bytes(): Buffer {
-    this.encoded ??= Buffer.from(samplesFrameText(this.batch, this.keyPrefixes));
-    return this.encoded;
+    this.json ??= payloadOf(this.message);
+    return this.json;
+  }
+
+  /** The frame as the WebSocket message every viewer is sent. */
+  get message(): Buffer {
+    this.framed ??= textMessage([this.json ?? Buffer.from(samplesFrameText(this.batch, this.keyPrefixes))]);
+    return this.framed;
   }
 }
 
@@ -51,4 +89,4 @@ export function samplesFrameText(batch: SampleBatch, keyPrefixes: readonly strin
   return '{"type":"samples_batch","payload":{"samples":[' + samplesToJson(batch, keyPrefixes) + ']}}';
 }
 
-export const sessionEndedFrame = Buffer.from('{"type":"session_ended"}');
+export const sessionEndedMessage = textMessage([Buffer.from('{"type":"session_ended"}')]);

@@ -20,13 +20,14 @@
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { samplesFrameText, sessionEndedFrame, type LiveFrame } from './live-frames.ts';
+import { samplesFrameText, sessionEndedMessage, textMessage, type LiveFrame } from './live-frames.ts';
 
-/** The part of a WebSocket a viewer needs. */
+/** The part of a WebSocket a viewer needs (viewer-socket.ts gives the implementation). */
 export interface ViewerSocket {
   readonly bufferedAmount: number;
   readonly readyState: number;
-  send(data: Buffer | string, options: { binary: boolean }): void;
+  /** Sends one whole WebSocket message, framed by the caller (live-frames.ts). */
+  write(message: Buffer): void;
   close(code: number, reason: string): void;
 }
 
@@ -40,8 +41,6 @@ export interface ViewerCounters {
 export type HistorySource = (fromSeq: number, toSeq: number) => AsyncIterable<SampleBatch>;
 
 const OPEN = 1;
-/** Frames are JSON text; ws would send a Buffer as a binary frame unless told. */
-const asText = { binary: false };
 const drainPollMs = 5;
 
 export class Viewer implements Subscriber {
@@ -96,7 +95,7 @@ export class Viewer implements Subscriber {
     if (this.mode === 'closed') return;
     this.mode = 'closed';
     if (this.socket.readyState !== OPEN) return;
-    this.socket.send(sessionEndedFrame, asText);
+    this.socket.write(sessionEndedMessage);
     this.socket.close(closeCodes.normal.code, 'session ended');
   }
 
@@ -161,20 +160,20 @@ export class Viewer implements Subscriber {
     const { batch } = frame;
     if (this.lastSentSeq !== null && batch.lastSeq <= this.lastSentSeq) return;
     if (this.lastSentSeq !== null && batch.firstSeq <= this.lastSentSeq) return this.sendBatch(batch);
-    this.write(frame.bytes, batch.lastSeq);
+    this.write(frame.message, batch.lastSeq);
   }
 
   private sendBatch(batch: SampleBatch): void {
     const start = this.lastSentSeq === null ? 0 : batch.indexAfterSeq(this.lastSentSeq);
     if (start === batch.count) return;
     const fresh = start === 0 ? batch : batch.slice(start, batch.count);
-    this.write(samplesFrameText(fresh, this.keyPrefixes), fresh.lastSeq);
+    this.write(textMessage([Buffer.from(samplesFrameText(fresh, this.keyPrefixes))]), fresh.lastSeq);
   }
 
-  private write(data: Buffer | string, lastSeq: number): void {
+  private write(message: Buffer, lastSeq: number): void {
     if (this.socket.readyState !== OPEN) return;
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return this.closeSlow();
-    this.socket.send(data, asText);
+    this.socket.write(message);
     this.lastSentSeq = lastSeq;
     this.counters.frameSent();
   }

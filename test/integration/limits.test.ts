@@ -83,6 +83,27 @@ describe('socket caps', () => {
     second.close();
   });
 
+  test('behind TRUST_PROXY the cap counts the client X-Forwarded-For names; without it, the peer address', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: 'true', MAX_SOCKETS_PER_IP: '1' });
+    const session = await createSession(baseUrl);
+    const [one, other] = [someClientIp(), someClientIp()];
+    const first = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': `${one}, 192.0.2.1` });
+    const elsewhere = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': other });
+    await Promise.all([first.opened, elsewhere.opened]);
+    const again = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': one });
+    assert.equal((await again.waitForClose()).code, 4429);
+    first.close();
+    elsewhere.close();
+
+    const direct = await startApp(t, { MAX_SOCKETS_PER_IP: '1' });
+    const directSession = await createSession(direct.baseUrl);
+    const only = new RecordingSocket(liveUrl(direct.wsUrl, directSession.sessionId), { 'x-forwarded-for': one });
+    await only.opened;
+    const disguised = new RecordingSocket(liveUrl(direct.wsUrl, directSession.sessionId), { 'x-forwarded-for': other });
+    assert.equal((await disguised.waitForClose()).code, 4429, 'an untrusted X-Forwarded-For is ignored');
+    only.close();
+  });
+
   test('a session over its viewer cap refuses more viewers with 4429', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t, { MAX_VIEWERS_PER_SESSION: '1' });
     const session = await createSession(baseUrl);
@@ -107,4 +128,44 @@ test('security headers do not stop pages of other origins from using the API', a
   assert.equal(response.headers.get('cross-origin-resource-policy'), 'cross-origin');
   assert.equal(response.headers.get('x-content-type-options'), 'nosniff');
   assert.equal(response.headers.get('cross-origin-embedder-policy'), null);
+});
+
+test("every answer, errors and 429s included, carries helmet's whole security header set", async (t) => {
+  const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_CREATE_PER_MINUTE: '1' });
+  const ip = someClientIp();
+  const create = () => fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': ip } });
+  const created = await create();
+  const { sessionId } = (await created.json()) as { sessionId: string };
+  const answers = {
+    created,
+    got: await get(`${baseUrl}/api/v1/sessions/${sessionId}`, ip),
+    unknown: await get(`${baseUrl}/api/v1/sessions/not-a-uuid`, ip),
+    invalid: await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': someClientIp() }, body: '{"channels":5}' }),
+    limited: await create(),
+  };
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(answers).map(([name, response]) => [name, response.status])),
+    { created: 201, got: 200, unknown: 404, invalid: 400, limited: 429 },
+  );
+  for (const [name, response] of Object.entries(answers)) {
+    const header = (header: string) => response.headers.get(header);
+    assert.equal(
+      header('content-security-policy'),
+      "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;" +
+        "object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests;connect-src 'self' ws: wss:",
+      name,
+    );
+    assert.equal(header('cross-origin-opener-policy'), 'same-origin', name);
+    assert.equal(header('cross-origin-resource-policy'), 'cross-origin', name);
+    assert.equal(header('origin-agent-cluster'), '?1', name);
+    assert.equal(header('referrer-policy'), 'no-referrer', name);
+    assert.equal(header('strict-transport-security'), 'max-age=31536000; includeSubDomains', name);
+    assert.equal(header('x-content-type-options'), 'nosniff', name);
+    assert.equal(header('x-dns-prefetch-control'), 'off', name);
+    assert.equal(header('x-download-options'), 'noopen', name);
+    assert.equal(header('x-frame-options'), 'SAMEORIGIN', name);
+    assert.equal(header('x-permitted-cross-domain-policies'), 'none', name);
+    assert.equal(header('x-xss-protection'), '0', name);
+    assert.equal(header('cross-origin-embedder-policy'), null, name);
+  }
 });

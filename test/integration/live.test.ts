@@ -8,12 +8,15 @@
  * viewer must have received is exactly makeSamples(fromSeq, last - fromSeq + 1).
  */
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { setTimeout as pace } from 'node:timers/promises';
+import { setImmediate, setTimeout as pace } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
 import { startApp } from '../support/app.ts';
-import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
+import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 
 function seqRange(from: number, to: number): number[] {
@@ -85,6 +88,23 @@ describe('live socket: fan-out', () => {
       assert.equal(viewer.closed, null);
     }
     for (const message of viewers[0].messages) assert.equal(message.type, 'samples_batch');
+  });
+
+  test('frames of every size reach viewers whole, one over 64 KiB included', async (t) => {
+    const { producer, live } = await startSession(t);
+    const viewer = await live();
+    const sizes = [1, 100, 3_000];
+    let seq = 1;
+    for (const size of sizes) {
+      producer.send({ samples: makeSamples(seq, size) });
+      seq += size;
+    }
+    await waitForSeq(viewer, seq - 1);
+    assertReceivedExactly(viewer, 1, seq - 1);
+    assert.deepEqual(
+      viewer.messages.map((message) => message.payload.samples.length),
+      sizes,
+    );
   });
 
   test('a viewer without fromSeq gets only samples accepted after it subscribed', async (t) => {
@@ -301,30 +321,46 @@ describe('live socket: refusals', () => {
   });
 });
 
+describe('socket upgrades refused before the handshake', () => {
+  test('a path with no socket is a 404 problem, with the request id the client gave', async (t) => {
+    const { wsUrl } = await startApp(t);
+    for (const path of ['/api/v1/sessions/nothing', '/health', `/api/v1/sessions/${crypto.randomUUID()}/live/more`]) {
+      const refused = await refusedUpgrade(`${wsUrl}${path}`, { 'x-request-id': 'upgrade-42' });
+      assert.equal(refused.status, 404, path);
+      assert.match(String(refused.headers['content-type']), /^application\/problem\+json/);
+      assert.equal(refused.headers['x-request-id'], 'upgrade-42');
+      assert.equal(refused.body.code, 'not_found');
+    }
+  });
+});
+
 describe('live socket: a viewer that stops reading', () => {
   test('is closed with 1013 while a healthy viewer gets every sample and the producer every ack', async (t) => {
-    const { app, producer, live } = await startSession(t, { LIVE_MAX_BUFFERED_BYTES: '65536', INGEST_MAX_SAMPLES_PER_S: '0' });
+    const { baseUrl, producer, live } = await startSession(t, { LIVE_MAX_BUFFERED_BYTES: '65536', INGEST_MAX_SAMPLES_PER_S: '0' });
     const healthy = await live();
     const stalled = await live();
     const stalledTcp = (stalled.socket as unknown as { _socket: Socket })._socket;
     // Not reading fills the kernel's buffers on both ends (a few MiB on loopback), then the server's own.
     stalledTcp.pause();
-    // The paused client cannot see its close until it reads again, so the server's side of the
-    // sockets tells when to stop streaming: only the stalled viewer's socket can start closing.
-    const serverSockets = app.server.websocketServer.clients;
-    const stalledWasClosed = () => [...serverSockets].some((socket) => socket.readyState !== socket.OPEN);
+    // The paused client cannot see its close until it reads again, so the server's count of
+    // viewers it closed as slow tells when to stop streaming.
+    const stalledWasClosed = async () => /^wavehouse_live_slow_viewers_closed_total 1$/m.test(await (await fetch(`${baseUrl}/metrics`)).text());
 
     const samplesPerFrame = 200;
     const maxFrames = 1_500;
     let frames = 0;
     let framesAfterClose = 0;
+    let closed = false;
     // Streams on for a while after the close, to show it changed nothing for the others.
     while (frames < maxFrames && framesAfterClose < 50) {
       producer.send({ samples: makeSamples(frames * samplesPerFrame + 1, samplesPerFrame) });
       frames++;
-      if (stalledWasClosed()) framesAfterClose++;
+      if (closed) framesAfterClose++;
       // Paced by the healthy viewer, which reads as fast as it can, as a real one would.
-      if (frames % 10 === 0) await waitForSeq(healthy, frames * samplesPerFrame);
+      if (frames % 10 === 0) {
+        await waitForSeq(healthy, frames * samplesPerFrame);
+        closed ||= await stalledWasClosed();
+      }
     }
     assert.ok(framesAfterClose > 0, `the stalled viewer was still open after ${frames * samplesPerFrame} samples`);
     const lastSeq = frames * samplesPerFrame;
@@ -341,6 +377,26 @@ describe('live socket: a viewer that stops reading', () => {
     const got = stalled.samples;
     assert.ok(got.length < lastSeq, `the stalled viewer got all ${got.length} samples`);
     assertReceivedExactly(stalled, 1, got.at(-1)?.seq ?? 0, 'stalled viewer, up to where it was closed');
+  });
+});
+
+describe('live socket: memory of an idle viewer', () => {
+  test('an open viewer keeps nothing of its upgrade request alive', async (t) => {
+    const { app, baseUrl, wsUrl } = await startApp(t);
+    const session = await createSession(baseUrl);
+    const requests: Array<WeakRef<IncomingMessage>> = [];
+    app.server.server.on('upgrade', (request: IncomingMessage) => requests.push(new WeakRef(request)));
+    const viewers = await Promise.all([liveUrl(wsUrl, session.sessionId), `${wsUrl}/ws/${session.sessionId}`].map((url) => openViewer(t, url)));
+    // A gc() of its own (the flag, then a fresh context that has it), without running the suite under --expose-gc.
+    setFlagsFromString('--expose-gc');
+    const collectGarbage = runInNewContext('gc') as () => void;
+    // A WeakRef's target lives at least until the current job ends, so each check collects, then yields.
+    await eventually(async () => {
+      collectGarbage();
+      await setImmediate();
+      assert.equal(requests.filter((request) => request.deref() !== undefined).length, 0, 'upgrade requests still reachable');
+    });
+    for (const viewer of viewers) assert.equal(viewer.closed, null);
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
-import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
+import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade } from '../support/clients.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { seqsUpTo, startAppOn, storedTotals } from '../support/resilience-app.ts';
@@ -107,6 +107,9 @@ describe('shutdown on SIGTERM', () => {
       assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
       assert.equal(((await response.json()) as { status: number }).status, 503);
     }, { timeoutMs: 3_000 });
+    const refused = await refusedUpgrade(liveUrl(server.wsUrl, session.sessionId));
+    assert.equal(refused.status, 503, 'a new socket is refused while draining too');
+    assert.equal(refused.body.code, 'service_unavailable');
     assert.equal(producer.isOpen, true, 'the producer is kept until its samples are committed');
 
     proxy.restore();

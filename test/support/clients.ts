@@ -105,6 +105,29 @@ export class RecordingSocket {
   }
 }
 
+export interface UpgradeRefusal {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Record<string, unknown>;
+}
+
+/** The HTTP answer to an upgrade the server refuses before the handshake (no such socket, draining). */
+export function refusedUpgrade(url: string, headers: Record<string, string> = {}): Promise<UpgradeRefusal> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { headers });
+    socket.once('open', () => {
+      socket.terminate();
+      reject(new Error(`${url} was upgraded`));
+    });
+    socket.once('error', reject);
+    socket.once('unexpected-response', (_request, response) => {
+      let text = '';
+      response.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, body: JSON.parse(text) }));
+    });
+  });
+}
+
 export function ingestUrl(wsUrl: string, sessionId: string, token?: string): string {
   return `${wsUrl}/api/v1/sessions/${sessionId}/ingest${token ? `?token=${encodeURIComponent(token)}` : ''}`;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LiveFrame } from '../../src/live/live-frames.ts';
+import { LiveFrame, textMessage } from '../../src/live/live-frames.ts';
 import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import { jsonKeyPrefixes } from '../../src/sessions/sample-text.ts';
@@ -13,13 +13,22 @@ function counters() {
   return { seen, frameSent: () => seen.framesSent++, slowClosed: () => seen.slowClosed++ };
 }
 
+/** The text of one server-to-client WebSocket message (RFC 6455, 5.2): a final text frame, unmasked. */
+function textOf(message: Buffer): string {
+  assert.equal(message[0], 0x81);
+  const short = message[1];
+  const [offset, length] = short < 126 ? [2, short] : short === 126 ? [4, message.readUInt16BE(2)] : [10, Number(message.readBigUInt64BE(2))];
+  assert.equal(message.length, offset + length);
+  return message.toString('utf8', offset);
+}
+
 class FakeSocket implements ViewerSocket {
   bufferedAmount = 0;
   readyState = 1;
   sent: any[] = [];
   closedWith: number | null = null;
-  send(data: Buffer | string) {
-    this.sent.push(JSON.parse(data.toString()));
+  write(message: Buffer) {
+    this.sent.push(JSON.parse(textOf(message)));
   }
   close(code: number) {
     this.closedWith = code;
@@ -104,4 +113,13 @@ test('the end of the session reaches a catching-up viewer after its history', as
   await eventually(() => assert.equal(socket.closedWith, 1000));
   assert.deepEqual(socket.seqs, [1, 2, 3, 4]);
   assert.deepEqual(socket.sent.at(-1), { type: 'session_ended' });
+});
+
+test('a message is framed with the shortest length form each size allows', () => {
+  for (const size of [0, 125, 126, 65_535, 65_536, 200_000]) {
+    const text = 'x'.repeat(size);
+    const message = textMessage([Buffer.from(text.slice(0, size >> 1)), Buffer.from(text.slice(size >> 1))]);
+    assert.equal(textOf(message), text, `${size} bytes`);
+    assert.equal(message.length - size, size < 126 ? 2 : size < 65_536 ? 4 : 10, `${size} bytes`);
+  }
 });

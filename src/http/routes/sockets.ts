@@ -1,16 +1,25 @@
 /**
  * The WebSocket routes: ingest, live and the legacy `/ws/{id}` (DESIGN). Refusals are a close
  * right after the upgrade, so browsers can read them, in the order 4404, 4401, 4409.
+ *
+ * The upgrades bypass Fastify's routing (socket-upgrades.ts says why); this is still a Fastify
+ * plugin because it adds the frame schemas to the contract. Listeners that live as long as a
+ * socket are made in small functions of their own (watch, socket-registry.ts), so that they
+ * keep nothing of the upgrade alive.
  */
-import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { Duplex } from 'node:stream';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import { closeCodes, type CloseName } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import type { FanoutHub } from '../../fanout/hub.ts';
 import { ProducerConnection } from '../../ingest/producer-connection.ts';
+import { FramedViewerSocket } from '../../live/viewer-socket.ts';
 import { Viewer } from '../../live/viewer.ts';
 import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
+import type { Tracing } from '../../observability/tracing.ts';
 import { isSessionId, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { jsonKeyPrefixes } from '../../sessions/sample-text.ts';
@@ -18,7 +27,7 @@ import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import type { WriteQueue } from '../../storage/write-queue.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
-import { bearerToken } from './sessions.ts';
+import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
@@ -29,15 +38,9 @@ export interface SocketRoutesOptions {
   hub: FanoutHub;
   queue: WriteQueue;
   sockets: SocketRegistry;
-}
-
-interface SocketQuery {
-  token?: string;
-  fromSeq?: string;
-}
-interface SocketRequest {
-  Params: { id: string };
-  Querystring: SocketQuery;
+  log: Logger;
+  isDraining: () => boolean;
+  tracing?: Tracing;
 }
 
 /** How long a viewer waits for missed samples to be committed before giving up (1011, reconnect). */
@@ -48,8 +51,10 @@ function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[
   socket.close(closeCodes[name].code, reason.slice(0, 120));
 }
 
-function tokenOf(request: FastifyRequest<SocketRequest>): string | null {
-  return bearerToken(request) ?? (request.query.token || null);
+/** The ingest token: `Authorization: Bearer` as on REST (routes/sessions.ts), or `?token=` for browsers, which cannot set headers. */
+function tokenOf(upgrade: Upgrade): string | null {
+  const bearer = upgrade.authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(upgrade.authorization);
+  return bearer?.[1] ?? (upgrade.query.get('token') || null);
 }
 
 /** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
@@ -59,25 +64,17 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   const { config, metrics, repository, store, coordinator, hub, queue, sockets } = options;
   const forIngest = ingestCounters(metrics);
   const forViewers = viewerCounters(metrics);
-  const countOpen = (socket: WebSocket, kind: 'ingest' | 'live') => {
-    metrics.socketsOpen.labels(kind).inc();
-    socket.once('close', () => metrics.socketsOpen.labels(kind).dec());
-  };
+  const openSockets = { ingest: metrics.socketsOpen.labels('ingest'), live: metrics.socketsOpen.labels('live') };
+  const countClosedIngest = () => openSockets.ingest.dec();
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
-  // Looked up before the upgrade so the handler can answer synchronously once it runs.
-  const sessionOf = new WeakMap<FastifyRequest, SessionRecord | null>();
-  const preValidation = async (request: FastifyRequest<SocketRequest>) => {
-    const { id } = request.params;
-    sessionOf.set(request, isSessionId(id) ? await repository.find(id) : null);
-  };
-
-  function openIngest(socket: WebSocket, request: FastifyRequest<SocketRequest>, session: SessionRecord, token: string | null) {
+  function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, token: string | null) {
     if (token === null || !tokenMatches(token, session.tokenHash)) return refuse(socket, 'invalid_token');
     if (session.status === 'ended') return refuse(socket, 'producer_conflict', 'session has ended');
     sockets.addProducer(socket);
-    const log = request.log.child({ sessionId: session.id, socket: 'ingest' });
-    countOpen(socket, 'ingest');
+    const log = upgrade.log.child({ sessionId: session.id, socket: 'ingest' });
+    openSockets.ingest.inc();
+    socket.on('close', countClosedIngest);
     const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest);
     connection.start().catch((error: unknown) => {
       log.error({ err: error }, 'could not attach producer');
@@ -85,32 +82,40 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     });
   }
 
-  function openLive(socket: WebSocket, request: FastifyRequest<SocketRequest>, session: SessionRecord) {
-    const rawFromSeq = request.query.fromSeq;
-    const fromSeq = rawFromSeq === undefined || rawFromSeq === '' ? null : Number(rawFromSeq);
+  function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
+    const rawFromSeq = upgrade.query.get('fromSeq');
+    const fromSeq = rawFromSeq === null || rawFromSeq === '' ? null : Number(rawFromSeq);
     if (fromSeq !== null && (!Number.isSafeInteger(fromSeq) || fromSeq < 0)) {
       return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1');
     }
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
       return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
     }
-    countOpen(socket, 'live');
-    const viewer = new Viewer(socket, jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
-    const unsubscribe = hub.subscribe(session.id, viewer);
+    const viewer = new Viewer(new FramedViewerSocket(socket, tcp), jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
+    watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = coordinator.recentFrames(session.id);
-    socket.once('close', () => {
-      unsubscribe();
-      viewer.closed();
-    });
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
     if (fromSeq !== null) return viewer.start(window, ended);
     ended().then(
       (isEnded) => isEnded && viewer.finish(),
       (error: unknown) => {
-        request.log.error({ err: error, sessionId: session.id }, 'live viewer failed');
+        upgrade.log.error({ err: error, sessionId: session.id }, 'live viewer failed');
         refuse(socket, 'internal_error', 'internal error; reconnect');
       },
     );
+  }
+
+  /**
+   * The one listener a viewer's socket keeps for its life. Made here, not in openLive, so that
+   * it holds only these three: a closure keeps every variable its scope shares with others.
+   */
+  function watch(socket: WebSocket, viewer: Viewer, unsubscribe: () => void) {
+    openSockets.live.inc();
+    socket.on('close', () => {
+      openSockets.live.dec();
+      unsubscribe();
+      viewer.closed();
+    });
   }
 
   /**
@@ -130,35 +135,42 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     };
   }
 
+  /** The session is looked up before the handshake, so the socket is answered as soon as it opens. */
   const withSession =
-    (open: (socket: WebSocket, request: FastifyRequest<SocketRequest>, session: SessionRecord) => void) =>
-    (socket: WebSocket, request: FastifyRequest<SocketRequest>) => {
-      // Counted before the cap check so the refused socket's close balances the count.
-      const overIpCap = sockets.countOf(request.ip) >= config.http.maxSocketsPerIp;
-      sockets.add(socket, request.ip);
-      const session = sessionOf.get(request) ?? null;
-      if (!session) return refuse(socket, 'session_not_found');
-      if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
-      open(socket, request, session);
+    (open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void): SocketRoute =>
+    async (upgrade) => {
+      const session = isSessionId(upgrade.id) ? await repository.find(upgrade.id) : null;
+      return (socket, tcp) => {
+        // Counted before the cap check so the refused socket's close balances the count.
+        const overIpCap = sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp;
+        sockets.add(socket, upgrade.ip);
+        if (!session) return refuse(socket, 'session_not_found');
+        if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
+        open(socket, tcp, upgrade, session);
+      };
     };
 
-  // Sockets are capped by count, not by the REST rate limit (which would also count upgrades).
-  const route = { preValidation, websocket: true as const, config: { rateLimit: false as const }, schema: { hide: true } };
-  server.get<SocketRequest>(
+  const upgrades = new SocketUpgrades({
+    log: options.log,
+    trustProxy: config.http.trustProxy,
+    maxPayloadBytes: config.ingest.hardMaxFrameBytes,
+    isDraining: options.isDraining,
+    tracing: options.tracing,
+  });
+  upgrades.route(
     '/api/v1/sessions/:id/ingest',
-    route,
-    withSession((socket, request, session) => openIngest(socket, request, session, tokenOf(request))),
+    withSession((socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, tokenOf(upgrade))),
   );
-  server.get<SocketRequest>('/api/v1/sessions/:id/live', route, withSession(openLive));
+  upgrades.route('/api/v1/sessions/:id/live', withSession(openLive));
   // Legacy openSCG path: with a token it is the ingest socket, without one the live socket;
   // a token that is present but wrong is refused, never taken for a viewer.
-  server.get<SocketRequest>(
+  upgrades.route(
     '/ws/:id',
-    route,
-    withSession((socket, request, session) => {
-      const token = tokenOf(request);
-      if (token === null) openLive(socket, request, session);
-      else openIngest(socket, request, session, token);
+    withSession((socket, tcp, upgrade, session) => {
+      const token = tokenOf(upgrade);
+      if (token === null) openLive(socket, tcp, upgrade, session);
+      else openIngest(socket, upgrade, session, token);
     }),
   );
+  upgrades.attach(server.server);
 };

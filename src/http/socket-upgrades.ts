@@ -1,0 +1,208 @@
+/**
+ * WebSocket upgrades, handled with `ws` directly instead of through Fastify's request
+ * pipeline, so that nothing of the HTTP request outlives the handshake: an idle viewer holds
+ * its socket and little else (issue #4, RSS per idle viewer; docs/performance.md).
+ *
+ * What Fastify's hooks give a REST request, an upgrade gets here: a request id (X-Request-Id,
+ * else a new UUID) on its log lines and its "incoming request" line (the token cut from the
+ * URL by the logger); 503 while draining; with tracing, a SERVER span named by route
+ * template, continuing an incoming traceparent and ending at the upgrade (101), since the
+ * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
+ * TRUST_PROXY. An upgrade refused before the handshake (no socket route at that path,
+ * draining, a lookup that failed) is answered with problem+json, like a REST request.
+ * Upgrades do not count against the REST rate limit: sockets are capped by count per client
+ * instead (routes/sockets.ts).
+ */
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { problemBody, type ProblemCode } from '../contract/errors.ts';
+import { traceFields, type Tracing } from '../observability/tracing.ts';
+
+/** What a socket route may read of its upgrade request. */
+export interface Upgrade {
+  /** The `:id` segment of the path, decoded. */
+  readonly id: string;
+  readonly ip: string;
+  readonly query: URLSearchParams;
+  readonly authorization: string | undefined;
+  readonly log: Logger;
+}
+
+/**
+ * A socket route: checks what it needs before the handshake (a session lookup, say) and
+ * returns what to do with the socket once it is open.
+ */
+export type SocketRoute = (upgrade: Upgrade) => Promise<OpenSocket>;
+
+/** What a route does with its open socket; `tcp` is the connection under it, which ws owns. */
+export type OpenSocket = (socket: WebSocket, tcp: Duplex) => void;
+
+export interface SocketUpgradeOptions {
+  log: Logger;
+  trustProxy: boolean;
+  maxPayloadBytes: number;
+  isDraining: () => boolean;
+  /** Absent or disabled: no spans. */
+  tracing?: Tracing;
+}
+
+interface Matcher {
+  template: string;
+  pattern: RegExp;
+  route: SocketRoute;
+}
+
+/** Routes templates with one `:id` segment, e.g. `/ws/:id`. */
+function matcherOf(template: string, route: SocketRoute): Matcher {
+  const pattern = new RegExp('^' + template.replace(':id', '([^/]+)') + '$');
+  return { template, pattern, route };
+}
+
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/** Fastify's trustProxy: true trusts every hop, which makes the client the leftmost forwarded address. */
+function clientIp(request: IncomingMessage, trustProxy: boolean): string {
+  const forwarded = request.headers['x-forwarded-for'];
+  const client = trustProxy && typeof forwarded === 'string' ? forwarded.split(',')[0].trim() : '';
+  return client || request.socket.remoteAddress || '';
+}
+
+/** Answers the upgrade request with a problem+json response and ends the connection; returns the status. */
+function answerProblem(socket: Duplex, code: ProblemCode, detail: string, requestId: string): number {
+  const problem = problemBody(code, detail);
+  const { status } = problem;
+  const body = JSON.stringify(problem);
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+      'Content-Type: application/problem+json; charset=utf-8\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      `X-Request-Id: ${requestId}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+  return status;
+}
+
+/** Until `ws` takes the socket over, a reset peer must not become an uncaught error. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/** An error on an open socket (a bad frame, a reset peer) ends that socket and is logged with its request id. */
+function terminateOnError(log: Logger, requestId: string) {
+  return function (this: WebSocket, error: Error) {
+    log.warn({ err: error, reqId: requestId }, 'socket error');
+    this.terminate();
+  };
+}
+
+export class SocketUpgrades {
+  private readonly matchers: Matcher[] = [];
+  private readonly wss: WebSocketServer;
+  private readonly tracing: Tracing | null;
+
+  constructor(private readonly options: SocketUpgradeOptions) {
+    // The registry (socket-registry.ts) tracks the sockets; ws need not keep a second set.
+    this.wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: options.maxPayloadBytes, perMessageDeflate: false });
+    this.tracing = options.tracing?.enabled ? options.tracing : null;
+  }
+
+  route(template: string, route: SocketRoute): void {
+    this.matchers.push(matcherOf(template, route));
+  }
+
+  attach(server: Server): void {
+    server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => this.upgrade(request, socket, head));
+  }
+
+  private upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', destroyOnError);
+    const url = request.url ?? '/';
+    const path = url.split('?', 1)[0];
+    const headerId = request.headers['x-request-id'];
+    const requestId = typeof headerId === 'string' && headerId !== '' ? headerId : crypto.randomUUID();
+    const ip = clientIp(request, this.options.trustProxy);
+    const span = this.startSpan(request, path);
+    const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
+    log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');
+
+    const refuse = (code: ProblemCode, detail: string) => this.endSpan(span, answerProblem(socket, code, detail, requestId));
+    if (this.options.isDraining()) return refuse('service_unavailable', 'the server is shutting down');
+    const matched = request.method === 'GET' ? this.match(path) : null;
+    if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
+    const { route, template, id } = matched;
+    span?.updateName(`GET ${template}`).setAttribute(ATTR_HTTP_ROUTE, template);
+
+    const upgrade: Upgrade = {
+      id,
+      ip,
+      query: new URLSearchParams(url.slice(path.length + 1)),
+      authorization: request.headers.authorization,
+      log,
+    };
+    route(upgrade).then(
+      (open) => {
+        this.endSpan(span, 101);
+        this.handshake(request, socket, head, requestId, open);
+      },
+      (error: unknown) => {
+        log.error({ err: error }, 'unhandled error');
+        refuse('internal_error', 'internal error');
+      },
+    );
+  }
+
+  private match(path: string): { route: SocketRoute; template: string; id: string } | null {
+    for (const { pattern, route, template } of this.matchers) {
+      const found = pattern.exec(path);
+      if (found) return { route, template, id: decoded(found[1]) };
+    }
+    return null;
+  }
+
+  /**
+   * Completes the upgrade. Kept apart from upgrade() on purpose: a listener made there would
+   * keep that whole scope (request, head buffer, logger) for the socket's life, which was the
+   * largest part of an idle viewer's memory.
+   */
+  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, open: OpenSocket): void {
+    socket.removeListener('error', destroyOnError);
+    this.wss.handleUpgrade(request, socket, head, (webSocket) => {
+      webSocket.on('error', terminateOnError(this.options.log, requestId));
+      try {
+        open(webSocket, socket);
+      } catch (error) {
+        // A bug in a route: this socket ends, the process goes on.
+        this.options.log.error({ err: error, reqId: requestId }, 'unhandled error');
+        webSocket.terminate();
+      }
+    });
+  }
+
+  private startSpan(request: IncomingMessage, path: string): Span | null {
+    if (!this.tracing) return null;
+    return this.tracing.tracer.startSpan(
+      request.method ?? 'HTTP',
+      { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_PATH]: path } },
+      this.tracing.extract(request.headers),
+    );
+  }
+
+  /** A 5xx is an error (semantic conventions: the status code says why). */
+  private endSpan(span: Span | null, status: number): void {
+    if (!span) return;
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+    if (status >= 500) span.setAttribute(ATTR_ERROR_TYPE, String(status)).setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  }
+}
