@@ -1,6 +1,5 @@
 /** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
@@ -26,10 +25,9 @@ export function sessionView(record: SessionRecord): Session {
   };
 }
 
-/** The bearer token of a request, if it carries one. */
-export function bearerToken(request: FastifyRequest): string | null {
-  const header = request.headers.authorization;
-  const match = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);
+/** The bearer token of an Authorization header, if it carries one (REST and socket upgrades). */
+export function bearerToken(authorization: string | undefined): string | null {
+  const match = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return match ? match[1] : null;
 }
 
@@ -122,7 +120,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      const token = bearerToken(request);
+      const token = bearerToken(request.headers.authorization);
       const allowed = token === null ? config.sessions.legacyTokenlessEnd : tokenMatches(token, record.tokenHash);
       if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
       if (record.status === 'ended') return sessionView(record);

@@ -28,6 +28,7 @@ import type { SessionRecord, SessionRepository } from '../../storage/session-rep
 import type { WriteQueue } from '../../storage/write-queue.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
+import { bearerToken } from './sessions.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
@@ -53,8 +54,7 @@ function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[
 
 /** The ingest token: `Authorization: Bearer` as on REST (routes/sessions.ts), or `?token=` for browsers, which cannot set headers. */
 function tokenOf(upgrade: Upgrade): string | null {
-  const bearer = upgrade.authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(upgrade.authorization);
-  return bearer?.[1] ?? (upgrade.query.get('token') || null);
+  return bearerToken(upgrade.authorization) ?? (upgrade.query.get('token') || null);
 }
 
 /** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
