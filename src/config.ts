@@ -185,7 +185,7 @@ export function loadConfig(env: Env): Config {
       maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 20, 1, 10_000),
       maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 100_000, 1),
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 2_000, 1, 100_000),
-      lanes: read.integer('WRITE_LANES', 2, 1, 16),
+      lanes: read.integer('WRITE_LANES', 4, 1, 16),
     },
     tracing: {
       otlpEndpoint,

@@ -258,7 +258,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
           stepRows.push([`limit: raw COPY, ${connections} conn`, '', '', '', 'max', mps(result.samplesPerS), '', '', '', formatCpu(cpu), `${result.commits} commits of ${rowsPerCopy} x ${chunkSamples} samples`]);
         }
         data.copyLimit = { oneConnection: Math.round(limits[1]), twoConnections: Math.round(limits[2]), chunkSamples, rowsPerCopy };
-        // The server's writer commits on up to WRITE_LANES (2) connections at once: the bar is
+        // The server's writer commits on up to WRITE_LANES (4) connections at once: the bar is
         // measured against the better of the two raw figures.
         const barConnections = limits[2] > limits[1] ? 2 : 1;
         figures.push(

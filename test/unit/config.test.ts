@@ -43,7 +43,7 @@ test('a per-producer rate below the frame size is refused, since no full frame c
 });
 
 test('writer lanes must leave the pool connections for reads and locks', () => {
-  assert.equal(loadConfig({}).writer.lanes, 2);
+  assert.equal(loadConfig({}).writer.lanes, 4);
   assert.throws(() => loadConfig({ WRITE_LANES: '4', DATABASE_POOL_SIZE: '4' }), (error: unknown) => error instanceof ConfigError && /WRITE_LANES/.test(error.message));
   assert.equal(loadConfig({ WRITE_LANES: '3', DATABASE_POOL_SIZE: '4' }).writer.lanes, 3);
 });
