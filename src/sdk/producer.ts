@@ -27,7 +27,7 @@ import { endSession, getSession, WavehouseHttpError } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { defaultChannels, type SampleInput, type Session } from './types.ts';
 import { UnackedBuffer } from './unacked-buffer.ts';
-import { messageText, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
 
 export interface ProducerOptions {
   baseUrl: string;
@@ -324,23 +324,15 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       this.socket = socket;
       // Also the connect timeout: the probe is answered on every accepted connection.
       this.armAckTimer();
-      socket.addEventListener('open', () => {
-        if (generation !== this.generation) return;
-        socket.send(probeFrame);
-        this.resentOnOpen = this.buffer.size;
-        this.sendPending();
+      listen(socket, () => generation === this.generation, {
+        open: () => {
+          socket.send(probeFrame);
+          this.resentOnOpen = this.buffer.size;
+          this.sendPending();
+        },
+        message: (text) => this.onMessage(text),
+        close: (code, reason) => this.onClose(code, reason),
       });
-      socket.addEventListener('message', (event) => {
-        if (generation !== this.generation) return;
-        const text = messageText(event.data);
-        if (text !== null) this.onMessage(text);
-      });
-      socket.addEventListener('close', (event) => {
-        if (generation !== this.generation) return;
-        this.onClose(event.code, event.reason);
-      });
-      // The close event that follows carries what there is to act on.
-      socket.addEventListener('error', () => undefined);
     } catch (error) {
       if (generation !== this.generation || this.finished) return;
       if (error instanceof WavehouseHttpError && error.status === 404) {

@@ -20,7 +20,7 @@ import { Backoff, type BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
 import { getSession, WavehouseHttpError } from './rest.ts';
 import type { Sample } from './types.ts';
-import { messageText, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
 
 export interface ViewerOptions {
   baseUrl: string;
@@ -198,21 +198,14 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
       const fromSeq = this.lastSeen + 1;
       const socket = new WebSocketImpl(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(this.options.sessionId)}/live?fromSeq=${fromSeq}`));
       this.socket = socket;
-      socket.addEventListener('open', () => {
-        if (generation !== this.generation) return;
-        this.state = 'open';
-        this.emit('connected', { fromSeq });
+      listen(socket, () => generation === this.generation, {
+        open: () => {
+          this.state = 'open';
+          this.emit('connected', { fromSeq });
+        },
+        message: (text) => this.onMessage(text),
+        close: (code, reason) => this.onClose(code, reason),
       });
-      socket.addEventListener('message', (event) => {
-        if (generation !== this.generation) return;
-        const text = messageText(event.data);
-        if (text !== null) this.onMessage(text);
-      });
-      socket.addEventListener('close', (event) => {
-        if (generation !== this.generation) return;
-        this.onClose(event.code, event.reason);
-      });
-      socket.addEventListener('error', () => undefined);
     } catch (error) {
       if (generation !== this.generation) return;
       if (error instanceof WavehouseHttpError && error.status === 404) {

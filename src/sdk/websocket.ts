@@ -49,7 +49,32 @@ export function socketUrl(baseUrl: string, path: string): string {
 }
 
 /** Text of a message event; binary frames are not part of what the server sends to clients. */
-export function messageText(data: unknown): string | null {
+function messageText(data: unknown): string | null {
   if (typeof data === 'string') return data;
   return null;
+}
+
+export interface SocketHandlers {
+  open(): void;
+  message(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+/**
+ * Wires a client's socket to its handlers, which run only while `isCurrent()` holds: after a
+ * reconnect the events of an older socket are stale. Errors are left to the close event that
+ * follows them, which carries what there is to act on.
+ */
+export function listen(socket: WebSocketLike, isCurrent: () => boolean, handlers: SocketHandlers): void {
+  socket.addEventListener('open', () => {
+    if (isCurrent()) handlers.open();
+  });
+  socket.addEventListener('message', (event) => {
+    const text = messageText(event.data);
+    if (isCurrent() && text !== null) handlers.message(text);
+  });
+  socket.addEventListener('close', (event) => {
+    if (isCurrent()) handlers.close(event.code, event.reason);
+  });
+  socket.addEventListener('error', () => undefined);
 }
