@@ -60,15 +60,16 @@ function uuidBytes(id: string): Buffer {
 /** One body for copyChunksSql. */
 export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
   const layouts = rows.map((row) => layoutOf(row.batch));
+  const payloads = rows.map((row, i) => payloadOf(row.batch, layouts[i]));
   let size = copySignature.length + 8 + 2;
-  rows.forEach((row, i) => (size += rowFixedBytes + payloadOf(row.batch, layouts[i]).length));
+  for (const payload of payloads) size += rowFixedBytes + payload.length;
   const out = Buffer.allocUnsafe(size);
   let at = copySignature.copy(out, 0);
   at = out.writeInt32BE(0, at);
   at = out.writeInt32BE(0, at);
   rows.forEach((row, i) => {
     const { batch } = row;
-    const payload = payloadOf(batch, layouts[i]);
+    const payload = payloads[i];
     at = out.writeInt16BE(6, at);
     at = out.writeInt32BE(16, at);
     at += uuidBytes(row.sessionId).copy(out, at);

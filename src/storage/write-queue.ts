@@ -109,11 +109,6 @@ export class WriteQueue {
     return this.queuedBytes >= this.maxQueuedBytes;
   }
 
-  /** Batches queued and not yet committed, over every lane. */
-  get length(): number {
-    return this.lanes.reduce((sum, lane) => sum + lane.length, 0);
-  }
-
   push(session: SessionState, batch: SampleBatch, nowMs: number): void {
     this.queuedBytes += batch.byteLength;
     this.queuedSamples += batch.count;

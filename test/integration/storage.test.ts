@@ -335,6 +335,9 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepStrictEqual(await readAll(store, id, 7, 7), []);
         assert.deepStrictEqual(await readAll(store, id, 2_001, 9_999), []);
         assert.deepStrictEqual(await readAll(store, randomUUID(), 0, 10), []);
+        // Its values are written into a COPY statement: anything but a UUID and integers is refused.
+        await assert.rejects(readAll(store, "x' OR true --", 0, 10), /not a session id/);
+        await assert.rejects(readAll(store, id, 0.5, 10), /seqs must be integers/);
       });
 
       test('sampleCount and lastSeq move with commits only; a failed commit stores nothing', async (t) => {
@@ -391,18 +394,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       });
 
       test('a holder that crashes loses its lock to another; back online it reports the lock lost', async (t) => {
-        const { url } = await openStorage(t, backend);
-        const target = new URL(url);
-        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-        const sessionId = randomUUID();
-        const lost: string[] = [];
-        const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
-        const theirs = new ProducerLocks(url, log, () => undefined);
-        t.after(async () => {
-          proxy.restore();
-          await Promise.all([mine.close(), theirs.close()]);
-          await proxy.close();
-        });
+        const { url, proxy, sessionId, lost, mine, theirs } = await locksBehindProxy(t, backend);
 
         assert.equal(await mine.tryAcquire(sessionId), true);
         // The connection dies without an unlock, as it does when the process is killed.
@@ -413,18 +405,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       });
 
       test('a holder whose connection drops takes its locks back once it reconnects', async (t) => {
-        const { url } = await openStorage(t, backend);
-        const target = new URL(url);
-        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-        const sessionId = randomUUID();
-        const lost: string[] = [];
-        const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
-        const theirs = new ProducerLocks(url, log, () => undefined);
-        t.after(async () => {
-          proxy.restore();
-          await Promise.all([mine.close(), theirs.close()]);
-          await proxy.close();
-        });
+        const { url, proxy, sessionId, lost, mine, theirs } = await locksBehindProxy(t, backend);
 
         assert.equal(await mine.tryAcquire(sessionId), true);
         const [before] = await advisoryLockHolders(url);
@@ -493,7 +474,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           assert.deepStrictEqual(await readAll(store, state.sessionId, 0, Number.MAX_SAFE_INTEGER), expected);
           assert.deepEqual(await counters(repository, state.sessionId), { status: 'active', sampleCount: expected.length, lastSeq: expected.length });
         }
-        assert.equal(queue.length, 0);
+        assert.equal(queue.queuedSamples, 0);
         assert.equal(queue.queuedBytes, 0);
       });
 
@@ -527,7 +508,6 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           assert.deepStrictEqual(await readAll(store, state.sessionId, 0, Number.MAX_SAFE_INTEGER), plainSamples(Array.from({ length: perSession }, (_, i) => i + 1)));
           assert.deepEqual(await counters(repository, state.sessionId), { status: 'active', sampleCount: perSession, lastSeq: perSession });
         }
-        assert.equal(queue.length, 0);
         assert.equal(queue.queuedBytes, 0);
         assert.equal(queue.queuedSamples, 0);
       });
@@ -565,10 +545,26 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepEqual(await counters(repository, takenId), { status: 'created', sampleCount: 0, lastSeq: null });
         assert.deepEqual(await readAll(store, takenId, 0, Number.MAX_SAFE_INTEGER), []);
         assert.deepEqual(await counters(repository, keptId), { status: 'active', sampleCount: 3, lastSeq: 3 });
-        assert.equal(queue.length, 0);
+        assert.equal(queue.queuedSamples, 0);
       });
     });
   });
+}
+
+/** Two processes' locks on one database, `mine` through a TCP proxy the test can cut; `lost` records what mine reports lost. */
+async function locksBehindProxy(t: TestContext, backend: Backend) {
+  const { url } = await openStorage(t, backend);
+  const target = new URL(url);
+  const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  const lost: string[] = [];
+  const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
+  const theirs = new ProducerLocks(url, log, () => undefined);
+  t.after(async () => {
+    proxy.restore();
+    await Promise.all([mine.close(), theirs.close()]);
+    await proxy.close();
+  });
+  return { url, proxy, sessionId: randomUUID(), lost, mine, theirs };
 }
 
 function recordingCounters() {
