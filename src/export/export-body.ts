@@ -8,7 +8,7 @@
  * being read, whatever the size of the session.
  */
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { jsonColumnKeys, jsonKeyPrefixes, maxCsvSamplesBytes, maxJsonSamplesBytes, writeCsvSamples, writeJsonSamples } from '../sessions/sample-text.ts';
+import { jsonColumnKeys, maxCsvSamplesBytes, maxJsonSamplesBytes, writeCsvSamples, writeJsonSamples } from '../sessions/sample-text.ts';
 import type { DataFormat, ExportHeader } from './data-formats.ts';
 
 /**
@@ -27,7 +27,7 @@ interface BatchWriter {
 }
 
 function jsonArrayWriter(channels: readonly string[]): BatchWriter {
-  const keys = jsonColumnKeys(jsonKeyPrefixes(channels));
+  const keys = jsonColumnKeys(channels);
   let first = true;
   return {
     room: (batch) => 1 + maxJsonSamplesBytes(batch, keys),
@@ -40,7 +40,7 @@ function jsonArrayWriter(channels: readonly string[]): BatchWriter {
 }
 
 function ndjsonWriter(channels: readonly string[]): BatchWriter {
-  const keys = jsonColumnKeys(jsonKeyPrefixes(channels));
+  const keys = jsonColumnKeys(channels);
   return {
     room: (batch) => 1 + maxJsonSamplesBytes(batch, keys),
     write(out, at, batch) {

@@ -15,10 +15,12 @@
  * The batch rides along so a viewer joining mid-frame can be sent just the part it lacks.
  */
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { samplesToJson } from '../sessions/sample-text.ts';
+import { samplesJson } from '../sessions/sample-text.ts';
 
 const framePrefix = Buffer.from('{"type":"samples_batch","payload":{"samples":');
 const frameSuffix = Buffer.from('}}');
+const openBracket = Buffer.from('[');
+const closeBracket = Buffer.from(']');
 
 /** One unmasked, unfragmented WebSocket text message holding the parts (RFC 6455, 5.2): what a server sends. */
 export function textMessage(parts: readonly Buffer[]): Buffer {
@@ -57,7 +59,7 @@ export class LiveFrame {
    */
   constructor(
     readonly batch: SampleBatch,
-    private readonly keyPrefixes: readonly string[],
+    private readonly columnKeys: readonly Uint8Array[],
     readonly prevSeq: number,
     samplesText: Buffer | null = null,
     encoded: Buffer | null = null,
@@ -80,16 +82,18 @@ export class LiveFrame {
   /** The frame as the WebSocket message every viewer is sent. */
   get message(): Buffer {
     if (this.framed === null) {
-      const parts = this.json ? [this.json] : this.samplesText ? [framePrefix, this.samplesText, frameSuffix] : [Buffer.from(samplesFrameText(this.batch, this.keyPrefixes))];
-      this.framed = textMessage(parts);
+      if (this.json) this.framed = textMessage([this.json]);
+      else if (this.samplesText) this.framed = textMessage([framePrefix, this.samplesText, frameSuffix]);
+      else this.framed = samplesMessage(this.batch, this.columnKeys);
       this.samplesText = null;
     }
     return this.framed;
   }
 }
 
-export function samplesFrameText(batch: SampleBatch, keyPrefixes: readonly string[]): string {
-  return '{"type":"samples_batch","payload":{"samples":[' + samplesToJson(batch, keyPrefixes) + ']}}';
+/** The samples_batch message of `batch`, encoded straight into bytes. */
+export function samplesMessage(batch: SampleBatch, columnKeys: readonly Uint8Array[]): Buffer {
+  return textMessage([framePrefix, openBracket, samplesJson(batch, columnKeys), closeBracket, frameSuffix]);
 }
 
 export const sessionEndedMessage = textMessage([Buffer.from('{"type":"session_ended"}')]);

@@ -20,7 +20,7 @@
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { samplesFrameText, sessionEndedMessage, textMessage, type LiveFrame } from './live-frames.ts';
+import { samplesMessage, sessionEndedMessage, type LiveFrame } from './live-frames.ts';
 
 /** The part of a WebSocket a viewer needs (viewer-socket.ts gives the implementation). */
 export interface ViewerSocket {
@@ -52,7 +52,7 @@ export class Viewer implements Subscriber {
 
   constructor(
     private readonly socket: ViewerSocket,
-    private readonly keyPrefixes: readonly string[],
+    private readonly columnKeys: readonly Uint8Array[],
     fromSeq: number | null,
     private readonly history: HistorySource,
     private readonly maxBufferedBytes: number,
@@ -167,7 +167,7 @@ export class Viewer implements Subscriber {
     const start = this.lastSentSeq === null ? 0 : batch.indexAfterSeq(this.lastSentSeq);
     if (start === batch.count) return;
     const fresh = start === 0 ? batch : batch.slice(start, batch.count);
-    this.write(textMessage([Buffer.from(samplesFrameText(fresh, this.keyPrefixes))]), fresh.lastSeq);
+    this.write(samplesMessage(fresh, this.columnKeys), fresh.lastSeq);
   }
 
   private write(message: Buffer, lastSeq: number): void {

@@ -12,14 +12,12 @@ const comma = 0x2c;
 const newline = 0x0a;
 const closeBrace = 0x7d;
 
-/** Per-channel `,"name":` prefixes, computed once per session rather than per sample. */
-export function jsonKeyPrefixes(channels: readonly string[]): string[] {
-  return channels.map((name) => `,"${name}":`);
-}
-
-/** What precedes each column's value in a JSON sample: `{"seq":`, `,"t":`, then the channels' prefixes. */
-export function jsonColumnKeys(keyPrefixes: readonly string[]): Buffer[] {
-  return ['{"seq":', ',"t":', ...keyPrefixes].map((key) => Buffer.from(key, 'latin1'));
+/**
+ * What precedes each column's value in a JSON sample: `{"seq":`, `,"t":`, then `,"name":` per
+ * channel. Computed once per session or export rather than per sample.
+ */
+export function jsonColumnKeys(channels: readonly string[]): Buffer[] {
+  return ['{"seq":', ',"t":', ...channels.map((name) => `,"${name}":`)].map((key) => Buffer.from(key, 'latin1'));
 }
 
 /** Room that writeJsonSamples needs for `batch`, however its numbers are written. */
@@ -81,9 +79,8 @@ export function writeCsvSamples(out: Uint8Array, at: number, batch: SampleBatch)
   return at;
 }
 
-/** Samples as comma-separated JSON objects (no brackets), `{"seq":1,"t":2,"ax":3}`. */
-export function samplesToJson(batch: SampleBatch, keyPrefixes: readonly string[], separator = ','): string {
-  const columnKeys = jsonColumnKeys(keyPrefixes);
+/** Samples as comma-separated JSON objects (no brackets), `{"seq":1,"t":2,"ax":3}`, as bytes. */
+export function samplesJson(batch: SampleBatch, columnKeys: readonly Uint8Array[]): Buffer {
   const out = Buffer.allocUnsafe(maxJsonSamplesBytes(batch, columnKeys));
-  return out.toString('latin1', 0, writeJsonSamples(out, 0, batch, columnKeys, separator.charCodeAt(0)));
+  return out.subarray(0, writeJsonSamples(out, 0, batch, columnKeys, comma));
 }

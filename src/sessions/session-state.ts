@@ -12,7 +12,7 @@
  */
 import { LiveFrame } from '../live/live-frames.ts';
 import type { SampleBatch } from './sample-batch.ts';
-import { jsonKeyPrefixes } from './sample-text.ts';
+import { jsonColumnKeys } from './sample-text.ts';
 
 export type Acceptance =
   | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }
@@ -29,7 +29,7 @@ export interface ProducerHandle {
 }
 
 export class SessionState {
-  readonly keyPrefixes: string[];
+  readonly columnKeys: Buffer[];
   highestAcceptedSeq: number;
   committedSeq: number;
   ended = false;
@@ -48,7 +48,7 @@ export class SessionState {
     /** The producer epoch this process claimed; every commit for the session carries it. */
     readonly epoch?: number,
   ) {
-    this.keyPrefixes = jsonKeyPrefixes(channels);
+    this.columnKeys = jsonColumnKeys(channels);
     this.highestAcceptedSeq = lastCommittedSeq;
     this.committedSeq = lastCommittedSeq;
   }
@@ -75,7 +75,7 @@ export class SessionState {
       fresh = batch.slice(start, batch.count);
     }
     // The producer's text is forwarded only when it holds exactly what was accepted.
-    const frame = new LiveFrame(fresh, this.keyPrefixes, this.highestAcceptedSeq, fresh === batch ? samplesText : null);
+    const frame = new LiveFrame(fresh, this.columnKeys, this.highestAcceptedSeq, fresh === batch ? samplesText : null);
     this.highestAcceptedSeq = fresh.lastSeq;
     this.window.push(frame);
     // Counted by the batch's size, not the text's, so that an unwatched frame is never encoded.

@@ -3,10 +3,9 @@ import { test } from 'node:test';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import {
   jsonColumnKeys,
-  jsonKeyPrefixes,
   maxCsvSamplesBytes,
   maxJsonSamplesBytes,
-  samplesToJson,
+  samplesJson,
   writeCsvSamples,
   writeJsonSamples,
 } from '../../src/sessions/sample-text.ts';
@@ -15,6 +14,13 @@ const awkward = [0.1, 0.1 + 0.2, 5e-324, -5e-324, 1.7976931348623157e308, -0, 12
 
 /** Number::toString, -0 kept as "-0": the text every encoding must carry. */
 const text = (value: number) => (Object.is(value, -0) ? '-0' : String(value));
+
+function samplesToJson(batch: SampleBatch, channels: string[], separator = ','): string {
+  const keys = jsonColumnKeys(channels);
+  if (separator === ',') return samplesJson(batch, keys).toString('latin1');
+  const out = Buffer.alloc(maxJsonSamplesBytes(batch, keys));
+  return out.toString('latin1', 0, writeJsonSamples(out, 0, batch, keys, separator.charCodeAt(0)));
+}
 
 function samplesToCsv(batch: SampleBatch): string {
   const out = Buffer.alloc(maxCsvSamplesBytes(batch));
@@ -30,7 +36,7 @@ function batchOf(rows: number[][]): SampleBatch {
 test('JSON and CSV encodings carry every value exactly', () => {
   const rows = awkward.map((value, i) => [i + 1, 1732345678901.25 + i, value, -value]);
   const batch = batchOf(rows);
-  const parsed = JSON.parse(`[${samplesToJson(batch, jsonKeyPrefixes(['x', 'y']))}]`) as Array<Record<string, number>>;
+  const parsed = JSON.parse(`[${samplesToJson(batch, ['x', 'y'])}]`) as Array<Record<string, number>>;
   parsed.forEach((sample, i) => {
     assert.deepEqual(Object.keys(sample), ['seq', 't', 'x', 'y']);
     for (const [k, key] of ['seq', 't', 'x', 'y'].entries()) assert.ok(Object.is(sample[key], rows[i][k]));
@@ -44,14 +50,14 @@ test('the encodings write each number as Number::toString does, -0 as "-0", in t
   const rows = awkward.map((value, i) => [i + 1, 1732345678901.25 + i, value, -value]);
   const batch = batchOf(rows);
   const json = rows.map(([seq, t, x, y]) => `{"seq":${text(seq)},"t":${text(t)},"x":${text(x)},"y":${text(y)}}`);
-  assert.equal(samplesToJson(batch, jsonKeyPrefixes(['x', 'y'])), json.join(','));
-  assert.equal(samplesToJson(batch, jsonKeyPrefixes(['x', 'y']), '\n'), json.join('\n'));
+  assert.equal(samplesToJson(batch, ['x', 'y']), json.join(','));
+  assert.equal(samplesToJson(batch, ['x', 'y'], '\n'), json.join('\n'));
   assert.equal(samplesToCsv(batch), rows.map((row) => row.map(text).join(',') + '\n').join(''));
 });
 
 test('a seq of -0, which the decoders accept, is written as 0 while a value of -0 keeps its sign', () => {
   const batch = batchOf([[-0, -0, -0]]);
-  assert.equal(samplesToJson(batch, jsonKeyPrefixes(['x'])), '{"seq":0,"t":-0,"x":-0}');
+  assert.equal(samplesToJson(batch, ['x']), '{"seq":0,"t":-0,"x":-0}');
   assert.equal(samplesToCsv(batch), '0,-0,-0\n');
 });
 
@@ -59,7 +65,7 @@ test('the byte writers stay within the room they ask for, however long the numbe
   // Every number at its longest text (25 bytes): the bound must still hold.
   const longest = -1.2345678901234567e-6;
   const batch = batchOf([[longest, longest, longest, longest]]);
-  const keys = jsonColumnKeys(jsonKeyPrefixes(['x', 'y']));
+  const keys = jsonColumnKeys(['x', 'y']);
   const jsonRoom = maxJsonSamplesBytes(batch, keys);
   const out = Buffer.alloc(jsonRoom + 10, 0x21);
   const jsonEnd = writeJsonSamples(out, 5, batch, keys, 0x2c);

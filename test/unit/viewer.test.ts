@@ -3,10 +3,10 @@ import { test } from 'node:test';
 import { LiveFrame, textMessage } from '../../src/live/live-frames.ts';
 import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
-import { jsonKeyPrefixes } from '../../src/sessions/sample-text.ts';
+import { jsonColumnKeys } from '../../src/sessions/sample-text.ts';
 import { eventually } from '../support/eventually.ts';
 
-const prefixes = jsonKeyPrefixes(['x']);
+const prefixes = jsonColumnKeys(['x']);
 
 function counters() {
   const seen = { framesSent: 0, slowClosed: 0 };

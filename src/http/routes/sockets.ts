@@ -22,7 +22,7 @@ import { ingestCounters, viewerCounters, type Metrics } from '../../observabilit
 import type { Tracing } from '../../observability/tracing.ts';
 import { isSessionId, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import { jsonKeyPrefixes } from '../../sessions/sample-text.ts';
+import { jsonColumnKeys } from '../../sessions/sample-text.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import type { WriteQueue } from '../../storage/write-queue.ts';
@@ -91,7 +91,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
       return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
     }
-    const viewer = new Viewer(new FramedViewerSocket(socket, tcp), jsonKeyPrefixes(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
+    const viewer = new Viewer(new FramedViewerSocket(socket, tcp), jsonColumnKeys(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
     watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = coordinator.recentFrames(session.id);
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
