@@ -31,8 +31,17 @@ const minus = 0x2d;
 const zero = 0x30;
 const point = 0x2e;
 
-/** Writes the text of `value` (see above) at `at` in `out`, which has room for maxNumberBytes; returns where it ends. */
-export function writeNumber(out: Uint8Array, at: number, value: number): number {
+/** A shared hint for callers without their own: any hint gives the same text, a good one only takes fewer steps. */
+const noHints = new Uint8Array(1);
+
+/**
+ * Writes the text of `value` (see above) at `at` in `out`, which has room for maxNumberBytes;
+ * returns where it ends. `hints[slot]` is where the search for the fewest fraction digits
+ * starts, and is left at what this value needed: a column of sensor data mostly keeps the
+ * same number of decimals, so a caller that keeps one slot per column tests two candidates a
+ * number instead of every count from 0 up (the search itself is in fractionDigitsOf).
+ */
+export function writeNumber(out: Uint8Array, at: number, value: number, hints: Uint8Array = noHints, slot = 0): number {
   if (value === 0) {
     if (1 / value < 0) out[at++] = minus;
     out[at] = zero;
@@ -44,15 +53,42 @@ export function writeNumber(out: Uint8Array, at: number, value: number): number 
     x = -x;
   }
   if (x >= 1e-5) {
-    for (let digits = 0; digits < powersOfTen.length; digits++) {
-      const scaled = Math.round(x * powersOfTen[digits]);
-      if (scaled >= fastLimit) break;
-      if (scaled / powersOfTen[digits] === x) return writeDecimal(out, at, scaled, digits);
+    const digits = fractionDigitsOf(x, hints[slot]);
+    if (digits >= 0) {
+      hints[slot] = digits;
+      return writeDecimal(out, at, Math.round(x * powersOfTen[digits]), digits);
     }
   }
   const text = String(x);
   for (let i = 0; i < text.length; i++) out[at++] = text.charCodeAt(i);
   return at;
+}
+
+/** Whether `digits` fraction digits give back x (see above): m = round(x * 10^digits) < 2^52 and m / 10^digits === x. */
+function roundTrips(x: number, digits: number): boolean {
+  const scaled = Math.round(x * powersOfTen[digits]);
+  return scaled < fastLimit && scaled / powersOfTen[digits] === x;
+}
+
+/**
+ * The fewest fraction digits whose decimal gives back x with m < 2^52, or -1 if there are none.
+ * Whether d digits give back x only ever turns from no to yes as d grows while m < 2^52: a
+ * decimal with d digits is also one with d + 1 (a trailing zero), at the same value, and
+ * round(x * 10^d) finds it (the argument above). So from the hint, a yes is followed down to
+ * the last yes, and a no means every count below is a no too, and the search goes up.
+ */
+function fractionDigitsOf(x: number, hint: number): number {
+  if (Math.round(x * powersOfTen[hint]) >= fastLimit) hint = 0;
+  let digits = hint;
+  if (roundTrips(x, digits)) {
+    while (digits > 0 && roundTrips(x, digits - 1)) digits--;
+    return digits;
+  }
+  for (digits++; digits < powersOfTen.length; digits++) {
+    if (Math.round(x * powersOfTen[digits]) >= fastLimit) return -1;
+    if (roundTrips(x, digits)) return digits;
+  }
+  return -1;
 }
 
 /** Writes the integer `scaled` (< 2^52) with a point before its last `fractionDigits` digits, and a leading `0.` when it has no integer part. */
@@ -62,8 +98,8 @@ function writeDecimal(out: Uint8Array, at: number, scaled: number, fractionDigit
   const width = digits > fractionDigits ? digits : fractionDigits + 1;
   const end = at + width + (fractionDigits > 0 ? 1 : 0);
   // Two int32 halves, so that each digit comes from integer division.
-  let high = Math.floor(scaled / 1e8);
-  let low = scaled - high * 1e8;
+  let high = Math.floor(scaled / 1e8) | 0;
+  let low = (scaled - high * 1e8) | 0;
   let position = end;
   for (let k = 0; k < width; k++) {
     if (k === fractionDigits && k > 0) out[--position] = point;

@@ -50,13 +50,14 @@ function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
 export function writeJsonSamples(out: Uint8Array, at: number, batch: SampleBatch, columnKeys: readonly Uint8Array[], separator: number): number {
   const n = batch.count;
   const columns = batch.columns;
+  const hints = new Uint8Array(columnKeys.length);
   for (let i = 0; i < n; i++) {
     if (i > 0) out[at++] = separator;
     at = writeBytes(out, at, columnKeys[0]);
-    at = writeNumber(out, at, seqOf(columns[i]));
+    at = writeNumber(out, at, seqOf(columns[i]), hints, 0);
     for (let c = 1; c < columnKeys.length; c++) {
       at = writeBytes(out, at, columnKeys[c]);
-      at = writeNumber(out, at, columns[c * n + i]);
+      at = writeNumber(out, at, columns[c * n + i], hints, c);
     }
     out[at++] = closeBrace;
   }
@@ -68,11 +69,12 @@ export function writeCsvSamples(out: Uint8Array, at: number, batch: SampleBatch)
   const n = batch.count;
   const width = batch.channelCount + 2;
   const columns = batch.columns;
+  const hints = new Uint8Array(width);
   for (let i = 0; i < n; i++) {
-    at = writeNumber(out, at, seqOf(columns[i]));
+    at = writeNumber(out, at, seqOf(columns[i]), hints, 0);
     for (let c = 1; c < width; c++) {
       out[at++] = comma;
-      at = writeNumber(out, at, columns[c * n + i]);
+      at = writeNumber(out, at, columns[c * n + i], hints, c);
     }
     out[at++] = newline;
   }

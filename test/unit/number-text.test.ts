@@ -11,9 +11,9 @@ const out = Buffer.alloc(2 * maxNumberBytes);
 const bits = new Float64Array(1);
 const words = new Uint32Array(bits.buffer);
 
-function written(value: number): string {
+function written(value: number, hints?: Uint8Array, slot?: number): string {
   out.fill(0x21);
-  const end = writeNumber(out, 3, value);
+  const end = writeNumber(out, 3, value, hints, slot);
   assert.equal(out[end], 0x21, `writing ${expectedText(value)} went past the end it returned`);
   return out.toString('latin1', 3, end);
 }
@@ -94,4 +94,28 @@ test('random float64s, float32 readings and epoch-millisecond times are written 
     }
   }
   assert.ok(assertSameText(values()) > 700_000);
+});
+
+test('the text does not depend on where the search for fraction digits starts (the per-column hint)', () => {
+  const next = random(11);
+  const hints = new Uint8Array(23);
+  let count = 0;
+  for (let digits = 1; digits <= 17; digits++) {
+    for (let exponent = -6; exponent <= 17; exponent++) {
+      const value = Number(`${Math.floor(next() * 10 ** digits)}e${exponent - digits}`);
+      for (const candidate of [value, ...neighbours(value)]) {
+        for (let hint = 0; hint < hints.length; hint++) {
+          hints[hint] = hint;
+          const text = written(candidate, hints, hint);
+          if (text !== expectedText(candidate)) assert.fail(`${expectedText(candidate)} was written as ${text} when the search started at ${hint} digits`);
+          count++;
+        }
+      }
+    }
+  }
+  assert.ok(count > 40_000);
+  // The hint is left at what the last value needed: 2.5 needs one fraction digit.
+  hints[0] = 9;
+  written(2.5, hints, 0);
+  assert.equal(hints[0], 1);
 });
