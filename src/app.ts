@@ -27,6 +27,7 @@ import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
+import { CommitThread } from './storage/commit-thread.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
@@ -84,7 +85,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
   const databaseUrl = config.database.url ?? embedded!.url;
   if (embedded) log.info({ dataDir: config.database.dataDir }, 'using the embedded PostgreSQL (set DATABASE_URL to use a server)');
-  const pool = createPool(databaseUrl, config.database.poolSize, log);
+  // The writer lanes' connections are the commit thread's; the rest serve REST, exports and the locks.
+  const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes, log);
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -96,7 +98,8 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await broker?.connect();
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
-  const writer = new BatchWriter(queue, store, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
+  const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }));
+  const writer = new BatchWriter(queue, commits, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
@@ -126,6 +129,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing });
+  await commits.start();
   writer.start();
 
   let closed: Promise<void> | null = null;
@@ -148,6 +152,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         await server.close();
         clearTimeout(cutoff);
         await drain();
+        await commits.close();
         await locks.close();
         await broker?.close();
         rateLimitRedis?.disconnect();

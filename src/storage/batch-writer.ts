@@ -30,7 +30,7 @@ import { noopTracer, traceFields } from '../observability/tracing.ts';
 import { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import type { ChunkRow } from './chunk-codec.ts';
-import { FencedError, type SampleStore, type SessionAdvance } from './sample-store.ts';
+import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, WriteLane, WriteQueue } from './write-queue.ts';
 
 export interface BatchWriterOptions {
@@ -65,7 +65,7 @@ export class BatchWriter {
 
   constructor(
     private readonly queue: WriteQueue,
-    private readonly store: SampleStore,
+    private readonly store: ChunkCommitter,
     private readonly options: BatchWriterOptions,
     private readonly log: Logger,
     private readonly counters: WriterCounters,

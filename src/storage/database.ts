@@ -7,13 +7,14 @@ import type { Logger } from 'pino';
 
 export type Pool = pg.Pool;
 
-export function createPool(url: string, size: number, log: Logger): pg.Pool {
+/** `applicationName` names the pool's connections in pg_stat_activity (the writer's are `wavehouse-writer`). */
+export function createPool(url: string, size: number, log: Logger, applicationName = 'wavehouse'): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: size,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
-    application_name: 'wavehouse',
+    application_name: applicationName,
   });
   // An idle client whose server went away emits here; without a listener it would crash
   // the process. The pool drops the client and the next query connects anew.

@@ -30,13 +30,24 @@ export class FencedError extends Error {
   }
 }
 
+/** Where the writer commits (batch-writer.ts): this store, or the same work on a thread of its own (commit-thread.ts). */
+export interface ChunkCommitter {
+  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void>;
+  hasChunk(row: ChunkRow): Promise<boolean>;
+}
+
 /** Chunks fetched per round trip when reading: at most ~16 x 2,000 samples in memory. */
 const readPageChunks = 16;
 
-export class SampleStore {
+export class SampleStore implements ChunkCommitter {
   constructor(private readonly pool: pg.Pool) {}
 
-  async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
+  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
+    return this.commitCopy(encodeCopyBinary(rows), advances);
+  }
+
+  /** Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in one transaction. */
+  async commitCopy(body: Buffer, advances: readonly SessionAdvance[]): Promise<void> {
     const client = await this.pool.connect();
     // The pool listens for errors only on idle clients: a connection lost while this one is
     // checked out would emit 'error' with no listener and crash the process. The failure
@@ -47,7 +58,7 @@ export class SampleStore {
     try {
       await client.query('BEGIN');
       const copy = client.query(copyStreams.from(copyChunksSql));
-      await pipeline(Readable.from([encodeCopyBinary(rows)]), copy);
+      await pipeline(Readable.from([body]), copy);
       const { rows: advanced } = await client.query<{ id: string }>(
         `UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
@@ -83,11 +94,12 @@ export class SampleStore {
   }
 
   /** Whether `row` is stored: how the writer learns the outcome of a commit whose answer was lost. */
-  async hasChunk(row: ChunkRow): Promise<boolean> {
-    const { rowCount } = await this.pool.query('SELECT 1 FROM sample_chunks WHERE session_id = $1 AND last_seq = $2', [
-      row.sessionId,
-      row.batch.lastSeq,
-    ]);
+  hasChunk(row: ChunkRow): Promise<boolean> {
+    return this.hasChunkEnding(row.sessionId, row.batch.lastSeq);
+  }
+
+  async hasChunkEnding(sessionId: string, lastSeq: number): Promise<boolean> {
+    const { rowCount } = await this.pool.query('SELECT 1 FROM sample_chunks WHERE session_id = $1 AND last_seq = $2', [sessionId, lastSeq]);
     return rowCount !== null && rowCount > 0;
   }
 

@@ -1,0 +1,115 @@
+/**
+ * The writer's transactions on a thread of their own. A commit is several round trips to
+ * PostgreSQL (BEGIN, COPY, the counters, COMMIT), and on the main thread each one waits for
+ * the event loop to come back to the connection, behind every producer frame that arrived
+ * meanwhile. Under JSON ingest the main thread is busy most of the time, so those waits were
+ * most of a commit's time and all of its tail (issue #4: ack p99 at half load). Here the
+ * round trips run on a loop with nothing else to do; the main thread encodes each commit's
+ * COPY body (it holds the batches), hands it over without a copy, and waits for one answer.
+ *
+ * A thread that dies fails every commit in flight (the writer retries them, asking first
+ * whether the commit landed, as after any lost answer) and the next request starts a new one.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
+
+export interface CommitThreadData {
+  databaseUrl: string;
+  /** Connections of the thread's pool: one per writer lane, since a lane commits one flush at a time. */
+  connections: number;
+  logLevel: string;
+}
+
+export type CommitRequest =
+  | { id: number; type: 'commit'; body: Uint8Array; advances: readonly SessionAdvance[] }
+  | { id: number; type: 'hasChunk'; sessionId: string; lastSeq: number }
+  | { id: number; type: 'ping' };
+
+export type CommitResponse =
+  | { id: number; ok: true; stored?: boolean }
+  | { id: number; ok: false; fenced: string[] }
+  | { id: number; ok: false; error: { message: string; code?: string } };
+
+interface Waiter {
+  resolve: (response: CommitResponse & { ok: true }) => void;
+  reject: (error: Error) => void;
+}
+
+export class CommitThread implements ChunkCommitter {
+  private worker: Worker | null = null;
+  private readonly waiting = new Map<number, Waiter>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly data: CommitThreadData,
+    private readonly log: Logger,
+  ) {}
+
+  /** Starts the thread and waits until it answers, so that the first commit does not pay for its start. */
+  async start(): Promise<void> {
+    await this.request({ id: 0, type: 'ping' });
+  }
+
+  async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
+    const body = encodeCopyBinary(rows);
+    // A body of its own memory moves to the thread; one in a shared pool slab is copied.
+    const transfer = body.byteOffset === 0 && body.buffer.byteLength === body.byteLength ? [body.buffer as ArrayBuffer] : [];
+    await this.request({ id: 0, type: 'commit', body, advances }, transfer);
+  }
+
+  async hasChunk(row: ChunkRow): Promise<boolean> {
+    const response = await this.request({ id: 0, type: 'hasChunk', sessionId: row.sessionId, lastSeq: row.batch.lastSeq });
+    return response.stored === true;
+  }
+
+  /**
+   * Stops the thread once its connections have closed (cut after `graceMs`); what is still in
+   * flight fails. The writer has drained before this.
+   */
+  async close(graceMs = 5_000): Promise<void> {
+    this.closed = true;
+    const worker = this.worker;
+    if (!worker) return;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    worker.postMessage({ type: 'close' });
+    const cut = setTimeout(() => void worker.terminate(), graceMs);
+    await exited;
+    clearTimeout(cut);
+  }
+
+  private request(request: CommitRequest, transfer: ArrayBuffer[] = []): Promise<CommitResponse & { ok: true }> {
+    if (this.closed) return Promise.reject(new Error('the commit thread is closed'));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.started().postMessage({ ...request, id }, transfer);
+    });
+  }
+
+  private started(): Worker {
+    if (this.worker) return this.worker;
+    const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
+    worker.on('message', (response: CommitResponse) => this.settle(response));
+    worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
+    worker.on('exit', (code) => {
+      if (this.worker === worker) this.worker = null;
+      const lost = new Error(`the commit thread exited (code ${code})`);
+      for (const waiter of this.waiting.values()) waiter.reject(lost);
+      this.waiting.clear();
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private settle(response: CommitResponse): void {
+    const waiter = this.waiting.get(response.id);
+    if (!waiter) return;
+    this.waiting.delete(response.id);
+    if (response.ok) waiter.resolve(response);
+    else if ('fenced' in response) waiter.reject(new FencedError(response.fenced));
+    else waiter.reject(Object.assign(new Error(response.error.message), { code: response.error.code }));
+  }
+}

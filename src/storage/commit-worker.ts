@@ -1,0 +1,37 @@
+/**
+ * The commit thread's side (commit-thread.ts starts it): a pool of its own and a SampleStore
+ * that runs the writer's transactions. Each request is answered once, in any order: a commit
+ * with `ok`, `fenced` (the sessions another process has taken) or `error`; a hasChunk with
+ * its answer. `close` ends the pool's connections, and with them the thread.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger } from '../observability/logger.ts';
+import { createPool } from './database.ts';
+import { FencedError, SampleStore } from './sample-store.ts';
+import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-thread.ts';
+
+const { databaseUrl, connections, logLevel } = workerData as CommitThreadData;
+const log = createLogger(logLevel).child({ part: 'commit-thread' });
+const pool = createPool(databaseUrl, connections, log, 'wavehouse-writer');
+const store = new SampleStore(pool);
+const port = parentPort!;
+
+async function answer(request: CommitRequest): Promise<CommitResponse> {
+  try {
+    if (request.type === 'ping') return { id: request.id, ok: true };
+    if (request.type === 'hasChunk') return { id: request.id, ok: true, stored: await store.hasChunkEnding(request.sessionId, request.lastSeq) };
+    const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
+    await store.commitCopy(body, request.advances);
+    return { id: request.id, ok: true };
+  } catch (error) {
+    if (error instanceof FencedError) return { id: request.id, ok: false, fenced: error.sessionIds };
+    const { message, code } = error as Error & { code?: string };
+    return { id: request.id, ok: false, error: { message, code } };
+  }
+}
+
+port.on('message', (request: CommitRequest | { type: 'close' }) => {
+  // Closing the port once the pool has ended lets the thread end by itself.
+  if (request.type === 'close') void pool.end().finally(() => port.close());
+  else void answer(request).then((response) => port.postMessage(response));
+});

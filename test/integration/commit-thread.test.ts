@@ -1,0 +1,166 @@
+/**
+ * The writer's commits on their own thread (src/storage/commit-thread.ts), against a real
+ * PostgreSQL: what it commits is what the store reads back, a session another process has
+ * taken comes back as a FencedError naming it, a thread that dies fails what was in flight and
+ * the next commit starts a new one, and close() leaves no connection behind.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { test, type TestContext } from 'node:test';
+import type { Worker } from 'node:worker_threads';
+import pg from 'pg';
+import { createLogger } from '../../src/observability/logger.ts';
+import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { CommitThread } from '../../src/storage/commit-thread.ts';
+import { createPool } from '../../src/storage/database.ts';
+import { FencedError, SampleStore } from '../../src/storage/sample-store.ts';
+import { SessionRepository } from '../../src/storage/session-repository.ts';
+import { freshDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
+
+const log = createLogger('silent');
+
+async function setup(t: TestContext) {
+  const database = await freshDatabase();
+  const pool = createPool(database.url, 2, log);
+  const thread = new CommitThread({ databaseUrl: database.url, connections: 2, logLevel: 'silent' }, log);
+  t.after(async () => {
+    await thread.close();
+    await pool.end();
+    await database.drop();
+  });
+  await thread.start();
+  const repository = new SessionRepository(pool);
+  const newSession = async () => {
+    const id = randomUUID();
+    await repository.create({ id, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+    return id;
+  };
+  return { database, pool, thread, repository, store: new SampleStore(pool), newSession };
+}
+
+/** `count` samples from seq `first`, one channel: t = 1000 + seq, ax = seq / 4. */
+function batchFrom(first: number, count: number): SampleBatch {
+  const batch = SampleBatch.allocate(count, 1);
+  for (let i = 0; i < count; i++) {
+    batch.columns[i] = first + i;
+    batch.columns[count + i] = 1_000 + first + i;
+    batch.columns[2 * count + i] = (first + i) / 4;
+  }
+  return batch;
+}
+
+async function storedSeqs(store: SampleStore, sessionId: string): Promise<number[]> {
+  const seqs: number[] = [];
+  for await (const batch of store.readRange(sessionId, 0, Number.MAX_SAFE_INTEGER)) {
+    for (let i = 0; i < batch.count; i++) {
+      assert.equal(batch.value(0, i), batch.seq(i) / 4);
+      seqs.push(batch.seq(i));
+    }
+  }
+  return seqs;
+}
+
+test('what the thread commits is stored with the counters, and hasChunk tells a stored chunk from one that is not', async (t) => {
+  const { thread, store, repository, newSession } = await setup(t);
+  const [first, second] = [await newSession(), await newSession()];
+  const rows = [
+    { sessionId: first, batch: batchFrom(1, 2_000) },
+    { sessionId: first, batch: batchFrom(2_001, 500) },
+    { sessionId: second, batch: batchFrom(10, 3) },
+  ];
+  assert.equal(await thread.hasChunk(rows[0]), false);
+  await thread.commitChunks(rows, [
+    { sessionId: first, sampleCount: 2_500, lastSeq: 2_500 },
+    { sessionId: second, sampleCount: 3, lastSeq: 12 },
+  ]);
+  assert.equal(await thread.hasChunk(rows[0]), true);
+  assert.deepEqual(await storedSeqs(store, first), Array.from({ length: 2_500 }, (_, i) => i + 1));
+  assert.deepEqual(await storedSeqs(store, second), [10, 11, 12]);
+  const record = await repository.find(first);
+  assert.equal(record?.sampleCount, 2_500);
+  assert.equal(record?.lastSeq, 2_500);
+});
+
+test('a commit that PostgreSQL refuses fails with its error and stores nothing', async (t) => {
+  const { thread, store, newSession } = await setup(t);
+  const id = await newSession();
+  await thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 5) }], [{ sessionId: id, sampleCount: 5, lastSeq: 5 }]);
+  // A second chunk ending at seq 5 collides with the stored one (primary key).
+  const clash = [
+    { sessionId: id, batch: batchFrom(6, 2) },
+    { sessionId: id, batch: batchFrom(5, 1) },
+  ];
+  await assert.rejects(thread.commitChunks(clash, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]), (error: Error & { code?: string }) => {
+    assert.equal(error.code, '23505');
+    return true;
+  });
+  assert.deepEqual(await storedSeqs(store, id), [1, 2, 3, 4, 5]);
+});
+
+test('a session another process has taken comes back as a FencedError naming it, and nothing of the commit is stored', async (t) => {
+  const { thread, store, repository, newSession } = await setup(t);
+  const [taken, kept] = [await newSession(), await newSession()];
+  const ours = (await repository.claimForProducer(taken))!;
+  const keptClaim = (await repository.claimForProducer(kept))!;
+  await repository.claimForProducer(taken); // another process's claim moves the epoch on
+  const attempt = thread.commitChunks(
+    [
+      { sessionId: taken, batch: batchFrom(1, 4) },
+      { sessionId: kept, batch: batchFrom(1, 4) },
+    ],
+    [
+      { sessionId: taken, sampleCount: 4, lastSeq: 4, epoch: ours.epoch },
+      { sessionId: kept, sampleCount: 4, lastSeq: 4, epoch: keptClaim.epoch },
+    ],
+  );
+  await assert.rejects(attempt, (error: unknown) => {
+    assert.ok(error instanceof FencedError);
+    assert.deepEqual(error.sessionIds, [taken]);
+    return true;
+  });
+  assert.deepEqual(await storedSeqs(store, kept), []);
+});
+
+test('a thread that dies fails the commit in flight; the next commit starts a new thread and lands', async (t) => {
+  const { thread, store, newSession } = await setup(t);
+  const id = await newSession();
+  const worker = (thread as unknown as { worker: Worker }).worker;
+  const inFlight = thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: 3 }]);
+  await worker.terminate();
+  // Either it landed before the thread died or it failed: never a promise left hanging.
+  const landed = await inFlight.then(
+    () => true,
+    (error: Error) => {
+      assert.match(error.message, /commit thread exited/);
+      return false;
+    },
+  );
+  const next = landed ? 4 : 1;
+  await thread.commitChunks([{ sessionId: id, batch: batchFrom(next, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: next + 2 }]);
+  assert.deepEqual(await storedSeqs(store, id), Array.from({ length: next + 2 }, (_, i) => i + 1));
+});
+
+test('close() ends the thread and its connections; later commits are refused', async (t) => {
+  const { database, thread, newSession } = await setup(t);
+  const name = new URL(database.url).pathname.slice(1);
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  const id = await newSession();
+  await thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: 3 }]);
+  const threadConnections = async () => {
+    const { rows } = await admin.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'wavehouse-writer'",
+      [name],
+    );
+    return rows[0].n;
+  };
+  assert.ok((await threadConnections()) >= 1, 'the thread holds a connection after a commit');
+  await thread.close();
+  await eventually(async () => assert.equal(await threadConnections(), 0));
+  await assert.rejects(
+    thread.commitChunks([{ sessionId: id, batch: batchFrom(4, 1) }], [{ sessionId: id, sampleCount: 1, lastSeq: 4 }]),
+    /closed/,
+  );
+  await admin.end();
+});
