@@ -38,6 +38,14 @@ export async function findSessionOr404(repository: SessionRepository, id: string
   return record;
 }
 
+/** Whether a JSON value holds U+0000 in any string, key or value: valid JSON that PostgreSQL's jsonb refuses. */
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\0');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, item]) => key.includes('\0') || holdsNul(item));
+  return false;
+}
+
 export interface SessionRoutesOptions {
   config: Config;
   repository: SessionRepository;
@@ -77,6 +85,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       if (metadataBytes > config.sessions.maxMetadataBytes) {
         throw new Problem('metadata_too_large', `metadata is ${metadataBytes} bytes; the limit is ${config.sessions.maxMetadataBytes}`);
       }
+      if (holdsNul(metadata)) throw new Problem('invalid_request', 'metadata cannot hold the character U+0000');
       const { token, hash } = newIngestToken();
       const record = await repository.create({
         id: crypto.randomUUID(),
