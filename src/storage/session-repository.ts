@@ -45,6 +45,17 @@ const insertSession = {
   name: 'wavehouse-insert-session',
   text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING ${columns}`,
 };
+// Every session a create batch carries, as arrays: channels as one JSON array a row (a text[]
+// a row cannot be a parameter of unnest).
+const insertSessions = {
+  name: 'wavehouse-insert-sessions',
+  text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
+         SELECT a.id, a.token_hash, ARRAY(SELECT jsonb_array_elements_text(a.channels)), a.sample_rate_hz, a.metadata
+           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[]) AS a(id, token_hash, channels, sample_rate_hz, metadata)
+         RETURNING ${columns}`,
+};
+/** The most sessions one INSERT carries. */
+const maxCreateBatch = 64;
 const findSession = { name: 'wavehouse-find-session', text: `SELECT ${columns} FROM sessions WHERE id = $1` };
 
 function toRecord(row: SessionRow): SessionRecord {
@@ -62,15 +73,71 @@ function toRecord(row: SessionRow): SessionRecord {
   };
 }
 
+interface PendingCreate {
+  session: NewSession;
+  resolve: (record: SessionRecord) => void;
+  reject: (error: unknown) => void;
+}
+
 export class SessionRepository {
+  private readonly pendingCreates: PendingCreate[] = [];
+  private inserting = false;
+
   constructor(private readonly pool: pg.Pool) {}
 
-  async create(session: NewSession): Promise<SessionRecord> {
+  /**
+   * Inserts a session. Creates that arrive while an insert is running wait for it and then go
+   * together, as one INSERT of many rows: one statement, one commit and one fsync for all of
+   * them instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
+   * bursts). A lone create goes at once, so an idle server adds no wait.
+   */
+  create(session: NewSession): Promise<SessionRecord> {
+    return new Promise((resolve, reject) => {
+      this.pendingCreates.push({ session, resolve, reject });
+      if (!this.inserting) void this.insertPending();
+    });
+  }
+
+  private async insertPending(): Promise<void> {
+    this.inserting = true;
+    while (this.pendingCreates.length > 0) {
+      const batch = this.pendingCreates.splice(0, maxCreateBatch);
+      if (batch.length === 1) {
+        await this.insertOne(batch[0].session).then(batch[0].resolve, batch[0].reject);
+        continue;
+      }
+      try {
+        const records = new Map((await this.insertMany(batch.map((pending) => pending.session))).map((record) => [record.id, record]));
+        for (const pending of batch) pending.resolve(records.get(pending.session.id)!);
+      } catch {
+        // One row the database refuses must not fail the others: each goes again on its own
+        // and gets its own answer (a database that is down answers each with its error).
+        await Promise.all(batch.map((pending) => this.insertOne(pending.session).then(pending.resolve, pending.reject)));
+      }
+    }
+    this.inserting = false;
+  }
+
+  private async insertOne(session: NewSession): Promise<SessionRecord> {
     const { rows } = await this.pool.query<SessionRow>({
       ...insertSession,
       values: [session.id, session.tokenHash, session.channels, session.sampleRateHz, JSON.stringify(session.metadata)],
     });
     return toRecord(rows[0]);
+  }
+
+  private async insertMany(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+    const { rows } = await this.pool.query<SessionRow>({
+      ...insertSessions,
+      values: [
+        sessions.map((session) => session.id),
+        sessions.map((session) => session.tokenHash),
+        sessions.map((session) => JSON.stringify(session.channels)),
+        sessions.map((session) => session.sampleRateHz),
+        sessions.map((session) => JSON.stringify(session.metadata)),
+      ],
+    });
+    return rows.map(toRecord);
   }
 
   async find(id: string): Promise<SessionRecord | null> {

@@ -261,6 +261,46 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepEqual(await repository.find(id), endedAgain);
         assert.equal(await repository.markEnded(randomUUID()), null);
       });
+
+      test('created at the same moment, they go to the database together, and each gets back its own record', async (t) => {
+        const { repository, pool } = await openStorage(t, backend);
+        const asked = Array.from({ length: 40 }, (_, i) => ({
+          id: randomUUID(),
+          tokenHash: randomBytes(32),
+          channels: i % 2 === 0 ? ['ax', 'ay', 'az'] : [`c.${i}`, 'with-dash', 'under_score'],
+          sampleRateHz: i % 3 === 0 ? null : 50 + i / 4,
+          metadata: { i, note: `quote " backslash \\ and ${'é'.repeat(i)}`, nested: { list: [i, null, true] } },
+        }));
+        const created = await Promise.all(asked.map((session) => repository.create(session)));
+        created.forEach((record, i) => {
+          const session = asked[i];
+          assert.equal(record.id, session.id);
+          assert.deepEqual(record.tokenHash, session.tokenHash);
+          assert.deepEqual(record.channels, session.channels);
+          assert.equal(record.sampleRateHz, session.sampleRateHz);
+          assert.deepEqual(record.metadata, session.metadata);
+          assert.equal(record.status, 'created');
+        });
+        for (const session of asked) assert.deepEqual((await repository.find(session.id))?.channels, session.channels);
+        // Rows of one transaction share its xmin: far fewer transactions than sessions.
+        const { rows } = await pool.query<{ transactions: number }>('SELECT count(DISTINCT xmin::text)::int AS transactions FROM sessions WHERE id = ANY($1)', [
+          asked.map((session) => session.id),
+        ]);
+        assert.ok(rows[0].transactions < asked.length / 2, `${rows[0].transactions} transactions for ${asked.length} sessions`);
+      });
+
+      test('a create the database refuses fails alone: the others created beside it are stored', async (t) => {
+        const { repository } = await openStorage(t, backend);
+        const session = (metadata: Record<string, unknown>) => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata });
+        // jsonb refuses U+0000 (the REST route answers 400 before this; the repository must still not fail the others).
+        const asked = [session({ n: 1 }), session({ n: 2 }), session({ bad: 'a\u0000b' }), session({ n: 4 }), session({ n: 5 })];
+        const outcomes = await Promise.allSettled(asked.map((one) => repository.create(one)));
+        assert.deepEqual(
+          outcomes.map((outcome) => outcome.status),
+          ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+        );
+        for (const [i, one] of asked.entries()) assert.equal((await repository.find(one.id)) !== null, i !== 2);
+      });
     });
 
     describe('samples', () => {
