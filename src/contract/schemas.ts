@@ -24,7 +24,7 @@ export const CreateSessionBody = Type.Object(
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
     metadata: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: 'Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON; no string or key in it may hold the character U+0000.' }),
+      Type.Object({}, { additionalProperties: true, description: 'Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON; no string or key in it may hold the character U+0000 or an unpaired surrogate.' }),
     ),
   },
   { additionalProperties: false },

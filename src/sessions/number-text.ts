@@ -72,22 +72,24 @@ function roundTrips(x: number, digits: number): boolean {
 
 /**
  * The fewest fraction digits whose decimal gives back x with m < 2^52, or -1 if there are none.
- * Whether d digits give back x only ever turns from no to yes as d grows while m < 2^52: a
- * decimal with d digits is also one with d + 1 (a trailing zero), at the same value, and
- * round(x * 10^d) finds it (the argument above). So from the hint, a yes is followed down to
- * the last yes, and a no means every count below is a no too, and the search goes up.
+ * The counts that give x back form one unbroken run: a decimal with d digits is also one with
+ * d + 1 (a trailing zero) at the same value, which round(x * 10^(d + 1)) finds while the
+ * product's rounding error stays far below 1/2; once m nears 2^52 that fails, and for every
+ * larger count too. So a yes at the hint is followed down to the run's first count; after a no,
+ * the run is either above the hint or below it, and is looked for above first (a value with
+ * more decimals than the last), then below.
  */
 function fractionDigitsOf(x: number, hint: number): number {
-  if (Math.round(x * powersOfTen[hint]) >= fastLimit) hint = 0;
   let digits = hint;
   if (roundTrips(x, digits)) {
     while (digits > 0 && roundTrips(x, digits - 1)) digits--;
     return digits;
   }
-  for (digits++; digits < powersOfTen.length; digits++) {
-    if (Math.round(x * powersOfTen[digits]) >= fastLimit) return -1;
+  for (digits = hint + 1; digits < powersOfTen.length; digits++) {
+    if (Math.round(x * powersOfTen[digits]) >= fastLimit) break;
     if (roundTrips(x, digits)) return digits;
   }
+  for (digits = 0; digits < hint; digits++) if (roundTrips(x, digits)) return digits;
   return -1;
 }
 

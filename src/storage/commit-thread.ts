@@ -85,7 +85,12 @@ export class CommitThread implements ChunkCommitter {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.started().postMessage({ ...request, id }, transfer);
+      try {
+        this.started().postMessage({ ...request, id }, transfer);
+      } catch (error) {
+        this.waiting.delete(id);
+        reject(error);
+      }
     });
   }
 

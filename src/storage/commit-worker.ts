@@ -25,7 +25,7 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
     return { id: request.id, ok: true };
   } catch (error) {
     if (error instanceof FencedError) return { id: request.id, ok: false, fenced: error.sessionIds };
-    const { message, code } = error as Error & { code?: string };
+    const { message, code } = error instanceof Error ? (error as Error & { code?: string }) : { message: String(error), code: undefined };
     return { id: request.id, ok: false, error: { message, code } };
   }
 }

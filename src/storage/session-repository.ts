@@ -50,7 +50,8 @@ const insertSession = {
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
   text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
-         SELECT a.id, a.token_hash, ARRAY(SELECT jsonb_array_elements_text(a.channels)), a.sample_rate_hz, a.metadata
+         SELECT a.id, a.token_hash, ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
+                a.sample_rate_hz, a.metadata
            FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[]) AS a(id, token_hash, channels, sample_rate_hz, metadata)
          RETURNING ${columns}`,
 };
@@ -73,6 +74,12 @@ function toRecord(row: SessionRow): SessionRecord {
   };
 }
 
+/** Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23, integrity constraint), not the connection or the server. */
+function refusedData(error: unknown): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
 interface PendingCreate {
   session: NewSession;
   resolve: (record: SessionRecord) => void;
@@ -89,7 +96,9 @@ export class SessionRepository {
    * Inserts a session. Creates that arrive while an insert is running wait for it and then go
    * together, as one INSERT of many rows: one statement, one commit and one fsync for all of
    * them instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
-   * bursts). A lone create goes at once, so an idle server adds no wait.
+   * bursts). A lone create goes at once, so an idle server adds no wait. A create whose data
+   * the database refuses fails alone; a database that cannot be reached fails every create
+   * waiting at once, rather than each in turn after its own timeout.
    */
   create(session: NewSession): Promise<SessionRecord> {
     return new Promise((resolve, reject) => {
@@ -102,17 +111,26 @@ export class SessionRepository {
     this.inserting = true;
     while (this.pendingCreates.length > 0) {
       const batch = this.pendingCreates.splice(0, maxCreateBatch);
-      if (batch.length === 1) {
-        await this.insertOne(batch[0].session).then(batch[0].resolve, batch[0].reject);
-        continue;
-      }
       try {
-        const records = new Map((await this.insertMany(batch.map((pending) => pending.session))).map((record) => [record.id, record]));
-        for (const pending of batch) pending.resolve(records.get(pending.session.id)!);
-      } catch {
-        // One row the database refuses must not fail the others: each goes again on its own
-        // and gets its own answer (a database that is down answers each with its error).
-        await Promise.all(batch.map((pending) => this.insertOne(pending.session).then(pending.resolve, pending.reject)));
+        const records = batch.length === 1 ? [await this.insertOne(batch[0].session)] : await this.insertMany(batch.map((pending) => pending.session));
+        const byId = new Map(records.map((record) => [record.id, record]));
+        for (const pending of batch) {
+          const record = byId.get(pending.session.id.toLowerCase());
+          if (record) pending.resolve(record);
+          else pending.reject(new Error(`session ${pending.session.id} was not returned by its insert`));
+        }
+      } catch (error) {
+        if (!refusedData(error)) {
+          // The database is unreachable or failing: everything waiting would wait its turn for
+          // the same error, so it all gets it now.
+          for (const pending of [...batch, ...this.pendingCreates.splice(0)]) pending.reject(error);
+        } else if (batch.length === 1) {
+          batch[0].reject(error);
+        } else {
+          // One row the database refuses must not fail the others: each goes again on its
+          // own and gets its own answer.
+          await Promise.all(batch.map((pending) => this.insertOne(pending.session).then(pending.resolve, pending.reject)));
+        }
       }
     }
     this.inserting = false;

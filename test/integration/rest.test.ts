@@ -141,18 +141,21 @@ describe('POST /api/v1/sessions', () => {
     assertProblem(await postJson(url, { metadata: metadataOfBytes(8000) }), 400, 'metadata_too_large');
   });
 
-  test('refuses metadata holding the character U+0000 with 400 (PostgreSQL jsonb cannot store it), in a key or a value at any depth', async (t) => {
+  test('refuses metadata holding U+0000 or an unpaired surrogate with 400 (PostgreSQL jsonb cannot store them), in a key or a value at any depth', async (t) => {
     const { baseUrl } = await startApp(t);
     const url = `${baseUrl}/api/v1/sessions`;
-    for (const metadata of [{ note: 'a\u0000b' }, { 'k\u0000': 1 }, { deep: [{ list: ['ok', '\u0000'] }] }]) {
+    const unstorable = [{ note: 'a\u0000b' }, { 'k\u0000': 1 }, { deep: [{ list: ['ok', '\u0000'] }] }, { high: 'a\ud800' }, { 'low\udc00': true }, { deep: [['\udbff x']] }];
+    for (const metadata of unstorable) {
       const response = await postJson(url, { metadata });
       assertProblem(response, 400, 'invalid_request');
-      assert.match(response.json().detail, /U\+0000/);
+      assert.match(response.json().detail, /U\+0000 or an unpaired surrogate/);
     }
-    // The six characters backslash u 0 0 0 0 are text like any other.
-    const escaped = await postJson(url, { metadata: { note: '\\u0000' } });
-    assert.equal(escaped.status, 201, escaped.text);
-    assert.deepEqual(escaped.json().metadata, { note: '\\u0000' });
+    // Text that only looks like them, and a surrogate pair (one emoji), are stored as sent.
+    for (const metadata of [{ note: '\\u0000 \\ud800' }, { emoji: '\ud83d\ude00' }]) {
+      const accepted = await postJson(url, { metadata });
+      assert.equal(accepted.status, 201, accepted.text);
+      assert.deepEqual(accepted.json().metadata, metadata);
+    }
   });
 
   test('refuses bad channel lists with 400', async (t) => {

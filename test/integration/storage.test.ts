@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
@@ -287,6 +288,36 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           asked.map((session) => session.id),
         ]);
         assert.ok(rows[0].transactions < asked.length / 2, `${rows[0].transactions} transactions for ${asked.length} sessions`);
+      });
+
+      test('more creates at once than one INSERT carries (64) all land, each with its own record', async (t) => {
+        const { repository } = await openStorage(t, backend);
+        const asked = Array.from({ length: 150 }, (_, i) => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: i, metadata: { i } }));
+        const created = await Promise.all(asked.map((session) => repository.create(session)));
+        assert.deepEqual(
+          created.map((record) => [record.id, record.sampleRateHz, record.metadata.i]),
+          asked.map((session, i) => [session.id, i, i]),
+        );
+      });
+
+      test('with the database unreachable, every create waiting fails at once with the error, not each after its own timeout', async (t) => {
+        // A server that accepts connections and never answers: each connection attempt times out.
+        const accepted: net.Socket[] = [];
+        const silent = net.createServer((socket) => accepted.push(socket));
+        await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+        const pool = new pg.Pool({ host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port, user: 'x', database: 'x', connectionTimeoutMillis: 300 });
+        pool.on('error', () => undefined);
+        t.after(async () => {
+          for (const socket of accepted) socket.destroy();
+          await pool.end().catch(() => undefined);
+          await new Promise((resolve) => silent.close(resolve));
+        });
+        const repository = new SessionRepository(pool);
+        const asked = Array.from({ length: 100 }, () => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }));
+        const outcomes = await Promise.allSettled(asked.map((session) => repository.create(session)));
+        assert.ok(outcomes.every((outcome) => outcome.status === 'rejected' && /timeout/i.test(String(outcome.reason))));
+        // The first create's attempt failed them all: no queue of attempts one after another.
+        assert.equal(accepted.length, 1);
       });
 
       test('a create the database refuses fails alone: the others created beside it are stored', async (t) => {

@@ -114,6 +114,13 @@ test('the text does not depend on where the search for fraction digits starts (t
     }
   }
   assert.ok(count > 40_000);
+  // 11 fraction digits give this one back and 12 do not (m is near 2^52): from a hint of 12 or
+  // more the search must still find 11 (and leave it as the hint), not give up on the fast path.
+  for (let hint = 0; hint < hints.length; hint++) {
+    hints[0] = hint;
+    assert.equal(written(4470.33993750118, hints, 0), '4470.33993750118');
+    assert.equal(hints[0], 11, `from a hint of ${hint}`);
+  }
   // The hint is left at what the last value needed: 2.5 needs one fraction digit.
   hints[0] = 9;
   written(2.5, hints, 0);

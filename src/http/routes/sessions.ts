@@ -38,11 +38,14 @@ export async function findSessionOr404(repository: SessionRepository, id: string
   return record;
 }
 
-/** Whether a JSON value holds U+0000 in any string, key or value: valid JSON that PostgreSQL's jsonb refuses. */
-function holdsNul(value: unknown): boolean {
-  if (typeof value === 'string') return value.includes('\0');
-  if (Array.isArray(value)) return value.some(holdsNul);
-  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, item]) => key.includes('\0') || holdsNul(item));
+/** U+0000 and lone surrogates: valid in JSON text, refused by PostgreSQL's jsonb. */
+const unstorable = /[\0\p{Cs}]/u;
+
+/** Whether a JSON value holds, in any string or key, a character PostgreSQL's jsonb cannot store. */
+function holdsUnstorable(value: unknown): boolean {
+  if (typeof value === 'string') return unstorable.test(value);
+  if (Array.isArray(value)) return value.some(holdsUnstorable);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, item]) => unstorable.test(key) || holdsUnstorable(item));
   return false;
 }
 
@@ -85,7 +88,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       if (metadataBytes > config.sessions.maxMetadataBytes) {
         throw new Problem('metadata_too_large', `metadata is ${metadataBytes} bytes; the limit is ${config.sessions.maxMetadataBytes}`);
       }
-      if (holdsNul(metadata)) throw new Problem('invalid_request', 'metadata cannot hold the character U+0000');
+      if (holdsUnstorable(metadata)) throw new Problem('invalid_request', 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)');
       const { token, hash } = newIngestToken();
       const record = await repository.create({
         id: crypto.randomUUID(),
