@@ -73,6 +73,11 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
 
 export interface AppOptions {
   log?: Logger;
+  /**
+   * Called when the app can no longer do its work (its commit thread stopped): main.ts exits
+   * so that a supervisor starts a fresh process. Absent, the app stays up, unready.
+   */
+  onFatal?: (error: Error) => void;
 }
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -99,7 +104,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   await broker?.connect();
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
-  const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }));
+  const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }), (error) =>
+    options.onFatal?.(error),
+  );
   const writer = new BatchWriter(queue, commits, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));

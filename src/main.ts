@@ -11,7 +11,8 @@ try {
   process.exit(1);
 }
 
-const app = await buildApp(config);
+// Unacked samples are still with their producers, who resend them to the next process.
+const app = await buildApp(config, { onFatal: () => process.exit(1) });
 const url = await app.listen();
 app.log.info({ url }, 'wavehouse listening');
 

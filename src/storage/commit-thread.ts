@@ -7,8 +7,12 @@
  * round trips run on a loop with nothing else to do; the main thread encodes each commit's
  * COPY body (it holds the batches), hands it over without a copy, and waits for one answer.
  *
- * A thread that dies fails every commit in flight (the writer retries them, asking first
- * whether the commit landed, as after any lost answer) and the next request starts a new one.
+ * The thread is started once. One that stops unasked (a crash, or out of memory) fails what is
+ * in flight and every request after it, and reports it through `onStop`: without it nothing
+ * more can be committed or acked, so the app treats that as fatal (main.ts exits, for the
+ * supervisor to start a fresh process; producers resend what was not acked). It is not
+ * restarted in place: on Node 20 under tsx's loader hooks, starting a Worker soon after one
+ * was killed blocked the main thread for minutes in a test that did so.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -41,15 +45,23 @@ export class CommitThread implements ChunkCommitter {
   private worker: Worker | null = null;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
-  private closed = false;
+  /** Why requests are refused: set by close() or by the thread stopping on its own. */
+  private stopped: Error | null = null;
 
   constructor(
     private readonly data: CommitThreadData,
     private readonly log: Logger,
+    private readonly onStop: (error: Error) => void = () => undefined,
   ) {}
 
   /** Starts the thread and waits until it answers, so that the first commit does not pay for its start. */
   async start(): Promise<void> {
+    if (this.worker || this.stopped) throw new Error('the commit thread is started once');
+    const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
+    worker.on('message', (response: CommitResponse) => this.settle(response));
+    worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
+    worker.on('exit', (code) => this.exited(code));
+    this.worker = worker;
     await this.request({ id: 0, type: 'ping' });
   }
 
@@ -70,7 +82,7 @@ export class CommitThread implements ChunkCommitter {
    * flight fails. The writer has drained before this.
    */
   async close(graceMs = 5_000): Promise<void> {
-    this.closed = true;
+    this.stopped ??= new Error('the commit thread is closed');
     const worker = this.worker;
     if (!worker) return;
     const exited = new Promise((resolve) => worker.once('exit', resolve));
@@ -81,12 +93,13 @@ export class CommitThread implements ChunkCommitter {
   }
 
   private request(request: CommitRequest, transfer: ArrayBuffer[] = []): Promise<CommitResponse & { ok: true }> {
-    if (this.closed) return Promise.reject(new Error('the commit thread is closed'));
+    const worker = this.worker;
+    if (this.stopped || !worker) return Promise.reject(this.stopped ?? new Error('the commit thread is not started'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       try {
-        this.started().postMessage({ ...request, id }, transfer);
+        worker.postMessage({ ...request, id }, transfer);
       } catch (error) {
         this.waiting.delete(id);
         reject(error);
@@ -94,19 +107,16 @@ export class CommitThread implements ChunkCommitter {
     });
   }
 
-  private started(): Worker {
-    if (this.worker) return this.worker;
-    const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
-    worker.on('message', (response: CommitResponse) => this.settle(response));
-    worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
-    worker.on('exit', (code) => {
-      if (this.worker === worker) this.worker = null;
-      const lost = new Error(`the commit thread exited (code ${code})`);
-      for (const waiter of this.waiting.values()) waiter.reject(lost);
-      this.waiting.clear();
-    });
-    this.worker = worker;
-    return worker;
+  private exited(code: number): void {
+    this.worker = null;
+    const unasked = this.stopped === null;
+    this.stopped ??= new Error(`the commit thread stopped (exit code ${code})`);
+    for (const waiter of this.waiting.values()) waiter.reject(this.stopped);
+    this.waiting.clear();
+    if (unasked) {
+      this.log.fatal({ err: this.stopped }, 'the commit thread stopped: nothing more can be committed');
+      this.onStop(this.stopped);
+    }
   }
 
   private settle(response: CommitResponse): void {

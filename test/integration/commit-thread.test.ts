@@ -1,8 +1,8 @@
 /**
  * The writer's commits on their own thread (src/storage/commit-thread.ts), against a real
  * PostgreSQL: what it commits is what the store reads back, a session another process has
- * taken comes back as a FencedError naming it, a thread that dies fails what was in flight and
- * the next commit starts a new one, and close() leaves no connection behind.
+ * taken comes back as a FencedError naming it, a thread that stops unasked fails what was in
+ * flight and all that follows and says so once, and close() leaves no connection behind.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -122,23 +122,23 @@ test('a session another process has taken comes back as a FencedError naming it,
   assert.deepEqual(await storedSeqs(store, kept), []);
 });
 
-test('a thread that dies fails the commit in flight; the next commit starts a new thread and lands', async (t) => {
-  const { thread, store, newSession } = await setup(t);
-  const id = await newSession();
-  const worker = (thread as unknown as { worker: Worker }).worker;
-  const inFlight = thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: 3 }]);
-  await worker.terminate();
-  // Either it landed before the thread died or it failed: never a promise left hanging.
-  const landed = await inFlight.then(
-    () => true,
-    (error: Error) => {
-      assert.match(error.message, /commit thread exited/);
-      return false;
-    },
-  );
-  const next = landed ? 4 : 1;
-  await thread.commitChunks([{ sessionId: id, batch: batchFrom(next, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: next + 2 }]);
-  assert.deepEqual(await storedSeqs(store, id), Array.from({ length: next + 2 }, (_, i) => i + 1));
+test('a thread that stops unasked fails what is in flight and every later request, and reports it once', async (t) => {
+  const database = await freshDatabase();
+  const stops: Error[] = [];
+  const thread = new CommitThread({ databaseUrl: database.url, connections: 1, logLevel: 'silent' }, log, (error) => stops.push(error));
+  t.after(async () => {
+    await thread.close();
+    await database.drop();
+  });
+  await thread.start();
+  const sessionId = randomUUID();
+  const inFlight = thread.hasChunk({ sessionId, batch: batchFrom(1, 1) });
+  await (thread as unknown as { worker: Worker }).worker.terminate();
+  await assert.rejects(inFlight, /commit thread stopped/);
+  await assert.rejects(thread.hasChunk({ sessionId, batch: batchFrom(1, 1) }), /commit thread stopped/);
+  await assert.rejects(thread.commitChunks([{ sessionId, batch: batchFrom(1, 1) }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
+  assert.equal(stops.length, 1);
+  assert.match(stops[0].message, /exit code/);
 });
 
 test('close() ends the thread and its connections; later commits are refused', async (t) => {
