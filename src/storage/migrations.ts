@@ -33,6 +33,11 @@ export async function loadMigrations(): Promise<Migration[]> {
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const migrations = await loadMigrations();
   const client = await pool.connect();
+  // A checked-out client that loses its connection emits 'error', which without a listener
+  // would crash the process at start; the failure also reaches the query in flight, below.
+  const ignoreError = () => undefined;
+  client.on('error', ignoreError);
+  let broken = false;
   try {
     await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
     await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -48,14 +53,21 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
         await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
         await client.query('COMMIT');
       } catch (error) {
-        await client.query('ROLLBACK');
+        // The migration's own error is the one to report, not a ROLLBACK that fails after it.
+        await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       }
       appliedNow.push(migration.name);
     }
     return appliedNow;
+  } catch (error) {
+    broken = true;
+    throw error;
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => undefined);
-    client.release();
+    // A client that failed may have lost its connection: it is destroyed, not pooled. A
+    // broken one keeps the listener, since it may still emit while it is torn down.
+    if (!broken) client.off('error', ignoreError);
+    client.release(broken);
   }
 }

@@ -214,6 +214,29 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepEqual(rows.map((row) => row.name), names);
       });
 
+      test('a connection lost in the middle fails the migration with that error; a later run applies everything', async (t) => {
+        const database = await backend.emptyDatabase();
+        const target = new URL(database.url);
+        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+        const pool = createPool(proxy.urlFor(database.url), 2, log);
+        t.after(async () => {
+          await pool.end();
+          await proxy.close();
+          await database.drop();
+        });
+        // Cut as the server confirms the first migration's BEGIN: the client is inside the
+        // migration's transaction when its connection goes.
+        const cut = proxy.cutWhenServerSends(Buffer.from('BEGIN\0'));
+        await assert.rejects(migrate(pool), (error: Error) => {
+          assert.doesNotMatch(error.message, /not queryable|ROLLBACK/i, 'the connection error, not a failed ROLLBACK after it');
+          return true;
+        });
+        await cut;
+        proxy.restore();
+        const names = (await loadMigrations()).map((migration) => migration.name);
+        assert.deepEqual(await migrate(pool), names);
+      });
+
       test('two instances migrating at once apply each migration exactly once', async (t) => {
         const database = await backend.emptyDatabase();
         const first = createPool(database.url, 2, log);
