@@ -47,7 +47,14 @@ export function traceFields(span: Span | null): { traceId?: string; spanId?: str
   return context && isSpanContextValid(context) ? { traceId: context.traceId, spanId: context.spanId } : {};
 }
 
-export function createTracing(config: Config['tracing'], log: Logger): Tracing {
+/**
+ * How long shutdown waits for the last spans to be exported. The exporter's own timeout is
+ * 10 s; with the collector gone, shutdown would wait all of it, past the few seconds main.ts
+ * leaves for closing after the drain.
+ */
+const defaultShutdownMs = 2_000;
+
+export function createTracing(config: Config['tracing'], log: Logger, { shutdownMs = defaultShutdownMs } = {}): Tracing {
   if (config.otlpEndpoint === null) return disabled;
   // OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; each signal goes to its own path under it (OTLP spec).
   const url = new URL('v1/traces', config.otlpEndpoint.endsWith('/') ? config.otlpEndpoint : `${config.otlpEndpoint}/`).href;
@@ -61,7 +68,15 @@ export function createTracing(config: Config['tracing'], log: Logger): Tracing {
     enabled: true,
     tracer: provider.getTracer('wavehouse'),
     extract: (headers) => propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter),
-    shutdown: () => provider.shutdown(),
+    async shutdown() {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), shutdownMs);
+      });
+      const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]);
+      clearTimeout(timer);
+      if (outcome === 'late') log.warn({ waitedMs: shutdownMs }, 'span export unfinished at shutdown; the spans not yet sent are dropped');
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '
 import { buildApp } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import { createTracing } from '../../src/observability/tracing.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import { SessionState } from '../../src/sessions/session-state.ts';
 import { BatchWriter } from '../../src/storage/batch-writer.ts';
@@ -252,6 +253,23 @@ test('a commit retried after a failure is one span, with the failure as an event
   assert.ok(failure);
   assert.equal(failure.traceId, span.spanContext().traceId);
   assert.equal(failure.spanId, span.spanContext().spanId);
+});
+
+test('with the collector not answering, shutdown waits its budget, says the spans not sent are dropped, and is done', async (t) => {
+  const silent = createServer(() => undefined); // takes the export and never answers
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    silent.closeAllConnections();
+    return new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+  const { port } = silent.address() as { port: number };
+  const logs = logSink();
+  const tracing = createTracing({ otlpEndpoint: `http://127.0.0.1:${port}`, serviceName: 'wavehouse' }, createLogger('info', logs.stream), { shutdownMs: 200 });
+  tracing.tracer.startSpan('work').end();
+  await tracing.shutdown();
+  const dropped = logs.lines.find((line) => line.msg === 'span export unfinished at shutdown; the spans not yet sent are dropped');
+  assert.ok(dropped, JSON.stringify(logs.lines));
+  assert.equal(dropped.waitedMs, 200);
 });
 
 test('OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL; OTEL_SERVICE_NAME defaults to wavehouse', () => {
