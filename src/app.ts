@@ -75,7 +75,7 @@ export interface AppOptions {
   log?: Logger;
   /**
    * Called when the app can no longer do its work (its commit thread stopped): main.ts exits
-   * so that a supervisor starts a fresh process. Absent, the app stays up, unready.
+   * so that a supervisor starts a fresh process. Absent, the app stays up and /ready says no.
    */
   onFatal?: (error: Error) => void;
 }
@@ -133,7 +133,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, preClose: drain, isDraining: () => draining });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
-    const ready = database && writer.healthy && !queue.isFull && !draining;
+    const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing });
@@ -160,11 +160,12 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         await server.close();
         clearTimeout(cutoff);
         await drain();
-        // Side by side: after the drain, main.ts leaves them 5 s in all before it exits.
-        await Promise.all([commits.close(2_000), locks.close(), broker?.close(), pool.end()]);
+        // Side by side, and each whatever the others do: after the drain, main.ts leaves them
+        // 5 s in all before it exits. The last commits' spans have ended with the drain.
+        const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), tracing.shutdown()]);
+        for (const outcome of closing) if (outcome.status === 'rejected') log.warn({ err: outcome.reason }, 'closing a part failed');
         rateLimitRedis?.disconnect();
         await embedded?.stop();
-        await tracing.shutdown();
       })();
       return closed;
     },

@@ -1,6 +1,7 @@
 /** Reads the environment, builds the app, listens, and shuts down cleanly on SIGTERM/SIGINT. */
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './observability/logger.ts';
 
 let config;
 try {
@@ -11,8 +12,14 @@ try {
   process.exit(1);
 }
 
-// Unacked samples are still with their producers, who resend them to the next process.
-const app = await buildApp(config, { onFatal: () => process.exit(1) });
+// Unacked samples are still with their producers, who resend them to the next process. The
+// fatal line is flushed first (pino writes asynchronously); a stdout that never drains gets 1 s.
+const log = createLogger(config.logLevel);
+const exitAfterFlush = () => {
+  setTimeout(() => process.exit(1), 1_000).unref();
+  log.flush(() => process.exit(1));
+};
+const app = await buildApp(config, { log, onFatal: exitAfterFlush });
 const url = await app.listen();
 app.log.info({ url }, 'wavehouse listening');
 

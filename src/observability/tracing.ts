@@ -73,8 +73,7 @@ export function createTracing(config: Config['tracing'], log: Logger, { shutdown
       const late = new Promise<'late'>((resolve) => {
         timer = setTimeout(() => resolve('late'), shutdownMs);
       });
-      const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]);
-      clearTimeout(timer);
+      const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
       if (outcome === 'late') log.warn({ waitedMs: shutdownMs }, 'span export unfinished at shutdown; the spans not yet sent are dropped');
     },
   };

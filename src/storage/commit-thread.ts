@@ -54,6 +54,11 @@ export class CommitThread implements ChunkCommitter {
     private readonly onStop: (error: Error) => void = () => undefined,
   ) {}
 
+  /** Whether the thread is up: started, and neither closed nor stopped on its own. */
+  get running(): boolean {
+    return this.worker !== null && this.stopped === null;
+  }
+
   /** Starts the thread and waits until it answers, so that the first commit does not pay for its start. */
   async start(): Promise<void> {
     if (this.worker || this.stopped) throw new Error('the commit thread is started once');

@@ -15,6 +15,9 @@ export function createPool(url: string, size: number, log: Logger, applicationNa
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
     application_name: applicationName,
+    // A link that dies without a word (a dropped NAT entry, a crashed host) is found by TCP
+    // keepalive instead of leaving a query, and the creates and commits behind it, waiting.
+    keepAlive: true,
   });
   // An idle client whose server went away emits here; without a listener it would crash
   // the process. The pool drops the client and the next query connects anew.

@@ -76,7 +76,7 @@ function toRecord(row: SessionRow): SessionRecord {
 
 /** Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23, integrity constraint), not the connection or the server. */
 function refusedData(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
+  const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
@@ -109,6 +109,14 @@ export class SessionRepository {
 
   private async insertPending(): Promise<void> {
     this.inserting = true;
+    try {
+      await this.insertBatches();
+    } finally {
+      this.inserting = false;
+    }
+  }
+
+  private async insertBatches(): Promise<void> {
     while (this.pendingCreates.length > 0) {
       const batch = this.pendingCreates.splice(0, maxCreateBatch);
       try {
@@ -133,7 +141,6 @@ export class SessionRepository {
         }
       }
     }
-    this.inserting = false;
   }
 
   private async insertOne(session: NewSession): Promise<SessionRecord> {

@@ -126,19 +126,36 @@ test('a thread that stops unasked fails what is in flight and every later reques
   const database = await freshDatabase();
   const stops: Error[] = [];
   const thread = new CommitThread({ databaseUrl: database.url, connections: 1, logLevel: 'silent' }, log, (error) => stops.push(error));
+  const pool = createPool(database.url, 1, log);
+  const blocker = new pg.Client({ connectionString: database.url });
   t.after(async () => {
+    await blocker.end().catch(() => undefined);
     await thread.close();
+    await pool.end();
     await database.drop();
   });
+  await blocker.connect();
   await thread.start();
+  assert.equal(thread.running, true);
   const sessionId = randomUUID();
-  const inFlight = thread.hasChunk({ sessionId, batch: batchFrom(1, 1) });
+  await new SessionRepository(pool).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+  // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
+  await blocker.query('BEGIN');
+  await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
+  const inFlight = thread.commitChunks([{ sessionId, batch: batchFrom(1, 3) }], [{ sessionId, sampleCount: 3, lastSeq: 3 }]);
+  await eventually(async () => {
+    const { rows } = await pool.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'");
+    assert.equal(rows[0].waiting, 1);
+  });
   await (thread as unknown as { worker: Worker }).worker.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
+  await blocker.query('ROLLBACK');
   await assert.rejects(thread.hasChunk({ sessionId, batch: batchFrom(1, 1) }), /commit thread stopped/);
   await assert.rejects(thread.commitChunks([{ sessionId, batch: batchFrom(1, 1) }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
+  assert.equal(thread.running, false);
   assert.equal(stops.length, 1);
   assert.match(stops[0].message, /exit code/);
+  assert.deepEqual(await storedSeqs(new SampleStore(pool), sessionId), []);
 });
 
 test('close() ends the thread and its connections; later commits are refused', async (t) => {
