@@ -41,12 +41,8 @@ const columns = 'id, token_hash, status, created_at, ended_at, channels, sample_
 // and then only binds and executes. At 2,000 requests/s that took PostgreSQL's CPU per get
 // from ~125 to ~75 us and per create from ~260 to ~200 us. The columns are listed, not *, so
 // a migration that adds a column does not invalidate a statement other instances still hold.
-const insertSession = {
-  name: 'wavehouse-insert-session',
-  text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata) VALUES ($1, $2, $3, $4, $5) RETURNING ${columns}`,
-};
-// Every session a create batch carries, as arrays: channels as one JSON array a row (a text[]
-// a row cannot be a parameter of unnest).
+// Creates use one statement for one session or many (a batch, see create()): the sessions as
+// arrays, channels as one JSON array a row (a text[] a row cannot be a parameter of unnest).
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
   text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
@@ -120,7 +116,7 @@ export class SessionRepository {
     while (this.pendingCreates.length > 0) {
       const batch = this.pendingCreates.splice(0, maxCreateBatch);
       try {
-        const records = batch.length === 1 ? [await this.insertOne(batch[0].session)] : await this.insertMany(batch.map((pending) => pending.session));
+        const records = await this.insert(batch.map((pending) => pending.session));
         const byId = new Map(records.map((record) => [record.id, record]));
         for (const pending of batch) {
           const record = byId.get(pending.session.id.toLowerCase());
@@ -137,21 +133,13 @@ export class SessionRepository {
         } else {
           // One row the database refuses must not fail the others: each goes again on its
           // own and gets its own answer.
-          await Promise.all(batch.map((pending) => this.insertOne(pending.session).then(pending.resolve, pending.reject)));
+          await Promise.all(batch.map((pending) => this.insert([pending.session]).then(([record]) => pending.resolve(record), pending.reject)));
         }
       }
     }
   }
 
-  private async insertOne(session: NewSession): Promise<SessionRecord> {
-    const { rows } = await this.pool.query<SessionRow>({
-      ...insertSession,
-      values: [session.id, session.tokenHash, session.channels, session.sampleRateHz, JSON.stringify(session.metadata)],
-    });
-    return toRecord(rows[0]);
-  }
-
-  private async insertMany(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+  private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<SessionRow>({
       ...insertSessions,
       values: [
