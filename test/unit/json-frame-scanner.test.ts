@@ -73,6 +73,22 @@ describe('JSON frame scanner', () => {
     }
   });
 
+  test('reads digit runs of every length and position as JSON.parse does (runs of four are read as one word)', () => {
+    const next = random(4);
+    const digitsOf = (count: number) => Array.from({ length: count }, (_, i) => String(i === 0 ? 1 + Math.floor(next() * 9) : Math.floor(next() * 10))).join('');
+    const numbers: string[] = [];
+    for (let whole = 1; whole <= 24; whole++) {
+      numbers.push(digitsOf(whole), `-${digitsOf(whole)}`, `${digitsOf(whole)}e-${whole}`);
+      for (let fraction = 1; fraction <= 20; fraction += 3) numbers.push(`${digitsOf(whole)}.${digitsOf(fraction)}`, `-0.${'0'.repeat(whole % 5)}${digitsOf(fraction)}`);
+    }
+    for (let start = 0; start < numbers.length; start += 3) {
+      const [ax, ay = '0', az = '0'] = numbers.slice(start, start + 3);
+      // Unspaced, so the last digits sit right against `}]}` at the frame's end, and spaced.
+      assertScansLikeJsonParse(`{"samples":[{"ax":${ax},"ay":${ay},"az":${az}}]}`);
+      assertScansLikeJsonParse(`{"samples":[{"az":${az},"ay":${ay},"ax":${ax} }]}`);
+    }
+  });
+
   test('declines every frame it does not fully understand, valid or not, for the general decoder to answer', () => {
     const good = '"ax":1,"ay":2,"az":3';
     const declined = [
