@@ -79,14 +79,35 @@ export interface CpuUse {
   boxBusyCores: number;
   /** Idle cores with I/O outstanding (a disk-bound step shows it here, not as busy). */
   iowaitCores: number;
+  /**
+   * The watched process's main thread, in cores: running, and runnable but waiting for a core.
+   * The two add up to 1 when that thread always had work: it was the bottleneck, and
+   * `waiting` is what the other threads on the box took from it.
+   */
+  mainThread?: { running: number; waiting: number };
+}
+
+/** Seconds the thread `tid` of `pid` has run and has waited runnable for a core (/proc schedstat, in ns). */
+function threadScheduleOf(pid: number, tid = pid): { running: number; waiting: number } {
+  try {
+    const [running, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+    return { running: running / 1e9, waiting: waiting / 1e9 };
+  } catch {
+    return { running: Number.NaN, waiting: Number.NaN };
+  }
 }
 
 export class CpuMeter {
   private startedAt = 0;
   private readonly start = new Map<number, number>();
   private boxStart = { busy: 0, iowait: 0, total: 0 };
+  private mainThreadStart = { running: 0, waiting: 0 };
 
-  constructor(private readonly roles: Roles) {}
+  /** `mainThreadOf`: a pid whose main thread's running and waiting time is also measured. */
+  constructor(
+    private readonly roles: Roles,
+    private readonly mainThreadOf: number | null = null,
+  ) {}
 
   private pidsOf(role: string): readonly number[] {
     const pids = this.roles[role];
@@ -96,6 +117,7 @@ export class CpuMeter {
   begin(): this {
     this.startedAt = performance.now();
     this.boxStart = boxCpuSeconds();
+    if (this.mainThreadOf !== null) this.mainThreadStart = threadScheduleOf(this.mainThreadOf);
     for (const role of Object.keys(this.roles)) for (const pid of this.pidsOf(role)) this.start.set(pid, cpuSecondsOf(pid));
     return this;
   }
@@ -118,13 +140,20 @@ export class CpuMeter {
       accounted += used;
     }
     const boxBusy = box.busy - this.boxStart.busy;
-    return {
+    const use: CpuUse = {
       seconds: round(seconds, 2),
       cores,
       otherCores: round(Math.max(0, boxBusy - accounted) / seconds, 2),
       boxBusyCores: round(boxBusy / seconds, 2),
       iowaitCores: round((box.iowait - this.boxStart.iowait) / seconds, 2),
     };
+    if (this.mainThreadOf !== null) {
+      const now = threadScheduleOf(this.mainThreadOf);
+      const running = (now.running - this.mainThreadStart.running) / seconds;
+      const waiting = (now.waiting - this.mainThreadStart.waiting) / seconds;
+      if (Number.isFinite(running) && Number.isFinite(waiting)) use.mainThread = { running: round(running, 2), waiting: round(waiting, 2) };
+    }
+    return use;
   }
 }
 
@@ -154,13 +183,14 @@ export function formatCpu(use: CpuUse | undefined): string {
   if (!use) return '';
   const parts = Object.entries(use.cores).map(([role, cores]) => `${role} ${cores.toFixed(2)}`);
   const iowait = use.iowaitCores >= 0.05 ? `, iowait ${use.iowaitCores.toFixed(2)}` : '';
-  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait})`;
+  const mainThread = use.mainThread ? `; main thread ${use.mainThread.running.toFixed(2)} running + ${use.mainThread.waiting.toFixed(2)} waiting for a core` : '';
+  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait})${mainThread}`;
 }
 
 /** CPU use of `roles` over the wall-clock window [fromMs, toMs) (timestamps as stats.wallMs). */
-export function meterWindow(roles: Roles, fromMs: number, toMs: number): Promise<CpuUse> {
+export function meterWindow(roles: Roles, fromMs: number, toMs: number, mainThreadOf: number | null = null): Promise<CpuUse> {
   const wall = () => performance.timeOrigin + performance.now();
-  const meter = new CpuMeter(roles);
+  const meter = new CpuMeter(roles, mainThreadOf);
   return new Promise((resolve) => {
     setTimeout(() => {
       meter.begin();

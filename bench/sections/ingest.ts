@@ -6,7 +6,10 @@
  * raised step by step until throughput stops growing (two steps in a row less than 5 % above
  * the best so far) or ack latency is far gone (p99 over 2 s). The best step's persisted (acked) samples/s
  * and ack p50/p99 are reported; then a step paced at half that rate, with the same producers
- * and window, gives the ack p99 at half load.
+ * and window, gives the ack p99 at half load. Each step, the limit's too, also shows the server's
+ * main thread as cores running and cores runnable but waiting for one (/proc schedstat): near
+ * 1 together, that thread was the bottleneck, and the waiting part is what the rest of the
+ * box (clients, PostgreSQL, V8's helper threads) took from it.
  *
  * Limits, measured in the same run right after:
  * - JSON: a plain `ws` server that JSON.parses every frame and acks (servers/plain-ws.ts),
@@ -54,12 +57,13 @@ async function runStep(
   ratePerProducer: number,
   timing: Timing,
   roles: Roles,
+  serverPid: number | null,
 ): Promise<StepResult> {
   const parts = clients.map((_, i) => targets.filter((__, j) => j % clients.length === i));
   await Promise.all(clients.map((client, i) => client.call('open', { producers: parts[i], encoding, samplesPerFrame })));
   const startAtMs = wallMs() + 300;
   const measureFrom = startAtMs + timing.warmupMs;
-  const cpuUse = meterWindow(roles, measureFrom, measureFrom + timing.measureMs);
+  const cpuUse = meterWindow(roles, measureFrom, measureFrom + timing.measureMs, serverPid);
   const results = await Promise.all(
     clients.map((client, i) =>
       parts[i].length === 0
@@ -123,6 +127,7 @@ function stepData(step: StepResult) {
     errors: step.errors,
     cpuCores: step.cpu?.cores,
     otherCores: step.cpu?.otherCores,
+    serverMainThread: step.cpu?.mainThread,
   };
 }
 
@@ -157,7 +162,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
       sessionIds.push(...targets.map((t) => t.sessionId));
       const roles = { server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: clientPids };
       ctx.log(`${label}: ${producers} producers x ${windowSamples} window`);
-      const step = await runStep(clients, targets, encoding, windowSamples, 0, timing, roles);
+      const step = await runStep(clients, targets, encoding, windowSamples, 0, timing, roles, server.pid);
       steps.push(step);
       ctx.log(`  ${mps(step.samplesPerS)}, ack p50 ${ms(step.ack.p50)} p99 ${ms(step.ack.p99)}; ${formatCpu(step.cpu)}`);
       // Two steps in a row without 5 % over the best: one noisy step (the box is shared) must not end the search.
@@ -176,7 +181,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
       server: [server.pid],
       postgres: () => postgresPidsOf(ctx.databaseName),
       clients: clientPids,
-    });
+    }, server.pid);
     ctx.log(`  ${mps(half.samplesPerS)}, ack p50 ${ms(half.ack.p50)} p99 ${ms(half.ack.p99)}`);
 
     // Every sample the clients saw acked must be in the database (an ack means committed).
@@ -211,7 +216,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
         const { port } = await plain.call<{ port: number }>('start', { mode: 'ingest' });
         const targets = Array.from({ length: best.producers }, () => ({ url: `ws://127.0.0.1:${port}/ingest` }));
         ctx.log(`${label}: limit, plain ws + JSON.parse, ${best.producers} producers x ${best.windowSamples}`);
-        const limit = await runStep(clients, targets, encoding, best.windowSamples, 0, timing, { plain: [plain.pid], clients: clientPids });
+        const limit = await runStep(clients, targets, encoding, best.windowSamples, 0, timing, { plain: [plain.pid], clients: clientPids }, plain.pid);
         ctx.log(`  ${mps(limit.samplesPerS)}; ${formatCpu(limit.cpu)}`);
         stepRows.push(stepRow('limit: ws + JSON.parse', limit));
         data.limit = stepData(limit);
