@@ -2,6 +2,11 @@
  * The composition root: builds every part from Config, wires them, and closes them in
  * reverse order. The only place that decides embedded or external database.
  *
+ * Start: when a step fails (migrations, Redis, the commit thread, listening on the port), what
+ * the earlier steps opened is closed in reverse order before the error is rethrown. Left open,
+ * a pool, a Redis client that keeps reconnecting or the commit thread keeps the process alive,
+ * and an embedded PostgreSQL outlives it.
+ *
  * Shutdown (SIGTERM/SIGINT, or close() in tests): new requests get 503; producers stop
  * being read; the writer commits everything queued (bounded by shutdownGraceMs), which sends
  * the final acks; then every socket is closed with 1012 and the database is let go; the
@@ -40,7 +45,7 @@ export interface App {
   readonly server: HttpServer;
   readonly log: Logger;
   readonly databaseUrl: string;
-  /** Listens on config.http host and port (0: any free port); returns the base URL. */
+  /** Listens on config.http host and port (0: any free port); returns the base URL. If it cannot (the port is taken), the app is closed. */
   listen(): Promise<string>;
   close(): Promise<void>;
 }
@@ -80,35 +85,67 @@ export interface AppOptions {
   onFatal?: (error: Error) => void;
 }
 
+/** A part built so far, closed if a later step of the build fails. */
+interface OpenedPart {
+  name: string;
+  close(): unknown;
+}
+
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
+  const opened: OpenedPart[] = [];
+  try {
+    return await assembleApp(config, options, log, opened);
+  } catch (error) {
+    log.error({ err: error }, 'the app could not start; closing what it opened');
+    for (const part of opened.reverse()) {
+      try {
+        await part.close();
+      } catch (closeError) {
+        log.warn({ err: closeError, part: part.name }, 'closing a part after a failed start failed');
+      }
+    }
+    throw error;
+  }
+}
+
+async function assembleApp(config: Config, options: AppOptions, log: Logger, opened: OpenedPart[]): Promise<App> {
   const tracing = createTracing(config.tracing, log.child({ part: 'tracing' }));
+  opened.push({ name: 'tracing', close: () => tracing.shutdown() });
   // Chunk payloads are the in-memory float64 columns, written as they are (chunk-codec.ts).
   if (os.endianness() !== 'LE') throw new Error('Wavehouse stores samples as little-endian float64 and needs a little-endian host');
 
   const embedded: EmbeddedDatabase | null =
     config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
+  if (embedded) opened.push({ name: 'embedded PostgreSQL', close: () => embedded.stop() });
   const databaseUrl = config.database.url ?? embedded!.url;
   if (embedded) log.info({ dataDir: config.database.dataDir }, 'using the embedded PostgreSQL (set DATABASE_URL to use a server)');
-  // Of DATABASE_POOL_SIZE, the writer lanes' connections are the commit thread's; the rest serve
-  // REST and exports (the producer locks hold a connection of their own).
-  const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes, log);
+  // Of DATABASE_POOL_SIZE, the writer lanes' connections are the commit thread's and one
+  // inserts sessions, with a statement timeout (session-repository.ts); the rest serve REST and
+  // exports (the producer locks hold a connection of their own).
+  const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes - 1, log);
+  opened.push({ name: 'database pool', close: () => pool.end() });
+  const createsPool = createPool(databaseUrl, 1, log, 'wavehouse-creates', config.sessions.createTimeoutMs);
+  opened.push({ name: 'creates pool', close: () => createsPool.end() });
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
   const metrics = createMetrics();
-  const repository = new SessionRepository(pool);
+  const repository = new SessionRepository(pool, createsPool, config.sessions.createTimeoutMs);
   const store = new SampleStore(pool);
   const queue = new WriteQueue(config.writer.maxQueuedBytes, config.writer.lanes);
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
+  if (broker) opened.push({ name: 'broker', close: () => broker.close() });
   await broker?.connect();
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }), (error) =>
     options.onFatal?.(error),
   );
+  opened.push({ name: 'commit thread', close: () => commits.close(2_000) });
   const writer = new BatchWriter(queue, commits, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
+  opened.push({ name: 'producer locks', close: () => locks.close() });
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
   broker?.onControl(({ endSession }) => {
@@ -130,7 +167,9 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
 
   const rateLimitRedis = config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
+  if (rateLimitRedis) opened.push({ name: 'rate-limit redis', close: () => rateLimitRedis.disconnect() });
   const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, preClose: drain, isDraining: () => draining });
+  opened.push({ name: 'http server', close: () => server.close() });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
@@ -141,12 +180,19 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
   writer.start();
 
   let closed: Promise<void> | null = null;
-  return {
+  const app: App = {
     server,
     log,
     databaseUrl,
     async listen() {
-      await server.listen({ host: config.http.host, port: config.http.port });
+      try {
+        await server.listen({ host: config.http.host, port: config.http.port });
+      } catch (error) {
+        // An app that cannot listen is of no use: closed here, it leaves its caller nothing open.
+        log.error({ err: error, host: config.http.host, port: config.http.port }, 'cannot listen; closing the app');
+        await app.close().catch((closeError: unknown) => log.warn({ err: closeError }, 'closing after a failed listen failed'));
+        throw error;
+      }
       const address = server.server.address();
       if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
       const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -162,7 +208,7 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
         await drain();
         // Side by side, and each whatever the others do: after the drain, main.ts leaves them
         // 5 s in all before it exits. The last commits' spans have ended with the drain.
-        const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), tracing.shutdown()]);
+        const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), createsPool.end(), tracing.shutdown()]);
         for (const outcome of closing) if (outcome.status === 'rejected') log.warn({ err: outcome.reason }, 'closing a part failed');
         rateLimitRedis?.disconnect();
         await embedded?.stop();
@@ -170,4 +216,5 @@ export async function buildApp(config: Config, options: AppOptions = {}): Promis
       return closed;
     },
   };
+  return app;
 }

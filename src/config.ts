@@ -34,6 +34,8 @@ export interface Config {
     legacyTokenlessEnd: boolean;
     maxMetadataBytes: number;
     maxChannels: number;
+    /** How long a create's INSERT may run before it is cancelled and answered 503: a blocked or overloaded database must not hold every create behind it. */
+    createTimeoutMs: number;
   };
   ingest: {
     maxFrameBytes: number;
@@ -161,13 +163,14 @@ export function loadConfig(env: Env): Config {
     database: {
       url: databaseUrl,
       dataDir: path.resolve(read.string('WAVEHOUSE_DATA_DIR', path.join(projectRoot, 'data'))),
-      poolSize: read.integer('DATABASE_POOL_SIZE', 10, 2, 1000),
+      poolSize: read.integer('DATABASE_POOL_SIZE', 10, 3, 1000),
     },
     redisUrl,
     sessions: {
       legacyTokenlessEnd: read.boolean('LEGACY_TOKENLESS_END', false),
       maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 4096, 2),
       maxChannels: read.integer('SESSION_MAX_CHANNELS', 64, 1, 1024),
+      createTimeoutMs: read.integer('SESSION_CREATE_TIMEOUT_MS', 5_000, 1, 600_000),
     },
     ingest: {
       maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1 * MiB, 1024),
@@ -202,9 +205,10 @@ export function loadConfig(env: Env): Config {
     // Otherwise a full-size frame could never pass the rate limit and would be refused forever.
     read.problems.push('INGEST_MAX_SAMPLES_PER_S: must be 0 (off) or at least INGEST_MAX_FRAME_SAMPLES');
   }
-  if (config.writer.lanes >= config.database.poolSize) {
-    // Each lane holds a connection while it commits; REST reads and the locks need the rest.
-    read.problems.push('WRITE_LANES: must be below DATABASE_POOL_SIZE');
+  if (config.writer.lanes > config.database.poolSize - 2) {
+    // Each lane holds a connection while it commits, and creates have one of their own; REST
+    // reads and exports need at least one more.
+    read.problems.push('WRITE_LANES: must be at most DATABASE_POOL_SIZE - 2');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

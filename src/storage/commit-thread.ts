@@ -7,7 +7,10 @@
  * round trips run on a loop with nothing else to do; the main thread encodes each commit's
  * COPY body (it holds the batches), hands it over without a copy, and waits for one answer.
  *
- * The thread is started once. One that stops unasked (a crash, or out of memory) fails what is
+ * The thread is started once, and start() is bounded: a thread that neither loads nor reaches
+ * the database within `startTimeoutMs` is terminated and start() fails saying so, rather than
+ * app start hanging without a word (a database behind a pooler that accepts connections and
+ * then queues them, say). One that stops unasked (a crash, or out of memory) fails what is
  * in flight and every request after it, and reports it through `onStop`: without it nothing
  * more can be committed or acked, so the app treats that as fatal (main.ts exits, for the
  * supervisor to start a fresh process; producers resend what was not acked). It is not
@@ -36,6 +39,17 @@ export type CommitResponse =
   | { id: number; ok: false; fenced: string[] }
   | { id: number; ok: false; error: { message: string; code?: string } };
 
+export interface CommitThreadOptions {
+  /**
+   * How long start() waits for the thread's first answer: loading it (tsx compiles its
+   * TypeScript; about 0.5 s here) and one query on its pool. Above the pool's own 5 s connect
+   * timeout, so that a database that refuses or never accepts is reported by pg's error first.
+   */
+  startTimeoutMs?: number;
+}
+
+const defaultStartTimeoutMs = 15_000;
+
 interface Waiter {
   resolve: (response: CommitResponse & { ok: true }) => void;
   reject: (error: Error) => void;
@@ -48,18 +62,27 @@ export class CommitThread implements ChunkCommitter {
   /** Why requests are refused: set by close() or by the thread stopping on its own. */
   private stopped: Error | null = null;
 
+  private readonly startTimeoutMs: number;
+
   constructor(
     private readonly data: CommitThreadData,
     private readonly log: Logger,
     private readonly onStop: (error: Error) => void = () => undefined,
-  ) {}
+    { startTimeoutMs = defaultStartTimeoutMs }: CommitThreadOptions = {},
+  ) {
+    this.startTimeoutMs = startTimeoutMs;
+  }
 
   /** Whether the thread is up: started, and neither closed nor stopped on its own. */
   get running(): boolean {
     return this.worker !== null && this.stopped === null;
   }
 
-  /** Starts the thread and waits until it answers, so that the first commit does not pay for its start. */
+  /**
+   * Starts the thread and waits until it answers with a connection open, so that the first
+   * commit does not pay for either. A thread that fails to start is not left running: it
+   * would keep the process alive.
+   */
   async start(): Promise<void> {
     if (this.worker || this.stopped) throw new Error('the commit thread is started once');
     const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
@@ -67,7 +90,21 @@ export class CommitThread implements ChunkCommitter {
     worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
     worker.on('exit', (code) => this.exited(code));
     this.worker = worker;
-    await this.request({ id: 0, type: 'ping' });
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      const database = URL.parse(this.data.databaseUrl)?.host ?? 'the database';
+      const message = `the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`;
+      timer = setTimeout(() => reject(new Error(message)), this.startTimeoutMs);
+    });
+    try {
+      await Promise.race([this.request({ id: 0, type: 'ping' }), late]);
+    } catch (error) {
+      this.stopped ??= error as Error;
+      await worker.terminate();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {

@@ -2,7 +2,8 @@
  * The commit thread's side (commit-thread.ts starts it): a pool of its own and a SampleStore
  * that runs the writer's transactions. Each request is answered once, in any order: a commit
  * with `ok`, `fenced` (the sessions another process has taken) or `error`; a hasChunk with
- * its answer. `close` ends the pool's connections, and with them the thread.
+ * its answer; a ping once the pool has a working connection (commit-thread.ts waits for it at
+ * start). `close` ends the pool's connections, and with them the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../observability/logger.ts';
@@ -18,7 +19,10 @@ const port = parentPort!;
 
 async function answer(request: CommitRequest): Promise<CommitResponse> {
   try {
-    if (request.type === 'ping') return { id: request.id, ok: true };
+    if (request.type === 'ping') {
+      await pool.query('SELECT 1');
+      return { id: request.id, ok: true };
+    }
     if (request.type === 'hasChunk') return { id: request.id, ok: true, stored: await store.hasChunkEnding(request.sessionId, request.lastSeq) };
     const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
     await store.commitCopy(body, request.advances);

@@ -7,9 +7,14 @@ import type { Logger } from 'pino';
 
 export type Pool = pg.Pool;
 
-/** `applicationName` names the pool's connections in pg_stat_activity (the writer's are `wavehouse-writer`). */
-export function createPool(url: string, size: number, log: Logger, applicationName = 'wavehouse'): pg.Pool {
+/**
+ * `applicationName` names the pool's connections in pg_stat_activity (the writer's are
+ * `wavehouse-writer`); `statementTimeoutMs`, if given, is each connection's statement_timeout:
+ * PostgreSQL cancels a statement that runs longer (SQLSTATE 57014).
+ */
+export function createPool(url: string, size: number, log: Logger, applicationName = 'wavehouse', statementTimeoutMs?: number): pg.Pool {
   const pool = new pg.Pool({
+    ...(statementTimeoutMs === undefined ? {} : { statement_timeout: statementTimeoutMs }),
     connectionString: url,
     max: size,
     connectionTimeoutMillis: 5_000,

@@ -76,6 +76,18 @@ function refusedData(error: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
+/**
+ * A create the database did not finish within its bound: cancelled by PostgreSQL
+ * (statement_timeout, SQLSTATE 57014), so nothing was stored. The database is blocked (a
+ * lock held elsewhere) or overloaded; a later try may succeed.
+ */
+export class CreateTimeoutError extends Error {
+  constructor(timeoutMs: number, options?: ErrorOptions) {
+    super(`the database did not store the session within ${timeoutMs} ms`, options);
+    this.name = 'CreateTimeoutError';
+  }
+}
+
 interface PendingCreate {
   session: NewSession;
   resolve: (record: SessionRecord) => void;
@@ -86,15 +98,28 @@ export class SessionRepository {
   private readonly pendingCreates: PendingCreate[] = [];
   private inserting = false;
 
-  constructor(private readonly pool: pg.Pool) {}
+  /**
+   * `creates`: the pool creates are inserted on, whose connections have `statement_timeout`
+   * set to `createTimeoutMs` (app.ts), so that PostgreSQL itself cancels an INSERT that runs
+   * over (pg's query_timeout would only stop waiting for it, leaving it running). A connection
+   * of their own rather than SET LOCAL in a transaction: that is two more round trips a
+   * batch, which cost a lone create 0.3 ms. One connection is enough, as one INSERT at a time
+   * is in flight (below).
+   */
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly creates: pg.Pool,
+    private readonly createTimeoutMs: number,
+  ) {}
 
   /**
    * Inserts a session. Creates that arrive while an insert is running wait for it and then go
    * together, as one INSERT of many rows: one statement, one commit and one fsync for all of
    * them instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
    * bursts). A lone create goes at once, so an idle server adds no wait. A create whose data
-   * the database refuses fails alone; a database that cannot be reached fails every create
-   * waiting at once, rather than each in turn after its own timeout.
+   * the database refuses fails alone; a database that cannot be reached, or does not finish
+   * an insert within `createTimeoutMs`, fails every create waiting at once, rather than each
+   * in turn after its own timeout.
    */
   create(session: NewSession): Promise<SessionRecord> {
     return new Promise((resolve, reject) => {
@@ -109,6 +134,9 @@ export class SessionRepository {
       await this.insertBatches();
     } finally {
       this.inserting = false;
+      // A create made as the last one was answered (its caller resumes before this line) found
+      // the flag still set and queued itself; nothing else would ever insert it.
+      if (this.pendingCreates.length > 0) void this.insertPending();
     }
   }
 
@@ -140,17 +168,23 @@ export class SessionRepository {
   }
 
   private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
-    const { rows } = await this.pool.query<SessionRow>({
-      ...insertSessions,
-      values: [
-        sessions.map((session) => session.id),
-        sessions.map((session) => session.tokenHash),
-        sessions.map((session) => JSON.stringify(session.channels)),
-        sessions.map((session) => session.sampleRateHz),
-        sessions.map((session) => JSON.stringify(session.metadata)),
-      ],
-    });
-    return rows.map(toRecord);
+    try {
+      const { rows } = await this.creates.query<SessionRow>({
+        ...insertSessions,
+        values: [
+          sessions.map((session) => session.id),
+          sessions.map((session) => session.tokenHash),
+          sessions.map((session) => JSON.stringify(session.channels)),
+          sessions.map((session) => session.sampleRateHz),
+          sessions.map((session) => JSON.stringify(session.metadata)),
+        ],
+      });
+      return rows.map(toRecord);
+    } catch (error) {
+      // query_canceled: the connection's statement_timeout ran out (see the constructor).
+      if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateTimeoutError(this.createTimeoutMs, { cause: error });
+      throw error;
+    }
   }
 
   async find(id: string): Promise<SessionRecord | null> {

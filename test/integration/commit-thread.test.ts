@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import net from 'node:net';
 import { test, type TestContext } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
@@ -30,7 +31,7 @@ async function setup(t: TestContext) {
     await database.drop();
   });
   await thread.start();
-  const repository = new SessionRepository(pool);
+  const repository = new SessionRepository(pool, pool, 5_000);
   const newSession = async () => {
     const id = randomUUID();
     await repository.create({ id, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
@@ -138,7 +139,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await thread.start();
   assert.equal(thread.running, true);
   const sessionId = randomUUID();
-  await new SessionRepository(pool).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+  await new SessionRepository(pool, pool, 5_000).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
   // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
   await blocker.query('BEGIN');
   await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
@@ -180,4 +181,28 @@ test('close() ends the thread and its connections; later commits are refused', a
     /closed/,
   );
   await admin.end();
+});
+
+test('a thread whose database never answers fails start() within its bound, and is terminated', async (t) => {
+  // Accepts connections and never says a word, like a pooler queueing them or a stuck server.
+  const connections: net.Socket[] = [];
+  const silent = net.createServer((socket) => connections.push(socket.resume()));
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  t.after(() => silent.close());
+  const { port } = silent.address() as net.AddressInfo;
+  const stops: Error[] = [];
+  const startTimeoutMs = 3_000;
+  const thread = new CommitThread({ databaseUrl: `postgres://postgres@127.0.0.1:${port}/none`, connections: 1, logLevel: 'silent' }, log, (error) => stops.push(error), {
+    startTimeoutMs,
+  });
+  const began = Date.now();
+  await assert.rejects(thread.start(), new RegExp(`did not start within ${startTimeoutMs} ms.*127\\.0\\.0\\.1:${port}`));
+  // Below pg's own connect timeout (5 s): it was this bound that ended the wait.
+  assert.ok(Date.now() - began < startTimeoutMs + 1_500, `start() failed after ${Date.now() - began} ms`);
+  assert.equal(connections.length, 1, 'the thread loaded and connected');
+  assert.equal(thread.running, false);
+  // Terminated: its connection closes with it.
+  await eventually(() => assert.equal(connections[0].closed, true));
+  await assert.rejects(thread.hasChunk({ sessionId: randomUUID(), batch: batchFrom(1, 1) }), /did not start/);
+  assert.deepEqual(stops, [], 'a failed start is start()\'s error, not a stop reported as fatal');
 });

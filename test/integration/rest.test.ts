@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
+import pg from 'pg';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -218,6 +219,40 @@ describe('POST /api/v1/sessions', () => {
       413,
       'payload_too_large',
     );
+  });
+
+  test('answers 503 with Retry-After, within the create bound, while the sessions table is locked elsewhere, and creates again once it is free', async (t) => {
+    const createTimeoutMs = 300;
+    const { baseUrl, databaseUrl } = await startApp(t, { SESSION_CREATE_TIMEOUT_MS: String(createTimeoutMs) });
+    const url = `${baseUrl}/api/v1/sessions`;
+    // What another instance's migration does to the table, held open.
+    const migration = new pg.Client({ connectionString: databaseUrl });
+    migration.on('error', () => undefined);
+    await migration.connect();
+    await migration.query('BEGIN');
+    await migration.query('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE');
+
+    const began = Date.now();
+    // The first create's INSERT waits on the lock; the two behind it wait on that INSERT.
+    const answers = await Promise.all([1, 2, 3].map(() => call(url, { method: 'POST' })));
+    const elapsedMs = Date.now() - began;
+    for (const answer of answers) {
+      assertProblem(answer, 503, 'service_unavailable');
+      assert.equal(answer.headers.get('retry-after'), '1');
+      assert.match(answer.json().detail, new RegExp(`within ${createTimeoutMs} ms.*retry`));
+    }
+    // Together, after one bound: not each after a bound of its own.
+    assert.ok(elapsedMs < 2 * createTimeoutMs + 200, `the creates were answered after ${elapsedMs} ms`);
+    // Cancelled by PostgreSQL, not just given up on by the app: nothing of ours still waits on the lock.
+    const { rows } = await migration.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'wavehouse%' AND wait_event_type = 'Lock'",
+    );
+    assert.equal(rows[0].n, 0);
+
+    await migration.query('ROLLBACK');
+    await migration.end();
+    const created = await call(url, { method: 'POST' });
+    assert.equal(created.status, 201, created.text);
   });
 });
 

@@ -105,7 +105,7 @@ async function openStorage(t: TestContext, backend: Backend): Promise<Storage> {
     await pool.end();
     await database.drop();
   });
-  return { url: database.url, pool, repository: new SessionRepository(pool), store: new SampleStore(pool) };
+  return { url: database.url, pool, repository: new SessionRepository(pool, pool, 5_000), store: new SampleStore(pool) };
 }
 
 async function newSession(repository: SessionRepository, channels = ['ax', 'ay', 'az']): Promise<string> {
@@ -323,6 +323,15 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         );
       });
 
+      test('a create made the moment the one before it is answered is inserted too', { timeout: 10_000 }, async (t) => {
+        const { repository } = await openStorage(t, backend);
+        // Awaited directly, each next create is made while the insert loop is still letting go of the queue.
+        for (let i = 0; i < 3; i++) {
+          const record = await repository.create({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: { i } });
+          assert.equal(record.metadata.i, i);
+        }
+      });
+
       test('with the database unreachable, every create waiting fails at once with the error, not each after its own timeout', async (t) => {
         // A server that accepts connections and never answers: each connection attempt times out.
         const accepted: net.Socket[] = [];
@@ -335,7 +344,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           await pool.end().catch(() => undefined);
           await new Promise((resolve) => silent.close(resolve));
         });
-        const repository = new SessionRepository(pool);
+        const repository = new SessionRepository(pool, pool, 5_000);
         const asked = Array.from({ length: 100 }, () => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }));
         const outcomes = await Promise.allSettled(asked.map((session) => repository.create(session)));
         assert.ok(outcomes.every((outcome) => outcome.status === 'rejected' && /timeout/i.test(String(outcome.reason))));

@@ -5,7 +5,7 @@ import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, S
 import type { Config } from '../../config.ts';
 import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
+import { CreateTimeoutError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 
 export const defaultChannels = ['ax', 'ay', 'az'];
 
@@ -55,6 +55,9 @@ export interface SessionRoutesOptions {
   coordinator: SessionCoordinator;
 }
 
+/** Retry-After of a create the database did not take in time: a lock or a load spike usually passes within seconds. */
+const createRetryAfterS = 1;
+
 const problemResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, ProblemSchema]));
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
@@ -71,7 +74,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Create a session',
         tags: ['sessions'],
         body: CreateSessionBody,
-        response: { 201: CreatedSession, ...problemResponses(400, 413, 415, 429) },
+        response: { 201: CreatedSession, ...problemResponses(400, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
@@ -90,13 +93,13 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       }
       if (holdsUnstorable(metadata)) throw new Problem('invalid_request', 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)');
       const { token, hash } = newIngestToken();
-      const record = await repository.create({
-        id: crypto.randomUUID(),
-        tokenHash: hash,
-        channels,
-        sampleRateHz: body.sampleRateHz ?? null,
-        metadata,
-      });
+      const record = await repository
+        .create({ id: crypto.randomUUID(), tokenHash: hash, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
+        .catch((error: unknown) => {
+          if (!(error instanceof CreateTimeoutError)) throw error;
+          reply.header('retry-after', String(createRetryAfterS));
+          throw new Problem('service_unavailable', `${error.message} (it is busy or blocked); retry in ${createRetryAfterS} s`);
+        });
       const view = sessionView(record);
       return reply
         .code(201)

@@ -1,0 +1,67 @@
+/**
+ * A start that fails part way (src/app.ts): buildApp, or listen, rejects with the error of the
+ * step that failed, and what the earlier steps opened is closed: no connection of the app's
+ * pools is left on the database, and nothing keeps the test process alive (a Redis client
+ * reconnecting or the commit thread would hold this file's run open).
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { test, type TestContext } from 'node:test';
+import pg from 'pg';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { adminUrl, freshDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
+
+async function appConnections(databaseUrl: string): Promise<number> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'wavehouse%'",
+      [new URL(databaseUrl).pathname.slice(1)],
+    );
+    return rows[0].n;
+  } finally {
+    await admin.end();
+  }
+}
+
+/** A port something else listens on, held until the test ends. */
+async function takenPort(t: TestContext): Promise<number> {
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+  t.after(() => holder.close());
+  return (holder.address() as net.AddressInfo).port;
+}
+
+/** A port nothing listens on: one the system just handed out and got back. */
+async function closedPort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+async function setup(t: TestContext, env: Record<string, string>) {
+  const database = await freshDatabase();
+  t.after(() => database.drop());
+  const config = loadConfig({ LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: database.url, ...env });
+  return { database, config };
+}
+
+test('a build that fails after migrating (Redis unreachable) rejects with that error and ends the pool', async (t) => {
+  const { database, config } = await setup(t, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
+  await assert.rejects(buildApp(config), /Connection is closed|ECONNREFUSED/);
+  await eventually(async () => assert.equal(await appConnections(database.url), 0), { timeoutMs: 2_000 });
+});
+
+test('an app that cannot listen (the port is taken) rejects and closes its pool and its commit thread', async (t) => {
+  const { database, config } = await setup(t, { PORT: String(await takenPort(t)) });
+  const app = await buildApp(config);
+  assert.ok((await appConnections(database.url)) >= 2, 'the pool and the commit thread hold connections once built');
+  await assert.rejects(app.listen(), { code: 'EADDRINUSE' });
+  await eventually(async () => assert.equal(await appConnections(database.url), 0), { timeoutMs: 2_000 });
+  await app.close();
+});
