@@ -87,10 +87,10 @@ export interface CpuUse {
   mainThread?: { running: number; waiting: number };
 }
 
-/** Seconds the thread `tid` of `pid` has run and has waited runnable for a core (/proc schedstat, in ns). */
-function threadScheduleOf(pid: number, tid = pid): { running: number; waiting: number } {
+/** Seconds the main thread of `pid` has run and has waited runnable for a core (/proc schedstat, in ns). */
+function mainThreadScheduleOf(pid: number): { running: number; waiting: number } {
   try {
-    const [running, waiting] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+    const [running, waiting] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ').map(Number);
     return { running: running / 1e9, waiting: waiting / 1e9 };
   } catch {
     return { running: Number.NaN, waiting: Number.NaN };
@@ -103,10 +103,10 @@ export class CpuMeter {
   private boxStart = { busy: 0, iowait: 0, total: 0 };
   private mainThreadStart = { running: 0, waiting: 0 };
 
-  /** `mainThreadOf`: a pid whose main thread's running and waiting time is also measured. */
+  /** `mainThreadPid`: a process whose main thread's running and waiting time is also measured. */
   constructor(
     private readonly roles: Roles,
-    private readonly mainThreadOf: number | null = null,
+    private readonly mainThreadPid: number | null = null,
   ) {}
 
   private pidsOf(role: string): readonly number[] {
@@ -117,7 +117,7 @@ export class CpuMeter {
   begin(): this {
     this.startedAt = performance.now();
     this.boxStart = boxCpuSeconds();
-    if (this.mainThreadOf !== null) this.mainThreadStart = threadScheduleOf(this.mainThreadOf);
+    if (this.mainThreadPid !== null) this.mainThreadStart = mainThreadScheduleOf(this.mainThreadPid);
     for (const role of Object.keys(this.roles)) for (const pid of this.pidsOf(role)) this.start.set(pid, cpuSecondsOf(pid));
     return this;
   }
@@ -147,8 +147,8 @@ export class CpuMeter {
       boxBusyCores: round(boxBusy / seconds, 2),
       iowaitCores: round((box.iowait - this.boxStart.iowait) / seconds, 2),
     };
-    if (this.mainThreadOf !== null) {
-      const now = threadScheduleOf(this.mainThreadOf);
+    if (this.mainThreadPid !== null) {
+      const now = mainThreadScheduleOf(this.mainThreadPid);
       const running = (now.running - this.mainThreadStart.running) / seconds;
       const waiting = (now.waiting - this.mainThreadStart.waiting) / seconds;
       if (Number.isFinite(running) && Number.isFinite(waiting)) use.mainThread = { running: round(running, 2), waiting: round(waiting, 2) };
@@ -188,9 +188,9 @@ export function formatCpu(use: CpuUse | undefined): string {
 }
 
 /** CPU use of `roles` over the wall-clock window [fromMs, toMs) (timestamps as stats.wallMs). */
-export function meterWindow(roles: Roles, fromMs: number, toMs: number, mainThreadOf: number | null = null): Promise<CpuUse> {
+export function meterWindow(roles: Roles, fromMs: number, toMs: number, mainThreadPid: number | null = null): Promise<CpuUse> {
   const wall = () => performance.timeOrigin + performance.now();
-  const meter = new CpuMeter(roles, mainThreadOf);
+  const meter = new CpuMeter(roles, mainThreadPid);
   return new Promise((resolve) => {
     setTimeout(() => {
       meter.begin();

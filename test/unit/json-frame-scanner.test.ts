@@ -122,6 +122,18 @@ describe('JSON frame scanner', () => {
       `{"samples":[{${good}}`,
       `{"samples":[{${good}}]`,
       `{"samples":[{${good}`,
+      // Bytes 0x3a-0x3f (: ; < = > ?) sit just above '9': a word-at-a-time digit test must not
+      // take them for digits, wherever they fall in a run of four.
+      '{"samples":[{"ax":1,"ay":2,"az":123:}]}',
+      '{"samples":[{"ax":12?4,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":1;23,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":1234<,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":0.12=4,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":1e12>4,"ay":2,"az":3}]}',
+      // Cut inside a number, where the last word read would run past the frame's end.
+      '{"samples":[{"ax":1,"ay":2,"az":1234',
+      '{"samples":[{"ax":1,"ay":2,"az":12345678',
+      '{"samples":[{"ax":1,"ay":2,"az":0.123456789',
     ];
     for (const text of declined) {
       assert.equal(scanJsonFrame(Buffer.from(text), channels, limits.maxFrameSamples, receivedAtMs), null, text);
