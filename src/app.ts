@@ -131,7 +131,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
   const metrics = createMetrics();
-  const repository = new SessionRepository(pool, createsPool, config.sessions.createTimeoutMs);
+  const repository = new SessionRepository(pool, createsPool);
   const store = new SampleStore(pool);
   const queue = new WriteQueue(config.writer.maxQueuedBytes, config.writer.lanes);
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));

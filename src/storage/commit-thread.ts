@@ -10,10 +10,13 @@
  * The thread is started once, and start() is bounded: a thread that neither loads nor reaches
  * the database within `startTimeoutMs` is terminated and start() fails saying so, rather than
  * app start hanging without a word (a database behind a pooler that accepts connections and
- * then queues them, say). One that stops unasked (a crash, or out of memory) fails what is
- * in flight and every request after it, and reports it through `onStop`: without it nothing
- * more can be committed or acked, so the app treats that as fatal (main.ts exits, for the
- * supervisor to start a fresh process; producers resend what was not acked). It is not
+ * then queues them, say). A thread that exits before start() succeeded is reported by start()
+ * rejecting, and only so: the app is still being built then, and closes what it opened
+ * (app.ts) before its caller decides what to do. One that stops unasked after a successful
+ * start (a crash, or out of memory) fails what is in flight and every request after it, and
+ * reports it through `onStop`: without it nothing more can be committed or acked, so the app
+ * treats that as fatal (main.ts exits, for the supervisor to start a fresh process;
+ * producers resend what was not acked). It is not
  * restarted in place: on Node 20 under tsx's loader hooks, starting a Worker soon after one
  * was killed blocked the main thread for minutes in a test that did so.
  */
@@ -61,6 +64,8 @@ export class CommitThread implements ChunkCommitter {
   private nextId = 1;
   /** Why requests are refused: set by close() or by the thread stopping on its own. */
   private stopped: Error | null = null;
+  /** Whether start() succeeded: only a stop after that is reported through onStop. */
+  private started = false;
 
   private readonly startTimeoutMs: number;
 
@@ -92,12 +97,15 @@ export class CommitThread implements ChunkCommitter {
     this.worker = worker;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      const database = URL.parse(this.data.databaseUrl)?.host ?? 'the database';
+      // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
+      const url = URL.parse(this.data.databaseUrl);
+      const database = url?.host || url?.searchParams.get('host') || 'the database';
       const message = `the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`;
       timer = setTimeout(() => reject(new Error(message)), this.startTimeoutMs);
     });
     try {
       await Promise.race([this.request({ id: 0, type: 'ping' }), late]);
+      this.started = true;
     } catch (error) {
       this.stopped ??= error as Error;
       await worker.terminate();
@@ -155,7 +163,9 @@ export class CommitThread implements ChunkCommitter {
     this.stopped ??= new Error(`the commit thread stopped (exit code ${code})`);
     for (const waiter of this.waiting.values()) waiter.reject(this.stopped);
     this.waiting.clear();
-    if (unasked) {
+    // Before start() succeeded, the waiting ping has just been failed with the reason: start()
+    // rejects with it, and the app's build closes what it opened before anyone exits.
+    if (unasked && this.started) {
       this.log.fatal({ err: this.stopped }, 'the commit thread stopped: nothing more can be committed');
       this.onStop(this.stopped);
     }

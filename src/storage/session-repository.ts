@@ -77,14 +77,27 @@ function refusedData(error: unknown): boolean {
 }
 
 /**
- * A create the database did not finish within its bound: cancelled by PostgreSQL
- * (statement_timeout, SQLSTATE 57014), so nothing was stored. The database is blocked (a
- * lock held elsewhere) or overloaded; a later try may succeed.
+ * A create PostgreSQL cancelled (SQLSTATE 57014, query_canceled), so nothing was stored: its
+ * INSERT ran past the creates connection's statement_timeout (a lock held elsewhere, an
+ * overloaded server), or an operator cancelled it (pg_cancel_backend). The code does not say
+ * which, so neither does the message. A later try may succeed.
  */
-export class CreateTimeoutError extends Error {
-  constructor(timeoutMs: number, options?: ErrorOptions) {
-    super(`the database did not store the session within ${timeoutMs} ms`, options);
-    this.name = 'CreateTimeoutError';
+export class CreateCancelledError extends Error {
+  constructor(options?: ErrorOptions) {
+    super('the database cancelled the session\'s insert', options);
+    this.name = 'CreateCancelledError';
+  }
+}
+
+/**
+ * A create that never reached the database: no connection could be opened (refused, or not
+ * open within the pool's connect timeout), so nothing was sent and nothing was stored. Told
+ * apart from a failure of the INSERT itself, whose outcome a lost connection can leave unknown.
+ */
+export class CreateUnreachableError extends Error {
+  constructor(cause: unknown) {
+    super(`cannot connect to the database: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'CreateUnreachableError';
   }
 }
 
@@ -99,17 +112,16 @@ export class SessionRepository {
   private inserting = false;
 
   /**
-   * `creates`: the pool creates are inserted on, whose connections have `statement_timeout`
-   * set to `createTimeoutMs` (app.ts), so that PostgreSQL itself cancels an INSERT that runs
-   * over (pg's query_timeout would only stop waiting for it, leaving it running). A connection
-   * of their own rather than SET LOCAL in a transaction: that is two more round trips a
-   * batch, which cost a lone create 0.3 ms. One connection is enough, as one INSERT at a time
-   * is in flight (below).
+   * `creates`: the pool creates are inserted on, whose connections have a `statement_timeout`
+   * (SESSION_CREATE_TIMEOUT_MS, set by app.ts), so that PostgreSQL itself cancels an INSERT
+   * that runs over (pg's query_timeout would only stop waiting for it, leaving it running). A
+   * connection of their own rather than SET LOCAL in a transaction: that is two more round
+   * trips a batch, which cost a lone create 0.3 ms. One connection is enough, as one INSERT at
+   * a time is in flight, the one-by-one retries after a refused batch included (below).
    */
   constructor(
     private readonly pool: pg.Pool,
     private readonly creates: pg.Pool,
-    private readonly createTimeoutMs: number,
   ) {}
 
   /**
@@ -117,9 +129,9 @@ export class SessionRepository {
    * together, as one INSERT of many rows: one statement, one commit and one fsync for all of
    * them instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
    * bursts). A lone create goes at once, so an idle server adds no wait. A create whose data
-   * the database refuses fails alone; a database that cannot be reached, or does not finish
-   * an insert within `createTimeoutMs`, fails every create waiting at once, rather than each
-   * in turn after its own timeout.
+   * the database refuses fails alone; a database that cannot be reached, or cancels an insert
+   * (its statement_timeout ran out), fails every create waiting at once, rather than each in
+   * turn after its own timeout.
    */
   create(session: NewSession): Promise<SessionRecord> {
     return new Promise((resolve, reject) => {
@@ -155,21 +167,58 @@ export class SessionRepository {
         if (!refusedData(error)) {
           // The database is unreachable or failing: everything waiting would wait its turn for
           // the same error, so it all gets it now.
-          for (const pending of [...batch, ...this.pendingCreates.splice(0)]) pending.reject(error);
+          this.rejectAll(batch, error);
         } else if (batch.length === 1) {
           batch[0].reject(error);
         } else {
-          // One row the database refuses must not fail the others: each goes again on its
-          // own and gets its own answer.
-          await Promise.all(batch.map((pending) => this.insert([pending.session]).then(([record]) => pending.resolve(record), pending.reject)));
+          await this.insertOneByOne(batch);
         }
       }
     }
   }
 
+  /**
+   * After a batch the database refused: one row it refuses must not fail the others, so each
+   * goes again on its own and gets its own answer. One after another: side by side they would
+   * queue for the creates pool's one connection, and those still queued after its connect
+   * timeout (5 s) would fail without having been tried.
+   */
+  private async insertOneByOne(batch: PendingCreate[]): Promise<void> {
+    for (const [i, pending] of batch.entries()) {
+      try {
+        const [record] = await this.insert([pending.session]);
+        pending.resolve(record);
+      } catch (error) {
+        if (refusedData(error)) {
+          pending.reject(error);
+        } else {
+          // As for a batch: the rest would only wait their turn for the same error.
+          this.rejectAll(batch.slice(i), error);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Fails `batch` and every create queued behind it with `error`. */
+  private rejectAll(batch: readonly PendingCreate[], error: unknown): void {
+    for (const pending of [...batch, ...this.pendingCreates.splice(0)]) pending.reject(error);
+  }
+
   private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+    // Connected apart from the query (pool.query does the same two steps), so that a database
+    // that cannot be reached is told apart from an INSERT that failed.
+    const client = await this.creates.connect().catch((error: unknown) => {
+      throw new CreateUnreachableError(error);
+    });
+    // A connection that drops fails the query, and is then reported as an 'error' event too:
+    // heard here while the client is out of the pool (pool.query does the same), it must not
+    // go unheard, which would crash the process.
+    const dropped = () => undefined;
+    client.on('error', dropped);
+    let failure: Error | undefined;
     try {
-      const { rows } = await this.creates.query<SessionRow>({
+      const { rows } = await client.query<SessionRow>({
         ...insertSessions,
         values: [
           sessions.map((session) => session.id),
@@ -181,9 +230,14 @@ export class SessionRepository {
       });
       return rows.map(toRecord);
     } catch (error) {
-      // query_canceled: the connection's statement_timeout ran out (see the constructor).
-      if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateTimeoutError(this.createTimeoutMs, { cause: error });
+      failure = error as Error;
+      // query_canceled: the statement_timeout ran out, or an operator cancelled it (see the constructor).
+      if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
       throw error;
+    } finally {
+      client.removeListener('error', dropped);
+      // As pool.query does: a client whose query failed is discarded, not reused.
+      client.release(failure);
     }
   }
 

@@ -13,13 +13,14 @@ import { loadConfig } from '../../src/config.ts';
 import { adminUrl, freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
-async function appConnections(databaseUrl: string): Promise<number> {
+/** Connections to the database whose application_name is LIKE `applicationName` (every one of the app's by default). */
+async function appConnections(databaseUrl: string, applicationName = 'wavehouse%'): Promise<number> {
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
     const { rows } = await admin.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE 'wavehouse%'",
-      [new URL(databaseUrl).pathname.slice(1)],
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE $2',
+      [new URL(databaseUrl).pathname.slice(1), applicationName],
     );
     return rows[0].n;
   } finally {
@@ -64,4 +65,17 @@ test('an app that cannot listen (the port is taken) rejects and closes its pool 
   await assert.rejects(app.listen(), { code: 'EADDRINUSE' });
   await eventually(async () => assert.equal(await appConnections(database.url), 0), { timeoutMs: 2_000 });
   await app.close();
+});
+
+test('close() ends the creates pool, also of an app that never listened', async (t) => {
+  const { database, config } = await setup(t, {});
+  const app = await buildApp(config);
+  // close() is idempotent: this one is for a test that fails before its own.
+  t.after(() => app.close());
+  const created = await app.server.inject({ method: 'POST', url: '/api/v1/sessions' });
+  assert.equal(created.statusCode, 201, created.body);
+  assert.equal(await appConnections(database.url, 'wavehouse-creates'), 1, 'the create opened the creates connection');
+  await app.close();
+  // Left open, the pool would keep its idle connection for 30 s (idleTimeoutMillis).
+  await eventually(async () => assert.equal(await appConnections(database.url, 'wavehouse-creates'), 0), { timeoutMs: 2_000 });
 });

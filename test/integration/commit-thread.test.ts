@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
@@ -31,7 +34,7 @@ async function setup(t: TestContext) {
     await database.drop();
   });
   await thread.start();
-  const repository = new SessionRepository(pool, pool, 5_000);
+  const repository = new SessionRepository(pool, pool);
   const newSession = async () => {
     const id = randomUUID();
     await repository.create({ id, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
@@ -139,7 +142,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await thread.start();
   assert.equal(thread.running, true);
   const sessionId = randomUUID();
-  await new SessionRepository(pool, pool, 5_000).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+  await new SessionRepository(pool, pool).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
   // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
   await blocker.query('BEGIN');
   await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
@@ -205,4 +208,38 @@ test('a thread whose database never answers fails start() within its bound, and 
   await eventually(() => assert.equal(connections[0].closed, true));
   await assert.rejects(thread.hasChunk({ sessionId: randomUUID(), batch: batchFrom(1, 1) }), /did not start/);
   assert.deepEqual(stops, [], 'a failed start is start()\'s error, not a stop reported as fatal');
+});
+
+test('a thread that exits while starting fails start() with why, and is not reported as a stop', async () => {
+  const stops: Error[] = [];
+  // pino refuses an unknown level: the thread throws while loading and exits before its first answer.
+  const thread = new CommitThread({ databaseUrl: 'postgres://postgres@127.0.0.1:5432/none', connections: 1, logLevel: 'no-such-level' }, log, (error) =>
+    stops.push(error),
+  );
+  await assert.rejects(thread.start(), /commit thread stopped \(exit code 1\)/);
+  assert.equal(thread.running, false);
+  // onStop is what main.ts exits on; a failed start is buildApp's to clean up after, then to report.
+  assert.deepEqual(stops, [], 'an exit during start() is start()\'s error, not a stop reported as fatal');
+});
+
+test('a thread that does not start on a socket URL names the socket directory, which the URL has in place of a host', async (t) => {
+  // A PostgreSQL socket that accepts connections and never answers.
+  const directory = await mkdtemp(path.join(os.tmpdir(), 'wavehouse-socket-'));
+  const connections: net.Socket[] = [];
+  const silent = net.createServer((socket) => connections.push(socket.resume()));
+  await new Promise<void>((resolve) => silent.listen(path.join(directory, '.s.PGSQL.5432'), resolve));
+  t.after(async () => {
+    for (const socket of connections) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+    await rm(directory, { recursive: true, force: true });
+  });
+  const thread = new CommitThread({ databaseUrl: `postgres:///none?host=${directory}`, connections: 1, logLevel: 'silent' }, log, () => undefined, {
+    startTimeoutMs: 1_000,
+  });
+  const rejection = await thread.start().then(
+    () => assert.fail('start() succeeded'),
+    (error: Error) => error,
+  );
+  assert.match(rejection.message, /did not start within 1000 ms/);
+  assert.ok(rejection.message.endsWith(`an answer from ${directory}`), rejection.message);
 });

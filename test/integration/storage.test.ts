@@ -19,7 +19,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/
 import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
 import { ProducerLocks } from '../../src/storage/producer-locks.ts';
 import { SampleStore } from '../../src/storage/sample-store.ts';
-import { SessionRepository } from '../../src/storage/session-repository.ts';
+import { CreateUnreachableError, SessionRepository } from '../../src/storage/session-repository.ts';
 import { WriteQueue } from '../../src/storage/write-queue.ts';
 import { adminUrl, freshDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
@@ -105,7 +105,7 @@ async function openStorage(t: TestContext, backend: Backend): Promise<Storage> {
     await pool.end();
     await database.drop();
   });
-  return { url: database.url, pool, repository: new SessionRepository(pool, pool, 5_000), store: new SampleStore(pool) };
+  return { url: database.url, pool, repository: new SessionRepository(pool, pool), store: new SampleStore(pool) };
 }
 
 async function newSession(repository: SessionRepository, channels = ['ax', 'ay', 'az']): Promise<string> {
@@ -344,7 +344,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           await pool.end().catch(() => undefined);
           await new Promise((resolve) => silent.close(resolve));
         });
-        const repository = new SessionRepository(pool, pool, 5_000);
+        const repository = new SessionRepository(pool, pool);
         const asked = Array.from({ length: 100 }, () => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }));
         const outcomes = await Promise.allSettled(asked.map((session) => repository.create(session)));
         assert.ok(outcomes.every((outcome) => outcome.status === 'rejected' && /timeout/i.test(String(outcome.reason))));
@@ -363,6 +363,53 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
         );
         for (const [i, one] of asked.entries()) assert.equal((await repository.find(one.id)) !== null, i !== 2);
+      });
+
+      test('with one connection for creates, a batch with one refused create is retried one by one, and every create gets its own answer', async (t) => {
+        const { url, pool } = await openStorage(t, backend);
+        // Each row takes 10 ms to insert, so that many inserts queued side by side for the one
+        // connection would outwait its connect timeout, as 64 would the app's 5 s on a busy server.
+        await pool.query(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.01); RETURN NEW; END $$`);
+        await pool.query('CREATE TRIGGER slow_insert BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION slow_insert()');
+        const creates = new pg.Pool({ connectionString: url, max: 1, connectionTimeoutMillis: 250 });
+        // The database is dropped (WITH FORCE) before this pool ends: its idle connection is cut.
+        creates.on('error', () => undefined);
+        t.after(() => creates.end());
+        const repository = new SessionRepository(pool, creates);
+        const session = (i: number) => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: { i } });
+        const existing = session(-1);
+        await repository.create(existing);
+        // The first goes alone; the 64 made while it runs go as one INSERT, which the duplicate id refuses.
+        const asked = Array.from({ length: 65 }, (_, i) => (i === 40 ? { ...session(i), id: existing.id } : session(i)));
+        const outcomes = await Promise.allSettled(asked.map((one) => repository.create(one)));
+        outcomes.forEach((outcome, i) => {
+          if (i === 40) {
+            assert.equal(outcome.status === 'rejected' && (outcome.reason as { code?: string }).code, '23505', `create ${i}: ${String((outcome as PromiseRejectedResult).reason)}`);
+          } else {
+            assert.equal(outcome.status, 'fulfilled', `create ${i}: ${String((outcome as PromiseRejectedResult).reason)}`);
+            assert.equal((outcome as PromiseFulfilledResult<{ id: string; metadata: Record<string, unknown> }>).value.id, asked[i].id);
+            assert.equal((outcome as PromiseFulfilledResult<{ id: string; metadata: Record<string, unknown> }>).value.metadata.i, i);
+          }
+        });
+        const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE id = ANY($1)', [asked.map((one) => one.id)]);
+        assert.equal(rows[0].n, asked.length, 'every create but the duplicate is stored, and the duplicate stays the one row it was');
+      });
+
+      test('a create that cannot connect to the database fails with CreateUnreachableError, its cause kept', async (t) => {
+        const { pool } = await openStorage(t, backend);
+        // A port nothing listens on: the connection is refused.
+        const probe = net.createServer();
+        await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+        const { port } = probe.address() as net.AddressInfo;
+        await new Promise((resolve) => probe.close(resolve));
+        const creates = new pg.Pool({ host: '127.0.0.1', port, user: 'x', database: 'x', max: 1 });
+        t.after(() => creates.end());
+        const repository = new SessionRepository(pool, creates);
+        await assert.rejects(repository.create({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }), (error: unknown) => {
+          assert.ok(error instanceof CreateUnreachableError, String(error));
+          assert.equal((error.cause as { code?: string }).code, 'ECONNREFUSED');
+          return true;
+        });
       });
     });
 

@@ -5,7 +5,7 @@ import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, S
 import type { Config } from '../../config.ts';
 import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import { CreateTimeoutError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
+import { CreateCancelledError, CreateUnreachableError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 
 export const defaultChannels = ['ax', 'ay', 'az'];
 
@@ -55,8 +55,10 @@ export interface SessionRoutesOptions {
   coordinator: SessionCoordinator;
 }
 
-/** Retry-After of a create the database did not take in time: a lock or a load spike usually passes within seconds. */
-const createRetryAfterS = 1;
+/** Retry-After of a create the database cancelled (most often its statement_timeout): a lock or a load spike usually passes within seconds. */
+const cancelledRetryAfterS = 1;
+/** Retry-After of a create that could not connect to the database: an outage or a restart takes longer. */
+const unreachableRetryAfterS = 5;
 
 const problemResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, ProblemSchema]));
 
@@ -96,9 +98,23 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       const record = await repository
         .create({ id: crypto.randomUUID(), tokenHash: hash, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
         .catch((error: unknown) => {
-          if (!(error instanceof CreateTimeoutError)) throw error;
-          reply.header('retry-after', String(createRetryAfterS));
-          throw new Problem('service_unavailable', `${error.message} (it is busy or blocked); retry in ${createRetryAfterS} s`);
+          // Both leave nothing stored, so the client may simply retry (docs/errors.md).
+          if (error instanceof CreateCancelledError) {
+            // 57014 is also what an operator's pg_cancel_backend gives: the message must not claim a timeout.
+            request.log.warn({ err: error }, 'session create cancelled by the database');
+            reply.header('retry-after', String(cancelledRetryAfterS));
+            throw new Problem(
+              'service_unavailable',
+              `the session was not stored: its insert was cancelled or did not finish within ${config.sessions.createTimeoutMs} ms; retry in ${cancelledRetryAfterS} s`,
+            );
+          }
+          if (error instanceof CreateUnreachableError) {
+            // The cause (an address, say) goes to the log, not to the client.
+            request.log.error({ err: error }, 'session create cannot connect to the database');
+            reply.header('retry-after', String(unreachableRetryAfterS));
+            throw new Problem('service_unavailable', `the session was not stored: the server cannot connect to its database; retry in ${unreachableRetryAfterS} s`);
+          }
+          throw error;
         });
       const view = sessionView(record);
       return reply
