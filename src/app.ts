@@ -125,7 +125,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
   // exports (the producer locks hold a connection of their own).
   const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes - 1, log);
   opened.push({ name: 'database pool', close: () => pool.end() });
-  const createsPool = createPool(databaseUrl, 1, log, 'wavehouse-creates', config.sessions.createTimeoutMs);
+  const createsPool = createPool(databaseUrl, 1, log, { applicationName: 'wavehouse-creates', statementTimeoutMs: config.sessions.createTimeoutMs });
   opened.push({ name: 'creates pool', close: () => createsPool.end() });
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');

@@ -7,14 +7,24 @@ import type { Logger } from 'pino';
 
 export type Pool = pg.Pool;
 
-/**
- * `applicationName` names the pool's connections in pg_stat_activity (the writer's are
- * `wavehouse-writer`); `statementTimeoutMs`, if given, is each connection's statement_timeout:
- * PostgreSQL cancels a statement that runs longer (SQLSTATE 57014).
- */
-export function createPool(url: string, size: number, log: Logger, applicationName = 'wavehouse', statementTimeoutMs?: number): pg.Pool {
+export interface PoolOptions {
+  /** Names the pool's connections in pg_stat_activity (the writer's are `wavehouse-writer`). */
+  applicationName?: string;
+  /** Each connection's statement_timeout: PostgreSQL cancels a statement that runs longer (SQLSTATE 57014). */
+  statementTimeoutMs?: number;
+  /**
+   * Each connection's backend_flush_after: past this many bytes written by the connection's
+   * backend, PostgreSQL asks the kernel to start writing them to disk. For a connection that
+   * writes in bulk (see commit-worker.ts).
+   */
+  backendFlushAfter?: string;
+}
+
+export function createPool(url: string, size: number, log: Logger, options: PoolOptions = {}): pg.Pool {
+  const { applicationName = 'wavehouse', statementTimeoutMs, backendFlushAfter } = options;
   const pool = new pg.Pool({
     ...(statementTimeoutMs === undefined ? {} : { statement_timeout: statementTimeoutMs }),
+    ...(backendFlushAfter === undefined ? {} : { options: `-c backend_flush_after=${backendFlushAfter}` }),
     connectionString: url,
     max: size,
     connectionTimeoutMillis: 5_000,

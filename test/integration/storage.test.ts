@@ -257,6 +257,26 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       });
     });
 
+    describe('connection pool', () => {
+      test("each connection gets the pool's name, statement timeout and writeback setting", async (t) => {
+        const database = await backend.emptyDatabase();
+        const pool = createPool(database.url, 2, log, { applicationName: 'wavehouse-test', statementTimeoutMs: 1234, backendFlushAfter: '256kB' });
+        const plain = createPool(database.url, 1, log);
+        t.after(async () => {
+          await pool.end();
+          await plain.end();
+          await database.drop();
+        });
+        const settings = 'SELECT current_setting($1) AS name, current_setting($2) AS timeout, current_setting($3) AS flush';
+        const names = ['application_name', 'statement_timeout', 'backend_flush_after'];
+        // Two connections at once, so both of the pool's connections are asked.
+        const answers = await Promise.all([pool.query(settings, names), pool.query(settings, names)]);
+        for (const { rows } of answers) assert.deepEqual(rows[0], { name: 'wavehouse-test', timeout: '1234ms', flush: '256kB' });
+        const { rows } = await plain.query(settings, names);
+        assert.deepEqual(rows[0], { name: 'wavehouse', timeout: '0', flush: '0' });
+      });
+    });
+
     describe('sessions', () => {
       test('are created, found and ended; ending again keeps the first end time', async (t) => {
         const { repository } = await openStorage(t, backend);
