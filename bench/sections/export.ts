@@ -38,10 +38,10 @@ async function seed(store: SampleStore, sessionId: string, samples: number): Pro
   for (let first = 1; first <= samples; first += chunkSamples * rowsPerCommit) {
     const rows: ChunkRow[] = [];
     for (let at = first; at < first + chunkSamples * rowsPerCommit && at <= samples; at += chunkSamples) {
-      rows.push({ sessionId, batch: makeBatch(at, Math.min(chunkSamples, samples - at + 1)) });
+      rows.push({ sessionId, batches: [makeBatch(at, Math.min(chunkSamples, samples - at + 1))] });
     }
-    const count = rows.reduce((sum, row) => sum + row.batch.count, 0);
-    await store.commitChunks(rows, [{ sessionId, sampleCount: count, lastSeq: rows[rows.length - 1].batch.lastSeq }]);
+    const count = rows.reduce((sum, row) => sum + row.batches[0].count, 0);
+    await store.commitChunks(rows, [{ sessionId, sampleCount: count, lastSeq: rows[rows.length - 1].batches[0].lastSeq }]);
   }
 }
 

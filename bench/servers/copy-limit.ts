@@ -36,7 +36,7 @@ async function writeLoop(client: pg.Client, sessionId: string, args: RunArgs, wi
       for (let i = 0; i < batch.count; i++) batch.columns[i] = nextSeq + i;
       nextSeq += batch.count;
     }
-    const body = encodeCopyBinary(batches.map((batch) => ({ sessionId, batch })));
+    const body = encodeCopyBinary(batches.map((batch) => ({ sessionId, batches: [batch] })));
     await client.query('BEGIN');
     await pipeline(
       Readable.from([body]),

@@ -77,22 +77,4 @@ export class SampleBatch {
     const end = this.indexAfterSeq(toSeq);
     return start === 0 && end === this.count ? this : this.slice(start, end);
   }
-
-  static concat(batches: readonly SampleBatch[]): SampleBatch {
-    if (batches.length === 1) return batches[0];
-    const channelCount = batches[0].channelCount;
-    const count = batches.reduce((sum, batch) => sum + batch.count, 0);
-    const out = SampleBatch.allocate(count, channelCount);
-    let offset = 0;
-    for (const batch of batches) {
-      for (let column = 0; column < channelCount + 2; column++) {
-        out.columns.set(
-          batch.columns.subarray(column * batch.count, (column + 1) * batch.count),
-          column * count + offset,
-        );
-      }
-      offset += batch.count;
-    }
-    return out;
-  }
 }

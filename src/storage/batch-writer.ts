@@ -27,9 +27,9 @@ import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
-import { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
-import type { ChunkRow } from './chunk-codec.ts';
+import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, WriteLane, WriteQueue } from './write-queue.ts';
 
@@ -131,7 +131,7 @@ export class BatchWriter {
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
       const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
-      const samples = rows.reduce((sum, row) => sum + row.batch.count, 0);
+      const samples = rows.reduce((sum, row) => sum + sampleCountOf(row), 0);
       span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
       const started = performance.now();
       try {
@@ -203,7 +203,7 @@ export function toChunks(items: readonly QueuedBatch[], maxChunkSamples: number)
     let runSamples = 0;
     let total = 0;
     const closeRun = () => {
-      if (run.length > 0) rows.push({ sessionId: session.sessionId, batch: SampleBatch.concat(run) });
+      if (run.length > 0) rows.push({ sessionId: session.sessionId, batches: run });
       run = [];
       runSamples = 0;
     };

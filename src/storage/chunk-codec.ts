@@ -1,19 +1,38 @@
 /**
  * The stored chunk payload and the binary COPY streams that carry chunk rows.
  *
- * Payload: a SampleBatch's columns as little-endian float64, `[seq x n, t x n, ch0 x n, ...]`
- * (layout 0), or, when the chunk's seqs run without a gap, the same without its seq column,
- * `[t x n, ch0 x n, ...]` (layout 1; migration 003): (1 + channels) x 8 bytes a sample. The
- * batch's own memory is written as it is, which is why Wavehouse requires a little-endian
- * host (checked at start in app.ts).
+ * Payload: the chunk's samples column by column as little-endian float64, `[seq x n, t x n,
+ * ch0 x n, ...]` (layout 0), or, when the chunk's seqs run without a gap, the same without its
+ * seq column, `[t x n, ch0 x n, ...]` (layout 1; migration 003): (1 + channels) x 8 bytes a
+ * sample. Each column is its batches' memory for that column, joined, written as it is, which
+ * is why Wavehouse requires a little-endian host (checked at start in app.ts).
  *
  * COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
  */
 import { SampleBatch } from '../sessions/sample-batch.ts';
 
+/**
+ * One chunk row: consecutive batches of one session, in seq order, stored as one payload.
+ * They are written into the COPY body straight from their own memory rather than first
+ * concatenated into one batch: one copy of each sample on the main thread instead of two
+ * (issue #4: the second copy and its allocation were ~3 % of the main thread at JSON ingest).
+ * The batches are at least one, have one channel count, and their seqs rise from each batch
+ * to the next (batch-writer.ts's toChunks makes them so): the payload's size and its layout
+ * are worked out from that.
+ */
 export interface ChunkRow {
   sessionId: string;
-  batch: SampleBatch;
+  batches: readonly SampleBatch[];
+}
+
+export function lastSeqOf(row: ChunkRow): number {
+  return row.batches[row.batches.length - 1].lastSeq;
+}
+
+export function sampleCountOf(row: ChunkRow): number {
+  let count = 0;
+  for (const batch of row.batches) count += batch.count;
+  return count;
 }
 
 /** sample_chunks.payload_layout: whether the payload holds its seqs or they are implied by first_seq. */
@@ -28,15 +47,9 @@ const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 /** Per row: field count, then five fixed-width fields with their lengths, then the payload's length. */
 const rowFixedBytes = 2 + (4 + 16) + (4 + 8) + (4 + 8) + (4 + 4) + (4 + 2) + 4;
 
-function layoutOf(batch: SampleBatch): PayloadLayout {
-  return batch.lastSeq - batch.firstSeq + 1 === batch.count ? payloadLayouts.seqsImplied : payloadLayouts.withSeqs;
-}
-
-/** The batch's memory as stored: all of it, or from its t column on when the seqs are implied. */
-function payloadOf(batch: SampleBatch, layout: PayloadLayout): Buffer {
-  const { columns } = batch;
-  const skipped = layout === payloadLayouts.seqsImplied ? batch.count * 8 : 0;
-  return Buffer.from(columns.buffer, columns.byteOffset + skipped, columns.byteLength - skipped);
+/** Layout 1 when the row's seqs run without a gap, so first_seq implies them all. */
+function layoutOf(row: ChunkRow, count: number): PayloadLayout {
+  return lastSeqOf(row) - row.batches[0].firstSeq + 1 === count ? payloadLayouts.seqsImplied : payloadLayouts.withSeqs;
 }
 
 export function batchFromPayload(payload: Buffer, count: number, layout: PayloadLayout, lastSeq: number): SampleBatch {
@@ -59,30 +72,39 @@ function uuidBytes(id: string): Buffer {
 
 /** One body for copyChunksSql. */
 export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
-  const layouts = rows.map((row) => layoutOf(row.batch));
-  const payloads = rows.map((row, i) => payloadOf(row.batch, layouts[i]));
+  const counts = rows.map(sampleCountOf);
+  const layouts = rows.map((row, i) => layoutOf(row, counts[i]));
+  // The columns stored: from t on when the seqs are implied, else from seq on.
+  const firstColumns = layouts.map((layout) => (layout === payloadLayouts.seqsImplied ? 1 : 0));
+  const payloadBytes = rows.map((row, i) => counts[i] * 8 * (row.batches[0].channelCount + 2 - firstColumns[i]));
   let size = copySignature.length + 8 + 2;
-  for (const payload of payloads) size += rowFixedBytes + payload.length;
+  for (const bytes of payloadBytes) size += rowFixedBytes + bytes;
   const out = Buffer.allocUnsafe(size);
   let at = copySignature.copy(out, 0);
   at = out.writeInt32BE(0, at);
   at = out.writeInt32BE(0, at);
   rows.forEach((row, i) => {
-    const { batch } = row;
-    const payload = payloads[i];
+    const { batches } = row;
     at = out.writeInt16BE(6, at);
     at = out.writeInt32BE(16, at);
     at += uuidBytes(row.sessionId).copy(out, at);
     at = out.writeInt32BE(8, at);
-    at = out.writeBigInt64BE(BigInt(batch.firstSeq), at);
+    at = out.writeBigInt64BE(BigInt(batches[0].firstSeq), at);
     at = out.writeInt32BE(8, at);
-    at = out.writeBigInt64BE(BigInt(batch.lastSeq), at);
+    at = out.writeBigInt64BE(BigInt(lastSeqOf(row)), at);
     at = out.writeInt32BE(4, at);
-    at = out.writeInt32BE(batch.count, at);
+    at = out.writeInt32BE(counts[i], at);
     at = out.writeInt32BE(2, at);
     at = out.writeInt16BE(layouts[i], at);
-    at = out.writeInt32BE(payload.length, at);
-    at += payload.copy(out, at);
+    at = out.writeInt32BE(payloadBytes[i], at);
+    // Column by column, each batch's part of it in turn: the payload of the batches joined.
+    const columnCount = batches[0].channelCount + 2;
+    for (let column = firstColumns[i]; column < columnCount; column++) {
+      for (const { columns, count } of batches) {
+        out.set(new Uint8Array(columns.buffer, columns.byteOffset + column * count * 8, count * 8), at);
+        at += count * 8;
+      }
+    }
   });
   out.writeInt16BE(-1, at);
   return out;

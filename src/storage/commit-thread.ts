@@ -16,13 +16,13 @@
  * start (a crash, or out of memory) fails what is in flight and every request after it, and
  * reports it through `onStop`: without it nothing more can be committed or acked, so the app
  * treats that as fatal (main.ts exits, for the supervisor to start a fresh process;
- * producers resend what was not acked). It is not
- * restarted in place: on Node 20 under tsx's loader hooks, starting a Worker soon after one
- * was killed blocked the main thread for minutes in a test that did so.
+ * producers resend what was not acked). It is not restarted in place: on Node 20 under tsx's
+ * loader hooks, starting a Worker soon after one was killed blocked the main thread for
+ * minutes in a test that did so.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { encodeCopyBinary, lastSeqOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
 
 export interface CommitThreadData {
@@ -123,7 +123,7 @@ export class CommitThread implements ChunkCommitter {
   }
 
   async hasChunk(row: ChunkRow): Promise<boolean> {
-    const response = await this.request({ id: 0, type: 'hasChunk', sessionId: row.sessionId, lastSeq: row.batch.lastSeq });
+    const response = await this.request({ id: 0, type: 'hasChunk', sessionId: row.sessionId, lastSeq: lastSeqOf(row) });
     return response.stored === true;
   }
 

@@ -14,12 +14,13 @@ import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-t
 const { databaseUrl, connections, logLevel } = workerData as CommitThreadData;
 const log = createLogger(logLevel).child({ part: 'commit-thread' });
 // The writer's COPYs write most of the table's pages from its own backend (a bulk write goes
-// through a small ring of shared buffers), and the kernel keeps them dirty until the next
-// checkpoint's fsync, which then writes hundreds of MB at once and holds up every commit's
-// WAL flush behind it: 0.2-0.35 s checkpoint syncs, the ack p99 at half load 260-320 ms. Asking
-// for writeback every 256 kB, as PostgreSQL's own checkpointer does (checkpoint_flush_after),
-// spreads that out: syncs of a few ms, for no loss of throughput (docs/performance.md).
-const pool = createPool(databaseUrl, connections, log, { applicationName: 'wavehouse-writer', backendFlushAfter: '256kB' });
+// through a small ring of shared buffers), and the kernel keeps them dirty until a checkpoint's
+// fsync or its own writeback burst, which then writes hundreds of MB at once and holds up every
+// commit's WAL flush behind it. Asking for writeback every 256 kB, as PostgreSQL's own
+// checkpointer does (checkpoint_flush_after), spreads that out: JSON ack p99 at half load
+// 120-162 ms with it, 484-674 ms without, for no measurable loss of throughput
+// (docs/performance.md, session 5).
+const pool = createPool(databaseUrl, connections, log, { applicationName: 'wavehouse-writer', backendFlushAfterKb: 256 });
 const store = new SampleStore(pool);
 const port = parentPort!;
 

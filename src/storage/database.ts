@@ -3,6 +3,7 @@
  * COPY path measured here, and it sets TCP_NODELAY itself (../shared/perf/LIMITS.md).
  */
 import pg from 'pg';
+import { parseIntoClientConfig } from 'pg-connection-string';
 import type { Logger } from 'pino';
 
 export type Pool = pg.Pool;
@@ -13,19 +14,30 @@ export interface PoolOptions {
   /** Each connection's statement_timeout: PostgreSQL cancels a statement that runs longer (SQLSTATE 57014). */
   statementTimeoutMs?: number;
   /**
-   * Each connection's backend_flush_after: past this many bytes written by the connection's
+   * Each connection's backend_flush_after: past this many kB written by the connection's
    * backend, PostgreSQL asks the kernel to start writing them to disk. For a connection that
    * writes in bulk (see commit-worker.ts).
    */
-  backendFlushAfter?: string;
+  backendFlushAfterKb?: number;
 }
 
+/**
+ * The URL's own parameters (`?sslmode=...`, `?options=...`) are kept, but the settings the pool
+ * is given win over them: pg would let the URL win, and a DATABASE_URL that happened to set
+ * application_name, statement_timeout or options would then silently rename the writer's
+ * connections, unbound creates or drop the writeback setting. `options` are joined, the
+ * URL's (or PGOPTIONS) first.
+ */
 export function createPool(url: string, size: number, log: Logger, options: PoolOptions = {}): pg.Pool {
-  const { applicationName = 'wavehouse', statementTimeoutMs, backendFlushAfter } = options;
+  const { applicationName = 'wavehouse', statementTimeoutMs, backendFlushAfterKb } = options;
+  const fromUrl = parseIntoClientConfig(url);
+  const startupOptions = [fromUrl.options ?? process.env.PGOPTIONS, backendFlushAfterKb === undefined ? undefined : `-c backend_flush_after=${backendFlushAfterKb}kB`]
+    .filter((option) => option)
+    .join(' ');
   const pool = new pg.Pool({
+    ...fromUrl,
     ...(statementTimeoutMs === undefined ? {} : { statement_timeout: statementTimeoutMs }),
-    ...(backendFlushAfter === undefined ? {} : { options: `-c backend_flush_after=${backendFlushAfter}` }),
-    connectionString: url,
+    ...(startupOptions === '' ? {} : { options: startupOptions }),
     max: size,
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,

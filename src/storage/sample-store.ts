@@ -12,7 +12,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { isSessionId } from '../sessions/ingest-token.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, lastSeqOf, type ChunkRow } from './chunk-codec.ts';
 
 export interface SessionAdvance {
   sessionId: string;
@@ -95,7 +95,7 @@ export class SampleStore implements ChunkCommitter {
 
   /** Whether `row` is stored: how the writer learns the outcome of a commit whose answer was lost. */
   hasChunk(row: ChunkRow): Promise<boolean> {
-    return this.hasChunkEnding(row.sessionId, row.batch.lastSeq);
+    return this.hasChunkEnding(row.sessionId, lastSeqOf(row));
   }
 
   async hasChunkEnding(sessionId: string, lastSeq: number): Promise<boolean> {

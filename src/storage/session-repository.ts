@@ -236,8 +236,10 @@ export class SessionRepository {
       throw error;
     } finally {
       client.removeListener('error', dropped);
-      // As pool.query does: a client whose query failed is discarded, not reused.
-      client.release(failure);
+      // A connection whose query failed otherwise (cancelled, cut, a protocol error) may be in
+      // any state, so it is discarded; one that only had its data refused is as good as new,
+      // and on the creates' one connection a reconnect would delay every create behind it.
+      client.release(failure !== undefined && !refusedData(failure) ? failure : undefined);
     }
   }
 

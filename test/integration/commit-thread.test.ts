@@ -69,9 +69,9 @@ test('what the thread commits is stored with the counters, and hasChunk tells a 
   const { thread, store, repository, newSession } = await setup(t);
   const [first, second] = [await newSession(), await newSession()];
   const rows = [
-    { sessionId: first, batch: batchFrom(1, 2_000) },
-    { sessionId: first, batch: batchFrom(2_001, 500) },
-    { sessionId: second, batch: batchFrom(10, 3) },
+    { sessionId: first, batches: [batchFrom(1, 2_000)] },
+    { sessionId: first, batches: [batchFrom(2_001, 500)] },
+    { sessionId: second, batches: [batchFrom(10, 3)] },
   ];
   assert.equal(await thread.hasChunk(rows[0]), false);
   await thread.commitChunks(rows, [
@@ -89,11 +89,11 @@ test('what the thread commits is stored with the counters, and hasChunk tells a 
 test('a commit that PostgreSQL refuses fails with its error and stores nothing', async (t) => {
   const { thread, store, newSession } = await setup(t);
   const id = await newSession();
-  await thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 5) }], [{ sessionId: id, sampleCount: 5, lastSeq: 5 }]);
+  await thread.commitChunks([{ sessionId: id, batches: [batchFrom(1, 5)] }], [{ sessionId: id, sampleCount: 5, lastSeq: 5 }]);
   // A second chunk ending at seq 5 collides with the stored one (primary key).
   const clash = [
-    { sessionId: id, batch: batchFrom(6, 2) },
-    { sessionId: id, batch: batchFrom(5, 1) },
+    { sessionId: id, batches: [batchFrom(6, 2)] },
+    { sessionId: id, batches: [batchFrom(5, 1)] },
   ];
   await assert.rejects(thread.commitChunks(clash, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]), (error: Error & { code?: string }) => {
     assert.equal(error.code, '23505');
@@ -110,8 +110,8 @@ test('a session another process has taken comes back as a FencedError naming it,
   await repository.claimForProducer(taken); // another process's claim moves the epoch on
   const attempt = thread.commitChunks(
     [
-      { sessionId: taken, batch: batchFrom(1, 4) },
-      { sessionId: kept, batch: batchFrom(1, 4) },
+      { sessionId: taken, batches: [batchFrom(1, 4)] },
+      { sessionId: kept, batches: [batchFrom(1, 4)] },
     ],
     [
       { sessionId: taken, sampleCount: 4, lastSeq: 4, epoch: ours.epoch },
@@ -146,7 +146,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
   // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
   await blocker.query('BEGIN');
   await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
-  const inFlight = thread.commitChunks([{ sessionId, batch: batchFrom(1, 3) }], [{ sessionId, sampleCount: 3, lastSeq: 3 }]);
+  const inFlight = thread.commitChunks([{ sessionId, batches: [batchFrom(1, 3)] }], [{ sessionId, sampleCount: 3, lastSeq: 3 }]);
   await eventually(async () => {
     const { rows } = await pool.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'");
     assert.equal(rows[0].waiting, 1);
@@ -154,8 +154,8 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await (thread as unknown as { worker: Worker }).worker.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
   await blocker.query('ROLLBACK');
-  await assert.rejects(thread.hasChunk({ sessionId, batch: batchFrom(1, 1) }), /commit thread stopped/);
-  await assert.rejects(thread.commitChunks([{ sessionId, batch: batchFrom(1, 1) }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
+  await assert.rejects(thread.hasChunk({ sessionId, batches: [batchFrom(1, 1)] }), /commit thread stopped/);
+  await assert.rejects(thread.commitChunks([{ sessionId, batches: [batchFrom(1, 1)] }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
   assert.equal(thread.running, false);
   assert.equal(stops.length, 1);
   assert.match(stops[0].message, /exit code/);
@@ -168,7 +168,7 @@ test('close() ends the thread and its connections; later commits are refused', a
   const admin = new pg.Client({ connectionString: database.url });
   await admin.connect();
   const id = await newSession();
-  await thread.commitChunks([{ sessionId: id, batch: batchFrom(1, 3) }], [{ sessionId: id, sampleCount: 3, lastSeq: 3 }]);
+  await thread.commitChunks([{ sessionId: id, batches: [batchFrom(1, 3)] }], [{ sessionId: id, sampleCount: 3, lastSeq: 3 }]);
   const threadConnections = async () => {
     const { rows } = await admin.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND application_name = 'wavehouse-writer'",
@@ -180,7 +180,7 @@ test('close() ends the thread and its connections; later commits are refused', a
   await thread.close();
   await eventually(async () => assert.equal(await threadConnections(), 0));
   await assert.rejects(
-    thread.commitChunks([{ sessionId: id, batch: batchFrom(4, 1) }], [{ sessionId: id, sampleCount: 1, lastSeq: 4 }]),
+    thread.commitChunks([{ sessionId: id, batches: [batchFrom(4, 1)] }], [{ sessionId: id, sampleCount: 1, lastSeq: 4 }]),
     /closed/,
   );
   await admin.end();
@@ -206,7 +206,7 @@ test('a thread whose database never answers fails start() within its bound, and 
   assert.equal(thread.running, false);
   // Terminated: its connection closes with it.
   await eventually(() => assert.equal(connections[0].closed, true));
-  await assert.rejects(thread.hasChunk({ sessionId: randomUUID(), batch: batchFrom(1, 1) }), /did not start/);
+  await assert.rejects(thread.hasChunk({ sessionId: randomUUID(), batches: [batchFrom(1, 1)] }), /did not start/);
   assert.deepEqual(stops, [], 'a failed start is start()\'s error, not a stop reported as fatal');
 });
 

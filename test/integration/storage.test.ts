@@ -154,10 +154,29 @@ async function readAll(store: SampleStore, sessionId: string, fromSeq: number, t
   return out;
 }
 
-/** Commits `samples` as one chunk per `perChunk` samples, the way the writer does. */
-async function commitAsChunks(store: SampleStore, sessionId: string, samples: readonly PlainSample[], perChunk: number, channelCount = 3) {
+/**
+ * Commits `samples` as one chunk per `perChunk` samples, the way the writer does: each chunk
+ * made of batches of `batchSizes` samples in turn (one batch, by default), as the writer joins
+ * a session's frames into a chunk.
+ */
+async function commitAsChunks(
+  store: SampleStore,
+  sessionId: string,
+  samples: readonly PlainSample[],
+  perChunk: number,
+  { channelCount = 3, batchSizes = [perChunk] }: { channelCount?: number; batchSizes?: number[] } = {},
+) {
   const rows = [];
-  for (let i = 0; i < samples.length; i += perChunk) rows.push({ sessionId, batch: batchOf(samples.slice(i, i + perChunk), channelCount) });
+  for (let i = 0; i < samples.length; i += perChunk) {
+    const chunk = samples.slice(i, i + perChunk);
+    const batches = [];
+    for (let at = 0, part = 0; at < chunk.length; part++) {
+      const size = batchSizes[part % batchSizes.length];
+      batches.push(batchOf(chunk.slice(at, at + size), channelCount));
+      at += size;
+    }
+    rows.push({ sessionId, batches });
+  }
   await store.commitChunks(rows, [{ sessionId, sampleCount: samples.length, lastSeq: samples[samples.length - 1].seq }]);
 }
 
@@ -258,22 +277,27 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
     });
 
     describe('connection pool', () => {
-      test("each connection gets the pool's name, statement timeout and writeback setting", async (t) => {
+      test("each connection gets the pool's name, statement timeout and writeback setting, over the URL's", async (t) => {
         const database = await backend.emptyDatabase();
-        const pool = createPool(database.url, 2, log, { applicationName: 'wavehouse-test', statementTimeoutMs: 1234, backendFlushAfter: '256kB' });
+        // A URL that sets the same parameters: pg alone would let it win. Its own options are kept.
+        const url = new URL(database.url);
+        url.searchParams.set('application_name', 'from-the-url');
+        url.searchParams.set('statement_timeout', '99');
+        url.searchParams.set('options', '-c work_mem=5MB');
+        const pool = createPool(url.toString(), 2, log, { applicationName: 'wavehouse-test', statementTimeoutMs: 1234, backendFlushAfterKb: 256 });
         const plain = createPool(database.url, 1, log);
         t.after(async () => {
           await pool.end();
           await plain.end();
           await database.drop();
         });
-        const settings = 'SELECT current_setting($1) AS name, current_setting($2) AS timeout, current_setting($3) AS flush';
-        const names = ['application_name', 'statement_timeout', 'backend_flush_after'];
-        // Two connections at once, so both of the pool's connections are asked.
+        const settings = 'SELECT current_setting($1) AS name, current_setting($2) AS timeout, current_setting($3) AS flush, current_setting($4) AS work_mem';
+        const names = ['application_name', 'statement_timeout', 'backend_flush_after', 'work_mem'];
+        // Two queries at once, so both of the pool's connections are asked.
         const answers = await Promise.all([pool.query(settings, names), pool.query(settings, names)]);
-        for (const { rows } of answers) assert.deepEqual(rows[0], { name: 'wavehouse-test', timeout: '1234ms', flush: '256kB' });
+        for (const { rows } of answers) assert.deepEqual(rows[0], { name: 'wavehouse-test', timeout: '1234ms', flush: '256kB', work_mem: '5MB' });
         const { rows } = await plain.query(settings, names);
-        assert.deepEqual(rows[0], { name: 'wavehouse', timeout: '0', flush: '0' });
+        assert.deepEqual(rows[0], { name: 'wavehouse', timeout: '0', flush: '0', work_mem: '4MB' });
       });
     });
 
@@ -399,6 +423,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const session = (i: number) => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: { i } });
         const existing = session(-1);
         await repository.create(existing);
+        const backendPid = async () => (await creates.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+        const pidBefore = await backendPid();
         // The first goes alone; the 64 made while it runs go as one INSERT, which the duplicate id refuses.
         const asked = Array.from({ length: 65 }, (_, i) => (i === 40 ? { ...session(i), id: existing.id } : session(i)));
         const outcomes = await Promise.allSettled(asked.map((one) => repository.create(one)));
@@ -413,6 +439,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         });
         const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM sessions WHERE id = ANY($1)', [asked.map((one) => one.id)]);
         assert.equal(rows[0].n, asked.length, 'every create but the duplicate is stored, and the duplicate stays the one row it was');
+        assert.equal(await backendPid(), pidBefore, 'a refused insert leaves the one creates connection open');
       });
 
       test('a create that cannot connect to the database fails with CreateUnreachableError, its cause kept', async (t) => {
@@ -453,7 +480,9 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const id = await newSession(repository);
         const consecutive = plainSamples(Array.from({ length: 12 }, (_, i) => i + 1));
         const gapped = plainSamples([20, 21, 23, 30, 31, 32]);
-        await commitAsChunks(store, id, [...consecutive, ...gapped], 6);
+        // Each chunk joined from batches of 2, 1 and 3 samples: the gapped chunk's gaps fall
+        // between its batches (21 | 23 | 30).
+        await commitAsChunks(store, id, [...consecutive, ...gapped], 6, { batchSizes: [2, 1, 3] });
         // A row as written before migration 003: consecutive seqs, seq column kept, layout 0 by default.
         const old = plainSamples([40, 41]);
         const client = new pg.Client({ connectionString: url });
@@ -485,6 +514,10 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), all);
         assert.deepStrictEqual(await readAll(store, id, 3, 21), all.filter((sample) => sample.seq >= 3 && sample.seq <= 21));
         assert.deepStrictEqual(await readAll(store, id, 41, 41), old.slice(1));
+        // A row of several batches is known by its last batch's last seq.
+        const rowOf = (...parts: number[][]) => ({ sessionId: id, batches: parts.map((seqs) => batchOf(plainSamples(seqs), 3)) });
+        assert.equal(await store.hasChunk(rowOf([1, 2], [3], [4, 5, 6])), true);
+        assert.equal(await store.hasChunk(rowOf([6], [7, 8, 9, 10, 11])), false);
       });
 
       test('read ranges are inclusive, cut inside chunks, and page through more than 16 chunks', async (t) => {
@@ -520,8 +553,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
 
         // The second row collides with the stored chunk (same session and last seq): the whole commit fails.
         const rows = [
-          { sessionId: id, batch: batchOf(plainSamples([6, 7]), 3) },
-          { sessionId: id, batch: batchOf(plainSamples([5]), 3) },
+          { sessionId: id, batches: [batchOf(plainSamples([6, 7]), 3)] },
+          { sessionId: id, batches: [batchOf(plainSamples([5]), 3)] },
         ];
         await assert.rejects(store.commitChunks(rows, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]));
         assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 5, lastSeq: 5 });
@@ -530,7 +563,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
 
         await commitAsChunks(store, id, plainSamples([9, 10]), 1);
         assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 7, lastSeq: 10 });
-        assert.equal(await store.hasChunk({ sessionId: id, batch: batchOf(plainSamples([10]), 3) }), true);
+        assert.equal(await store.hasChunk({ sessionId: id, batches: [batchOf(plainSamples([10]), 3)] }), true);
       });
     });
 

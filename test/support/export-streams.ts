@@ -77,7 +77,7 @@ export async function storeSamplesDirectly(
       let count = 0;
       for (let c = 0; c < chunksPerCommit && next <= toSeq; c++) {
         const size = Math.min(chunkSamples, toSeq - next + 1);
-        rows.push({ sessionId, batch: batchOf(next, size) });
+        rows.push({ sessionId, batches: [batchOf(next, size)] });
         next += size;
         count += size;
       }

@@ -127,8 +127,10 @@ describe('JSON frame scanner', () => {
       '{"samples":[{"ax":1,"ay":2,"az":123:}]}',
       '{"samples":[{"ax":12?4,"ay":2,"az":3}]}',
       '{"samples":[{"ax":1;23,"ay":2,"az":3}]}',
-      '{"samples":[{"ax":1234<,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":1234<567,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":12345678:,"ay":2,"az":3}]}',
       '{"samples":[{"ax":0.12=4,"ay":2,"az":3}]}',
+      '{"samples":[{"ax":0.1234>5678,"ay":2,"az":3}]}',
       '{"samples":[{"ax":1e12>4,"ay":2,"az":3}]}',
       // Cut inside a number, where the last word read would run past the frame's end.
       '{"samples":[{"ax":1,"ay":2,"az":1234',
