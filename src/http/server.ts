@@ -37,6 +37,7 @@ import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 import { securityHeaders } from './security-headers.ts';
 
 // ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
@@ -92,6 +93,9 @@ export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: stri
   const body = problemBody(code, detail);
   return reply.code(body.status).type('application/problem+json').send(body);
 }
+
+/** Retry-After when the database cannot be reached: an outage or a restart takes seconds at least. */
+const databaseRetryAfterS = 5;
 
 function problemCodeOf(error: FastifyError): ProblemCode | null {
   if (error.validation) return 'invalid_request';
@@ -201,6 +205,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     if (error instanceof Problem) return sendProblem(reply, error.code, error.detail);
     const code = problemCodeOf(error);
     if (code) return sendProblem(reply, code, error.message);
+    if (isDatabaseUnavailable(error)) {
+      // Logged with its cause (an address, say), which the client is not told.
+      request.log.error({ err: error }, 'the database cannot be reached');
+      reply.header('retry-after', String(databaseRetryAfterS));
+      return sendProblem(reply, 'service_unavailable', `the server cannot connect to its database; retry in ${databaseRetryAfterS} s`);
+    }
     request.log.error({ err: error }, 'unhandled error');
     return sendProblem(reply, 'internal_error', 'internal error');
   });

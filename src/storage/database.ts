@@ -52,6 +52,25 @@ export function createPool(url: string, size: number, log: Logger, options: Pool
   return pool;
 }
 
+/** Errors of a link to the database that could not be opened or was lost: the network's, from Node. */
+const linkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/** pg's and pg-pool's words for the same, which carry no code. */
+const linkErrorMessages = /^(Connection terminated|timeout exceeded when trying to connect)/;
+
+/**
+ * Whether `error` says the database could not be used at all, rather than that it refused what
+ * was asked: the link is down or was lost (pg, pg-pool and Node errors), or the server is
+ * shutting down, starting or recovering (SQLSTATE class 08, 57P01-57P03). A request that meets
+ * one may well succeed a little later, so it is answered 503, not 500.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (linkErrorCodes.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) return true;
+  // An error that wraps another (session-repository.ts's CreateUnreachableError) is what its cause is.
+  return linkErrorMessages.test(error.message) || (error.cause !== undefined && isDatabaseUnavailable(error.cause));
+}
+
 export async function isDatabaseReachable(pool: pg.Pool): Promise<boolean> {
   try {
     await pool.query('SELECT 1');

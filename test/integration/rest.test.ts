@@ -300,6 +300,30 @@ describe('POST /api/v1/sessions', () => {
     const created = await call(url, { method: 'POST' });
     assert.equal(created.status, 201, created.text);
   });
+
+  test('every route that needs the database answers 503 with Retry-After while it cannot be reached, and answers again once it can', async (t) => {
+    const { baseUrl, proxy } = await startAppBehindProxy(t);
+    const created = await createSession(baseUrl);
+    const session = `${baseUrl}/api/v1/sessions/${created.sessionId}`;
+    const reads = [
+      () => call(session),
+      () => call(`${session}/data`),
+      () => call(`${session}/data?format=csv`),
+      () => call(`${session}/end`, { method: 'POST', headers: { authorization: `Bearer ${created.ingestToken}` } }),
+    ];
+    // Cut: the pooled connections are lost, and every new one is dropped as it opens.
+    proxy.cut();
+    for (const read of reads) {
+      const answer = await read();
+      assertProblem(answer, 503, 'service_unavailable');
+      assert.equal(answer.headers.get('retry-after'), '5');
+      assert.match(answer.json().detail, /cannot connect to its database/);
+      assert.doesNotMatch(answer.text, new RegExp(String(proxy.port)));
+    }
+    proxy.restore();
+    assert.equal((await call(session)).status, 200);
+    assert.equal((await call(`${session}/data`)).status, 200);
+  });
 });
 
 describe('GET /api/v1/sessions/{id}', () => {

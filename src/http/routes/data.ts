@@ -61,6 +61,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
           400: ProblemSchema,
           404: ProblemSchema,
           429: ProblemSchema,
+          503: ProblemSchema,
         },
       },
     },

@@ -5,7 +5,7 @@ import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, S
 import type { Config } from '../../config.ts';
 import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import { CreateCancelledError, CreateUnreachableError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
+import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 
 export const defaultChannels = ['ax', 'ay', 'az'];
 
@@ -57,8 +57,6 @@ export interface SessionRoutesOptions {
 
 /** Retry-After of a create the database cancelled (most often its statement_timeout): a lock or a load spike usually passes within seconds. */
 const cancelledRetryAfterS = 1;
-/** Retry-After of a create that could not connect to the database: an outage or a restart takes longer. */
-const unreachableRetryAfterS = 5;
 
 const problemResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, ProblemSchema]));
 
@@ -98,7 +96,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       const record = await repository
         .create({ id: crypto.randomUUID(), tokenHash: hash, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
         .catch((error: unknown) => {
-          // Both leave nothing stored, so the client may simply retry (docs/errors.md).
+          // Nothing was stored, so the client may simply retry (docs/errors.md). A database
+          // that cannot be reached is answered 503 by the server's error handler.
           if (error instanceof CreateCancelledError) {
             // 57014 is also what an operator's pg_cancel_backend gives: the message must not claim a timeout.
             request.log.warn({ err: error }, 'session create cancelled by the database');
@@ -107,12 +106,6 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
               'service_unavailable',
               `the session was not stored: its insert was cancelled or did not finish within ${config.sessions.createTimeoutMs} ms; retry in ${cancelledRetryAfterS} s`,
             );
-          }
-          if (error instanceof CreateUnreachableError) {
-            // The cause (an address, say) goes to the log, not to the client.
-            request.log.error({ err: error }, 'session create cannot connect to the database');
-            reply.header('retry-after', String(unreachableRetryAfterS));
-            throw new Problem('service_unavailable', `the session was not stored: the server cannot connect to its database; retry in ${unreachableRetryAfterS} s`);
           }
           throw error;
         });
@@ -131,7 +124,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Get a session',
         tags: ['sessions'],
         params: SessionIdParams,
-        response: { 200: Session, ...problemResponses(404, 429) },
+        response: { 200: Session, ...problemResponses(404, 429, 503) },
       },
     },
     async (request) => sessionView(await findSessionOr404(repository, request.params.id)),
@@ -146,7 +139,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         tags: ['sessions'],
         params: SessionIdParams,
         security: [{ ingestToken: [] }],
-        response: { 200: Session, ...problemResponses(401, 404, 409, 429) },
+        response: { 200: Session, ...problemResponses(401, 404, 409, 429, 503) },
       },
     },
     async (request) => {
