@@ -21,17 +21,29 @@ export const problems = {
 
 export type ProblemCode = keyof typeof problems;
 
-/** An expected REST failure, turned into problem+json by the error handler. */
+/**
+ * An expected REST failure, turned into problem+json by the error handler; `retryAfterS`, if
+ * given, is sent as Retry-After.
+ */
 export class Problem extends Error {
   readonly status: number;
   constructor(
     readonly code: ProblemCode,
     readonly detail: string = problems[code].title,
+    readonly retryAfterS?: number,
   ) {
     super(detail);
     this.name = 'Problem';
     this.status = problems[code].status;
   }
+}
+
+/** Retry-After when the database cannot be reached: an outage or a restart takes seconds at least. */
+const databaseRetryAfterS = 5;
+
+/** The answer to a request that needs the database while it cannot be reached (REST and socket upgrades alike). */
+export function databaseUnavailable(): Problem {
+  return new Problem('service_unavailable', `the server cannot connect to its database; retry in ${databaseRetryAfterS} s`, databaseRetryAfterS);
 }
 
 export function problemBody(code: ProblemCode, detail: string) {

@@ -33,7 +33,7 @@ import {
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
+import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
@@ -94,8 +94,10 @@ export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: stri
   return reply.code(body.status).type('application/problem+json').send(body);
 }
 
-/** Retry-After when the database cannot be reached: an outage or a restart takes seconds at least. */
-const databaseRetryAfterS = 5;
+function answer(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
+  return sendProblem(reply, problem.code, problem.detail);
+}
 
 function problemCodeOf(error: FastifyError): ProblemCode | null {
   if (error.validation) return 'invalid_request';
@@ -202,14 +204,13 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   });
 
   server.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error instanceof Problem) return sendProblem(reply, error.code, error.detail);
+    if (error instanceof Problem) return answer(reply, error);
     const code = problemCodeOf(error);
     if (code) return sendProblem(reply, code, error.message);
     if (isDatabaseUnavailable(error)) {
       // Logged with its cause (an address, say), which the client is not told.
       request.log.error({ err: error }, 'the database cannot be reached');
-      reply.header('retry-after', String(databaseRetryAfterS));
-      return sendProblem(reply, 'service_unavailable', `the server cannot connect to its database; retry in ${databaseRetryAfterS} s`);
+      return answer(reply, databaseUnavailable());
     }
     request.log.error({ err: error }, 'unhandled error');
     return sendProblem(reply, 'internal_error', 'internal error');

@@ -5,7 +5,8 @@
  *
  * What Fastify's hooks give a REST request, an upgrade gets here: a request id (X-Request-Id,
  * else a new UUID) on its log lines and its "incoming request" line (the token cut from the
- * URL by the logger); 503 while draining; with tracing, a SERVER span named by route
+ * URL by the logger); 503 while draining, and when the session's lookup finds the database
+ * unreachable (with Retry-After); with tracing, a SERVER span named by route
  * template, continuing an incoming traceparent and ending at the upgrade (101), since the
  * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
  * TRUST_PROXY. An upgrade refused before the handshake (no socket route at that path,
@@ -19,8 +20,9 @@ import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { problemBody, type ProblemCode } from '../contract/errors.ts';
+import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 
 /** What a socket route may read of its upgrade request. */
 export interface Upgrade {
@@ -78,7 +80,7 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string {
 }
 
 /** Answers the upgrade request with a problem+json response and ends the connection; returns the status. */
-function answerProblem(socket: Duplex, code: ProblemCode, detail: string, requestId: string): number {
+function answerProblem(socket: Duplex, code: ProblemCode, detail: string, requestId: string, retryAfterS?: number): number {
   const problem = problemBody(code, detail);
   const { status } = problem;
   const body = JSON.stringify(problem);
@@ -87,6 +89,7 @@ function answerProblem(socket: Duplex, code: ProblemCode, detail: string, reques
       'Content-Type: application/problem+json; charset=utf-8\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
       `X-Request-Id: ${requestId}\r\n` +
+      (retryAfterS === undefined ? '' : `Retry-After: ${retryAfterS}\r\n`) +
       'Connection: close\r\n\r\n' +
       body,
   );
@@ -136,7 +139,7 @@ export class SocketUpgrades {
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
     log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');
 
-    const refuse = (code: ProblemCode, detail: string) => this.endSpan(span, answerProblem(socket, code, detail, requestId));
+    const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => this.endSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
     if (this.options.isDraining()) return refuse('service_unavailable', 'the server is shutting down');
     const matched = request.method === 'GET' ? this.match(path) : null;
     if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
@@ -156,6 +159,11 @@ export class SocketUpgrades {
         this.handshake(request, socket, head, requestId, open);
       },
       (error: unknown) => {
+        if (isDatabaseUnavailable(error)) {
+          log.error({ err: error }, 'the database cannot be reached');
+          const problem = databaseUnavailable();
+          return refuse(problem.code, problem.detail, problem.retryAfterS);
+        }
         log.error({ err: error }, 'unhandled error');
         refuse('internal_error', 'internal error');
       },

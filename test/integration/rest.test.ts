@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import pg from 'pg';
 import { startApp } from '../support/app.ts';
 import { startAppBehindProxy } from '../support/resilience-app.ts';
-import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
+import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 
 interface Answer {
@@ -302,7 +302,7 @@ describe('POST /api/v1/sessions', () => {
   });
 
   test('every route that needs the database answers 503 with Retry-After while it cannot be reached, and answers again once it can', async (t) => {
-    const { baseUrl, proxy } = await startAppBehindProxy(t);
+    const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t);
     const created = await createSession(baseUrl);
     const session = `${baseUrl}/api/v1/sessions/${created.sessionId}`;
     const reads = [
@@ -319,6 +319,14 @@ describe('POST /api/v1/sessions', () => {
       assert.equal(answer.headers.get('retry-after'), '5');
       assert.match(answer.json().detail, /cannot connect to its database/);
       assert.doesNotMatch(answer.text, new RegExp(String(proxy.port)));
+    }
+    // Socket upgrades look the session up before the handshake: answered alike.
+    for (const url of [ingestUrl(wsUrl, created.sessionId, created.ingestToken), liveUrl(wsUrl, created.sessionId)]) {
+      const refusal = await refusedUpgrade(url);
+      assert.equal(refusal.status, 503, url);
+      assert.equal(refusal.headers['retry-after'], '5');
+      assert.equal(refusal.body.code, 'service_unavailable');
+      assert.match(String(refusal.body.detail), /cannot connect to its database/);
     }
     proxy.restore();
     assert.equal((await call(session)).status, 200);

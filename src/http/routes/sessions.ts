@@ -101,10 +101,10 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           if (error instanceof CreateCancelledError) {
             // 57014 is also what an operator's pg_cancel_backend gives: the message must not claim a timeout.
             request.log.warn({ err: error }, 'session create cancelled by the database');
-            reply.header('retry-after', String(cancelledRetryAfterS));
             throw new Problem(
               'service_unavailable',
               `the session was not stored: its insert was cancelled or did not finish within ${config.sessions.createTimeoutMs} ms; retry in ${cancelledRetryAfterS} s`,
+              cancelledRetryAfterS,
             );
           }
           throw error;
