@@ -17,13 +17,21 @@ export class RedisBroker implements Broker {
   private readonly subscriber: Redis;
   private frameListener: (sessionId: string, message: Buffer) => void = () => undefined;
   private controlListener: (request: { endSession: string }) => void = () => undefined;
+  /** Where Redis is, for messages: the URL without its credentials. */
+  private readonly address: string;
+  private lastError: Error | null = null;
 
   constructor(url: string, log: Logger) {
     const options = { maxRetriesPerRequest: null, lazyConnect: true } as const;
     this.publisher = new Redis(url, options);
     this.subscriber = new Redis(url, options);
+    const parsed = URL.parse(url);
+    this.address = parsed?.host ? parsed.host : 'REDIS_URL';
     for (const connection of [this.publisher, this.subscriber]) {
-      connection.on('error', (error: Error) => log.warn({ err: error }, 'redis connection error'));
+      connection.on('error', (error: Error) => {
+        this.lastError = error;
+        log.warn({ err: error }, 'redis connection error');
+      });
     }
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       const name = channel.toString();
@@ -36,8 +44,15 @@ export class RedisBroker implements Broker {
   }
 
   async connect(): Promise<void> {
-    await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
-    await this.subscriber.subscribe(controlChannel);
+    try {
+      await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
+      await this.subscriber.subscribe(controlChannel);
+    } catch (error) {
+      // ioredis rejects with a bare "Connection is closed."; what went wrong (refused, a name
+      // that does not resolve, bad credentials) came as an 'error' event before it.
+      const cause = this.lastError ?? (error as Error);
+      throw new Error(`cannot connect to Redis at ${this.address} (REDIS_URL): ${cause.message}`, { cause });
+    }
   }
 
   onFrame(listener: (sessionId: string, message: Buffer) => void): void {
