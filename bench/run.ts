@@ -153,7 +153,7 @@ async function main(): Promise<number> {
   // The figures are whole-box figures: say how busy the box was before we added any load.
   const idleBusy = await boxBusyCores(2_000);
   data.boxBusyCoresBeforeStart = idleBusy;
-  log(`database ${database.name}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`);
+  log(`database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`);
   // Sections wind down 20 s before the watchdog, leaving time to stop servers and drop the database.
   const ctx: Context = { quick, deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000, databaseName: database.name, databaseUrl: database.url, log };
   for (const name of selected) {
