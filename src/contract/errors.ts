@@ -43,7 +43,7 @@ const databaseRetryAfterS = 5;
 
 /** The answer to a request that needs the database while it cannot be reached (REST and socket upgrades alike). */
 export function databaseUnavailable(): Problem {
-  return new Problem('service_unavailable', `the server cannot connect to its database; retry in ${databaseRetryAfterS} s`, databaseRetryAfterS);
+  return new Problem('service_unavailable', `the server cannot reach its database, or it is too busy to answer; retry in ${databaseRetryAfterS} s`, databaseRetryAfterS);
 }
 
 export function problemBody(code: ProblemCode, detail: string) {

@@ -4,8 +4,9 @@
  *
  * Error policy: a Problem (contract/errors.ts) becomes problem+json with its status;
  * Fastify's own client errors (schema, body size, media type, bad JSON) are mapped onto the
- * same catalogue; anything else is a bug, logged once with the request id and answered as a
- * plain 500 that says nothing of the internals.
+ * same catalogue; a database that cannot serve now (storage/database.ts's isDatabaseUnavailable)
+ * is a 503 with Retry-After, logged with its cause; anything else is a bug, logged once with
+ * the request id and answered as a plain 500 that says nothing of the internals.
  *
  * Tracing (when on): a SERVER span per request, started with the request's logger so that
  * every line of the request, "incoming request" included, carries its traceId and spanId; it
@@ -209,7 +210,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     if (code) return sendProblem(reply, code, error.message);
     if (isDatabaseUnavailable(error)) {
       // Logged with its cause (an address, say), which the client is not told.
-      request.log.error({ err: error }, 'the database cannot be reached');
+      // warn, not error: an outage gives one line per request, and /ready tells it once.
+      request.log.warn({ err: error }, 'the database cannot serve this request');
       return answer(reply, databaseUnavailable());
     }
     request.log.error({ err: error }, 'unhandled error');

@@ -160,7 +160,7 @@ export class SocketUpgrades {
       },
       (error: unknown) => {
         if (isDatabaseUnavailable(error)) {
-          log.error({ err: error }, 'the database cannot be reached');
+          log.warn({ err: error }, 'the database cannot serve this upgrade');
           const problem = databaseUnavailable();
           return refuse(problem.code, problem.detail, problem.retryAfterS);
         }

@@ -52,23 +52,44 @@ export function createPool(url: string, size: number, log: Logger, options: Pool
   return pool;
 }
 
-/** Errors of a link to the database that could not be opened or was lost: the network's, from Node. */
-const linkErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
-/** pg's and pg-pool's words for the same, which carry no code. */
-const linkErrorMessages = /^(Connection terminated|timeout exceeded when trying to connect)/;
+/**
+ * A connection to the database that could not be opened (refused, unreachable, or not open
+ * within the pool's connect timeout): nothing was sent, so nothing was stored.
+ */
+export class DatabaseUnreachableError extends Error {
+  constructor(cause: unknown) {
+    super(`cannot connect to the database: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
+/**
+ * Codes that say the database cannot serve now, whatever was asked: Node's for a link refused
+ * or lost; SQLSTATE connection exceptions (08000-08007, not 08P01, a protocol violation: a bug
+ * or a pooler's refusal), too many connections (53300), a read-only server (25006, a standby
+ * after a failover), and a server shutting down, crashed or starting (57P01-57P03).
+ */
+const unavailableCodes = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
+  '08000', '08001', '08003', '08004', '08006', '08007', '53300', '25006', '57P01', '57P02', '57P03',
+]);
+/**
+ * pg's and pg-pool's words for the same, which carry no code: a connection lost, one not opened
+ * in time, and no connection of the pool free in time (the database is too slow to give any
+ * back). Exact, so that "Connection terminated" of a client this process ended is not one.
+ */
+const unavailableMessages = new Set(['Connection terminated unexpectedly', 'Connection terminated due to connection timeout', 'timeout exceeded when trying to connect']);
 
 /**
  * Whether `error` says the database could not be used at all, rather than that it refused what
- * was asked: the link is down or was lost (pg, pg-pool and Node errors), or the server is
- * shutting down, starting or recovering (SQLSTATE class 08, 57P01-57P03). A request that meets
- * one may well succeed a little later, so it is answered 503, not 500.
+ * was asked. A request that meets one may well succeed a little later, so it is answered 503
+ * with Retry-After, not 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseUnreachableError) return true;
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (linkErrorCodes.has(code) || code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03')) return true;
-  // An error that wraps another (session-repository.ts's CreateUnreachableError) is what its cause is.
-  return linkErrorMessages.test(error.message) || (error.cause !== undefined && isDatabaseUnavailable(error.cause));
+  return typeof code === 'string' ? unavailableCodes.has(code) : unavailableMessages.has(error.message);
 }
 
 export async function isDatabaseReachable(pool: pg.Pool): Promise<boolean> {

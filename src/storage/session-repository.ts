@@ -1,5 +1,6 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
+import { DatabaseUnreachableError } from './database.ts';
 
 export interface SessionRecord {
   id: string;
@@ -86,18 +87,6 @@ export class CreateCancelledError extends Error {
   constructor(options?: ErrorOptions) {
     super('the database cancelled the session\'s insert', options);
     this.name = 'CreateCancelledError';
-  }
-}
-
-/**
- * A create that never reached the database: no connection could be opened (refused, or not
- * open within the pool's connect timeout), so nothing was sent and nothing was stored. Told
- * apart from a failure of the INSERT itself, whose outcome a lost connection can leave unknown.
- */
-export class CreateUnreachableError extends Error {
-  constructor(cause: unknown) {
-    super(`cannot connect to the database: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
-    this.name = 'CreateUnreachableError';
   }
 }
 
@@ -206,10 +195,10 @@ export class SessionRepository {
   }
 
   private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
-    // Connected apart from the query (pool.query does the same two steps), so that a database
-    // that cannot be reached is told apart from an INSERT that failed.
+    // Connected apart from the query (pool.query does the same two steps), so that a create
+    // that never reached the database says so: nothing was stored, which a lost INSERT cannot say.
     const client = await this.creates.connect().catch((error: unknown) => {
-      throw new CreateUnreachableError(error);
+      throw new DatabaseUnreachableError(error);
     });
     // A connection that drops fails the query, and is then reported as an 'error' event too:
     // heard here while the client is out of the pool (pool.query does the same), it must not

@@ -292,7 +292,7 @@ describe('POST /api/v1/sessions', () => {
     for (const answer of answers) {
       assertProblem(answer, 503, 'service_unavailable');
       assert.equal(answer.headers.get('retry-after'), '5');
-      assert.match(answer.json().detail, /cannot connect to its database.*retry/);
+      assert.match(answer.json().detail, /cannot reach its database.*retry/);
       // The cause (the database's address) is logged, not told.
       assert.doesNotMatch(answer.text, new RegExp(String(proxy.port)));
     }
@@ -317,7 +317,7 @@ describe('POST /api/v1/sessions', () => {
       const answer = await read();
       assertProblem(answer, 503, 'service_unavailable');
       assert.equal(answer.headers.get('retry-after'), '5');
-      assert.match(answer.json().detail, /cannot connect to its database/);
+      assert.match(answer.json().detail, /cannot reach its database/);
       assert.doesNotMatch(answer.text, new RegExp(String(proxy.port)));
     }
     // Socket upgrades look the session up before the handshake: answered alike.
@@ -326,7 +326,7 @@ describe('POST /api/v1/sessions', () => {
       assert.equal(refusal.status, 503, url);
       assert.equal(refusal.headers['retry-after'], '5');
       assert.equal(refusal.body.code, 'service_unavailable');
-      assert.match(String(refusal.body.detail), /cannot connect to its database/);
+      assert.match(String(refusal.body.detail), /cannot reach its database/);
     }
     proxy.restore();
     assert.equal((await call(session)).status, 200);

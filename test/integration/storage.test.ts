@@ -14,12 +14,12 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import { SessionState } from '../../src/sessions/session-state.ts';
 import { BatchWriter } from '../../src/storage/batch-writer.ts';
-import { createPool, type Pool } from '../../src/storage/database.ts';
+import { createPool, DatabaseUnreachableError, type Pool } from '../../src/storage/database.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/embedded-postgres.ts';
 import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
 import { ProducerLocks } from '../../src/storage/producer-locks.ts';
 import { SampleStore } from '../../src/storage/sample-store.ts';
-import { CreateUnreachableError, SessionRepository } from '../../src/storage/session-repository.ts';
+import { SessionRepository } from '../../src/storage/session-repository.ts';
 import { WriteQueue } from '../../src/storage/write-queue.ts';
 import { adminUrl, freshDatabase, type TestDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
@@ -442,7 +442,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(await backendPid(), pidBefore, 'a refused insert leaves the one creates connection open');
       });
 
-      test('a create that cannot connect to the database fails with CreateUnreachableError, its cause kept', async (t) => {
+      test('a create that cannot connect to the database fails with DatabaseUnreachableError, its cause kept', async (t) => {
         const { pool } = await openStorage(t, backend);
         // A port nothing listens on: the connection is refused.
         const probe = net.createServer();
@@ -453,7 +453,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         t.after(() => creates.end());
         const repository = new SessionRepository(pool, creates);
         await assert.rejects(repository.create({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }), (error: unknown) => {
-          assert.ok(error instanceof CreateUnreachableError, String(error));
+          assert.ok(error instanceof DatabaseUnreachableError, String(error));
           assert.equal((error.cause as { code?: string }).code, 'ECONNREFUSED');
           return true;
         });
