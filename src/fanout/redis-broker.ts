@@ -44,13 +44,14 @@ export class RedisBroker implements Broker {
   }
 
   async connect(): Promise<void> {
+    this.lastError = null;
     try {
       await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
       await this.subscriber.subscribe(controlChannel);
     } catch (error) {
       // ioredis rejects with a bare "Connection is closed."; what went wrong (refused, a name
       // that does not resolve, bad credentials) came as an 'error' event before it.
-      const cause = this.lastError ?? (error as Error);
+      const cause = (error as Error).message === 'Connection is closed.' && this.lastError ? this.lastError : (error as Error);
       throw new Error(`cannot connect to Redis at ${this.address} (REDIS_URL): ${cause.message}`, { cause });
     }
   }

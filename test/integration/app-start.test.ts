@@ -53,8 +53,12 @@ async function setup(t: TestContext, env: Record<string, string>) {
 }
 
 test('a build that fails after migrating (Redis unreachable) rejects with that error and ends the pool', async (t) => {
-  const { database, config } = await setup(t, { REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
-  await assert.rejects(buildApp(config), /^Error: cannot connect to Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\): .*ECONNREFUSED/);
+  const { database, config } = await setup(t, { REDIS_URL: `redis://user:secret@127.0.0.1:${await closedPort()}` });
+  await assert.rejects(buildApp(config), (error: Error) => {
+    assert.match(String(error), /^Error: cannot connect to Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\): .*ECONNREFUSED/);
+    assert.doesNotMatch(String(error), /secret/, 'the URL\'s credentials are not told');
+    return true;
+  });
   await eventually(async () => assert.equal(await appConnections(database.url), 0), { timeoutMs: 2_000 });
 });
 
