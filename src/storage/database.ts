@@ -22,30 +22,32 @@ export interface PoolOptions {
 }
 
 /**
- * The URL's own parameters (`?sslmode=...`, `?options=...`) are kept, but the settings the pool
- * is given win over them: pg would let the URL win, and a DATABASE_URL that happened to set
- * application_name, statement_timeout or options would then silently rename the writer's
- * connections, unbound creates or drop the writeback setting. `options` are joined, the
- * URL's (or PGOPTIONS) first.
+ * A connection's settings. The URL's own parameters (`?sslmode=...`, `?options=...`) are kept,
+ * but the settings given here win over them: pg would let the URL win, and a DATABASE_URL that
+ * happened to set application_name, statement_timeout or options would then silently rename
+ * the writer's connections, unbound creates or drop the writeback setting. `options` are
+ * joined, the URL's (or PGOPTIONS) first.
  */
-export function createPool(url: string, size: number, log: Logger, options: PoolOptions = {}): pg.Pool {
+export function connectionConfig(url: string, options: PoolOptions = {}): pg.ClientConfig {
   const { applicationName = 'wavehouse', statementTimeoutMs, backendFlushAfterKb } = options;
   const fromUrl = parseIntoClientConfig(url);
   const startupOptions = [fromUrl.options ?? process.env.PGOPTIONS, backendFlushAfterKb === undefined ? undefined : `-c backend_flush_after=${backendFlushAfterKb}kB`]
     .filter((option) => option)
     .join(' ');
-  const pool = new pg.Pool({
+  return {
     ...fromUrl,
     ...(statementTimeoutMs === undefined ? {} : { statement_timeout: statementTimeoutMs }),
     ...(startupOptions === '' ? {} : { options: startupOptions }),
-    max: size,
     connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
     application_name: applicationName,
     // A link that dies without a word (a dropped NAT entry, a crashed host) is found by TCP
     // keepalive instead of leaving a query, and the creates and commits behind it, waiting.
     keepAlive: true,
-  });
+  };
+}
+
+export function createPool(url: string, size: number, log: Logger, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({ ...connectionConfig(url, options), max: size, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits here; without a listener it would crash
   // the process. The pool drops the client and the next query connects anew.
   pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));

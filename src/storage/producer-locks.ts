@@ -15,6 +15,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { connectionConfig } from './database.ts';
 
 /** The advisory lock key of a session: the first 64 bits of its UUID. */
 export function sessionLockKey(sessionId: string): string {
@@ -80,7 +81,7 @@ export class ProducerLocks {
   }
 
   private async connect(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.url, application_name: 'wavehouse-locks' });
+    const client = new pg.Client(connectionConfig(this.url, { applicationName: 'wavehouse-locks' }));
     const lost = (error?: Error) => {
       if (this.client !== client) return;
       this.client = null;

@@ -584,6 +584,19 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(await mine.tryAcquire(sessionId), false);
       });
 
+      test("the locks connection is named wavehouse-locks, whatever the URL's application_name", async (t) => {
+        const { url, pool } = await openStorage(t, backend);
+        const named = new URL(url);
+        named.searchParams.set('application_name', 'from-the-url');
+        const locks = new ProducerLocks(named.toString(), log, () => undefined);
+        t.after(() => locks.close());
+        assert.equal(await locks.tryAcquire(randomUUID()), true);
+        const { rows } = await pool.query<{ name: string }>(
+          "SELECT application_name AS name FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE locktype = 'advisory' AND datname = current_database()",
+        );
+        assert.deepEqual(rows, [{ name: 'wavehouse-locks' }]);
+      });
+
       test('a lock is freed when its holder closes its connection', async (t) => {
         const { url } = await openStorage(t, backend);
         const sessionId = randomUUID();
