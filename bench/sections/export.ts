@@ -8,6 +8,15 @@
  * alone. samples/s = samples / (last byte received - request sent); the client counts lines
  * to check every sample arrived.
  *
+ * Two speeds per 1 M export: the first export after start, and the same export again on the
+ * same server, which is the figure set against the bars. The 20,000-sample warm-up is one
+ * page of chunks, so the first 1 M export is still where V8 compiles the paging, stream and
+ * pg-copy-streams code and the heap grows (about 9,000 page faults against 1,000-2,000 in
+ * the next): it measured 1.1-1.5 M/s where the same export again measured 1.5-2.2 (12-06). A
+ * server that has served one export is the steady state that serves every later one; the
+ * first export's speed is still printed beside it. The memory figures are the first
+ * export's, whose growth is its own and not hidden by an earlier export's.
+ *
  * "Memory flat": the same export of a 2,000,000-sample session is run too; the server's peak
  * RSS growth for 2 M must not scale with the size (<= 1.25x the growth for 1 M, + 8 MiB). A
  * server that buffered or leaked would grow about 2x. Why not a smaller session: V8 lets
@@ -68,17 +77,32 @@ function download(url: string): Promise<{ status: number; bytes: number; lines: 
   });
 }
 
-interface ExportRun {
-  format: Format;
-  samples: number;
+interface Download {
   samplesPerS: number;
   bytes: number;
-  rssBeforeKiB: number;
-  rssPeakKiB: number;
-  hwmKiB: number;
   complete: boolean;
   cpu: CpuUse;
 }
+
+interface ExportRun {
+  format: Format;
+  samples: number;
+  /** The first export of this session after the server's start and warm-up. */
+  first: Download;
+  /** The same export again on the same server, when asked for: the steady state. */
+  again?: Download;
+  rssBeforeKiB: number;
+  rssPeakKiB: number;
+  hwmKiB: number;
+}
+
+/** The steady-state speed of a run that measured it. */
+function steady(run: ExportRun): Download {
+  if (!run.again) throw new Error(`export ${run.format} of ${run.samples} samples was measured once`);
+  return run.again;
+}
+
+const completeRun = (run: ExportRun) => run.first.complete && (run.again?.complete ?? true);
 
 interface LimitResult {
   samplesPerS: number;
@@ -91,13 +115,26 @@ function medianOf<T>(items: readonly T[], key: (item: T) => number): T {
   return [...items].sort((a, b) => key(a) - key(b))[Math.floor((items.length - 1) / 2)];
 }
 
-async function exportAndLog(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string): Promise<ExportRun> {
-  const run = await measureExport(ctx, format, sessionId, samples, warmSessionId);
-  ctx.log(`  ${mps(run.samplesPerS)}, RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB${run.complete ? '' : ' INCOMPLETE'}; ${formatCpu(run.cpu)}`);
+const describe = (d: Download) => `${mps(d.samplesPerS)}${d.complete ? '' : ' INCOMPLETE'}; ${formatCpu(d.cpu)}`;
+
+async function exportAndLog(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string, again: boolean): Promise<ExportRun> {
+  const run = await measureExport(ctx, format, sessionId, samples, warmSessionId, again);
+  ctx.log(`  first after start ${describe(run.first)}, RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB`);
+  if (run.again) ctx.log(`  again ${describe(run.again)}`);
   return run;
 }
 
-async function measureExport(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string): Promise<ExportRun> {
+async function timedDownload(ctx: Context, url: string, serverPid: number, format: Format, samples: number): Promise<Download> {
+  const meter = new CpuMeter({ server: [serverPid], postgres: () => postgresPidsOf(ctx.databaseName), client: [process.pid] }).begin();
+  const result = await download(url);
+  const cpu = meter.end();
+  const complete =
+    result.status === 200 &&
+    (format === 'csv' ? result.lines === samples + 1 : format === 'ndjson' ? result.lines === samples : result.tail.endsWith('"nextFromSeq":null}'));
+  return { samplesPerS: samples / result.seconds, bytes: result.bytes, complete, cpu };
+}
+
+async function measureExport(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string, again: boolean): Promise<ExportRun> {
   const server = await startWavehouse(ctx.databaseUrl);
   try {
     const url = (id: string) => `${server.baseUrl}/api/v1/sessions/${id}/data?format=${format}`;
@@ -108,16 +145,13 @@ async function measureExport(ctx: Context, format: Format, sessionId: string, sa
     const poll = setInterval(() => {
       rssPeakKiB = Math.max(rssPeakKiB, memoryOf(server.pid).rssKiB);
     }, 10);
-    const meter = new CpuMeter({ server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), client: [process.pid] }).begin();
-    const result = await download(url(sessionId));
-    const cpu = meter.end();
+    const first = await timedDownload(ctx, url(sessionId), server.pid, format, samples);
     clearInterval(poll);
     const { rssKiB, hwmKiB } = memoryOf(server.pid);
     rssPeakKiB = Math.max(rssPeakKiB, rssKiB);
-    const complete =
-      result.status === 200 &&
-      (format === 'csv' ? result.lines === samples + 1 : format === 'ndjson' ? result.lines === samples : result.tail.endsWith('"nextFromSeq":null}'));
-    return { format, samples, samplesPerS: samples / result.seconds, bytes: result.bytes, rssBeforeKiB, rssPeakKiB, hwmKiB, complete, cpu };
+    const run: ExportRun = { format, samples, first, rssBeforeKiB, rssPeakKiB, hwmKiB };
+    if (again) run.again = await timedDownload(ctx, url(sessionId), server.pid, format, samples);
+    return run;
   } finally {
     await server.stop();
   }
@@ -155,7 +189,7 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       limits.push({ result, cpu });
       ctx.log(`  ${mps(result.samplesPerS)} (stringify ${mps(result.medians.stringify)}, concat ${mps(result.medians.concat)}); ${formatCpu(cpu)}`);
       ctx.log(`export: json, ${bigSamples} samples, round ${turn} of ${rounds}`);
-      jsonRounds.push(await exportAndLog(ctx, 'json', big.sessionId, bigSamples, warm.sessionId));
+      jsonRounds.push(await exportAndLog(ctx, 'json', big.sessionId, bigSamples, warm.sessionId, true));
     }
   } finally {
     await serializer.stop();
@@ -164,7 +198,7 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
   // for comparing each export with the limit of its own moment.
   const median = medianOf(
     jsonRounds.map((run, i) => ({ run, limit: limits[i] })),
-    ({ run, limit }) => run.samplesPerS / limit.result.samplesPerS,
+    ({ run, limit }) => steady(run).samplesPerS / limit.result.samplesPerS,
   );
   const { result: limit, cpu: limitCpu } = median.limit;
   const runs: ExportRun[] = [median.run];
@@ -175,7 +209,7 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
     ] as const) {
       if (format === 'json' && samples === bigSamples) continue;
       ctx.log(`export: ${format}, ${samples} samples`);
-      runs.push(await exportAndLog(ctx, format, sessionId, samples, warm.sessionId));
+      runs.push(await exportAndLog(ctx, format, sessionId, samples, warm.sessionId, samples === bigSamples));
     }
   }
   const of = (format: Format, samples: number) => runs.find((r) => r.format === format && r.samples === samples)!;
@@ -185,21 +219,32 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
     const g2 = growthKiB(of(format, hugeSamples));
     return g2 <= 1.25 * g1 + 8 * 1024;
   };
-  const json = of('json', bigSamples);
-  const csv = of('csv', bigSamples);
-  const ndjson = of('ndjson', bigSamples);
+  const json = steady(of('json', bigSamples));
+  const jsonFirst = of('json', bigSamples).first;
+  const csv = steady(of('csv', bigSamples));
+  const ndjson = steady(of('ndjson', bigSamples));
   const ratio = json.samplesPerS / limit.samplesPerS;
   const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
   const figures: Figure[] = [
     {
       section: 'export',
-      figure: 'JSON, 1 M samples',
+      figure: 'JSON, 1 M samples (server has served one)',
       value: mps(json.samplesPerS),
       limit: mps(limit.samplesPerS),
       ratio: pct(ratio),
       bar: '>= 80 % of serialization',
-      pass: ratio >= 0.8 && jsonRounds.every((r) => r.complete),
+      pass: ratio >= 0.8 && jsonRounds.every(completeRun),
       otherCores: otherLoad(json.cpu, limitCpu),
+    },
+    {
+      section: 'export',
+      figure: 'JSON, 1 M samples, first after start',
+      value: mps(jsonFirst.samplesPerS),
+      limit: mps(limit.samplesPerS),
+      ratio: pct(jsonFirst.samplesPerS / limit.samplesPerS),
+      bar: '',
+      pass: null,
+      otherCores: otherLoad(jsonFirst.cpu, limitCpu),
     },
     { section: 'export', figure: 'CSV, 1 M samples', value: mps(csv.samplesPerS), bar: '>= 1 M/s', pass: csv.samplesPerS >= 1e6 && csv.complete, otherCores: otherLoad(csv.cpu) },
     {
@@ -217,48 +262,62 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       figure: 'server peak RSS growth, 1 M -> 2 M samples',
       value: formats.map((f) => `${f} ${mib(growthKiB(of(f, bigSamples)))} -> ${mib(growthKiB(of(f, hugeSamples)))}`).join(', '),
       bar: 'flat: 2 M <= 1.25x 1 M + 8 MiB',
-      pass: formats.every(flat) && runs.every((r) => r.complete),
+      pass: formats.every(flat) && runs.every(completeRun),
     },
   ];
+  const downloadRow = (r: ExportRun, which: string, d: Download, memory: boolean) => [
+    r.format,
+    r.samples,
+    which,
+    mps(d.samplesPerS),
+    pct(d.samplesPerS / limit.samplesPerS),
+    mib(d.bytes / 1024),
+    memory ? mib(r.rssBeforeKiB) : '',
+    memory ? mib(r.rssPeakKiB) : '',
+    memory ? mib(r.hwmKiB) : '',
+    memory ? mib(growthKiB(r)) : '',
+    d.complete ? 'yes' : 'NO',
+    formatCpu(d.cpu),
+  ];
+  const downloadData = (d: Download) => ({
+    samplesPerS: Math.round(d.samplesPerS),
+    bytes: d.bytes,
+    complete: d.complete,
+    cpuCores: d.cpu.cores,
+    otherCores: d.cpu.otherCores,
+  });
   return {
     figures,
     details: [
       {
-        title: 'export: GET /api/v1/sessions/{id}/data over HTTP, fresh server per export',
-        columns: ['format', 'samples', 'samples/s', 'vs serialization', 'body', 'RSS before', 'RSS peak (polled)', 'VmHWM', 'growth', 'complete', 'CPU cores (server, postgres, client, other)'],
-        rows: runs.map((r) => [
-          r.format,
-          r.samples,
-          mps(r.samplesPerS),
-          pct(r.samplesPerS / limit.samplesPerS),
-          mib(r.bytes / 1024),
-          mib(r.rssBeforeKiB),
-          mib(r.rssPeakKiB),
-          mib(r.hwmKiB),
-          mib(growthKiB(r)),
-          r.complete ? 'yes' : 'NO',
-          formatCpu(r.cpu),
+        title: 'export: GET /api/v1/sessions/{id}/data over HTTP, fresh server per session and format',
+        columns: ['format', 'samples', 'export', 'samples/s', 'vs serialization', 'body', 'RSS before', 'RSS peak (polled)', 'VmHWM', 'growth', 'complete', 'CPU cores (server, postgres, client, other)'],
+        rows: runs.flatMap((r) => [
+          downloadRow(r, 'first after start', r.first, true),
+          ...(r.again ? [downloadRow(r, 'again, same server', r.again, false)] : []),
         ]),
         notes: [
-          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; JSON export ${jsonRounds.map((r) => mps(r.samplesPerS)).join(', ')}); per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
-          'flat: peak RSS growth for 2 M <= 1.25 x growth for 1 M + 8 MiB (growth = polled peak VmRSS - VmRSS before the export)',
+          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; JSON export again on the same server ${jsonRounds.map((r) => mps(steady(r).samplesPerS)).join(', ')}, first after start ${jsonRounds.map((r) => mps(r.first.samplesPerS)).join(', ')}); per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
+          'first after start: the first export of the session after a 20,000-sample warm-up; again: the same export once more on the same server (the steady state, set against the bars)',
+          'flat: peak RSS growth for 2 M <= 1.25 x growth for 1 M + 8 MiB (growth = polled peak VmRSS - VmRSS before the first export)',
         ],
       },
     ],
     data: {
       serializationLimit: { samplesPerS: Math.round(limit.samplesPerS), medians: limit.medians, bytesPerSample: round(limit.bytesPerSample, 1) },
-      roundsSamplesPerS: { serialization: limits.map((l) => Math.round(l.result.samplesPerS)), json: jsonRounds.map((r) => Math.round(r.samplesPerS)) },
+      roundsSamplesPerS: {
+        serialization: limits.map((l) => Math.round(l.result.samplesPerS)),
+        json: jsonRounds.map((r) => Math.round(steady(r).samplesPerS)),
+        jsonFirstAfterStart: jsonRounds.map((r) => Math.round(r.first.samplesPerS)),
+      },
       runs: runs.map((r) => ({
         format: r.format,
         samples: r.samples,
-        samplesPerS: Math.round(r.samplesPerS),
-        bytes: r.bytes,
+        first: downloadData(r.first),
+        again: r.again ? downloadData(r.again) : undefined,
         rssBeforeKiB: r.rssBeforeKiB,
         rssPeakKiB: r.rssPeakKiB,
         hwmKiB: r.hwmKiB,
-        complete: r.complete,
-        cpuCores: r.cpu.cores,
-        otherCores: r.cpu.otherCores,
       })),
       flat: Object.fromEntries(formats.map((f) => [f, flat(f)])),
     },
