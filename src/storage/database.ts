@@ -49,8 +49,13 @@ export function connectionConfig(url: string, options: PoolOptions = {}): pg.Cli
 export function createPool(url: string, size: number, log: Logger, options: PoolOptions = {}): pg.Pool {
   const pool = new pg.Pool({ ...connectionConfig(url, options), max: size, idleTimeoutMillis: 30_000 });
   // An idle client whose server went away emits here; without a listener it would crash
-  // the process. The pool drops the client and the next query connects anew.
-  pool.on('error', (error) => log.warn({ err: error }, 'idle database connection lost'));
+  // the process. The pool drops the client and the next query connects anew. pg-pool hangs
+  // the whole client on the error (err.client), which logged as is was kilobytes of
+  // connection state a line: only what says why is kept.
+  pool.on('error', (error) => {
+    const { code } = error as { code?: unknown };
+    log.warn({ err: { type: error.name, message: error.message, code } }, 'idle database connection lost');
+  });
   return pool;
 }
 

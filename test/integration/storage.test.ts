@@ -8,6 +8,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -298,6 +299,37 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         for (const { rows } of answers) assert.deepEqual(rows[0], { name: 'wavehouse-test', timeout: '1234ms', flush: '256kB', work_mem: '5MB' });
         const { rows } = await plain.query(settings, names);
         assert.deepEqual(rows[0], { name: 'wavehouse', timeout: '0', flush: '0', work_mem: '4MB' });
+      });
+
+      test('an idle connection the server ends is logged in one short line, without the client pg-pool hangs on the error', async (t) => {
+        const database = await backend.emptyDatabase();
+        const lines: Array<Record<string, any>> = [];
+        const sink = new Writable({
+          write(chunk: Buffer, _encoding, done) {
+            lines.push(JSON.parse(chunk.toString()));
+            done();
+          },
+        });
+        const pool = createPool(database.url, 1, createLogger('warn', sink), { applicationName: 'wavehouse-idle-test' });
+        t.after(async () => {
+          await pool.end();
+          await database.drop();
+        });
+        await pool.query('SELECT 1');
+        const killer = new pg.Client({ connectionString: database.url });
+        await killer.connect();
+        await killer.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'wavehouse-idle-test'");
+        await killer.end();
+        const line = await eventually(() => {
+          const found = lines.find((entry) => entry.msg === 'idle database connection lost');
+          assert.ok(found, 'no line yet');
+          return found;
+        });
+        assert.equal(line.err.code, '57P01');
+        assert.match(line.err.message, /terminat/);
+        assert.equal(line.err.client, undefined);
+        assert.ok(JSON.stringify(line).length < 1_000, `${JSON.stringify(line).length} characters`);
+        assert.equal((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0].one, 1, 'the next query connects anew');
       });
     });
 
