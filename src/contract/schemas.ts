@@ -64,6 +64,21 @@ export const Problem = Type.Object(
   { description: 'RFC 9457 problem details.' },
 );
 
+/**
+ * Retry-After, as the OpenAPI document declares it on 429 and 503 answers (@fastify/swagger
+ * reads a response schema's `headers`). A 503 carries it when the condition passes on its own
+ * (the database out of reach: 5; a create the database cancelled: 1), not while the server
+ * shuts down; a 429 always does.
+ */
+const RetryAfterHeaders = {
+  'Retry-After': Type.Integer({ minimum: 0, description: 'Seconds to wait before retrying.' }),
+};
+
+/** Problem responses for the given statuses, 429 and 503 declaring Retry-After. */
+export function problemResponses(...statuses: number[]) {
+  return Object.fromEntries(statuses.map((status) => [status, status === 429 || status === 503 ? { ...Problem, headers: RetryAfterHeaders } : Problem]));
+}
+
 export const DataQuery = Type.Object(
   {
     fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),

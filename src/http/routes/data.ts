@@ -6,7 +6,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { DataQuery, Problem as ProblemSchema, SessionData, SessionIdParams } from '../../contract/schemas.ts';
+import { DataQuery, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
@@ -58,10 +58,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
               'text/csv': { schema: Type.String() },
             },
           },
-          400: ProblemSchema,
-          404: ProblemSchema,
-          429: ProblemSchema,
-          503: ProblemSchema,
+          ...problemResponses(400, 404, 429, 503),
         },
       },
     },

@@ -1,7 +1,7 @@
 /** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Problem } from '../../contract/errors.ts';
-import { CreatedSession, CreateSessionBody, Problem as ProblemSchema, Session, SessionIdParams } from '../../contract/schemas.ts';
+import { CreatedSession, CreateSessionBody, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
@@ -57,8 +57,6 @@ export interface SessionRoutesOptions {
 
 /** Retry-After of a create the database cancelled (most often its statement_timeout): a lock or a load spike usually passes within seconds. */
 const cancelledRetryAfterS = 1;
-
-const problemResponses = (...statuses: number[]) => Object.fromEntries(statuses.map((status) => [status, ProblemSchema]));
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
   server.post(
