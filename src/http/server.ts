@@ -4,9 +4,9 @@
  *
  * Error policy: a Problem (contract/errors.ts) becomes problem+json with its status;
  * Fastify's own client errors (schema, body size, media type, bad JSON) are mapped onto the
- * same catalogue; a database that cannot serve now (storage/database.ts's isDatabaseUnavailable)
- * is a 503 with Retry-After, logged with its cause; anything else is a bug, logged once with
- * the request id and answered as a plain 500 that says nothing of the internals.
+ * same catalogue; a database that cannot serve now is a 503 with Retry-After, logged with its
+ * cause and counted (failures.ts); anything else is a bug, logged once with the request id and
+ * answered as a plain 500 that says nothing of the internals.
  *
  * Tracing (when on): a SERVER span per request, started with the request's logger so that
  * every line of the request, "incoming request" included, carries its traceId and spanId; it
@@ -38,7 +38,7 @@ import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
-import { isDatabaseUnavailable } from '../storage/database.ts';
+import { FailureTriage } from './failures.ts';
 import { securityHeaders } from './security-headers.ts';
 
 // ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
@@ -204,17 +204,12 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     done(new Problem('unsupported_media_type', 'the body must be JSON, sent as Content-Type: application/json'), undefined);
   });
 
+  const failures = new FailureTriage(options.metrics);
   server.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof Problem) return answer(reply, error);
     const code = problemCodeOf(error);
     if (code) return sendProblem(reply, code, error.message);
-    if (isDatabaseUnavailable(error)) {
-      // Logged with its cause (an address, say), which the client is not told.
-      // warn, not error: an outage gives one line per request, and /ready tells it once.
-      request.log.warn({ err: error }, 'the database cannot serve this request');
-      return answer(reply, databaseUnavailable());
-    }
-    request.log.error({ err: error }, 'unhandled error');
+    if (failures.isDatabaseOutage(error, request.log, 'request')) return answer(reply, databaseUnavailable());
     return sendProblem(reply, 'internal_error', 'internal error');
   });
 

@@ -6,7 +6,7 @@
  * What Fastify's hooks give a REST request, an upgrade gets here: a request id (X-Request-Id,
  * else a new UUID) on its log lines and its "incoming request" line (the token cut from the
  * URL by the logger); 503 while draining, and when the session's lookup finds the database
- * unreachable (with Retry-After); with tracing, a SERVER span named by route
+ * unreachable (with Retry-After, counted as failures.ts says); with tracing, a SERVER span named by route
  * template, continuing an incoming traceparent and ending at the upgrade (101), since the
  * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
  * TRUST_PROXY. An upgrade refused before the handshake (no socket route at that path,
@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
-import { isDatabaseUnavailable } from '../storage/database.ts';
+import type { FailureTriage } from './failures.ts';
 
 /** What a socket route may read of its upgrade request. */
 export interface Upgrade {
@@ -48,6 +48,7 @@ export interface SocketUpgradeOptions {
   trustProxy: boolean;
   maxPayloadBytes: number;
   isDraining: () => boolean;
+  failures: FailureTriage;
   /** Absent or disabled: no spans. */
   tracing?: Tracing;
 }
@@ -159,13 +160,9 @@ export class SocketUpgrades {
         this.handshake(request, socket, head, requestId, open);
       },
       (error: unknown) => {
-        if (isDatabaseUnavailable(error)) {
-          log.warn({ err: error }, 'the database cannot serve this upgrade');
-          const problem = databaseUnavailable();
-          return refuse(problem.code, problem.detail, problem.retryAfterS);
-        }
-        log.error({ err: error }, 'unhandled error');
-        refuse('internal_error', 'internal error');
+        if (!this.options.failures.isDatabaseOutage(error, log, 'upgrade')) return refuse('internal_error', 'internal error');
+        const problem = databaseUnavailable();
+        refuse(problem.code, problem.detail, problem.retryAfterS);
       },
     );
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
+import { createSession, databaseErrorCount, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { seqsUpTo, startAppBehindProxy, storedTotals } from '../support/resilience-app.ts';
 import { ResendingProducer } from '../support/resilience-producer.ts';
@@ -22,6 +22,13 @@ async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): 
     clearTimeout(timer);
   }
 }
+
+/**
+ * PostgreSQL's ParameterStatus of the producer-lock connection's name, which the server sends
+ * as that connection starts: the first producer to attach opens it, after the upgrade's
+ * session lookup has passed.
+ */
+const lockConnectionStarts = Buffer.from('application_name\0wavehouse-locks\0');
 
 /** PostgreSQL's CommandComplete message for COMMIT: 'C', int32 length 11, "COMMIT\0". */
 const commitComplete = Buffer.concat([Buffer.from('C'), Buffer.from([0, 0, 0, 11]), Buffer.from('COMMIT\0')]);
@@ -69,7 +76,7 @@ describe('database outage', () => {
     assert.deepEqual(producer.closes, []);
     // Each failed commit attempt is counted, and the circuit breaker spaces them out (about
     // one probe a second once open) rather than retrying as fast as the backoff allows.
-    const failedCommits = await commitErrors(baseUrl);
+    const failedCommits = await databaseErrorCount(baseUrl, 'commit');
     assert.ok(failedCommits >= 2 && failedCommits <= 12, `${failedCommits} failed commit attempts in 3 s`);
 
     proxy.restore();
@@ -120,10 +127,23 @@ describe('database outage', () => {
       overlappingChunks: 0,
     });
   });
-});
 
-async function commitErrors(baseUrl: string): Promise<number> {
-  const text = await (await fetch(`${baseUrl}/metrics`)).text();
-  const line = text.split('\n').find((row) => row.startsWith('wavehouse_database_errors_total{operation="commit"}'));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-}
+  test('a producer whose attach finds the database gone is closed with 1013 and counted, and attaches once it is back', { timeout: 25_000 }, async (t) => {
+    const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t, { LOG_LEVEL: 'error' });
+    const session = await createSession(baseUrl);
+    const fired = proxy.cutWhenServerSends(lockConnectionStarts);
+    const refused = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+    await refused.opened;
+    await within(fired, 5_000, 'the producer lock connection did not start');
+    assert.deepEqual(await refused.waitForClose(), { code: 1013, reason: 'database unavailable; retry' });
+    assert.equal(await databaseErrorCount(baseUrl, 'producer_attach'), 1);
+
+    proxy.restore();
+    const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+    t.after(() => producer.close());
+    await producer.opened;
+    producer.send({ samples: makeSamples(1, 10) });
+    await producer.waitForAck(10, 10_000);
+    assert.equal(producer.closed, null);
+  });
+});

@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import pg from 'pg';
 import { startApp } from '../support/app.ts';
 import { startAppBehindProxy } from '../support/resilience-app.ts';
-import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
+import { createSession, databaseErrorCount, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 
 interface Answer {
@@ -320,6 +320,8 @@ describe('POST /api/v1/sessions', () => {
       assert.match(answer.json().detail, /cannot reach its database/);
       assert.doesNotMatch(answer.text, new RegExp(String(proxy.port)));
     }
+    // Counted, so that the alert on wavehouse_database_errors_total sees refused requests.
+    assert.equal(await databaseErrorCount(baseUrl, 'request'), reads.length);
     // Socket upgrades look the session up before the handshake: answered alike.
     for (const url of [ingestUrl(wsUrl, created.sessionId, created.ingestToken), liveUrl(wsUrl, created.sessionId)]) {
       const refusal = await refusedUpgrade(url);
@@ -328,6 +330,7 @@ describe('POST /api/v1/sessions', () => {
       assert.equal(refusal.body.code, 'service_unavailable');
       assert.match(String(refusal.body.detail), /cannot reach its database/);
     }
+    assert.equal(await databaseErrorCount(baseUrl, 'upgrade'), 2);
     proxy.restore();
     assert.equal((await call(session)).status, 200);
     assert.equal((await call(`${session}/data`)).status, 200);

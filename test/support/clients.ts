@@ -146,3 +146,10 @@ export function makeSamples(fromSeq: number, count: number, channels = ['ax', 'a
     return sample;
   });
 }
+
+/** wavehouse_database_errors_total for one operation, read from /metrics (0 before the first). */
+export async function databaseErrorCount(baseUrl: string, operation: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith(`wavehouse_database_errors_total{operation="${operation}"}`));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}

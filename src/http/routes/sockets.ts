@@ -27,6 +27,7 @@ import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import type { WriteQueue } from '../../storage/write-queue.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
+import { FailureTriage, type ServedOperation } from '../failures.ts';
 import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
 import { bearerToken } from './sessions.ts';
 
@@ -66,7 +67,14 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   const forViewers = viewerCounters(metrics);
   const openSockets = { ingest: metrics.socketsOpen.labels('ingest'), live: metrics.socketsOpen.labels('live') };
   const countClosedIngest = () => openSockets.ingest.dec();
+  const failures = new FailureTriage(metrics);
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
+
+  /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else 1011. */
+  function refuseFailure(socket: WebSocket, error: unknown, log: Logger, operation: ServedOperation) {
+    if (failures.isDatabaseOutage(error, log, operation)) refuse(socket, 'try_again_later', 'database unavailable; retry');
+    else refuse(socket, 'internal_error', 'internal error; reconnect');
+  }
 
   function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, token: string | null) {
     if (token === null || !tokenMatches(token, session.tokenHash)) return refuse(socket, 'invalid_token');
@@ -76,10 +84,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     openSockets.ingest.inc();
     socket.on('close', countClosedIngest);
     const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest);
-    connection.start().catch((error: unknown) => {
-      log.error({ err: error }, 'could not attach producer');
-      refuse(socket, 'internal_error', 'database unavailable; retry');
-    });
+    connection.start().catch((error: unknown) => refuseFailure(socket, error, log, 'producer_attach'));
   }
 
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
@@ -98,10 +103,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (fromSeq !== null) return viewer.start(window, ended);
     ended().then(
       (isEnded) => isEnded && viewer.finish(),
-      (error: unknown) => {
-        upgrade.log.error({ err: error, sessionId: session.id }, 'live viewer failed');
-        refuse(socket, 'internal_error', 'internal error; reconnect');
-      },
+      (error: unknown) => refuseFailure(socket, error, upgrade.log.child({ sessionId: session.id, socket: 'live' }), 'viewer_start'),
     );
   }
 
@@ -155,6 +157,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     trustProxy: config.http.trustProxy,
     maxPayloadBytes: config.ingest.hardMaxFrameBytes,
     isDraining: options.isDraining,
+    failures,
     tracing: options.tracing,
   });
   upgrades.route(

@@ -1,0 +1,38 @@
+/**
+ * Telling apart why a client could not be served, alike for REST requests, socket upgrades
+ * and sockets already open. A database that cannot be used at all (isDatabaseUnavailable) is
+ * a passing condition: the client is told to retry (503 with Retry-After; close 1013 on an
+ * open socket), the line is a warn (an outage gives one per request, and /ready tells it
+ * once), and it is counted in wavehouse_database_errors_total under its operation, so that
+ * the alert on that metric sees refused requests and sockets as well as failed commits.
+ * Anything else is a bug: logged at error, answered 500 or 1011.
+ */
+import type { Logger } from 'pino';
+import type { Metrics } from '../observability/metrics.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
+
+/** The `operation` label of wavehouse_database_errors_total for each place a client is served. */
+export type ServedOperation = 'request' | 'upgrade' | 'producer_attach' | 'viewer_start';
+
+const outageLines: Record<ServedOperation, string> = {
+  request: 'the database cannot serve this request',
+  upgrade: 'the database cannot serve this upgrade',
+  producer_attach: 'the database cannot attach this producer',
+  viewer_start: 'the database cannot start this live viewer',
+};
+
+export class FailureTriage {
+  constructor(private readonly metrics: Pick<Metrics, 'databaseErrors'>) {}
+
+  /** Logs and counts `error`; true when it is the database out of reach (tell the client to retry), false for a bug. */
+  isDatabaseOutage(error: unknown, log: Pick<Logger, 'warn' | 'error'>, operation: ServedOperation): boolean {
+    if (isDatabaseUnavailable(error)) {
+      // Logged with its cause (an address, say), which the client is not told.
+      log.warn({ err: error }, outageLines[operation]);
+      this.metrics.databaseErrors.labels(operation).inc();
+      return true;
+    }
+    log.error({ err: error, operation }, 'unhandled error');
+    return false;
+  }
+}
