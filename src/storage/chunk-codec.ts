@@ -71,7 +71,7 @@ function uuidBytes(id: string): Buffer {
 }
 
 /** One body for copyChunksSql. */
-export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
+export function encodeCopyBinary(rows: readonly ChunkRow[], allocate: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   const counts = rows.map(sampleCountOf);
   const layouts = rows.map((row, i) => layoutOf(row, counts[i]));
   // The columns stored: from t on when the seqs are implied, else from seq on.
@@ -79,7 +79,7 @@ export function encodeCopyBinary(rows: readonly ChunkRow[]): Buffer {
   const payloadBytes = rows.map((row, i) => counts[i] * 8 * (row.batches[0].channelCount + 2 - firstColumns[i]));
   let size = copySignature.length + 8 + 2;
   for (const bytes of payloadBytes) size += rowFixedBytes + bytes;
-  const out = Buffer.allocUnsafe(size);
+  const out = allocate(size);
   let at = copySignature.copy(out, 0);
   at = out.writeInt32BE(0, at);
   at = out.writeInt32BE(0, at);

@@ -5,7 +5,8 @@
  * meanwhile. Under JSON ingest the main thread is busy most of the time, so those waits were
  * most of a commit's time and all of its tail (issue #4: ack p99 at half load). Here the
  * round trips run on a loop with nothing else to do; the main thread encodes each commit's
- * COPY body (it holds the batches), hands it over without a copy, and waits for one answer.
+ * COPY body (it holds the batches), hands it over without a copy, and waits for one answer,
+ * which brings the body's memory back for the next one (body-buffers.ts says why).
  *
  * The thread is started once, and start() is bounded: a thread that neither loads nor reaches
  * the database within `startTimeoutMs` is terminated and start() fails saying so, rather than
@@ -22,6 +23,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { BodyBuffers } from './body-buffers.ts';
 import { encodeCopyBinary, lastSeqOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
 
@@ -37,10 +39,12 @@ export type CommitRequest =
   | { id: number; type: 'hasChunk'; sessionId: string; lastSeq: number }
   | { id: number; type: 'ping' };
 
-export type CommitResponse =
+/** A commit's answer carries its body's memory back (`memory`), whatever the outcome. */
+export type CommitResponse = (
   | { id: number; ok: true; stored?: boolean }
   | { id: number; ok: false; fenced: string[] }
-  | { id: number; ok: false; error: { message: string; code?: string } };
+  | { id: number; ok: false; error: { message: string; code?: string } }
+) & { memory?: ArrayBuffer };
 
 export interface CommitThreadOptions {
   /**
@@ -49,6 +53,8 @@ export interface CommitThreadOptions {
    * timeout, so that a database that refuses or never accepts is reported by pg's error first.
    */
   startTimeoutMs?: number;
+  /** Where bodies' memory comes from and returns to; a test may look into its own. */
+  bodies?: BodyBuffers;
 }
 
 const defaultStartTimeoutMs = 15_000;
@@ -68,14 +74,16 @@ export class CommitThread implements ChunkCommitter {
   private started = false;
 
   private readonly startTimeoutMs: number;
+  private readonly bodies: BodyBuffers;
 
   constructor(
     private readonly data: CommitThreadData,
     private readonly log: Logger,
     private readonly onStop: (error: Error) => void = () => undefined,
-    { startTimeoutMs = defaultStartTimeoutMs }: CommitThreadOptions = {},
+    { startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions = {},
   ) {
     this.startTimeoutMs = startTimeoutMs;
+    this.bodies = bodies;
   }
 
   /** Whether the thread is up: started, and neither closed nor stopped on its own. */
@@ -116,10 +124,8 @@ export class CommitThread implements ChunkCommitter {
   }
 
   async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
-    const body = encodeCopyBinary(rows);
-    // A body of its own memory moves to the thread; one in a shared pool slab is copied.
-    const transfer = body.byteOffset === 0 && body.buffer.byteLength === body.byteLength ? [body.buffer as ArrayBuffer] : [];
-    await this.request({ id: 0, type: 'commit', body, advances }, transfer);
+    const body = encodeCopyBinary(rows, (size) => this.bodies.take(size));
+    await this.request({ id: 0, type: 'commit', body, advances }, [body.buffer as ArrayBuffer]);
   }
 
   async hasChunk(row: ChunkRow): Promise<boolean> {
@@ -172,6 +178,7 @@ export class CommitThread implements ChunkCommitter {
   }
 
   private settle(response: CommitResponse): void {
+    if (response.memory) this.bodies.give(response.memory);
     const waiter = this.waiting.get(response.id);
     if (!waiter) return;
     this.waiting.delete(response.id);

@@ -41,8 +41,15 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
   }
 }
 
+/** The answer, with a commit body's memory moved back to the main thread for its next body. */
+function reply(request: CommitRequest, response: CommitResponse): void {
+  if (request.type !== 'commit') return port.postMessage(response);
+  const memory = request.body.buffer as ArrayBuffer;
+  port.postMessage({ ...response, memory }, [memory]);
+}
+
 port.on('message', (request: CommitRequest | { type: 'close' }) => {
   // Closing the port once the pool has ended lets the thread end by itself.
   if (request.type === 'close') void pool.end().finally(() => port.close());
-  else void answer(request).then((response) => port.postMessage(response));
+  else void answer(request).then((response) => reply(request, response));
 });

@@ -15,6 +15,7 @@ import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { BodyBuffers } from '../../src/storage/body-buffers.ts';
 import { CommitThread } from '../../src/storage/commit-thread.ts';
 import { createPool } from '../../src/storage/database.ts';
 import { FencedError, SampleStore } from '../../src/storage/sample-store.ts';
@@ -24,10 +25,10 @@ import { eventually } from '../support/eventually.ts';
 
 const log = createLogger('silent');
 
-async function setup(t: TestContext) {
+async function setup(t: TestContext, bodies?: BodyBuffers) {
   const database = await freshDatabase();
   const pool = createPool(database.url, 2, log);
-  const thread = new CommitThread({ databaseUrl: database.url, connections: 2, logLevel: 'silent' }, log);
+  const thread = new CommitThread({ databaseUrl: database.url, connections: 2, logLevel: 'silent' }, log, undefined, { bodies });
   t.after(async () => {
     await thread.close();
     await pool.end();
@@ -100,6 +101,28 @@ test('a commit that PostgreSQL refuses fails with its error and stores nothing',
     return true;
   });
   assert.deepEqual(await storedSeqs(store, id), [1, 2, 3, 4, 5]);
+});
+
+test("a commit's body memory comes back from the thread, committed or refused, and the next body is written into it", async (t) => {
+  const bodies = new BodyBuffers();
+  const { thread, store, newSession } = await setup(t, bodies);
+  const id = await newSession();
+  assert.deepEqual(bodies.kept, { pieces: 0, bytes: 0 });
+  await thread.commitChunks([{ sessionId: id, batches: [batchFrom(1, 5)] }], [{ sessionId: id, sampleCount: 5, lastSeq: 5 }]);
+  const returned = bodies.kept;
+  assert.equal(returned.pieces, 1);
+  assert.ok(returned.bytes >= 64 * 1024, `${returned.bytes} bytes`);
+  // Refused (its second row collides with the stored chunk ending at 5): the memory still returns.
+  const clash = [
+    { sessionId: id, batches: [batchFrom(6, 2)] },
+    { sessionId: id, batches: [batchFrom(5, 1)] },
+  ];
+  await assert.rejects(thread.commitChunks(clash, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]), /duplicate key/);
+  assert.deepEqual(bodies.kept, returned);
+  // Reused memory holds the last body's bytes: the next body must be stored exactly as written.
+  await thread.commitChunks([{ sessionId: id, batches: [batchFrom(6, 3)] }], [{ sessionId: id, sampleCount: 8, lastSeq: 8 }]);
+  assert.deepEqual(bodies.kept, returned);
+  assert.deepEqual(await storedSeqs(store, id), [1, 2, 3, 4, 5, 6, 7, 8]);
 });
 
 test('a session another process has taken comes back as a FencedError naming it, and nothing of the commit is stored', async (t) => {
