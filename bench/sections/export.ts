@@ -11,7 +11,7 @@
  * Two speeds per 1 M export: the first export after start, and the same export again on the
  * same server, which is the figure set against the bars. The 20,000-sample warm-up is one
  * page of chunks, so the first 1 M export is still where V8 compiles the paging, stream and
- * pg-copy-streams code and the heap grows (about 9,000 page faults against 1,000-2,000 in
+ * pg-copy-streams code and the heap grows (7,700-9,500 page faults against 200-1,800 in
  * the next): it measured 1.1-1.5 M/s where the same export again measured 1.5-2.2 (12-06). A
  * server that has served one export is the steady state that serves every later one; the
  * first export's speed is still printed beside it. The memory figures are the first

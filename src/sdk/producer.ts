@@ -15,8 +15,9 @@
  *
  * Connection policy: a connection counts as accepted at its first ack (the probe guarantees
  * one). Close codes 4401, 4404, 1008 and 1009 are fatal; 1000 means the session ended;
- * everything else (1006, 1011, 1012, 4409 while the previous connection's lock lingers, no
- * ack within `ackTimeoutMs`) reconnects after a capped, jittered backoff.
+ * everything else (1006, 1011, 1012, 1013 while the database is out of reach, 4409 while the
+ * previous connection's lock lingers, no ack within `ackTimeoutMs`) reconnects after a capped,
+ * jittered backoff.
  *
  * Backpressure: `push` returns false once more than `maxUnackedSamples` are buffered; the
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
