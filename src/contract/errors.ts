@@ -75,7 +75,7 @@ export const closeCodes = {
   message_too_big: { code: 1009, reason: 'A frame was over the hard size limit.' },
   internal_error: { code: 1011, reason: 'An unexpected server error.' },
   service_restart: { code: 1012, reason: 'The server is shutting down; reconnect (and resend what was not acked).' },
-  try_again_later: { code: 1013, reason: 'The viewer fell too far behind (reconnect with fromSeq), or the database could not be used as the socket opened; retry later.' },
+  try_again_later: { code: 1013, reason: 'Too far behind, or the database is out of reach; reconnect later (a viewer with fromSeq).' },
   invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
   session_not_found: { code: 4404, reason: 'No such session.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },

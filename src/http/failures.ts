@@ -12,23 +12,27 @@ import type { Metrics } from '../observability/metrics.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 
 /** The `operation` label of wavehouse_database_errors_total for each place a client is served. */
-export type ServedOperation = 'request' | 'upgrade' | 'producer_attach' | 'viewer_start';
+export type ServedOperation = 'request' | 'upgrade' | 'producer_attach' | 'viewer_start' | 'viewer_history';
 
 const outageLines: Record<ServedOperation, string> = {
   request: 'the database cannot serve this request',
   upgrade: 'the database cannot serve this upgrade',
   producer_attach: 'the database cannot attach this producer',
   viewer_start: 'the database cannot start this live viewer',
+  viewer_history: "the database cannot give this live viewer the samples it missed",
 };
 
 export class FailureTriage {
   constructor(private readonly metrics: Pick<Metrics, 'databaseErrors'>) {}
 
-  /** Logs and counts `error`; true when it is the database out of reach (tell the client to retry), false for a bug. */
+  /**
+   * Logs and counts `error` (so call it once per failure); true when it is the database out
+   * of reach (tell the client to retry), false for a bug.
+   */
   isDatabaseOutage(error: unknown, log: Pick<Logger, 'warn' | 'error'>, operation: ServedOperation): boolean {
     if (isDatabaseUnavailable(error)) {
       // Logged with its cause (an address, say), which the client is not told.
-      log.warn({ err: error }, outageLines[operation]);
+      log.warn({ err: error, operation }, outageLines[operation]);
       this.metrics.databaseErrors.labels(operation).inc();
       return true;
     }

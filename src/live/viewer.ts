@@ -40,6 +40,12 @@ export interface ViewerCounters {
 /** Committed samples of the viewer's session in [fromSeq, toSeq], waiting until toSeq is committed. */
 export type HistorySource = (fromSeq: number, toSeq: number) => AsyncIterable<SampleBatch>;
 
+/**
+ * Reports why reading history failed (logged and counted by the caller, http/failures.ts) and
+ * tells a database out of reach (the viewer is told to retry: 1013) from anything else (1011).
+ */
+export type HistoryFailure = (error: unknown) => 'outage' | 'bug';
+
 const OPEN = 1;
 const drainPollMs = 5;
 
@@ -57,6 +63,7 @@ export class Viewer implements Subscriber {
     private readonly history: HistorySource,
     private readonly maxBufferedBytes: number,
     private readonly counters: ViewerCounters,
+    private readonly historyFailed: HistoryFailure,
   ) {
     this.lastSentSeq = fromSeq === null ? null : fromSeq - 1;
   }
@@ -117,10 +124,11 @@ export class Viewer implements Subscriber {
 
   private run(initial: boolean, ended: () => Promise<boolean>, initialUpToSeq = 0): void {
     this.mode = 'catching-up';
-    this.catchUp(initial, ended, initialUpToSeq).catch(() => {
+    this.catchUp(initial, ended, initialUpToSeq).catch((error: unknown) => {
       if (this.mode === 'closed') return;
       this.mode = 'closed';
-      this.socket.close(closeCodes.internal_error.code, 'could not read history; reconnect with fromSeq');
+      if (this.historyFailed(error) === 'outage') this.socket.close(closeCodes.try_again_later.code, 'database unavailable; reconnect with fromSeq');
+      else this.socket.close(closeCodes.internal_error.code, 'could not read history; reconnect with fromSeq');
     });
   }
 

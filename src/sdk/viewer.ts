@@ -13,8 +13,8 @@
  * that reads too slowly. Without an iterator (events only) nothing is queued.
  *
  * Close policy: 4404 (unknown session) and 1008 (a bad fromSeq) are fatal; after
- * `session_ended` the viewer is done; anything else (1012 restart, 1013 too slow, 1006)
- * reconnects after a capped, jittered backoff.
+ * `session_ended` the viewer is done; anything else (1012 restart, 1013 too slow or the
+ * database out of reach, 1006) reconnects after a capped, jittered backoff.
  */
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';

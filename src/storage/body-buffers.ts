@@ -5,9 +5,12 @@
  * collection. Encoding a commit cost 50-100 ns a sample that way against about 7 ns into
  * memory already used (a profile of binary ingest: a fifth of the main thread; issue #4).
  *
- * What is kept is bounded (`maxKeptBytes`); past it the smallest pieces are let go, since a
- * larger one serves any body a smaller one would. Only pages a body writes are touched, so
- * a large piece serving a small body costs no more resident memory than the body.
+ * What is kept is bounded (`maxKeptBytes`, 32 MiB); past it the smallest pieces are let go,
+ * since a larger one serves any body a smaller one would. Kept pieces stay resident once
+ * written, up to that bound, after the load that needed them has gone. With the defaults a
+ * body is at most 4 MiB (WRITE_BATCH_MAX_SAMPLES x 4 columns), so every lane's piece is kept;
+ * sessions of more than about ten channels make 16 MiB bodies, of which only two are kept,
+ * and the other lanes' commits take new memory as before.
  */
 const minCapacity = 64 * 1024;
 

@@ -41,7 +41,14 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
   }
 }
 
-/** The answer, with a commit body's memory moved back to the main thread for its next body. */
+/**
+ * The answer, with a commit body's memory moved back to the main thread, which writes its next
+ * body into it. Safe only because commitCopy settles after the socket has sent the body: a
+ * commit's answer comes after the server read CopyDone, which follows the body; a refused
+ * COPY is answered after the ROLLBACK, queued behind the body's bytes; a lost connection's
+ * socket is destroyed. Bounding a commit by a client-side timeout (pg's query_timeout) would
+ * break that: the socket could still be sending from memory the main thread reuses.
+ */
 function reply(request: CommitRequest, response: CommitResponse): void {
   if (request.type !== 'commit') return port.postMessage(response);
   const memory = request.body.buffer as ArrayBuffer;

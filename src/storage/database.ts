@@ -51,10 +51,10 @@ export function createPool(url: string, size: number, log: Logger, options: Pool
   // An idle client whose server went away emits here; without a listener it would crash
   // the process. The pool drops the client and the next query connects anew. pg-pool hangs
   // the whole client on the error (err.client), which logged as is was kilobytes of
-  // connection state a line: only what says why is kept.
+  // connection state a line: it is taken off first (the pool has done with it).
   pool.on('error', (error) => {
-    const { code } = error as { code?: unknown };
-    log.warn({ err: { type: error.name, message: error.message, code } }, 'idle database connection lost');
+    delete (error as { client?: unknown }).client;
+    log.warn({ err: error }, 'idle database connection lost');
   });
   return pool;
 }

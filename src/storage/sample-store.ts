@@ -46,7 +46,12 @@ export class SampleStore implements ChunkCommitter {
     return this.commitCopy(encodeCopyBinary(rows), advances);
   }
 
-  /** Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in one transaction. */
+  /**
+   * Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in
+   * one transaction. Settles only once the connection has sent all of `body` or is gone (the
+   * commit thread reuses the memory after: commit-worker.ts), so nothing here may give up on
+   * the body early, say with a client-side timeout.
+   */
   async commitCopy(body: Buffer, advances: readonly SessionAdvance[]): Promise<void> {
     const client = await this.pool.connect();
     // The pool listens for errors only on idle clients: a connection lost while this one is

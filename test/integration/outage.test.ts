@@ -30,6 +30,12 @@ async function within<T>(promise: Promise<T>, timeoutMs: number, what: string): 
  */
 const lockConnectionStarts = Buffer.from('application_name\0wavehouse-locks\0');
 
+/**
+ * PostgreSQL's CopyOutResponse to a binary COPY of four columns ('H', length 15, format 1,
+ * four columns each format 1): the start of the answer when a live viewer reads its history.
+ */
+const historyCopyStarts = Buffer.from([0x48, 0, 0, 0, 15, 1, 0, 4, 0, 1, 0, 1, 0, 1, 0, 1]);
+
 /** PostgreSQL's CommandComplete message for COMMIT: 'C', int32 length 11, "COMMIT\0". */
 const commitComplete = Buffer.concat([Buffer.from('C'), Buffer.from([0, 0, 0, 11]), Buffer.from('COMMIT\0')]);
 
@@ -145,5 +151,18 @@ describe('database outage', () => {
     producer.send({ samples: makeSamples(1, 10) });
     await producer.waitForAck(10, 10_000);
     assert.equal(producer.closed, null);
+  });
+
+  test('a live viewer whose history read finds the database gone is closed with 1013 and counted', { timeout: 25_000 }, async (t) => {
+    const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t, { LOG_LEVEL: 'error' });
+    const session = await createSession(baseUrl);
+    const fired = proxy.cutWhenServerSends(historyCopyStarts);
+    const viewer = new RecordingSocket(liveUrl(wsUrl, session.sessionId, 0));
+    t.after(() => viewer.close());
+    await viewer.opened;
+    await within(fired, 5_000, 'the viewer did not read its history');
+    assert.deepEqual(await viewer.waitForClose(), { code: 1013, reason: 'database unavailable; reconnect with fromSeq' });
+    assert.equal(await databaseErrorCount(baseUrl, 'viewer_history'), 1);
+    proxy.restore();
   });
 });

@@ -8,6 +8,11 @@ import { eventually } from '../support/eventually.ts';
 
 const prefixes = jsonColumnKeys(['x']);
 
+/** For viewers whose history never fails: a failure fails the test. */
+const unexpectedFailure = (error: unknown): never => {
+  throw new Error(`unexpected history failure: ${String(error)}`);
+};
+
 function counters() {
   const seen = { framesSent: 0, slowClosed: 0 };
   return { seen, frameSent: () => seen.framesSent++, slowClosed: () => seen.slowClosed++ };
@@ -27,11 +32,13 @@ class FakeSocket implements ViewerSocket {
   readyState = 1;
   sent: any[] = [];
   closedWith: number | null = null;
+  closeReason: string | null = null;
   write(message: Buffer) {
     this.sent.push(JSON.parse(textOf(message)));
   }
-  close(code: number) {
+  close(code: number, reason: string) {
     this.closedWith = code;
+    this.closeReason = reason;
     this.readyState = 3;
   }
   get seqs(): number[] {
@@ -64,7 +71,7 @@ function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
 
 test('a viewer from now on sends each frame as it comes, cutting nothing', () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters());
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure);
   viewer.deliver(frame(5, 9));
   viewer.deliver(frame(10, 12));
   assert.deepEqual(socket.seqs, [5, 6, 7, 8, 9, 10, 11, 12]);
@@ -73,7 +80,7 @@ test('a viewer from now on sends each frame as it comes, cutting nothing', () =>
 test('a viewer that missed frames reads exactly the missing range from history, then goes on live', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters());
+  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters(), unexpectedFailure);
   viewer.deliver(frame(1, 5));
   viewer.deliver(frame(11, 15));
   viewer.deliver(frame(16, 20));
@@ -86,7 +93,7 @@ test('a viewer that missed frames reads exactly the missing range from history, 
 test('a viewer with fromSeq joins history, window and live frames without gap or duplicate', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters());
+  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters(), unexpectedFailure);
   viewer.start([frame(11, 15)], async () => false);
   viewer.deliver(frame(16, 18));
   await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
@@ -96,7 +103,7 @@ test('a viewer with fromSeq joins history, window and live frames without gap or
 test('a viewer whose socket holds too much is closed with 1013', () => {
   const socket = new FakeSocket();
   const counted = counters();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted, unexpectedFailure);
   viewer.deliver(frame(1, 2));
   socket.bufferedAmount = 4096;
   viewer.deliver(frame(3, 4));
@@ -107,12 +114,36 @@ test('a viewer whose socket holds too much is closed with 1013', () => {
 
 test('the end of the session reaches a catching-up viewer after its history', async () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters());
+  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters(), unexpectedFailure);
   viewer.start([], async () => false);
   viewer.deliverEnd();
   await eventually(() => assert.equal(socket.closedWith, 1000));
   assert.deepEqual(socket.seqs, [1, 2, 3, 4]);
   assert.deepEqual(socket.sent.at(-1), { type: 'session_ended' });
+});
+
+test('a history read that fails closes the viewer with 1013 when the database is out of reach and 1011 otherwise, telling which once', async () => {
+  const cause = new Error('the history read failed');
+  for (const [sorted, code, reason] of [
+    ['outage', 1013, 'database unavailable; reconnect with fromSeq'],
+    ['bug', 1011, 'could not read history; reconnect with fromSeq'],
+  ] as const) {
+    const socket = new FakeSocket();
+    const reported: unknown[] = [];
+    const failing = async function* (): AsyncGenerator<SampleBatch> {
+      yield batch(1, 2);
+      throw cause;
+    };
+    const viewer = new Viewer(socket, prefixes, 1, failing, 1 << 20, counters(), (error) => {
+      reported.push(error);
+      return sorted;
+    });
+    viewer.start([], async () => false);
+    await eventually(() => assert.equal(socket.closedWith, code));
+    assert.equal(socket.closeReason, reason);
+    assert.deepEqual(reported, [cause]);
+    assert.deepEqual(socket.seqs, [1, 2]);
+  }
 });
 
 test('a message is framed with the shortest length form each size allows', () => {

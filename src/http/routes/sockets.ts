@@ -96,7 +96,15 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
       return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
     }
-    const viewer = new Viewer(new FramedViewerSocket(socket, tcp), jsonColumnKeys(session.channels), fromSeq, committedHistory(session.id), config.live.maxBufferedBytes, forViewers);
+    const viewer = new Viewer(
+      new FramedViewerSocket(socket, tcp),
+      jsonColumnKeys(session.channels),
+      fromSeq,
+      committedHistory(session.id),
+      config.live.maxBufferedBytes,
+      forViewers,
+      historyFailure(session.id),
+    );
     watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = coordinator.recentFrames(session.id);
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
@@ -118,6 +126,11 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
       unsubscribe();
       viewer.closed();
     });
+  }
+
+  /** How a viewer's failed history read is logged, counted and answered; made apart from openLive, as watch is, so that it keeps only the id. */
+  function historyFailure(sessionId: string) {
+    return (error: unknown) => (failures.isDatabaseOutage(error, options.log.child({ sessionId, socket: 'live' }), 'viewer_history') ? 'outage' : 'bug');
   }
 
   /**
