@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
@@ -64,6 +64,32 @@ test('starts, answers queries, and keeps data across a stop and a start', { time
   ]);
   await second.stop();
   assert.deepEqual(warnings, []);
+});
+
+test('a cluster that cannot start fails with its log, leaves nothing running, and starts once mended', { timeout: 90_000 }, async () => {
+  const dataDir = path.join(root, 'broken');
+  const pgDir = path.join(dataDir, 'pg');
+  const first = await start(dataDir);
+  await query(first.url, 'CREATE TABLE readings (id int PRIMARY KEY)');
+  await query(first.url, 'INSERT INTO readings VALUES (3)');
+  await first.stop();
+
+  // Without its control file postgres exits at once, saying why.
+  const control = path.join(pgDir, 'global', 'pg_control');
+  await rename(control, `${control}.aside`);
+  await assert.rejects(startEmbeddedPostgres({ dataDir, log }), (error: Error) => {
+    assert.match(error.message, /^PostgreSQL failed to start in /);
+    assert.match(error.message, /pg_control/, 'the log tail says why');
+    return true;
+  });
+  const pid = await postmasterPid(pgDir);
+  assert.ok(pid === undefined || !(await isPostgres(pid)), 'no postgres is left running');
+
+  // The failed start released the directory: mended, it starts in the same process.
+  await rename(`${control}.aside`, control);
+  const mended = await start(dataDir);
+  assert.deepEqual(await query(mended.url, 'SELECT id FROM readings'), [{ id: 3 }]);
+  await mended.stop();
 });
 
 test('takes over the directory after its owner was SIGKILLed', { timeout: 120_000 }, async () => {
