@@ -39,3 +39,39 @@ test('binary frames are stored, acked and shown live like JSON ones, values exac
   producer.close();
   viewer.close();
 });
+
+test('frames by encoding, new and duplicate samples and frames sent live are counted in /metrics, each once', async (t) => {
+  const { baseUrl, wsUrl } = await startApp(t);
+  const session = await createSession(baseUrl, { channels: ['x'] });
+  const viewer = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+  t.after(() => viewer.close());
+  await viewer.opened;
+  const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+  t.after(() => producer.close());
+  await producer.opened;
+  const counted = async () => {
+    const text = await (await fetch(`${baseUrl}/metrics`)).text();
+    const value = (series: string) => Number(text.match(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm'))?.[1] ?? 0);
+    return {
+      binaryFrames: value('wavehouse_ingest_frames_total{encoding="binary"}'),
+      jsonFrames: value('wavehouse_ingest_frames_total{encoding="json"}'),
+      samples: value('wavehouse_ingest_samples_total'),
+      duplicates: value('wavehouse_ingest_duplicate_samples_total'),
+      liveFrames: value('wavehouse_live_frames_sent_total'),
+    };
+  };
+  const rows = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => [from + i, 1_000 + from + i, (from + i) / 2]);
+  const json = (from: number, to: number) => ({ samples: rows(from, to).map(([seq, t, x]) => ({ seq, t, x })) });
+
+  producer.socket.send(binaryFrame(rows(1, 60)));
+  producer.send(json(51, 100)); // 51-60 again: duplicates
+  await producer.waitForAck(100);
+  await eventually(() => assert.equal(viewer.samples.length, 100));
+  assert.deepEqual(await counted(), { binaryFrames: 1, jsonFrames: 1, samples: 100, duplicates: 10, liveFrames: 2 });
+
+  // A second scrape adds only what came after the first.
+  producer.send(json(101, 110));
+  await producer.waitForAck(110);
+  await eventually(() => assert.equal(viewer.samples.length, 110));
+  assert.deepEqual(await counted(), { binaryFrames: 1, jsonFrames: 2, samples: 110, duplicates: 10, liveFrames: 3 });
+});
