@@ -1,5 +1,7 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
+import { isSessionId } from '../sessions/ingest-token.ts';
+import { CoalescingQueue } from './coalescing-queue.ts';
 import { DatabaseUnreachableError } from './database.ts';
 
 export interface SessionRecord {
@@ -54,7 +56,9 @@ const insertSessions = {
 };
 /** The most sessions one INSERT carries. */
 const maxCreateBatch = 64;
-const findSession = { name: 'wavehouse-find-session', text: `SELECT ${columns} FROM sessions WHERE id = $1` };
+const findSessions = { name: 'wavehouse-find-sessions', text: `SELECT ${columns} FROM sessions WHERE id = ANY($1::uuid[])` };
+/** The most sessions one SELECT looks up. */
+const maxFindBatch = 256;
 
 function toRecord(row: SessionRow): SessionRecord {
   return {
@@ -96,9 +100,15 @@ interface PendingCreate {
   reject: (error: unknown) => void;
 }
 
+interface PendingFind {
+  id: string;
+  resolve: (record: SessionRecord | null) => void;
+  reject: (error: unknown) => void;
+}
+
 export class SessionRepository {
-  private readonly pendingCreates: PendingCreate[] = [];
-  private inserting = false;
+  private readonly createQueue = new CoalescingQueue<PendingCreate>(maxCreateBatch, (batch) => this.insertBatch(batch));
+  private readonly findQueue = new CoalescingQueue<PendingFind>(maxFindBatch, (batch) => this.findBatch(batch));
 
   /**
    * `creates`: the pool creates are inserted on, whose connections have a `statement_timeout`
@@ -114,54 +124,35 @@ export class SessionRepository {
   ) {}
 
   /**
-   * Inserts a session. Creates that arrive while an insert is running wait for it and then go
-   * together, as one INSERT of many rows: one statement, one commit and one fsync for all of
-   * them instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
-   * bursts). A lone create goes at once, so an idle server adds no wait. A create whose data
-   * the database refuses fails alone; a database that cannot be reached, or cancels an insert
-   * (its statement_timeout ran out), fails every create waiting at once, rather than each in
-   * turn after its own timeout.
+   * Inserts a session. Creates that arrive while an insert is running go together in the
+   * next, as one INSERT of many rows: one statement, one commit and one fsync for all of them
+   * instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
+   * bursts). A create whose data the database refuses fails alone; a database that cannot be
+   * reached, or cancels an insert (its statement_timeout ran out), fails every create waiting
+   * at once, rather than each in turn after its own timeout.
    */
   create(session: NewSession): Promise<SessionRecord> {
-    return new Promise((resolve, reject) => {
-      this.pendingCreates.push({ session, resolve, reject });
-      if (!this.inserting) void this.insertPending();
-    });
+    return new Promise((resolve, reject) => this.createQueue.push({ session, resolve, reject }));
   }
 
-  private async insertPending(): Promise<void> {
-    this.inserting = true;
+  private async insertBatch(batch: PendingCreate[]): Promise<void> {
     try {
-      await this.insertBatches();
-    } finally {
-      this.inserting = false;
-      // A create made as the last one was answered (its caller resumes before this line) found
-      // the flag still set and queued itself; nothing else would ever insert it.
-      if (this.pendingCreates.length > 0) void this.insertPending();
-    }
-  }
-
-  private async insertBatches(): Promise<void> {
-    while (this.pendingCreates.length > 0) {
-      const batch = this.pendingCreates.splice(0, maxCreateBatch);
-      try {
-        const records = await this.insert(batch.map((pending) => pending.session));
-        const byId = new Map(records.map((record) => [record.id, record]));
-        for (const pending of batch) {
-          const record = byId.get(pending.session.id.toLowerCase());
-          if (record) pending.resolve(record);
-          else pending.reject(new Error(`session ${pending.session.id} was not returned by its insert`));
-        }
-      } catch (error) {
-        if (!refusedData(error)) {
-          // The database is unreachable or failing: everything waiting would wait its turn for
-          // the same error, so it all gets it now.
-          this.rejectAll(batch, error);
-        } else if (batch.length === 1) {
-          batch[0].reject(error);
-        } else {
-          await this.insertOneByOne(batch);
-        }
+      const records = await this.insert(batch.map((pending) => pending.session));
+      const byId = new Map(records.map((record) => [record.id, record]));
+      for (const pending of batch) {
+        const record = byId.get(pending.session.id.toLowerCase());
+        if (record) pending.resolve(record);
+        else pending.reject(new Error(`session ${pending.session.id} was not returned by its insert`));
+      }
+    } catch (error) {
+      if (!refusedData(error)) {
+        // The database is unreachable or failing: everything waiting would wait its turn for
+        // the same error, so it all gets it now.
+        this.rejectAll(batch, error);
+      } else if (batch.length === 1) {
+        batch[0].reject(error);
+      } else {
+        await this.insertOneByOne(batch);
       }
     }
   }
@@ -191,7 +182,7 @@ export class SessionRepository {
 
   /** Fails `batch` and every create queued behind it with `error`. */
   private rejectAll(batch: readonly PendingCreate[], error: unknown): void {
-    for (const pending of [...batch, ...this.pendingCreates.splice(0)]) pending.reject(error);
+    for (const pending of [...batch, ...this.createQueue.takeAll()]) pending.reject(error);
   }
 
   private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
@@ -232,9 +223,28 @@ export class SessionRepository {
     }
   }
 
-  async find(id: string): Promise<SessionRecord | null> {
-    const { rows } = await this.pool.query<SessionRow>({ ...findSession, values: [id] });
-    return rows.length === 0 ? null : toRecord(rows[0]);
+  /**
+   * The session with this id, or null. Lookups made while one is in flight go together in the
+   * next, as one SELECT (a get at 2,000 requests/s: p50 1.5 -> 0.7-1.2 ms, p99 5.5-6.8 -> 4.2-5.2
+   * ms). An id that is not a UUID is no session, and is never sent: in a batch, PostgreSQL's
+   * refusal of it would fail every lookup beside it.
+   */
+  find(id: string): Promise<SessionRecord | null> {
+    if (!isSessionId(id)) return Promise.resolve(null);
+    return new Promise((resolve, reject) => this.findQueue.push({ id: id.toLowerCase(), resolve, reject }));
+  }
+
+  private async findBatch(batch: PendingFind[]): Promise<void> {
+    try {
+      const { rows } = await this.pool.query<SessionRow>({ ...findSessions, values: [batch.map((pending) => pending.id)] });
+      const byId = new Map(rows.map((row) => [row.id, row]));
+      for (const pending of batch) {
+        const row = byId.get(pending.id);
+        pending.resolve(row === undefined ? null : toRecord(row));
+      }
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    }
   }
 
   /**

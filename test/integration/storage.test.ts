@@ -409,6 +409,53 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         }
       });
 
+      test('looked up at the same moment, sessions go to the database together, and each lookup gets its own answer', async (t) => {
+        const { repository, pool } = await openStorage(t, backend);
+        const ids = await Promise.all(Array.from({ length: 30 }, (_, i) => newSession(repository, [`c${i}`])));
+        let queries = 0;
+        pool.on('acquire', () => queries++);
+        const unknown = randomUUID();
+        // Duplicates, an id in capitals, an unknown one and ones that are no UUID at all: PostgreSQL
+        // would refuse the last in a uuid[] and fail the batch, so they must not reach it.
+        const asked = [...ids, ids[3], ids[7].toUpperCase(), unknown, 'not-a-uuid', `${ids[0]}'; DROP TABLE sessions; --`, ''];
+        const found = await Promise.all(asked.map((id) => repository.find(id)));
+        assert.deepEqual(
+          found.map((record) => record?.channels ?? null),
+          [...ids.map((_, i) => [`c${i}`]), ['c3'], ['c7'], null, null, null, null],
+        );
+        assert.ok(queries <= 2, `${queries} queries for ${asked.length} lookups`);
+        assert.equal(await repository.find(ids[5]).then((record) => record?.id), ids[5]);
+      });
+
+      test('more lookups at once than one SELECT carries (256) are all answered', async (t) => {
+        const { repository } = await openStorage(t, backend);
+        const ids = await Promise.all(Array.from({ length: 3 }, () => newSession(repository)));
+        const asked = Array.from({ length: 600 }, (_, i) => (i % 5 === 0 ? randomUUID() : ids[i % 3]));
+        const found = await Promise.all(asked.map((id) => repository.find(id)));
+        assert.deepEqual(
+          found.map((record) => record?.id ?? null),
+          asked.map((id, i) => (i % 5 === 0 ? null : id)),
+        );
+      });
+
+      test('with the database unreachable, every session lookup waiting fails with the error', { timeout: 10_000 }, async (t) => {
+        const accepted: net.Socket[] = [];
+        const silent = net.createServer((socket) => accepted.push(socket));
+        await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+        const pool = new pg.Pool({ host: '127.0.0.1', port: (silent.address() as net.AddressInfo).port, user: 'x', database: 'x', connectionTimeoutMillis: 300 });
+        pool.on('error', () => undefined);
+        t.after(async () => {
+          for (const socket of accepted) socket.destroy();
+          await pool.end().catch(() => undefined);
+          await new Promise((resolve) => silent.close(resolve));
+        });
+        const repository = new SessionRepository(pool, pool);
+        const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => repository.find(randomUUID())));
+        assert.ok(outcomes.every((outcome) => outcome.status === 'rejected' && /timeout/i.test(String(outcome.reason))));
+        // A lone lookup first, then the 19 made while it waited, together.
+        assert.ok(accepted.length <= 2, `${accepted.length} connection attempts`);
+      });
+
       test('with the database unreachable, every create waiting fails at once with the error, not each after its own timeout', async (t) => {
         // A server that accepts connections and never answers: each connection attempt times out.
         const accepted: net.Socket[] = [];
