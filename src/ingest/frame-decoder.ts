@@ -12,7 +12,7 @@
  * is stored without re-encoding (issue #4).
  */
 import type { FrameErrorCode } from '../contract/errors.ts';
-import { SampleBatch } from '../sessions/sample-batch.ts';
+import { SampleBatch, type BatchAllocator } from '../sessions/sample-batch.ts';
 import { scanJsonFrame } from './json-frame-scanner.ts';
 
 export type DecodedFrame =
@@ -57,12 +57,13 @@ export function decodeTextFrame(
   channels: readonly string[],
   limits: FrameLimits,
   receivedAtMs: number,
+  allocate: BatchAllocator = SampleBatch.allocate,
 ): DecodedFrame {
   if (data.length > limits.maxFrameBytes) {
     return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
   }
   if (typeof data !== 'string') {
-    const scanned = scanJsonFrame(data, channels, limits.maxFrameSamples, receivedAtMs);
+    const scanned = scanJsonFrame(data, channels, limits.maxFrameSamples, receivedAtMs, allocate);
     if (scanned) return { ok: true, batch: scanned.batch, hasSeq: scanned.hasSeq, samplesText: scanned.hasSeq && scanned.everyT ? scanned.samplesText : null };
   }
   let frame: unknown;
@@ -80,17 +81,17 @@ export function decodeTextFrame(
   if (samples.length > limits.maxFrameSamples) {
     return reject('frame_too_large', `frame holds ${samples.length} samples; the limit is ${limits.maxFrameSamples}`);
   }
-  const decoded = decodeSamples(samples, channels, receivedAtMs);
+  const decoded = decodeSamples(samples, channels, receivedAtMs, allocate);
   if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
   // Keys and values were just checked to be the fixed keys, channel names and numbers, none
   // of which can hold a bracket: the first '[' and the last ']' bound the samples array.
   return { ...decoded, samplesText: data.subarray(data.indexOf(0x5b), data.lastIndexOf(0x5d) + 1) };
 }
 
-function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number): DecodedFrame & { everyT?: boolean } {
+function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number, allocate: BatchAllocator): DecodedFrame & { everyT?: boolean } {
   const n = samples.length;
   const width = channels.length;
-  const batch = SampleBatch.allocate(n, width);
+  const batch = allocate(n, width);
   const columns = batch.columns;
   const hasSeq = n > 0 && isPlainObject(samples[0]) && 'seq' in samples[0];
   if (!hasSeq) columns.fill(0, 0, n); // session-state.ts numbers them
@@ -143,7 +144,7 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
 export const binaryHeaderBytes = 8;
 export const binaryFrameVersion = 1;
 
-export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: FrameLimits): DecodedFrame {
+export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: FrameLimits, allocate: BatchAllocator = SampleBatch.allocate): DecodedFrame {
   if (data.length > limits.maxFrameBytes) {
     return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
   }
@@ -157,7 +158,7 @@ export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: Fr
   if (data.length !== binaryHeaderBytes + n * (width + 2) * 8) {
     return reject('invalid_frame', `a binary frame of ${n} samples x ${width} channels is ${binaryHeaderBytes + n * (width + 2) * 8} bytes, not ${data.length}`);
   }
-  const batch = SampleBatch.allocate(n, width);
+  const batch = allocate(n, width);
   const columns = batch.columns;
   // Copied rather than viewed: the socket's buffer may sit at any byte offset.
   new Uint8Array(columns.buffer, columns.byteOffset, columns.byteLength).set(data.subarray(binaryHeaderBytes));

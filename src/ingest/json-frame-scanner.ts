@@ -16,7 +16,7 @@
  * power of ten, which IEEE 754 rounds correctly (Clinger's fast path), so it equals what
  * JSON.parse gives; any other number is handed to Number() as text.
  */
-import { SampleBatch } from '../sessions/sample-batch.ts';
+import { SampleBatch, type BatchAllocator } from '../sessions/sample-batch.ts';
 
 const quote = 0x22;
 const comma = 0x2c;
@@ -186,7 +186,13 @@ export interface ScannedFrame {
  * The samples of a `{"samples":[...]}` frame whose every sample is valid for `channels`;
  * null for any other frame (frame-decoder.ts then decodes it the general way).
  */
-export function scanJsonFrame(data: Buffer, channels: readonly string[], maxSamples: number, receivedAtMs: number): ScannedFrame | null {
+export function scanJsonFrame(
+  data: Buffer,
+  channels: readonly string[],
+  maxSamples: number,
+  receivedAtMs: number,
+  allocate: BatchAllocator = SampleBatch.allocate,
+): ScannedFrame | null {
   const keys = keysOf(channels);
   const view = new DataView(data.buffer, data.byteOffset, data.length);
   const width = keys.length;
@@ -266,12 +272,12 @@ export function scanJsonFrame(data: Buffer, channels: readonly string[], maxSamp
   const arrayEnd = at + 1;
   at = skipSpace(data, arrayEnd);
   if (data[at] !== closeBrace || skipSpace(data, at + 1) !== data.length) return null;
-  return { batch: columnsOf(count, width - 2, hasSeq), hasSeq, everyT, samplesText: data.subarray(arrayStart, arrayEnd) };
+  return { batch: columnsOf(count, width - 2, hasSeq, allocate), hasSeq, everyT, samplesText: data.subarray(arrayStart, arrayEnd) };
 }
 
 /** The scanned rows as a batch's columns; a frame without seqs leaves its seq column 0 (session-state.ts numbers it). */
-function columnsOf(count: number, channelCount: number, hasSeq: boolean): SampleBatch {
-  const batch = SampleBatch.allocate(count, channelCount);
+function columnsOf(count: number, channelCount: number, hasSeq: boolean, allocate: BatchAllocator): SampleBatch {
+  const batch = allocate(count, channelCount);
   const columns = batch.columns;
   const width = channelCount + 2;
   if (!hasSeq) columns.fill(0, 0, count);

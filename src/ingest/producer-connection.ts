@@ -9,6 +9,7 @@
  */
 import type { WebSocket } from 'ws';
 import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
+import { BatchSlabs } from '../sessions/batch-slabs.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
@@ -41,6 +42,7 @@ export class ProducerConnection implements ProducerHandle {
   private readonly rateLimiter: SampleRateLimiter;
   private readonly rejections: RejectionCounter;
   private paused = false;
+  private readonly slabs = new BatchSlabs();
 
   constructor(
     private readonly socket: WebSocket,
@@ -110,8 +112,8 @@ export class ProducerConnection implements ProducerHandle {
     const receivedAtMs = nowMs();
     this.counters.frame(isBinary ? 'binary' : 'json');
     const decoded = isBinary
-      ? decodeBinaryFrame(data, this.channels.length, this.limits)
-      : decodeTextFrame(data, this.channels, this.limits, receivedAtMs);
+      ? decodeBinaryFrame(data, this.channels.length, this.limits, this.slabs.allocate)
+      : decodeTextFrame(data, this.channels, this.limits, receivedAtMs, this.slabs.allocate);
     if (!decoded.ok) return this.reject(decoded.code, decoded.message);
     const { batch } = decoded;
     if (!this.rateLimiter.tryTake(batch.count, receivedAtMs)) {

@@ -7,6 +7,9 @@
  * no per-sample object on the hot path. Float64 keeps `t` and every value exact (DESIGN:
  * exact round trip), and holds every seq up to 2^53-1 exactly.
  */
+/** Where a decoder gets a batch's memory (the caller writes every value). */
+export type BatchAllocator = (count: number, channelCount: number) => SampleBatch;
+
 export class SampleBatch {
   constructor(
     readonly count: number,
