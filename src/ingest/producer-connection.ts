@@ -111,17 +111,24 @@ export class ProducerConnection implements ProducerHandle {
     if (this.socket.readyState !== this.socket.OPEN) return;
     const receivedAtMs = nowMs();
     this.counters.frame(isBinary ? 'binary' : 'json');
+    this.slabs.mark();
     const decoded = isBinary
       ? decodeBinaryFrame(data, this.channels.length, this.limits, this.slabs.allocate)
       : decodeTextFrame(data, this.channels, this.limits, receivedAtMs, this.slabs.allocate);
-    if (!decoded.ok) return this.reject(decoded.code, decoded.message);
+    if (!decoded.ok) {
+      this.slabs.dropSinceMark();
+      return this.reject(decoded.code, decoded.message);
+    }
     const { batch } = decoded;
     if (!this.rateLimiter.tryTake(batch.count, receivedAtMs)) {
+      this.slabs.dropSinceMark();
       // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.
       this.counters.rejected('rate_limited', batch.count);
       return this.sendError('rate_limited', `over ${this.limits.maxSamplesPerS} samples/s; resend later`);
     }
     const result = this.coordinator.acceptFrame(state, batch, decoded.hasSeq, decoded.samplesText, receivedAtMs);
+    // Only a frame accepted whole is kept: of a partial duplicate, a copy of its new samples is.
+    if (result.kind !== 'accepted' || result.batch !== batch) this.slabs.dropSinceMark();
     if (result.kind === 'ended') {
       this.counters.rejected('session_ended', batch.count);
       return this.sendError('session_ended', 'the session has ended');

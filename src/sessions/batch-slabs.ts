@@ -3,15 +3,18 @@
  *
  * Why: each ArrayBuffer costs V8 3-4 us to create and to sweep, whatever its size. Buffer's
  * shared 8 KiB pool makes one every four 2 KB frames, so at binary ingest's full rate the
- * pool's slabs, not the copy into them, were most of decoding a frame (1.0 of 1.3 us, a
- * tenth of the main thread; issue #4). A slab of up to 128 KiB makes one every 64 frames.
+ * pool's slabs, not the copy into them, were most of decoding a frame (0.9 of 1.3 us; issue
+ * #4). A slab of up to 128 KiB makes one every 64 frames.
  *
  * Why per producer: a batch keeps its whole slab alive, and a session's recent window
  * (LIVE_RECENT_WINDOW_BYTES) keeps its latest batches for as long as no newer ones push them
  * out, which may be for ever. Slabs shared between sessions would let a quiet session's last
- * frame hold a slab of other sessions' samples; a producer's own slab holds only its own
- * recent frames, which the window keeps anyway. Slabs start small and double as they fill,
- * so a producer that sends little holds little: at most about twice what it has sent.
+ * frame hold a slab of other sessions' samples. Here a slab holds only this producer's frames,
+ * and only those it accepted: the memory of a frame that is dropped (refused, rate limited, a
+ * duplicate) is given back (`mark`, `dropSinceMark`), so the frames in a slab are consecutive
+ * accepted frames, and a window of them holds at most the slab it ends in and the one it
+ * starts in beyond its own bytes. Slabs start small and double as they fill, so a producer
+ * that sends little holds little.
  */
 import { SampleBatch } from './sample-batch.ts';
 
@@ -22,6 +25,8 @@ export class BatchSlabs {
   private slab = new ArrayBuffer(0);
   private used = 0;
   private nextSlabBytes = firstSlabBytes;
+  private markedSlab = this.slab;
+  private markedUsed = 0;
 
   /** A batch whose memory is not zeroed: the caller writes every value. */
   readonly allocate = (count: number, channelCount: number): SampleBatch => {
@@ -40,4 +45,16 @@ export class BatchSlabs {
     this.used += bytes;
     return new SampleBatch(count, channelCount, columns);
   };
+
+  /** Remembers where the next batch will be carved. */
+  mark(): void {
+    this.markedSlab = this.slab;
+    this.markedUsed = this.used;
+  }
+
+  /** Gives back what was carved since `mark`, none of which may still be in use. */
+  dropSinceMark(): void {
+    this.slab = this.markedSlab;
+    this.used = this.markedUsed;
+  }
 }

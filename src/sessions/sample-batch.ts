@@ -19,9 +19,10 @@ export class SampleBatch {
 
   /** A batch whose memory is not zeroed: the caller writes every value. */
   static allocate(count: number, channelCount: number): SampleBatch {
-    // Buffer's pool serves a frame-sized batch as a slice of a shared slab (8-byte aligned, as
-    // Float64Array needs) with no zeroing: a zeroed backing store per frame was the largest
-    // single cost of binary ingest in a profile (issue #4).
+    // Not zeroed: a zeroed backing store per frame was the largest single cost of binary
+    // ingest in a profile (issue #4). Under 4 KiB, Buffer's pool serves it as a slice of a
+    // shared slab, 8-byte aligned as Float64Array needs. Producers' frames come from their own
+    // slabs instead (batch-slabs.ts); this serves slices, history reads and frames over 64 KiB.
     const values = count * (channelCount + 2);
     const memory = Buffer.allocUnsafe(values * 8);
     return new SampleBatch(count, channelCount, new Float64Array(memory.buffer, memory.byteOffset, values));

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, liveUrl, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -74,4 +76,36 @@ test('frames by encoding, new and duplicate samples and frames sent live are cou
   await producer.waitForAck(110);
   await eventually(() => assert.equal(viewer.samples.length, 110));
   assert.deepEqual(await counted(), { binaryFrames: 1, jsonFrames: 2, samples: 110, duplicates: 10, liveFrames: 3 });
+});
+
+test('the memory of frames a session drops is given back: its recent window of small frames does not keep the big duplicates between them', async (t) => {
+  // Frames are carved one after another from their producer's slabs (src/sessions/batch-slabs.ts);
+  // a dropped frame left in its slab would be kept alive by the accepted frame after it.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  // No rate limit, so that every big frame is dropped as a duplicate, not refused first.
+  const { baseUrl, wsUrl } = await startApp(t, { INGEST_MAX_SAMPLES_PER_S: '0' });
+  const session = await createSession(baseUrl, { channels: ['x'] });
+  const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+  t.after(() => producer.close());
+  await producer.opened;
+  const base = 1_000_000;
+  producer.socket.send(binaryFrame([[base, 0, 0]]));
+  await producer.waitForAck(base);
+  // 2,700 samples (64,800 bytes, just under half a slab), every one at or below what was accepted.
+  const duplicate = binaryFrame(Array.from({ length: 2_700 }, (_, i) => [1 + i, i, i]));
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  const pairs = 1_000;
+  for (let k = 1; k <= pairs; k++) {
+    producer.socket.send(duplicate);
+    producer.socket.send(binaryFrame([[base + k, k, k]]));
+  }
+  await producer.waitForAck(base + pairs, 20_000);
+  assert.deepEqual(producer.ofType('error'), []);
+  gc();
+  gc();
+  const grownMiB = (process.memoryUsage().arrayBuffers - before) / 2 ** 20;
+  // Kept, the duplicates would hold ~62 MiB of slabs (a 128 KiB slab for every two pairs); given back, ~0.1.
+  assert.ok(grownMiB < 24, `array buffers grew by ${grownMiB.toFixed(1)} MiB while the window holds ${pairs} one-sample frames`);
 });

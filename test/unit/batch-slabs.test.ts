@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 import { BatchSlabs } from '../../src/sessions/batch-slabs.ts';
+import { SampleBatch, type BatchAllocator } from '../../src/sessions/sample-batch.ts';
 
 test('batches carved from one producer\'s slabs never share memory, and each keeps what was written to it', () => {
   const slabs = new BatchSlabs();
@@ -45,10 +46,24 @@ test('a first frame bigger than the first slab gets a slab that holds it twice',
   assert.equal(batch.columns.buffer.byteLength, 64 * 1024);
 });
 
-test('the decoders write into the memory they are given', () => {
+test('what was carved since the mark is given back, so the next batch takes its place', () => {
   const slabs = new BatchSlabs();
+  const kept = slabs.allocate(10, 3);
+  slabs.mark();
+  const dropped = slabs.allocate(2_000, 2); // 64,000 bytes: more than the first slab holds, so a new one
+  assert.notEqual(dropped.columns.buffer, kept.columns.buffer);
+  slabs.dropSinceMark();
+  const next = slabs.allocate(10, 3);
+  assert.equal(next.columns.buffer, kept.columns.buffer);
+  assert.equal(next.columns.byteOffset, kept.columns.byteOffset + kept.columns.byteLength);
+  // Dropping with nothing carved since the mark changes nothing.
+  slabs.mark();
+  slabs.dropSinceMark();
+  assert.equal(slabs.allocate(1, 1).columns.byteOffset, next.columns.byteOffset + next.columns.byteLength);
+});
+
+test('the decoders write into the memory they are given, in each of their paths', () => {
   const limits = { maxFrameBytes: 1 << 20, maxFrameSamples: 1000 };
-  const json = decodeTextFrame(Buffer.from('{"samples":[{"seq":1,"t":2,"x":3}]}'), ['x'], limits, 0, slabs.allocate);
   const frame = Buffer.alloc(8 + 3 * 8);
   frame.writeUInt8(1, 0);
   frame.writeUInt16LE(1, 2);
@@ -56,8 +71,21 @@ test('the decoders write into the memory they are given', () => {
   frame.writeDoubleLE(2, 8);
   frame.writeDoubleLE(3, 16);
   frame.writeDoubleLE(4, 24);
-  const binary = decodeBinaryFrame(frame, 1, limits, slabs.allocate);
-  assert.ok(json.ok && binary.ok);
-  assert.equal(json.batch.columns.buffer, binary.batch.columns.buffer);
-  assert.deepEqual([...json.batch.columns, ...binary.batch.columns], [1, 2, 3, 2, 3, 4]);
+  const decoders = {
+    binary: (allocate: BatchAllocator) => decodeBinaryFrame(frame, 1, limits, allocate),
+    'JSON, scanned': (allocate: BatchAllocator) => decodeTextFrame(Buffer.from('{"samples":[{"seq":2,"t":3,"x":4}]}'), ['x'], limits, 0, allocate),
+    'JSON, parsed': (allocate: BatchAllocator) => decodeTextFrame('{"type":"samples_batch","payload":{"samples":[{"seq":2,"t":3,"x":4}]}}', ['x'], limits, 0, allocate),
+  };
+  for (const [path, decode] of Object.entries(decoders)) {
+    const given: SampleBatch[] = [];
+    const decoded = decode((count, channelCount) => {
+      const batch = SampleBatch.allocate(count, channelCount);
+      given.push(batch);
+      return batch;
+    });
+    assert.ok(decoded.ok, path);
+    assert.equal(given.length, 1, path);
+    assert.equal(given[0], decoded.batch, path);
+    assert.deepEqual([...decoded.batch.columns], [2, 3, 4], path);
+  }
 });
