@@ -27,12 +27,10 @@ export class CoalescingQueue<T> {
   private async drain(): Promise<void> {
     this.running = true;
     try {
+      // Items pushed while a batch is handled, by its own callers resuming too, are seen here.
       while (this.waiting.length > 0) await this.handle(this.waiting.splice(0, this.maxBatch));
     } finally {
       this.running = false;
-      // An item pushed as the last batch was answered (its caller resumes before this line)
-      // found `running` still set and only queued itself; nothing else would ever send it.
-      if (this.waiting.length > 0) void this.drain();
     }
   }
 }

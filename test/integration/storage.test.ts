@@ -15,7 +15,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { SampleBatch } from '../../src/sessions/sample-batch.ts';
 import { SessionState } from '../../src/sessions/session-state.ts';
 import { BatchWriter } from '../../src/storage/batch-writer.ts';
-import { createPool, DatabaseUnreachableError, type Pool } from '../../src/storage/database.ts';
+import { createPool, DatabaseUnreachableError, isDatabaseUnavailable, type Pool } from '../../src/storage/database.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/embedded-postgres.ts';
 import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
 import { ProducerLocks } from '../../src/storage/producer-locks.ts';
@@ -436,6 +436,33 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           found.map((record) => record?.id ?? null),
           asked.map((id, i) => (i % 5 === 0 ? null : id)),
         );
+      });
+
+      test('a lookup with no answer in time fails as an outage, with every lookup waiting behind it, and the next one is answered', { timeout: 10_000 }, async (t) => {
+        const { pool } = await openStorage(t, backend);
+        const repository = new SessionRepository(pool, pool, 300);
+        const id = await newSession(repository);
+        // A lock no SELECT can pass: the lookup's query waits, as on a link that died unheard.
+        const locker = await pool.connect();
+        let outcomes: PromiseSettledResult<unknown>[];
+        let waited: number;
+        try {
+          await locker.query('BEGIN');
+          await locker.query('LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE');
+          const started = performance.now();
+          const stuck = repository.find(id);
+          const behind = Array.from({ length: 5 }, () => repository.find(randomUUID()));
+          outcomes = await Promise.allSettled([stuck, ...behind]);
+          waited = performance.now() - started;
+        } finally {
+          await locker.query('ROLLBACK');
+          locker.release();
+        }
+        assert.ok(outcomes.every((outcome) => outcome.status === 'rejected' && isDatabaseUnavailable(outcome.reason)), JSON.stringify(outcomes));
+        assert.match(String((outcomes[0] as PromiseRejectedResult).reason), /no answer within 300 ms/);
+        // All of them at once, not one timeout after another.
+        assert.ok(waited < 1_000, `${waited.toFixed(0)} ms`);
+        assert.equal((await repository.find(id))?.id, id);
       });
 
       test('with the database unreachable, every session lookup waiting fails with the error', { timeout: 10_000 }, async (t) => {
