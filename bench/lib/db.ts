@@ -4,7 +4,7 @@
  * The server migrates it at start, as it would any empty database.
  */
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { withClient } from '../../src/storage/database.ts';
 
 export const adminUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -16,23 +16,13 @@ export interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 export async function createDatabase(): Promise<BenchDatabase> {
   const name = `wavehouse_bench_${randomBytes(5).toString('hex')}`;
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
+  await withClient(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
   // CREATE DATABASE writes a copy of each of the template's ~300 files, which the next
   // checkpoint syncs: 0.27 s seen inside an ingest step, holding every commit's WAL flush.
   // Checkpointing once here keeps the bench's own setup out of the windows it measures.
-  const checkpointed = await withAdmin((admin) => admin.query('CHECKPOINT')).then(
+  const checkpointed = await withClient(adminUrl, (admin) => admin.query('CHECKPOINT')).then(
     () => true,
     (error: unknown) => {
       // insufficient_privilege: a role without superuser or pg_checkpoint; anything else is a real failure.
@@ -50,13 +40,13 @@ export async function createDatabase(): Promise<BenchDatabase> {
     async drop() {
       if (dropped) return;
       dropped = true;
-      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+      await withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
 }
 
 export async function serverVersion(): Promise<string> {
-  return withAdmin(async (admin) => (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
+  return withClient(adminUrl, async (admin) => (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
 }
 
 export interface CreatedSession {

@@ -99,6 +99,19 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return typeof code === 'string' ? unavailableCodes.has(code) : unavailableMessages.has(error.message);
 }
 
+/** Runs `work` on a connection of its own, which is closed whatever the outcome. */
+export async function withClient<T>(config: string | pg.ClientConfig, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client(config);
+  // A connection that drops fails the awaited calls; unheard, its 'error' event would crash the process.
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await work(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
 export async function isDatabaseReachable(pool: pg.Pool): Promise<boolean> {
   try {
     await pool.query('SELECT 1');

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
+import { withClient } from './database.ts';
 
 export interface EmbeddedDatabase {
   readonly url: string;
@@ -306,31 +306,22 @@ function exited(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 async function ensureAppDatabase(port: number, password: string): Promise<void> {
-  const client = new pg.Client({
-    host: '127.0.0.1',
-    port,
-    user: DB_USER,
-    password,
-    database: 'postgres',
-    connectionTimeoutMillis: 10_000,
-  });
-  client.on('error', () => undefined); // failures surface through the awaited calls below
+  const admin = { host: '127.0.0.1', port, user: DB_USER, password, database: 'postgres', connectionTimeoutMillis: 10_000 };
   try {
-    await client.connect();
-    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
-    if (found.rowCount === 0) {
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(APP_DATABASE)}`).catch((error: unknown) => {
-        if ((error as { code?: string }).code !== '42P04') throw error; // created meanwhile
-      });
-    }
+    await withClient(admin, async (client) => {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
+      if (found.rowCount === 0) {
+        await client.query(`CREATE DATABASE ${client.escapeIdentifier(APP_DATABASE)}`).catch((error: unknown) => {
+          if ((error as { code?: string }).code !== '42P04') throw error; // created meanwhile
+        });
+      }
+    });
   } catch (error) {
     const hint =
       (error as { code?: string }).code === '28P01'
         ? ' (the password in pg-password does not match the cluster; restore the file or delete the pg directory)'
         : '';
     throw new Error(`could not prepare the "${APP_DATABASE}" database: ${describe(error)}${hint}`, { cause: error });
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { withClient } from '../../src/storage/database.ts';
 import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
 
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -13,16 +14,6 @@ function withDatabase(url: string, name: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${name}`;
   return parsed.toString();
-}
-
-async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: adminUrl });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }
 
 async function templateName(): Promise<string> {
@@ -37,7 +28,7 @@ let template: Promise<string> | null = null;
 function ensureTemplate(): Promise<string> {
   template ??= (async () => {
     const name = await templateName();
-    await withAdmin(async (admin) => {
+    await withClient(adminUrl, async (admin) => {
       await admin.query('SELECT pg_advisory_lock(4242)');
       try {
         const { rowCount } = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -67,9 +58,9 @@ export interface TestDatabase {
 export async function freshDatabase(): Promise<TestDatabase> {
   const source = await ensureTemplate();
   const name = `wavehouse_test_${randomBytes(6).toString('hex')}`;
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE ${source}`));
+  await withClient(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE ${source}`));
   return {
     url: withDatabase(adminUrl, name),
-    drop: () => withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+    drop: () => withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
 }
