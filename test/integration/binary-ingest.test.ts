@@ -78,34 +78,47 @@ test('frames by encoding, new and duplicate samples and frames sent live are cou
   assert.deepEqual(await counted(), { binaryFrames: 1, jsonFrames: 2, samples: 110, duplicates: 10, liveFrames: 3 });
 });
 
-test('the memory of frames a session drops is given back: its recent window of small frames does not keep the big duplicates between them', async (t) => {
-  // Frames are carved one after another from their producer's slabs (src/sessions/batch-slabs.ts);
-  // a dropped frame left in its slab would be kept alive by the accepted frame after it.
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
-  // No rate limit, so that every big frame is dropped as a duplicate, not refused first.
-  const { baseUrl, wsUrl } = await startApp(t, { INGEST_MAX_SAMPLES_PER_S: '0' });
-  const session = await createSession(baseUrl, { channels: ['x'] });
-  const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
-  t.after(() => producer.close());
-  await producer.opened;
-  const base = 1_000_000;
-  producer.socket.send(binaryFrame([[base, 0, 0]]));
-  await producer.waitForAck(base);
-  // 2,700 samples (64,800 bytes, just under half a slab), every one at or below what was accepted.
-  const duplicate = binaryFrame(Array.from({ length: 2_700 }, (_, i) => [1 + i, i, i]));
-  gc();
-  const before = process.memoryUsage().arrayBuffers;
-  const pairs = 1_000;
-  for (let k = 1; k <= pairs; k++) {
-    producer.socket.send(duplicate);
-    producer.socket.send(binaryFrame([[base + k, k, k]]));
-  }
-  await producer.waitForAck(base + pairs, 20_000);
-  assert.deepEqual(producer.ofType('error'), []);
-  gc();
-  gc();
-  const grownMiB = (process.memoryUsage().arrayBuffers - before) / 2 ** 20;
-  // Kept, the duplicates would hold ~62 MiB of slabs (a 128 KiB slab for every two pairs); given back, ~0.1.
-  assert.ok(grownMiB < 24, `array buffers grew by ${grownMiB.toFixed(1)} MiB while the window holds ${pairs} one-sample frames`);
-});
+/**
+ * Each way a frame is dropped after it was decoded into its producer's slab: `nth(k)` is the
+ * k-th big frame (2,700 samples, 64,800 bytes, just under half a slab), sent between one-sample
+ * frames that are accepted, seqs base + 2k, each after the k-th big frame.
+ */
+const droppedFrames: Array<{ kind: string; nth: (k: number, base: number) => number[][]; error: string | null }> = [
+  { kind: 'a duplicate', nth: () => Array.from({ length: 2_700 }, (_, i) => [1 + i, i, i]), error: null },
+  { kind: 'a partial duplicate (only its last sample is new)', nth: (k, base) => Array.from({ length: 2_700 }, (_, i) => [base + 2 * k - 2_700 + i, i, i]), error: null },
+  { kind: 'a frame refused as invalid', nth: () => Array.from({ length: 2_700 }, (_, i) => [2_700 - i, i, i]), error: 'seq_not_increasing' },
+];
+
+for (const { kind, nth, error } of droppedFrames) {
+  test(`the memory of a frame decoded and then dropped (${kind}) is given back: a recent window of small frames does not keep it`, async (t) => {
+    // Frames are carved one after another from their producer's slabs (src/sessions/batch-slabs.ts);
+    // a dropped frame left in its slab would be kept alive by the accepted frame after it.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    // No rate limit, and no closing for refused frames: each big frame is dropped for the reason under test.
+    const { baseUrl, wsUrl } = await startApp(t, { INGEST_MAX_SAMPLES_PER_S: '0', INGEST_MAX_REJECTED_FRAMES_PER_MINUTE: '100000' });
+    const session = await createSession(baseUrl, { channels: ['x'] });
+    const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+    t.after(() => producer.close());
+    await producer.opened;
+    const base = 1_000_000;
+    producer.socket.send(binaryFrame([[base, 0, 0]]));
+    await producer.waitForAck(base);
+    gc();
+    const before = process.memoryUsage().arrayBuffers;
+    const pairs = 1_000;
+    for (let k = 1; k <= pairs; k++) {
+      producer.socket.send(binaryFrame(nth(k, base)));
+      producer.socket.send(binaryFrame([[base + 2 * k, k, k]]));
+    }
+    await producer.waitForAck(base + 2 * pairs, 20_000);
+    const errors = producer.ofType('error');
+    assert.deepEqual(new Set(errors.map((frame) => frame.code)), new Set(error ? [error] : []));
+    assert.equal(errors.length, error ? pairs : 0);
+    gc();
+    gc();
+    const grownMiB = (process.memoryUsage().arrayBuffers - before) / 2 ** 20;
+    // Kept, the big frames would hold ~62 MiB of slabs (a 128 KiB slab for every two pairs); given back, ~0.1.
+    assert.ok(grownMiB < 24, `array buffers grew by ${grownMiB.toFixed(1)} MiB while the window holds ${pairs} small frames`);
+  });
+}
