@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
-import { isSessionId, newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
+import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 
@@ -33,7 +33,7 @@ export function bearerToken(authorization: string | undefined): string | null {
 
 /** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
 export async function findSessionOr404(repository: SessionRepository, id: string): Promise<SessionRecord> {
-  const record = isSessionId(id) ? await repository.find(id) : null;
+  const record = await repository.find(id);
   if (!record) throw new Problem('not_found', `no session ${id}`);
   return record;
 }

@@ -20,7 +20,7 @@ import { FramedViewerSocket } from '../../live/viewer-socket.ts';
 import { Viewer } from '../../live/viewer.ts';
 import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
 import type { Tracing } from '../../observability/tracing.ts';
-import { isSessionId, tokenMatches } from '../../sessions/ingest-token.ts';
+import { tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { jsonColumnKeys } from '../../sessions/sample-text.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
@@ -154,7 +154,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   const withSession =
     (open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void): SocketRoute =>
     async (upgrade) => {
-      const session = isSessionId(upgrade.id) ? await repository.find(upgrade.id) : null;
+      const session = await repository.find(upgrade.id);
       return (socket, tcp) => {
         // Counted before the cap check so the refused socket's close balances the count.
         const overIpCap = sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp;
