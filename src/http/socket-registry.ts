@@ -3,6 +3,12 @@
  * (DESIGN: the server pings every 15 s and closes a peer that has not answered two pings)
  * and closing them all with 1012 on shutdown.
  *
+ * Pings are spread over the interval: each socket is dealt into one of `slices` groups, and
+ * one group is pinged every pingIntervalMs / slices (about 250 ms), so every socket is still
+ * pinged once an interval. Pinging all at once held the event loop for the sweep's writes
+ * and then for every pong, and the live frames caught behind it were late for every viewer
+ * (issue #4: at 2,000 viewers, about 25 ms of writes, then 2,000 pongs to read).
+ *
  * Memory: an idle viewer is little more than its socket (issue #4), so a socket costs this
  * registry one small entry and no closure of its own: the listeners are shared, and ws calls
  * them with the socket as `this`.
@@ -11,18 +17,26 @@ import type { WebSocket } from 'ws';
 
 interface Entry {
   readonly ip: string;
+  readonly slice: Set<WebSocket>;
   missedPongs: number;
 }
+
+const pingSliceMs = 250;
 
 export class SocketRegistry {
   private readonly entries = new Map<WebSocket, Entry>();
   private readonly producers = new Set<WebSocket>();
   private readonly perIp = new Map<string, number>();
+  private readonly slices: Array<Set<WebSocket>>;
+  /** The slice the next socket joins, and the next slice to ping: both go round. */
+  private nextJoin = 0;
+  private nextPing = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly answered: (this: WebSocket) => void;
   private readonly removed: (this: WebSocket) => void;
 
   constructor(private readonly pingIntervalMs: number) {
+    this.slices = Array.from({ length: Math.max(1, Math.round(pingIntervalMs / pingSliceMs)) }, () => new Set());
     const registry = this;
     this.answered = function () {
       const entry = registry.entries.get(this);
@@ -44,11 +58,14 @@ export class SocketRegistry {
 
   add(socket: WebSocket, ip: string): void {
     this.perIp.set(ip, this.countOf(ip) + 1);
-    this.entries.set(socket, { ip, missedPongs: 0 });
+    const slice = this.slices[this.nextJoin];
+    this.nextJoin = (this.nextJoin + 1) % this.slices.length;
+    slice.add(socket);
+    this.entries.set(socket, { ip, slice, missedPongs: 0 });
     socket.on('pong', this.answered);
     // ws emits 'close' once, so `on` does what `once` would without a wrapper per socket.
     socket.on('close', this.removed);
-    this.timer ??= setInterval(() => this.pingAll(), this.pingIntervalMs).unref();
+    this.timer ??= setInterval(() => this.pingSlice(), this.pingIntervalMs / this.slices.length).unref();
   }
 
   /** Marks a socket, added already, as a producer's, so shutdown can stop reading it before the final flush. */
@@ -76,13 +93,17 @@ export class SocketRegistry {
     this.producers.delete(socket);
     if (!entry) return;
     this.entries.delete(socket);
+    entry.slice.delete(socket);
     const left = this.countOf(entry.ip) - 1;
     if (left > 0) this.perIp.set(entry.ip, left);
     else this.perIp.delete(entry.ip);
   }
 
-  private pingAll(): void {
-    for (const [socket, entry] of this.entries) {
+  private pingSlice(): void {
+    const slice = this.slices[this.nextPing];
+    this.nextPing = (this.nextPing + 1) % this.slices.length;
+    for (const socket of slice) {
+      const entry = this.entries.get(socket)!;
       if (entry.missedPongs >= 2) {
         socket.terminate();
         continue;

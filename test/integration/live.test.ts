@@ -435,6 +435,29 @@ describe('liveness pings', () => {
     assert.equal(answering.readyState, WebSocket.OPEN);
   });
 
+  test('pings are spread over the interval, each socket still pinged once an interval', async (t) => {
+    // 1 s in 4 slices of 250 ms. Pinging every socket at once held the event loop for the
+    // whole sweep and its pongs, late for every live frame behind it.
+    const { wsUrl, session } = await startSession(t, { PING_INTERVAL_MS: '1000' });
+    const pingTimes: number[][] = [];
+    for (let i = 0; i < 8; i++) {
+      const viewer = await openViewer(t, liveUrl(wsUrl, session.sessionId));
+      const times: number[] = [];
+      viewer.socket.on('ping', () => times.push(performance.now()));
+      pingTimes.push(times);
+    }
+    await eventually(() => assert.ok(pingTimes.every((times) => times.length >= 2), `pings: ${pingTimes.map((times) => times.length)}`), { timeoutMs: 4_000 });
+
+    const firsts = pingTimes.map((times) => times[0]);
+    assert.ok(Math.max(...firsts) - Math.min(...firsts) >= 500, `first pings within ${Math.max(...firsts) - Math.min(...firsts)} ms of each other`);
+    for (const times of pingTimes) {
+      for (let i = 1; i < times.length; i++) {
+        const gap = times[i] - times[i - 1];
+        assert.ok(gap > 700 && gap < 1_400, `pinged ${gap} ms after the previous ping`);
+      }
+    }
+  });
+
   test('a producer that does not answer pings is terminated too', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t, { PING_INTERVAL_MS: '200' });
     const session = await createSession(baseUrl);
