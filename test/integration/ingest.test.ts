@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { withClient } from '../../src/storage/database.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -64,6 +65,27 @@ describe('ingest socket', () => {
     assert.equal((await second.waitForClose()).code, 4409);
     assert.equal(first.closed, null);
     first.close();
+  });
+
+  test('a producer whose attach fails for a reason other than an outage is closed with 1011, and the session takes a producer once the cause is gone', async (t) => {
+    const { baseUrl, wsUrl, databaseUrl } = await startApp(t);
+    const session = await createSession(baseUrl);
+    const url = ingestUrl(wsUrl, session.sessionId, session.ingestToken);
+    // The database answers, with an error: claiming the session (its producer epoch) fails.
+    const refuseClaims = `CREATE FUNCTION refuse_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'claim refused'; END $$;
+      CREATE TRIGGER refuse_claim BEFORE UPDATE OF producer_epoch ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_claim()`;
+    await withClient(databaseUrl, (client) => client.query(refuseClaims));
+    const refused = new RecordingSocket(url);
+    assert.deepEqual(await refused.waitForClose(), { code: 1011, reason: 'internal error; reconnect' });
+
+    // Nothing of the failed attach is left holding the session.
+    await withClient(databaseUrl, (client) => client.query('DROP TRIGGER refuse_claim ON sessions'));
+    const producer = new RecordingSocket(url);
+    t.after(() => producer.close());
+    await producer.opened;
+    producer.send({ samples: makeSamples(1, 5) });
+    await producer.waitForAck(5);
+    assert.deepEqual(await storedSeqs(baseUrl, session.sessionId), [1, 2, 3, 4, 5]);
   });
 
   test('viewers receive what the producer sends', async (t) => {
