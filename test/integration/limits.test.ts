@@ -4,7 +4,8 @@ import { describe, test } from 'node:test';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startApp } from '../support/app.ts';
-import { createSession, ingestUrl, liveUrl, RecordingSocket } from '../support/clients.ts';
+import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
+import { eventually } from '../support/eventually.ts';
 import { freshDatabase } from '../support/database.ts';
 
 /** A client address of its own (via X-Forwarded-For behind TRUST_PROXY), so parallel tests never share counters. */
@@ -102,6 +103,27 @@ describe('socket caps', () => {
     const disguised = new RecordingSocket(liveUrl(direct.wsUrl, directSession.sessionId), { 'x-forwarded-for': other });
     assert.equal((await disguised.waitForClose()).code, 4429, 'an untrusted X-Forwarded-For is ignored');
     only.close();
+  });
+
+  test('an instance over MAX_SOCKETS refuses more sockets, ingest or live, with 4429 naming the cap; closing one makes room', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { MAX_SOCKETS: '2' });
+    const [session, other] = [await createSession(baseUrl), await createSession(baseUrl)];
+    const viewer = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    const producer = new RecordingSocket(ingestUrl(wsUrl, other.sessionId, other.ingestToken));
+    await Promise.all([viewer.opened, producer.opened]);
+    for (const url of [liveUrl(wsUrl, other.sessionId), ingestUrl(wsUrl, session.sessionId, session.ingestToken)]) {
+      assert.deepEqual(await new RecordingSocket(url).waitForClose(), { code: 4429, reason: 'this instance holds its most sockets (2); retry later' });
+    }
+    // The refused ones held nothing: the two open sockets work on, and one closed makes room.
+    producer.send({ samples: makeSamples(1, 3) });
+    await producer.waitForAck(3);
+    viewer.close();
+    await viewer.waitForClose();
+    const next = new RecordingSocket(liveUrl(wsUrl, other.sessionId, 1));
+    t.after(() => next.close());
+    await eventually(() => assert.deepEqual(next.samples.map((sample) => sample.seq), [1, 2, 3]));
+    assert.equal(producer.closed, null);
+    producer.close();
   });
 
   test('a session over its viewer cap refuses more viewers with 4429', async (t) => {

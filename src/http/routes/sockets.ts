@@ -156,11 +156,15 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     async (upgrade) => {
       const session = await repository.find(upgrade.id);
       return (socket, tcp) => {
-        // Counted before the cap check so the refused socket's close balances the count.
+        // Counted before the cap checks so the refused socket's close balances the counts.
         const overIpCap = sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp;
+        // An instance past its open-file limit could only drop new connections without a word;
+        // its own cap answers them, and the next try may reach another instance.
+        const overInstanceCap = sockets.size >= config.http.maxSockets;
         sockets.add(socket, upgrade.ip);
         if (!session) return refuse(socket, 'session_not_found');
         if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
+        if (overInstanceCap) return refuse(socket, 'too_many_connections', `this instance holds its most sockets (${config.http.maxSockets}); retry later`);
         open(socket, tcp, upgrade, session);
       };
     };
