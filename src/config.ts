@@ -20,8 +20,8 @@ export interface Config {
     createRateLimitPerMinute: number;
     maxSocketsPerIp: number;
     maxViewersPerSession: number;
-    /** Open WebSockets of this instance, ingest and live together: keep it under the open-file limit. */
-    maxSockets: number;
+    /** Live viewers of this instance, all sessions together; producers are never refused for it. */
+    maxViewers: number;
   };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
@@ -161,7 +161,7 @@ export function loadConfig(env: Env): Config {
       createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 60, 0),
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
-      maxSockets: read.integer('MAX_SOCKETS', 10_000, 1),
+      maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),
     },
     database: {
       url: databaseUrl,

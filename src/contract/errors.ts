@@ -79,7 +79,7 @@ export const closeCodes = {
   invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
   session_not_found: { code: 4404, reason: 'No such session.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
-  too_many_connections: { code: 4429, reason: 'Too many sockets from this client or on this instance, or too many viewers of this session; retry later.' },
+  too_many_connections: { code: 4429, reason: 'Too many sockets from this client, or too many viewers of this session or of this instance; retry later.' },
 } as const satisfies Record<string, { code: number; reason: string }>;
 
 export type CloseName = keyof typeof closeCodes;

@@ -27,6 +27,7 @@ export interface Broker {
 
 export class FanoutHub {
   private readonly bySession = new Map<string, Set<Subscriber>>();
+  private subscribers = 0;
   private readonly origin = normalizeOrigin(randomUUID());
 
   constructor(private readonly broker: Broker | null = null) {
@@ -41,9 +42,10 @@ export class FanoutHub {
       this.bySession.set(sessionId, subscribers);
       this.broker?.subscribe(sessionId);
     }
+    if (!subscribers.has(subscriber)) this.subscribers++;
     subscribers.add(subscriber);
     return () => {
-      subscribers.delete(subscriber);
+      if (subscribers.delete(subscriber)) this.subscribers--;
       if (subscribers.size === 0 && this.bySession.get(sessionId) === subscribers) {
         this.bySession.delete(sessionId);
         this.broker?.unsubscribe(sessionId);
@@ -63,6 +65,11 @@ export class FanoutHub {
 
   subscriberCount(sessionId: string): number {
     return this.bySession.get(sessionId)?.size ?? 0;
+  }
+
+  /** Subscribers of every session in this process. */
+  get totalSubscribers(): number {
+    return this.subscribers;
   }
 
   private deliver(sessionId: string, frame: LiveFrame): void {

@@ -10,8 +10,8 @@
  * (issue #4: at 2,000 viewers, about 25 ms of writes, then 2,000 pongs to read).
  *
  * Memory: an idle viewer is little more than its socket (issue #4), so a socket costs this
- * registry one small entry and no closure of its own: the listeners are shared, and ws calls
- * them with the socket as `this`.
+ * registry a small entry and a place in its slice, and no closure of its own: the listeners
+ * are shared, and ws calls them with the socket as `this`.
  */
 import type { WebSocket } from 'ws';
 
@@ -28,15 +28,19 @@ export class SocketRegistry {
   private readonly producers = new Set<WebSocket>();
   private readonly perIp = new Map<string, number>();
   private readonly slices: Array<Set<WebSocket>>;
-  /** The slice the next socket joins, and the next slice to ping: both go round. */
+  private readonly sliceMs: number;
+  /** The slice the next socket joins: it goes round. */
   private nextJoin = 0;
-  private nextPing = 0;
+  /** The ping clock: when it started, and how many slices it has pinged since. */
+  private clockStart = 0;
+  private slicesPinged = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly answered: (this: WebSocket) => void;
   private readonly removed: (this: WebSocket) => void;
 
-  constructor(private readonly pingIntervalMs: number) {
+  constructor(pingIntervalMs: number) {
     this.slices = Array.from({ length: Math.max(1, Math.round(pingIntervalMs / pingSliceMs)) }, () => new Set());
+    this.sliceMs = pingIntervalMs / this.slices.length;
     const registry = this;
     this.answered = function () {
       const entry = registry.entries.get(this);
@@ -65,7 +69,11 @@ export class SocketRegistry {
     socket.on('pong', this.answered);
     // ws emits 'close' once, so `on` does what `once` would without a wrapper per socket.
     socket.on('close', this.removed);
-    this.timer ??= setInterval(() => this.pingSlice(), this.pingIntervalMs / this.slices.length).unref();
+    if (!this.timer) {
+      this.clockStart = performance.now();
+      this.slicesPinged = 0;
+      this.timer = setInterval(() => this.pingDue(), this.sliceMs).unref();
+    }
   }
 
   /** Marks a socket, added already, as a producer's, so shutdown can stop reading it before the final flush. */
@@ -99,9 +107,17 @@ export class SocketRegistry {
     else this.perIp.delete(entry.ip);
   }
 
-  private pingSlice(): void {
-    const slice = this.slices[this.nextPing];
-    this.nextPing = (this.nextPing + 1) % this.slices.length;
+  /**
+   * Pings the slices that have come due by the clock. Node reschedules an interval from when
+   * its callback ran, so with many ticks an interval a busy event loop's delays would add up
+   * and stretch every socket's ping gap; counting from the start, a late tick catches up.
+   */
+  private pingDue(): void {
+    const due = Math.round((performance.now() - this.clockStart) / this.sliceMs);
+    for (; this.slicesPinged < due; this.slicesPinged++) this.pingSlice(this.slices[this.slicesPinged % this.slices.length]);
+  }
+
+  private pingSlice(slice: Set<WebSocket>): void {
     for (const socket of slice) {
       const entry = this.entries.get(socket)!;
       if (entry.missedPongs >= 2) {

@@ -16,7 +16,7 @@ test('defaults match DESIGN', () => {
   assert.equal(config.sessions.legacyTokenlessEnd, false);
   assert.equal(config.sessions.maxMetadataBytes, 4096);
   assert.equal(config.pingIntervalMs, 15_000);
-  assert.equal(config.http.maxSockets, 10_000);
+  assert.equal(config.http.maxViewers, 10_000);
 });
 
 test('every bad variable is named in one error', () => {

@@ -96,6 +96,13 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
       return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
     }
+    // What one instance can fan out to is bounded by its cores and open files; past it, a
+    // clear refusal (the next try may reach another instance) rather than every viewer late or
+    // new connections dropped by the kernel. Producers are not counted: a session's own
+    // producer must never be locked out by its viewers.
+    if (hub.totalSubscribers >= config.http.maxViewers) {
+      return refuse(socket, 'too_many_connections', `this instance serves its most viewers (${config.http.maxViewers}); retry later`);
+    }
     const viewer = new Viewer(
       new FramedViewerSocket(socket, tcp),
       jsonColumnKeys(session.channels),
@@ -156,15 +163,11 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     async (upgrade) => {
       const session = await repository.find(upgrade.id);
       return (socket, tcp) => {
-        // Counted before the cap checks so the refused socket's close balances the counts.
+        // Counted before the cap check so the refused socket's close balances the count.
         const overIpCap = sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp;
-        // An instance past its open-file limit could only drop new connections without a word;
-        // its own cap answers them, and the next try may reach another instance.
-        const overInstanceCap = sockets.size >= config.http.maxSockets;
         sockets.add(socket, upgrade.ip);
         if (!session) return refuse(socket, 'session_not_found');
         if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
-        if (overInstanceCap) return refuse(socket, 'too_many_connections', `this instance holds its most sockets (${config.http.maxSockets}); retry later`);
         open(socket, tcp, upgrade, session);
       };
     };
