@@ -17,7 +17,7 @@ import type { WebSocket } from 'ws';
 
 interface Entry {
   readonly ip: string;
-  readonly slice: Set<WebSocket>;
+  readonly slice: Map<WebSocket, Entry>;
   missedPongs: number;
 }
 
@@ -27,7 +27,7 @@ export class SocketRegistry {
   private readonly entries = new Map<WebSocket, Entry>();
   private readonly producers = new Set<WebSocket>();
   private readonly perIp = new Map<string, number>();
-  private readonly slices: Array<Set<WebSocket>>;
+  private readonly slices: Array<Map<WebSocket, Entry>>;
   private readonly sliceMs: number;
   /** The slice the next socket joins: it goes round. */
   private nextJoin = 0;
@@ -39,7 +39,7 @@ export class SocketRegistry {
   private readonly removed: (this: WebSocket) => void;
 
   constructor(pingIntervalMs: number) {
-    this.slices = Array.from({ length: Math.max(1, Math.round(pingIntervalMs / pingSliceMs)) }, () => new Set());
+    this.slices = Array.from({ length: Math.max(1, Math.round(pingIntervalMs / pingSliceMs)) }, () => new Map());
     this.sliceMs = pingIntervalMs / this.slices.length;
     const registry = this;
     this.answered = function () {
@@ -64,8 +64,9 @@ export class SocketRegistry {
     this.perIp.set(ip, this.countOf(ip) + 1);
     const slice = this.slices[this.nextJoin];
     this.nextJoin = (this.nextJoin + 1) % this.slices.length;
-    slice.add(socket);
-    this.entries.set(socket, { ip, slice, missedPongs: 0 });
+    const entry = { ip, slice, missedPongs: 0 };
+    slice.set(socket, entry);
+    this.entries.set(socket, entry);
     socket.on('pong', this.answered);
     // ws emits 'close' once, so `on` does what `once` would without a wrapper per socket.
     socket.on('close', this.removed);
@@ -117,9 +118,8 @@ export class SocketRegistry {
     for (; this.slicesPinged < due; this.slicesPinged++) this.pingSlice(this.slices[this.slicesPinged % this.slices.length]);
   }
 
-  private pingSlice(slice: Set<WebSocket>): void {
-    for (const socket of slice) {
-      const entry = this.entries.get(socket)!;
+  private pingSlice(slice: Map<WebSocket, Entry>): void {
+    for (const [socket, entry] of slice) {
       if (entry.missedPongs >= 2) {
         socket.terminate();
         continue;
