@@ -112,9 +112,13 @@ export class SocketRegistry {
    * Pings the slices that have come due by the clock. Node reschedules an interval from when
    * its callback ran, so with many ticks an interval a busy event loop's delays would add up
    * and stretch every socket's ping gap; counting from the start, a late tick catches up.
+   * After a stall of more than a whole interval, each slice is pinged once, not once per
+   * round missed: pings sent back to back, with no chance to answer between them, would
+   * count a live peer as silent and cut it.
    */
   private pingDue(): void {
     const due = Math.round((performance.now() - this.clockStart) / this.sliceMs);
+    this.slicesPinged = Math.max(this.slicesPinged, due - this.slices.length);
     for (; this.slicesPinged < due; this.slicesPinged++) this.pingSlice(this.slices[this.slicesPinged % this.slices.length]);
   }
 
