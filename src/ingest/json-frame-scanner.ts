@@ -201,7 +201,8 @@ export function scanJsonFrame(
   let at = skipSpace(data, 0);
   if (data[at] !== openBrace) return null;
   at = skipSpace(data, at + 1);
-  if (data.compare(samplesKey, 0, samplesKey.length, at, at + samplesKey.length) !== 0) return null;
+  // Bounded first: Buffer.compare throws when the range runs past the frame (`{}` did, and took the process down).
+  if (at + samplesKey.length > data.length || data.compare(samplesKey, 0, samplesKey.length, at, at + samplesKey.length) !== 0) return null;
   at = skipSpace(data, at + samplesKey.length);
   if (data[at] !== colon) return null;
   at = skipSpace(data, at + 1);

@@ -172,3 +172,13 @@ describe('JSON frame scanner', () => {
     assert.equal(partial.samplesText, null);
   });
 });
+
+describe('frames shorter than the samples key', () => {
+  test('are declined by the scanner and answered by the general decoder, never thrown', () => {
+    for (const text of ['{', '{}', '{ }', '{"bad": 1', '{"samp', '{"samples"', '  {"x":1}']) {
+      assert.equal(scanJsonFrame(Buffer.from(text), channels, limits.maxFrameSamples, receivedAtMs), null, text);
+      const decoded = decodeTextFrame(Buffer.from(text), channels, limits, receivedAtMs);
+      assert.equal(decoded.ok, false, text);
+    }
+  });
+});
