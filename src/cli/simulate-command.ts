@@ -11,13 +11,19 @@ import { createSession, getSession } from '../sdk/rest.ts';
 import type { SampleInput } from '../sdk/types.ts';
 import { socketUrl } from '../sdk/websocket.ts';
 import { CliError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
+import { readIngestToken, tokenEnvVar } from './ingest-token.ts';
 import { channelNames, ScgWaveform } from './scg-waveform.ts';
 
 export const simulateUsage = `wavehouse simulate [--url <server>] [--rate 100] [--channels 3] [--duration <seconds>]
-                   [--session <id> --token <ingestToken>] [--keep-open] [--seed N]
+                   [--session <id> [--token-file <path>]] [--keep-open] [--seed N]
   Streams a synthetic SCG (heartbeat-shaped chest vibrations) at <rate> Hz. Creates a session
   unless given one. Runs for <seconds>, or until Ctrl-C; then ends the session (unless
-  --keep-open) once every sample is stored.`;
+  --keep-open) once every sample is stored.
+  The ingest token of a --session comes from one of (an option beats the environment):
+    --token-file <path>   the file's first line, "-" for stdin; warns if others can read the file
+    --token <ingestToken> visible to other users (ps) and kept in shell history: prefer the others
+    $${tokenEnvVar}
+  A new session's token is printed with its id.`;
 
 const tickMs = 10;
 
@@ -38,6 +44,7 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
       duration: { type: 'string' },
       session: { type: 'string' },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       'keep-open': { type: 'boolean', default: false },
       seed: { type: 'string' },
     },
@@ -56,8 +63,16 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
   let viewerPath: string;
   if (values.session !== undefined) {
     sessionId = requireSessionId(values.session);
-    if (values.token === undefined) throw new UsageError('--session needs --token (the ingestToken returned when the session was created)');
-    token = values.token;
+    const given = await readIngestToken({
+      token: values.token,
+      tokenFile: values['token-file'],
+      env: process.env,
+      warn: (line) => process.stderr.write(`wavehouse: ${line}\n`),
+    });
+    if (given === null) {
+      throw new UsageError(`--session needs its ingest token (returned when the session was created): --token-file <path>, $${tokenEnvVar} or --token`);
+    }
+    token = given;
     const session = await getSession(baseUrl, sessionId).catch((error: unknown) => sessionNotFound(error, sessionId, baseUrl));
     if (session.status === 'ended') throw new CliError(`session ${sessionId} has ended; nothing more can be sent to it`);
     if (channelCount !== null && channelCount !== session.channels.length) {
@@ -66,7 +81,8 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
     channels = session.channels;
     viewerPath = session.viewerUrl;
   } else {
-    if (values.token !== undefined) throw new UsageError('--token goes with --session');
+    // $WAVEHOUSE_TOKEN is not refused here: it may be set for another session.
+    if (values.token !== undefined || values['token-file'] !== undefined) throw new UsageError('--token and --token-file go with --session');
     channels = channelNames(channelCount ?? 3);
     const created = await createSession(baseUrl, {
       channels,
@@ -80,7 +96,8 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
 
   const lines = [
     `session  ${sessionId}`,
-    `token    ${token}`,
+    // Shown once, as the server does, when it is new; a token that was given is not echoed.
+    ...(values.session === undefined ? [`token    ${token}`] : []),
     `viewer   ${new URL(viewerPath, baseUrl).toString()}`,
     `live     ${socketUrl(baseUrl, `/sessions/${sessionId}/live?fromSeq=0`)}`,
     `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})${durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`}`,

@@ -2,7 +2,8 @@
  * The Wavehouse client SDK, for Node 20+ and browsers: REST helpers, a Producer that keeps
  * every sample until it is committed and resends across reconnects, and a Viewer that
  * resumes live streams with no hole and no duplicate. No Node-only imports: it bundles for
- * browsers as it is (Node 20, which lacks a global WebSocket, loads the `ws` package).
+ * browsers as it is (in Node it loads the `ws` package, which can send the ingest token as a
+ * header; a browser's WebSocket cannot, so there the token goes in the URL).
  *
  * ```ts
  * const { sessionId, ingestToken } = await createSession(baseUrl, { channels: ['ax', 'ay', 'az'] });

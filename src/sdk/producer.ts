@@ -54,6 +54,11 @@ export interface ProducerOptions {
   maxFrameSamples?: number;
   maxFrameBytes?: number;
   backoff?: BackoffOptions;
+  /**
+   * Called as `new WebSocket(url)`, so the token goes in the URL (`?token=`). Without it, Node
+   * uses the `ws` package and sends the token as `Authorization: Bearer`, out of URLs that
+   * proxies and servers log; browsers use their WebSocket, which cannot send headers.
+   */
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
 }
@@ -307,7 +312,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.state = 'connecting';
     this.accepted = false;
     try {
-      const WebSocketImpl = await resolveWebSocket(this.options.WebSocket);
+      const opener = await resolveWebSocket(this.options.WebSocket);
       if (generation !== this.generation || this.finished) return;
       if (this.session === null || this.mustCheckEnded) {
         const session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
@@ -321,7 +326,10 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         this.session = session;
       }
       const { sessionId, token } = this.options;
-      const socket = new WebSocketImpl(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(sessionId)}/ingest?token=${encodeURIComponent(token)}`));
+      const path = `/sessions/${encodeURIComponent(sessionId)}/ingest`;
+      const socket = opener.sendsHeaders
+        ? opener.open(socketUrl(this.options.baseUrl, path), { authorization: `Bearer ${token}` })
+        : opener.open(socketUrl(this.options.baseUrl, `${path}?token=${encodeURIComponent(token)}`));
       this.socket = socket;
       // Also the connect timeout: the probe is answered on every accepted connection.
       this.armAckTimer();

@@ -188,7 +188,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     const generation = ++this.generation;
     this.state = 'connecting';
     try {
-      const WebSocketImpl = await resolveWebSocket(this.options.WebSocket);
+      const opener = await resolveWebSocket(this.options.WebSocket);
       if (generation !== this.generation) return;
       if (this.lastSeen === null) {
         const session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
@@ -196,7 +196,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
         this.lastSeen = session.lastSeq ?? -1;
       }
       const fromSeq = this.lastSeen + 1;
-      const socket = new WebSocketImpl(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(this.options.sessionId)}/live?fromSeq=${fromSeq}`));
+      const socket = opener.open(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(this.options.sessionId)}/live?fromSeq=${fromSeq}`));
       this.socket = socket;
       listen(socket, () => generation === this.generation, {
         open: () => {

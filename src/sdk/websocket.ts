@@ -1,6 +1,6 @@
 /**
  * The part of a WebSocket the SDK uses: the WHATWG API, which browsers, Node 22+ and the `ws`
- * package all implement. Node 20 has no global WebSocket, so there the SDK loads `ws`.
+ * package all implement.
  */
 export interface WebSocketLike {
   readonly readyState: number;
@@ -19,23 +19,54 @@ export type WebSocketConstructor = new (url: string) => WebSocketLike;
 
 export const OPEN = 1;
 
-let loaded: Promise<WebSocketConstructor> | null = null;
+/**
+ * Opens sockets. Only some implementations can send request headers: a credential goes in a
+ * header where one can (URLs end up in proxy and server logs, headers are redacted), and in
+ * the URL where one cannot.
+ */
+export interface SocketOpener {
+  readonly sendsHeaders: boolean;
+  /** `headers` are sent only when `sendsHeaders`. */
+  open(url: string, headers?: Record<string, string>): WebSocketLike;
+}
 
-/** The given constructor, else the global one, else (Node 20) the `ws` package. */
-export function resolveWebSocket(given: WebSocketConstructor | undefined): Promise<WebSocketConstructor> {
-  if (given) return Promise.resolve(given);
-  const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (global) return Promise.resolve(global);
+type WsConstructor = new (url: string, options: { headers?: Record<string, string> }) => WebSocketLike;
+
+/** A constructor called as the WHATWG API defines it: with a URL and nothing else. */
+function urlOnly(WebSocketImpl: WebSocketConstructor): SocketOpener {
+  return { sendsHeaders: false, open: (url) => new WebSocketImpl(url) };
+}
+
+function isNode(): boolean {
+  return typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === 'string';
+}
+
+let loaded: Promise<SocketOpener> | null = null;
+
+/**
+ * The given constructor, called with a URL only as the WHATWG API defines it; else, in Node,
+ * the `ws` package, which sends headers on every Node version (Node 22's global WebSocket
+ * takes them only through a non-standard undici option); else the global WebSocket, which
+ * in a browser cannot.
+ */
+export function resolveWebSocket(given: WebSocketConstructor | undefined): Promise<SocketOpener> {
+  if (given) return Promise.resolve(urlOnly(given));
+  if (!isNode()) {
+    const global = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (global) return Promise.resolve(urlOnly(global));
+    return Promise.reject(new Error('no WebSocket implementation: pass the WebSocket option'));
+  }
   loaded ??= (async () => {
     // A computed specifier keeps bundlers from pulling `ws` into browser builds. esbuild
     // folds the constant when it minifies: mark `ws` external there (as src/http/routes/pages.ts does).
     const specifier = 'ws';
     try {
-      const module = (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as { default: WebSocketConstructor };
-      return module.default;
+      const module = (await import(/* @vite-ignore */ /* webpackIgnore: true */ specifier)) as { default: WsConstructor };
+      const Ws = module.default;
+      return { sendsHeaders: true, open: (url: string, headers?: Record<string, string>) => new Ws(url, { headers }) };
     } catch {
       loaded = null;
-      throw new Error('no WebSocket implementation: pass the WebSocket option, or install the "ws" package (Node 20)');
+      throw new Error('no WebSocket implementation: install the "ws" package, or pass the WebSocket option');
     }
   })();
   return loaded;

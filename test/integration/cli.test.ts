@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -38,11 +38,21 @@ interface RunningCli {
   readonly done: Promise<Run>;
 }
 
+interface CliOptions {
+  timeoutMs?: number;
+  /** Added to the child's environment. */
+  env?: Record<string, string>;
+  /** Written to the child's stdin, which is closed after it (at once when not given). */
+  stdin?: string;
+}
+
 /** Starts the CLI; it is killed if still running after `timeoutMs` or when the test ends. */
-function startCli(t: Pick<TestContext, 'after'>, args: string[], { timeoutMs = 30_000 } = {}): RunningCli {
-  // The child is a program, not a test file: it must not report to this test runner.
-  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, ...env } = process.env;
-  const child = spawn(process.execPath, [bin, ...args], { cwd: projectRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function startCli(t: Pick<TestContext, 'after'>, args: string[], { timeoutMs = 30_000, env: extraEnv = {}, stdin }: CliOptions = {}): RunningCli {
+  // The child is a program, not a test file: it must not report to this test runner. Nor
+  // may a token or server set in the shell that runs the tests reach it.
+  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, WAVEHOUSE_TOKEN: _token, ...env } = process.env;
+  const child = spawn(process.execPath, [bin, ...args], { cwd: projectRoot, env: { ...env, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.end(stdin ?? '');
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -64,7 +74,7 @@ function startCli(t: Pick<TestContext, 'after'>, args: string[], { timeoutMs = 3
   return { stdout: () => stdout, stderr: () => stderr, done };
 }
 
-function runCli(t: Pick<TestContext, 'after'>, args: string[], options?: { timeoutMs?: number }): Promise<Run> {
+function runCli(t: Pick<TestContext, 'after'>, args: string[], options?: CliOptions): Promise<Run> {
   return startCli(t, args, options).done;
 }
 
@@ -143,6 +153,54 @@ describe('wavehouse CLI', () => {
     const ndjson = (await readFile(path.join(dir, 'session.ndjson'), 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as Sample);
     assert.deepEqual(ndjson, json.samples);
     assert.equal(json.samples.length, 200);
+  });
+
+  test('simulate --session takes its token from $WAVEHOUSE_TOKEN, a file or stdin, never needing it on the command line', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const { sessionId, ingestToken } = await createSession(baseUrl);
+    const dir = await tempDir(t);
+    // 20 samples a run; --keep-open leaves the session open for the next one.
+    const simulate = ['simulate', '--url', baseUrl, '--session', sessionId, '--rate', '100', '--duration', '0.2', '--keep-open'];
+    const lastSeq = async () => ((await (await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`)).json()) as { lastSeq: number }).lastSeq;
+    const assertStreamed = async (run: Run, expectedLastSeq: number, label: string) => {
+      assert.equal(run.code, 0, `${label}: ${run.stderr}`);
+      assert.match(run.stdout, /^sent 20 samples/m, label);
+      assert.ok(!run.stdout.includes(ingestToken), `${label}: a token that was given is not echoed`);
+      assert.equal(await lastSeq(), expectedLastSeq, label);
+    };
+
+    const viaEnv = await runCli(t, simulate, { env: { WAVEHOUSE_TOKEN: ingestToken } });
+    await assertStreamed(viaEnv, 20, 'WAVEHOUSE_TOKEN');
+    assert.equal(viaEnv.stderr, '');
+
+    const file = path.join(dir, 'token');
+    await writeFile(file, `${ingestToken}\nnot part of the token\n`);
+    await chmod(file, 0o600);
+    // The file beats the environment.
+    const viaFile = await runCli(t, [...simulate, '--token-file', file], { env: { WAVEHOUSE_TOKEN: 'wrong-token' } });
+    await assertStreamed(viaFile, 40, '--token-file');
+    assert.equal(viaFile.stderr, '', 'no warning for a file only its owner can read');
+
+    await assertStreamed(await runCli(t, [...simulate, '--token-file', '-'], { stdin: `  ${ingestToken}  \n` }), 60, '--token-file -');
+
+    await chmod(file, 0o644);
+    const readable = await runCli(t, [...simulate, '--token-file', file]);
+    await assertStreamed(readable, 80, 'a file others can read');
+    assert.match(readable.stderr, /^wavehouse: warning: token file \S+ is readable by other users \(mode 0644\)/m);
+
+    // The token from the environment is the one sent: the server refuses a wrong one.
+    assertFailedWith(await runCli(t, simulate, { env: { WAVEHOUSE_TOKEN: 'wrong-token' } }), /invalid_token/);
+    assertFailedWith(
+      await runCli(t, [...simulate, '--token-file', path.join(dir, 'absent')], { env: { WAVEHOUSE_TOKEN: ingestToken } }),
+      /cannot read token file \S+absent: no such file/,
+    );
+    const none = await runCli(t, simulate);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(none.stderr, /--session needs its ingest token .*--token-file <path>, \$WAVEHOUSE_TOKEN or --token/);
+    const both = await runCli(t, [...simulate, '--token', ingestToken, '--token-file', file]);
+    assert.equal(both.code, 2, both.stderr);
+    assert.match(both.stderr, /give --token or --token-file, not both/);
+    assert.equal(await lastSeq(), 80, 'the refused runs sent nothing');
   });
 
   test('export of an unknown or malformed session id fails clearly and writes nothing', async (t) => {

@@ -9,13 +9,15 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { describe, test } from 'node:test';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
 import { setTimeout as pace } from 'node:timers/promises';
+import WebSocket from 'ws';
 import { Producer, ProducerError, type ProducerOptions } from '../../src/sdk/producer.ts';
 import { createSession, getSession, readData, TruncatedDataError, WavehouseHttpError } from '../../src/sdk/rest.ts';
 import type { Sample, SampleInput } from '../../src/sdk/types.ts';
 import { Viewer, ViewerError, type ViewerOptions } from '../../src/sdk/viewer.ts';
+import type { WebSocketConstructor } from '../../src/sdk/websocket.ts';
 import { startApp } from '../support/app.ts';
 import { getData, ingestUrl, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -91,7 +93,86 @@ function viewerFor(t: { after(fn: () => void): void }, options: ViewerOptions): 
   return viewer;
 }
 
+interface Upgrade {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+}
+
+/**
+ * An HTTP proxy in front of the server at `target` that passes everything on and keeps the
+ * request line and headers of every WebSocket upgrade: what a client actually sent, before
+ * the server's log redacts it.
+ */
+async function startUpgradeRecorder(t: Pick<TestContext, 'after'>, target: string): Promise<{ url: string; upgrades: Upgrade[] }> {
+  const { hostname, port } = new URL(target);
+  const upgrades: Upgrade[] = [];
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const server = http.createServer((request, response) => {
+    const upstream = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
+      response.writeHead(answer.statusCode!, answer.headers);
+      answer.pipe(response);
+    });
+    upstream.on('error', () => response.destroy());
+    request.pipe(upstream);
+  });
+  server.on('connection', track);
+  server.on('upgrade', (request: http.IncomingMessage, client: Socket, head: Buffer) => {
+    upgrades.push({ url: request.url!, headers: request.headers });
+    const upstream = net.connect(Number(port), hostname, () => {
+      const lines = [`${request.method} ${request.url} HTTP/1.1`];
+      for (let i = 0; i < request.rawHeaders.length; i += 2) lines.push(`${request.rawHeaders[i]}: ${request.rawHeaders[i + 1]}`);
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      upstream.write(head);
+      upstream.pipe(client).pipe(upstream);
+    });
+    track(upstream);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, upgrades };
+}
+
 describe('Producer and Viewer', () => {
+  test('in Node the Producer sends its token as Authorization: Bearer, not in the URL; a WHATWG-only WebSocket gets it in the URL', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const proxy = await startUpgradeRecorder(t, baseUrl);
+    const { sessionId, ingestToken } = await createSession(baseUrl);
+    const ingestPath = `/api/v1/sessions/${sessionId}/ingest`;
+
+    const producer = producerFor(t, { baseUrl: proxy.url, sessionId, token: ingestToken });
+    producer.push(unnumbered(1, 10));
+    await producer.flush({ timeoutMs: 10_000 });
+    producer.close();
+    assert.equal(proxy.upgrades.length, 1);
+    assert.equal(proxy.upgrades[0].url, ingestPath);
+    assert.equal(proxy.upgrades[0].headers.authorization, `Bearer ${ingestToken}`);
+
+    // As a browser's WebSocket is: a URL, and no way to add a header.
+    class UrlOnlyWebSocket extends WebSocket {
+      constructor(url: string) {
+        super(url);
+      }
+    }
+    const urlOnly = producerFor(t, { baseUrl: proxy.url, sessionId, token: ingestToken, WebSocket: UrlOnlyWebSocket as unknown as WebSocketConstructor });
+    urlOnly.push(unnumbered(11, 10));
+    await urlOnly.end({ timeoutMs: 10_000 });
+    assert.equal(proxy.upgrades.length, 2);
+    assert.equal(proxy.upgrades[1].url, `${ingestPath}?token=${encodeURIComponent(ingestToken)}`);
+    assert.equal(proxy.upgrades[1].headers.authorization, undefined);
+
+    assertExactly((await getData(baseUrl, sessionId)).samples, 1, 20, 'both were accepted: GET /data');
+  });
+
+
   test('samples pushed through a Producer reach a Viewer exactly once, in order, and are stored once', async (t) => {
     const { baseUrl } = await startApp(t);
     const session = await createSession(baseUrl);
