@@ -30,9 +30,9 @@ const sdkEntry = fileURLToPath(new URL('../../sdk/index.ts', import.meta.url));
  * browser platform, but a package could slip through quietly: `ws`, for one, maps itself to
  * a stub that throws only once a page runs it. Refused here, the server does not start.
  *
- * One exception: websocket.ts falls back to `import('ws')` on Node 20, which has no global
- * WebSocket. Browsers always have one, so the import stays as it is, never bundled and never
- * evaluated.
+ * One exception: websocket.ts loads `import('ws')` when it runs in Node, where `ws` can send
+ * the ingest token as a header. In a browser that branch is never taken, so the import stays
+ * as it is, never bundled and never evaluated.
  */
 const onlyOwnFiles: Plugin = {
   name: 'wavehouse-sdk-own-files-only',
