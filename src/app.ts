@@ -149,7 +149,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
   broker?.onControl(({ endSession }) => {
-    coordinator.endIfLocal(endSession).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
+    coordinator.endIfLocal(endSession, config.sessions.endTimeoutMs).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
   });
 
   let draining = false;

@@ -38,6 +38,8 @@ export interface Config {
     maxChannels: number;
     /** How long a create's INSERT may run before it is cancelled and answered 503: a blocked or overloaded database must not hold every create behind it. */
     createTimeoutMs: number;
+    /** How long an end waits for the session's samples to be committed before it is answered 503, not done (a retry finishes it). */
+    endTimeoutMs: number;
   };
   ingest: {
     maxFrameBytes: number;
@@ -174,6 +176,7 @@ export function loadConfig(env: Env): Config {
       maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 4096, 2),
       maxChannels: read.integer('SESSION_MAX_CHANNELS', 64, 1, 1024),
       createTimeoutMs: read.integer('SESSION_CREATE_TIMEOUT_MS', 5_000, 1, 600_000),
+      endTimeoutMs: read.integer('SESSION_END_TIMEOUT_MS', 10_000, 1, 600_000),
     },
     ingest: {
       maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1 * MiB, 1024),

@@ -5,6 +5,9 @@
  * session run one at a time per session (a per-session promise chain), so a producer can
  * never attach between "the last write committed" and "the lock is released", and an end
  * never races an attach. Frames themselves are accepted synchronously on the hot path.
+ * Nothing holds the chain without bound: an end waits for the session's commits for a
+ * bounded time (during a database outage they may take as long as the outage), and if they
+ * are not done by then, it answers so, and an attach queued behind it gets its answer.
  *
  * A session's state lives here while a producer is attached or its writes are pending, and
  * the process holds the session's producer lock (storage/producer-locks.ts) for exactly
@@ -34,7 +37,8 @@ export type AttachOutcome =
 /** Asks the process holding a session's producer to end it; resolves with the ended session, or null if it did not happen in time. */
 export type RemoteEnd = (sessionId: string) => Promise<SessionRecord | null>;
 
-export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' };
+/** `not_committed`: what was accepted was not all committed in time; the end is not done, and nothing more is accepted. */
+export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' | 'not_committed' };
 
 export class SessionCoordinator {
   private readonly states = new Map<string, SessionState>();
@@ -99,11 +103,15 @@ export class SessionCoordinator {
     await this.serialize(state.sessionId, () => this.releaseIfIdle(state));
   }
 
-  /** Ends a session once everything accepted for it is committed (DESIGN: end). Idempotent. */
-  endSession(sessionId: string): Promise<EndOutcome> {
+  /**
+   * Ends a session once everything accepted for it is committed (DESIGN: end), waiting at
+   * most `commitWaitMs` for that. Idempotent: one that was not committed in time is finished
+   * by the next.
+   */
+  endSession(sessionId: string, commitWaitMs: number): Promise<EndOutcome> {
     return this.serialize(sessionId, async (): Promise<EndOutcome> => {
       const state = this.states.get(sessionId);
-      if (state) return this.endHere(state);
+      if (state) return this.endHere(state, commitWaitMs);
       if (!(await this.locks.tryAcquire(sessionId))) {
         const session = await this.remoteEnd?.(sessionId);
         return session ? { ok: true, session } : { ok: false, refusal: 'producer_elsewhere' };
@@ -123,16 +131,22 @@ export class SessionCoordinator {
    * Another process asked to end a session: only the process holding its producer acts.
    * In the session's chain, so that a producer still attaching here is seen once attached.
    */
-  endIfLocal(sessionId: string): Promise<void> {
+  endIfLocal(sessionId: string, commitWaitMs: number): Promise<void> {
     return this.serialize(sessionId, async () => {
       const state = this.states.get(sessionId);
-      if (state) await this.endHere(state);
+      if (state) await this.endHere(state, commitWaitMs);
     });
   }
 
-  private async endHere(state: SessionState): Promise<EndOutcome> {
+  /**
+   * Not done in time, the session stays ended here, accepting nothing more, while its writes
+   * go on being retried: the caller asked to end it and will ask again (a producer told
+   * `session_ended` meanwhile is told what will be so). The database says so once that end
+   * is committed.
+   */
+  private async endHere(state: SessionState, commitWaitMs: number): Promise<EndOutcome> {
     state.ended = true;
-    await state.whenCommitted();
+    if (!(await committedWithin(state, commitWaitMs))) return { ok: false, refusal: 'not_committed' };
     const session = await this.sessions.markEnded(state.sessionId);
     if (!session) return { ok: false, refusal: 'session_not_found' };
     this.hub.publishEnd(state.sessionId);
@@ -169,5 +183,18 @@ export class SessionCoordinator {
       if (this.chains.get(sessionId) === tail) this.chains.delete(sessionId);
     });
     return result;
+  }
+}
+
+/** Whether everything accepted for `state` is committed within `ms`. */
+async function committedWithin(state: SessionState, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([state.whenCommitted().then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -22,6 +22,7 @@
  * an exception event on it); its status is an error only if the flush never committed (the
  * drain ran out of time). The flush's log lines carry its traceId.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
@@ -30,7 +31,7 @@ import { noopTracer, traceFields } from '../observability/tracing.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
-import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
+import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, WriteLane, WriteQueue } from './write-queue.ts';
 
 export interface BatchWriterOptions {
@@ -56,6 +57,8 @@ export class BatchWriter {
   private readonly pauses = new Set<AbortController>();
   /** Aborted when a drain runs out of time: stops retrying a database that stays down. */
   private readonly stop = new AbortController();
+  /** Each lane's id in the commit markers (sample-store.ts): random, so no other writer, here or elsewhere, shares it. */
+  private readonly laneIds: Map<WriteLane, string>;
   private readonly breaker = circuitBreaker(notFenced, { halfOpenAfter: 1_000, breaker: new ConsecutiveBreaker(5) });
   private readonly policy = wrap(
     retry(notFenced, { maxAttempts: Number.POSITIVE_INFINITY, backoff: new ExponentialBackoff({ initialDelay: 50, maxDelay: 2_000 }) }),
@@ -71,6 +74,7 @@ export class BatchWriter {
     private readonly counters: WriterCounters,
     private readonly tracer: Tracer = noopTracer,
   ) {
+    this.laneIds = new Map(queue.lanes.map((lane) => [lane, randomUUID()]));
     this.policy.onFailure(() => {
       this.healthy = false;
       this.counters.failed();
@@ -119,14 +123,14 @@ export class BatchWriter {
     const span = this.tracer.startSpan('wavehouse.commit');
     try {
       const items = lane.peek(this.options.maxBatchSamples);
-      if (await this.commit(items, span)) lane.remove(items.length);
+      if (await this.commit(items, { laneId: this.laneIds.get(lane)!, flushId: randomUUID() }, span)) lane.remove(items.length);
     } finally {
       span.end();
     }
   }
 
   /** Commits `items` and acks what it stored; false when a drain ran out of time first. */
-  private async commit(items: QueuedBatch[], span: Span): Promise<boolean> {
+  private async commit(items: QueuedBatch[], marker: CommitMarker, span: Span): Promise<boolean> {
     let attempts = 0;
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
@@ -135,14 +139,17 @@ export class BatchWriter {
       span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
       const started = performance.now();
       try {
-        await this.policy.execute(async ({ attempt }) => {
+        await this.policy.execute(async () => {
           span.setAttribute('wavehouse.commit.attempts', ++attempts);
           // A failed attempt may have committed all the same (the connection died after COMMIT
           // reached the server); committing it again would collide with its own rows forever.
-          // The flush is one transaction, so one of its rows is stored only if all of it is.
+          // Only its marker tells: a chunk with the same end may be another process's, which
+          // took one of the sessions meanwhile and resent it from the same seq. Every attempt
+          // of this flush, before and after dropping fenced sessions, writes the same marker,
+          // and what is left to store is a part of what any of them stored.
           try {
-            if (attempt > 0 && (await this.store.hasChunk(rows[0]))) return;
-            await this.store.commitChunks(rows, advances);
+            if (attempts > 1 && (await this.store.isCommitted(marker))) return;
+            await this.store.commitChunks(rows, advances, marker);
           } catch (error) {
             if (error instanceof FencedError) throw error;
             span.recordException(error as Error);

@@ -24,8 +24,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { BodyBuffers } from './body-buffers.ts';
-import { encodeCopyBinary, lastSeqOf, type ChunkRow } from './chunk-codec.ts';
-import { FencedError, type ChunkCommitter, type SessionAdvance } from './sample-store.ts';
+import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 
 export interface CommitThreadData {
   databaseUrl: string;
@@ -35,13 +35,13 @@ export interface CommitThreadData {
 }
 
 export type CommitRequest =
-  | { id: number; type: 'commit'; body: Uint8Array; advances: readonly SessionAdvance[] }
-  | { id: number; type: 'hasChunk'; sessionId: string; lastSeq: number }
+  | { id: number; type: 'commit'; body: Uint8Array; advances: readonly SessionAdvance[]; marker?: CommitMarker }
+  | { id: number; type: 'isCommitted'; marker: CommitMarker }
   | { id: number; type: 'ping' };
 
 /** A commit's answer carries its body's memory back (`memory`), whatever the outcome. */
 export type CommitResponse = (
-  | { id: number; ok: true; stored?: boolean }
+  | { id: number; ok: true; committed?: boolean }
   | { id: number; ok: false; fenced: string[] }
   | { id: number; ok: false; error: { message: string; code?: string } }
 ) & { memory?: ArrayBuffer };
@@ -123,14 +123,14 @@ export class CommitThread implements ChunkCommitter {
     }
   }
 
-  async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
+  async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     const body = encodeCopyBinary(rows, (size) => this.bodies.take(size));
-    await this.request({ id: 0, type: 'commit', body, advances }, [body.buffer as ArrayBuffer]);
+    await this.request({ id: 0, type: 'commit', body, advances, marker }, [body.buffer as ArrayBuffer]);
   }
 
-  async hasChunk(row: ChunkRow): Promise<boolean> {
-    const response = await this.request({ id: 0, type: 'hasChunk', sessionId: row.sessionId, lastSeq: lastSeqOf(row) });
-    return response.stored === true;
+  async isCommitted(marker: CommitMarker): Promise<boolean> {
+    const response = await this.request({ id: 0, type: 'isCommitted', marker });
+    return response.committed === true;
   }
 
   /**

@@ -1,8 +1,8 @@
 /**
  * The commit thread's side (commit-thread.ts starts it): a pool of its own and a SampleStore
  * that runs the writer's transactions. Each request is answered once, in any order: a commit
- * with `ok`, `fenced` (the sessions another process has taken) or `error`; a hasChunk with
- * its answer; a ping once the pool has a working connection (commit-thread.ts waits for it at
+ * with `ok`, `fenced` (the sessions another process has taken) or `error`; an isCommitted
+ * with its answer; a ping once the pool has a working connection (commit-thread.ts waits for it at
  * start). `close` ends the pool's connections, and with them the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -30,9 +30,9 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
       await pool.query('SELECT 1');
       return { id: request.id, ok: true };
     }
-    if (request.type === 'hasChunk') return { id: request.id, ok: true, stored: await store.hasChunkEnding(request.sessionId, request.lastSeq) };
+    if (request.type === 'isCommitted') return { id: request.id, ok: true, committed: await store.isCommitted(request.marker) };
     const body = Buffer.from(request.body.buffer, request.body.byteOffset, request.body.byteLength);
-    await store.commitCopy(body, request.advances);
+    await store.commitCopy(body, request.advances, request.marker);
     return { id: request.id, ok: true };
   } catch (error) {
     if (error instanceof FencedError) return { id: request.id, ok: false, fenced: error.sessionIds };
@@ -43,10 +43,10 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
 
 /**
  * The answer, with a commit body's memory moved back to the main thread, which writes its next
- * body into it. Safe only because commitCopy settles after the socket has sent the body: a
- * commit's answer comes after the server read CopyDone, which follows the body; a refused
- * COPY is answered after the ROLLBACK, queued behind the body's bytes; a lost connection's
- * socket is destroyed. Bounding a commit by a client-side timeout (pg's query_timeout) would
+ * body into it. Safe only because commitCopy settles after the socket has sent the body, or
+ * before it began to: a commit's answer comes after the server read CopyDone, which follows
+ * the body; a refused COPY is answered after the ROLLBACK, queued behind the body's bytes; a
+ * fenced commit ends before its COPY; a lost connection's socket is destroyed. Bounding a commit by a client-side timeout (pg's query_timeout) would
  * break that: the socket could still be sending from memory the main thread reuses.
  */
 function reply(request: CommitRequest, response: CommitResponse): void {

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { isSessionId } from '../sessions/ingest-token.ts';
 import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, lastSeqOf, type ChunkRow } from './chunk-codec.ts';
+import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 
 export interface SessionAdvance {
   sessionId: string;
@@ -30,29 +30,50 @@ export class FencedError extends Error {
   }
 }
 
+/**
+ * Written in a commit's transaction (migration 004): the writer lane that commits, and the
+ * flush it commits. How the writer learns the outcome of a commit whose answer was lost.
+ */
+export interface CommitMarker {
+  laneId: string;
+  flushId: string;
+}
+
 /** Where the writer commits (batch-writer.ts): this store, or the same work on a thread of its own (commit-thread.ts). */
 export interface ChunkCommitter {
-  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void>;
-  hasChunk(row: ChunkRow): Promise<boolean>;
+  /** Without a marker, a commit whose answer is lost cannot be told from one that failed. */
+  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void>;
+  isCommitted(marker: CommitMarker): Promise<boolean>;
 }
 
 /** Chunks fetched per round trip when reading: at most ~16 x 2,000 samples in memory. */
 const readPageChunks = 16;
 
+/**
+ * How often a store deletes the marker rows of lanes that stopped, and how old they must be: a
+ * row is needed only while its lane has a flush whose outcome is unknown, which lasts as long
+ * as the database is out of reach; a week is far beyond any outage the writer rides out.
+ */
+const laneSweepIntervalMs = 60 * 60 * 1000;
+const staleLaneAge = '7 days';
+
 export class SampleStore implements ChunkCommitter {
+  private nextLaneSweepAtMs = 0;
+
   constructor(private readonly pool: pg.Pool) {}
 
-  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[]): Promise<void> {
-    return this.commitCopy(encodeCopyBinary(rows), advances);
+  commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
+    return this.commitCopy(encodeCopyBinary(rows), advances, marker);
   }
 
   /**
    * Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in
-   * one transaction. Settles only once the connection has sent all of `body` or is gone (the
-   * commit thread reuses the memory after: commit-worker.ts), so nothing here may give up on
-   * the body early, say with a client-side timeout.
+   * one transaction, with `marker` written in it. Settles only once the connection has sent
+   * all of `body`, or never began to, or is gone (the commit thread reuses the memory after:
+   * commit-worker.ts), so nothing here may give up on the body early, say with a client-side
+   * timeout.
    */
-  async commitCopy(body: Buffer, advances: readonly SessionAdvance[]): Promise<void> {
+  async commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     const client = await this.pool.connect();
     // The pool listens for errors only on idle clients: a connection lost while this one is
     // checked out would emit 'error' with no listener and crash the process. The failure
@@ -61,11 +82,21 @@ export class SampleStore implements ChunkCommitter {
     client.on('error', ignoreError);
     let broken = false;
     try {
+      if (marker && Date.now() >= this.nextLaneSweepAtMs) {
+        this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
+        await client.query(`DELETE FROM commit_lanes WHERE committed_at < now() - interval '${staleLaneAge}'`);
+      }
       await client.query('BEGIN');
-      const copy = client.query(copyStreams.from(copyChunksSql));
-      await pipeline(Readable.from([body]), copy);
+      // The counters before the chunks: a session another process has taken is found before
+      // any row is written. That process may have stored a chunk of it with the same end as
+      // one of ours; after the COPY, that would be a key violation, retried for ever, instead
+      // of a FencedError that lets the rest of the flush commit. The marker's upsert rides
+      // along in the same statement: no round trip of its own.
       const { rows: advanced } = await client.query<{ id: string }>(
-        `UPDATE sessions AS s
+        `WITH marker AS (
+           INSERT INTO commit_lanes (lane_id, flush_id) SELECT $5::uuid, $6::uuid WHERE $5::uuid IS NOT NULL
+           ON CONFLICT (lane_id) DO UPDATE SET flush_id = excluded.flush_id, committed_at = now())
+         UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
                 last_seq = GREATEST(s.last_seq, a.last_seq),
                 status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
@@ -77,6 +108,8 @@ export class SampleStore implements ChunkCommitter {
           advances.map((a) => a.sampleCount),
           advances.map((a) => a.lastSeq),
           advances.map((a) => a.epoch ?? null),
+          marker?.laneId ?? null,
+          marker?.flushId ?? null,
         ],
       );
       if (advanced.length < advances.length) {
@@ -84,6 +117,8 @@ export class SampleStore implements ChunkCommitter {
         await client.query('ROLLBACK');
         throw new FencedError(advances.map((a) => a.sessionId).filter((id) => !stored.has(id)));
       }
+      const copy = client.query(copyStreams.from(copyChunksSql));
+      await pipeline(Readable.from([body]), copy);
       await client.query('COMMIT');
     } catch (error) {
       if (error instanceof FencedError) throw error;
@@ -98,13 +133,12 @@ export class SampleStore implements ChunkCommitter {
     }
   }
 
-  /** Whether `row` is stored: how the writer learns the outcome of a commit whose answer was lost. */
-  hasChunk(row: ChunkRow): Promise<boolean> {
-    return this.hasChunkEnding(row.sessionId, lastSeqOf(row));
-  }
-
-  async hasChunkEnding(sessionId: string, lastSeq: number): Promise<boolean> {
-    const { rowCount } = await this.pool.query('SELECT 1 FROM sample_chunks WHERE session_id = $1 AND last_seq = $2', [sessionId, lastSeq]);
+  /**
+   * Whether the flush of `marker` is stored. Exact only while its lane commits nothing else,
+   * which is how the writer uses it: it probes before retrying the flush it is stuck on.
+   */
+  async isCommitted(marker: CommitMarker): Promise<boolean> {
+    const { rowCount } = await this.pool.query('SELECT 1 FROM commit_lanes WHERE lane_id = $1 AND flush_id = $2', [marker.laneId, marker.flushId]);
     return rowCount !== null && rowCount > 0;
   }
 

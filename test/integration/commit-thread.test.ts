@@ -66,7 +66,7 @@ async function storedSeqs(store: SampleStore, sessionId: string): Promise<number
   return seqs;
 }
 
-test('what the thread commits is stored with the counters, and hasChunk tells a stored chunk from one that is not', async (t) => {
+test('what the thread commits is stored with the counters and its marker, and isCommitted tells a committed flush from one that is not', async (t) => {
   const { thread, store, repository, newSession } = await setup(t);
   const [first, second] = [await newSession(), await newSession()];
   const rows = [
@@ -74,12 +74,18 @@ test('what the thread commits is stored with the counters, and hasChunk tells a 
     { sessionId: first, batches: [batchFrom(2_001, 500)] },
     { sessionId: second, batches: [batchFrom(10, 3)] },
   ];
-  assert.equal(await thread.hasChunk(rows[0]), false);
-  await thread.commitChunks(rows, [
-    { sessionId: first, sampleCount: 2_500, lastSeq: 2_500 },
-    { sessionId: second, sampleCount: 3, lastSeq: 12 },
-  ]);
-  assert.equal(await thread.hasChunk(rows[0]), true);
+  const marker = { laneId: randomUUID(), flushId: randomUUID() };
+  assert.equal(await thread.isCommitted(marker), false);
+  await thread.commitChunks(
+    rows,
+    [
+      { sessionId: first, sampleCount: 2_500, lastSeq: 2_500 },
+      { sessionId: second, sampleCount: 3, lastSeq: 12 },
+    ],
+    marker,
+  );
+  assert.equal(await thread.isCommitted(marker), true);
+  assert.equal(await thread.isCommitted({ laneId: marker.laneId, flushId: randomUUID() }), false);
   assert.deepEqual(await storedSeqs(store, first), Array.from({ length: 2_500 }, (_, i) => i + 1));
   assert.deepEqual(await storedSeqs(store, second), [10, 11, 12]);
   const record = await repository.find(first);
@@ -177,7 +183,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await (thread as unknown as { worker: Worker }).worker.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
   await blocker.query('ROLLBACK');
-  await assert.rejects(thread.hasChunk({ sessionId, batches: [batchFrom(1, 1)] }), /commit thread stopped/);
+  await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /commit thread stopped/);
   await assert.rejects(thread.commitChunks([{ sessionId, batches: [batchFrom(1, 1)] }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
   assert.equal(thread.running, false);
   assert.equal(stops.length, 1);
@@ -229,7 +235,7 @@ test('a thread whose database never answers fails start() within its bound, and 
   assert.equal(thread.running, false);
   // Terminated: its connection closes with it.
   await eventually(() => assert.equal(connections[0].closed, true));
-  await assert.rejects(thread.hasChunk({ sessionId: randomUUID(), batches: [batchFrom(1, 1)] }), /did not start/);
+  await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /did not start/);
   assert.deepEqual(stops, [], 'a failed start is start()\'s error, not a stop reported as fatal');
 });
 

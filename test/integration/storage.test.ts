@@ -618,10 +618,6 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepStrictEqual(await readAll(store, id, 0, Number.MAX_SAFE_INTEGER), all);
         assert.deepStrictEqual(await readAll(store, id, 3, 21), all.filter((sample) => sample.seq >= 3 && sample.seq <= 21));
         assert.deepStrictEqual(await readAll(store, id, 41, 41), old.slice(1));
-        // A row of several batches is known by its last batch's last seq.
-        const rowOf = (...parts: number[][]) => ({ sessionId: id, batches: parts.map((seqs) => batchOf(plainSamples(seqs), 3)) });
-        assert.equal(await store.hasChunk(rowOf([1, 2], [3], [4, 5, 6])), true);
-        assert.equal(await store.hasChunk(rowOf([6], [7, 8, 9, 10, 11])), false);
       });
 
       test('read ranges are inclusive, cut inside chunks, and page through more than 16 chunks', async (t) => {
@@ -647,7 +643,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         await assert.rejects(readAll(store, id, 0.5, 10), /seqs must be integers/);
       });
 
-      test('sampleCount and lastSeq move with commits only; a failed commit stores nothing', async (t) => {
+      test('sampleCount, lastSeq and the commit marker move with commits only; a failed commit stores nothing', async (t) => {
         const { repository, store } = await openStorage(t, backend);
         const id = await newSession(repository);
         assert.deepEqual(await counters(repository, id), { status: 'created', sampleCount: 0, lastSeq: null });
@@ -660,14 +656,49 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           { sessionId: id, batches: [batchOf(plainSamples([6, 7]), 3)] },
           { sessionId: id, batches: [batchOf(plainSamples([5]), 3)] },
         ];
-        await assert.rejects(store.commitChunks(rows, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]));
+        const lane = randomUUID();
+        const failed = { laneId: lane, flushId: randomUUID() };
+        await assert.rejects(store.commitChunks(rows, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }], failed));
         assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 5, lastSeq: 5 });
         assert.deepStrictEqual(await readAll(store, id, 0, 100), plainSamples([1, 2, 3, 4, 5]));
-        assert.equal(await store.hasChunk(rows[0]), false);
+        assert.equal(await store.isCommitted(failed), false);
 
-        await commitAsChunks(store, id, plainSamples([9, 10]), 1);
+        const committed = { laneId: lane, flushId: randomUUID() };
+        await store.commitChunks([{ sessionId: id, batches: [batchOf(plainSamples([9, 10]), 3)] }], [{ sessionId: id, sampleCount: 2, lastSeq: 10 }], committed);
         assert.deepEqual(await counters(repository, id), { status: 'active', sampleCount: 7, lastSeq: 10 });
-        assert.equal(await store.hasChunk({ sessionId: id, batches: [batchOf(plainSamples([10]), 3)] }), true);
+        assert.equal(await store.isCommitted(committed), true);
+        assert.equal(await store.isCommitted(failed), false);
+        // The lane's next flush replaces its marker; another lane's marker is its own.
+        const next = { laneId: lane, flushId: randomUUID() };
+        const otherLane = { laneId: randomUUID(), flushId: committed.flushId };
+        await store.commitChunks([{ sessionId: id, batches: [batchOf(plainSamples([11]), 3)] }], [{ sessionId: id, sampleCount: 1, lastSeq: 11 }], next);
+        assert.equal(await store.isCommitted(next), true);
+        assert.equal(await store.isCommitted(committed), false);
+        assert.equal(await store.isCommitted(otherLane), false);
+      });
+
+      test("markers of lanes not heard from in a week are deleted by a store's first commit; the others stay", async (t) => {
+        const { url, repository, store } = await openStorage(t, backend);
+        const id = await newSession(repository);
+        const stale = { laneId: randomUUID(), flushId: randomUUID() };
+        const recent = { laneId: randomUUID(), flushId: randomUUID() };
+        const client = new pg.Client({ connectionString: url });
+        await client.connect();
+        try {
+          await client.query(
+            `INSERT INTO commit_lanes (lane_id, flush_id, committed_at)
+             VALUES ($1, $2, now() - interval '7 days 1 minute'), ($3, $4, now() - interval '6 days 23 hours')`,
+            [stale.laneId, stale.flushId, recent.laneId, recent.flushId],
+          );
+        } finally {
+          await client.end();
+        }
+        assert.equal(await store.isCommitted(stale), true);
+        const mine = { laneId: randomUUID(), flushId: randomUUID() };
+        await store.commitChunks([{ sessionId: id, batches: [batchOf(plainSamples([1]), 3)] }], [{ sessionId: id, sampleCount: 1, lastSeq: 1 }], mine);
+        assert.equal(await store.isCommitted(stale), false);
+        assert.equal(await store.isCommitted(recent), true);
+        assert.equal(await store.isCommitted(mine), true);
       });
     });
 
@@ -865,6 +896,61 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.deepEqual(await counters(repository, takenId), { status: 'created', sampleCount: 0, lastSeq: null });
         assert.deepEqual(await readAll(store, takenId, 0, Number.MAX_SAFE_INTEGER), []);
         assert.deepEqual(await counters(repository, keptId), { status: 'active', sampleCount: 3, lastSeq: 3 });
+        assert.equal(queue.queuedSamples, 0);
+      });
+
+      test('a flush whose commit was lost is not taken for stored when another process stored a chunk with the same end; the rest is stored, then acked', { timeout: 30_000 }, async (t) => {
+        const { url, repository, store } = await openStorage(t, backend);
+        const channels = ['ax', 'ay', 'az'];
+        const takenId = await newSession(repository, channels);
+        const keptId = await newSession(repository, channels);
+        const ours = await repository.claimForProducer(takenId);
+        const kept = await repository.claimForProducer(keptId);
+        assert.ok(ours && kept);
+        const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
+        const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+        const acks = new Map<SessionState, number[]>([
+          [taken, []],
+          [stays, []],
+        ]);
+        for (const state of [taken, stays]) state.producer = { sendAck: (seq) => acks.get(state)!.push(seq), closeForEnd: () => undefined, closeForConflict: () => undefined };
+        // The taken session first: its chunk is the flush's first row, the one the old probe looked up.
+        const queue = new WriteQueue(64 * 1024 * 1024);
+        for (const state of [taken, stays]) {
+          state.highestAcceptedSeq = 3;
+          queue.push(state, batchOf(plainSamples([1, 2, 3]), 3), Date.now());
+        }
+        const target = new URL(url);
+        const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+        const writerPool = createPool(proxy.urlFor(url), 2, log);
+        const writer = new BatchWriter(queue, new SampleStore(writerPool), { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recordingCounters());
+        t.after(async () => {
+          proxy.restore();
+          await writer.drain(5_000);
+          await writerPool.end();
+          await proxy.close();
+        });
+        // The connection dies as the server answers the flush's counter update, before its
+        // COMMIT: nothing of it is stored, and the writer cannot know that.
+        const cut = proxy.cutWhenServerSends(Buffer.from('UPDATE 2\0'));
+        writer.start();
+        await cut;
+        assert.deepEqual(await chunkRows(url, keptId), []);
+
+        // Meanwhile another process takes the session, and the producer resends it the same
+        // frame from its last ack: the same chunk end, stored under the new epoch.
+        const theirs = await repository.claimForProducer(takenId);
+        assert.ok(theirs && theirs.epoch > ours.epoch);
+        await store.commitChunks([{ sessionId: takenId, batches: [batchOf(plainSamples([1, 2, 3]), 3)] }], [{ sessionId: takenId, sampleCount: 3, lastSeq: 3, epoch: theirs.epoch }]);
+        proxy.restore();
+
+        await eventually(() => assert.deepEqual(acks.get(stays), [3]), { timeoutMs: 15_000 });
+        assert.deepStrictEqual(await readAll(store, keptId, 0, Number.MAX_SAFE_INTEGER), plainSamples([1, 2, 3]), 'acked, so stored');
+        assert.deepEqual(await counters(repository, keptId), { status: 'active', sampleCount: 3, lastSeq: 3 });
+        assert.equal(taken.fenced, true);
+        assert.deepEqual(acks.get(taken), []);
+        assert.deepEqual(await chunkRows(url, takenId), [{ first: 1, last: 3, count: 3 }], "the other process's chunk, stored once");
+        assert.deepEqual(await counters(repository, takenId), { status: 'active', sampleCount: 3, lastSeq: 3 });
         assert.equal(queue.queuedSamples, 0);
       });
     });

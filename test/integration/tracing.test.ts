@@ -225,7 +225,7 @@ test('a commit retried after a failure is one span, with the failure as an event
   const logs = logSink();
   let calls = 0;
   const store = {
-    hasChunk: async () => false,
+    isCommitted: async () => false,
     commitChunks: async () => {
       if (calls++ === 0) throw new Error('connection reset by peer');
     },

@@ -57,6 +57,8 @@ export interface SessionRoutesOptions {
 
 /** Retry-After of a create the database cancelled (most often its statement_timeout): a lock or a load spike usually passes within seconds. */
 const cancelledRetryAfterS = 1;
+/** Retry-After of an end whose samples were not committed in time: as for a database out of reach, whose outage or restart takes seconds at least. */
+const endRetryAfterS = 5;
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
   server.post(
@@ -133,7 +135,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     {
       schema: {
         summary: 'End a session',
-        description: 'Returns once every sample accepted so far is committed. Idempotent.',
+        description:
+          'Returns once every sample accepted so far is committed. If that takes longer than SESSION_END_TIMEOUT_MS, answers 503 with Retry-After: the session is not ended yet, and accepts nothing more; a retry finishes it. Idempotent.',
         tags: ['sessions'],
         params: SessionIdParams,
         security: [{ ingestToken: [] }],
@@ -146,8 +149,15 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       const allowed = token === null ? config.sessions.legacyTokenlessEnd : tokenMatches(token, record.tokenHash);
       if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
       if (record.status === 'ended') return sessionView(record);
-      const outcome = await coordinator.endSession(record.id);
+      const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);
       if (!outcome.ok) {
+        if (outcome.refusal === 'not_committed') {
+          throw new Problem(
+            'service_unavailable',
+            `the session's samples were not all committed within ${config.sessions.endTimeoutMs} ms (the database is out of reach or slow); it is not ended yet and accepts nothing more: retry in ${endRetryAfterS} s`,
+            endRetryAfterS,
+          );
+        }
         throw outcome.refusal === 'producer_elsewhere'
           ? new Problem('producer_elsewhere', 'the producer is connected to another instance')
           : new Problem('not_found', `no session ${record.id}`);
