@@ -22,16 +22,55 @@ export interface PoolOptions {
 }
 
 /**
+ * How long a peer that vanished without a word (a crashed host, a dropped NAT entry, a cut
+ * link) may keep a connection, and with it, for the lock connection, its producers' advisory
+ * locks: the OS defaults wait about 2 h before TCP gives up. Both ends are bounded.
+ *
+ * The server's end, sent as startup options to every backend (all are settable by any user,
+ * no server configuration needed; postgresql.conf can set the same, see docs/deployment.md):
+ * after `idleS` without a packet from the client it probes every `intervalS`, and closes the
+ * connection after `count` unanswered probes, ending the backend and freeing its locks
+ * 10 + 3 x 5 = 25 s after the client last spoke. Keepalive does not probe while data is
+ * unacknowledged, which `tcpUserTimeoutMs` bounds the same. A backend busy in a query reads
+ * nothing from the client, so it checks every `clientCheckIntervalMs` that the client is still
+ * there (PostgreSQL 14 or later).
+ *
+ * The client's end: Node probes after `clientIdleMs`, then every second, 10 times (its fixed
+ * interval and count on Linux), so a query on a dead link fails about 20 s later.
+ */
+export const keepalive = {
+  idleS: 10,
+  intervalS: 5,
+  count: 3,
+  tcpUserTimeoutMs: 25_000,
+  clientCheckIntervalMs: 10_000,
+  clientIdleMs: 10_000,
+} as const;
+
+const keepaliveOptions = [
+  `-c tcp_keepalives_idle=${keepalive.idleS}s`,
+  `-c tcp_keepalives_interval=${keepalive.intervalS}s`,
+  `-c tcp_keepalives_count=${keepalive.count}`,
+  `-c tcp_user_timeout=${keepalive.tcpUserTimeoutMs}ms`,
+  `-c client_connection_check_interval=${keepalive.clientCheckIntervalMs}ms`,
+].join(' ');
+
+/**
  * A connection's settings. The URL's own parameters (`?sslmode=...`, `?options=...`) are kept,
  * but the settings given here win over them: pg would let the URL win, and a DATABASE_URL that
  * happened to set application_name, statement_timeout or options would then silently rename
  * the writer's connections, unbound creates or drop the writeback setting. `options` are
- * joined, the URL's (or PGOPTIONS) first.
+ * joined, the URL's (or PGOPTIONS) first: PostgreSQL applies them in order, so the keepalive
+ * settings and the writer's win over the same ones there.
  */
 export function connectionConfig(url: string, options: PoolOptions = {}): pg.ClientConfig {
   const { applicationName = 'wavehouse', statementTimeoutMs, backendFlushAfterKb } = options;
   const fromUrl = parseIntoClientConfig(url);
-  const startupOptions = [fromUrl.options ?? process.env.PGOPTIONS, backendFlushAfterKb === undefined ? undefined : `-c backend_flush_after=${backendFlushAfterKb}kB`]
+  const startupOptions = [
+    fromUrl.options ?? process.env.PGOPTIONS,
+    keepaliveOptions,
+    backendFlushAfterKb === undefined ? undefined : `-c backend_flush_after=${backendFlushAfterKb}kB`,
+  ]
     .filter((option) => option)
     .join(' ');
   return {
@@ -40,9 +79,10 @@ export function connectionConfig(url: string, options: PoolOptions = {}): pg.Cli
     ...(startupOptions === '' ? {} : { options: startupOptions }),
     connectionTimeoutMillis: 5_000,
     application_name: applicationName,
-    // A link that dies without a word (a dropped NAT entry, a crashed host) is found by TCP
-    // keepalive instead of leaving a query, and the creates and commits behind it, waiting.
+    // A link that dies without a word is found by TCP keepalive instead of leaving a query,
+    // and the creates and commits behind it, waiting (see `keepalive`).
     keepAlive: true,
+    keepAliveInitialDelayMillis: keepalive.clientIdleMs,
   };
 }
 

@@ -2,7 +2,8 @@
  * A TCP proxy in front of PostgreSQL that the test controls, to stage database outages:
  * `cut()` destroys every open connection and every new one until `restore()`. Destroying
  * (rather than leaving connections hanging) is what a dead server or a reset link looks like
- * to the app, and it fails fast instead of waiting on connect timeouts.
+ * to the app, and it fails fast instead of waiting on connect timeouts. `blackhole()` stages
+ * the other kind of failure: a link that goes silent without a word.
  */
 import net from 'node:net';
 
@@ -18,6 +19,12 @@ export interface TcpProxy {
    * Resolves when it fired.
    */
   cutWhenServerSends(needle: Buffer): Promise<void>;
+  /**
+   * Every open connection goes silent, as behind a dropped NAT entry or a dead host: nothing
+   * more is forwarded either way, and neither end learns that the other closed (no FIN, no
+   * RST). Connections opened afterwards work. `cut()` and `close()` still end them.
+   */
+  blackhole(): void;
   close(): Promise<void>;
 }
 
@@ -25,6 +32,7 @@ export async function startTcpProxy(target: { host: string; port: number } = { h
   const open = new Set<net.Socket>();
   let isCut = false;
   let trap: { needle: Buffer; fired: () => void } | null = null;
+  const silencers = new Set<() => void>();
 
   const cutAll = () => {
     isCut = true;
@@ -40,16 +48,31 @@ export async function startTcpProxy(target: { host: string; port: number } = { h
     const upstream = net.connect(target.port, target.host);
     open.add(client);
     open.add(upstream);
+    let silent = false;
+    const silence = () => {
+      silent = true;
+    };
+    silencers.add(silence);
     const drop = () => {
+      // A silenced link passes no close either; the other end stays open until cut or close.
+      if (silent) return;
       client.destroy();
       upstream.destroy();
       open.delete(client);
       open.delete(upstream);
+      silencers.delete(silence);
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      if (silent) return;
+      if (!upstream.write(chunk)) {
+        client.pause();
+        upstream.once('drain', () => client.resume());
+      }
+    });
     upstream.on('data', (chunk: Buffer) => {
+      if (silent) return;
       if (trap !== null && chunk.includes(trap.needle)) {
         const { fired } = trap;
         trap = null;
@@ -81,6 +104,10 @@ export async function startTcpProxy(target: { host: string; port: number } = { h
     cut: cutAll,
     restore() {
       isCut = false;
+    },
+    blackhole() {
+      for (const silence of silencers) silence();
+      silencers.clear();
     },
     cutWhenServerSends(needle) {
       return new Promise((resolve) => {
