@@ -22,6 +22,12 @@ export interface Config {
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
     maxViewers: number;
+    /** From a connection's opening (or its previous request's end) to its request's last header: how long a slow-header client (slowloris) holds one. */
+    headersTimeoutMs: number;
+    /** From a request's first byte to its body's last; the response, an export streamed for minutes, is not bounded by it. */
+    requestTimeoutMs: number;
+    /** How long an idle keep-alive connection waits for its next request. */
+    keepAliveTimeoutMs: number;
   };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
@@ -162,6 +168,9 @@ export function loadConfig(env: Env): Config {
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
       maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),
+      headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
     },
     database: {
       url: databaseUrl,
@@ -212,6 +221,10 @@ export function loadConfig(env: Env): Config {
     // Each lane holds a connection while it commits, and creates have one of their own; REST
     // reads and exports need at least one more.
     read.problems.push('WRITE_LANES: must be at most DATABASE_POOL_SIZE - 2');
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    // Node refuses to start a server so configured: the headers are part of the request.
+    read.problems.push('HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;
