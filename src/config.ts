@@ -28,6 +28,8 @@ export interface Config {
     requestTimeoutMs: number;
     /** How long an idle keep-alive connection waits for its next request. */
     keepAliveTimeoutMs: number;
+    /** Open TCP connections per remote address, WebSockets included, counted before any request is read. 0: off. */
+    maxConnectionsPerIp: number;
   };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
@@ -171,6 +173,7 @@ export function loadConfig(env: Env): Config {
       headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
       requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
+      maxConnectionsPerIp: read.integer('HTTP_MAX_CONNECTIONS_PER_IP', 512, 0),
     },
     database: {
       url: databaseUrl,
@@ -225,6 +228,11 @@ export function loadConfig(env: Env): Config {
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     // Node refuses to start a server so configured: the headers are part of the request.
     read.problems.push('HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS');
+  }
+  if (config.http.trustProxy && read.optionalString('HTTP_MAX_CONNECTIONS_PER_IP') === null) {
+    // Behind a reverse proxy every connection comes from the proxy's address: a cap per address
+    // would cap the whole instance. The proxy limits its clients instead (docs/deployment.md).
+    config.http.maxConnectionsPerIp = 0;
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

@@ -38,6 +38,7 @@ import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { capConnectionsPerAddress } from './connection-cap.ts';
 import { FailureTriage } from './failures.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -267,6 +268,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   await server.register(swaggerUi, { routePrefix: '/docs' });
   server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
+  capConnectionsPerAddress(server.server, config.http.maxConnectionsPerIp, log);
   server.addHook('preClose', options.preClose);
   return server;
 }

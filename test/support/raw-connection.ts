@@ -21,6 +21,8 @@ export class RawConnection {
       this.socket.once('connect', resolve);
       this.socket.once('error', reject);
     });
+    // Awaited only by tests that need the connect; a refused connection's reset is not an unhandled rejection.
+    this.connected.catch(() => undefined);
     this.closed = new Promise((resolve) => {
       this.socket.once('close', () => {
         this.closedAtMs = performance.now();
