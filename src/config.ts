@@ -31,6 +31,10 @@ export interface Config {
     /** Open TCP connections per remote address, WebSockets included, counted before any request is read. 0: off. */
     maxConnectionsPerIp: number;
   };
+  metrics: {
+    /** null: `/metrics` is public. Else the bearer token it requires. */
+    token: string | null;
+  };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
     url: string | null;
@@ -147,6 +151,12 @@ export function loadConfig(env: Env): Config {
   if (otlpEndpoint !== null && !/^https?:$/.test(URL.parse(otlpEndpoint)?.protocol ?? '')) {
     read.problems.push('OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL');
   }
+  const metricsToken = read.optionalString('METRICS_TOKEN');
+  if (metricsToken !== null && !/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(metricsToken)) {
+    // RFC 6750's token characters, so that it fits an Authorization header as it is; 16 at
+    // least, so that it cannot be guessed (openssl rand -hex 32 makes a good one).
+    read.problems.push('METRICS_TOKEN: expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + /');
+  }
   const corsSetting = read.string('CORS_ORIGINS', '*');
   const corsOrigins: Config['http']['corsOrigins'] =
     corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
@@ -174,6 +184,9 @@ export function loadConfig(env: Env): Config {
       requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
       keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
       maxConnectionsPerIp: read.integer('HTTP_MAX_CONNECTIONS_PER_IP', 512, 0),
+    },
+    metrics: {
+      token: metricsToken,
     },
     database: {
       url: databaseUrl,

@@ -261,7 +261,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         description: 'Real-time sensor streams: sessions, WebSocket ingest and live fan-out (see docs/protocol.md), stored data export.',
       },
       components: {
-        securitySchemes: { ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' } },
+        securitySchemes: {
+          ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: "The server's METRICS_TOKEN, when it sets one." },
+        },
       },
     },
   });
