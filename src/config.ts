@@ -22,6 +22,18 @@ export interface Config {
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
     maxViewers: number;
+    /** From a connection's opening (or its previous request's end) to its request's last header: how long a slow-header client (slowloris) holds one. */
+    headersTimeoutMs: number;
+    /** From a request's first byte to its body's last; the response, an export streamed for minutes, is not bounded by it. */
+    requestTimeoutMs: number;
+    /** How long an idle keep-alive connection waits for its next request. */
+    keepAliveTimeoutMs: number;
+    /** Open TCP connections per remote address, WebSockets included, counted before any request is read. 0: off. */
+    maxConnectionsPerIp: number;
+  };
+  metrics: {
+    /** null: `/metrics` is public. Else the bearer token it requires. */
+    token: string | null;
   };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
@@ -141,6 +153,12 @@ export function loadConfig(env: Env): Config {
   if (otlpEndpoint !== null && !/^https?:$/.test(URL.parse(otlpEndpoint)?.protocol ?? '')) {
     read.problems.push('OTEL_EXPORTER_OTLP_ENDPOINT: expected an http:// or https:// URL');
   }
+  const metricsToken = read.optionalString('METRICS_TOKEN');
+  if (metricsToken !== null && !/^[A-Za-z0-9\-._~+/]{16,}=*$/.test(metricsToken)) {
+    // RFC 6750's token characters, so that it fits an Authorization header as it is; 16 at
+    // least, so that it cannot be guessed (openssl rand -hex 32 makes a good one).
+    read.problems.push('METRICS_TOKEN: expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + /');
+  }
   const corsSetting = read.string('CORS_ORIGINS', '*');
   const corsOrigins: Config['http']['corsOrigins'] =
     corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
@@ -164,6 +182,13 @@ export function loadConfig(env: Env): Config {
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
       maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),
+      headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+      keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
+      maxConnectionsPerIp: read.integer('HTTP_MAX_CONNECTIONS_PER_IP', 512, 0),
+    },
+    metrics: {
+      token: metricsToken,
     },
     database: {
       url: databaseUrl,
@@ -215,6 +240,15 @@ export function loadConfig(env: Env): Config {
     // Each lane holds a connection while it commits, and creates have one of their own; REST
     // reads and exports need at least one more.
     read.problems.push('WRITE_LANES: must be at most DATABASE_POOL_SIZE - 2');
+  }
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    // Node refuses to start a server so configured: the headers are part of the request.
+    read.problems.push('HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS');
+  }
+  if (config.http.trustProxy && read.optionalString('HTTP_MAX_CONNECTIONS_PER_IP') === null) {
+    // Behind a reverse proxy every connection comes from the proxy's address: a cap per address
+    // would cap the whole instance. The proxy limits its clients instead (docs/deployment.md).
+    config.http.maxConnectionsPerIp = 0;
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

@@ -38,6 +38,7 @@ import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { capConnectionsPerAddress } from './connection-cap.ts';
 import { FailureTriage } from './failures.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -136,6 +137,20 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         }
       : undefined,
     bodyLimit: config.http.maxBodyBytes,
+    // Node bounds only the receiving of a request: its timer stops once the body is in, so an
+    // export streamed for minutes is not cut, and an upgraded WebSocket leaves Node's list of
+    // connections it checks. Node checks that list every connectionsCheckingInterval (30 s by
+    // default, which let a slow header hold on 63 s against a 60 s bound); every quarter of the
+    // headers timeout, and at least once a second, closes a connection at most that much past
+    // its bound, for one walk over the connections still receiving a request each time.
+    http: {
+      headersTimeout: config.http.headersTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1_000, Math.ceil(config.http.headersTimeoutMs / 4)),
+    },
+    // Fastify overwrites these two on the Node server with its own defaults (0 and 72 s) unless given.
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
     // Fastify bounds every hook, preClose included, by pluginTimeout (10 s by default). The
     // drain runs in preClose and may take the whole shutdown grace; timed out, it would leave
     // close() unresolved for ever.
@@ -246,13 +261,17 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         description: 'Real-time sensor streams: sessions, WebSocket ingest and live fan-out (see docs/protocol.md), stored data export.',
       },
       components: {
-        securitySchemes: { ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' } },
+        securitySchemes: {
+          ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' },
+          metricsToken: { type: 'http', scheme: 'bearer', description: "The server's METRICS_TOKEN, when it sets one." },
+        },
       },
     },
   });
   await server.register(swaggerUi, { routePrefix: '/docs' });
   server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
+  capConnectionsPerAddress(server.server, config.http.maxConnectionsPerIp, log);
   server.addHook('preClose', options.preClose);
   return server;
 }
