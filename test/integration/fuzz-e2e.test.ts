@@ -12,7 +12,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { frameErrors } from '../../src/contract/errors.ts';
+import WebSocket from 'ws';
+import { closeCodes, frameErrors } from '../../src/contract/errors.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -353,4 +354,64 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
     assert.deepStrictEqual(cleanViewer.samples, cleanSent);
   }, { timeoutMs: 10_000 });
   for (const socket of [producer, viewer, cleanProducer, cleanViewer, ...noisy.map((n) => n.socket)]) socket.close();
+});
+
+type UpgradeOutcome = { opened: true } | { closed: number; reason: string } | { refused: number; contentType: string };
+
+/**
+ * How the server answered an upgrade. A refusal is a close right after the upgrade, so it
+ * arrives before the answer to a ping sent once open: a pong means the socket was kept.
+ */
+function upgradeOutcome(url: string): Promise<UpgradeOutcome> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url);
+    socket.once('open', () => socket.ping());
+    socket.once('pong', () => {
+      socket.terminate();
+      resolve({ opened: true });
+    });
+    socket.once('close', (code, reason) => resolve({ closed: code, reason: reason.toString() }));
+    socket.once('unexpected-response', (_request, response) => {
+      response.resume();
+      resolve({ refused: response.statusCode ?? 0, contentType: String(response.headers['content-type']) });
+    });
+    socket.once('error', (error) => {
+      if (socket.readyState !== WebSocket.CLOSED) reject(error);
+    });
+  });
+}
+
+test('random socket upgrades (any id, fromSeq and token, on every socket path) are kept or refused as catalogued', async (t) => {
+  const { baseUrl, wsUrl } = await startApp(t, { RATE_LIMIT_PER_MINUTE: '0', RATE_LIMIT_CREATE_PER_MINUTE: '0' });
+  const session = await createSession(baseUrl);
+  const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
+  await producer.opened;
+  producer.send({ samples: makeSamples(1, 50) });
+  await producer.waitForAck(50);
+  const catalogued = new Set<number>(Object.values(closeCodes).map(({ code }) => code));
+  const text = fc.oneof(
+    fc.constantFrom('', '0', '1', '25', '50', '51', '9007199254740991', '9007199254740992', '-1', '1.5', ' ', '0x10', '1e3', 'null', session.ingestToken, `${session.ingestToken}x`),
+    fc.string({ unit: 'binary', maxLength: 30 }),
+  );
+  const id = fc.oneof(fc.constant(session.sessionId), fc.uuid(), fc.string({ unit: 'binary', maxLength: 60 }).map(encodeURIComponent));
+  const upgrade = fc.tuple(fc.constantFrom('live', 'ingest', 'ws'), id, fc.constantFrom('fromSeq', 'token'), text).map(([path, sessionId, name, value]) => {
+    const query = `?${name}=${encodeURIComponent(value)}`;
+    return path === 'ws' ? `${wsUrl}/ws/${sessionId}${query}` : `${wsUrl}/api/v1/sessions/${sessionId}/${path}${query}`;
+  });
+  const seed = process.env.FUZZ_SEED;
+  await fc.assert(
+    fc.asyncProperty(upgrade, async (url) => {
+      const outcome = await upgradeOutcome(url);
+      if ('closed' in outcome) {
+        assert.ok(catalogued.has(outcome.closed) && outcome.closed !== closeCodes.internal_error.code, `${url}: closed ${outcome.closed} ${outcome.reason}`);
+      } else if ('refused' in outcome) {
+        assert.ok(outcome.refused >= 400 && outcome.refused < 500, `${url}: refused ${outcome.refused}`);
+        assert.match(outcome.contentType, /^application\/problem\+json/);
+      }
+    }),
+    { numRuns: Math.ceil(Number(process.env.FUZZ_RUNS ?? 1_500) / 10), ...(seed === undefined ? {} : { seed: Number(seed) }) },
+  );
+  assert.equal(producer.closed, null, 'the producer of the session stays connected');
+  assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
+  producer.close();
 });
