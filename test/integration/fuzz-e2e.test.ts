@@ -5,7 +5,8 @@
  * decoder, written here from DESIGN with JSON.parse, finds certainly invalid (frames it
  * finds valid or ambiguous are not sent); between them go frames built to be valid, with
  * known seqs. So the fuzzed session must hold exactly the built frames' samples, and each
- * random frame must be answered with one error frame.
+ * random frame must be answered with one error frame. A text frame that is not UTF-8 must
+ * close the producer with 1007; it attaches again and goes on.
  *
  * FUZZ_RUNS sets the number of random frames, FUZZ_SEED replays a run.
  */
@@ -20,7 +21,8 @@ import { eventually } from '../support/eventually.ts';
 
 const channels = ['ax', 'ay', 'az'];
 const maxFrameSamples = 10_000;
-type Frame = { kind: 'text'; text: string } | { kind: 'binary'; bytes: Buffer };
+/** textBytes: a text frame of any bytes, UTF-8 or not. */
+type Frame = { kind: 'text'; text: string } | { kind: 'binary'; bytes: Buffer } | { kind: 'textBytes'; bytes: Buffer };
 type Verdict = 'valid' | 'invalid' | 'unknown';
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -120,9 +122,20 @@ function classifyBinary(bytes: Buffer): Verdict {
   return 'valid';
 }
 
-/** What the server reads: a string goes out as UTF-8, where a lone surrogate becomes U+FFFD. */
-function classify(frame: Frame): Verdict {
-  return frame.kind === 'binary' ? classifyBinary(frame.bytes) : classifyText(Buffer.from(frame.text).toString());
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * What the server reads: a string goes out as UTF-8, where a lone surrogate becomes U+FFFD.
+ * A text frame that is not UTF-8 is a protocol error (RFC 6455 8.1), not a frame to answer.
+ */
+function classify(frame: Frame): Verdict | 'not UTF-8' {
+  if (frame.kind === 'binary') return classifyBinary(frame.bytes);
+  if (frame.kind === 'text') return classifyText(Buffer.from(frame.text).toString());
+  try {
+    return classifyText(utf8.decode(frame.bytes));
+  } catch {
+    return 'not UTF-8';
+  }
 }
 
 function binaryFrame(samples: Sample[]): Buffer {
@@ -239,9 +252,11 @@ const binary = fc.oneof(
 );
 
 const randomFrame: fc.Arbitrary<Frame> = fc.oneof(
-  { weight: 4, arbitrary: mutatedText.map((text) => ({ kind: 'text' as const, text })) },
-  { weight: 2, arbitrary: structuralText.map((text) => ({ kind: 'text' as const, text })) },
-  { weight: 3, arbitrary: binary.map((bytes) => ({ kind: 'binary' as const, bytes })) },
+  { weight: 40, arbitrary: mutatedText.map((text) => ({ kind: 'text' as const, text })) },
+  { weight: 20, arbitrary: structuralText.map((text) => ({ kind: 'text' as const, text })) },
+  { weight: 30, arbitrary: binary.map((bytes) => ({ kind: 'binary' as const, bytes })) },
+  // Rare: most are not UTF-8, and each of those costs a reconnect.
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 60 }).map((bytes) => ({ kind: 'textBytes' as const, bytes: Buffer.from(bytes) })) },
 );
 
 function send(socket: RecordingSocket, frame: Frame): void {
@@ -249,7 +264,29 @@ function send(socket: RecordingSocket, frame: Frame): void {
 }
 
 function describeFrame(frame: Frame): string {
-  return frame.kind === 'text' ? `text ${JSON.stringify(frame.text.slice(0, 200))}` : `binary ${frame.bytes.subarray(0, 64).toString('hex')} (${frame.bytes.length} bytes)`;
+  return frame.kind === 'text' ? `text ${JSON.stringify(frame.text.slice(0, 200))}` : `${frame.kind} ${frame.bytes.subarray(0, 64).toString('hex')} (${frame.bytes.length} bytes)`;
+}
+
+/** A producer attached to the session: answered an empty batch with an ack (a refusal, 4409 while the last one lets go, is retried). */
+async function attachProducer(url: string): Promise<RecordingSocket> {
+  return eventually(
+    async () => {
+      const socket = new RecordingSocket(url);
+      await socket.opened;
+      socket.send({ samples: [] });
+      const attached = await eventually(
+        () => {
+          if (socket.closed) return false;
+          if (socket.lastAck === null) throw new Error('no answer to the empty batch yet');
+          return true;
+        },
+        { intervalMs: 5 },
+      );
+      if (!attached) throw new Error(`producer refused: ${JSON.stringify(socket.closed)}`);
+      return socket;
+    },
+    { timeoutMs: 10_000 },
+  );
 }
 
 test('random frames on producer and viewer sockets store nothing, crash nothing, and leave a clean stream whole', async (t) => {
@@ -266,13 +303,17 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
 
   const fuzzed = await createSession(baseUrl);
   const clean = await createSession(baseUrl);
-  const producer = new RecordingSocket(ingestUrl(wsUrl, fuzzed.sessionId, fuzzed.ingestToken));
+  const fuzzedIngest = ingestUrl(wsUrl, fuzzed.sessionId, fuzzed.ingestToken);
+  let producer = await attachProducer(fuzzedIngest);
+  /** Producers the server closed for a text frame that was not UTF-8. */
+  const closedProducers: RecordingSocket[] = [];
+  const producers = () => [...closedProducers, producer];
   const viewer = new RecordingSocket(liveUrl(wsUrl, fuzzed.sessionId, 0));
   const cleanProducer = new RecordingSocket(ingestUrl(wsUrl, clean.sessionId, clean.ingestToken));
   const cleanViewer = new RecordingSocket(liveUrl(wsUrl, clean.sessionId, 0));
   // Viewers that send what viewers never should; reopened if the server closes them.
   const noisy = [fuzzed.sessionId, clean.sessionId].map((id) => ({ id, socket: new RecordingSocket(liveUrl(wsUrl, id)) }));
-  await Promise.all([producer, viewer, cleanProducer, cleanViewer, ...noisy.map((n) => n.socket)].map((socket) => socket.opened));
+  await Promise.all([viewer, cleanProducer, cleanViewer, ...noisy.map((n) => n.socket)].map((socket) => socket.opened));
 
   let fuzzing = true;
   const cleanSent: Sample[] = [];
@@ -305,9 +346,11 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
   const frames = fc.sample(randomFrame, { numRuns: frameCount, seed });
   let invalidSent = 0;
   let skipped = 0;
+  let notUtf8Sent = 0;
   const burst = 25;
   for (let at = 0; at < frames.length; at += burst) {
     const sentNow: Frame[] = [];
+    const notUtf8: Frame[] = [];
     for (const [i, frame] of frames.slice(at, at + burst).entries()) {
       if ((at + i) % 10 === 0) sendValid((at + i) / 10);
       // One frame in eight goes to a viewer socket instead, of either session.
@@ -320,8 +363,10 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
         send(target.socket, frame);
         continue;
       }
-      if (classify(frame) !== 'invalid') {
-        skipped++;
+      const verdict = classify(frame);
+      if (verdict === 'not UTF-8') notUtf8.push(frame);
+      if (verdict !== 'invalid') {
+        if (verdict !== 'not UTF-8') skipped++;
         continue;
       }
       send(producer, frame);
@@ -331,17 +376,28 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
     await eventually(
       () => {
         assert.equal(producer.closed, null, 'the fuzzed producer stays connected');
-        assert.equal(producer.ofType('error').length, invalidSent, `one error frame per rejected frame; this burst:\n${sentNow.map(describeFrame).join('\n')}`);
-        assert.ok((producer.lastAck ?? -1) >= expected.at(-1)!.seq, `ack of ${expected.at(-1)!.seq}`);
+        const errors = producers().reduce((count, socket) => count + socket.ofType('error').length, 0);
+        assert.equal(errors, invalidSent, `one error frame per rejected frame; this burst:\n${sentNow.map(describeFrame).join('\n')}`);
+        assert.ok(Math.max(...producers().map((socket) => socket.lastAck ?? -1)) >= expected.at(-1)!.seq, `ack of ${expected.at(-1)!.seq}`);
       },
       { timeoutMs: 10_000, intervalMs: 5 },
     );
+    // Everything before is acked, so the producer may go: it resends nothing on reattaching.
+    for (const frame of notUtf8) {
+      send(producer, frame);
+      notUtf8Sent++;
+      assert.equal((await producer.waitForClose()).code, 1007, `closed for ${describeFrame(frame)}`);
+      closedProducers.push(producer);
+      producer = await attachProducer(fuzzedIngest);
+    }
   }
   fuzzing = false;
   await streaming;
-  t.diagnostic(`${invalidSent} rejected frames sent to the producer, ${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`);
+  t.diagnostic(
+    `${invalidSent} rejected frames and ${notUtf8Sent} not UTF-8 sent to the producer, ${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`,
+  );
 
-  for (const error of producer.ofType('error')) assert.ok(error.code in frameErrors, `error code ${error.code}`);
+  for (const error of producers().flatMap((socket) => socket.ofType('error'))) assert.ok(error.code in frameErrors, `error code ${error.code}`);
   assert.deepEqual(cleanProducer.ofType('error'), [], 'the clean producer got no error');
   // The server still answers, and stores exactly what was valid.
   assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
