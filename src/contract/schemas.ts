@@ -10,6 +10,15 @@ export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
 export const SessionId = Type.String({ format: 'uuid', description: 'Session id, a UUID v4.' });
 
+/**
+ * How deep session metadata may nest, the metadata object itself being level 1. Whatever
+ * handles it after parsing recurses once a level: JSON.stringify (the size check), the
+ * response serializer, PostgreSQL's jsonb input, and clients' JSON parsers, some of which stop
+ * at a few hundred levels. 60 KB of nested arrays is 30,000 levels, enough to overflow the
+ * stack; descriptive metadata needs a handful.
+ */
+export const maxMetadataDepth = 32;
+
 export const SessionIdParams = Type.Object({ id: Type.String({ description: 'Session id (UUID).' }) });
 
 export const CreateSessionBody = Type.Object(
@@ -24,7 +33,13 @@ export const CreateSessionBody = Type.Object(
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
     metadata: Type.Optional(
-      Type.Object({}, { additionalProperties: true, description: 'Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON; no string or key in it may hold the character U+0000 or an unpaired surrogate.' }),
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description: `Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON and ${maxMetadataDepth} levels deep (the object itself is level 1); no string or key in it may hold the character U+0000 or an unpaired surrogate, and no number may lie beyond the float64 range (1e400, say).`,
+        },
+      ),
     ),
   },
   { additionalProperties: false },
@@ -81,9 +96,9 @@ export function problemResponses(...statuses: number[]) {
 
 export const DataQuery = Type.Object(
   {
-    fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-    toSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only.' })),
+    toSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only. Below fromSeq, the page is empty.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Decimal digits only.' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
   },
   { additionalProperties: false },

@@ -147,6 +147,8 @@ export class SampleStore implements ChunkCommitter {
    * Stops early when the consumer stops iterating.
    */
   async *readRange(sessionId: string, fromSeq: number, toSeq: number): AsyncGenerator<SampleBatch> {
+    // Empty, and must not be read: a chunk holding seqs on both sides would be cut to a negative length.
+    if (fromSeq > toSeq) return;
     let after = fromSeq - 1;
     for (;;) {
       const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq)));

@@ -6,6 +6,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import { Problem } from '../../contract/errors.ts';
 import { DataQuery, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
@@ -19,6 +20,14 @@ export interface DataRoutesOptions {
 }
 
 const maxSeq = Number.MAX_SAFE_INTEGER;
+
+/**
+ * The query's integers must be written in decimal digits. The query validator coerces text
+ * with Number(), which also takes ' ' (as 0), '0x10', '1e3' and '5.0', and rounds
+ * '9007199254740990.5' to an integer: a typo would quietly read another range.
+ */
+const decimalDigits = /^[0-9]+$/;
+const integerParams = ['fromSeq', 'toSeq', 'limit'] as const;
 
 /** The last seq of a page of `limit` samples from `fromSeq`, and whether more follow. */
 async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number, limit: number) {
@@ -41,6 +50,13 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
   server.get(
     '/api/v1/sessions/:id/data',
     {
+      preValidation: async (request) => {
+        const query = request.query as Record<string, unknown>;
+        for (const name of integerParams) {
+          const text = query[name];
+          if (typeof text === 'string' && !decimalDigits.test(text)) throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
+        }
+      },
       schema: {
         summary: "A session's stored samples",
         description:

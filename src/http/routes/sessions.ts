@@ -1,7 +1,7 @@
 /** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Problem } from '../../contract/errors.ts';
-import { CreatedSession, CreateSessionBody, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
+import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
@@ -38,15 +38,41 @@ export async function findSessionOr404(repository: SessionRepository, id: string
   return record;
 }
 
+/**
+ * Whether a parsed JSON value nests objects and arrays deeper than `limit` levels (the value
+ * itself being level 1). Iterative, with an explicit stack bounded by the body size, so that
+ * any depth is safe to ask about: this check runs first to keep the recursive steps safe.
+ */
+function nestsDeeperThan(value: unknown, limit: number): boolean {
+  const pending = [{ item: value, depth: 1 }];
+  while (pending.length > 0) {
+    const { item, depth } = pending.pop()!;
+    if (item === null || typeof item !== 'object') continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(item)) pending.push({ item: child, depth: depth + 1 });
+  }
+  return false;
+}
+
 /** U+0000 and lone surrogates: valid in JSON text, refused by PostgreSQL's jsonb. */
 const unstorable = /[\0\p{Cs}]/u;
 
-/** Whether a JSON value holds, in any string or key, a character PostgreSQL's jsonb cannot store. */
-function holdsUnstorable(value: unknown): boolean {
-  if (typeof value === 'string') return unstorable.test(value);
-  if (Array.isArray(value)) return value.some(holdsUnstorable);
-  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, item]) => unstorable.test(key) || holdsUnstorable(item));
-  return false;
+/**
+ * What in metadata cannot be stored as it was sent, or null: a character PostgreSQL's jsonb
+ * refuses, in any string or key, or a number JSON.parse made infinite (1e400), which JSON
+ * would store as null. Iterative, like nestsDeeperThan.
+ */
+function unstorableIn(metadata: object): string | null {
+  const pending: unknown[] = [metadata];
+  while (pending.length > 0) {
+    const item = pending.pop();
+    if (typeof item === 'string' && unstorable.test(item)) return 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)';
+    if (typeof item === 'number' && !Number.isFinite(item)) return 'metadata cannot hold a number beyond the float64 range (about 1.8e308): it would be stored as null';
+    if (item !== null && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) pending.push(key, child);
+    }
+  }
+  return null;
 }
 
 export interface SessionRoutesOptions {
@@ -69,6 +95,9 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       // DESIGN: the body is optional (the openSCG phone POSTs nothing at all).
       preValidation: async (request) => {
         request.body ??= {};
+        // Before the schema and the handler, whose steps recurse once a level of metadata.
+        const metadata = (request.body as { metadata?: unknown }).metadata;
+        if (nestsDeeperThan(metadata, maxMetadataDepth)) throw new Problem('invalid_request', `metadata nests deeper than ${maxMetadataDepth} levels`);
       },
       schema: {
         summary: 'Create a session',
@@ -91,7 +120,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       if (metadataBytes > config.sessions.maxMetadataBytes) {
         throw new Problem('metadata_too_large', `metadata is ${metadataBytes} bytes; the limit is ${config.sessions.maxMetadataBytes}`);
       }
-      if (holdsUnstorable(metadata)) throw new Problem('invalid_request', 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)');
+      const unstorableDetail = unstorableIn(metadata);
+      if (unstorableDetail !== null) throw new Problem('invalid_request', unstorableDetail);
       const { token, hash } = newIngestToken();
       const record = await repository
         .create({ id: crypto.randomUUID(), tokenHash: hash, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
