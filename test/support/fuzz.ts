@@ -26,7 +26,11 @@ const path = process.env.FUZZ_PATH || undefined;
 
 if (runs !== undefined) console.log(`fuzzing ${process.argv[1]}: FUZZ_RUNS=${runs} FUZZ_SEED=${seed}`);
 
-/** fast-check's parameters for a property whose CI budget is `ciRuns` cases. */
+/**
+ * fast-check's parameters for a property whose CI budget is `ciRuns` cases. The failed
+ * assertion goes into the report's message: node:test's reporters do not print an error's
+ * cause, which is where fast-check puts it otherwise.
+ */
 export function fuzzParameters<T>(ciRuns: number): fc.Parameters<T> {
-  return { numRuns: runs ?? ciRuns, seed, path };
+  return { numRuns: runs ?? ciRuns, seed, path, includeErrorInReport: true };
 }
