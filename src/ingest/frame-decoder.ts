@@ -11,6 +11,7 @@
  * (docs/protocol.md): an 8-byte header then the stored column layout itself, so a batch
  * is stored without re-encoding (issue #4).
  */
+import { isUtf8 } from 'node:buffer';
 import type { FrameErrorCode } from '../contract/errors.ts';
 import { SampleBatch, type BatchAllocator } from '../sessions/sample-batch.ts';
 import { scanJsonFrame } from './json-frame-scanner.ts';
@@ -83,9 +84,24 @@ export function decodeTextFrame(
   }
   const decoded = decodeSamples(samples, channels, receivedAtMs, allocate);
   if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
-  // Keys and values were just checked to be the fixed keys, channel names and numbers, none
-  // of which can hold a bracket: the first '[' and the last ']' bound the samples array.
-  return { ...decoded, samplesText: data.subarray(data.indexOf(0x5b), data.lastIndexOf(0x5d) + 1) };
+  return { ...decoded, samplesText: samplesTextOf(data) };
+}
+
+/**
+ * The frame's own text of its samples array, to forward to viewers; null when it cannot be cut
+ * out safely. Keys and values were just checked to be the fixed keys, channel names and
+ * numbers, none of which holds a bracket, so a frame's only '[' and ']' bound its samples
+ * array. But JSON.parse keeps a repeated key's last value and drops the others unchecked:
+ * in `{"samples":"[","samples":[...]}` the first '[' is in a string, and the text cut from it
+ * was not JSON; a dropped value may also hold bytes that are not UTF-8, which a WebSocket
+ * text frame may not carry. Such a frame is encoded afresh instead.
+ */
+function samplesTextOf(data: Buffer): Buffer | null {
+  const start = data.indexOf(0x5b);
+  const end = data.lastIndexOf(0x5d);
+  if (data.indexOf(0x5b, start + 1) !== -1 || data.indexOf(0x5d) !== end) return null;
+  const text = data.subarray(start, end + 1);
+  return isUtf8(text) ? text : null;
 }
 
 function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number, allocate: BatchAllocator): DecodedFrame & { everyT?: boolean } {

@@ -52,17 +52,31 @@ function layoutOf(row: ChunkRow, count: number): PayloadLayout {
   return lastSeqOf(row) - row.batches[0].firstSeq + 1 === count ? payloadLayouts.seqsImplied : payloadLayouts.withSeqs;
 }
 
+/**
+ * The samples of one stored chunk. A payload that cannot be what encodeCopyBinary wrote (its
+ * size, its layout, seqs that do not rise to last_seq) is refused with an Error rather than
+ * read into a batch of garbage: seqs out of order would break every range lookup on it.
+ */
 export function batchFromPayload(payload: Buffer, count: number, layout: PayloadLayout, lastSeq: number): SampleBatch {
-  const storedColumns = payload.length / 8 / count;
+  const corrupt = (why: string) => new Error(`corrupt chunk (last seq ${lastSeq}, ${count} samples, layout ${layout}, ${payload.length} bytes): ${why}`);
+  if (!Number.isSafeInteger(count) || count < 1) throw corrupt('no samples');
+  if (layout !== payloadLayouts.withSeqs && layout !== payloadLayouts.seqsImplied) throw corrupt('unknown layout');
   const implied = layout === payloadLayouts.seqsImplied;
+  const storedColumns = payload.length / 8 / count;
   const columnCount = implied ? storedColumns + 1 : storedColumns;
-  if (!Number.isInteger(storedColumns) || columnCount < 2) {
-    throw new Error(`chunk payload of ${payload.length} bytes does not hold ${count} samples`);
-  }
+  if (!Number.isInteger(storedColumns) || columnCount < 2) throw corrupt('the size is not a whole number of columns');
+  if (!Number.isSafeInteger(lastSeq) || lastSeq - count + 1 < 0) throw corrupt('the seqs are not integers from 0');
   // The payload sits at any byte offset of what was read; Float64Array needs 8-byte alignment.
   const columns = new Float64Array(count * columnCount);
   new Uint8Array(columns.buffer).set(payload, implied ? count * 8 : 0);
-  if (implied) for (let i = 0, seq = lastSeq - count + 1; i < count; i++) columns[i] = seq + i;
+  if (implied) {
+    for (let i = 0, seq = lastSeq - count + 1; i < count; i++) columns[i] = seq + i;
+  } else {
+    for (let i = 0, previous = -1; i < count; previous = columns[i++]) {
+      if (!Number.isSafeInteger(columns[i]) || columns[i] <= previous) throw corrupt(`seq ${columns[i]} does not follow ${previous}`);
+    }
+    if (columns[count - 1] !== lastSeq) throw corrupt(`the seqs end at ${columns[count - 1]}`);
+  }
   return new SampleBatch(count, columnCount - 2, columns);
 }
 
@@ -119,19 +133,27 @@ export interface StoredChunk {
 
 /**
  * The rows of a `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)`
- * output; each payload is a view into `body`.
+ * output; each payload is a view into `body`. Every length is checked against the body before
+ * it is used, so an output that is cut short or corrupt is refused with an Error: a length past
+ * the end would otherwise give a payload silently cut short, and a negative one would move the
+ * reading backwards, into a loop that never ends.
  */
 export function decodeCopyBinary(body: Buffer): StoredChunk[] {
+  const corrupt = (at: number, why: string) => new Error(`corrupt binary COPY output at byte ${at} of ${body.length}: ${why}`);
   if (body.length < copySignature.length + 8 || !body.subarray(0, copySignature.length).equals(copySignature)) {
     throw new Error('not a binary COPY output');
   }
   let at = copySignature.length + 4; // the flags field
-  at += 4 + body.readInt32BE(at); // the header extension, skipped
+  const extensionBytes = body.readInt32BE(at);
+  if (extensionBytes < 0 || extensionBytes > body.length - at - 4) throw corrupt(at, `a header extension of ${extensionBytes} bytes`);
+  at += 4 + extensionBytes;
   const rows: StoredChunk[] = [];
   for (;;) {
+    if (at + 2 > body.length) throw corrupt(at, 'no end marker');
     const fields = body.readInt16BE(at);
     at += 2;
     if (fields === -1) return rows;
+    if (at + 30 > body.length) throw corrupt(at, 'a row cut short');
     if (fields !== 4 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
       throw new Error('unexpected binary COPY row');
     }
@@ -140,6 +162,7 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const layout = body.readInt16BE(at + 24) as PayloadLayout;
     const payloadBytes = body.readInt32BE(at + 26);
     at += 30;
+    if (payloadBytes < 0 || payloadBytes > body.length - at) throw corrupt(at, `a payload of ${payloadBytes} bytes`);
     rows.push({ lastSeq, sampleCount, layout, payload: body.subarray(at, at + payloadBytes) });
     at += payloadBytes;
   }

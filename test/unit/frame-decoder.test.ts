@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { isUtf8 } from 'node:buffer';
 import { describe, test } from 'node:test';
 import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 
@@ -54,6 +55,31 @@ describe('frame decoder', () => {
       [{ samples: Array.from({ length: 10_001 }, () => good) }, 'frame_too_large'],
     ];
     for (const [frame, code] of cases) assert.equal(codeOf(frame), code, JSON.stringify(frame).slice(0, 80));
+  });
+
+  test('forwards the producer text of the samples only when it is exactly the samples array, as UTF-8', () => {
+    const sample = '{"seq":1,"t":5,"ax":1,"ay":2,"az":3}';
+    const frames = [
+      // JSON.parse keeps the last of a repeated key: a bracket in a dropped value came first.
+      `{"samples":"[","samples":[${sample}]}`,
+      `{"type":"x]","type":"samples_batch","payload":{"samples":[${sample}]}}`,
+      `{"samples":[${sample}],"samples":[{"seq":2,"t":6,"ax":4,"ay":5,"az":6}]}`,
+      `{"type":"samples_batch","payload":{"samples":[${sample}]}}`,
+    ].map((text) => Buffer.from(text));
+    // A dropped value with a byte that is not UTF-8: JSON.parse reads it as U+FFFD, a viewer's socket would refuse it.
+    frames.push(Buffer.concat([Buffer.from('{"samples":[{"seq":1,"t":5,"ax":"'), Buffer.from([0xff]), Buffer.from('","ax":1,"ay":2,"az":3}]}')]));
+    for (const frame of frames) {
+      const result = decodeTextFrame(frame, channels, limits, 0);
+      assert.ok(result.ok, frame.toString('latin1'));
+      if (result.samplesText === null) continue;
+      assert.ok(isUtf8(result.samplesText), frame.toString('latin1'));
+      const forwarded = decode(`{"samples":${result.samplesText.toString()}}`);
+      assert.ok(forwarded.ok, `forwarded ${result.samplesText.toString('latin1')} of ${frame.toString('latin1')}`);
+      assert.deepEqual([...forwarded.batch.columns], [...result.batch.columns]);
+    }
+    const plain = decodeTextFrame(frames[3], channels, limits, 0);
+    assert.ok(plain.ok);
+    assert.equal(plain.samplesText?.toString(), `[${sample}]`);
   });
 
   test('refuses a frame over the byte limit before parsing it', () => {
