@@ -8,12 +8,7 @@ import fc from 'fast-check';
 import { problems } from '../../src/contract/errors.ts';
 import { maxMetadataDepth } from '../../src/contract/schemas.ts';
 import { startApp, type RunningApp } from '../support/app.ts';
-
-/** Budget and seed of a property: FUZZ_RUNS and FUZZ_SEED make a long run, or replay a failure. */
-function fuzzParameters(defaultRuns: number): fc.Parameters<unknown> {
-  const seed = process.env.FUZZ_SEED;
-  return { numRuns: Number(process.env.FUZZ_RUNS ?? defaultRuns), ...(seed === undefined ? {} : { seed: Number(seed) }) };
-}
+import { fuzzParameters } from '../support/fuzz.ts';
 
 const maxMetadataBytes = 4096;
 

@@ -18,6 +18,7 @@ import { closeCodes, frameErrors } from '../../src/contract/errors.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
+import { fuzzParameters, fuzzRuns, fuzzSeed } from '../support/fuzz.ts';
 
 const channels = ['ax', 'ay', 'az'];
 const maxFrameSamples = 10_000;
@@ -290,8 +291,8 @@ async function attachProducer(url: string): Promise<RecordingSocket> {
 }
 
 test('random frames on producer and viewer sockets store nothing, crash nothing, and leave a clean stream whole', async (t) => {
-  const frameCount = Number(process.env.FUZZ_RUNS ?? 1_500);
-  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+  const frameCount = fuzzRuns(1_500);
+  const seed = fuzzSeed;
   t.diagnostic(`FUZZ_SEED=${seed} FUZZ_RUNS=${frameCount}`);
   const { baseUrl, wsUrl } = await startApp(t, {
     // Every rejected frame is answered, and the producer kept: the test counts the answers.
@@ -454,7 +455,6 @@ test('random socket upgrades (any id, fromSeq and token, on every socket path) a
     const query = `?${name}=${encodeURIComponent(value)}`;
     return path === 'ws' ? `${wsUrl}/ws/${sessionId}${query}` : `${wsUrl}/api/v1/sessions/${sessionId}/${path}${query}`;
   });
-  const seed = process.env.FUZZ_SEED;
   await fc.assert(
     fc.asyncProperty(upgrade, async (url) => {
       const outcome = await upgradeOutcome(url);
@@ -465,7 +465,7 @@ test('random socket upgrades (any id, fromSeq and token, on every socket path) a
         assert.match(outcome.contentType, /^application\/problem\+json/);
       }
     }),
-    { numRuns: Math.ceil(Number(process.env.FUZZ_RUNS ?? 1_500) / 10), ...(seed === undefined ? {} : { seed: Number(seed) }) },
+    fuzzParameters(Math.ceil(fuzzRuns(1_500) / 10)),
   );
   assert.equal(producer.closed, null, 'the producer of the session stays connected');
   assert.equal((await fetch(`${baseUrl}/health`)).status, 200);

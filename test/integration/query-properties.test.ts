@@ -10,12 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { startApp, type RunningApp } from '../support/app.ts';
 import { createSession, ingestUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
-
-/** Budget and seed of a property: FUZZ_RUNS and FUZZ_SEED make a long run, or replay a failure. */
-function fuzzParameters(defaultRuns: number): fc.Parameters<unknown> {
-  const seed = process.env.FUZZ_SEED;
-  return { numRuns: Number(process.env.FUZZ_RUNS ?? defaultRuns), ...(seed === undefined ? {} : { seed: Number(seed) }) };
-}
+import { fuzzParameters } from '../support/fuzz.ts';
 
 const maxSeq = Number.MAX_SAFE_INTEGER;
 const channels = ['ax', 'ay', 'az'];

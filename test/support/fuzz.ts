@@ -32,5 +32,12 @@ if (runs !== undefined) console.log(`fuzzing ${process.argv[1]}: FUZZ_RUNS=${run
  * cause, which is where fast-check puts it otherwise.
  */
 export function fuzzParameters<T>(ciRuns: number): fc.Parameters<T> {
-  return { numRuns: runs ?? ciRuns, seed, path, includeErrorInReport: true };
+  return { numRuns: fuzzRuns(ciRuns), seed, path, includeErrorInReport: true };
 }
+
+/** Cases for a test whose CI budget is `ciRuns` (for generators sampled with fc.sample, outside fc.assert). */
+export function fuzzRuns(ciRuns: number): number {
+  return runs ?? ciRuns;
+}
+
+export const fuzzSeed = seed;
