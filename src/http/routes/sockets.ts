@@ -29,7 +29,7 @@ import type { WriteQueue } from '../../storage/write-queue.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
 import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
-import { bearerToken } from './sessions.ts';
+import { bearerToken, type BearerCredential } from './sessions.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
@@ -53,9 +53,17 @@ function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[
   socket.close(closeCodes[name].code, reason.slice(0, 120));
 }
 
-/** The ingest token: `Authorization: Bearer` as on REST (routes/sessions.ts), or `?token=` for browsers, which cannot set headers. */
-function tokenOf(upgrade: Upgrade): string | null {
-  return bearerToken(upgrade.authorization) ?? (upgrade.query.get('token') || null);
+/**
+ * The ingest token: `Authorization: Bearer` as on REST (routes/sessions.ts), or `?token=` for
+ * browsers, which cannot set headers. A credential presented but malformed (an Authorization
+ * header that is not a bearer token, an empty `?token=`) is refused like a wrong one.
+ */
+function credentialOf(upgrade: Upgrade): BearerCredential {
+  const header = bearerToken(upgrade.authorization);
+  if (header !== 'absent') return header;
+  const query = upgrade.query.get('token');
+  if (query === null) return 'absent';
+  return query === '' ? 'malformed' : { token: query };
 }
 
 /** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
@@ -76,8 +84,8 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     else refuse(socket, 'internal_error', 'internal error; reconnect');
   }
 
-  function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, token: string | null) {
-    if (token === null || !tokenMatches(token, session.tokenHash)) return refuse(socket, 'invalid_token');
+  function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, credential: BearerCredential) {
+    if (typeof credential === 'string' || !tokenMatches(credential.token, session.tokenHash)) return refuse(socket, 'invalid_token');
     if (session.status === 'ended') return refuse(socket, 'producer_conflict', 'session has ended');
     sockets.addProducer(socket);
     const log = upgrade.log.child({ sessionId: session.id, socket: 'ingest' });
@@ -182,17 +190,17 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   });
   upgrades.route(
     '/api/v1/sessions/:id/ingest',
-    withSession((socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, tokenOf(upgrade))),
+    withSession((socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, credentialOf(upgrade))),
   );
   upgrades.route('/api/v1/sessions/:id/live', withSession(openLive));
   // Legacy openSCG path: with a token it is the ingest socket, without one the live socket;
-  // a token that is present but wrong is refused, never taken for a viewer.
+  // a credential that is present but wrong or malformed is refused, never taken for a viewer.
   upgrades.route(
     '/ws/:id',
     withSession((socket, tcp, upgrade, session) => {
-      const token = tokenOf(upgrade);
-      if (token === null) openLive(socket, tcp, upgrade, session);
-      else openIngest(socket, upgrade, session, token);
+      const credential = credentialOf(upgrade);
+      if (credential === 'absent') openLive(socket, tcp, upgrade, session);
+      else openIngest(socket, upgrade, session, credential);
     }),
   );
   upgrades.attach(server.server);
