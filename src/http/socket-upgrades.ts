@@ -3,9 +3,9 @@
  * pipeline, so that nothing of the HTTP request outlives the handshake: an idle viewer holds
  * its socket and little else (issue #4, RSS per idle viewer; docs/performance.md).
  *
- * What Fastify's hooks give a REST request, an upgrade gets here: a request id (X-Request-Id,
- * else a new UUID) on its log lines and its "incoming request" line (the token cut from the
- * URL by the logger); 503 while draining, and when the session's lookup finds the database
+ * What Fastify's hooks give a REST request, an upgrade gets here: a request id (a safe
+ * X-Request-Id, else a new UUID: request-id.ts) on its log lines and its "incoming request"
+ * line (the token cut from the URL by the logger); 503 while draining, and when the session's lookup finds the database
  * unreachable (with Retry-After, counted as failures.ts says); with tracing, a SERVER span named by route
  * template, continuing an incoming traceparent and ending at the upgrade (101), since the
  * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
@@ -23,6 +23,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
 import type { FailureTriage } from './failures.ts';
+import { requestIdOf } from './request-id.ts';
 
 /** What a socket route may read of its upgrade request. */
 export interface Upgrade {
@@ -133,8 +134,7 @@ export class SocketUpgrades {
     socket.on('error', destroyOnError);
     const url = request.url ?? '/';
     const path = url.split('?', 1)[0];
-    const headerId = request.headers['x-request-id'];
-    const requestId = typeof headerId === 'string' && headerId !== '' ? headerId : crypto.randomUUID();
+    const requestId = requestIdOf(request.headers['x-request-id']);
     const ip = clientIp(request, this.options.trustProxy);
     const span = this.startSpan(request, path);
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
