@@ -38,6 +38,7 @@ import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../
 import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { proxyTrust } from './client-address.ts';
 import { FailureTriage } from './failures.ts';
 import { requestIdOf } from './request-id.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -146,7 +147,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     return503OnClosing: false,
     // Fastify would take any X-Request-Id as it is; requestIdOf takes only a safe one.
     requestIdHeader: false,
-    trustProxy: config.http.trustProxy,
+    trustProxy: proxyTrust(config.http.trustProxy),
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
   }).withTypeProvider<TypeBoxTypeProvider>();
 

@@ -8,8 +8,8 @@
  * line (the token cut from the URL by the logger); 503 while draining, and when the session's lookup finds the database
  * unreachable (with Retry-After, counted as failures.ts says); with tracing, a SERVER span named by route
  * template, continuing an incoming traceparent and ending at the upgrade (101), since the
- * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
- * TRUST_PROXY. An upgrade refused before the handshake (no socket route at that path,
+ * socket's lifetime is not the request's; the client IP, read as REST reads it
+ * (client-address.ts). An upgrade refused before the handshake (no socket route at that path,
  * draining, a lookup that failed) is answered with problem+json, like a REST request.
  * Upgrades do not count against the REST rate limit: sockets are capped by count per client
  * instead (routes/sockets.ts).
@@ -22,6 +22,7 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { clientAddress, type ProxyTrust } from './client-address.ts';
 import type { FailureTriage } from './failures.ts';
 import { requestIdOf } from './request-id.ts';
 
@@ -46,7 +47,8 @@ export type OpenSocket = (socket: WebSocket, tcp: Duplex) => void;
 
 export interface SocketUpgradeOptions {
   log: Logger;
-  trustProxy: boolean;
+  /** The same as REST's (server.ts), so that a client has one address for both. */
+  proxyTrust: ProxyTrust;
   maxPayloadBytes: number;
   isDraining: () => boolean;
   failures: FailureTriage;
@@ -72,13 +74,6 @@ function decoded(segment: string): string {
   } catch {
     return segment;
   }
-}
-
-/** Fastify's trustProxy: true trusts every hop, which makes the client the leftmost forwarded address. */
-function clientIp(request: IncomingMessage, trustProxy: boolean): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  const client = trustProxy && typeof forwarded === 'string' ? forwarded.split(',')[0].trim() : '';
-  return client || request.socket.remoteAddress || '';
 }
 
 /** Answers the upgrade request with a problem+json response and ends the connection; returns the status. */
@@ -135,7 +130,7 @@ export class SocketUpgrades {
     const url = request.url ?? '/';
     const path = url.split('?', 1)[0];
     const requestId = requestIdOf(request.headers['x-request-id']);
-    const ip = clientIp(request, this.options.trustProxy);
+    const ip = clientAddress(request, this.options.proxyTrust);
     const span = this.startSpan(request, path);
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
     log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');

@@ -26,6 +26,7 @@ import { jsonColumnKeys } from '../../sessions/sample-text.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import type { WriteQueue } from '../../storage/write-queue.ts';
+import { proxyTrust } from '../client-address.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
 import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
@@ -182,7 +183,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
 
   const upgrades = new SocketUpgrades({
     log: options.log,
-    trustProxy: config.http.trustProxy,
+    proxyTrust: proxyTrust(config.http.trustProxy),
     maxPayloadBytes: config.ingest.hardMaxFrameBytes,
     isDraining: options.isDraining,
     failures,
