@@ -36,11 +36,18 @@ export interface Upgrade {
   readonly log: Logger;
 }
 
+/** A producer's socket or a viewer's: each has its own frame size limit, set at the handshake. */
+export type SocketKind = 'ingest' | 'live';
+
 /**
- * A socket route: checks what it needs before the handshake (a session lookup, say) and
- * returns what to do with the socket once it is open.
+ * A socket route: which kind of socket an upgrade asks for (known before anything is looked
+ * up), and `open`, which checks what it needs before the handshake (a session lookup, say)
+ * and returns what to do with the socket once it is open.
  */
-export type SocketRoute = (upgrade: Upgrade) => Promise<OpenSocket>;
+export interface SocketRoute {
+  kind(upgrade: Upgrade): SocketKind;
+  open(upgrade: Upgrade): Promise<OpenSocket>;
+}
 
 /** What a route does with its open socket; `tcp` is the connection under it, which ws owns. */
 export type OpenSocket = (socket: WebSocket, tcp: Duplex) => void;
@@ -49,7 +56,8 @@ export interface SocketUpgradeOptions {
   log: Logger;
   /** The same as REST's (server.ts), so that a client has one address for both. */
   proxyTrust: ProxyTrust;
-  maxPayloadBytes: number;
+  /** The largest frame each kind of socket may send; a larger one closes it with 1009. */
+  maxPayloadBytes: Record<SocketKind, number>;
   isDraining: () => boolean;
   failures: FailureTriage;
   /** Absent or disabled: no spans. */
@@ -108,12 +116,14 @@ function terminateOnError(log: Logger, requestId: string) {
 
 export class SocketUpgrades {
   private readonly matchers: Matcher[] = [];
-  private readonly wss: WebSocketServer;
+  /** ws takes its frame limit per server, so one server per kind of socket. */
+  private readonly servers: Record<SocketKind, WebSocketServer>;
   private readonly tracing: Tracing | null;
 
   constructor(private readonly options: SocketUpgradeOptions) {
     // The registry (socket-registry.ts) tracks the sockets; ws need not keep a second set.
-    this.wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: options.maxPayloadBytes, perMessageDeflate: false });
+    const server = (maxPayload: number) => new WebSocketServer({ noServer: true, clientTracking: false, maxPayload, perMessageDeflate: false });
+    this.servers = { ingest: server(options.maxPayloadBytes.ingest), live: server(options.maxPayloadBytes.live) };
     this.tracing = options.tracing?.enabled ? options.tracing : null;
   }
 
@@ -149,10 +159,11 @@ export class SocketUpgrades {
       authorization: request.headers.authorization,
       log,
     };
-    route(upgrade).then(
+    const kind = route.kind(upgrade);
+    route.open(upgrade).then(
       (open) => {
         this.endSpan(span, 101);
-        this.handshake(request, socket, head, requestId, open);
+        this.handshake(request, socket, head, requestId, this.servers[kind], open);
       },
       (error: unknown) => {
         if (!this.options.failures.isDatabaseOutage(error, log, 'upgrade')) return refuse('internal_error', 'internal error');
@@ -175,9 +186,9 @@ export class SocketUpgrades {
    * keep that whole scope (request, head buffer, logger) for the socket's life, which was the
    * largest part of an idle viewer's memory.
    */
-  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, open: OpenSocket): void {
+  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, server: WebSocketServer, open: OpenSocket): void {
     socket.removeListener('error', destroyOnError);
-    this.wss.handleUpgrade(request, socket, head, (webSocket) => {
+    server.handleUpgrade(request, socket, head, (webSocket) => {
       webSocket.on('error', terminateOnError(this.options.log, requestId));
       try {
         open(webSocket, socket);

@@ -29,7 +29,7 @@ import type { WriteQueue } from '../../storage/write-queue.ts';
 import { proxyTrust } from '../client-address.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
-import { SocketUpgrades, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
+import { SocketUpgrades, type SocketKind, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
 import { bearerToken, type BearerCredential } from './sessions.ts';
 
 export interface SocketRoutesOptions {
@@ -45,6 +45,14 @@ export interface SocketRoutesOptions {
   isDraining: () => boolean;
   tracing?: Tracing;
 }
+
+/**
+ * The largest frame a viewer may send. Viewers send the server nothing it reads, but ws
+ * holds a frame whole until it has all of it: with the producers' limit (16 MiB by default),
+ * 8 live sockets each sending an unfinished 15 MiB frame took the process from 136 to 250 MiB
+ * resident. A close frame's reason and a pong fit in 125 bytes; 4 KiB leaves room to spare.
+ */
+const viewerMaxFrameBytes = 4 * 1024;
 
 /** How long a viewer waits for missed samples to be committed before giving up (1011, reconnect). */
 const historyWaitMs = 10_000;
@@ -65,6 +73,11 @@ function credentialOf(upgrade: Upgrade): BearerCredential {
   const query = upgrade.query.get('token');
   if (query === null) return 'absent';
   return query === '' ? 'malformed' : { token: query };
+}
+
+/** On the legacy path, a credential makes a producer's socket, and its absence a viewer's. */
+function legacyKind(upgrade: Upgrade): SocketKind {
+  return credentialOf(upgrade) === 'absent' ? 'live' : 'ingest';
 }
 
 /** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
@@ -167,9 +180,12 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   }
 
   /** The session is looked up before the handshake, so the socket is answered as soon as it opens. */
-  const withSession =
-    (open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void): SocketRoute =>
-    async (upgrade) => {
+  const withSession = (
+    kind: SocketRoute['kind'],
+    open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void,
+  ): SocketRoute => ({
+    kind,
+    async open(upgrade) {
       const session = await repository.find(upgrade.id);
       return (socket, tcp) => {
         // Counted before the cap check so the refused socket's close balances the count.
@@ -179,26 +195,33 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
         if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
         open(socket, tcp, upgrade, session);
       };
-    };
+    },
+  });
 
   const upgrades = new SocketUpgrades({
     log: options.log,
     proxyTrust: proxyTrust(config.http.trustProxy),
-    maxPayloadBytes: config.ingest.hardMaxFrameBytes,
+    maxPayloadBytes: { ingest: config.ingest.hardMaxFrameBytes, live: viewerMaxFrameBytes },
     isDraining: options.isDraining,
     failures,
     tracing: options.tracing,
   });
   upgrades.route(
     '/api/v1/sessions/:id/ingest',
-    withSession((socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, credentialOf(upgrade))),
+    withSession(
+      () => 'ingest',
+      (socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, credentialOf(upgrade)),
+    ),
   );
-  upgrades.route('/api/v1/sessions/:id/live', withSession(openLive));
+  upgrades.route(
+    '/api/v1/sessions/:id/live',
+    withSession(() => 'live', openLive),
+  );
   // Legacy openSCG path: with a token it is the ingest socket, without one the live socket;
   // a credential that is present but wrong or malformed is refused, never taken for a viewer.
   upgrades.route(
     '/ws/:id',
-    withSession((socket, tcp, upgrade, session) => {
+    withSession(legacyKind, (socket, tcp, upgrade, session) => {
       const credential = credentialOf(upgrade);
       if (credential === 'absent') openLive(socket, tcp, upgrade, session);
       else openIngest(socket, upgrade, session, credential);
