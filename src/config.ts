@@ -19,6 +19,8 @@ export interface Config {
     /** REST requests per client IP per minute; session creation has its own, stricter one. 0: off. */
     rateLimitPerMinute: number;
     createRateLimitPerMinute: number;
+    /** Socket upgrade attempts per client IP per minute, on each instance. 0: off. */
+    upgradeRateLimitPerMinute: number;
     maxSocketsPerIp: number;
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
@@ -192,6 +194,7 @@ export function loadConfig(env: Env): Config {
       trustProxy: readTrustProxy(env.TRUST_PROXY, read.problems),
       rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 1200, 0),
       createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 60, 0),
+      upgradeRateLimitPerMinute: read.integer('RATE_LIMIT_UPGRADES_PER_MINUTE', 600, 0),
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
       maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),

@@ -11,8 +11,12 @@
  * socket's lifetime is not the request's; the client IP, read as REST reads it
  * (client-address.ts). An upgrade refused before the handshake (no socket route at that path,
  * draining, a lookup that failed) is answered with problem+json, like a REST request.
- * Upgrades do not count against the REST rate limit: sockets are capped by count per client
- * instead (routes/sockets.ts).
+ * Upgrades do not count against the REST rate limit; they have their own, on attempts per
+ * client IP (upgrade-rate-limiter.ts), checked first of all, and the sockets a client holds
+ * are capped by count (routes/sockets.ts). Over the rate limit, the answer is a 429 before the
+ * handshake rather than a close code after it: a browser cannot read it, but a client that
+ * loops on upgrades is what it is for, and it then costs no socket, no session lookup and
+ * no handshake. The SDK's backoff already slows a client whose connection fails.
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -25,6 +29,7 @@ import { traceFields, type Tracing } from '../observability/tracing.ts';
 import { clientAddress, type ProxyTrust } from './client-address.ts';
 import type { FailureTriage } from './failures.ts';
 import { requestIdOf } from './request-id.ts';
+import { UpgradeRateLimiter } from './upgrade-rate-limiter.ts';
 
 /** What a socket route may read of its upgrade request. */
 export interface Upgrade {
@@ -59,6 +64,8 @@ export interface SocketUpgradeOptions {
   /** The largest frame each kind of socket may send; a larger one closes it with 1009. */
   maxPayloadBytes: Record<SocketKind, number>;
   isDraining: () => boolean;
+  /** Upgrade attempts per client IP per minute; 0: no limit. */
+  upgradesPerMinute: number;
   failures: FailureTriage;
   /** Absent or disabled: no spans. */
   tracing?: Tracing;
@@ -119,8 +126,10 @@ export class SocketUpgrades {
   /** ws takes its frame limit per server, so one server per kind of socket. */
   private readonly servers: Record<SocketKind, WebSocketServer>;
   private readonly tracing: Tracing | null;
+  private readonly rateLimiter: UpgradeRateLimiter;
 
   constructor(private readonly options: SocketUpgradeOptions) {
+    this.rateLimiter = new UpgradeRateLimiter(options.upgradesPerMinute);
     // The registry (socket-registry.ts) tracks the sockets; ws need not keep a second set.
     const server = (maxPayload: number) => new WebSocketServer({ noServer: true, clientTracking: false, maxPayload, perMessageDeflate: false });
     this.servers = { ingest: server(options.maxPayloadBytes.ingest), live: server(options.maxPayloadBytes.live) };
@@ -147,6 +156,10 @@ export class SocketUpgrades {
 
     const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => this.endSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
     if (this.options.isDraining()) return refuse('service_unavailable', 'the server is shutting down');
+    const retryAfterS = this.rateLimiter.take(ip);
+    if (retryAfterS !== null) {
+      return refuse('rate_limited', `at most ${this.options.upgradesPerMinute} socket upgrades a minute from one client; retry in ${retryAfterS} s`, retryAfterS);
+    }
     const matched = request.method === 'GET' ? this.match(path) : null;
     if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
     const { route, template, id } = matched;

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import type WebSocket from 'ws';
 import { startApp } from '../support/app.ts';
-import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
+import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 
 /** The TCP socket under a ws client, to write a frame ws itself would not. */
@@ -59,5 +59,49 @@ describe('frame size limits by kind of socket', () => {
     await legacyProducer.waitForAck(4_000);
     await eventually(() => assert.equal(watching.samples.length, 4_000));
     assert.equal(watching.closed, null, 'the other viewer goes on');
+  });
+});
+
+describe('upgrade limits', () => {
+  test('upgrade attempts over RATE_LIMIT_UPGRADES_PER_MINUTE get 429 problem+json with Retry-After before the handshake; other clients and REST go on', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_UPGRADES_PER_MINUTE: '3' });
+    const session = await createSession(baseUrl);
+    const [client, other] = ['198.51.100.7', '198.51.100.8'];
+    for (let i = 0; i < 3; i++) {
+      const viewer = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': client });
+      await viewer.opened;
+      viewer.close();
+      await viewer.waitForClose();
+    }
+    const limited = await refusedUpgrade(ingestUrl(wsUrl, session.sessionId, session.ingestToken), { 'x-forwarded-for': client });
+    assert.equal(limited.status, 429);
+    assert.equal(limited.headers['content-type'], 'application/problem+json; charset=utf-8');
+    const retryAfterS = Number(limited.headers['retry-after']);
+    assert.ok(retryAfterS >= 1 && retryAfterS <= 60, `Retry-After ${retryAfterS}`);
+    assert.equal(limited.body.code, 'rate_limited');
+    assert.match(String(limited.body.detail), /at most 3 socket upgrades a minute/);
+
+    const elsewhere = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': other });
+    t.after(() => elsewhere.close());
+    await elsewhere.opened;
+    assert.equal((await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`, { headers: { 'x-forwarded-for': client } })).status, 200);
+  });
+
+  test('a client at its socket cap is refused before its session is looked up', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { MAX_SOCKETS_PER_IP: '1' });
+    const session = await createSession(baseUrl);
+    const held = new RecordingSocket(liveUrl(wsUrl, session.sessionId));
+    t.after(() => held.close());
+    await held.opened;
+    // An unknown session would be 4404 after a lookup: 4429 says none was made.
+    assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID())).waitForClose(), { code: 4429, reason: 'at most 1 sockets per client' });
+    assert.equal((await new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken)).waitForClose()).code, 4429);
+    held.close();
+    await held.waitForClose();
+    // The server may see the close a moment after the client.
+    await eventually(async () => {
+      const socket = new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID()));
+      assert.equal((await socket.waitForClose()).code, 4404, 'under the cap, the lookup is made');
+    });
   });
 });

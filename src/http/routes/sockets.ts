@@ -179,20 +179,33 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     };
   }
 
-  /** The session is looked up before the handshake, so the socket is answered as soon as it opens. */
+  /** A refusal of a client at its socket cap, counted as the socket the refused one is. */
+  function refuseOverIpCap(upgrade: Upgrade) {
+    return (socket: WebSocket) => {
+      sockets.add(socket, upgrade.ip);
+      refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
+    };
+  }
+
+  /**
+   * The session is looked up before the handshake, so the socket is answered as soon as it
+   * opens. A client already at its socket cap is refused before that: a lookup costs a
+   * database round trip, the cap a map read. It is checked again once the socket is open, as
+   * the client's other sockets may have opened meanwhile.
+   */
   const withSession = (
     kind: SocketRoute['kind'],
     open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void,
   ): SocketRoute => ({
     kind,
     async open(upgrade) {
+      if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade);
       const session = await repository.find(upgrade.id);
       return (socket, tcp) => {
-        // Counted before the cap check so the refused socket's close balances the count.
-        const overIpCap = sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp;
+        if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade)(socket);
+        // Counted before the other checks so the refused socket's close balances the count.
         sockets.add(socket, upgrade.ip);
         if (!session) return refuse(socket, 'session_not_found');
-        if (overIpCap) return refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
         open(socket, tcp, upgrade, session);
       };
     },
@@ -203,6 +216,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     proxyTrust: proxyTrust(config.http.trustProxy),
     maxPayloadBytes: { ingest: config.ingest.hardMaxFrameBytes, live: viewerMaxFrameBytes },
     isDraining: options.isDraining,
+    upgradesPerMinute: config.http.upgradeRateLimitPerMinute,
     failures,
     tracing: options.tracing,
   });
