@@ -3,11 +3,17 @@
  * socket sends affects that socket only.
  */
 import assert from 'node:assert/strict';
-import type { Duplex } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { Writable, type Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import type WebSocket from 'ws';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
+import { createLogger } from '../../src/observability/logger.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade } from '../support/clients.ts';
+import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
 /** The TCP socket under a ws client, to write a frame ws itself would not. */
@@ -23,6 +29,87 @@ function unfinishedFrameHeader(length: number): Buffer {
   header.writeBigUInt64BE(BigInt(length), 2);
   return header;
 }
+
+function lineSink() {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, sink };
+}
+
+async function counterValue(baseUrl: string, series: string): Promise<number> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  const line = text.split('\n').find((row) => row.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
+describe('a socket handler that throws', () => {
+  test('closes that producer with 1011, logged with its session id and at most 200 bytes of the frame, and counted; the process and every other socket go on', async (t) => {
+    const marker = `explode-${randomUUID()}`;
+    const tail = `tail-${randomUUID()}`;
+    const { lines, sink } = lineSink();
+    const database = await freshDatabase();
+    const app = await buildApp(loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'info' }), {
+      log: createLogger('info', sink),
+      frameDecoders: {
+        text: (data, ...rest) => {
+          if (data.includes(marker)) throw new TypeError('a bug in the decoder');
+          return decodeTextFrame(data, ...rest);
+        },
+        binary: decodeBinaryFrame,
+      },
+    });
+    const baseUrl = await app.listen();
+    t.after(async () => {
+      await app.close();
+      await database.drop();
+    });
+    const wsUrl = baseUrl.replace(/^http/, 'ws');
+    const [hit, spared] = [await createSession(baseUrl), await createSession(baseUrl)];
+    const sockets = {
+      hitViewer: new RecordingSocket(liveUrl(wsUrl, hit.sessionId)),
+      hitProducer: new RecordingSocket(ingestUrl(wsUrl, hit.sessionId, hit.ingestToken)),
+      sparedViewer: new RecordingSocket(liveUrl(wsUrl, spared.sessionId)),
+      sparedProducer: new RecordingSocket(ingestUrl(wsUrl, spared.sessionId, spared.ingestToken)),
+    };
+    t.after(() => Object.values(sockets).forEach((socket) => socket.close()));
+    await Promise.all(Object.values(sockets).map((socket) => socket.opened));
+    sockets.hitProducer.send({ samples: makeSamples(1, 3) });
+    sockets.sparedProducer.send({ samples: makeSamples(1, 3) });
+    await Promise.all([sockets.hitProducer.waitForAck(3), sockets.sparedProducer.waitForAck(3)]);
+
+    sockets.hitProducer.send(`{"samples":[],"note":"${marker}${'x'.repeat(400)}${tail}"}`);
+    assert.equal((await sockets.hitProducer.waitForClose()).code, 1011);
+
+    sockets.sparedProducer.send({ samples: makeSamples(4, 3) });
+    await sockets.sparedProducer.waitForAck(6);
+    await eventually(() => assert.deepEqual(sockets.sparedViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5, 6]));
+    // The hit session itself is whole: its producer reconnects and streams on to its viewer.
+    const again = new RecordingSocket(ingestUrl(wsUrl, hit.sessionId, hit.ingestToken));
+    t.after(() => again.close());
+    await again.opened;
+    again.send({ samples: makeSamples(4, 2) });
+    await again.waitForAck(5);
+    await eventually(() => assert.deepEqual(sockets.hitViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5]));
+    assert.equal(sockets.hitViewer.closed, null);
+    assert.equal(sockets.sparedViewer.closed, null);
+    assert.equal(sockets.sparedProducer.closed, null);
+
+    assert.equal(await counterValue(baseUrl, 'wavehouse_socket_handler_errors_total{kind="ingest"}'), 1);
+    assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
+    const failures = lines.map((line) => JSON.parse(line)).filter((entry) => entry.level === 50);
+    assert.equal(failures.length, 1, JSON.stringify(failures));
+    assert.equal(failures[0].sessionId, hit.sessionId);
+    assert.match(failures[0].err.message, /a bug in the decoder/);
+    assert.ok(failures[0].frameHead.includes(marker));
+    assert.ok(Buffer.byteLength(failures[0].frameHead) <= 200);
+    assert.ok(!lines.some((line) => line.includes(tail)), 'no more than 200 bytes of the frame are logged');
+  });
+});
 
 describe('frame size limits by kind of socket', () => {
   test('a viewer sending a frame over its few KiB is closed with 1009, at once for a frame it has not finished; producers keep the hard limit', async (t) => {

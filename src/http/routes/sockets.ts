@@ -15,7 +15,7 @@ import { closeCodes, type CloseName } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import type { FanoutHub } from '../../fanout/hub.ts';
-import { ProducerConnection } from '../../ingest/producer-connection.ts';
+import { ProducerConnection, type FrameDecoders } from '../../ingest/producer-connection.ts';
 import { FramedViewerSocket } from '../../live/viewer-socket.ts';
 import { Viewer } from '../../live/viewer.ts';
 import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
@@ -44,6 +44,8 @@ export interface SocketRoutesOptions {
   log: Logger;
   isDraining: () => boolean;
   tracing?: Tracing;
+  /** Absent: the real ones (producer-connection.ts). */
+  frameDecoders?: FrameDecoders;
 }
 
 /**
@@ -92,10 +94,21 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   const failures = new FailureTriage(metrics);
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
-  /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else 1011. */
-  function refuseFailure(socket: WebSocket, error: unknown, log: Logger, operation: ServedOperation) {
-    if (failures.isDatabaseOutage(error, log, operation)) refuse(socket, 'try_again_later', 'database unavailable; retry');
-    else refuse(socket, 'internal_error', 'internal error; reconnect');
+  /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
+  function refuseFailure(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger, operation: ServedOperation) {
+    if (failures.isDatabaseOutage(error, log, operation)) return refuse(socket, 'try_again_later', 'database unavailable; retry');
+    metrics.socketHandlerErrors.labels(kind).inc();
+    refuse(socket, 'internal_error', 'internal error; reconnect');
+  }
+
+  /**
+   * A bug met while opening a socket: it closes that socket with 1011, and the process and
+   * every other socket go on (an exception thrown here would reach ws's upgrade handling).
+   */
+  function openFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
+    log.error({ err: error, socket: kind }, 'opening a socket failed; closing it with 1011');
+    metrics.socketHandlerErrors.labels(kind).inc();
+    refuse(socket, 'internal_error', 'internal error; reconnect');
   }
 
   function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, credential: BearerCredential) {
@@ -105,8 +118,8 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     const log = upgrade.log.child({ sessionId: session.id, socket: 'ingest' });
     openSockets.ingest.inc();
     socket.on('close', countClosedIngest);
-    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest);
-    connection.start().catch((error: unknown) => refuseFailure(socket, error, log, 'producer_attach'));
+    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest, options.frameDecoders);
+    connection.start().catch((error: unknown) => refuseFailure(socket, 'ingest', error, log, 'producer_attach'));
   }
 
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
@@ -133,14 +146,17 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
       config.live.maxBufferedBytes,
       forViewers,
       historyFailure(session.id),
+      viewerFailure(session.id),
     );
     watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = coordinator.recentFrames(session.id);
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
     if (fromSeq !== null) return viewer.start(window, ended);
+    // deliverEnd, as the hub calls it: a failure in it stays with this viewer, which would
+    // otherwise be an unhandled rejection here.
     ended().then(
-      (isEnded) => isEnded && viewer.finish(),
-      (error: unknown) => refuseFailure(socket, error, upgrade.log.child({ sessionId: session.id, socket: 'live' }), 'viewer_start'),
+      (isEnded) => isEnded && viewer.deliverEnd(),
+      (error: unknown) => refuseFailure(socket, 'live', error, upgrade.log.child({ sessionId: session.id, socket: 'live' }), 'viewer_start'),
     );
   }
 
@@ -160,6 +176,11 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   /** How a viewer's failed history read is logged, counted and answered; made apart from openLive, as watch is, so that it keeps only the id. */
   function historyFailure(sessionId: string) {
     return (error: unknown) => (failures.isDatabaseOutage(error, options.log.child({ sessionId, socket: 'live' }), 'viewer_history') ? 'outage' : 'bug');
+  }
+
+  /** How a bug met while handling a viewer is logged; made apart from openLive, as watch is, so that it keeps only the id. */
+  function viewerFailure(sessionId: string) {
+    return (error: unknown) => options.log.error({ err: error, sessionId, socket: 'live' }, 'a live socket handler failed; closing it with 1011');
   }
 
   /**
@@ -206,7 +227,11 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
         // Counted before the other checks so the refused socket's close balances the count.
         sockets.add(socket, upgrade.ip);
         if (!session) return refuse(socket, 'session_not_found');
-        open(socket, tcp, upgrade, session);
+        try {
+          open(socket, tcp, upgrade, session);
+        } catch (error) {
+          openFailed(socket, kind(upgrade), error, upgrade.log.child({ sessionId: session.id }));
+        }
       };
     },
   });
