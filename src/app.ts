@@ -27,6 +27,7 @@ import { pageRoutes } from './http/routes/pages.ts';
 import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
 import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
+import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -83,6 +84,8 @@ export interface AppOptions {
    * so that a supervisor starts a fresh process. Absent, the app stays up and /ready says no.
    */
   onFatal?: (error: Error) => void;
+  /** The ingest frame decoders; absent, the real ones. Tests hand in a faulty one to see a failure stay within its socket. */
+  frameDecoders?: FrameDecoders;
 }
 
 /** A part built so far, closed if a later step of the build fails. */
@@ -175,7 +178,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
   await commits.start();
   writer.start();
 

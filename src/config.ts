@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import proxyAddr from '@fastify/proxy-addr';
 
 export interface Config {
   http: {
@@ -13,11 +14,13 @@ export interface Config {
     /** `*` or an allowlist of origins (DESIGN: browsers on other origins call the API). */
     corsOrigins: '*' | string[];
     maxBodyBytes: number;
-    /** Trust X-Forwarded-For from a reverse proxy for the client IP (rate limits, caps). */
-    trustProxy: boolean;
+    /** Whose X-Forwarded-For entries are believed for the client IP (rate limits, caps): http/client-address.ts. */
+    trustProxy: TrustProxy;
     /** REST requests per client IP per minute; session creation has its own, stricter one. 0: off. */
     rateLimitPerMinute: number;
     createRateLimitPerMinute: number;
+    /** Socket upgrade attempts per client IP per minute, on each instance. 0: off. */
+    upgradeRateLimitPerMinute: number;
     maxSocketsPerIp: number;
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
@@ -83,6 +86,9 @@ export interface Config {
   logLevel: string;
 }
 
+/** How many proxies in front to believe (0: none, the peer is the client), or the addresses and CIDRs of the proxies to believe. */
+export type TrustProxy = number | readonly string[];
+
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export class ConfigError extends Error {
@@ -141,6 +147,35 @@ function reader(env: Env) {
 
 const MiB = 1024 * 1024;
 
+const trustProxyForms = 'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
+
+/**
+ * TRUST_PROXY: false (or unset, or 0), a hop count, or trusted proxy addresses. `true` is
+ * refused: it believed every hop, so the client's own leftmost X-Forwarded-For entry was
+ * its address, and any limit keyed on it could be escaped with a forged header.
+ */
+function readTrustProxy(raw: string | undefined, problems: string[]): TrustProxy {
+  const value = raw?.trim() ?? '';
+  if (value === '' || /^(false|no)$/i.test(value)) return 0;
+  if (/^(true|yes)$/i.test(value)) {
+    problems.push(`TRUST_PROXY: "${value}" would let any client choose its address through X-Forwarded-For; set ${trustProxyForms}`);
+    return 0;
+  }
+  if (/^\d+$/.test(value)) {
+    if (Number(value) <= 100) return Number(value);
+    problems.push(`TRUST_PROXY: expected at most 100 proxies in front, got ${value}`);
+    return 0;
+  }
+  const addresses = value.split(',').map((address) => address.trim());
+  try {
+    proxyAddr.compile(addresses);
+    return addresses;
+  } catch {
+    problems.push(`TRUST_PROXY: expected false, ${trustProxyForms}; got "${value}"`);
+    return 0;
+  }
+}
+
 export function loadConfig(env: Env): Config {
   const read = reader(env);
   const databaseUrl = read.optionalString('DATABASE_URL');
@@ -176,9 +211,10 @@ export function loadConfig(env: Env): Config {
       port: read.integer('PORT', 8080, 0, 65535),
       corsOrigins,
       maxBodyBytes: read.integer('HTTP_MAX_BODY_BYTES', 64 * 1024, 1024),
-      trustProxy: read.boolean('TRUST_PROXY', false),
+      trustProxy: readTrustProxy(env.TRUST_PROXY, read.problems),
       rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 1200, 0),
       createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 60, 0),
+      upgradeRateLimitPerMinute: read.integer('RATE_LIMIT_UPGRADES_PER_MINUTE', 600, 0),
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
       maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),

@@ -72,10 +72,12 @@ export async function startWavehouse(databaseUrl: string, extraEnv: Record<strin
       LOG_LEVEL: 'warn',
       // Every bench client is 127.0.0.1, so per-client-IP caps meant for many real clients
       // would refuse the load itself (512 open connections, 4429 after 256 sockets, 429 after
-      // 1,200 requests or 60 creations a minute). They are raised out of reach, not turned off
-      // (0), so the rate limiter and the connection count still do their work in every figure.
+      // 1,200 requests or 60 creations a minute, or 600 upgrades). They are raised out of reach,
+      // not turned off (0), so the rate limiters and the connection count still do their work in
+      // every figure.
       HTTP_MAX_CONNECTIONS_PER_IP: '1000000',
       MAX_SOCKETS_PER_IP: '1000000',
+      RATE_LIMIT_UPGRADES_PER_MINUTE: '1000000000',
       RATE_LIMIT_PER_MINUTE: '1000000000',
       RATE_LIMIT_CREATE_PER_MINUTE: '1000000000',
       ...extraEnv,

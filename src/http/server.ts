@@ -39,7 +39,9 @@ import type { Config } from '../config.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
 import { capConnectionsPerAddress } from './connection-cap.ts';
+import { proxyTrust } from './client-address.ts';
 import { FailureTriage } from './failures.ts';
+import { requestIdOf } from './request-id.ts';
 import { securityHeaders } from './security-headers.ts';
 
 // ajv-formats is CommonJS; under ESM its function arrives as the default export (once or twice wrapped).
@@ -158,9 +160,10 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     // While draining, the onRequest hook below answers 503 as problem+json (the contract's
     // error shape); Fastify's own 503 would come first, as plain JSON.
     return503OnClosing: false,
-    requestIdHeader: 'x-request-id',
-    trustProxy: config.http.trustProxy,
-    genReqId: () => crypto.randomUUID(),
+    // Fastify would take any X-Request-Id as it is; requestIdOf takes only a safe one.
+    requestIdHeader: false,
+    trustProxy: proxyTrust(config.http.trustProxy),
+    genReqId: (request) => requestIdOf(request.headers['x-request-id']),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   server.setValidatorCompiler(({ schema, httpPart }) => validators[httpPart === 'body' ? 'body' : 'text'].compile(schema));

@@ -3,16 +3,20 @@
  * pipeline, so that nothing of the HTTP request outlives the handshake: an idle viewer holds
  * its socket and little else (issue #4, RSS per idle viewer; docs/performance.md).
  *
- * What Fastify's hooks give a REST request, an upgrade gets here: a request id (X-Request-Id,
- * else a new UUID) on its log lines and its "incoming request" line (the token cut from the
- * URL by the logger); 503 while draining, and when the session's lookup finds the database
+ * What Fastify's hooks give a REST request, an upgrade gets here: a request id (a safe
+ * X-Request-Id, else a new UUID: request-id.ts) on its log lines and its "incoming request"
+ * line (the token cut from the URL by the logger); 503 while draining, and when the session's lookup finds the database
  * unreachable (with Retry-After, counted as failures.ts says); with tracing, a SERVER span named by route
  * template, continuing an incoming traceparent and ending at the upgrade (101), since the
- * socket's lifetime is not the request's; the client IP, from X-Forwarded-For only with
- * TRUST_PROXY. An upgrade refused before the handshake (no socket route at that path,
+ * socket's lifetime is not the request's; the client IP, read as REST reads it
+ * (client-address.ts). An upgrade refused before the handshake (no socket route at that path,
  * draining, a lookup that failed) is answered with problem+json, like a REST request.
- * Upgrades do not count against the REST rate limit: sockets are capped by count per client
- * instead (routes/sockets.ts).
+ * Upgrades do not count against the REST rate limit; they have their own, on attempts per
+ * client IP (upgrade-rate-limiter.ts), checked first of all, and the sockets a client holds
+ * are capped by count (routes/sockets.ts). Over the rate limit, the answer is a 429 before the
+ * handshake rather than a close code after it: a browser cannot read it, but a client that
+ * loops on upgrades is what it is for, and it then costs no socket, no session lookup and
+ * no handshake. The SDK's backoff already slows a client whose connection fails.
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,7 +26,10 @@ import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { clientAddress, type ProxyTrust } from './client-address.ts';
 import type { FailureTriage } from './failures.ts';
+import { requestIdOf } from './request-id.ts';
+import { UpgradeRateLimiter } from './upgrade-rate-limiter.ts';
 
 /** What a socket route may read of its upgrade request. */
 export interface Upgrade {
@@ -34,20 +41,31 @@ export interface Upgrade {
   readonly log: Logger;
 }
 
+/** A producer's socket or a viewer's: each has its own frame size limit, set at the handshake. */
+export type SocketKind = 'ingest' | 'live';
+
 /**
- * A socket route: checks what it needs before the handshake (a session lookup, say) and
- * returns what to do with the socket once it is open.
+ * A socket route: which kind of socket an upgrade asks for (known before anything is looked
+ * up), and `open`, which checks what it needs before the handshake (a session lookup, say)
+ * and returns what to do with the socket once it is open.
  */
-export type SocketRoute = (upgrade: Upgrade) => Promise<OpenSocket>;
+export interface SocketRoute {
+  kind(upgrade: Upgrade): SocketKind;
+  open(upgrade: Upgrade): Promise<OpenSocket>;
+}
 
 /** What a route does with its open socket; `tcp` is the connection under it, which ws owns. */
 export type OpenSocket = (socket: WebSocket, tcp: Duplex) => void;
 
 export interface SocketUpgradeOptions {
   log: Logger;
-  trustProxy: boolean;
-  maxPayloadBytes: number;
+  /** The same as REST's (server.ts), so that a client has one address for both. */
+  proxyTrust: ProxyTrust;
+  /** The largest frame each kind of socket may send; a larger one closes it with 1009. */
+  maxPayloadBytes: Record<SocketKind, number>;
   isDraining: () => boolean;
+  /** Upgrade attempts per client IP per minute; 0: no limit. */
+  upgradesPerMinute: number;
   failures: FailureTriage;
   /** Absent or disabled: no spans. */
   tracing?: Tracing;
@@ -71,13 +89,6 @@ function decoded(segment: string): string {
   } catch {
     return segment;
   }
-}
-
-/** Fastify's trustProxy: true trusts every hop, which makes the client the leftmost forwarded address. */
-function clientIp(request: IncomingMessage, trustProxy: boolean): string {
-  const forwarded = request.headers['x-forwarded-for'];
-  const client = trustProxy && typeof forwarded === 'string' ? forwarded.split(',')[0].trim() : '';
-  return client || request.socket.remoteAddress || '';
 }
 
 /** Answers the upgrade request with a problem+json response and ends the connection; returns the status. */
@@ -112,12 +123,16 @@ function terminateOnError(log: Logger, requestId: string) {
 
 export class SocketUpgrades {
   private readonly matchers: Matcher[] = [];
-  private readonly wss: WebSocketServer;
+  /** ws takes its frame limit per server, so one server per kind of socket. */
+  private readonly servers: Record<SocketKind, WebSocketServer>;
   private readonly tracing: Tracing | null;
+  private readonly rateLimiter: UpgradeRateLimiter;
 
   constructor(private readonly options: SocketUpgradeOptions) {
+    this.rateLimiter = new UpgradeRateLimiter(options.upgradesPerMinute);
     // The registry (socket-registry.ts) tracks the sockets; ws need not keep a second set.
-    this.wss = new WebSocketServer({ noServer: true, clientTracking: false, maxPayload: options.maxPayloadBytes, perMessageDeflate: false });
+    const server = (maxPayload: number) => new WebSocketServer({ noServer: true, clientTracking: false, maxPayload, perMessageDeflate: false });
+    this.servers = { ingest: server(options.maxPayloadBytes.ingest), live: server(options.maxPayloadBytes.live) };
     this.tracing = options.tracing?.enabled ? options.tracing : null;
   }
 
@@ -133,15 +148,18 @@ export class SocketUpgrades {
     socket.on('error', destroyOnError);
     const url = request.url ?? '/';
     const path = url.split('?', 1)[0];
-    const headerId = request.headers['x-request-id'];
-    const requestId = typeof headerId === 'string' && headerId !== '' ? headerId : crypto.randomUUID();
-    const ip = clientIp(request, this.options.trustProxy);
+    const requestId = requestIdOf(request.headers['x-request-id']);
+    const ip = clientAddress(request, this.options.proxyTrust);
     const span = this.startSpan(request, path);
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
     log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');
 
     const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => this.endSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
     if (this.options.isDraining()) return refuse('service_unavailable', 'the server is shutting down');
+    const retryAfterS = this.rateLimiter.take(ip);
+    if (retryAfterS !== null) {
+      return refuse('rate_limited', `at most ${this.options.upgradesPerMinute} socket upgrades a minute from one client; retry in ${retryAfterS} s`, retryAfterS);
+    }
     const matched = request.method === 'GET' ? this.match(path) : null;
     if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
     const { route, template, id } = matched;
@@ -154,10 +172,11 @@ export class SocketUpgrades {
       authorization: request.headers.authorization,
       log,
     };
-    route(upgrade).then(
+    const kind = route.kind(upgrade);
+    route.open(upgrade).then(
       (open) => {
         this.endSpan(span, 101);
-        this.handshake(request, socket, head, requestId, open);
+        this.handshake(request, socket, head, requestId, this.servers[kind], open);
       },
       (error: unknown) => {
         if (!this.options.failures.isDatabaseOutage(error, log, 'upgrade')) return refuse('internal_error', 'internal error');
@@ -180,9 +199,9 @@ export class SocketUpgrades {
    * keep that whole scope (request, head buffer, logger) for the socket's life, which was the
    * largest part of an idle viewer's memory.
    */
-  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, open: OpenSocket): void {
+  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, server: WebSocketServer, open: OpenSocket): void {
     socket.removeListener('error', destroyOnError);
-    this.wss.handleUpgrade(request, socket, head, (webSocket) => {
+    server.handleUpgrade(request, socket, head, (webSocket) => {
       webSocket.on('error', terminateOnError(this.options.log, requestId));
       try {
         open(webSocket, socket);

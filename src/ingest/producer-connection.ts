@@ -6,6 +6,12 @@
  *
  * Backpressure: when the write queue is full the socket stops reading (ws pause), so TCP
  * pushes back on the producer; it resumes when the queue has drained.
+ *
+ * Failures: a bad frame is a value (an error frame). An exception while handling a frame or
+ * sending an ack is a bug; it must not leave this class: thrown from a ws 'message' listener,
+ * it would be an uncaught exception and end the process with every other socket. It closes
+ * this socket with 1011 (the producer reconnects and resends what was not acked), is logged
+ * at error with the session id and at most the frame's first 200 bytes, and is counted.
  */
 import type { WebSocket } from 'ws';
 import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
@@ -27,11 +33,28 @@ export interface IngestCounters {
   accepted(newSamples: number, duplicateSamples: number): void;
   rejected(code: FrameErrorCode, samples: number): void;
   paused(): void;
+  handlerFailed(): void;
 }
+
+/** The frame decoders; a test hands in a faulty one to see its failure stay within its socket. */
+export interface FrameDecoders {
+  text: typeof decodeTextFrame;
+  binary: typeof decodeBinaryFrame;
+}
+
+const realDecoders: FrameDecoders = { text: decodeTextFrame, binary: decodeBinaryFrame };
+
+/** Of a frame whose handling failed, this much is logged: enough to recognise it, never a whole frame. */
+const loggedFrameBytes = 200;
 
 export interface ProducerLog {
   warn(obj: object, msg: string): void;
   error(obj: object, msg: string): void;
+}
+
+function headOf(data: Buffer, isBinary: boolean): string {
+  const head = data.subarray(0, loggedFrameBytes);
+  return isBinary ? head.toString('hex') : head.toString('utf8');
 }
 
 const nowMs = () => performance.timeOrigin + performance.now();
@@ -53,6 +76,7 @@ export class ProducerConnection implements ProducerHandle {
     private readonly limits: ProducerLimits,
     private readonly log: ProducerLog,
     private readonly counters: IngestCounters,
+    private readonly decoders: FrameDecoders = realDecoders,
   ) {
     this.rateLimiter = new SampleRateLimiter(limits.maxSamplesPerS, nowMs());
     this.rejections = new RejectionCounter(limits.maxRejectedFramesPerMinute);
@@ -65,10 +89,10 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.pause();
     this.socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (this.early) this.early.push({ data, isBinary });
-      else this.handle(data, isBinary);
+      else this.handleGuarded(data, isBinary);
     });
     this.socket.once('close', () => {
-      if (this.state) void this.coordinator.detachProducer(this.state, this);
+      if (this.state) this.detach(this.state);
     });
     let outcome;
     try {
@@ -85,16 +109,21 @@ export class ProducerConnection implements ProducerHandle {
     }
     this.state = outcome.state;
     if (this.socket.readyState !== this.socket.OPEN) {
-      void this.coordinator.detachProducer(this.state, this);
+      this.detach(this.state);
       return;
     }
     const early = this.early ?? [];
     this.early = null;
-    for (const frame of early) this.handle(frame.data, frame.isBinary);
+    for (const frame of early) this.handleGuarded(frame.data, frame.isBinary);
   }
 
+  /** Called by the writer's commit path: a failure here must stay with this producer. */
   sendAck(seq: number): void {
-    if (this.socket.readyState === this.socket.OPEN) this.socket.send(`{"type":"ack","seq":${seq}}`);
+    try {
+      if (this.socket.readyState === this.socket.OPEN) this.socket.send(`{"type":"ack","seq":${seq}}`);
+    } catch (error) {
+      this.fail(error, null);
+    }
   }
 
   closeForEnd(): void {
@@ -105,6 +134,28 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.close(closeCodes.producer_conflict.code, 'another producer took this session');
   }
 
+  private handleGuarded(data: Buffer, isBinary: boolean): void {
+    try {
+      this.handle(data, isBinary);
+    } catch (error) {
+      this.fail(error, { data, isBinary });
+    }
+  }
+
+  private fail(error: unknown, frame: { data: Buffer; isBinary: boolean } | null): void {
+    const seen = frame === null ? {} : { frameBytes: frame.data.length, frameHead: headOf(frame.data, frame.isBinary) };
+    this.log.error({ err: error, sessionId: this.sessionId, ...seen }, 'a producer socket handler failed; closing it with 1011');
+    this.counters.handlerFailed();
+    this.socket.close(closeCodes.internal_error.code, 'internal error; reconnect and resend what was not acked');
+  }
+
+  /** Detaching waits for what was accepted to be committed; its failure is logged, never left an unhandled rejection (which ends the process). */
+  private detach(state: SessionState): void {
+    this.coordinator.detachProducer(state, this).catch((error: unknown) => {
+      this.log.error({ err: error, sessionId: this.sessionId }, 'detaching a closed producer failed');
+    });
+  }
+
   private handle(data: Buffer, isBinary: boolean): void {
     const state = this.state!;
     // Closing (ended, shutdown): nothing more is accepted, so nothing can be left unacked here.
@@ -113,8 +164,8 @@ export class ProducerConnection implements ProducerHandle {
     this.counters.frame(isBinary ? 'binary' : 'json');
     this.slabs.mark();
     const decoded = isBinary
-      ? decodeBinaryFrame(data, this.channels.length, this.limits, this.slabs.allocate)
-      : decodeTextFrame(data, this.channels, this.limits, receivedAtMs, this.slabs.allocate);
+      ? this.decoders.binary(data, this.channels.length, this.limits, this.slabs.allocate)
+      : this.decoders.text(data, this.channels, this.limits, receivedAtMs, this.slabs.allocate);
     if (!decoded.ok) {
       this.slabs.dropSinceMark();
       return this.reject(decoded.code, decoded.message);

@@ -16,6 +16,11 @@
  * Bounds: `pending` is capped at `maxBufferedBytes`, and so are the socket's unsent bytes.
  * Past either, the viewer is closed with 1013 and resumes with fromSeq: one slow viewer
  * never holds memory or time from the producer or other viewers.
+ *
+ * Failures: the hub calls deliver and deliverEnd in the producer's frame handling, once per
+ * viewer, so an exception there (a bug) must not leave the viewer: it would fail the
+ * producer's frame and skip the other viewers. It closes this viewer with 1011 (it resumes
+ * with fromSeq) and is reported.
  */
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
@@ -35,7 +40,11 @@ export interface ViewerSocket {
 export interface ViewerCounters {
   frameSent(): void;
   slowClosed(): void;
+  handlerFailed(): void;
 }
+
+/** Logs a bug met while handling the viewer (with its session id); the viewer closes itself. */
+export type HandlerFailure = (error: unknown) => void;
 
 /** Committed samples of the viewer's session in [fromSeq, toSeq], waiting until toSeq is committed. */
 export type HistorySource = (fromSeq: number, toSeq: number) => AsyncIterable<SampleBatch>;
@@ -64,6 +73,7 @@ export class Viewer implements Subscriber {
     private readonly maxBufferedBytes: number,
     private readonly counters: ViewerCounters,
     private readonly historyFailed: HistoryFailure,
+    private readonly handlerFailed: HandlerFailure,
   ) {
     this.lastSentSeq = fromSeq === null ? null : fromSeq - 1;
   }
@@ -73,19 +83,27 @@ export class Viewer implements Subscriber {
   }
 
   deliver(frame: LiveFrame): void {
-    if (this.mode === 'catching-up') return this.hold(frame);
-    if (this.mode === 'closed') return;
-    if (this.hasGapBefore(frame)) {
-      this.hold(frame);
-      this.run(false, async () => false);
-      return;
+    try {
+      if (this.mode === 'catching-up') return this.hold(frame);
+      if (this.mode === 'closed') return;
+      if (this.hasGapBefore(frame)) {
+        this.hold(frame);
+        this.run(false, async () => false);
+        return;
+      }
+      this.send(frame);
+    } catch (error) {
+      this.fail(error);
     }
-    this.send(frame);
   }
 
   deliverEnd(): void {
-    if (this.mode === 'live') this.finish();
-    else if (this.mode === 'catching-up') this.pending.push('end');
+    try {
+      if (this.mode === 'live') this.finish();
+      else if (this.mode === 'catching-up') this.pending.push('end');
+    } catch (error) {
+      this.fail(error);
+    }
   }
 
   /**
@@ -104,6 +122,14 @@ export class Viewer implements Subscriber {
     if (this.socket.readyState !== OPEN) return;
     this.socket.write(sessionEndedMessage);
     this.socket.close(closeCodes.normal.code, 'session ended');
+  }
+
+  private fail(error: unknown): void {
+    this.mode = 'closed';
+    this.pending = [];
+    this.counters.handlerFailed();
+    this.handlerFailed(error);
+    this.socket.close(closeCodes.internal_error.code, 'internal error; reconnect with fromSeq');
   }
 
   /** The socket closed (by either side): stop all work for it. */

@@ -1,11 +1,39 @@
 /**
- * The process logger: pino, JSON lines only. Ingest tokens never reach a line: the
- * Authorization header is redacted and `token=` is cut out of every logged URL.
+ * The process logger: pino, JSON lines only. Credentials never reach a line: the headers that
+ * carry them are redacted, and so is every logged URL's query parameter that could hold one.
  */
 import { pino, type Logger, stdSerializers } from 'pino';
 
+/** Query parameters that carry a credential: the ingest token, and the access token DESIGN lets sockets take. */
+const credentialParams = new Set(['token', 'access_token']);
+
+/** Headers that carry a credential, as pino redact paths under `prefix`. */
+const credentialHeaders = (prefix: string) => ['authorization', 'cookie', 'proxy-authorization'].map((name) => `${prefix}["${name}"]`);
+
+/**
+ * A parameter's name decoded as the socket routes decode it (URLSearchParams: `+` and
+ * percent escapes), so that `%74oken`, which authenticates, is redacted as `token` is.
+ */
+function decodedName(rawName: string): string {
+  const first = new URLSearchParams(rawName).keys().next();
+  return first.done ? '' : first.value.trim().toLowerCase();
+}
+
+/**
+ * The URL with the value of every credential parameter replaced, its raw name kept. All
+ * after the first `?` is taken for the query, a `#` included: a request target has no
+ * fragment, and the socket routes parse it all.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+  const queryStart = url.indexOf('?');
+  if (queryStart < 0) return url;
+  const params = url.slice(queryStart + 1).split('&');
+  const redacted = params.map((param) => {
+    const nameEnd = param.indexOf('=');
+    const rawName = nameEnd < 0 ? param : param.slice(0, nameEnd);
+    return credentialParams.has(decodedName(rawName)) ? `${rawName}=[redacted]` : param;
+  });
+  return url.slice(0, queryStart + 1) + redacted.join('&');
 }
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
@@ -13,7 +41,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       base: { service: 'wavehouse' },
-      redact: { paths: ['req.headers.authorization', 'headers.authorization', 'ingestToken', 'token'], censor: '[redacted]' },
+      redact: { paths: [...credentialHeaders('req.headers'), ...credentialHeaders('headers'), 'ingestToken', 'token'], censor: '[redacted]' },
       serializers: {
         err: stdSerializers.err,
         req: (request: { method: string; url: string; id?: string; ip?: string }) => ({

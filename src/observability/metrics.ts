@@ -78,6 +78,9 @@ export function createMetrics() {
         addCounted(hot, 'liveFramesSent', this);
       },
     }),
+    socketHandlerErrors: new Counter(
+      in_({ name: 'wavehouse_socket_handler_errors_total', help: 'Sockets closed with 1011 because handling one of their frames or events threw (a bug), by kind (ingest, live).', labelNames: ['kind'] }),
+    ),
     liveSlowViewersClosed: new Counter(in_({ name: 'wavehouse_live_slow_viewers_closed_total', help: 'Viewers closed with 1013 for falling too far behind.' })),
     observeWriteQueue(depth: QueueDepth) {
       queue = depth;
@@ -126,6 +129,7 @@ export function ingestCounters(metrics: Metrics) {
       metrics.ingestRejectedSamples.labels(code).inc(samples);
     },
     paused: () => metrics.ingestPaused.inc(),
+    handlerFailed: () => metrics.socketHandlerErrors.labels('ingest').inc(),
   };
 }
 
@@ -136,6 +140,7 @@ export function viewerCounters(metrics: Metrics) {
       metrics.hot.liveFramesSent++;
     },
     slowClosed: () => metrics.liveSlowViewersClosed.inc(),
+    handlerFailed: () => metrics.socketHandlerErrors.labels('live').inc(),
   };
 }
 

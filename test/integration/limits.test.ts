@@ -8,7 +8,7 @@ import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket } from 
 import { eventually } from '../support/eventually.ts';
 import { freshDatabase } from '../support/database.ts';
 
-/** A client address of its own (via X-Forwarded-For behind TRUST_PROXY), so parallel tests never share counters. */
+/** A client address of its own (the rightmost X-Forwarded-For entry, behind TRUST_PROXY=1), so parallel tests never share counters. */
 function someClientIp(): string {
   return `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 }
@@ -17,7 +17,7 @@ const get = (url: string, ip: string) => fetch(url, { headers: { 'x-forwarded-fo
 
 describe('rate limits', () => {
   test('a client over the per-minute limit gets 429 rate_limited with Retry-After; probes are never limited', async (t) => {
-    const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_PER_MINUTE: '5' });
+    const { baseUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_PER_MINUTE: '5' });
     const session = await createSession(baseUrl);
     const ip = someClientIp();
     for (let i = 0; i < 5; i++) assert.equal((await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, ip)).status, 200);
@@ -34,7 +34,7 @@ describe('rate limits', () => {
   });
 
   test('session creation has its own stricter limit', async (t) => {
-    const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_CREATE_PER_MINUTE: '2' });
+    const { baseUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_CREATE_PER_MINUTE: '2' });
     const ip = someClientIp();
     const create = () => fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': ip } });
     assert.equal((await create()).status, 201);
@@ -47,7 +47,7 @@ describe('rate limits', () => {
 
   test('with Redis, instances share the counters', async (t) => {
     const database = await freshDatabase();
-    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', TRUST_PROXY: 'true', RATE_LIMIT_PER_MINUTE: '6' };
+    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', TRUST_PROXY: '1', RATE_LIMIT_PER_MINUTE: '6' };
     const apps = [await buildApp(loadConfig(env)), await buildApp(loadConfig(env))];
     const [a, b] = await Promise.all(apps.map((app) => app.listen()));
     t.after(async () => {
@@ -84,11 +84,12 @@ describe('socket caps', () => {
     second.close();
   });
 
-  test('behind TRUST_PROXY the cap counts the client X-Forwarded-For names; without it, the peer address', async (t) => {
-    const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: 'true', MAX_SOCKETS_PER_IP: '1' });
+  test('behind TRUST_PROXY the cap counts the client address the trusted proxy appended; without it, the peer address', async (t) => {
+    const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: '1', MAX_SOCKETS_PER_IP: '1' });
     const session = await createSession(baseUrl);
     const [one, other] = [someClientIp(), someClientIp()];
-    const first = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': `${one}, 192.0.2.1` });
+    // The leftmost entry is the client's own say, which the proxy passes on: not its address.
+    const first = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': `${someClientIp()}, ${one}` });
     const elsewhere = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': other });
     await Promise.all([first.opened, elsewhere.opened]);
     const again = new RecordingSocket(liveUrl(wsUrl, session.sessionId), { 'x-forwarded-for': one });
@@ -164,7 +165,7 @@ test('security headers do not stop pages of other origins from using the API', a
 });
 
 test("every answer, errors and 429s included, carries helmet's whole security header set", async (t) => {
-  const { baseUrl } = await startApp(t, { TRUST_PROXY: 'true', RATE_LIMIT_CREATE_PER_MINUTE: '1' });
+  const { baseUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_CREATE_PER_MINUTE: '1' });
   const ip = someClientIp();
   const create = () => fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': ip } });
   const created = await create();

@@ -22,8 +22,8 @@ test('a headers timeout longer than the request timeout is refused: the headers 
 test('the connection cap per address is off behind a reverse proxy unless set: every connection comes from the proxy', () => {
   const direct = loadConfig({}).http.maxConnectionsPerIp;
   assert.ok(direct > loadConfig({}).http.maxSocketsPerIp, 'a client at its WebSocket cap can still make REST requests');
-  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).http.maxConnectionsPerIp, 0);
-  assert.equal(loadConfig({ TRUST_PROXY: 'true', HTTP_MAX_CONNECTIONS_PER_IP: '5000' }).http.maxConnectionsPerIp, 5000);
+  assert.equal(loadConfig({ TRUST_PROXY: '1' }).http.maxConnectionsPerIp, 0);
+  assert.equal(loadConfig({ TRUST_PROXY: '1', HTTP_MAX_CONNECTIONS_PER_IP: '5000' }).http.maxConnectionsPerIp, 5000);
   assert.equal(loadConfig({ HTTP_MAX_CONNECTIONS_PER_IP: '0' }).http.maxConnectionsPerIp, 0);
 });
 

@@ -13,9 +13,14 @@ const unexpectedFailure = (error: unknown): never => {
   throw new Error(`unexpected history failure: ${String(error)}`);
 };
 
+/** For viewers whose handlers never fail. */
+const unexpectedHandlerFailure = (error: unknown): never => {
+  throw new Error(`unexpected handler failure: ${String(error)}`);
+};
+
 function counters() {
-  const seen = { framesSent: 0, slowClosed: 0 };
-  return { seen, frameSent: () => seen.framesSent++, slowClosed: () => seen.slowClosed++ };
+  const seen = { framesSent: 0, slowClosed: 0, handlerFailed: 0 };
+  return { seen, frameSent: () => seen.framesSent++, slowClosed: () => seen.slowClosed++, handlerFailed: () => seen.handlerFailed++ };
 }
 
 /** The text of one server-to-client WebSocket message (RFC 6455, 5.2): a final text frame, unmasked. */
@@ -71,7 +76,7 @@ function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
 
 test('a viewer from now on sends each frame as it comes, cutting nothing', () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
   viewer.deliver(frame(5, 9));
   viewer.deliver(frame(10, 12));
   assert.deepEqual(socket.seqs, [5, 6, 7, 8, 9, 10, 11, 12]);
@@ -80,7 +85,7 @@ test('a viewer from now on sends each frame as it comes, cutting nothing', () =>
 test('a viewer that missed frames reads exactly the missing range from history, then goes on live', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters(), unexpectedFailure);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
   viewer.deliver(frame(1, 5));
   viewer.deliver(frame(11, 15));
   viewer.deliver(frame(16, 20));
@@ -93,7 +98,7 @@ test('a viewer that missed frames reads exactly the missing range from history, 
 test('a viewer with fromSeq joins history, window and live frames without gap or duplicate', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters(), unexpectedFailure);
+  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
   viewer.start([frame(11, 15)], async () => false);
   viewer.deliver(frame(16, 18));
   await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
@@ -103,18 +108,18 @@ test('a viewer with fromSeq joins history, window and live frames without gap or
 test('a viewer whose socket holds too much is closed with 1013', () => {
   const socket = new FakeSocket();
   const counted = counters();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted, unexpectedFailure);
+  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted, unexpectedFailure, unexpectedHandlerFailure);
   viewer.deliver(frame(1, 2));
   socket.bufferedAmount = 4096;
   viewer.deliver(frame(3, 4));
   assert.equal(socket.closedWith, 1013);
-  assert.deepEqual(counted.seen, { framesSent: 1, slowClosed: 1 });
+  assert.deepEqual(counted.seen, { framesSent: 1, slowClosed: 1, handlerFailed: 0 });
   assert.deepEqual(socket.seqs, [1, 2]);
 });
 
 test('the end of the session reaches a catching-up viewer after its history', async () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters(), unexpectedFailure);
+  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
   viewer.start([], async () => false);
   viewer.deliverEnd();
   await eventually(() => assert.equal(socket.closedWith, 1000));
@@ -134,16 +139,51 @@ test('a history read that fails closes the viewer with 1013 when the database is
       yield batch(1, 2);
       throw cause;
     };
-    const viewer = new Viewer(socket, prefixes, 1, failing, 1 << 20, counters(), (error) => {
-      reported.push(error);
-      return sorted;
-    });
+    const viewer = new Viewer(
+      socket,
+      prefixes,
+      1,
+      failing,
+      1 << 20,
+      counters(),
+      (error) => {
+        reported.push(error);
+        return sorted;
+      },
+      unexpectedHandlerFailure,
+    );
     viewer.start([], async () => false);
     await eventually(() => assert.equal(socket.closedWith, code));
     assert.equal(socket.closeReason, reason);
     assert.deepEqual(reported, [cause]);
     assert.deepEqual(socket.seqs, [1, 2]);
   }
+});
+
+test('a viewer whose handling throws is closed with 1011 and reported once; the caller, and the viewers after it, go on', () => {
+  const bug = new Error('a bug in sending');
+  const broken = new FakeSocket();
+  broken.write = () => {
+    throw bug;
+  };
+  const healthy = new FakeSocket();
+  const reported: unknown[] = [];
+  const counted = counters();
+  const failing = new Viewer(broken, prefixes, null, historyOf([], []), 1 << 20, counted, unexpectedFailure, (error) => reported.push(error));
+  const other = new Viewer(healthy, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  for (const [from, to] of [
+    [1, 3],
+    [4, 6],
+  ]) {
+    for (const viewer of [failing, other]) assert.doesNotThrow(() => viewer.deliver(frame(from, to)));
+  }
+  assert.doesNotThrow(() => failing.deliverEnd());
+  assert.equal(broken.closedWith, 1011);
+  assert.equal(broken.closeReason, 'internal error; reconnect with fromSeq');
+  assert.deepEqual(reported, [bug]);
+  assert.equal(counted.seen.handlerFailed, 1);
+  assert.deepEqual(healthy.seqs, [1, 2, 3, 4, 5, 6]);
+  assert.equal(healthy.closedWith, null);
 });
 
 test('a message is framed with the shortest length form each size allows', () => {

@@ -25,10 +25,19 @@ export function sessionView(record: SessionRecord): Session {
   };
 }
 
-/** The bearer token of an Authorization header, if it carries one (REST and socket upgrades). */
-export function bearerToken(authorization: string | undefined): string | null {
-  const match = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  return match ? match[1] : null;
+/** What an Authorization header holds (REST and socket upgrades). */
+export type BearerCredential = { token: string } | 'absent' | 'malformed';
+
+/**
+ * The credential of an Authorization header. One that is present but not a bearer token
+ * (`Basic ...`, an empty `Bearer`, `Bearer a b`) is malformed and refused, never taken for
+ * none: where no token is needed (LEGACY_TOKENLESS_END, the legacy socket's viewer), a
+ * wrong credential would otherwise pass.
+ */
+export function bearerToken(authorization: string | undefined): BearerCredential {
+  if (authorization === undefined) return 'absent';
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+  return match ? { token: match[1] } : 'malformed';
 }
 
 /** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
@@ -175,8 +184,9 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      const token = bearerToken(request.headers.authorization);
-      const allowed = token === null ? config.sessions.legacyTokenlessEnd : tokenMatches(token, record.tokenHash);
+      const credential = bearerToken(request.headers.authorization);
+      const allowed =
+        credential === 'absent' ? config.sessions.legacyTokenlessEnd : credential !== 'malformed' && tokenMatches(credential.token, record.tokenHash);
       if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
       if (record.status === 'ended') return sessionView(record);
       const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);
