@@ -23,10 +23,10 @@ export interface MetricsRoutesOptions {
  * Compares digests, which have one length whatever was sent: timingSafeEqual alone would
  * throw on a length that differs, and an early return on it would tell the token's length.
  */
-function tokenCheck(token: string): (presented: string | null) => boolean {
+function tokenCheck(token: string): (presented: string) => boolean {
   const digest = (text: string) => createHash('sha256').update(text).digest();
   const expected = digest(token);
-  return (presented) => presented !== null && timingSafeEqual(digest(presented), expected);
+  return (presented) => timingSafeEqual(digest(presented), expected);
 }
 
 export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (server, { config, metrics }) => {
@@ -49,9 +49,9 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
       onRequest: async (request, reply) => {
         if (isMetricsToken === null) return;
         const presented = bearerToken(request.headers.authorization);
-        if (isMetricsToken(presented)) return;
+        if (typeof presented === 'object' && isMetricsToken(presented.token)) return;
         // RFC 6750 3.1: no error code when no token was sent, invalid_token for a wrong one.
-        reply.header('www-authenticate', presented === null ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"');
+        reply.header('www-authenticate', presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"');
         return sendProblem(reply, 'invalid_token', 'the metrics need Authorization: Bearer <METRICS_TOKEN>');
       },
     },
