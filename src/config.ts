@@ -150,17 +150,17 @@ const MiB = 1024 * 1024;
 const trustProxyForms = 'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
 
 /**
- * TRUST_PROXY: false (or unset, or 0), a hop count, or trusted proxy addresses. `true` is
- * refused: it believed every hop, so the client's own leftmost X-Forwarded-For entry was
- * its address, and any limit keyed on it could be escaped with a forged header.
+ * TRUST_PROXY: false (or unset, or 0), a hop count, or trusted proxy addresses. `true` once
+ * believed every hop, so the client's own leftmost X-Forwarded-For entry was its address and
+ * any limit keyed on it could be escaped with a forged header. It now means one proxy in
+ * front, the deployment it was documented for: an install that set it keeps starting, and
+ * keys its limits on the address its proxy saw. Behind more than one proxy that is the
+ * nearer proxy's peer, which over-limits rather than lets anyone escape.
  */
 function readTrustProxy(raw: string | undefined, problems: string[]): TrustProxy {
   const value = raw?.trim() ?? '';
   if (value === '' || /^(false|no)$/i.test(value)) return 0;
-  if (/^(true|yes)$/i.test(value)) {
-    problems.push(`TRUST_PROXY: "${value}" would let any client choose its address through X-Forwarded-For; set ${trustProxyForms}`);
-    return 0;
-  }
+  if (/^(true|yes)$/i.test(value)) return 1;
   if (/^\d+$/.test(value)) {
     if (Number(value) <= 100) return Number(value);
     problems.push(`TRUST_PROXY: expected at most 100 proxies in front, got ${value}`);

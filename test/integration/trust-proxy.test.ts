@@ -17,15 +17,15 @@ import { freshDatabase } from '../support/database.ts';
 const someIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
 describe('TRUST_PROXY', () => {
-  test('true, which believed every hop, is refused at start with the forms to use; the others are read', () => {
-    for (const value of ['true', 'TRUE', 'yes']) {
+  test('true, which believed every hop, now means one proxy in front; nonsense is refused with the forms to use', () => {
+    for (const value of ['true', 'TRUE', 'yes']) assert.equal(loadConfig({ TRUST_PROXY: value }).http.trustProxy, 1, value);
+    for (const value of ['nonsense', '10.0.0.0/99', '101']) {
       assert.throws(
         () => loadConfig({ TRUST_PROXY: value }),
-        (error: unknown) => error instanceof ConfigError && /TRUST_PROXY: .*number of proxies.*CIDRs/.test(error.message),
+        (error: unknown) => error instanceof ConfigError && /TRUST_PROXY: .*(number of proxies.*CIDRs|at most 100)/.test(error.message),
         value,
       );
     }
-    for (const value of ['nonsense', '10.0.0.0/99', '101']) assert.throws(() => loadConfig({ TRUST_PROXY: value }), ConfigError, value);
     assert.equal(loadConfig({}).http.trustProxy, 0);
     assert.equal(loadConfig({ TRUST_PROXY: 'false' }).http.trustProxy, 0);
     assert.equal(loadConfig({ TRUST_PROXY: '2' }).http.trustProxy, 2);
@@ -34,6 +34,7 @@ describe('TRUST_PROXY', () => {
 
   for (const [setting, proxies] of [
     ['1', []],
+    ['true', []],
     ['127.0.0.1', []],
     // Two proxies on this host: the nearer one's entry is believed too, the client is left of it.
     ['127.0.0.1,::1,::ffff:127.0.0.1', ['127.0.0.1']],
