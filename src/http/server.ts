@@ -164,6 +164,17 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     requestIdHeader: false,
     trustProxy: proxyTrust(config.http.trustProxy),
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
+    // A path Fastify cannot route (a bad percent-escape, a segment over maxParamLength) is
+    // answered before any hook runs, in Fastify's own JSON shape and with none of our headers.
+    // Both are paths that name nothing (DESIGN: an id that is not a UUID is 404, like an
+    // unknown one), so they get the contract's 404 with the headers every answer carries.
+    frameworkErrors: (_error, request, reply) => {
+      const origin = request.headers.origin;
+      const cors = config.http.corsOrigins === '*' ? '*' : origin !== undefined && config.http.corsOrigins.includes(origin) ? origin : null;
+      reply.header('x-request-id', request.id).headers(responseSecurityHeaders);
+      if (cors !== null) reply.header('access-control-allow-origin', cors).header('vary', 'Origin');
+      return sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0].slice(0, 200)}`);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   server.setValidatorCompiler(({ schema, httpPart }) => validators[httpPart === 'body' ? 'body' : 'text'].compile(schema));

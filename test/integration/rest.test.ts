@@ -358,6 +358,18 @@ describe('GET /api/v1/sessions/{id}', () => {
       assertProblem(await call(`${baseUrl}/api/v1/sessions/${id}`), 404, 'not_found');
     }
   });
+
+  test('a path the router cannot read (a bad percent-escape, an id over 100 characters) is the same 404 problem, with the headers every answer carries', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const long = 'x'.repeat(200);
+    for (const path of ['/api/v1/sessions/%zz', `/api/v1/sessions/${long}`, '/api/v1/sessions/%zz/data', `/api/v1/sessions/${long}/data`, '/%E0%A4%A']) {
+      const answer = await call(`${baseUrl}${path}`, { headers: { origin: 'https://elsewhere.example', 'x-request-id': 'bad-path-1' } });
+      assertProblem(answer, 404, 'not_found');
+      assert.equal(answer.headers.get('x-request-id'), 'bad-path-1', path);
+      assert.equal(answer.headers.get('access-control-allow-origin'), '*', path);
+      assert.equal(answer.headers.get('x-content-type-options'), 'nosniff', path);
+    }
+  });
 });
 
 describe('POST /api/v1/sessions/{id}/end', () => {
