@@ -303,10 +303,10 @@ describe('live socket: ended sessions', () => {
 });
 
 describe('live socket: refusals', () => {
-  test('refuses a fromSeq that is not an integer from 0 to 2^53-1 with 1008', async (t) => {
+  test('refuses a fromSeq that is not an integer from 0 to 2^53-1 in decimal digits with 1008', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t);
     const session = await createSession(baseUrl);
-    for (const fromSeq of ['-1', 'abc', '1.5', '9007199254740992']) {
+    for (const fromSeq of ['-1', 'abc', '1.5', '9007199254740992', '%20', '0x10', '1e3', '5.0', '+1']) {
       const refused = await refusalCode(`${liveUrl(wsUrl, session.sessionId)}?fromSeq=${fromSeq}`);
       assert.deepEqual(refused, { code: 1008, messages: [] }, `fromSeq=${fromSeq}`);
     }

@@ -123,10 +123,11 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   }
 
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
-    const rawFromSeq = upgrade.query.get('fromSeq');
-    const fromSeq = rawFromSeq === null || rawFromSeq === '' ? null : Number(rawFromSeq);
-    if (fromSeq !== null && (!Number.isSafeInteger(fromSeq) || fromSeq < 0)) {
-      return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1');
+    const rawFromSeq = upgrade.query.get('fromSeq') || null;
+    const fromSeq = rawFromSeq === null ? null : Number(rawFromSeq);
+    // Decimal digits only, as /data reads it: Number() also takes ' ', '0x10' and '1e3'.
+    if (rawFromSeq !== null && !(/^[0-9]+$/.test(rawFromSeq) && Number.isSafeInteger(fromSeq))) {
+      return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1, in decimal digits');
     }
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
       return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
