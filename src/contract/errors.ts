@@ -8,7 +8,7 @@
 export const problems = {
   invalid_request: { status: 400, title: 'The request is malformed or fails its schema.' },
   metadata_too_large: { status: 400, title: 'Session metadata is larger than the configured limit once encoded as JSON.' },
-  invalid_token: { status: 401, title: 'The ingest token is missing or wrong for this session.' },
+  invalid_token: { status: 401, title: 'The credential is missing or wrong: the ingest token of the session, or the metrics token.' },
   not_found: { status: 404, title: 'No such resource: an unknown session, an id that is not a UUID, or an unknown path.' },
   method_not_allowed: { status: 405, title: 'The path exists but not with this method.' },
   producer_elsewhere: { status: 409, title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.' },
