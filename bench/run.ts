@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: Wavehouse's figures, each beside its limit measured in the same run
- * (the machine is shared and noisy, so only ratios from one run compare; see
- * ../shared/perf/LIMITS.md), with the issue's bars and an honest PASS/FAIL.
+ * (the machine is shared and noisy, so only ratios from one run compare; see "The machine's
+ * limits" in docs/performance.md), with the issue's bars and an honest PASS/FAIL.
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),

@@ -1,6 +1,7 @@
 /**
  * The export limit: serializing the same samples to JSON text in one Node thread, from
- * in-memory typed arrays, with no database and no HTTP (LIMITS.md: about 0.88 M samples/s).
+ * in-memory typed arrays, with no database and no HTTP (about 0.88 M samples/s in the machine's
+ * limits, docs/performance.md).
  * Two plain ways are timed, per-sample objects + JSON.stringify and string concatenation,
  * on the same 2,000-sample chunks the server reads; the faster one is the limit, since a
  * limit is the best a plain approach does, not the one that flatters the ratio.
@@ -44,7 +45,7 @@ function run(args: { samples: number; chunkSamples: number; repeats: number }) {
   const methods = { stringify: viaStringify, concat: viaConcat };
   const rates: Record<string, number[]> = { stringify: [], concat: [] };
   let chars = 0;
-  // Interleaved repeats, median of each, as LIMITS.md measures.
+  // Interleaved repeats, median of each, as the machine's limits were measured (docs/performance.md).
   for (let r = 0; r < args.repeats; r++) {
     for (const [name, method] of Object.entries(methods)) {
       const started = performance.now();
