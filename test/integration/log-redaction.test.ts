@@ -4,38 +4,17 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { startApp } from '../support/app.ts';
 import { createSession, RecordingSocket } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
-
-function lineSink() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { lines, sink };
-}
+import { logLines } from '../support/log-lines.ts';
 
 /** Spellings of a credential parameter that URLSearchParams reads as token or access_token, or that differ only in case. */
 const spellings = ['%74oken', 'tok%65n', 'TOKEN', 'Token', 'access_token', 'ACCESS%5FTOKEN', '%61ccess_token', '?token'];
 
 test('a credential in the query is redacted under any spelling, on REST request lines and upgrade lines', async (t) => {
-  const { lines, sink } = lineSink();
-  const database = await freshDatabase();
-  const app = await buildApp(loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'info' }), { log: createLogger('info', sink) });
-  const baseUrl = await app.listen();
-  t.after(async () => {
-    await app.close();
-    await database.drop();
-  });
-  const wsUrl = baseUrl.replace(/^http/, 'ws');
+  const { lines, log } = logLines();
+  const { baseUrl, wsUrl } = await startApp(t, {}, { log });
   const session = await createSession(baseUrl);
 
   // The encoded name authenticates: it is a real credential, and must not be logged.
@@ -68,8 +47,7 @@ test('a credential in the query is redacted under any spelling, on REST request 
 });
 
 test('the headers that carry credentials are redacted wherever a line holds them', () => {
-  const { lines, sink } = lineSink();
-  const log = createLogger('info', sink);
+  const { lines, log } = logLines();
   const headers = { authorization: 'Bearer s1', cookie: 'session=s2', 'proxy-authorization': 'Basic s3', 'user-agent': 'kept' };
   log.info({ headers, req: { method: 'GET', url: '/', headers } }, 'with headers');
   const entry = JSON.parse(lines[0]) as { headers: Record<string, string> };

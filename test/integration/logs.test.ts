@@ -1,28 +1,12 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { startApp } from '../support/app.ts';
 import { createSession, endSession, ingestUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
+import { logLines } from '../support/log-lines.ts';
 
 test('log lines are JSON, carry the request id, and never hold an ingest token', async (t) => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const database = await freshDatabase();
-  const config = loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'trace' });
-  const app = await buildApp(config, { log: createLogger('trace', sink) });
-  const baseUrl = await app.listen();
-  t.after(async () => {
-    await app.close();
-    await database.drop();
-  });
+  const { lines, log } = logLines('trace');
+  const { baseUrl } = await startApp(t, {}, { log });
 
   const session = await createSession(baseUrl);
   const wsUrl = baseUrl.replace(/^http/, 'ws');

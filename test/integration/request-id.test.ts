@@ -3,14 +3,11 @@
  * made, for REST requests and socket upgrades alike.
  */
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import { requestIdOf } from '../../src/http/request-id.ts';
-import { createLogger } from '../../src/observability/logger.ts';
+import { startApp } from '../support/app.ts';
 import { refusedUpgrade } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
+import { logLines } from '../support/log-lines.ts';
 
 const hostile = {
   long: 'a'.repeat(4_000),
@@ -30,21 +27,8 @@ test('ids that cannot come through an HTTP parser (a newline, a carriage return)
 });
 
 test('a long or hostile X-Request-Id is replaced on REST and on upgrades, in the answer and in every log line; a safe one is kept', async (t) => {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const database = await freshDatabase();
-  const app = await buildApp(loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'info' }), { log: createLogger('info', sink) });
-  const baseUrl = await app.listen();
-  t.after(async () => {
-    await app.close();
-    await database.drop();
-  });
-  const wsUrl = baseUrl.replace(/^http/, 'ws');
+  const { lines, log } = logLines();
+  const { baseUrl, wsUrl } = await startApp(t, {}, { log });
 
   for (const [name, id] of Object.entries(hostile)) {
     const rest = await fetch(`${baseUrl}/health`, { headers: { 'x-request-id': id } });

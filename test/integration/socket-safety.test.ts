@@ -4,17 +4,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Writable, type Duplex } from 'node:stream';
+import type { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import type WebSocket from 'ws';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
 import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { logLines } from '../support/log-lines.ts';
 
 /** The TCP socket under a ws client, to write a frame ws itself would not. */
 function tcpOf(socket: WebSocket): Duplex {
@@ -30,17 +27,6 @@ function unfinishedFrameHeader(length: number): Buffer {
   return header;
 }
 
-function lineSink() {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(...chunk.toString().split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { lines, sink };
-}
-
 async function counterValue(baseUrl: string, series: string): Promise<number> {
   const text = await (await fetch(`${baseUrl}/metrics`)).text();
   const line = text.split('\n').find((row) => row.startsWith(`${series} `));
@@ -51,10 +37,9 @@ describe('a socket handler that throws', () => {
   test('closes that producer with 1011, logged with its session id and at most 200 bytes of the frame, and counted; the process and every other socket go on', async (t) => {
     const marker = `explode-${randomUUID()}`;
     const tail = `tail-${randomUUID()}`;
-    const { lines, sink } = lineSink();
-    const database = await freshDatabase();
-    const app = await buildApp(loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'info' }), {
-      log: createLogger('info', sink),
+    const { lines, log } = logLines();
+    const { baseUrl, wsUrl } = await startApp(t, {}, {
+      log,
       frameDecoders: {
         text: (data, ...rest) => {
           if (data.includes(marker)) throw new TypeError('a bug in the decoder');
@@ -63,12 +48,6 @@ describe('a socket handler that throws', () => {
         binary: decodeBinaryFrame,
       },
     });
-    const baseUrl = await app.listen();
-    t.after(async () => {
-      await app.close();
-      await database.drop();
-    });
-    const wsUrl = baseUrl.replace(/^http/, 'ws');
     const [hit, spared] = [await createSession(baseUrl), await createSession(baseUrl)];
     const sockets = {
       hitViewer: new RecordingSocket(liveUrl(wsUrl, hit.sessionId)),

@@ -5,14 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/observability/logger.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, liveUrl, RecordingSocket } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
+import { logLines } from '../support/log-lines.ts';
 
 const someIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
 
@@ -62,22 +59,8 @@ describe('TRUST_PROXY', () => {
 
   for (const setting of ['1', '127.0.0.1']) {
     test(`with TRUST_PROXY=${setting}, a socket upgrade sees the client address REST sees`, async (t) => {
-      const lines: string[] = [];
-      const sink = new Writable({
-        write(chunk, _encoding, done) {
-          lines.push(...chunk.toString().split('\n').filter(Boolean));
-          done();
-        },
-      });
-      const database = await freshDatabase();
-      const app = await buildApp(loadConfig({ PORT: '0', DATABASE_URL: database.url, LOG_LEVEL: 'info', TRUST_PROXY: setting }), {
-        log: createLogger('info', sink),
-      });
-      const baseUrl = await app.listen();
-      t.after(async () => {
-        await app.close();
-        await database.drop();
-      });
+      const { lines, log } = logLines();
+      const { baseUrl } = await startApp(t, { TRUST_PROXY: setting }, { log });
       const session = await createSession(baseUrl);
       const [forged, client] = [someIp(), someIp()];
       const headers = { 'x-forwarded-for': `${forged}, ${client}`, 'x-request-id': `rest-${client}` };

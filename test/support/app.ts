@@ -1,6 +1,6 @@
 /** Starts the real app on port 0 against a fresh database, and closes both when the test ends. */
 import type { TestContext } from 'node:test';
-import { buildApp, type App } from '../../src/app.ts';
+import { buildApp, type App, type AppOptions } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { freshDatabase } from './database.ts';
 
@@ -15,10 +15,11 @@ export interface RunningApp {
 
 type Hooks = Pick<TestContext, 'after'>;
 
-export async function startApp(t: Hooks, env: Record<string, string> = {}): Promise<RunningApp> {
+/** `options` go to buildApp as they are: a logger a test reads (support/log-lines.ts), faulty decoders. */
+export async function startApp(t: Hooks, env: Record<string, string> = {}, options: AppOptions = {}): Promise<RunningApp> {
   const database = await freshDatabase();
   const config = loadConfig({ LOG_LEVEL: 'silent', HOST: '127.0.0.1', PORT: '0', DATABASE_URL: database.url, ...env });
-  const app = await buildApp(config);
+  const app = await buildApp(config, options);
   const baseUrl = await app.listen();
   t.after(async () => {
     await app.close();
