@@ -1,8 +1,8 @@
 /**
- * The public contract's shapes, declared once (DESIGN principle 5). These schemas validate
- * requests, serialize responses, type the handlers and generate docs/API_CONTRACT.yml.
- * Socket frames are declared here too so the contract file documents them, though the
- * ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
+ * The public contract's shapes, declared once (docs/architecture.md, principle 5). These
+ * schemas validate requests, serialize responses, type the handlers and generate
+ * docs/API_CONTRACT.yml. Socket frames are declared here too so the contract file documents
+ * them, though the ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
  */
 import Type, { type Static } from 'typebox';
 

@@ -1,6 +1,6 @@
 /**
  * What one process knows about one session while a producer streams into it: the sequence
- * rules (DESIGN, "Sequence numbers" and "Duplicates"), what is accepted but not yet
+ * rules (docs/protocol.md, "Sequence rules"), what is accepted but not yet
  * committed, and a recent window of encoded frames for viewers that join with fromSeq.
  *
  * Invariants:

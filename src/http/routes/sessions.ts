@@ -1,4 +1,4 @@
-/** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
+/** REST: create, get and end sessions (docs/API_CONTRACT.yml, /api/v1/sessions). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
@@ -101,7 +101,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     {
       // Creation writes to the database and is what an abuser would loop on: a stricter limit.
       config: { rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false },
-      // DESIGN: the body is optional (the openSCG phone POSTs nothing at all).
+      // The body is optional: the openSCG phone POSTs nothing at all
+      // (test/integration/legacy.test.ts).
       preValidation: async (request) => {
         request.body ??= {};
         // Before the schema and the handler, whose steps recurse once a level of metadata.
