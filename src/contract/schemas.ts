@@ -120,11 +120,6 @@ export const SessionData = Type.Object({
   nextFromSeq: Type.Union([Type.Integer(), Type.Null()]),
 });
 
-export const LiveQuery = Type.Object({
-  fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-  token: Type.Optional(Type.String()),
-});
-
 export const Health = Type.Object({ status: Type.Literal('ok') });
 export const Readiness = Type.Object({
   ready: Type.Boolean(),
