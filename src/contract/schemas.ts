@@ -5,6 +5,7 @@
  * them, though the ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
  */
 import Type, { type Static } from 'typebox';
+import { frameErrors, type FrameErrorCode } from './errors.ts';
 
 export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
@@ -129,7 +130,11 @@ export const Readiness = Type.Object({
 });
 
 export const AckFrame = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: -1 }) });
-export const ErrorFrame = Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() });
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.Enum(Object.keys(frameErrors) as FrameErrorCode[], { description: 'See docs/errors.md.' }),
+  message: Type.String(),
+});
 export const SamplesBatchFrame = Type.Object({
   type: Type.Literal('samples_batch'),
   payload: Type.Object({ samples: Type.Array(Sample) }),
