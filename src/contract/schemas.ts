@@ -5,6 +5,7 @@
  * them, though the ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
  */
 import Type, { type Static } from 'typebox';
+import { defaultChannels } from './channels.ts';
 import { frameErrors, type FrameErrorCode } from './errors.ts';
 
 export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
@@ -29,7 +30,7 @@ export const CreateSessionBody = Type.Object(
         minItems: 1,
         maxItems: 1024,
         uniqueItems: true,
-        description: 'Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ["ax","ay","az"].',
+        description: `Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ${JSON.stringify(defaultChannels)}.`,
       }),
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),

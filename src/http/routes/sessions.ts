@@ -1,13 +1,12 @@
 /** REST: create, get and end sessions (docs/API_CONTRACT.yml, /api/v1/sessions). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
-
-export const defaultChannels = ['ax', 'ay', 'az'];
 
 export function sessionView(record: SessionRecord): Session {
   return {
