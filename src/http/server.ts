@@ -77,15 +77,15 @@ function validator(coerceTypes: boolean) {
 const validators = { body: validator(false), text: validator(true) };
 
 // Helmet's defaults, except what would stop pages of other origins from using the API
-// (browsers on other origins call it directly: CORS_ORIGINS in README.md) and a CSP that lets the pages
-// served here open their WebSockets to this origin.
+// (browsers on other origins call it directly: CORS_ORIGINS in README.md). Its CSP covers the
+// API and /docs; the web pages replace it with their own (routes/pages.ts), which is the one
+// the browser applies to them.
 const responseSecurityHeaders = securityHeaders({
   crossOriginResourcePolicy: { policy: 'cross-origin' },
   crossOriginEmbedderPolicy: false,
   contentSecurityPolicy: {
     directives: {
       defaultSrc: ["'self'"],
-      connectSrc: ["'self'", 'ws:', 'wss:'],
       imgSrc: ["'self'", 'data:'],
       styleSrc: ["'self'", "'unsafe-inline'"],
       scriptSrc: ["'self'"],
