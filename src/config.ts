@@ -11,7 +11,7 @@ export interface Config {
   http: {
     host: string;
     port: number;
-    /** `*` or an allowlist of origins (DESIGN: browsers on other origins call the API). */
+    /** `*` or an allowlist of origins (browsers on other origins call the API). */
     corsOrigins: '*' | string[];
     maxBodyBytes: number;
     /** Whose X-Forwarded-For entries are believed for the client IP (rate limits, caps): http/client-address.ts. */

@@ -1,10 +1,12 @@
 /**
- * The public contract's shapes, declared once (DESIGN principle 5). These schemas validate
- * requests, serialize responses, type the handlers and generate docs/API_CONTRACT.yml.
- * Socket frames are declared here too so the contract file documents them, though the
- * ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
+ * The public contract's shapes, declared once (docs/architecture.md, principle 5). These
+ * schemas validate requests, serialize responses, type the handlers and generate
+ * docs/API_CONTRACT.yml. Socket frames are declared here too so the contract file documents
+ * them, though the ingest hot path decodes frames by hand (ingest/frame-decoder.ts) for speed.
  */
 import Type, { type Static } from 'typebox';
+import { defaultChannels } from './channels.ts';
+import { frameErrors, type FrameErrorCode } from './errors.ts';
 
 export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
@@ -28,7 +30,7 @@ export const CreateSessionBody = Type.Object(
         minItems: 1,
         maxItems: 1024,
         uniqueItems: true,
-        description: 'Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ["ax","ay","az"].',
+        description: `Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ${JSON.stringify(defaultChannels)}.`,
       }),
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
@@ -120,11 +122,6 @@ export const SessionData = Type.Object({
   nextFromSeq: Type.Union([Type.Integer(), Type.Null()]),
 });
 
-export const LiveQuery = Type.Object({
-  fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-  token: Type.Optional(Type.String()),
-});
-
 export const Health = Type.Object({ status: Type.Literal('ok') });
 export const Readiness = Type.Object({
   ready: Type.Boolean(),
@@ -134,7 +131,11 @@ export const Readiness = Type.Object({
 });
 
 export const AckFrame = Type.Object({ type: Type.Literal('ack'), seq: Type.Integer({ minimum: -1 }) });
-export const ErrorFrame = Type.Object({ type: Type.Literal('error'), code: Type.String(), message: Type.String() });
+export const ErrorFrame = Type.Object({
+  type: Type.Literal('error'),
+  code: Type.Enum(Object.keys(frameErrors) as FrameErrorCode[], { description: 'See docs/errors.md.' }),
+  message: Type.String(),
+});
 export const SamplesBatchFrame = Type.Object({
   type: Type.Literal('samples_batch'),
   payload: Type.Object({ samples: Type.Array(Sample) }),

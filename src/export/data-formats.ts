@@ -1,6 +1,7 @@
 /**
- * The three export formats of a session's samples (DESIGN, REST data): JSON, NDJSON, CSV,
- * and how a request chooses one. export-body.ts writes them.
+ * The three export formats of a session's samples (docs/API_CONTRACT.yml,
+ * GET /sessions/{id}/data): JSON, NDJSON, CSV, and how a request chooses one. export-body.ts
+ * writes them.
  */
 
 export type DataFormat = 'json' | 'ndjson' | 'csv';

@@ -1,7 +1,7 @@
 /**
- * docs/API_CONTRACT.yml, generated from the route schemas (DESIGN principle 5): the same
- * server factory and route plugins as the running service, registered with parts that are
- * never called, since generating the document runs no handler.
+ * docs/API_CONTRACT.yml, generated from the route schemas (docs/architecture.md, principle 5):
+ * the same server factory and route plugins as the running service, registered with parts that
+ * are never called, since generating the document runs no handler.
  */
 import { pino } from 'pino';
 import { registerApi, type ApiParts } from '../app.ts';

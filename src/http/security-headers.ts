@@ -3,7 +3,7 @@
  *
  * @fastify/helmet 13 calls helmet(options) inside its onRequest hook, so every request parsed
  * the CSP directives again and ran a dozen middlewares: 27 us of the ~250 us of server CPU a
- * REST request cost (cpu-prof at 2,000 requests/s, issue 4). With no nonces and no directive
+ * REST request cost (cpu-prof at 2,000 requests/s). With no nonces and no directive
  * computed per request, the set is the same for every response: helmet runs once here against
  * a recorder, and server.ts sets the result in its onRequest hook.
  */

@@ -77,15 +77,15 @@ function validator(coerceTypes: boolean) {
 const validators = { body: validator(false), text: validator(true) };
 
 // Helmet's defaults, except what would stop pages of other origins from using the API
-// (DESIGN: browsers on other origins call it directly) and a CSP that lets the pages
-// served here open their WebSockets to this origin.
+// (browsers on other origins call it directly: CORS_ORIGINS in README.md). Its CSP covers the
+// API and /docs; the web pages replace it with their own (routes/pages.ts), which is the one
+// the browser applies to them.
 const responseSecurityHeaders = securityHeaders({
   crossOriginResourcePolicy: { policy: 'cross-origin' },
   crossOriginEmbedderPolicy: false,
   contentSecurityPolicy: {
     directives: {
       defaultSrc: ["'self'"],
-      connectSrc: ["'self'", 'ws:', 'wss:'],
       imgSrc: ["'self'", 'data:'],
       styleSrc: ["'self'", "'unsafe-inline'"],
       scriptSrc: ["'self'"],
@@ -166,8 +166,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     genReqId: (request) => requestIdOf(request.headers['x-request-id']),
     // A path Fastify cannot route (a bad percent-escape, a segment over maxParamLength) is
     // answered before any hook runs, in Fastify's own JSON shape and with none of our headers.
-    // Both are paths that name nothing (DESIGN: an id that is not a UUID is 404, like an
-    // unknown one), so they get the contract's 404 with the headers every answer carries.
+    // Both are paths that name nothing (docs/errors.md: an id that is not a UUID is 404, like
+    // an unknown one), so they get the contract's 404 with the headers every answer carries.
     frameworkErrors: (_error, request, reply) => {
       const origin = request.headers.origin;
       const cors = config.http.corsOrigins === '*' ? '*' : origin !== undefined && config.http.corsOrigins.includes(origin) ? origin : null;
@@ -214,7 +214,8 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     );
   });
 
-  // DESIGN: an empty body, with or without Content-Type: application/json, is no body.
+  // An empty body, with or without Content-Type: application/json, is no body (the openSCG
+  // phone POSTs a create with nothing at all: test/integration/legacy.test.ts).
   server.removeContentTypeParser('application/json');
   server.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim();

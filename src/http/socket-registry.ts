@@ -1,17 +1,17 @@
 /**
  * Every open WebSocket of the process, for three jobs: the per-IP socket cap, liveness pings
- * (DESIGN: the server pings every 15 s and closes a peer that has not answered two pings)
- * and closing them all with 1012 on shutdown.
+ * (docs/protocol.md, liveness: the server pings every 15 s and closes a peer that has not
+ * answered two pings) and closing them all with 1012 on shutdown.
  *
  * Pings are spread over the interval: each socket is dealt into one of `slices` groups, and
  * one group is pinged every pingIntervalMs / slices (about 250 ms), so every socket is still
  * pinged once an interval. Pinging all at once held the event loop for the sweep's writes
  * and then for every pong, and the live frames caught behind it were late for every viewer
- * (issue #4: at 2,000 viewers, about 25 ms of writes, then 2,000 pongs to read).
+ * (at 2,000 viewers, about 25 ms of writes, then 2,000 pongs to read; docs/performance.md).
  *
- * Memory: an idle viewer is little more than its socket (issue #4), so a socket costs this
- * registry a small entry and a place in its slice, and no closure of its own: the listeners
- * are shared, and ws calls them with the socket as `this`.
+ * Memory: an idle viewer is little more than its socket (docs/performance.md), so a socket
+ * costs this registry a small entry and a place in its slice, and no closure of its own: the
+ * listeners are shared, and ws calls them with the socket as `this`.
  */
 import type { WebSocket } from 'ws';
 

@@ -1,7 +1,7 @@
 /**
  * WebSocket upgrades, handled with `ws` directly instead of through Fastify's request
  * pipeline, so that nothing of the HTTP request outlives the handshake: an idle viewer holds
- * its socket and little else (issue #4, RSS per idle viewer; docs/performance.md).
+ * its socket and little else (RSS per idle viewer: docs/performance.md).
  *
  * What Fastify's hooks give a REST request, an upgrade gets here: a request id (a safe
  * X-Request-Id, else a new UUID: request-id.ts) on its log lines and its "incoming request"

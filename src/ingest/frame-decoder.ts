@@ -6,10 +6,10 @@
  * The usual `{"samples":[...]}` frame of valid samples takes the byte scanner of
  * json-frame-scanner.ts; every other frame, and every invalid one, is parsed here.
  *
- * Accepted shapes (DESIGN, ingest socket): one Sample; `{"samples":[...]}`;
+ * Accepted shapes (docs/protocol.md, ingest socket): one Sample; `{"samples":[...]}`;
  * `{"type":"samples_batch","payload":{"samples":[...]}}`; and the binary frame
  * (docs/protocol.md): an 8-byte header then the stored column layout itself, so a batch
- * is stored without re-encoding (issue #4).
+ * is stored without re-encoding.
  */
 import { isUtf8 } from 'node:buffer';
 import type { FrameErrorCode } from '../contract/errors.ts';

@@ -1,8 +1,8 @@
 /**
  * The fast path for the usual JSON frame, `{"samples":[{"seq":..,"t":..,"ax":..}, ...]}`: it
  * reads the frame's bytes straight into columns, with no JSON.parse and no object per sample
- * (issue #4: JSON.parse and the objects it built were about 40 % of the server's CPU at full
- * JSON ingest).
+ * (JSON.parse and the objects it built were about 40 % of the server's CPU at full JSON
+ * ingest; docs/performance.md).
  *
  * It only ever accepts. A frame it does not fully understand (another frame shape, an escape in
  * a key, an unknown or repeated key, a value that is not a number, seqs out of order, mixed seq
@@ -85,7 +85,7 @@ const chunkScale = Int32Array.from({ length: 10 }, (_, i) => 10 ** i);
  * the scan. Runs of four digits are read as one little-endian word and checked and combined
  * in three steps (SWAR), the rest one by one. The value goes straight into the caller's
  * Float64Array: kept in a module variable, each number was a heap-allocated double, five a
- * sample (issue #4: 281 -> 223 ns a sample with the changes beside it, see docs/performance.md).
+ * sample (281 -> 223 ns a sample with the changes beside it, see docs/performance.md).
  */
 function scanNumber(data: Buffer, view: DataView, at: number, out: Float64Array, slot: number): number {
   const start = at;

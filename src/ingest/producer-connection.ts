@@ -1,6 +1,6 @@
 /**
- * One producer's ingest socket (DESIGN, ingest socket): decodes each frame, applies the
- * limits, hands accepted samples to the coordinator, answers bad frames with error frames,
+ * One producer's ingest socket (docs/protocol.md, ingest socket): decodes each frame, applies
+ * the limits, hands accepted samples to the coordinator, answers bad frames with error frames,
  * and forwards acks. Frames are handled synchronously in arrival order; frames that arrive
  * before the producer is attached wait in a short queue.
  *
@@ -173,7 +173,8 @@ export class ProducerConnection implements ProducerHandle {
     const { batch } = decoded;
     if (!this.rateLimiter.tryTake(batch.count, receivedAtMs)) {
       this.slabs.dropSinceMark();
-      // Not misbehaviour (DESIGN): the producer is told, stores nothing, and may resend.
+      // Not misbehaviour (docs/protocol.md, flow control): the producer is told, stores
+      // nothing, and may resend.
       this.counters.rejected('rate_limited', batch.count);
       return this.sendError('rate_limited', `over ${this.limits.maxSamplesPerS} samples/s; resend later`);
     }

@@ -1,7 +1,7 @@
 /**
  * Per-producer limits kept in the connection: samples per second (a token bucket holding
  * one second of samples, so a producer may burst up to its rate) and the count of rejected
- * frames in the last minute (DESIGN: over 100 closes the socket with 1008).
+ * frames in the last minute (docs/protocol.md: over 100 closes the socket with 1008).
  * Hand-written: per-socket counters on the hot path, no shared state, a few lines each.
  */
 export class SampleRateLimiter {

@@ -1,10 +1,10 @@
 /**
  * The frames the server sends viewers, encoded at most once per batch: the same bytes go to
- * every viewer of the session and to the broker (DESIGN principle 3). Viewers are sent
- * whole WebSocket messages, framed here once rather than by ws once per viewer
+ * every viewer of the session and to the broker (docs/architecture.md, principle 3). Viewers
+ * are sent whole WebSocket messages, framed here once rather than by ws once per viewer
  * (viewer-socket.ts); the JSON text is a view into the same buffer, not a copy.
  *
- * Two levers keep this off the ingest hot path (issue #4, profile in docs/performance.md):
+ * Two levers keep this off the ingest hot path (profile in docs/performance.md):
  * - When the producer's frame holds exactly the accepted samples, each with its seq and t,
  *   the frame's own samples text is forwarded as it is: it was just validated, and every
  *   number in it parses to the float64 that is stored. Formatting doubles was the largest

@@ -1,6 +1,6 @@
 /**
  * One live viewer: history first, then live frames from the hub, with no gap and no
- * duplicate (DESIGN, live socket).
+ * duplicate (docs/protocol.md, live socket).
  *
  * How: the viewer subscribes to the hub and takes the recent window in the same tick, so
  * every sample is either already accepted (in the database or the window) or arrives later

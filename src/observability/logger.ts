@@ -4,7 +4,7 @@
  */
 import { pino, type Logger, stdSerializers } from 'pino';
 
-/** Query parameters that carry a credential: the ingest token, and the access token DESIGN lets sockets take. */
+/** Query parameters that carry a credential: the ingest token, and an OAuth-style `access_token`. */
 const credentialParams = new Set(['token', 'access_token']);
 
 /** Headers that carry a credential, as pino redact paths under `prefix`. */

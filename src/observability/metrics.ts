@@ -19,7 +19,7 @@ export interface QueueDepth {
  * Counts bumped per frame or per delivery, kept as plain numbers and added to their counters
  * when /metrics is read: prom-client's inc() hashes and checks a child's labels on every call
  * (about 100 ns), which with the other per-frame updates was 2 % (JSON) to 5 % (binary) of the
- * main thread at full ingest in a profile (issue #4).
+ * main thread at full ingest in a profile (docs/performance.md).
  */
 export interface HotCounts {
   jsonFrames: number;

@@ -1,5 +1,5 @@
 /**
- * The REST half of the API (DESIGN, REST under /api/v1), over the global fetch. Failures the
+ * The REST half of the API (docs/API_CONTRACT.yml, /api/v1), over the global fetch. Failures the
  * server answers are WavehouseHttpError with the problem+json code; network failures are
  * fetch's own errors (a TypeError whose `cause` carries the system code, e.g. ECONNREFUSED).
  */

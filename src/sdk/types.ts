@@ -31,4 +31,4 @@ export interface SampleInput {
   [channel: string]: number | undefined;
 }
 
-export const defaultChannels: readonly string[] = ['ax', 'ay', 'az'];
+export { defaultChannels } from '../contract/channels.ts';

@@ -3,8 +3,8 @@
  *
  * Why: each ArrayBuffer costs V8 3-4 us to create and to sweep, whatever its size. Buffer's
  * shared 8 KiB pool makes one every four 2 KB frames, so at binary ingest's full rate the
- * pool's slabs, not the copy into them, were most of decoding a frame (0.9 of 1.3 us; issue
- * #4). A slab of up to 128 KiB makes one every 64 frames.
+ * pool's slabs, not the copy into them, were most of decoding a frame (0.9 of 1.3 us;
+ * docs/performance.md). A slab of up to 128 KiB makes one every 64 frames.
  *
  * Why per producer: a batch keeps its whole slab alive, and a session's recent window
  * (LIVE_RECENT_WINDOW_BYTES) keeps its latest batches for as long as no newer ones push them

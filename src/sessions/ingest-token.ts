@@ -1,13 +1,13 @@
 /**
- * Ingest tokens: the capability to write to and end a session (DESIGN principle 4).
- * 256 random bits, shown once at creation; only the SHA-256 is stored, and compared in
+ * Ingest tokens: the capability to write to and end a session (docs/architecture.md, principle
+ * 4). 256 random bits, shown once at creation; only the SHA-256 is stored, and compared in
  * constant time. A plain hash (not a slow KDF) is enough: the token is random, not a password.
  */
 import { hash, randomFillSync, timingSafeEqual } from 'node:crypto';
 
 // Random bytes are drawn from OpenSSL for 128 tokens at a time, and each slice is handed out
 // once: a randomBytes(32) per creation cost 20-26 us of server CPU in the REST bench (a
-// DRBG call and a getpid each), 7-9 % of a create (issue 4). Node's randomUUID() caches its
+// DRBG call and a getpid each), 7-9 % of a create. Node's randomUUID() caches its
 // entropy the same way.
 const tokenBytes = 32;
 const tokensPerFill = 128;
@@ -36,7 +36,7 @@ export function tokenMatches(token: string, storedHash: Buffer): boolean {
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Session ids are UUIDs; anything else is answered as an unknown session (DESIGN). */
+/** Session ids are UUIDs; anything else is answered as an unknown session (docs/errors.md). */
 export function isSessionId(value: string): boolean {
   return uuidPattern.test(value);
 }

@@ -2,7 +2,8 @@
  * A float64's text written straight into bytes: exactly what `String(x)` (ECMAScript
  * Number::toString, the shortest text that parses back to the same float64) gives, except
  * that -0 keeps its sign. Writing bytes instead of making a string per number is what makes
- * export fast: `String(x)` cost about 120 ns a number, most of an export's time (issue #4).
+ * export fast: `String(x)` cost about 120 ns a number, most of an export's time
+ * (docs/performance.md).
  *
  * The fast path covers the decimals sensor data is made of. It looks for the fewest fraction
  * digits d (0, 1, 2, ...) such that m = round(x * 10^d) gives back x as m / 10^d, and writes m

@@ -4,8 +4,8 @@
  *
  * Why this shape: it is the stored chunk payload byte for byte (little-endian float64,
  * see storage/chunk-codec.ts), so a batch is persisted without re-encoding, and there is
- * no per-sample object on the hot path. Float64 keeps `t` and every value exact (DESIGN:
- * exact round trip), and holds every seq up to 2^53-1 exactly.
+ * no per-sample object on the hot path. Float64 keeps `t` and every value exact
+ * (docs/protocol.md, samples: exact round trip), and holds every seq up to 2^53-1 exactly.
  */
 /** Where a decoder gets a batch's memory (the caller writes every value). */
 export type BatchAllocator = (count: number, channelCount: number) => SampleBatch;
@@ -19,8 +19,8 @@ export class SampleBatch {
 
   /** A batch whose memory is not zeroed: the caller writes every value. */
   static allocate(count: number, channelCount: number): SampleBatch {
-    // Not zeroed: a zeroed backing store per frame was the largest single cost of binary
-    // ingest in a profile (issue #4). Under 4 KiB, Buffer's pool serves it as a slice of a
+    // Not zeroed: a zeroed backing store per frame was the largest single cost of binary ingest
+    // in a profile (docs/performance.md). Under 4 KiB, Buffer's pool serves it as a slice of a
     // shared slab, 8-byte aligned as Float64Array needs. Producers' frames come from their own
     // slabs instead (batch-slabs.ts); this serves slices, history reads and frames over 64 KiB.
     const values = count * (channelCount + 2);

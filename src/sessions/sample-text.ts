@@ -2,8 +2,8 @@
  * Text encodings of samples, shared by the live socket and every export format, written as
  * bytes into a caller's buffer (numbers by number-text.ts) rather than built as strings: no
  * string per number or per sample is what keeps export near the serialization limit
- * (issue #4). Channel names are restricted to `A-Z a-z 0-9 _ . -` (contract), so keys never
- * need escaping and every byte is ASCII.
+ * (docs/performance.md). Channel names are restricted to `A-Z a-z 0-9 _ . -` (contract), so
+ * keys never need escaping and every byte is ASCII.
  */
 import type { SampleBatch } from './sample-batch.ts';
 import { maxNumberBytes, writeNumber } from './number-text.ts';

@@ -104,9 +104,9 @@ export class SessionCoordinator {
   }
 
   /**
-   * Ends a session once everything accepted for it is committed (DESIGN: end), waiting at
-   * most `commitWaitMs` for that. Idempotent: one that was not committed in time is finished
-   * by the next.
+   * Ends a session once everything accepted for it is committed (docs/protocol.md, ending),
+   * waiting at most `commitWaitMs` for that. Idempotent: one that was not committed in time is
+   * finished by the next.
    */
   endSession(sessionId: string, commitWaitMs: number): Promise<EndOutcome> {
     return this.serialize(sessionId, async (): Promise<EndOutcome> => {

@@ -1,13 +1,13 @@
 /**
  * What one process knows about one session while a producer streams into it: the sequence
- * rules (DESIGN, "Sequence numbers" and "Duplicates"), what is accepted but not yet
+ * rules (docs/protocol.md, "Sequence rules"), what is accepted but not yet
  * committed, and a recent window of encoded frames for viewers that join with fromSeq.
  *
  * Invariants:
  * - committedSeq <= highestAcceptedSeq; -1 means none.
  * - The window holds a contiguous suffix of the accepted frames, and every sample before
  *   its first frame is committed. So a viewer's catch-up reads the database below the
- *   window and the window above it, with no gap (live/catch-up.ts relies on this).
+ *   window and the window above it, with no gap (live/viewer.ts, catchUp, relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
 import { LiveFrame } from '../live/live-frames.ts';

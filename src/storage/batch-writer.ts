@@ -5,10 +5,10 @@
  * COPY per flush, then tells each session what is committed (which sends the acks).
  *
  * One loop per lane of the queue (write-queue.ts), each committing one flush at a time on a
- * connection of its own: one lane's COPY overlaps another's commit instead of the encoding,
- * the COPY and the commit's fsync all taking turns (issue #4: binary ingest 1.93 -> 2.2-2.7 M
- * samples/s with 2 lanes, about a tenth more with 4, no cost at half load). A session lives in
- * one lane, so its commits and acks stay in order.
+ * connection of its own: one lane's COPY overlaps another's commit instead of the encoding, the
+ * COPY and the commit's fsync all taking turns (binary ingest 1.93 -> 2.2-2.7 M samples/s with
+ * 2 lanes, about a tenth more with 4, no cost at half load; docs/performance.md). A session
+ * lives in one lane, so its commits and acks stay in order.
  *
  * Error policy: a failed flush is retried with the same items, with capped exponential
  * backoff, for as long as it takes (cockatiel retry), behind a circuit breaker that, after a

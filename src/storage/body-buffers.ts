@@ -3,7 +3,7 @@
  * allocated per commit. A fresh body of megabytes was new memory each time: every page of it
  * faulted as the body was written, and V8 counted it as external memory towards its next
  * collection. Encoding a commit cost 50-100 ns a sample that way against about 7 ns into
- * memory already used (a profile of binary ingest: a fifth of the main thread; issue #4).
+ * memory already used (a profile of binary ingest: a fifth of the main thread).
  *
  * What is kept is bounded (`maxKeptBytes`, 32 MiB); past it the smallest pieces are let go,
  * since a larger one serves any body a smaller one would. Kept pieces stay resident once

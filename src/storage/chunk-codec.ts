@@ -15,7 +15,7 @@ import { SampleBatch } from '../sessions/sample-batch.ts';
  * One chunk row: consecutive batches of one session, in seq order, stored as one payload.
  * They are written into the COPY body straight from their own memory rather than first
  * concatenated into one batch: one copy of each sample on the main thread instead of two
- * (issue #4: the second copy and its allocation were ~3 % of the main thread at JSON ingest).
+ * (the second copy and its allocation were ~3 % of the main thread at JSON ingest).
  * The batches are at least one, have one channel count, and their seqs rise from each batch
  * to the next (batch-writer.ts's toChunks makes them so): the payload's size and its layout
  * are worked out from that.

@@ -2,7 +2,7 @@
  * Requests that arrive while one round trip to the database is in flight wait for it, then
  * go together in the next, at most `maxBatch` at a time; a lone request goes at once, so an
  * idle server adds no wait. Under REST's bursts this turns ten concurrent creates or gets
- * into one statement: one write, one backend woken, one commit (issue #4).
+ * into one statement: one write, one backend woken, one commit (docs/performance.md).
  */
 export class CoalescingQueue<T> {
   private readonly waiting: T[] = [];

@@ -1,10 +1,10 @@
 /**
  * The writer's transactions on a thread of their own. A commit is several round trips to
- * PostgreSQL (BEGIN, COPY, the counters, COMMIT), and on the main thread each one waits for
- * the event loop to come back to the connection, behind every producer frame that arrived
+ * PostgreSQL (BEGIN, COPY, the counters, COMMIT), and on the main thread each one waits for the
+ * event loop to come back to the connection, behind every producer frame that arrived
  * meanwhile. Under JSON ingest the main thread is busy most of the time, so those waits were
- * most of a commit's time and all of its tail (issue #4: ack p99 at half load). Here the
- * round trips run on a loop with nothing else to do; the main thread encodes each commit's
+ * most of a commit's time and all of its tail (ack p99 at half load; docs/performance.md). Here
+ * the round trips run on a loop with nothing else to do; the main thread encodes each commit's
  * COPY body (it holds the batches), hands it over without a copy, and waits for one answer,
  * which brings the body's memory back for the next one (body-buffers.ts says why).
  *

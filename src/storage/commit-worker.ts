@@ -19,7 +19,7 @@ const log = createLogger(logLevel).child({ part: 'commit-thread' });
 // commit's WAL flush behind it. Asking for writeback every 256 kB, as PostgreSQL's own
 // checkpointer does (checkpoint_flush_after), spreads that out: JSON ack p99 at half load
 // 120-162 ms with it, 484-674 ms without, for no measurable loss of throughput
-// (docs/performance.md, session 5).
+// (docs/performance.md).
 const pool = createPool(databaseUrl, connections, log, { applicationName: 'wavehouse-writer', backendFlushAfterKb: 256 });
 const store = new SampleStore(pool);
 const port = parentPort!;

@@ -1,9 +1,9 @@
 /**
- * One producer per session across every process (DESIGN, ingest socket): a process holds a
- * PostgreSQL session-level advisory lock per session it takes a producer for, all on one
- * dedicated connection. Why advisory locks on one connection rather than a lease column:
- * when a process dies (even by SIGKILL) its connection closes and PostgreSQL frees its locks
- * at once, so a producer reconnecting after a crash is never refused for a lease to expire.
+ * One producer per session across every process (docs/protocol.md, ingest socket): a process
+ * holds a PostgreSQL session-level advisory lock per session it takes a producer for, all on
+ * one dedicated connection. Why advisory locks on one connection rather than a lease column:
+ * when a process dies (even by SIGKILL) its connection closes and PostgreSQL frees its locks at
+ * once, so a producer reconnecting after a crash is never refused for a lease to expire.
  *
  * A lock is released only after everything its producer sent is committed
  * (session-coordinator.ts), so a producer that moves to another process finds the stored

@@ -1,10 +1,10 @@
 /**
- * Samples in PostgreSQL, as chunk rows. A commit writes every chunk of a flush with one
- * binary COPY and moves the sessions' counters in the same transaction, so `sampleCount`
- * and `lastSeq` never count what is not stored (DESIGN: they count committed samples).
- * Reads page through chunks by key (never OFFSET), so memory stays flat for any session size,
- * each page as one binary COPY: a plain query would hand each payload over as hex text, which
- * pg turns into a string and then decodes, about a quarter of an export's CPU (issue #4).
+ * Samples in PostgreSQL, as chunk rows. A commit writes every chunk of a flush with one binary
+ * COPY and moves the sessions' counters in the same transaction, so `sampleCount` and `lastSeq`
+ * never count what is not stored (docs/architecture.md, principle 1: they count committed
+ * samples). Reads page through chunks by key (never OFFSET), so memory stays flat for any
+ * session size, each page as one binary COPY: a plain query would hand each payload over as hex
+ * text, which pg turns into a string and then decodes, about a quarter of an export's CPU.
  */
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';

@@ -40,7 +40,7 @@ interface SessionRow {
 
 const columns = 'id, token_hash, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
 
-// The REST hot path (issue 4): named, so each pooled connection parses and plans them once
+// The REST hot path: named, so each pooled connection parses and plans them once
 // and then only binds and executes. At 2,000 requests/s that took PostgreSQL's CPU per get
 // from ~125 to ~75 us and per create from ~260 to ~200 us. The columns are listed, not *, so
 // a migration that adds a column does not invalidate a statement other instances still hold.
@@ -131,12 +131,12 @@ export class SessionRepository {
   ) {}
 
   /**
-   * Inserts a session. Creates that arrive while an insert is running go together in the
-   * next, as one INSERT of many rows: one statement, one commit and one fsync for all of them
-   * instead of one each (issue #4: REST create p99 at 2,000 requests/s, which come in
-   * bursts). A create whose data the database refuses fails alone; a database that cannot be
-   * reached, or cancels an insert (its statement_timeout ran out), fails every create waiting
-   * at once, rather than each in turn after its own timeout.
+   * Inserts a session. Creates that arrive while an insert is running go together in the next,
+   * as one INSERT of many rows: one statement, one commit and one fsync for all of them instead
+   * of one each (REST create p99 at 2,000 requests/s, which come in bursts;
+   * docs/performance.md). A create whose data the database refuses fails alone; a database that
+   * cannot be reached, or cancels an insert (its statement_timeout ran out), fails every create
+   * waiting at once, rather than each in turn after its own timeout.
    */
   create(session: NewSession): Promise<SessionRecord> {
     return new Promise((resolve, reject) => this.createQueue.push({ session, resolve, reject }));

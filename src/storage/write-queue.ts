@@ -1,10 +1,10 @@
 /**
  * Accepted batches waiting to be committed, bounded in bytes, in lanes.
  *
- * The bound is what turns a slow or unreachable database into backpressure instead of
- * memory growth (DESIGN principle 2): above `maxQueuedBytes` the queue reports itself full,
- * the ingest sockets stop reading (TCP pushes back on producers), and they resume once the
- * queue has drained to half the bound. Items leave the queue only after they are committed,
+ * The bound is what turns a slow or unreachable database into backpressure instead of memory
+ * growth (docs/architecture.md, principle 2): above `maxQueuedBytes` the queue reports itself
+ * full, the ingest sockets stop reading (TCP pushes back on producers), and they resume once
+ * the queue has drained to half the bound. Items leave the queue only after they are committed,
  * so a failed commit is retried with the same items.
  *
  * Lanes: all of a session's batches go to one lane, chosen by its id, in acceptance order,

@@ -1,5 +1,5 @@
 /**
- * Ending a session while its samples cannot be committed (issue #15): the end waits a bounded
+ * Ending a session while its samples cannot be committed: the end waits a bounded
  * time (SESSION_END_TIMEOUT_MS), answers 503 with Retry-After, and holds up nothing queued
  * behind it; once the database is back, a retry ends the session with every accepted sample.
  */

@@ -1,8 +1,9 @@
 /**
- * Export of a session of 1,000,000 samples (DESIGN: GET /sessions/{id}/data is streamed, "a
- * session may hold millions"). The session is filled mostly through the storage layer, which
- * is how the writer stores samples, to keep the test fast; its first 1,000 samples go through
- * the real ingest socket, so the export also shows that both paths store the same thing.
+ * Export of a session of 1,000,000 samples (docs/API_CONTRACT.yml: GET /sessions/{id}/data is
+ * streamed, and a session may hold millions). The session is filled mostly through the storage
+ * layer, which is how the writer stores samples, to keep the test fast; its first 1,000 samples
+ * go through the real ingest socket, so the export also shows that both paths store the same
+ * thing.
  *
  * Every body is read as a stream and checked sample by sample against values recomputed from
  * the seq; nothing here holds a whole body. Export speed is reported, not asserted: that

@@ -1,12 +1,12 @@
 /**
- * End-to-end fuzz through a real server on a real PostgreSQL: thousands of random frames,
- * text and binary, on a producer socket and on viewer sockets, while a clean producer on
- * another session streams a known sequence. Every random frame sent is one a reference
- * decoder, written here from DESIGN with JSON.parse, finds certainly invalid (frames it
- * finds valid or ambiguous are not sent); between them go frames built to be valid, with
- * known seqs. So the fuzzed session must hold exactly the built frames' samples, and each
- * random frame must be answered with one error frame. A text frame that is not UTF-8 must
- * close the producer with 1007; it attaches again and goes on.
+ * End-to-end fuzz through a real server on a real PostgreSQL: thousands of random frames, text
+ * and binary, on a producer socket and on viewer sockets, while a clean producer on another
+ * session streams a known sequence. Every random frame sent is one a reference decoder, written
+ * here from docs/protocol.md with JSON.parse, finds certainly invalid (frames it finds valid or
+ * ambiguous are not sent); between them go frames built to be valid, with known seqs. So the
+ * fuzzed session must hold exactly the built frames' samples, and each random frame must be
+ * answered with one error frame. A text frame that is not UTF-8 must close the producer with
+ * 1007; it attaches again and goes on.
  *
  * FUZZ_RUNS sets the number of random frames, FUZZ_SEED replays a run.
  */
@@ -61,7 +61,7 @@ function repeatsAName(text: string): boolean {
   return false;
 }
 
-/** The three text shapes and the sample rules of DESIGN ("Details a client relies on"). */
+/** The three text shapes and the sample rules of docs/protocol.md (samples, ingest socket). */
 function classifyText(text: string): Verdict {
   let frame: unknown;
   try {

@@ -1,6 +1,6 @@
 /**
  * The ingest socket's answers to frames it cannot take, and to frames it takes only in part
- * (DESIGN, ingest socket and "Details a client relies on"): which error code, what is stored,
+ * (docs/protocol.md, ingest socket; docs/errors.md): which error code, what is stored,
  * whether the connection survives, and the refusals before any frame is read.
  *
  * Most rejections are checked between two good frames: a rejected frame must store nothing

@@ -1,6 +1,6 @@
 /**
- * The openSCG phone recorder and web viewer (2025), driven exactly as DESIGN describes them:
- * they must work against Wavehouse unchanged.
+ * The openSCG phone recorder and web viewer (2025), driven exactly as they behave
+ * (docs/protocol.md, legacy): they must work against Wavehouse unchanged.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

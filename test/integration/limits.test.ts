@@ -186,7 +186,7 @@ test("every answer, errors and 429s included, carries helmet's whole security he
     assert.equal(
       header('content-security-policy'),
       "default-src 'self';base-uri 'self';font-src 'self' https: data:;form-action 'self';frame-ancestors 'self';img-src 'self' data:;" +
-        "object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests;connect-src 'self' ws: wss:",
+        "object-src 'none';script-src 'self';script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests",
       name,
     );
     assert.equal(header('cross-origin-opener-policy'), 'same-origin', name);

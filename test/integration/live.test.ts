@@ -1,5 +1,5 @@
 /**
- * The live socket (DESIGN, live socket and "Live grouping"): every viewer sees the same
+ * The live socket (docs/protocol.md, live socket): every viewer sees the same
  * samples in seq order; `fromSeq` joins stored history to live data with no gap and no
  * duplicate, while the producer streams; ended sessions, refusals, a viewer that stops
  * reading (1013) and peers that stop answering pings.

@@ -1,9 +1,9 @@
 /**
- * GET /sessions/{id}/data against a reference written from DESIGN (Paging): for any
- * fromSeq, toSeq, limit, format and Accept, the answer is a 400 problem exactly when a value
- * is not what the contract allows, else 200 with exactly the stored samples the reference
- * picks, in the chosen format. One server and one session, with gaps and seqs at the very
- * top of the range, serve the whole file.
+ * GET /sessions/{id}/data against a reference written from docs/API_CONTRACT.yml (its paging):
+ * for any fromSeq, toSeq, limit, format and Accept, the answer is a 400 problem exactly when a
+ * value is not what the contract allows, else 200 with exactly the stored samples the reference
+ * picks, in the chosen format. One server and one session, with gaps and seqs at the very top
+ * of the range, serve the whole file.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -44,7 +44,7 @@ after(async () => {
   for (const fn of teardown.reverse()) await fn();
 });
 
-/** Written from DESIGN: an integer from `min` to 2^53-1, in decimal digits. */
+/** Written from docs/API_CONTRACT.yml: an integer from `min` to 2^53-1, in decimal digits. */
 function integerParam(raw: string | undefined, min: number): number | undefined | 'bad' {
   if (raw === undefined) return undefined;
   if (!/^[0-9]+$/.test(raw)) return 'bad';
@@ -72,7 +72,7 @@ function reference(query: Query): Expected {
   const samples = limit === undefined ? inRange : inRange.slice(0, limit);
   const nextFromSeq = samples.length < inRange.length ? samples.at(-1)!.seq + 1 : null;
   // ?format= wins; an Accept of exactly one media type chooses it; for any other Accept
-  // DESIGN leaves the choice open among the three.
+  // the contract leaves the choice open among the three.
   const accepted = Object.entries(mediaTypes).find(([, type]) => type === query.accept)?.[0];
   return { status: 200, format: (query.format ?? accepted ?? null) as Format | null, samples, nextFromSeq };
 }

@@ -1,7 +1,8 @@
 /**
- * DESIGN, "Exact values": t and every channel value come back as the very float64 they were
- * sent as, through ingest, the live socket and every export format, each number written in
- * the shortest form that parses back to it (and -0 as -0 where the format can say so).
+ * docs/protocol.md, samples (exact values): t and every channel value come back as the very
+ * float64 they were sent as, through ingest, the live socket and every export format, each
+ * number written in the shortest form that parses back to it (and -0 as -0 where the format can
+ * say so).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

@@ -1,6 +1,6 @@
 /**
- * The storage layer on its own, against both databases Wavehouse runs on (DESIGN principle 6):
- * the embedded PostgreSQL and a real server. One suite, run once per backend.
+ * The storage layer on its own, against both databases Wavehouse runs on (docs/architecture.md,
+ * principle 6): the embedded PostgreSQL and a real server. One suite, run once per backend.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';

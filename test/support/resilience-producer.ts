@@ -1,9 +1,9 @@
 /**
- * A producer that behaves like a real one across crashes, deploys and outages (DESIGN,
- * principle 1): it numbers its samples, keeps every frame not yet acked, and after a
- * reconnect resends all of them before anything new. A connection counts as accepted once
- * an ack arrives on it; until then the connect is retried with a capped backoff, within an
- * overall bound.
+ * A producer that behaves like a real one across crashes, deploys and outages
+ * (docs/architecture.md, principle 1): it numbers its samples, keeps every frame not yet acked,
+ * and after a reconnect resends all of them before anything new. A connection counts as
+ * accepted once an ack arrives on it; until then the connect is retried with a capped backoff,
+ * within an overall bound.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 
-test('defaults match DESIGN', () => {
+test("defaults match README.md's settings", () => {
   const config = loadConfig({});
   assert.equal(config.http.host, '127.0.0.1');
   assert.equal(config.http.port, 8080);

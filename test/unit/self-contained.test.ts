@@ -1,5 +1,5 @@
 /**
- * The repository stands alone (issue #16): a clone holds everything its files refer to.
+ * The repository stands alone: a clone holds everything its files refer to.
  *
  * Files once pointed at the workspace around the checkout (the design and the machine's
  * limits, in a `shared` folder beside it), which no clone has: a reader of a fresh clone

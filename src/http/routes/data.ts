@@ -1,5 +1,5 @@
 /**
- * REST: a session's stored samples, streamed (DESIGN, GET /sessions/{id}/data).
+ * REST: a session's stored samples, streamed (docs/API_CONTRACT.yml, GET /sessions/{id}/data).
  * With `limit`, the end of the page is found first by a pass over the seqs alone, so that
  * `Wavehouse-Next-From-Seq` can go in the headers before the body starts.
  */

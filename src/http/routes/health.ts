@@ -1,4 +1,7 @@
-/** Liveness and readiness (DESIGN: /health is the process, /ready the database and queues). */
+/**
+ * Liveness and readiness (docs/API_CONTRACT.yml: /health is the process, /ready the database
+ * and queues).
+ */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Health, Readiness } from '../../contract/schemas.ts';
 

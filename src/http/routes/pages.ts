@@ -11,7 +11,8 @@
  *
  * Pages carry a Content-Security-Policy that allows only this origin's own script and style
  * files: a page that ever needed an inline script would break here first, not in a
- * deployment that adds its own CSP.
+ * deployment that adds its own CSP. It is the pages' only one: it replaces the helmet CSP
+ * that server.ts's onRequest hook set on the reply, so it alone names their socket origins.
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';

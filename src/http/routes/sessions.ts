@@ -1,13 +1,12 @@
-/** REST: create, get and end sessions (DESIGN, REST under /api/v1). */
+/** REST: create, get and end sessions (docs/API_CONTRACT.yml, /api/v1/sessions). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
-
-export const defaultChannels = ['ax', 'ay', 'az'];
 
 export function sessionView(record: SessionRecord): Session {
   return {
@@ -101,7 +100,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     {
       // Creation writes to the database and is what an abuser would loop on: a stricter limit.
       config: { rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false },
-      // DESIGN: the body is optional (the openSCG phone POSTs nothing at all).
+      // The body is optional: the openSCG phone POSTs nothing at all
+      // (test/integration/legacy.test.ts).
       preValidation: async (request) => {
         request.body ??= {};
         // Before the schema and the handler, whose steps recurse once a level of metadata.

@@ -1,6 +1,6 @@
 /**
- * The WebSocket routes: ingest, live and the legacy `/ws/{id}` (DESIGN). Refusals are a close
- * right after the upgrade, so browsers can read them, in the order 4404, 4401, 4409.
+ * The WebSocket routes: ingest, live and the legacy `/ws/{id}` (docs/protocol.md). Refusals are
+ * a close right after the upgrade, so browsers can read them, in the order 4404, 4401, 4409.
  *
  * The upgrades bypass Fastify's routing (socket-upgrades.ts says why); this is still a Fastify
  * plugin because it adds the frame schemas to the contract. Listeners that live as long as a

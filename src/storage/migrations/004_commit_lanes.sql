@@ -3,7 +3,7 @@
 -- own row, in the flush's transaction. A lane commits one flush at a time and retries it until
 -- it lands, so its row holds that flush's id exactly when the flush is stored. A chunk's end
 -- could not tell: another process that took a session meanwhile may have stored a chunk of it
--- with the same end (issue #15).
+-- with the same end, and the flush would count as stored when it was not.
 -- One row per lane, updated in place (HOT: no indexed column changes, and fillfactor leaves
 -- room on the page), so thousands of commits a second add no rows; rows of lanes that stopped
 -- are deleted by the writers once they are a week old (sample-store.ts).
