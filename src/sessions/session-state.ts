@@ -10,9 +10,9 @@
  *   window and the window above it, with no gap (live/catch-up.ts relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
-import { LiveFrame } from '../live/live-frames.ts';
-import type { SampleBatch } from './sample-batch.ts';
-import { jsonColumnKeys } from './sample-text.ts';
+import { LiveFrame } from '../samples/live-frames.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+import { jsonColumnKeys } from '../samples/sample-text.ts';
 
 export type Acceptance =
   | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }

@@ -28,7 +28,7 @@ import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
-import type { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';

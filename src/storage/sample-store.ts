@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { isSessionId } from '../sessions/ingest-token.ts';
-import type { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 
 export interface SessionAdvance {

@@ -12,7 +12,7 @@
  * runs while another waits for its commit, and yet a session's commits, and so its acks,
  * never overtake one another (an ack says every sample up to its seq is stored).
  */
-import type { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import type { SessionState } from '../sessions/session-state.ts';
 
 export interface QueuedBatch {

@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { BodyBuffers } from '../../src/storage/body-buffers.ts';
 import { CommitThread } from '../../src/storage/commit-thread.ts';
 import { createPool } from '../../src/storage/database.ts';
