@@ -13,6 +13,7 @@
 import { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { jsonColumnKeys } from '../samples/sample-text.ts';
+import type { QueuedSession } from '../storage/write-queue.ts';
 
 export type Acceptance =
   | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }
@@ -28,7 +29,7 @@ export interface ProducerHandle {
   closeForConflict(): void;
 }
 
-export class SessionState {
+export class SessionState implements QueuedSession {
   readonly columnKeys: Buffer[];
   highestAcceptedSeq: number;
   committedSeq: number;
