@@ -19,13 +19,8 @@ import type { Config } from './config.ts';
 import { closeCodes } from './contract/errors.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
+import { registerApi } from './http/api.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
-import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
-import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
-import { metricsRoutes, type MetricsRoutesOptions } from './http/routes/metrics.ts';
-import { pageRoutes } from './http/routes/pages.ts';
-import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
-import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { createLogger } from './observability/logger.ts';
@@ -63,18 +58,6 @@ async function endElsewhere(broker: RedisBroker, repository: SessionRepository, 
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
   return null;
-}
-
-export type ApiParts = HealthRoutesOptions & MetricsRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
-
-/** Registers every route, top to bottom, each plugin handed the parts it uses. */
-export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
-  await server.register(healthRoutes, parts);
-  await server.register(metricsRoutes, parts);
-  await server.register(sessionRoutes, parts);
-  await server.register(dataRoutes, parts);
-  await server.register(socketRoutes, parts);
-  await server.register(pageRoutes);
 }
 
 export interface AppOptions {
