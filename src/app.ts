@@ -63,7 +63,7 @@ async function endElsewhere(broker: RedisBroker, repository: SessionRepository, 
 export interface AppOptions {
   log?: Logger;
   /**
-   * Called when the app can no longer do its work (its commit thread stopped): main.ts exits
+   * Called when the app can no longer do its work (its commit thread stopped): serve.ts exits
    * so that a supervisor starts a fresh process. Absent, the app stays up and /ready says no.
    */
   onFatal?: (error: Error) => void;
@@ -192,7 +192,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
         await server.close();
         clearTimeout(cutoff);
         await drain();
-        // Side by side, and each whatever the others do: after the drain, main.ts leaves them
+        // Side by side, and each whatever the others do: after the drain, serve.ts leaves them
         // 5 s in all before it exits. The last commits' spans have ended with the drain.
         const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), createsPool.end(), tracing.shutdown()]);
         for (const outcome of closing) if (outcome.status === 'rejected') log.warn({ err: outcome.reason }, 'closing a part failed');

@@ -247,7 +247,7 @@ test('a thread that exits while starting fails start() with why, and is not repo
   );
   await assert.rejects(thread.start(), /commit thread stopped \(exit code 1\)/);
   assert.equal(thread.running, false);
-  // onStop is what main.ts exits on; a failed start is buildApp's to clean up after, then to report.
+  // onStop is what serve.ts exits on; a failed start is buildApp's to clean up after, then to report.
   assert.deepEqual(stops, [], 'an exit during start() is start()\'s error, not a stop reported as fatal');
 });
 
