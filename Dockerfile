@@ -47,7 +47,7 @@ COPY public ./public
 # The node image's unprivileged user (uid 1000).
 USER node
 EXPOSE 8080
-# main.ts drains on SIGTERM: new requests get 503, producers stop being read, the write
+# serve.ts drains on SIGTERM: new requests get 503, producers stop being read, the write
 # queue is committed (SHUTDOWN_GRACE_MS, default 10 s) so the last acks go out, then every
 # socket closes with 1012. Give the container at least SHUTDOWN_GRACE_MS + 5 s to stop.
 STOPSIGNAL SIGTERM
@@ -55,5 +55,5 @@ STOPSIGNAL SIGTERM
 # queue; a database outage should not get the container restarted.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||8080)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# node itself is PID 1 (not npm), so SIGTERM reaches main.ts's handler directly.
+# node itself is PID 1 (not npm), so SIGTERM reaches serve.ts's handler directly.
 CMD ["node", "--import", "tsx", "src/main.ts"]

@@ -19,13 +19,8 @@ import type { Config } from './config.ts';
 import { closeCodes } from './contract/errors.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
+import { registerApi } from './http/api.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
-import { dataRoutes, type DataRoutesOptions } from './http/routes/data.ts';
-import { healthRoutes, type HealthRoutesOptions } from './http/routes/health.ts';
-import { metricsRoutes, type MetricsRoutesOptions } from './http/routes/metrics.ts';
-import { pageRoutes } from './http/routes/pages.ts';
-import { sessionRoutes, type SessionRoutesOptions } from './http/routes/sessions.ts';
-import { socketRoutes, type SocketRoutesOptions } from './http/routes/sockets.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { createLogger } from './observability/logger.ts';
@@ -65,22 +60,10 @@ async function endElsewhere(broker: RedisBroker, repository: SessionRepository, 
   return null;
 }
 
-export type ApiParts = HealthRoutesOptions & MetricsRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
-
-/** Registers every route, top to bottom, each plugin handed the parts it uses. */
-export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
-  await server.register(healthRoutes, parts);
-  await server.register(metricsRoutes, parts);
-  await server.register(sessionRoutes, parts);
-  await server.register(dataRoutes, parts);
-  await server.register(socketRoutes, parts);
-  await server.register(pageRoutes);
-}
-
 export interface AppOptions {
   log?: Logger;
   /**
-   * Called when the app can no longer do its work (its commit thread stopped): main.ts exits
+   * Called when the app can no longer do its work (its commit thread stopped): serve.ts exits
    * so that a supervisor starts a fresh process. Absent, the app stays up and /ready says no.
    */
   onFatal?: (error: Error) => void;
@@ -209,7 +192,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
         await server.close();
         clearTimeout(cutoff);
         await drain();
-        // Side by side, and each whatever the others do: after the drain, main.ts leaves them
+        // Side by side, and each whatever the others do: after the drain, serve.ts leaves them
         // 5 s in all before it exits. The last commits' spans have ended with the drain.
         const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), createsPool.end(), tracing.shutdown()]);
         for (const outcome of closing) if (outcome.status === 'rejected') log.warn({ err: outcome.reason }, 'closing a part failed');

@@ -1,7 +1,6 @@
-/** Reads the environment, builds the app, listens, and shuts down cleanly on SIGTERM/SIGINT. */
-import { buildApp } from './app.ts';
+/** `npm start`: reads the environment and serves it (serve.ts); an invalid environment exits 1. */
 import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './observability/logger.ts';
+import { serve } from './serve.ts';
 
 let config;
 try {
@@ -11,38 +10,4 @@ try {
   process.stderr.write(`${error.message}\n`);
   process.exit(1);
 }
-
-// Unacked samples are still with their producers, who resend them to the next process. The
-// fatal line is flushed first (pino writes asynchronously); a stdout that never drains gets 1 s.
-const log = createLogger(config.logLevel);
-const exitAfterFlush = () => {
-  setTimeout(() => process.exit(1), 1_000).unref();
-  log.flush(() => process.exit(1));
-};
-const app = await buildApp(config, { log, onFatal: exitAfterFlush });
-const url = await app.listen();
-app.log.info({ url }, 'wavehouse listening');
-
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    app.log.info({ signal }, 'shutting down');
-    // The grace covers the drain; the extra seconds cover closing the database.
-    const deadline = setTimeout(() => {
-      app.log.error('shutdown took too long; exiting');
-      process.exit(1);
-    }, config.shutdownGraceMs + 5_000).unref();
-    app.close().then(
-      () => {
-        clearTimeout(deadline);
-        process.exit(0);
-      },
-      (error: unknown) => {
-        app.log.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  });
-}
+await serve(config);

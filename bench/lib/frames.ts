@@ -7,7 +7,7 @@
  * can regenerate it. Values look like a phone accelerometer in m/s^2 with 4 decimals; `t` is
  * epoch milliseconds at 1 kHz with a fraction, 16 characters, as the protocol's example.
  */
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 
 export const channels = ['ax', 'ay', 'az'] as const;
 export const channelCount = channels.length;

@@ -9,7 +9,7 @@
 import { makeBatch } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { median } from '../lib/stats.ts';
-import type { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 
 function viaStringify(batches: readonly SampleBatch[]): number {
   let chars = 0;

@@ -1,9 +1,11 @@
 /**
- * `wavehouse serve`: the service, exactly as `npm start` runs it (src/main.ts reads the
- * environment, listens, and handles SIGTERM/SIGINT). --host and --port are shorthands for
- * HOST and PORT.
+ * `wavehouse serve`: the service, exactly as `npm start` runs it (src/serve.ts listens and
+ * handles SIGTERM/SIGINT). Settings come from the environment; --host and --port are
+ * shorthands for HOST and PORT. The server is loaded only here, so the client commands never
+ * load it.
  */
 import { parseArgs } from 'node:util';
+import { CliError } from './cli-error.ts';
 
 export const serveUsage = `wavehouse serve [--host <address>] [--port <port>]
   Runs the service. Settings come from environment variables (README); --host and --port
@@ -11,8 +13,18 @@ export const serveUsage = `wavehouse serve [--host <address>] [--port <port>]
 
 export async function serveCommand(args: string[]): Promise<'running'> {
   const { values } = parseArgs({ args, options: { host: { type: 'string' }, port: { type: 'string' } } });
-  if (values.host !== undefined) process.env.HOST = values.host;
-  if (values.port !== undefined) process.env.PORT = values.port;
-  await import('../main.ts');
+  const env = { ...process.env };
+  if (values.host !== undefined) env.HOST = values.host;
+  if (values.port !== undefined) env.PORT = values.port;
+  const [{ ConfigError, loadConfig }, { serve }] = await Promise.all([import('../config.ts'), import('../serve.ts')]);
+  let config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    // Every problem is listed, one a line: the CLI prints only the first line of other errors.
+    if (error instanceof ConfigError) throw new CliError(error.message);
+    throw error;
+  }
+  await serve(config);
   return 'running';
 }

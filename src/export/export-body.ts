@@ -1,14 +1,14 @@
 /**
  * The body of GET /sessions/{id}/data in each format, as a stream of byte pieces: the
- * batches read from the database are written as text (sessions/sample-text.ts) into pieces
+ * batches read from the database are written as text (samples/sample-text.ts) into pieces
  * of about `pieceBytes`, so the response gets few large writes and no string per batch.
  *
  * Memory: the consumer pulls one piece at a time (Readable.from reads one ahead, the response
  * pipe pauses while the socket is full), so a response holds a few pieces and the pages
  * being read, whatever the size of the session.
  */
-import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { jsonColumnKeys, maxCsvSamplesBytes, maxJsonSamplesBytes, writeCsvSamples, writeJsonSamples } from '../sessions/sample-text.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+import { jsonColumnKeys, maxCsvSamplesBytes, maxJsonSamplesBytes, writeCsvSamples, writeJsonSamples } from '../samples/sample-text.ts';
 import type { DataFormat, ExportHeader } from './data-formats.ts';
 
 /**

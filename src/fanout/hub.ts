@@ -9,7 +9,7 @@
  * echoed back by the broker, are recognised by origin and skipped.
  */
 import { randomUUID } from 'node:crypto';
-import type { LiveFrame } from '../live/live-frames.ts';
+import type { LiveFrame } from '../samples/live-frames.ts';
 import { decodeMessage, encodeEndedMessage, encodeFrameMessage, normalizeOrigin } from './broker-codec.ts';
 
 export interface Subscriber {

@@ -4,9 +4,9 @@
  * are never called, since generating the document runs no handler.
  */
 import { pino } from 'pino';
-import { registerApi, type ApiParts } from '../app.ts';
 import { loadConfig } from '../config.ts';
 import { createMetrics } from '../observability/metrics.ts';
+import { registerApi, type ApiParts } from './api.ts';
 import { createHttpServer } from './server.ts';
 
 /** Only the config is read while routes register; the rest serve requests, and none comes. */

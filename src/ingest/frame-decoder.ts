@@ -13,11 +13,11 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { FrameErrorCode } from '../contract/errors.ts';
-import { SampleBatch, type BatchAllocator } from '../sessions/sample-batch.ts';
+import { SampleBatch, type BatchAllocator } from '../samples/sample-batch.ts';
 import { scanJsonFrame } from './json-frame-scanner.ts';
 
 export type DecodedFrame =
-  /** samplesText: the frame's own bytes of its samples array, when it can be forwarded as it is (live/live-frames.ts). */
+  /** samplesText: the frame's own bytes of its samples array, when it can be forwarded as it is (samples/live-frames.ts). */
   | { ok: true; batch: SampleBatch; hasSeq: boolean; samplesText: Buffer | null }
   | { ok: false; code: FrameErrorCode; message: string };
 

@@ -15,7 +15,7 @@
  */
 import type { WebSocket } from 'ws';
 import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
-import { BatchSlabs } from '../sessions/batch-slabs.ts';
+import { BatchSlabs } from '../samples/batch-slabs.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';

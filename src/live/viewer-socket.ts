@@ -1,8 +1,8 @@
 /**
  * A viewer's `ws` socket, as the Viewer uses it. Messages the Viewer writes are already
- * WebSocket frames (live-frames.ts): a live frame is framed once and the same bytes go to every
- * viewer, written straight to the TCP socket (docs/performance.md: ws framed each send again
- * and wrote header and payload as two buffers, about 1-1.5 us of the 11-15 us of server CPU per
+ * WebSocket frames (samples/live-frames.ts): a live frame is framed once and the same bytes go to
+ * every viewer, written straight to the TCP socket (docs/performance.md: ws framed each send
+ * again and wrote header and payload as two buffers, about 1-1.5 us of the 11-15 us of server CPU per
  * delivered frame, measured at 1,000 and 2,000 viewers; the rest is the kernel's send).
  *
  * Writing beside ws is safe because ws writes each of its own frames (pings, close) to the

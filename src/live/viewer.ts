@@ -24,14 +24,14 @@
  */
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
-import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { samplesMessage, sessionEndedMessage, type LiveFrame } from './live-frames.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+import { samplesMessage, sessionEndedMessage, type LiveFrame } from '../samples/live-frames.ts';
 
 /** The part of a WebSocket a viewer needs (viewer-socket.ts gives the implementation). */
 export interface ViewerSocket {
   readonly bufferedAmount: number;
   readonly readyState: number;
-  /** Sends one whole WebSocket message, framed by the caller (live-frames.ts). */
+  /** Sends one whole WebSocket message, framed by the caller (samples/live-frames.ts). */
   write(message: Buffer): void;
   close(code: number, reason: string): void;
 }

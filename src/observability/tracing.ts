@@ -49,7 +49,7 @@ export function traceFields(span: Span | null): { traceId?: string; spanId?: str
 
 /**
  * How long shutdown waits for the last spans to be exported. The exporter's own timeout is
- * 10 s; with the collector gone, shutdown would wait all of it, past the few seconds main.ts
+ * 10 s; with the collector gone, shutdown would wait all of it, past the few seconds serve.ts
  * leaves for closing after the drain.
  */
 const defaultShutdownMs = 2_000;

@@ -33,10 +33,3 @@ export function tokenMatches(token: string, storedHash: Buffer): boolean {
   const tokenHash = hashToken(token);
   return tokenHash.length === storedHash.length && timingSafeEqual(tokenHash, storedHash);
 }
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Session ids are UUIDs; anything else is answered as an unknown session (docs/errors.md). */
-export function isSessionId(value: string): boolean {
-  return uuidPattern.test(value);
-}

@@ -14,10 +14,10 @@
  * that long. After that, the database alone knows the session.
  */
 import type { FanoutHub } from '../fanout/hub.ts';
-import type { LiveFrame } from '../live/live-frames.ts';
+import type { LiveFrame } from '../samples/live-frames.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import type { SessionRecord } from '../storage/session-repository.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import type { SampleBatch } from './sample-batch.ts';
 import { SessionState, type Acceptance, type ProducerHandle } from './session-state.ts';
 
 export interface SessionLookup {

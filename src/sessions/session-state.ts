@@ -10,9 +10,10 @@
  *   window and the window above it, with no gap (live/viewer.ts, catchUp, relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
-import { LiveFrame } from '../live/live-frames.ts';
-import type { SampleBatch } from './sample-batch.ts';
-import { jsonColumnKeys } from './sample-text.ts';
+import { LiveFrame } from '../samples/live-frames.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+import { jsonColumnKeys } from '../samples/sample-text.ts';
+import type { QueuedSession } from '../storage/write-queue.ts';
 
 export type Acceptance =
   | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }
@@ -28,7 +29,7 @@ export interface ProducerHandle {
   closeForConflict(): void;
 }
 
-export class SessionState {
+export class SessionState implements QueuedSession {
   readonly columnKeys: Buffer[];
   highestAcceptedSeq: number;
   committedSeq: number;

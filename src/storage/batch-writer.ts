@@ -28,11 +28,10 @@ import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
-import type { SampleBatch } from '../sessions/sample-batch.ts';
-import type { SessionState } from '../sessions/session-state.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
-import type { QueuedBatch, WriteLane, WriteQueue } from './write-queue.ts';
+import type { QueuedBatch, QueuedSession, WriteLane, WriteQueue } from './write-queue.ts';
 
 export interface BatchWriterOptions {
   maxBatchAgeMs: number;
@@ -186,8 +185,8 @@ export class BatchWriter {
   }
 }
 
-function committedSessions(items: readonly QueuedBatch[]): Iterable<{ session: SessionState; lastSeq: number }> {
-  const last = new Map<SessionState, { session: SessionState; lastSeq: number }>();
+function committedSessions(items: readonly QueuedBatch[]): Iterable<{ session: QueuedSession; lastSeq: number }> {
+  const last = new Map<QueuedSession, { session: QueuedSession; lastSeq: number }>();
   for (const item of items) last.set(item.session, { session: item.session, lastSeq: item.batch.lastSeq });
   return last.values();
 }
@@ -197,7 +196,7 @@ function committedSessions(items: readonly QueuedBatch[]): Iterable<{ session: S
  * samples: fewer, larger rows are what makes a chunk layout fast to write and to read.
  */
 export function toChunks(items: readonly QueuedBatch[], maxChunkSamples: number): { rows: ChunkRow[]; advances: SessionAdvance[] } {
-  const bySession = new Map<SessionState, SampleBatch[]>();
+  const bySession = new Map<QueuedSession, SampleBatch[]>();
   for (const item of items) {
     const list = bySession.get(item.session);
     if (list) list.push(item.batch);

@@ -9,7 +9,7 @@
  *
  * COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
  */
-import { SampleBatch } from '../sessions/sample-batch.ts';
+import { SampleBatch } from '../samples/sample-batch.ts';
 
 /**
  * One chunk row: consecutive batches of one session, in seq order, stored as one payload.

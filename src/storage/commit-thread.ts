@@ -16,7 +16,7 @@
  * (app.ts) before its caller decides what to do. One that stops unasked after a successful
  * start (a crash, or out of memory) fails what is in flight and every request after it, and
  * reports it through `onStop`: without it nothing more can be committed or acked, so the app
- * treats that as fatal (main.ts exits, for the supervisor to start a fresh process;
+ * treats that as fatal (serve.ts exits, for the supervisor to start a fresh process;
  * producers resend what was not acked). It is not restarted in place: on Node 20 under tsx's
  * loader hooks, starting a Worker soon after one was killed blocked the main thread for
  * minutes in a test that did so.

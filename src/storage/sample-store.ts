@@ -10,9 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { isSessionId } from '../sessions/ingest-token.ts';
-import type { SampleBatch } from '../sessions/sample-batch.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
 import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { isSessionId } from './session-repository.ts';
 
 export interface SessionAdvance {
   sessionId: string;

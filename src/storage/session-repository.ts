@@ -1,8 +1,17 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
-import { isSessionId } from '../sessions/ingest-token.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
 import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.ts';
+
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Session ids are UUIDs; anything else is no session, and is never sent to PostgreSQL, whose
+ * uuid cast would refuse it (and every lookup batched beside it).
+ */
+export function isSessionId(value: string): boolean {
+  return uuidPattern.test(value);
+}
 
 export interface SessionRecord {
   id: string;

@@ -12,11 +12,25 @@
  * runs while another waits for its commit, and yet a session's commits, and so its acks,
  * never overtake one another (an ack says every sample up to its seq is stored).
  */
-import type { SampleBatch } from '../sessions/sample-batch.ts';
-import type { SessionState } from '../sessions/session-state.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+
+/**
+ * What the writer needs of a session whose batches it commits: its id and epoch for the rows,
+ * and whom to tell that they are committed (the ack) or that another process took it.
+ * Declared here, and implemented by sessions/session-state.ts, so that storage depends on no
+ * session code while the ack still flows back up from the writer.
+ */
+export interface QueuedSession {
+  readonly sessionId: string;
+  /** The producer epoch this process claimed; every commit for the session carries it. */
+  readonly epoch?: number;
+  readonly fenced: boolean;
+  fence(): void;
+  markCommitted(seq: number): void;
+}
 
 export interface QueuedBatch {
-  session: SessionState;
+  session: QueuedSession;
   batch: SampleBatch;
   enqueuedAtMs: number;
 }
@@ -109,7 +123,7 @@ export class WriteQueue {
     return this.queuedBytes >= this.maxQueuedBytes;
   }
 
-  push(session: SessionState, batch: SampleBatch, nowMs: number): void {
+  push(session: QueuedSession, batch: SampleBatch, nowMs: number): void {
     this.queuedBytes += batch.byteLength;
     this.queuedSamples += batch.count;
     this.laneOf(session).push({ session, batch, enqueuedAtMs: nowMs });
@@ -124,7 +138,7 @@ export class WriteQueue {
     for (const lane of this.lanes) lane.interrupt();
   }
 
-  laneOf(session: SessionState): WriteLane {
+  laneOf(session: QueuedSession): WriteLane {
     if (this.lanes.length === 1) return this.lanes[0];
     // Session ids are random UUIDs: their first 32 bits spread sessions evenly.
     return this.lanes[Number.parseInt(session.sessionId.slice(0, 8), 16) % this.lanes.length];

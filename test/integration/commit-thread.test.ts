@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { BodyBuffers } from '../../src/storage/body-buffers.ts';
 import { CommitThread } from '../../src/storage/commit-thread.ts';
 import { createPool } from '../../src/storage/database.ts';
@@ -247,7 +247,7 @@ test('a thread that exits while starting fails start() with why, and is not repo
   );
   await assert.rejects(thread.start(), /commit thread stopped \(exit code 1\)/);
   assert.equal(thread.running, false);
-  // onStop is what main.ts exits on; a failed start is buildApp's to clean up after, then to report.
+  // onStop is what serve.ts exits on; a failed start is buildApp's to clean up after, then to report.
   assert.deepEqual(stops, [], 'an exit during start() is start()\'s error, not a stop reported as fatal');
 });
 

@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { SessionState } from '../../src/sessions/session-state.ts';
 import { BatchWriter } from '../../src/storage/batch-writer.ts';
 import { createPool, DatabaseUnreachableError, isDatabaseUnavailable, type Pool } from '../../src/storage/database.ts';

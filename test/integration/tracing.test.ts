@@ -8,7 +8,7 @@ import { buildApp } from '../../src/app.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createTracing } from '../../src/observability/tracing.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { SessionState } from '../../src/sessions/session-state.ts';
 import { BatchWriter } from '../../src/storage/batch-writer.ts';
 import type { SampleStore } from '../../src/storage/sample-store.ts';

@@ -7,7 +7,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import pg from 'pg';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { SampleStore } from '../../src/storage/sample-store.ts';
 import type { Sample } from './clients.ts';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { batchFromPayload, decodeCopyBinary, encodeCopyBinary, payloadLayouts, type ChunkRow, type PayloadLayout, type StoredChunk } from '../../src/storage/chunk-codec.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const sessionId = '8d3e1f6a-2b4c-4d5e-9f60-718293a4b5c6';

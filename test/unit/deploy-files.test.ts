@@ -182,7 +182,7 @@ test('the compose file wires Wavehouse to PostgreSQL and Redis and passes only d
   // The configuration the container gets loads (empty pass-through values take the defaults).
   const config = loadConfig(env);
 
-  // Docker must wait out the drain: SHUTDOWN_GRACE_MS plus the 5 s main.ts allows to close.
+  // Docker must wait out the drain: SHUTDOWN_GRACE_MS plus the 5 s serve.ts allows to close.
   assert.equal(wavehouse.stop_signal ?? 'SIGTERM', 'SIGTERM');
   const grace = /^(\d+)s$/.exec(wavehouse.stop_grace_period);
   assert.ok(grace, 'stop_grace_period in seconds');

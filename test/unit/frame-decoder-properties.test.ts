@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { binaryFrameVersion, binaryHeaderBytes, decodeBinaryFrame } from '../../src/ingest/frame-decoder.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 /** The frame of `batch` as docs/protocol.md lays it out. */

@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeTextFrame, type DecodedFrame, type FrameLimits } from '../../src/ingest/frame-decoder.ts';
 import { scanJsonFrame } from '../../src/ingest/json-frame-scanner.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const receivedAtMs = 1234.5;

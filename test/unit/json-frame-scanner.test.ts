@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 import { scanJsonFrame } from '../../src/ingest/json-frame-scanner.ts';
-import type { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 
 const channels = ['ax', 'ay', 'az'];
 const limits = { maxFrameBytes: 1024 * 1024, maxFrameSamples: 10_000 };

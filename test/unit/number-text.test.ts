@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { maxNumberBytes, writeNumber } from '../../src/sessions/number-text.ts';
+import { maxNumberBytes, writeNumber } from '../../src/samples/number-text.ts';
 
 /** What every export and live frame must carry: Number::toString, with -0 kept as "-0". */
 function expectedText(value: number): string {

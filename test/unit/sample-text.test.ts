@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import {
   jsonColumnKeys,
   maxCsvSamplesBytes,
@@ -8,7 +8,7 @@ import {
   samplesJson,
   writeCsvSamples,
   writeJsonSamples,
-} from '../../src/sessions/sample-text.ts';
+} from '../../src/samples/sample-text.ts';
 
 const awkward = [0.1, 0.1 + 0.2, 5e-324, -5e-324, 1.7976931348623157e308, -0, 123456789.12345679, 1e21, 1e-7, -1.2345678901234567e-6];
 

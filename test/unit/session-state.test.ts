@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { SessionState, type ProducerHandle } from '../../src/sessions/session-state.ts';
 
 function batch(seqs: number[]): SampleBatch {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LiveFrame, textMessage } from '../../src/live/live-frames.ts';
+import { LiveFrame, textMessage } from '../../src/samples/live-frames.ts';
 import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
-import { SampleBatch } from '../../src/sessions/sample-batch.ts';
-import { jsonColumnKeys } from '../../src/sessions/sample-text.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
+import { jsonColumnKeys } from '../../src/samples/sample-text.ts';
 import { eventually } from '../support/eventually.ts';
 
 const prefixes = jsonColumnKeys(['x']);

@@ -1,5 +1,5 @@
 -- Sessions and their samples, stored as chunks: one row per run of consecutive samples of a
--- session, its payload the column-wise float64 layout of sessions/sample-batch.ts.
+-- session, its payload the column-wise float64 layout of samples/sample-batch.ts.
 -- A row per sample tops out near 0.45 M samples/s here; rows of chunks reach 2.6-7 M
 -- ("The machine's limits" in docs/performance.md), so chunks are the layout that can meet the benchmark bar.
 

@@ -2,7 +2,7 @@
  * The frames the server sends viewers, encoded at most once per batch: the same bytes go to
  * every viewer of the session and to the broker (docs/architecture.md, principle 3). Viewers
  * are sent whole WebSocket messages, framed here once rather than by ws once per viewer
- * (viewer-socket.ts); the JSON text is a view into the same buffer, not a copy.
+ * (live/viewer-socket.ts); the JSON text is a view into the same buffer, not a copy.
  *
  * Two levers keep this off the ingest hot path (profile in docs/performance.md):
  * - When the producer's frame holds exactly the accepted samples, each with its seq and t,
@@ -14,8 +14,8 @@
  *   allocation and copy, was about 6 % of the server's CPU at full JSON ingest.
  * The batch rides along so a viewer joining mid-frame can be sent just the part it lacks.
  */
-import type { SampleBatch } from '../sessions/sample-batch.ts';
-import { samplesJson } from '../sessions/sample-text.ts';
+import type { SampleBatch } from './sample-batch.ts';
+import { samplesJson } from './sample-text.ts';
 
 const framePrefix = Buffer.from('{"type":"samples_batch","payload":{"samples":');
 const frameSuffix = Buffer.from('}}');

@@ -1,0 +1,130 @@
+/**
+ * Which src/ folder may import which (`npm run deps`, run in CI before the tests).
+ *
+ * Arrows run one way, along the data flow (docs/architecture.md, "Layout"): the edges (http,
+ * ingest, live) call the application (sessions), which calls storage and fan-out; samples/
+ * and contract/ are at the bottom and import nothing of ours. Each part below lists the only
+ * parts it may import, with the reason; importing any other part of src/ fails, and so does
+ * any import cycle, between files or between folders. Type-only imports count the same: a
+ * cycle of types is still two parts that cannot be understood one without the other.
+ *
+ * A new folder goes into this table, with its directions and the reason for them, before
+ * its first import passes.
+ */
+
+/** The parts of src/, each a path pattern. */
+const parts = {
+  samples: '^src/samples/',
+  contract: '^src/contract/',
+  config: '^src/config\\.ts$',
+  observability: '^src/observability/',
+  storage: '^src/storage/',
+  fanout: '^src/fanout/',
+  sessions: '^src/sessions/',
+  export: '^src/export/',
+  ingest: '^src/ingest/',
+  live: '^src/live/',
+  http: '^src/http/',
+  app: '^src/app\\.ts$',
+  serve: '^src/serve\\.ts$',
+  main: '^src/main\\.ts$',
+  sdk: '^src/sdk/',
+  cli: '^src/cli/(?!serve-command\\.ts$)',
+  'serve-command': '^src/cli/serve-command\\.ts$',
+};
+
+/** What every server part may use: the sample representation, the contract, settings, logs and metrics. */
+const leaves = ['samples', 'contract', 'config', 'observability'];
+
+/** part: [the parts it may import, why]. */
+const allowed = {
+  samples: [[], 'the batch, its text and its live frame are bytes every layer shares: no I/O, nothing of ours'],
+  contract: [[], 'the public contract, declared once: the server and its clients both build on it, so it can know nothing of either'],
+  config: [[], 'the environment read once into a Config, which every part is handed'],
+  observability: [['config'], 'logger, metrics and tracing serve every part, configured by Config'],
+  storage: [
+    leaves,
+    'PostgreSQL stores samples, not sessions: the writer acks a session through the QueuedSession port it declares (write-queue.ts), which SessionState implements',
+  ],
+  fanout: [leaves, 'the hub and the broker carry encoded live frames, whoever made them'],
+  sessions: [
+    [...leaves, 'storage', 'fanout'],
+    'the application: the coordinator hands each accepted batch to the hub and to the write queue, and the session records come from storage',
+  ],
+  export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
+  ingest: [
+    [...leaves, 'sessions', 'storage'],
+    'the producer socket (an edge) hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
+  ],
+  live: [[...leaves, 'fanout'], 'the viewer socket (an edge) subscribes to the hub; its history comes through a port the route hands it'],
+  http: [
+    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage', 'fanout'],
+    'the server and its routes, the outermost edge: they hand sockets to ingest and live, call the coordinator, and read sessions and data from storage',
+  ],
+  app: [[...leaves, 'storage', 'fanout', 'sessions', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
+  serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
+  main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
+  sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],
+  cli: [['sdk', 'contract', 'serve-command'], 'the client commands are built on the SDK, and talk to a server over the network'],
+  'serve-command': [['cli', 'serve', 'config'], '`wavehouse serve` runs the same serve(config) as `npm start`, its options laid over the environment'],
+};
+
+const anyPart = Object.values(parts).join('|');
+
+/** One rule per part: importing a part of src/ outside its list is an error. */
+const directionRules = Object.entries(allowed).map(([part, [may, why]]) => ({
+  name: `${part}-imports-only-what-it-may`,
+  comment: `${part} may import ${may.length > 0 ? may.join(', ') : 'nothing of ours'}: ${why}`,
+  severity: 'error',
+  from: { path: parts[part] },
+  to: { path: '^src/', pathNot: [parts[part], ...may.map((target) => parts[target])].join('|') },
+}));
+
+module.exports = {
+  forbidden: [
+    ...directionRules,
+    {
+      name: 'sdk-takes-only-contract-types',
+      comment:
+        'the SDK bundles for browsers on its own: a value import from the contract would pull TypeBox into every client; channels.ts imports nothing, so its values may go in',
+      severity: 'error',
+      from: { path: parts.sdk },
+      to: { path: parts.contract, pathNot: '^src/contract/channels\\.ts$', dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'sessions-takes-its-collaborators',
+      comment: 'the coordinator knows the hub and the write queue only as types: app.ts alone builds the parts (a local or a Redis broker, how many lanes) and hands them in',
+      severity: 'error',
+      from: { path: parts.sessions },
+      to: { path: [parts.storage, parts.fanout].join('|'), dependencyTypesNot: ['type-only'] },
+    },
+    {
+      name: 'no-unnamed-part',
+      comment: 'every file of src/ belongs to a part named above, so that its directions are decided, not left open',
+      severity: 'error',
+      from: { path: '^src/', pathNot: anyPart },
+      to: {},
+    },
+    {
+      name: 'no-folder-cycle',
+      comment: 'folders that import each other in a circle are one part in two places: neither can be read, tested or changed alone',
+      severity: 'error',
+      scope: 'folder',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+    {
+      name: 'no-file-cycle',
+      comment: 'files that import each other in a circle depend on the order they are loaded in',
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { circular: true },
+    },
+  ],
+  options: {
+    // Type-only imports are dependencies too (see the top of this file).
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    doNotFollow: { path: 'node_modules' },
+  },
+};
