@@ -1,28 +1,31 @@
 /**
- * The composition root: builds every part from Config, wires them, and closes them in
- * reverse order. The only place that decides embedded or external database.
+ * The composition root: builds every part from Config, wires them, and starts each part
+ * that holds something open on one PartStack (lifecycle.ts). The only place that decides
+ * embedded or external database.
  *
- * Start: when a step fails (migrations, Redis, the commit thread, listening on the port), what
- * the earlier steps opened is closed in reverse order before the error is rethrown. Left open,
- * a pool, a Redis client that keeps reconnecting or the commit thread keeps the process alive,
- * and an embedded PostgreSQL outlives it.
+ * The stack closes the parts in the reverse of the order they are started in below, and it
+ * does so both when a step fails (migrations, Redis, the commit thread, listening on the port)
+ * and on shutdown, so the order is written once. Left open after a failed start, a pool, a
+ * Redis client that keeps reconnecting or the commit thread keeps the process alive, and an
+ * embedded PostgreSQL outlives it.
  *
- * Shutdown (SIGTERM/SIGINT, or close() in tests): new requests get 503; producers stop
- * being read; the writer commits everything queued (bounded by shutdownGraceMs), which sends
- * the final acks; then every socket is closed with 1012 and the database is let go; the
- * tracer provider goes last, so the spans of those final commits are exported too.
+ * Shutdown (SIGTERM/SIGINT, or close() in tests), the stack from its top: new requests get
+ * 503 and producers stop being read (intake); the writer commits everything queued (bounded by
+ * shutdownGraceMs), which sends the final acks; every socket is closed with 1012; the HTTP
+ * server closes; then the database is let go; the tracer provider goes last, so the spans of
+ * those final commits are exported too.
  */
 import os from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
-import { closeCodes } from './contract/errors.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
+import { PartStack } from './lifecycle.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -71,48 +74,44 @@ export interface AppOptions {
   frameDecoders?: FrameDecoders;
 }
 
-/** A part built so far, closed if a later step of the build fails. */
-interface OpenedPart {
-  name: string;
-  close(): unknown;
+/**
+ * When closing must be done by, from when it begins: the grace covers the drain, the extra
+ * seconds closing the database (serve.ts exits at the same time).
+ */
+export function closeDeadline(config: Config): number {
+  return Date.now() + config.shutdownGraceMs + 5_000;
 }
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
-  const opened: OpenedPart[] = [];
+  const parts = new PartStack(log);
   try {
-    return await assembleApp(config, options, log, opened);
+    return await assembleApp(config, options, log, parts);
   } catch (error) {
     log.error({ err: error }, 'the app could not start; closing what it opened');
-    for (const part of opened.reverse()) {
-      try {
-        await part.close();
-      } catch (closeError) {
-        log.warn({ err: closeError, part: part.name }, 'closing a part after a failed start failed');
-      }
-    }
+    await parts.close(closeDeadline(config));
     throw error;
   }
 }
 
-async function assembleApp(config: Config, options: AppOptions, log: Logger, opened: OpenedPart[]): Promise<App> {
+async function assembleApp(config: Config, options: AppOptions, log: Logger, parts: PartStack): Promise<App> {
   const tracing = createTracing(config.tracing, log.child({ part: 'tracing' }));
-  opened.push({ name: 'tracing', close: () => tracing.shutdown() });
+  await parts.start({ name: 'tracing', close: () => tracing.shutdown() });
   // Chunk payloads are the in-memory float64 columns, written as they are (chunk-codec.ts).
   if (os.endianness() !== 'LE') throw new Error('Wavehouse stores samples as little-endian float64 and needs a little-endian host');
 
   const embedded: EmbeddedDatabase | null =
     config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
-  if (embedded) opened.push({ name: 'embedded PostgreSQL', close: () => embedded.stop() });
+  if (embedded) await parts.start({ name: 'embedded PostgreSQL', close: () => embedded.stop() });
   const databaseUrl = config.database.url ?? embedded!.url;
   if (embedded) log.info({ dataDir: config.database.dataDir }, 'using the embedded PostgreSQL (set DATABASE_URL to use a server)');
   // Of DATABASE_POOL_SIZE, the writer lanes' connections are the commit thread's and one
   // inserts sessions, with a statement timeout (session-repository.ts); the rest serve REST and
   // exports (the producer locks hold a connection of their own).
   const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes - 1, log);
-  opened.push({ name: 'database pool', close: () => pool.end() });
+  await parts.start({ name: 'database pool', close: () => pool.end() });
   const createsPool = createPool(databaseUrl, 1, log, { applicationName: 'wavehouse-creates', statementTimeoutMs: config.sessions.createTimeoutMs });
-  opened.push({ name: 'creates pool', close: () => createsPool.end() });
+  await parts.start({ name: 'creates pool', close: () => createsPool.end() });
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -121,51 +120,66 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
   const store = new SampleStore(pool);
   const queue = new WriteQueue(config.writer.maxQueuedBytes, config.writer.lanes);
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
-  if (broker) opened.push({ name: 'broker', close: () => broker.close() });
-  await broker?.connect();
+  if (broker) await parts.start(broker);
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }), (error) =>
     options.onFatal?.(error),
   );
-  opened.push({ name: 'commit thread', close: () => commits.close(2_000) });
+  // Its close takes a grace, not a deadline: 2 s for its connections to end, then it is cut.
+  await parts.start({ name: 'commit thread', start: () => commits.start(), close: () => commits.close(2_000) });
   const writer = new BatchWriter(queue, commits, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
   const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
-  opened.push({ name: 'producer locks', close: () => locks.close() });
+  await parts.start(locks);
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
   const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
   broker?.onControl(({ endSession }) => {
     coordinator.endIfLocal(endSession, config.sessions.endTimeoutMs).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
   });
 
-  let draining = false;
-  const drain = async () => {
-    if (draining) return;
-    draining = true;
-    sockets.pauseProducers();
-    const flushed = await writer.drain(config.shutdownGraceMs);
-    if (!flushed) log.error({ queuedSamples: queue.queuedSamples }, 'shutdown grace ran out before the write queue was committed');
-    sockets.closeAll(closeCodes.service_restart.code, 'server restarting; reconnect');
-    sockets.stop();
-  };
-
   metrics.observeWriteQueue(queue);
 
   const rateLimitRedis = config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
-  if (rateLimitRedis) opened.push({ name: 'rate-limit redis', close: () => rateLimitRedis.disconnect() });
-  const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, preClose: drain, isDraining: () => draining });
-  opened.push({ name: 'http server', close: () => server.close() });
+  if (rateLimitRedis) await parts.start({ name: 'rate-limit redis', close: async () => rateLimitRedis.disconnect() });
+  let draining = false;
+  const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, isDraining: () => draining });
+  // Requests still running after the grace (an export to a client that stopped reading, say)
+  // are cut, so that a deploy never waits on a stuck peer: the clock starts with the intake's close.
+  let cutoff: NodeJS.Timeout | undefined;
+  await parts.start({
+    name: 'http server',
+    async close() {
+      await server.close();
+      clearTimeout(cutoff);
+    },
+  });
   const readiness = async () => {
     const database = await isDatabaseReachable(pool);
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
-  await commits.start();
-  writer.start();
+  await parts.start(sockets);
+  await parts.start({
+    name: 'writer',
+    start: async () => writer.start(),
+    async close(deadline) {
+      const flushed = await writer.drain(Math.min(config.shutdownGraceMs, deadline - Date.now()));
+      if (!flushed) log.error({ queuedSamples: queue.queuedSamples }, 'shutdown grace ran out before the write queue was committed');
+    },
+  });
+  // Closed first: from here new requests and upgrades get 503, and producers are no longer read,
+  // so that what the writer commits next is all there is to ack.
+  await parts.start({
+    name: 'intake',
+    async close() {
+      draining = true;
+      cutoff = setTimeout(() => server.server.closeAllConnections(), config.shutdownGraceMs).unref();
+      sockets.pauseProducers();
+    },
+  });
 
-  let closed: Promise<void> | null = null;
   const app: App = {
     server,
     log,
@@ -185,21 +199,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, ope
       return `http://${host}:${address.port}`;
     },
     close() {
-      closed ??= (async () => {
-        // Requests still running after the grace (an export to a client that stopped reading,
-        // say) are cut, so that a deploy never waits on a stuck peer.
-        const cutoff = setTimeout(() => server.server.closeAllConnections(), config.shutdownGraceMs).unref();
-        await server.close();
-        clearTimeout(cutoff);
-        await drain();
-        // Side by side, and each whatever the others do: after the drain, serve.ts leaves them
-        // 5 s in all before it exits. The last commits' spans have ended with the drain.
-        const closing = await Promise.allSettled([commits.close(2_000), locks.close(), broker?.close(), pool.end(), createsPool.end(), tracing.shutdown()]);
-        for (const outcome of closing) if (outcome.status === 'rejected') log.warn({ err: outcome.reason }, 'closing a part failed');
-        rateLimitRedis?.disconnect();
-        await embedded?.stop();
-      })();
-      return closed;
+      return parts.close(closeDeadline(config));
     },
   };
   return app;

@@ -2,7 +2,7 @@
  * The service as a process: builds the app from a Config, listens, and shuts down cleanly on
  * SIGTERM/SIGINT. `npm start` (main.ts) and `wavehouse serve` both run it, so they cannot drift.
  */
-import { buildApp } from './app.ts';
+import { buildApp, closeDeadline } from './app.ts';
 import type { Config } from './config.ts';
 import { createLogger } from './observability/logger.ts';
 
@@ -24,11 +24,11 @@ export async function serve(config: Config): Promise<void> {
       if (stopping) return;
       stopping = true;
       app.log.info({ signal }, 'shutting down');
-      // The grace covers the drain; the extra seconds cover closing the database.
+      // The deadline app.close() gives its parts: a part still closing then is not waited for.
       const deadline = setTimeout(() => {
         app.log.error('shutdown took too long; exiting');
         process.exit(1);
-      }, config.shutdownGraceMs + 5_000).unref();
+      }, closeDeadline(config) - Date.now()).unref();
       app.close().then(
         () => {
           clearTimeout(deadline);

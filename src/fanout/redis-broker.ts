@@ -13,6 +13,7 @@ const livePrefix = 'wavehouse:live:';
 const controlChannel = 'wavehouse:control';
 
 export class RedisBroker implements Broker {
+  readonly name = 'broker';
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private frameListener: (sessionId: string, message: Buffer) => void = () => undefined;
@@ -43,7 +44,8 @@ export class RedisBroker implements Broker {
     });
   }
 
-  async connect(): Promise<void> {
+  /** Connects both clients and subscribes to the control channel; app.ts starts it as a Part (lifecycle.ts). */
+  async start(): Promise<void> {
     this.lastError = null;
     try {
       await Promise.all([this.publisher.connect(), this.subscriber.connect()]);

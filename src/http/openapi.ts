@@ -21,7 +21,6 @@ export async function generateContractYaml(): Promise<string> {
     metrics: parts.metrics,
     rateLimitRedis: null,
     log: pino({ level: 'silent' }),
-    preClose: async () => undefined,
     isDraining: () => false,
   });
   await registerApi(server, parts);

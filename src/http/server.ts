@@ -57,8 +57,6 @@ export interface HttpServerOptions {
   metrics: Metrics;
   /** Shared rate-limit counters across instances (REDIS_URL); null keeps them in memory. */
   rateLimitRedis: Redis | null;
-  /** Called before the server closes (a preClose hook): Wavehouse drains first. */
-  preClose: () => Promise<void>;
   isDraining: () => boolean;
   /** Absent or disabled: no spans and no tracing hooks. */
   tracing?: Tracing;
@@ -153,10 +151,6 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     // Fastify overwrites these two on the Node server with its own defaults (0 and 72 s) unless given.
     requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
-    // Fastify bounds every hook, preClose included, by pluginTimeout (10 s by default). The
-    // drain runs in preClose and may take the whole shutdown grace; timed out, it would leave
-    // close() unresolved for ever.
-    pluginTimeout: config.shutdownGraceMs + 10_000,
     // While draining, the onRequest hook below answers 503 as problem+json (the contract's
     // error shape); Fastify's own 503 would come first, as plain JSON.
     return503OnClosing: false,
@@ -287,6 +281,5 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   server.get('/openapi.json', { schema: { hide: true } }, async () => server.swagger());
 
   capConnectionsPerAddress(server.server, config.http.maxConnectionsPerIp, log);
-  server.addHook('preClose', options.preClose);
   return server;
 }

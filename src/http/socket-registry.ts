@@ -12,8 +12,12 @@
  * Memory: an idle viewer is little more than its socket (docs/performance.md), so a socket
  * costs this registry a small entry and a place in its slice, and no closure of its own: the
  * listeners are shared, and ws calls them with the socket as `this`.
+ *
+ * A Part (lifecycle.ts): start() starts the ping clock, close() closes every socket with 1012
+ * and stops it.
  */
 import type { WebSocket } from 'ws';
+import { closeCodes } from '../contract/errors.ts';
 
 interface Entry {
   readonly ip: string;
@@ -24,6 +28,7 @@ interface Entry {
 const pingSliceMs = 250;
 
 export class SocketRegistry {
+  readonly name = 'sockets';
   private readonly entries = new Map<WebSocket, Entry>();
   private readonly producers = new Set<WebSocket>();
   private readonly perIp = new Map<string, number>();
@@ -70,11 +75,6 @@ export class SocketRegistry {
     socket.on('pong', this.answered);
     // ws emits 'close' once, so `on` does what `once` would without a wrapper per socket.
     socket.on('close', this.removed);
-    if (!this.timer) {
-      this.clockStart = performance.now();
-      this.slicesPinged = 0;
-      this.timer = setInterval(() => this.pingDue(), this.sliceMs).unref();
-    }
   }
 
   /** Marks a socket, added already, as a producer's, so shutdown can stop reading it before the final flush. */
@@ -86,13 +86,16 @@ export class SocketRegistry {
     for (const socket of this.producers) socket.pause();
   }
 
-  /** Closes every socket; paused producers are resumed so they can read the closing handshake. */
-  closeAll(code: number, reason: string): void {
-    for (const socket of this.entries.keys()) socket.close(code, reason);
-    for (const socket of this.producers) socket.resume();
+  async start(): Promise<void> {
+    this.clockStart = performance.now();
+    this.slicesPinged = 0;
+    this.timer = setInterval(() => this.pingDue(), this.sliceMs).unref();
   }
 
-  stop(): void {
+  /** Closes every socket with 1012, for its peer to reconnect elsewhere; paused producers are resumed so they can read the closing handshake. */
+  async close(): Promise<void> {
+    for (const socket of this.entries.keys()) socket.close(closeCodes.service_restart.code, 'server restarting; reconnect');
+    for (const socket of this.producers) socket.resume();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }

@@ -48,6 +48,8 @@ export interface ProducerLocksOptions {
 }
 
 export class ProducerLocks {
+  /** A Part (lifecycle.ts) with nothing to start: its connection opens on the first acquire. */
+  readonly name = 'producer locks';
   /**
    * The sessions whose locks this process holds: on `current` while it is alive, otherwise to
    * be taken back on the next connection. No connection becomes `current` before it has taken

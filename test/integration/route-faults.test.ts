@@ -25,7 +25,6 @@ test('a route that throws, rejects or throws a non-Error is a 500 internal_error
     log: createLogger('info', sink),
     metrics: createMetrics(),
     rateLimitRedis: null,
-    preClose: async () => undefined,
     isDraining: () => false,
   });
   const secret = 'internal detail 5f1c';
