@@ -1,8 +1,8 @@
 /**
  * A producer that never loses what it pushed while the session is open (docs/protocol.md,
  * "what a producer must resend"). Its parts: the socket and its close codes
- * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts);
- * here, what is sent when.
+ * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts),
+ * batches and frames (batch-sender.ts); here, what each event of the connection means.
  *
  * Invariants:
  * - Every pushed sample is kept until an ack covers it: in the buffer, encoded once, or,
@@ -12,8 +12,8 @@
  *   so is it after a `rate_limited` frame, once the hold is over. The server drops what it
  *   already accepted (seq at or below its highest) and acks it, so storage holds each sample
  *   exactly once.
- * - `sentCount` samples at the front of the buffer went out on the current connection; a
- *   close sets it to 0, and nothing is sent but on an open connection.
+ * - Samples went out on the current connection or not at all: a close makes every one of them
+ *   unsent again, and nothing is sent but on an open connection.
  * - A connection counts as accepted at its first ack: the empty probe batch sent first is
  *   answered, after the server took the producer lock, with the session's highest committed
  *   seq, where SDK seqs go on, so a restarted producer process continues the stored seqs.
@@ -29,6 +29,7 @@
 import { closeCodes } from '../contract/errors.ts';
 import { AckLedger } from './ack-ledger.ts';
 import type { BackoffOptions } from './backoff.ts';
+import { BatchSender, sendLimits } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
 import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
@@ -36,7 +37,7 @@ import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
 import { defaultChannels, type SampleInput, type Session } from './types.ts';
 import { UnackedBuffer } from './unacked-buffer.ts';
-import { OPEN, type WebSocketConstructor } from './websocket.ts';
+import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ProducerOptions {
   baseUrl: string;
@@ -104,15 +105,6 @@ export interface ProducerEvents {
 
 type State = 'connecting' | 'open' | 'retrying' | 'ended' | 'closed' | 'failed';
 
-/** The server's default per-frame sample limit. */
-const serverMaxFrameSamples = 10_000;
-/**
- * Past this many bytes queued in the socket, sending waits: a server that stopped reading (its
- * write queue is full, docs/protocol.md flow control) leaves our samples in our counted buffer
- * instead of in a second, uncounted copy inside the socket.
- */
-const maxSocketBufferedBytes = 1024 * 1024;
-const socketDrainPollMs = 10;
 /** An empty batch is answered with an ack of the highest committed seq: proof of acceptance. */
 const probeFrame = '{"samples":[]}';
 
@@ -132,44 +124,27 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private readonly seqs = new SeqAssigner();
   private readonly buffer = new UnackedBuffer();
   private readonly acks: AckLedger;
-  /** Samples at the front of the buffer already sent on the current connection. */
-  private sentCount = 0;
+  private readonly sender: BatchSender;
   private resentOnOpen = 0;
-  /** No sending before this time (Date.now()), after a `rate_limited` frame. */
-  private holdUntilMs = 0;
-  private sendTimer: ReturnType<typeof setTimeout> | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
-
-  private readonly maxBatchSamples: number;
-  private readonly maxBatchDelayMs: number;
   private readonly ackTimeoutMs: number;
   private readonly rateLimitedRetryMs: number;
-  private readonly maxFrameSamples: number;
-  private readonly maxFrameChars: number;
 
   constructor(private readonly options: ProducerOptions) {
     super();
-    const { maxBatchSamples = 50, maxBatchDelayMs = 50, maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
-    const { maxFrameSamples = Math.max(1_000, maxBatchSamples), maxFrameBytes = 512 * 1024 } = options;
-    if (!(Number.isInteger(maxFrameSamples) && maxFrameSamples >= 1 && maxFrameSamples <= serverMaxFrameSamples)) {
-      throw new RangeError(`maxFrameSamples must be an integer from 1 to ${serverMaxFrameSamples}`);
-    }
-    if (!(Number.isInteger(maxBatchSamples) && maxBatchSamples >= 1 && maxBatchSamples <= maxFrameSamples)) {
-      throw new RangeError(`maxBatchSamples must be an integer from 1 to maxFrameSamples (${maxFrameSamples})`);
-    }
-    if (!(maxFrameBytes >= 1024)) throw new RangeError('maxFrameBytes must be at least 1024');
-    this.maxFrameSamples = maxFrameSamples;
-    // Samples are ASCII (channel names are restricted to A-Z a-z 0-9 _ . -), so characters are bytes.
-    this.maxFrameChars = maxFrameBytes - probeFrame.length;
-    if (!(maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
+    const limits = sendLimits(options);
+    const { maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
+    if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
       throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
     }
-    this.maxBatchSamples = maxBatchSamples;
-    this.maxBatchDelayMs = maxBatchDelayMs;
     this.ackTimeoutMs = ackTimeoutMs;
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
     this.acks = new AckLedger(maxUnackedSamples);
+    this.sender = new BatchSender(this.buffer, limits, () => (this.finished ? null : this.link.socket), (seq, samples) => {
+      this.armAckTimer();
+      this.emit('sent', { seq, samples });
+    });
     this.link = new ReconnectingSocket(options, {
       readsSession: () => this.session === null || this.mustCheckEnded,
       target: (session) => this.target(session),
@@ -178,7 +153,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       open: (socket) => {
         socket.send(probeFrame);
         this.resentOnOpen = this.buffer.size;
-        this.sendPending();
+        this.sender.sendNow();
       },
       message: (text) => this.onMessage(text),
       closed: (code, reason) => this.onClose(code, reason),
@@ -229,7 +204,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       if (seq !== null) this.buffer.push(seq, this.codec.encode(seq, t, sample));
     }
     const withinBound = this.acks.pushed(samples.length);
-    this.scheduleSend();
+    this.sender.schedule();
     return withinBound;
   }
 
@@ -250,7 +225,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.state === 'closed') return Promise.reject(new ProducerError('closed', 'the producer is closed', true));
     if (this.acks.unacked === 0) return Promise.resolve();
     const acked = this.acks.allAcked(timeoutMs, () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false));
-    this.sendPending();
+    this.sender.sendNow();
     return acked;
   }
 
@@ -318,13 +293,13 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     }
     const dropped = this.buffer.dropThrough(seq);
     this.acks.acked(seq, dropped);
-    this.sentCount = Math.max(0, this.sentCount - dropped);
+    this.sender.acked(dropped);
     this.clearAckTimer();
-    if (this.sentCount > 0) this.armAckTimer();
+    if (this.sender.sentCount > 0) this.armAckTimer();
     if (acceptedNow) this.emit('connected', { resentSamples: this.resentOnOpen });
     this.emit('ack', { seq, bufferedSamples: this.bufferedSamples });
     if (this.acks.settle()) this.emit('drain', undefined);
-    this.scheduleSend();
+    this.sender.schedule();
   }
 
   private onErrorFrame(code: string, message: string): void {
@@ -332,9 +307,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       // Not misbehaviour: hold back, then send everything unacked again (what the server
       // already has is dropped as duplicates and acked).
       this.emit('error', new ProducerError(code, message, false));
-      this.holdUntilMs = Date.now() + this.rateLimitedRetryMs;
-      this.sentCount = 0;
-      this.scheduleSend();
+      this.sender.resendAfter(this.rateLimitedRetryMs);
       return;
     }
     if (code === 'session_ended') return this.sessionEnded();
@@ -345,8 +318,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 
   private onClose(code: number, reason: string): void {
     this.accepted = false;
-    this.sentCount = 0;
-    this.clearTimers();
+    this.sender.connectionLost();
+    this.clearAckTimer();
     if (this.finished) return;
     const { outcome, name } = closeMeaning(code);
     if (outcome === 'ended') {
@@ -385,15 +358,10 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 
   private stopEverything(): void {
-    this.clearTimers();
+    this.sender.connectionLost();
+    this.clearAckTimer();
     this.link.stop('producer stopped');
     this.accepted = false;
-  }
-
-  private clearTimers(): void {
-    if (this.sendTimer) clearTimeout(this.sendTimer);
-    this.sendTimer = null;
-    this.clearAckTimer();
   }
 
   private armAckTimer(): void {
@@ -407,38 +375,5 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private clearAckTimer(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
-  }
-
-  private scheduleSend(): void {
-    const unsent = this.buffer.size - this.sentCount;
-    if (unsent <= 0 || this.sendTimer) return;
-    if (unsent >= this.maxBatchSamples) this.sendPending();
-    else this.sendTimer = setTimeout(() => this.sendPending(), this.maxBatchDelayMs);
-  }
-
-  /** Sends every unsent sample now, in frames under the server's limits. */
-  private sendPending(): void {
-    if (this.sendTimer) clearTimeout(this.sendTimer);
-    this.sendTimer = null;
-    const socket = this.link.socket;
-    if (socket === null || socket.readyState !== OPEN || this.finished) return;
-    const holdMs = this.holdUntilMs - Date.now();
-    if (holdMs > 0) {
-      this.sendTimer = setTimeout(() => this.sendPending(), holdMs);
-      return;
-    }
-    const sentBefore = this.sentCount;
-    while (this.sentCount < this.buffer.size) {
-      if (socket.bufferedAmount > maxSocketBufferedBytes) {
-        this.sendTimer = setTimeout(() => this.sendPending(), socketDrainPollMs);
-        break;
-      }
-      const texts = this.buffer.take(this.sentCount, this.maxFrameSamples, this.maxFrameChars);
-      socket.send('{"samples":[' + texts.join(',') + ']}');
-      this.sentCount += texts.length;
-      this.armAckTimer();
-    }
-    // After the loop, so that a listener that pushes more does not re-enter it.
-    if (this.sentCount > sentBefore) this.emit('sent', { seq: this.buffer.seqAt(this.sentCount - 1), samples: this.sentCount - sentBefore });
   }
 }
