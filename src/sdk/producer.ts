@@ -28,80 +28,15 @@
  */
 import { closeCodes } from '../contract/errors.ts';
 import { AckLedger } from './ack-ledger.ts';
-import type { BackoffOptions } from './backoff.ts';
 import { BatchSender, sendLimits } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
+import { ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
 import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
 import { defaultChannels, type SampleInput, type Session } from './types.ts';
 import { UnackedBuffer } from './unacked-buffer.ts';
-import type { WebSocketConstructor } from './websocket.ts';
-
-export interface ProducerOptions {
-  baseUrl: string;
-  sessionId: string;
-  token: string;
-  /** The session's channels, checked against the session at connect. Default ax, ay, az. */
-  channels?: readonly string[];
-  /** A batch goes out when it holds this many samples... */
-  maxBatchSamples?: number;
-  /** ...or when its oldest sample has waited this long, whichever comes first. */
-  maxBatchDelayMs?: number;
-  /** Above this many unacked samples, `push` returns false (the samples are still kept). */
-  maxUnackedSamples?: number;
-  /** A connection with samples sent and no ack for this long is presumed dead and replaced. */
-  ackTimeoutMs?: number;
-  /** How long to hold back after a `rate_limited` error frame before resending. */
-  rateLimitedRetryMs?: number;
-  /**
-   * Frame limits for backlogs (a resend after a reconnect): at most this many samples and
-   * bytes a frame. Defaults (1,000 samples, 512 KiB) sit under the server's default limits
-   * (10,000 samples, 1 MiB); lower them for a server configured lower.
-   */
-  maxFrameSamples?: number;
-  maxFrameBytes?: number;
-  backoff?: BackoffOptions;
-  /**
-   * Called as `new WebSocket(url)`, so the token goes in the URL (`?token=`). Without it, Node
-   * uses the `ws` package and sends the token as `Authorization: Bearer`, out of URLs that
-   * proxies and servers log; browsers use their WebSocket, which cannot send headers.
-   */
-  WebSocket?: WebSocketConstructor;
-  fetch?: typeof fetch;
-}
-
-export class ProducerError extends Error {
-  constructor(
-    /** A frame error code (docs/errors.md), or session_not_found, invalid_token, session_ended, closed, timeout... */
-    readonly code: string,
-    message: string,
-    /** Fatal: the producer has stopped; pushes throw and pending flushes reject. */
-    readonly fatal: boolean,
-  ) {
-    super(message);
-    this.name = 'ProducerError';
-  }
-}
-
-export interface DisconnectInfo {
-  code: number;
-  reason: string;
-  willReconnect: boolean;
-  retryInMs: number | null;
-}
-
-export interface ProducerEvents {
-  /** A connection was accepted; `resentSamples` unacked samples went out again on it. */
-  connected: { resentSamples: number };
-  disconnected: DisconnectInfo;
-  /** Samples went out (a resend after a reconnect included): `samples` of them, the last with `seq`. */
-  sent: { seq: number; samples: number };
-  ack: { seq: number; bufferedSamples: number };
-  error: ProducerError;
-  drain: undefined;
-}
 
 type State = 'connecting' | 'open' | 'retrying' | 'ended' | 'closed' | 'failed';
 
