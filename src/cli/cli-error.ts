@@ -3,7 +3,7 @@
  * (the server is unreachable, the session does not exist), never a stack trace.
  */
 import { WavehouseHttpError } from '../sdk/rest.ts';
-import { ProducerError } from '../sdk/producer.ts';
+import { ProducerError } from '../sdk/producer-api.ts';
 import { ViewerError } from '../sdk/viewer.ts';
 
 /** An expected failure: `message` is printed as is, and the process exits with `exitCode`. */

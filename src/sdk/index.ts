@@ -15,7 +15,8 @@
  * ```
  */
 export { Backoff, type BackoffOptions } from './backoff.ts';
-export { Producer, ProducerError, type DisconnectInfo, type ProducerEvents, type ProducerOptions } from './producer.ts';
+export { ProducerError, type DisconnectInfo, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
+export { Producer } from './producer.ts';
 export {
   apiUrl,
   createSession,

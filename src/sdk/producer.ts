@@ -1,211 +1,115 @@
 /**
  * A producer that never loses what it pushed while the session is open (docs/protocol.md,
- * "what a producer must resend").
+ * "what a producer must resend"). Its parts: the socket and its close codes
+ * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts),
+ * batches and frames (batch-sender.ts); here, what each event of the connection means.
  *
  * Invariants:
- * - Every pushed sample stays in the buffer, encoded once, until an ack covers it. Acks are
+ * - Every pushed sample is kept until an ack covers it: in the buffer, encoded once, or,
+ *   numbered by the SDK before the first accepted connection, waiting for its seq. Acks are
  *   cumulative: `ack N` drops every sample with seq <= N.
- * - After any reconnect the whole buffer is sent again, oldest first, before anything new.
- *   The server drops what it already accepted (seq at or below its highest) and acks it, so
- *   storage holds each sample exactly once.
- * - Seqs: either the caller gives every sample a seq, or none, and the SDK numbers them on,
- *   from the session's highest committed seq + 1 as learned on the first accepted connection
- *   (the answer to an empty probe batch, read after the server took the producer lock), so a
- *   restarted producer process continues where the stored seqs end.
+ * - After any reconnect the whole buffer is sent again, oldest first, before anything new;
+ *   so is it after a `rate_limited` frame, once the hold is over. The server drops what it
+ *   already accepted (seq at or below its highest) and acks it, so storage holds each sample
+ *   exactly once.
+ * - Samples went out on the current connection or not at all: a close makes every one of them
+ *   unsent again, and nothing is sent but on an open connection.
+ * - A connection counts as accepted at its first ack: the empty probe batch sent first is
+ *   answered, after the server took the producer lock, with the session's highest committed
+ *   seq, where SDK seqs go on, so a restarted producer process continues the stored seqs.
  *
- * Connection policy: a connection counts as accepted at its first ack (the probe guarantees
- * one). Close codes 4401, 4404, 1008 and 1009 are fatal; 1000 means the session ended;
- * everything else (1006, 1011, 1012, 1013 while the database is out of reach, 4409 while the
- * previous connection's lock lingers, no ack within `ackTimeoutMs`) reconnects after a capped,
- * jittered backoff.
+ * Connection policy: fatal close codes (4401, 4404, 1008, 1009) stop the producer; 1000 means
+ * the session ended; everything else (1006, 1011, 1012, 1013 while the database is out of
+ * reach, 4409 while the previous connection's lock lingers, no ack within `ackTimeoutMs`)
+ * reconnects after a capped, jittered backoff.
  *
- * Backpressure: `push` returns false once more than `maxUnackedSamples` are buffered; the
+ * Backpressure: `push` returns false once more than `maxUnackedSamples` are unacked; the
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
  */
-import { Backoff, type BackoffOptions } from './backoff.ts';
+import { closeCodes } from '../contract/errors.ts';
+import { AckLedger } from './ack-ledger.ts';
+import { BatchSender, sendLimits } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
-import { endSession, getSession, WavehouseHttpError } from './rest.ts';
+import { ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
+import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
+import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
+import { SeqAssigner } from './seq-assigner.ts';
 import { defaultChannels, type SampleInput, type Session } from './types.ts';
 import { UnackedBuffer } from './unacked-buffer.ts';
-import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
-
-export interface ProducerOptions {
-  baseUrl: string;
-  sessionId: string;
-  token: string;
-  /** The session's channels, checked against the session at connect. Default ax, ay, az. */
-  channels?: readonly string[];
-  /** A batch goes out when it holds this many samples... */
-  maxBatchSamples?: number;
-  /** ...or when its oldest sample has waited this long, whichever comes first. */
-  maxBatchDelayMs?: number;
-  /** Above this many unacked samples, `push` returns false (the samples are still kept). */
-  maxUnackedSamples?: number;
-  /** A connection with samples sent and no ack for this long is presumed dead and replaced. */
-  ackTimeoutMs?: number;
-  /** How long to hold back after a `rate_limited` error frame before resending. */
-  rateLimitedRetryMs?: number;
-  /**
-   * Frame limits for backlogs (a resend after a reconnect): at most this many samples and
-   * bytes a frame. Defaults (1,000 samples, 512 KiB) sit under the server's default limits
-   * (10,000 samples, 1 MiB); lower them for a server configured lower.
-   */
-  maxFrameSamples?: number;
-  maxFrameBytes?: number;
-  backoff?: BackoffOptions;
-  /**
-   * Called as `new WebSocket(url)`, so the token goes in the URL (`?token=`). Without it, Node
-   * uses the `ws` package and sends the token as `Authorization: Bearer`, out of URLs that
-   * proxies and servers log; browsers use their WebSocket, which cannot send headers.
-   */
-  WebSocket?: WebSocketConstructor;
-  fetch?: typeof fetch;
-}
-
-export class ProducerError extends Error {
-  constructor(
-    /** A frame error code (docs/errors.md), or session_not_found, invalid_token, session_ended, closed, timeout... */
-    readonly code: string,
-    message: string,
-    /** Fatal: the producer has stopped; pushes throw and pending flushes reject. */
-    readonly fatal: boolean,
-  ) {
-    super(message);
-    this.name = 'ProducerError';
-  }
-}
-
-export interface DisconnectInfo {
-  code: number;
-  reason: string;
-  willReconnect: boolean;
-  retryInMs: number | null;
-}
-
-export interface ProducerEvents {
-  /** A connection was accepted; `resentSamples` unacked samples went out again on it. */
-  connected: { resentSamples: number };
-  disconnected: DisconnectInfo;
-  /** Samples went out (a resend after a reconnect included): `samples` of them, the last with `seq`. */
-  sent: { seq: number; samples: number };
-  ack: { seq: number; bufferedSamples: number };
-  error: ProducerError;
-  drain: undefined;
-}
 
 type State = 'connecting' | 'open' | 'retrying' | 'ended' | 'closed' | 'failed';
 
-/** The server's default per-frame sample limit. */
-const serverMaxFrameSamples = 10_000;
-/**
- * Past this many bytes queued in the socket, sending waits: a server that stopped reading (its
- * write queue is full, docs/protocol.md flow control) leaves our samples in our counted buffer
- * instead of in a second, uncounted copy inside the socket.
- */
-const maxSocketBufferedBytes = 1024 * 1024;
-const socketDrainPollMs = 10;
 /** An empty batch is answered with an ack of the highest committed seq: proof of acceptance. */
 const probeFrame = '{"samples":[]}';
 
-const fatalCloses: Record<number, string> = {
-  4401: 'invalid_token',
-  4404: 'session_not_found',
-  1008: 'policy_violation',
-  1009: 'message_too_big',
-};
-
 const nowMs = () => performance.timeOrigin + performance.now();
-
-interface Waiter {
-  target: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-  timer: ReturnType<typeof setTimeout> | null;
-}
 
 export class Producer extends TypedEmitter<ProducerEvents> {
   private state: State = 'connecting';
-  private socket: WebSocketLike | null = null;
-  /** Bumped whenever a socket is let go, so its late events are ignored. */
-  private generation = 0;
   private accepted = false;
   private session: Session | null = null;
+  /** After a 4409, which also answers a producer of an ended session: look before trying again. */
   private mustCheckEnded = false;
   private ending = false;
   private failure: ProducerError | null = null;
 
+  private readonly link: ReconnectingSocket;
   private readonly codec: SampleCodec;
+  private readonly seqs = new SeqAssigner();
   private readonly buffer = new UnackedBuffer();
-  /** Samples at the front of the buffer already sent on the current connection. */
-  private sentCount = 0;
+  private readonly acks: AckLedger;
+  private readonly sender: BatchSender;
   private resentOnOpen = 0;
-  /** Auto-numbered samples pushed before the first accepted connection told where seqs go on. */
-  private unassigned: SampleInput[] = [];
-  private seqMode: 'auto' | 'caller' | null = null;
-  private nextSeq: number | null = null;
-  private lastCallerSeq = -1;
-  private pushedCount = 0;
-  private ackedCount = 0;
-  private highestAck: number | null = null;
-  private needDrain = false;
-  private holdUntilMs = 0;
-
-  private sendTimer: ReturnType<typeof setTimeout> | null = null;
   private ackTimer: ReturnType<typeof setTimeout> | null = null;
-  private flushWaiters: Waiter[] = [];
-  private drainWaiters: Waiter[] = [];
-
-  private readonly backoff: Backoff;
-  private readonly maxBatchSamples: number;
-  private readonly maxBatchDelayMs: number;
-  private readonly maxUnackedSamples: number;
   private readonly ackTimeoutMs: number;
   private readonly rateLimitedRetryMs: number;
-  private readonly maxFrameSamples: number;
-  private readonly maxFrameChars: number;
 
   constructor(private readonly options: ProducerOptions) {
     super();
-    const { maxBatchSamples = 50, maxBatchDelayMs = 50, maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
-    const { maxFrameSamples = Math.max(1_000, maxBatchSamples), maxFrameBytes = 512 * 1024 } = options;
-    if (!(Number.isInteger(maxFrameSamples) && maxFrameSamples >= 1 && maxFrameSamples <= serverMaxFrameSamples)) {
-      throw new RangeError(`maxFrameSamples must be an integer from 1 to ${serverMaxFrameSamples}`);
-    }
-    if (!(Number.isInteger(maxBatchSamples) && maxBatchSamples >= 1 && maxBatchSamples <= maxFrameSamples)) {
-      throw new RangeError(`maxBatchSamples must be an integer from 1 to maxFrameSamples (${maxFrameSamples})`);
-    }
-    if (!(maxFrameBytes >= 1024)) throw new RangeError('maxFrameBytes must be at least 1024');
-    this.maxFrameSamples = maxFrameSamples;
-    // Samples are ASCII (channel names are restricted to A-Z a-z 0-9 _ . -), so characters are bytes.
-    this.maxFrameChars = maxFrameBytes - probeFrame.length;
-    if (!(maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
+    const limits = sendLimits(options);
+    const { maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
+    if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
       throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
     }
-    this.maxBatchSamples = maxBatchSamples;
-    this.maxBatchDelayMs = maxBatchDelayMs;
-    this.maxUnackedSamples = maxUnackedSamples;
     this.ackTimeoutMs = ackTimeoutMs;
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
-    this.backoff = new Backoff(options.backoff);
-    void this.connect();
+    this.acks = new AckLedger(maxUnackedSamples);
+    this.sender = new BatchSender(this.buffer, limits, () => (this.finished ? null : this.link.socket), (seq, samples) => {
+      this.armAckTimer();
+      this.emit('sent', { seq, samples });
+    });
+    this.link = new ReconnectingSocket(options, {
+      readsSession: () => this.session === null || this.mustCheckEnded,
+      target: (session) => this.target(session),
+      // Also the connect timeout: the probe is answered on every accepted connection.
+      opening: () => this.armAckTimer(),
+      open: (socket) => {
+        socket.send(probeFrame);
+        this.resentOnOpen = this.buffer.size;
+        this.sender.sendNow();
+      },
+      message: (text) => this.onMessage(text),
+      closed: (code, reason) => this.onClose(code, reason),
+      notFound: () => this.fail(new ProducerError('session_not_found', `no session ${options.sessionId}`, true)),
+    });
+    void this.link.connect();
   }
 
   /** Pushed and not yet acked. */
   get bufferedSamples(): number {
-    return this.buffer.size + this.unassigned.length;
+    return this.buffer.size + this.seqs.waitingCount;
   }
 
   /** The highest seq acked, or null before the first ack. */
   get lastAckedSeq(): number | null {
-    return this.highestAck;
+    return this.acks.lastAckedSeq;
   }
 
   /** The seq of the last sample pushed, or null when it is not assigned yet (or nothing was pushed). */
   get lastPushedSeq(): number | null {
-    if (this.seqMode === 'caller') return this.lastCallerSeq;
-    return this.nextSeq === null || this.pushedCount === 0 ? null : this.nextSeq - 1;
+    return this.seqs.lastSeq;
   }
 
   /** On an accepted connection now. */
@@ -226,49 +130,25 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       throw new ProducerError('closed', 'push after end() or close()', true);
     }
     const samples: readonly SampleInput[] = Array.isArray(input) ? input : [input as SampleInput];
-    let mode = this.seqMode;
-    let lastSeq = this.lastCallerSeq;
-    samples.forEach((sample, index) => {
-      this.codec.validate(sample, index);
-      const sampleMode = sample.seq === undefined ? 'auto' : 'caller';
-      mode ??= sampleMode;
-      if (sampleMode !== mode) throw new TypeError('either every pushed sample has a seq or none has');
-      if (sample.seq !== undefined) {
-        if (sample.seq <= lastSeq) throw new TypeError(`sample ${index}: seq ${sample.seq} is not above the previous seq ${lastSeq}`);
-        lastSeq = sample.seq;
-      }
-    });
-    if (samples.length === 0) return this.bufferedSamples <= this.maxUnackedSamples;
-
-    this.seqMode = mode;
-    this.lastCallerSeq = lastSeq;
+    this.seqs.admit(samples, (sample, index) => this.codec.validate(sample, index));
+    if (samples.length === 0) return this.acks.withinBound;
     const now = nowMs();
     for (const sample of samples) {
       const t = sample.t ?? now;
-      if (sample.seq !== undefined) {
-        this.buffer.push(sample.seq, this.codec.encode(sample.seq, t, sample));
-      } else if (this.nextSeq !== null) {
-        const seq = this.nextSeq++;
-        this.buffer.push(seq, this.codec.encode(seq, t, sample));
-      } else {
-        // A copy: the caller may reuse the object before its seq is known.
-        this.unassigned.push({ ...sample, t });
-      }
+      const seq = this.seqs.assign(sample, t);
+      if (seq !== null) this.buffer.push(seq, this.codec.encode(seq, t, sample));
     }
-    this.pushedCount += samples.length;
-    this.scheduleSend();
-    if (this.bufferedSamples <= this.maxUnackedSamples) return true;
-    this.needDrain = true;
-    return false;
+    const withinBound = this.acks.pushed(samples.length);
+    this.sender.schedule();
+    return withinBound;
   }
 
   /** Resolves at once when at most `maxUnackedSamples` are unacked, else at the next 'drain'. */
   ready(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.bufferedSamples <= this.maxUnackedSamples) return Promise.resolve();
+    if (this.acks.withinBound) return Promise.resolve();
     if (this.finished) return Promise.reject(new ProducerError('closed', 'the producer has stopped', true));
-    this.needDrain = true;
-    return this.wait(this.drainWaiters, 0, undefined, 'ready');
+    return this.acks.drained();
   }
 
   /**
@@ -278,10 +158,10 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   flush({ timeoutMs }: { timeoutMs?: number } = {}): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.state === 'closed') return Promise.reject(new ProducerError('closed', 'the producer is closed', true));
-    const target = this.pushedCount;
-    if (this.ackedCount >= target) return Promise.resolve();
-    this.sendPending();
-    return this.wait(this.flushWaiters, target, timeoutMs, 'flush');
+    if (this.acks.unacked === 0) return Promise.resolve();
+    const acked = this.acks.allAcked(timeoutMs, () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false));
+    this.sender.sendNow();
+    return acked;
   }
 
   /** Flushes, then ends the session (REST), and stops. Resolves with the ended session. */
@@ -300,56 +180,29 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.state === 'closed' || this.state === 'failed' || this.state === 'ended') return;
     this.state = 'closed';
     this.stopEverything();
-    this.rejectWaiters(new ProducerError('closed', 'the producer was closed', true));
+    this.acks.rejectAll(new ProducerError('closed', 'the producer was closed', true));
   }
 
   private get finished(): boolean {
     return this.state === 'ended' || this.state === 'closed' || this.state === 'failed';
   }
 
-  private async connect(): Promise<void> {
-    const generation = ++this.generation;
-    this.state = 'connecting';
-    this.accepted = false;
-    try {
-      const opener = await resolveWebSocket(this.options.WebSocket);
-      if (generation !== this.generation || this.finished) return;
-      if (this.session === null || this.mustCheckEnded) {
-        const session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
-        if (generation !== this.generation || this.finished) return;
-        this.mustCheckEnded = false;
-        if (session.status === 'ended') return this.sessionEnded();
-        const expected = this.codec.channels.join(',');
-        if (session.channels.join(',') !== expected) {
-          return this.fail(new ProducerError('wrong_channels', `the session's channels are ${session.channels.join(', ')}, not ${expected}`, true));
-        }
-        this.session = session;
+  /** Checks the session when it was read; the token goes in a header where the socket can send one. */
+  private target(session: Session | null): SocketTarget | null {
+    if (session !== null) {
+      this.mustCheckEnded = false;
+      if (session.status === 'ended') {
+        this.sessionEnded();
+        return null;
       }
-      const { sessionId, token } = this.options;
-      const path = `/sessions/${encodeURIComponent(sessionId)}/ingest`;
-      const socket = opener.sendsHeaders
-        ? opener.open(socketUrl(this.options.baseUrl, path), { authorization: `Bearer ${token}` })
-        : opener.open(socketUrl(this.options.baseUrl, `${path}?token=${encodeURIComponent(token)}`));
-      this.socket = socket;
-      // Also the connect timeout: the probe is answered on every accepted connection.
-      this.armAckTimer();
-      listen(socket, () => generation === this.generation, {
-        open: () => {
-          socket.send(probeFrame);
-          this.resentOnOpen = this.buffer.size;
-          this.sendPending();
-        },
-        message: (text) => this.onMessage(text),
-        close: (code, reason) => this.onClose(code, reason),
-      });
-    } catch (error) {
-      if (generation !== this.generation || this.finished) return;
-      if (error instanceof WavehouseHttpError && error.status === 404) {
-        return this.fail(new ProducerError('session_not_found', `no session ${this.options.sessionId}`, true));
+      const expected = this.codec.channels.join(',');
+      if (session.channels.join(',') !== expected) {
+        this.fail(new ProducerError('wrong_channels', `the session's channels are ${session.channels.join(', ')}, not ${expected}`, true));
+        return null;
       }
-      // Unreachable or answering 5xx: as good as a dropped connection.
-      this.scheduleReconnect(1006, error instanceof Error ? error.message : String(error));
+      this.session = session;
     }
+    return { path: `/sessions/${encodeURIComponent(this.options.sessionId)}/ingest`, token: this.options.token };
   }
 
   private onMessage(text: string): void {
@@ -368,22 +221,20 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (acceptedNow) {
       this.accepted = true;
       this.state = 'open';
-      this.backoff.reset();
-      if (this.nextSeq === null) {
-        this.nextSeq = Math.max(seq, this.session?.lastSeq ?? 0, 0) + 1;
-        this.assignSeqs();
+      this.link.resetBackoff();
+      for (const numbered of this.seqs.start(Math.max(seq, this.session?.lastSeq ?? 0, 0) + 1)) {
+        this.buffer.push(numbered.seq, this.codec.encode(numbered.seq, numbered.sample.t, numbered.sample));
       }
     }
-    if (this.highestAck === null || seq > this.highestAck) this.highestAck = seq;
     const dropped = this.buffer.dropThrough(seq);
-    this.sentCount = Math.max(0, this.sentCount - dropped);
-    this.ackedCount += dropped;
+    this.acks.acked(seq, dropped);
+    this.sender.acked(dropped);
     this.clearAckTimer();
-    if (this.sentCount > 0) this.armAckTimer();
+    if (this.sender.sentCount > 0) this.armAckTimer();
     if (acceptedNow) this.emit('connected', { resentSamples: this.resentOnOpen });
     this.emit('ack', { seq, bufferedSamples: this.bufferedSamples });
-    this.settleWaiters();
-    this.scheduleSend();
+    if (this.acks.settle()) this.emit('drain', undefined);
+    this.sender.schedule();
   }
 
   private onErrorFrame(code: string, message: string): void {
@@ -391,9 +242,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       // Not misbehaviour: hold back, then send everything unacked again (what the server
       // already has is dropped as duplicates and acked).
       this.emit('error', new ProducerError(code, message, false));
-      this.holdUntilMs = Date.now() + this.rateLimitedRetryMs;
-      this.sentCount = 0;
-      this.scheduleSend();
+      this.sender.resendAfter(this.rateLimitedRetryMs);
       return;
     }
     if (code === 'session_ended') return this.sessionEnded();
@@ -403,46 +252,23 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 
   private onClose(code: number, reason: string): void {
-    this.socket = null;
     this.accepted = false;
-    this.sentCount = 0;
-    this.generation++;
-    this.clearTimers();
+    this.sender.connectionLost();
+    this.clearAckTimer();
     if (this.finished) return;
-    if (code === 1000) {
-      if (this.ending) {
-        this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-        return this.finishEnded();
-      }
-      return this.sessionEnded();
-    }
-    const fatal = fatalCloses[code];
-    if (fatal !== undefined) {
+    const { outcome, name } = closeMeaning(code);
+    if (outcome === 'ended') {
+      if (!this.ending) return this.sessionEnded();
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      return this.fail(new ProducerError(fatal, `the server closed the ingest socket with ${code}${reason ? ` (${reason})` : ''}`, true));
+      return this.finishEnded();
     }
-    // 4409 also answers a producer of an ended session: look before trying again.
-    if (code === 4409) this.mustCheckEnded = true;
-    this.scheduleReconnect(code, reason);
-  }
-
-  private scheduleReconnect(code: number, reason: string): void {
+    if (outcome === 'fatal') {
+      this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
+      return this.fail(new ProducerError(name, `the server closed the ingest socket with ${code}${reason ? ` (${reason})` : ''}`, true));
+    }
+    if (code === closeCodes.producer_conflict.code) this.mustCheckEnded = true;
     this.state = 'retrying';
-    const retryInMs = this.backoff.schedule(() => void this.connect());
-    this.emit('disconnected', { code, reason, willReconnect: true, retryInMs });
-  }
-
-  /** A socket that stopped answering: let it go without waiting for a closing handshake. */
-  private abandon(reason: string): void {
-    const socket = this.socket;
-    if (socket === null) return;
-    try {
-      if (socket.terminate) socket.terminate();
-      else socket.close(4000, reason);
-    } catch {
-      // Already closing: nothing more to do with it.
-    }
-    this.onClose(4000, reason);
+    this.emit('disconnected', { code, reason, willReconnect: true, retryInMs: this.link.retry() });
   }
 
   private sessionEnded(): void {
@@ -454,7 +280,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.state === 'ended') return;
     this.state = 'ended';
     this.stopEverything();
-    this.rejectWaiters(new ProducerError('session_ended', `the session ended with ${this.bufferedSamples} samples unacked`, true));
+    this.acks.rejectAll(new ProducerError('session_ended', `the session ended with ${this.bufferedSamples} samples unacked`, true));
   }
 
   private fail(error: ProducerError): void {
@@ -463,113 +289,26 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.failure = error;
     this.stopEverything();
     this.emit('error', error);
-    this.rejectWaiters(error);
+    this.acks.rejectAll(error);
   }
 
   private stopEverything(): void {
-    this.generation++;
-    this.clearTimers();
-    this.backoff.cancel();
-    const socket = this.socket;
-    this.socket = null;
-    this.accepted = false;
-    if (socket && socket.readyState <= OPEN) socket.close(1000, 'producer stopped');
-  }
-
-  private clearTimers(): void {
-    if (this.sendTimer) clearTimeout(this.sendTimer);
-    this.sendTimer = null;
+    this.sender.connectionLost();
     this.clearAckTimer();
+    this.link.stop('producer stopped');
+    this.accepted = false;
   }
 
   private armAckTimer(): void {
     if (this.ackTimer) return;
     this.ackTimer = setTimeout(() => {
       this.ackTimer = null;
-      this.abandon(`no ack within ${this.ackTimeoutMs} ms`);
+      this.link.abandon(`no ack within ${this.ackTimeoutMs} ms`);
     }, this.ackTimeoutMs);
   }
 
   private clearAckTimer(): void {
     if (this.ackTimer) clearTimeout(this.ackTimer);
     this.ackTimer = null;
-  }
-
-  private assignSeqs(): void {
-    for (const sample of this.unassigned) {
-      const seq = this.nextSeq!++;
-      this.buffer.push(seq, this.codec.encode(seq, sample.t!, sample));
-    }
-    this.unassigned = [];
-  }
-
-  private scheduleSend(): void {
-    const unsent = this.buffer.size - this.sentCount;
-    if (unsent <= 0 || this.sendTimer) return;
-    if (unsent >= this.maxBatchSamples) this.sendPending();
-    else this.sendTimer = setTimeout(() => this.sendPending(), this.maxBatchDelayMs);
-  }
-
-  /** Sends every unsent sample now, in frames under the server's limits. */
-  private sendPending(): void {
-    if (this.sendTimer) clearTimeout(this.sendTimer);
-    this.sendTimer = null;
-    const socket = this.socket;
-    if (socket === null || socket.readyState !== OPEN || this.finished) return;
-    const holdMs = this.holdUntilMs - Date.now();
-    if (holdMs > 0) {
-      this.sendTimer = setTimeout(() => this.sendPending(), holdMs);
-      return;
-    }
-    const sentBefore = this.sentCount;
-    while (this.sentCount < this.buffer.size) {
-      if (socket.bufferedAmount > maxSocketBufferedBytes) {
-        this.sendTimer = setTimeout(() => this.sendPending(), socketDrainPollMs);
-        break;
-      }
-      const texts = this.buffer.take(this.sentCount, this.maxFrameSamples, this.maxFrameChars);
-      socket.send('{"samples":[' + texts.join(',') + ']}');
-      this.sentCount += texts.length;
-      this.armAckTimer();
-    }
-    // After the loop, so that a listener that pushes more does not re-enter it.
-    if (this.sentCount > sentBefore) this.emit('sent', { seq: this.buffer.seqAt(this.sentCount - 1), samples: this.sentCount - sentBefore });
-  }
-
-  private wait(list: Waiter[], target: number, timeoutMs: number | undefined, what: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const waiter: Waiter = { target, resolve, reject, timer: null };
-      if (timeoutMs !== undefined) {
-        waiter.timer = setTimeout(() => {
-          list.splice(list.indexOf(waiter), 1);
-          reject(new ProducerError('timeout', `${what}: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false));
-        }, timeoutMs);
-      }
-      list.push(waiter);
-    });
-  }
-
-  private settleWaiters(): void {
-    const done = (waiter: Waiter) => {
-      if (waiter.timer) clearTimeout(waiter.timer);
-      waiter.resolve();
-    };
-    this.flushWaiters = this.flushWaiters.filter((waiter) => (this.ackedCount >= waiter.target ? (done(waiter), false) : true));
-    if (this.needDrain && this.bufferedSamples <= this.maxUnackedSamples) {
-      this.needDrain = false;
-      const waiters = this.drainWaiters;
-      this.drainWaiters = [];
-      waiters.forEach(done);
-      this.emit('drain', undefined);
-    }
-  }
-
-  private rejectWaiters(error: ProducerError): void {
-    for (const waiter of [...this.flushWaiters, ...this.drainWaiters]) {
-      if (waiter.timer) clearTimeout(waiter.timer);
-      waiter.reject(error);
-    }
-    this.flushWaiters = [];
-    this.drainWaiters = [];
   }
 }

@@ -12,15 +12,17 @@
  * the consumer has caught up by half, the same remedy the server applies (1013) to a viewer
  * that reads too slowly. Without an iterator (events only) nothing is queued.
  *
- * Close policy: 4404 (unknown session) and 1008 (a bad fromSeq) are fatal; after
- * `session_ended` the viewer is done; anything else (1012 restart, 1013 too slow or the
- * database out of reach, 1006) reconnects after a capped, jittered backoff.
+ * Close policy (reconnecting-socket.ts): fatal codes (4404 unknown session, 1008 a bad
+ * fromSeq) stop the viewer; anything else (1012 restart, 1013 too slow or the database out of
+ * reach, 1006) reconnects after a capped, jittered backoff. The viewer is done only at the
+ * `session_ended` frame, which the server sends before its 1000: a 1000 without it resumes
+ * with fromSeq, and the server says again whether the session ended.
  */
-import { Backoff, type BackoffOptions } from './backoff.ts';
+import type { BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
-import { getSession, WavehouseHttpError } from './rest.ts';
+import { closeMeaning, ReconnectingSocket } from './reconnecting-socket.ts';
 import type { Sample } from './types.ts';
-import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ViewerOptions {
   baseUrl: string;
@@ -67,13 +69,11 @@ const maxSeq = 2 ** 53 - 1;
 
 export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<Sample> {
   private state: State = 'idle';
-  private socket: WebSocketLike | null = null;
-  private generation = 0;
+  private readonly link: ReconnectingSocket;
   /** -1 before anything (seqs start at 0); null until the start point is known. */
   private lastSeen: number | null;
   private lastDelivered: number | null = null;
   private failure: ViewerError | null = null;
-  private readonly backoff: Backoff;
   private readonly maxQueuedSamples: number;
 
   private iterating = false;
@@ -91,7 +91,20 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     if (!(maxQueuedSamples >= 1)) throw new RangeError('maxQueuedSamples must be at least 1');
     this.maxQueuedSamples = maxQueuedSamples;
     this.lastSeen = fromSeq === undefined ? null : fromSeq - 1;
-    this.backoff = new Backoff(options.backoff);
+    this.link = new ReconnectingSocket(options, {
+      readsSession: () => this.lastSeen === null,
+      target: (session) => {
+        if (session !== null) this.lastSeen = session.lastSeq ?? -1;
+        return { path: `/sessions/${encodeURIComponent(options.sessionId)}/live?fromSeq=${this.lastSeen! + 1}` };
+      },
+      open: () => {
+        this.state = 'open';
+        this.emit('connected', { fromSeq: this.lastSeen! + 1 });
+      },
+      message: (text) => this.onMessage(text),
+      closed: (code, reason) => this.onClose(code, reason),
+      notFound: () => this.fail(new ViewerError('session_not_found', `no session ${options.sessionId}`)),
+    });
   }
 
   /** The seq of the last sample delivered, or null. */
@@ -115,7 +128,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
    * for testing the resume path end to end.
    */
   dropConnection(): void {
-    const socket = this.socket;
+    const socket = this.link.socket;
     if (this.state === 'open' && socket !== null) socket.close(4000, 'dropped on request');
   }
 
@@ -184,35 +197,9 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     }
   }
 
-  private async connect(): Promise<void> {
-    const generation = ++this.generation;
+  private connect(): void {
     this.state = 'connecting';
-    try {
-      const opener = await resolveWebSocket(this.options.WebSocket);
-      if (generation !== this.generation) return;
-      if (this.lastSeen === null) {
-        const session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
-        if (generation !== this.generation) return;
-        this.lastSeen = session.lastSeq ?? -1;
-      }
-      const fromSeq = this.lastSeen + 1;
-      const socket = opener.open(socketUrl(this.options.baseUrl, `/sessions/${encodeURIComponent(this.options.sessionId)}/live?fromSeq=${fromSeq}`));
-      this.socket = socket;
-      listen(socket, () => generation === this.generation, {
-        open: () => {
-          this.state = 'open';
-          this.emit('connected', { fromSeq });
-        },
-        message: (text) => this.onMessage(text),
-        close: (code, reason) => this.onClose(code, reason),
-      });
-    } catch (error) {
-      if (generation !== this.generation) return;
-      if (error instanceof WavehouseHttpError && error.status === 404) {
-        return this.fail(new ViewerError('session_not_found', `no session ${this.options.sessionId}`));
-      }
-      this.scheduleReconnect(1006, error instanceof Error ? error.message : String(error));
-    }
+    void this.link.connect();
   }
 
   private onMessage(text: string): void {
@@ -239,7 +226,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     if (fresh.length === 0) return;
     this.lastSeen = fresh[fresh.length - 1].seq;
     this.lastDelivered = this.lastSeen;
-    this.backoff.reset();
+    this.link.resetBackoff();
     this.emit('samples', fresh);
     if (!this.iterating || this.state === 'closed') return;
     this.queue.push(fresh);
@@ -253,24 +240,15 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
   }
 
   private onClose(code: number, reason: string): void {
-    this.socket = null;
-    this.generation++;
     if (this.state === 'ended' || this.state === 'closed' || this.state === 'failed') return;
-    if (code === 4404) {
+    const { outcome, name } = closeMeaning(code);
+    if (outcome === 'fatal') {
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      return this.fail(new ViewerError('session_not_found', `no session ${this.options.sessionId}`));
+      const message = name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
+      return this.fail(new ViewerError(name, message));
     }
-    if (code === 1008) {
-      this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      return this.fail(new ViewerError('policy_violation', `the server refused the live socket: ${reason}`));
-    }
-    this.scheduleReconnect(code, reason);
-  }
-
-  private scheduleReconnect(code: number, reason: string): void {
     this.state = 'retrying';
-    const retryInMs = this.backoff.schedule(() => void this.connect());
-    this.emit('disconnected', { code, reason, willReconnect: true, retryInMs });
+    this.emit('disconnected', { code, reason, willReconnect: true, retryInMs: this.link.retry() });
   }
 
   private fail(error: ViewerError): void {
@@ -282,10 +260,6 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
   }
 
   private stop(): void {
-    this.generation++;
-    this.backoff.cancel();
-    const socket = this.socket;
-    this.socket = null;
-    if (socket && socket.readyState <= OPEN) socket.close(1000, 'viewer stopped');
+    this.link.stop('viewer stopped');
   }
 }

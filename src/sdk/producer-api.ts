@@ -1,0 +1,70 @@
+/**
+ * What a Producer's user sees besides the class: its options, its events and its error
+ * (producer.ts holds the logic).
+ */
+import type { BackoffOptions } from './backoff.ts';
+import type { WebSocketConstructor } from './websocket.ts';
+
+export interface ProducerOptions {
+  baseUrl: string;
+  sessionId: string;
+  token: string;
+  /** The session's channels, checked against the session at connect. Default ax, ay, az. */
+  channels?: readonly string[];
+  /** A batch goes out when it holds this many samples... */
+  maxBatchSamples?: number;
+  /** ...or when its oldest sample has waited this long, whichever comes first. */
+  maxBatchDelayMs?: number;
+  /** Above this many unacked samples, `push` returns false (the samples are still kept). */
+  maxUnackedSamples?: number;
+  /** A connection with samples sent and no ack for this long is presumed dead and replaced. */
+  ackTimeoutMs?: number;
+  /** How long to hold back after a `rate_limited` error frame before resending. */
+  rateLimitedRetryMs?: number;
+  /**
+   * Frame limits for backlogs (a resend after a reconnect): at most this many samples and
+   * bytes a frame. Defaults (1,000 samples, 512 KiB) sit under the server's default limits
+   * (10,000 samples, 1 MiB); lower them for a server configured lower.
+   */
+  maxFrameSamples?: number;
+  maxFrameBytes?: number;
+  backoff?: BackoffOptions;
+  /**
+   * Called as `new WebSocket(url)`, so the token goes in the URL (`?token=`). Without it, Node
+   * uses the `ws` package and sends the token as `Authorization: Bearer`, out of URLs that
+   * proxies and servers log; browsers use their WebSocket, which cannot send headers.
+   */
+  WebSocket?: WebSocketConstructor;
+  fetch?: typeof fetch;
+}
+
+export class ProducerError extends Error {
+  constructor(
+    /** A frame error code (docs/errors.md), or session_not_found, invalid_token, session_ended, closed, timeout... */
+    readonly code: string,
+    message: string,
+    /** Fatal: the producer has stopped; pushes throw and pending flushes reject. */
+    readonly fatal: boolean,
+  ) {
+    super(message);
+    this.name = 'ProducerError';
+  }
+}
+
+export interface DisconnectInfo {
+  code: number;
+  reason: string;
+  willReconnect: boolean;
+  retryInMs: number | null;
+}
+
+export interface ProducerEvents {
+  /** A connection was accepted; `resentSamples` unacked samples went out again on it. */
+  connected: { resentSamples: number };
+  disconnected: DisconnectInfo;
+  /** Samples went out (a resend after a reconnect included): `samples` of them, the last with `seq`. */
+  sent: { seq: number; samples: number };
+  ack: { seq: number; bufferedSamples: number };
+  error: ProducerError;
+  drain: undefined;
+}

@@ -1,0 +1,172 @@
+/**
+ * The socket a Producer or a Viewer keeps open across failures: one attempt at a time (each a
+ * generation, so that events of a socket already let go are ignored), the session read first
+ * when the client asks for it, retries after a capped, jittered backoff, and one table of what
+ * a close code means.
+ *
+ * The client decides what to do with a close (its own events and errors); this module decides
+ * only what a code means, so that the producer and the viewer cannot drift apart on it.
+ */
+import { closeCodes, type CloseName } from '../contract/errors.ts';
+import { Backoff, type BackoffOptions } from './backoff.ts';
+import { getSession, WavehouseHttpError } from './rest.ts';
+import type { Session } from './types.ts';
+import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+
+/** fatal: stop and report; ended: the session is over; retry: reconnect after the backoff. */
+export type CloseOutcome = 'fatal' | 'ended' | 'retry';
+
+/**
+ * Every close code of the contract, decided here: a code added to contract/errors.ts does not
+ * compile until it has a meaning. Refusals that the same request would meet again are fatal;
+ * restarts, outages, a lingering producer lock and full servers pass.
+ */
+const outcomes = {
+  normal: 'ended',
+  policy_violation: 'fatal',
+  message_too_big: 'fatal',
+  internal_error: 'retry',
+  service_restart: 'retry',
+  try_again_later: 'retry',
+  invalid_token: 'fatal',
+  session_not_found: 'fatal',
+  producer_conflict: 'retry',
+  too_many_connections: 'retry',
+} as const satisfies Record<CloseName, CloseOutcome>;
+
+/** With the contract's name of the code (a fatal close's error code); null for a code outside the contract. */
+export type CloseMeaning = { outcome: CloseOutcome; name: CloseName } | { outcome: 'retry'; name: null };
+
+const meanings = new Map<number, CloseMeaning>(
+  (Object.keys(outcomes) as CloseName[]).map((name): [number, CloseMeaning] => [closeCodes[name].code, { outcome: outcomes[name], name }]),
+);
+
+/** Codes outside the contract (1006 for a dropped connection, 4000 for one we let go) are network trouble: retry. */
+export function closeMeaning(code: number): CloseMeaning {
+  return meanings.get(code) ?? { outcome: 'retry', name: null };
+}
+
+/** Where an attempt connects: a path under /api/v1, and the credential if the socket needs one. */
+export interface SocketTarget {
+  path: string;
+  token?: string;
+}
+
+export interface SocketClient {
+  /** Whether this attempt reads the session (GET /sessions/{id}) before it connects. */
+  readsSession(): boolean;
+  /**
+   * Where this attempt connects, given the session when it was read; null when what was read
+   * made the client stop (an ended session, other channels).
+   */
+  target(session: Session | null): SocketTarget | null;
+  /** The attempt has a socket, not yet open. */
+  opening?(): void;
+  open(socket: WebSocketLike): void;
+  message(text: string): void;
+  /** The socket closed or was let go, or an attempt failed before it had one (1006, with the error's message). */
+  closed(code: number, reason: string): void;
+  /** GET /sessions/{id} answered 404. */
+  notFound(): void;
+}
+
+export interface ReconnectingSocketOptions {
+  baseUrl: string;
+  sessionId: string;
+  backoff?: BackoffOptions;
+  WebSocket?: WebSocketConstructor;
+  fetch?: typeof fetch;
+}
+
+export class ReconnectingSocket {
+  private current: WebSocketLike | null = null;
+  /** Bumped whenever a socket is let go, so its late events are ignored. */
+  private generation = 0;
+  private readonly backoff: Backoff;
+
+  constructor(
+    private readonly options: ReconnectingSocketOptions,
+    private readonly client: SocketClient,
+  ) {
+    this.backoff = new Backoff(options.backoff);
+  }
+
+  /** The socket of the current attempt, open or not; null between attempts. */
+  get socket(): WebSocketLike | null {
+    return this.current;
+  }
+
+  /** Starts an attempt now, abandoning any older one. */
+  async connect(): Promise<void> {
+    const generation = ++this.generation;
+    const isCurrent = () => generation === this.generation;
+    try {
+      const opener = await resolveWebSocket(this.options.WebSocket);
+      if (!isCurrent()) return;
+      let session: Session | null = null;
+      if (this.client.readsSession()) {
+        session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
+        if (!isCurrent()) return;
+      }
+      const target = this.client.target(session);
+      if (target === null) return;
+      const { path, token } = target;
+      const socket =
+        token === undefined
+          ? opener.open(socketUrl(this.options.baseUrl, path))
+          : opener.sendsHeaders
+            ? opener.open(socketUrl(this.options.baseUrl, path), { authorization: `Bearer ${token}` })
+            : opener.open(socketUrl(this.options.baseUrl, `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`));
+      this.current = socket;
+      this.client.opening?.();
+      listen(socket, isCurrent, {
+        open: () => this.client.open(socket),
+        message: (text) => this.client.message(text),
+        close: (code, reason) => this.onClose(code, reason),
+      });
+    } catch (error) {
+      if (!isCurrent()) return;
+      if (error instanceof WavehouseHttpError && error.status === 404) return this.client.notFound();
+      // Unreachable or answering 5xx: as good as a dropped connection.
+      this.onClose(1006, error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** Connects again after the next backoff delay; returns the delay. */
+  retry(): number {
+    return this.backoff.schedule(() => void this.connect());
+  }
+
+  /** The connection proved good: the next failure retries from the shortest delay. */
+  resetBackoff(): void {
+    this.backoff.reset();
+  }
+
+  /** A socket that stopped answering: let it go without waiting for a closing handshake. */
+  abandon(reason: string): void {
+    const socket = this.current;
+    if (socket === null) return;
+    try {
+      if (socket.terminate) socket.terminate();
+      else socket.close(4000, reason);
+    } catch {
+      // Already closing: nothing more to do with it.
+    }
+    this.onClose(4000, reason);
+  }
+
+  /** Stops for good: no retry pending, no event from any socket, the current one closed. */
+  stop(reason: string): void {
+    this.generation++;
+    this.backoff.cancel();
+    const socket = this.current;
+    this.current = null;
+    if (socket && socket.readyState <= OPEN) socket.close(1000, reason);
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.current = null;
+    this.generation++;
+    this.client.closed(code, reason);
+  }
+}

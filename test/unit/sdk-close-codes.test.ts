@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { closeCodes } from '../../src/contract/errors.ts';
+import { closeMeaning } from '../../src/sdk/reconnecting-socket.ts';
+
+test('every close code of the contract means something to a client, by its contract name', () => {
+  const fatal: string[] = [];
+  for (const [name, { code }] of Object.entries(closeCodes)) {
+    const meaning = closeMeaning(code);
+    assert.equal(meaning.name, name);
+    if (meaning.outcome === 'fatal') fatal.push(`${code} ${name}`);
+  }
+  assert.deepEqual(fatal.sort(), ['1008 policy_violation', '1009 message_too_big', '4401 invalid_token', '4404 session_not_found']);
+  assert.deepEqual(closeMeaning(1000), { outcome: 'ended', name: 'normal' });
+  assert.deepEqual(closeMeaning(4409), { outcome: 'retry', name: 'producer_conflict' });
+});
+
+test('codes outside the contract are network trouble: retry', () => {
+  for (const code of [1001, 1006, 4000]) assert.deepEqual(closeMeaning(code), { outcome: 'retry', name: null });
+});
