@@ -12,6 +12,7 @@ import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
+import { isDecimalInteger } from '../decimal-integer.ts';
 import { findSessionOr404 } from './sessions.ts';
 
 export interface DataRoutesOptions {
@@ -21,12 +22,7 @@ export interface DataRoutesOptions {
 
 const maxSeq = Number.MAX_SAFE_INTEGER;
 
-/**
- * The query's integers must be written in decimal digits. The query validator coerces text
- * with Number(), which also takes ' ' (as 0), '0x10', '1e3' and '5.0', and rounds
- * '9007199254740990.5' to an integer: a typo would quietly read another range.
- */
-const decimalDigits = /^[0-9]+$/;
+/** Checked in decimal digits before the query validator coerces them (decimal-integer.ts). */
 const integerParams = ['fromSeq', 'toSeq', 'limit'] as const;
 
 /** The last seq of a page of `limit` samples from `fromSeq`, and whether more follow. */
@@ -54,7 +50,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
         const query = request.query as Record<string, unknown>;
         for (const name of integerParams) {
           const text = query[name];
-          if (typeof text === 'string' && !decimalDigits.test(text)) throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
+          if (typeof text === 'string' && !isDecimalInteger(text)) throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
         }
       },
       schema: {

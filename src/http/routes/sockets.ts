@@ -27,6 +27,7 @@ import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import type { WriteQueue } from '../../storage/write-queue.ts';
 import { proxyTrust } from '../client-address.ts';
+import { isDecimalInteger } from '../decimal-integer.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
 import { SocketUpgrades, type SocketKind, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
@@ -125,8 +126,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
     const rawFromSeq = upgrade.query.get('fromSeq') || null;
     const fromSeq = rawFromSeq === null ? null : Number(rawFromSeq);
-    // Decimal digits only, as /data reads it: Number() also takes ' ', '0x10' and '1e3'.
-    if (rawFromSeq !== null && !(/^[0-9]+$/.test(rawFromSeq) && Number.isSafeInteger(fromSeq))) {
+    if (rawFromSeq !== null && !(isDecimalInteger(rawFromSeq) && Number.isSafeInteger(fromSeq))) {
       return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1, in decimal digits');
     }
     if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
