@@ -133,6 +133,21 @@ async function newSession(repository: SessionRepository, channels = ['ax', 'ay',
   return id;
 }
 
+/**
+ * Two sessions this process claimed as a producer would: `taken`, which a test lets another
+ * process take over, and `stays`, which stays this process's.
+ */
+async function twoClaimedSessions(repository: SessionRepository, channels = ['ax', 'ay', 'az']) {
+  const takenId = await newSession(repository, channels);
+  const keptId = await newSession(repository, channels);
+  const ours = await repository.claimForProducer(takenId);
+  const kept = await repository.claimForProducer(keptId);
+  assert.ok(ours && kept);
+  const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
+  const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+  return { takenId, keptId, ours, taken, stays };
+}
+
 interface PlainSample {
   seq: number;
   t: number;
@@ -865,14 +880,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
 
       test('drops, never stores, what it queued for a session another process has since taken, and commits the rest', async (t) => {
         const { repository, store } = await openStorage(t, backend);
-        const channels = ['ax', 'ay', 'az'];
-        const takenId = await newSession(repository, channels);
-        const keptId = await newSession(repository, channels);
-        const ours = await repository.claimForProducer(takenId);
-        const kept = await repository.claimForProducer(keptId);
-        assert.ok(ours && kept);
-        const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
-        const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+        const { takenId, keptId, ours, taken, stays } = await twoClaimedSessions(repository);
         const conflicts: string[] = [];
         taken.producer = { sendAck: () => undefined, closeForEnd: () => undefined, closeForConflict: () => conflicts.push(takenId) };
         // Another process takes the session (its claim moves the epoch on) before this one commits.
@@ -901,14 +909,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
 
       test('a flush whose commit was lost is not taken for stored when another process stored a chunk with the same end; the rest is stored, then acked', { timeout: 30_000 }, async (t) => {
         const { url, repository, store } = await openStorage(t, backend);
-        const channels = ['ax', 'ay', 'az'];
-        const takenId = await newSession(repository, channels);
-        const keptId = await newSession(repository, channels);
-        const ours = await repository.claimForProducer(takenId);
-        const kept = await repository.claimForProducer(keptId);
-        assert.ok(ours && kept);
-        const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
-        const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+        const { takenId, keptId, ours, taken, stays } = await twoClaimedSessions(repository);
         const acks = new Map<SessionState, number[]>([
           [taken, []],
           [stays, []],
