@@ -18,6 +18,7 @@ const parts = {
   contract: '^src/contract/',
   config: '^src/config\\.ts$',
   lifecycle: '^src/lifecycle\\.ts$',
+  deadlines: '^src/deadlines\\.ts$',
   observability: '^src/observability/',
   storage: '^src/storage/',
   fanout: '^src/fanout/',
@@ -35,15 +36,16 @@ const parts = {
 };
 
 /** What every server part may use: the sample representation, the contract, settings, logs and metrics. */
-const leaves = ['samples', 'contract', 'config', 'observability'];
+const leaves = ['samples', 'contract', 'config', 'observability', 'deadlines'];
 
 /** part: [the parts it may import, why]. */
 const allowed = {
   samples: [[], 'the batch, its text and its live frame are bytes every layer shares: no I/O, nothing of ours'],
   contract: [[], 'the public contract, declared once: the server and its clients both build on it, so it can know nothing of either'],
   config: [[], 'the environment read once into a Config, which every part is handed'],
-  lifecycle: [[], 'the start/close shape and the stack that closes parts in reverse: it knows no part, the parts fit it without importing it'],
-  observability: [['config'], 'logger, metrics and tracing serve every part, configured by Config'],
+  deadlines: [[], 'waiting with a bound (a promise within a time, a poll until a deadline): plain timers, nothing of ours'],
+  lifecycle: [['deadlines'], 'the start/close shape and the stack that closes parts in reverse: it knows no part, the parts fit it without importing it'],
+  observability: [['config', 'deadlines'], 'logger, metrics and tracing serve every part, configured by Config'],
   storage: [
     leaves,
     'PostgreSQL stores samples, not sessions: the writer acks a session through the QueuedSession port it declares (write-queue.ts), which SessionState implements',
