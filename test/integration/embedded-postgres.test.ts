@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { pollUntil, within } from '../../src/deadlines.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/embedded-postgres.ts';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -66,6 +68,22 @@ test('starts, answers queries, and keeps data across a stop and a start', { time
   assert.deepEqual(warnings, []);
 });
 
+test('creates its cluster under a 077 umask, as "postgres" when root, leaving its password only in pg-password', { timeout: 60_000 }, async () => {
+  const dataDir = path.join(root, 'umask');
+  // Under such a umask, a file or directory made for the server with default modes would lock it out.
+  const saved = process.umask(0o077);
+  const db = await start(dataDir).finally(() => process.umask(saved));
+  assert.deepEqual(await query(db.url, 'SELECT 1 AS one'), [{ one: 1 }]);
+  await db.stop();
+
+  assert.deepEqual((await readdir(dataDir)).sort(), ['pg', 'pg-owner.pid', 'pg-password']);
+  assert.equal((await stat(path.join(dataDir, 'pg-password'))).mode & 0o777, 0o600);
+  if (process.getuid?.() === 0) {
+    const postgresUid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
+    assert.equal((await stat(path.join(dataDir, 'pg'))).uid, postgresUid);
+  }
+});
+
 test('a cluster that cannot start fails with its log, leaves nothing running, and starts once mended', { timeout: 90_000 }, async () => {
   const dataDir = path.join(root, 'broken');
   const pgDir = path.join(dataDir, 'pg');
@@ -122,6 +140,23 @@ test('takes over the directory after its owner was SIGKILLed', { timeout: 120_00
   await db.stop();
 });
 
+test('asks its server to shut down when the process exits without stop()', { timeout: 90_000 }, async () => {
+  const dataDir = path.join(root, 'exit');
+  const pgDir = path.join(dataDir, 'pg');
+  pgDirs.push(pgDir);
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture, dataDir, 'exit'], {
+    cwd: projectRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  await readUrl(child, 60_000);
+  const server = await postmasterPid(pgDir);
+  assert.ok(server !== undefined);
+  assert.ok(await exited(child, 10_000), 'the child exits');
+  assert.ok(await pollUntil(async () => !(await isPostgres(server)), 20_000, 50), 'its postgres shuts down');
+  assert.equal(await postmasterPid(pgDir), undefined, 'a clean shutdown removes postmaster.pid');
+});
+
 test('ignores a stale postmaster.pid whose pid is dead or belongs to another program', { timeout: 60_000 }, async () => {
   const dataDir = path.join(root, 'stale');
   const pgDir = path.join(dataDir, 'pg');
@@ -169,13 +204,7 @@ async function isPostgres(pid: number): Promise<boolean> {
 
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
+  return within(once(child, 'exit').then(() => true), ms, () => false);
 }
 
 function readUrl(child: ChildProcess, ms: number): Promise<string> {
