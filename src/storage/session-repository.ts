@@ -1,7 +1,7 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
 import { CoalescingQueue } from './coalescing-queue.ts';
-import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.ts';
+import { DatabaseUnreachableError, isDatabaseUnavailable, withPooledClient } from './database.ts';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -201,42 +201,38 @@ export class SessionRepository {
     for (const pending of [...batch, ...this.createQueue.takeAll()]) pending.reject(error);
   }
 
-  private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
-    // Connected apart from the query (pool.query does the same two steps), so that a create
-    // that never reached the database says so: nothing was stored, which a lost INSERT cannot say.
-    const client = await this.creates.connect().catch((error: unknown) => {
-      throw new DatabaseUnreachableError(error);
-    });
-    // A connection that drops fails the query, and is then reported as an 'error' event too:
-    // heard here while the client is out of the pool (pool.query does the same), it must not
-    // go unheard, which would crash the process.
-    const dropped = () => undefined;
-    client.on('error', dropped);
-    let failure: Error | undefined;
-    try {
-      const { rows } = await client.query<SessionRow>({
-        ...insertSessions,
-        values: [
-          sessions.map((session) => session.id),
-          sessions.map((session) => session.tokenHash),
-          sessions.map((session) => JSON.stringify(session.channels)),
-          sessions.map((session) => session.sampleRateHz),
-          sessions.map((session) => JSON.stringify(session.metadata)),
-        ],
-      });
-      return rows.map(toRecord);
-    } catch (error) {
-      failure = error as Error;
-      // query_canceled: the statement_timeout ran out, or an operator cancelled it (see the constructor).
-      if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
-      throw error;
-    } finally {
-      client.removeListener('error', dropped);
-      // A connection whose query failed otherwise (cancelled, cut, a protocol error) may be in
-      // any state, so it is discarded; one that only had its data refused is as good as new,
-      // and on the creates' one connection a reconnect would delay every create behind it.
-      client.release(failure !== undefined && !refusedData(failure) ? failure : undefined);
-    }
+  private insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+    return withPooledClient(
+      this.creates,
+      async (client) => {
+        try {
+          const { rows } = await client.query<SessionRow>({
+            ...insertSessions,
+            values: [
+              sessions.map((session) => session.id),
+              sessions.map((session) => session.tokenHash),
+              sessions.map((session) => JSON.stringify(session.channels)),
+              sessions.map((session) => session.sampleRateHz),
+              sessions.map((session) => JSON.stringify(session.metadata)),
+            ],
+          });
+          return rows.map(toRecord);
+        } catch (error) {
+          // query_canceled: the statement_timeout ran out, or an operator cancelled it (see the constructor).
+          if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
+          throw error;
+        }
+      },
+      {
+        // A create that never reached the database says so: nothing was stored, which a lost
+        // INSERT cannot say.
+        connectError: (error) => new DatabaseUnreachableError(error),
+        // Unlike other failures (cancelled, cut, a protocol error), data the database refused
+        // leaves the connection as good as new, and on the creates' one connection a
+        // reconnect would delay every create behind it.
+        reusableAfter: refusedData,
+      },
+    );
   }
 
   /**
