@@ -18,7 +18,7 @@
  * reports it through `onStop`: without it nothing more can be committed or acked, so the app
  * treats that as fatal (serve.ts exits, for the supervisor to start a fresh process;
  * producers resend what was not acked). It is not restarted in place: on Node 20 under tsx's
- * loader hooks, starting a Worker soon after one was killed blocked the main thread for
+ * loader hooks, starting a thread soon after one was killed blocked the main thread for
  * minutes in a test that did so.
  */
 import { Worker } from 'node:worker_threads';
@@ -65,7 +65,7 @@ interface Waiter {
 }
 
 export class CommitThread implements ChunkCommitter {
-  private worker: Worker | null = null;
+  private thread: Worker | null = null;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
   /** Why requests are refused: set by close() or by the thread stopping on its own. */
@@ -88,7 +88,7 @@ export class CommitThread implements ChunkCommitter {
 
   /** Whether the thread is up: started, and neither closed nor stopped on its own. */
   get running(): boolean {
-    return this.worker !== null && this.stopped === null;
+    return this.thread !== null && this.stopped === null;
   }
 
   /**
@@ -97,12 +97,12 @@ export class CommitThread implements ChunkCommitter {
    * would keep the process alive.
    */
   async start(): Promise<void> {
-    if (this.worker || this.stopped) throw new Error('the commit thread is started once');
-    const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
-    worker.on('message', (response: CommitResponse) => this.settle(response));
-    worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
-    worker.on('exit', (code) => this.exited(code));
-    this.worker = worker;
+    if (this.thread || this.stopped) throw new Error('the commit thread is started once');
+    const thread = new Worker(new URL('./commit-thread-entry.mjs', import.meta.url), { workerData: this.data });
+    thread.on('message', (response: CommitResponse) => this.settle(response));
+    thread.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
+    thread.on('exit', (code) => this.exited(code));
+    this.thread = thread;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
@@ -116,7 +116,7 @@ export class CommitThread implements ChunkCommitter {
       this.started = true;
     } catch (error) {
       this.stopped ??= error as Error;
-      await worker.terminate();
+      await thread.terminate();
       throw error;
     } finally {
       clearTimeout(timer);
@@ -139,23 +139,23 @@ export class CommitThread implements ChunkCommitter {
    */
   async close(graceMs = 5_000): Promise<void> {
     this.stopped ??= new Error('the commit thread is closed');
-    const worker = this.worker;
-    if (!worker) return;
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.postMessage({ type: 'close' });
-    const cut = setTimeout(() => void worker.terminate(), graceMs);
+    const thread = this.thread;
+    if (!thread) return;
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    thread.postMessage({ type: 'close' });
+    const cut = setTimeout(() => void thread.terminate(), graceMs);
     await exited;
     clearTimeout(cut);
   }
 
   private request(request: CommitRequest, transfer: ArrayBuffer[] = []): Promise<CommitResponse & { ok: true }> {
-    const worker = this.worker;
-    if (this.stopped || !worker) return Promise.reject(this.stopped ?? new Error('the commit thread is not started'));
+    const thread = this.thread;
+    if (this.stopped || !thread) return Promise.reject(this.stopped ?? new Error('the commit thread is not started'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       try {
-        worker.postMessage({ ...request, id }, transfer);
+        thread.postMessage({ ...request, id }, transfer);
       } catch (error) {
         this.waiting.delete(id);
         reject(error);
@@ -164,7 +164,7 @@ export class CommitThread implements ChunkCommitter {
   }
 
   private exited(code: number): void {
-    this.worker = null;
+    this.thread = null;
     const unasked = this.stopped === null;
     this.stopped ??= new Error(`the commit thread stopped (exit code ${code})`);
     for (const waiter of this.waiting.values()) waiter.reject(this.stopped);

@@ -17,7 +17,7 @@ export interface PoolOptions {
   /**
    * Each connection's backend_flush_after: past this many kB written by the connection's
    * backend, PostgreSQL asks the kernel to start writing them to disk. For a connection that
-   * writes in bulk (see commit-worker.ts).
+   * writes in bulk (see commit-thread-body.ts).
    */
   backendFlushAfterKb?: number;
 }

@@ -71,7 +71,7 @@ export class SampleStore implements ChunkCommitter {
    * Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in
    * one transaction, with `marker` written in it. Settles only once the connection has sent
    * all of `body`, or never began to, or is gone (the commit thread reuses the memory after:
-   * commit-worker.ts), so nothing here may give up on the body early, say with a client-side
+   * commit-thread-body.ts), so nothing here may give up on the body early, say with a client-side
    * timeout.
    */
   commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {

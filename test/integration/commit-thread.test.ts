@@ -180,7 +180,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
     const { rows } = await pool.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'");
     assert.equal(rows[0].waiting, 1);
   });
-  await (thread as unknown as { worker: Worker }).worker.terminate();
+  await (thread as unknown as { thread: Worker }).thread.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
   await blocker.query('ROLLBACK');
   await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /commit thread stopped/);
