@@ -33,7 +33,8 @@ import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, QueuedSession, WriteLane, WriteQueue } from './write-queue.ts';
 
-export interface BatchWriterOptions {
+/** When a lane is flushed, and how its batches become chunk rows. */
+export interface BatchLimits {
   maxBatchAgeMs: number;
   maxBatchSamples: number;
   maxChunkSamples: number;
@@ -44,6 +45,17 @@ export interface WriterCounters {
   committed(samples: number, durationS: number): void;
   acked(latencyS: number): void;
   failed(): void;
+}
+
+export interface BatchWriterOptions {
+  queue: WriteQueue;
+  /** Where flushes are committed: the commit thread, or a SampleStore on this thread. */
+  store: ChunkCommitter;
+  limits: BatchLimits;
+  log: Logger;
+  counters: WriterCounters;
+  /** Absent: the no-op tracer. */
+  tracer?: Tracer;
 }
 
 const notFenced = handleWhen((error) => !(error instanceof FencedError));
@@ -64,15 +76,20 @@ export class BatchWriter {
     this.breaker,
   );
   healthy = true;
+  private readonly queue: WriteQueue;
+  private readonly store: ChunkCommitter;
+  private readonly limits: BatchLimits;
+  private readonly log: Logger;
+  private readonly counters: WriterCounters;
+  private readonly tracer: Tracer;
 
-  constructor(
-    private readonly queue: WriteQueue,
-    private readonly store: ChunkCommitter,
-    private readonly options: BatchWriterOptions,
-    private readonly log: Logger,
-    private readonly counters: WriterCounters,
-    private readonly tracer: Tracer = noopTracer,
-  ) {
+  constructor({ queue, store, limits, log, counters, tracer = noopTracer }: BatchWriterOptions) {
+    this.queue = queue;
+    this.store = store;
+    this.limits = limits;
+    this.log = log;
+    this.counters = counters;
+    this.tracer = tracer;
     this.laneIds = new Map(queue.lanes.map((lane) => [lane, randomUUID()]));
     this.policy.onFailure(() => {
       this.healthy = false;
@@ -109,8 +126,8 @@ export class BatchWriter {
         continue;
       }
       const oldest = lane.oldestEnqueuedAtMs ?? Date.now();
-      const dueInMs = oldest + this.options.maxBatchAgeMs - Date.now();
-      if (!this.draining && lane.queuedSamples < this.options.maxBatchSamples && dueInMs > 0) {
+      const dueInMs = oldest + this.limits.maxBatchAgeMs - Date.now();
+      if (!this.draining && lane.queuedSamples < this.limits.maxBatchSamples && dueInMs > 0) {
         await this.wait(dueInMs);
         continue;
       }
@@ -121,7 +138,7 @@ export class BatchWriter {
   private async flush(lane: WriteLane): Promise<void> {
     const span = this.tracer.startSpan('wavehouse.commit');
     try {
-      const items = lane.peek(this.options.maxBatchSamples);
+      const items = lane.peek(this.limits.maxBatchSamples);
       if (await this.commit(items, { laneId: this.laneIds.get(lane)!, flushId: randomUUID() }, span)) lane.remove(items.length);
     } finally {
       span.end();
@@ -133,7 +150,7 @@ export class BatchWriter {
     let attempts = 0;
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
-      const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
+      const { rows, advances } = toChunks(storable, this.limits.maxChunkSamples);
       const samples = rows.reduce((sum, row) => sum + sampleCountOf(row), 0);
       span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
       const started = performance.now();

@@ -27,6 +27,7 @@ import { BodyBuffers } from './body-buffers.ts';
 import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 
+/** What the thread is started with (its workerData): plain data, copied to it. */
 export interface CommitThreadData {
   databaseUrl: string;
   /** Connections of the thread's pool: one per writer lane, since a lane commits one flush at a time. */
@@ -46,7 +47,10 @@ export type CommitResponse = (
   | { id: number; ok: false; error: { message: string; code?: string } }
 ) & { memory?: ArrayBuffer };
 
-export interface CommitThreadOptions {
+export interface CommitThreadOptions extends CommitThreadData {
+  log: Logger;
+  /** Told when the thread stops unasked after a successful start: nothing more can be committed. */
+  onStop?: (error: Error) => void;
   /**
    * How long start() waits for the thread's first answer: loading it (tsx compiles its
    * TypeScript; about 0.5 s here) and one query on its pool. Above the pool's own 5 s connect
@@ -73,15 +77,16 @@ export class CommitThread implements ChunkCommitter {
   /** Whether start() succeeded: only a stop after that is reported through onStop. */
   private started = false;
 
+  private readonly data: CommitThreadData;
+  private readonly log: Logger;
+  private readonly onStop: (error: Error) => void;
   private readonly startTimeoutMs: number;
   private readonly bodies: BodyBuffers;
 
-  constructor(
-    private readonly data: CommitThreadData,
-    private readonly log: Logger,
-    private readonly onStop: (error: Error) => void = () => undefined,
-    { startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions = {},
-  ) {
+  constructor({ databaseUrl, connections, logLevel, log, onStop = () => undefined, startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions) {
+    this.data = { databaseUrl, connections, logLevel };
+    this.log = log;
+    this.onStop = onStop;
     this.startTimeoutMs = startTimeoutMs;
     this.bodies = bodies;
   }

@@ -41,6 +41,11 @@ interface LockConnection {
 }
 
 export interface ProducerLocksOptions {
+  /** The database; the locks are held on a connection of their own, not a pooled one. */
+  url: string;
+  log: Logger;
+  /** Told of a session whose lock another process took while the lock connection was down. */
+  onLost: (sessionId: string) => void;
   /** How often the lock connection is asked a trivial query when nothing else is sent on it. */
   heartbeatIntervalMs?: number;
   /** How long any query on the lock connection may take before the link counts as silent. */
@@ -71,14 +76,15 @@ export class ProducerLocks {
   private restoreAttempts = 0;
   private readonly heartbeat: NodeJS.Timeout;
   private beating = false;
+  private readonly url: string;
+  private readonly log: Logger;
+  private readonly onLost: (sessionId: string) => void;
   private readonly queryTimeoutMs: number;
 
-  constructor(
-    private readonly url: string,
-    private readonly log: Logger,
-    private readonly onLost: (sessionId: string) => void,
-    { heartbeatIntervalMs = 5_000, queryTimeoutMs = 5_000 }: ProducerLocksOptions = {},
-  ) {
+  constructor({ url, log, onLost, heartbeatIntervalMs = 5_000, queryTimeoutMs = 5_000 }: ProducerLocksOptions) {
+    this.url = url;
+    this.log = log;
+    this.onLost = onLost;
     this.queryTimeoutMs = queryTimeoutMs;
     // A silent link is only noticed by sending on it: without traffic of its own, an idle lock
     // connection would look alive for as long as TCP keepalive takes.

@@ -121,23 +121,34 @@ interface PendingFind {
   reject: (error: unknown) => void;
 }
 
-export class SessionRepository {
-  private readonly createQueue = new CoalescingQueue<PendingCreate>(maxCreateBatch, (batch) => this.insertBatch(batch));
-  private readonly findQueue = new CoalescingQueue<PendingFind>(maxFindBatch, (batch) => this.findBatch(batch));
-
+export interface SessionRepositoryOptions {
+  /** The pool lookups, claims and ends run on. */
+  pool: pg.Pool;
   /**
-   * `creates`: the pool creates are inserted on, whose connections have a `statement_timeout`
+   * The pool creates are inserted on, whose connections have a `statement_timeout`
    * (SESSION_CREATE_TIMEOUT_MS, set by app.ts), so that PostgreSQL itself cancels an INSERT
    * that runs over (pg's query_timeout would only stop waiting for it, leaving it running). A
    * connection of their own rather than SET LOCAL in a transaction: that is two more round
    * trips a batch, which cost a lone create 0.3 ms. One connection is enough, as one INSERT at
    * a time is in flight, the one-by-one retries after a refused batch included (below).
    */
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly creates: pg.Pool,
-    private readonly lookupTimeoutMs = defaultLookupTimeoutMs,
-  ) {}
+  creates: pg.Pool;
+  /** How long the lookups of one SELECT wait for its answer; 10 s by default. */
+  lookupTimeoutMs?: number;
+}
+
+export class SessionRepository {
+  private readonly createQueue = new CoalescingQueue<PendingCreate>({ maxBatch: maxCreateBatch, handle: (batch) => this.insertBatch(batch) });
+  private readonly findQueue = new CoalescingQueue<PendingFind>({ maxBatch: maxFindBatch, handle: (batch) => this.findBatch(batch) });
+  private readonly pool: pg.Pool;
+  private readonly creates: pg.Pool;
+  private readonly lookupTimeoutMs: number;
+
+  constructor({ pool, creates, lookupTimeoutMs = defaultLookupTimeoutMs }: SessionRepositoryOptions) {
+    this.pool = pool;
+    this.creates = creates;
+    this.lookupTimeoutMs = lookupTimeoutMs;
+  }
 
   /**
    * Inserts a session. Creates that arrive while an insert is running go together in the next,
@@ -218,7 +229,7 @@ export class SessionRepository {
           });
           return rows.map(toRecord);
         } catch (error) {
-          // query_canceled: the statement_timeout ran out, or an operator cancelled it (see the constructor).
+          // query_canceled: the statement_timeout ran out, or an operator cancelled it (see `creates`).
           if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
           throw error;
         }
