@@ -13,6 +13,7 @@
  * the process holds the session's producer lock (storage/producer-locks.ts) for exactly
  * that long. After that, the database alone knows the session.
  */
+import { within } from '../deadlines.ts';
 import type { FanoutHub } from '../fanout/hub.ts';
 import type { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
@@ -204,14 +205,6 @@ export class SessionCoordinator {
 }
 
 /** Whether everything accepted for `state` is committed within `ms`. */
-async function committedWithin(state: SessionState, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([state.whenCommitted().then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function committedWithin(state: SessionState, ms: number): Promise<boolean> {
+  return within(state.whenCommitted().then(() => true), ms, () => false);
 }

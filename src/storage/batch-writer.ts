@@ -27,6 +27,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
@@ -110,12 +111,11 @@ export class BatchWriter {
     this.draining = true;
     for (const pause of this.pauses) pause.abort();
     this.queue.interrupt();
-    const timer = sleep(deadlineMs, 'timeout' as const, { ref: false });
-    const outcome = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), timer]);
+    const flushed = await within(Promise.all(this.loops).then(() => true), deadlineMs, () => false);
     this.running = false;
     this.stop.abort();
     this.queue.interrupt();
-    return outcome === 'done';
+    return flushed;
   }
 
   private async run(lane: WriteLane): Promise<void> {

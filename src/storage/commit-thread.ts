@@ -23,6 +23,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { BodyBuffers } from './body-buffers.ts';
 import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
@@ -108,23 +109,18 @@ export class CommitThread implements ChunkCommitter {
     thread.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
     thread.on('exit', (code) => this.exited(code));
     this.thread = thread;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
-      const url = URL.parse(this.data.databaseUrl);
-      const database = url?.host || url?.searchParams.get('host') || 'the database';
-      const message = `the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`;
-      timer = setTimeout(() => reject(new Error(message)), this.startTimeoutMs);
-    });
     try {
-      await Promise.race([this.request({ id: 0, type: 'ping' }), late]);
+      await within(this.request({ id: 0, type: 'ping' }), this.startTimeoutMs, () => {
+        // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
+        const url = URL.parse(this.data.databaseUrl);
+        const database = url?.host || url?.searchParams.get('host') || 'the database';
+        throw new Error(`the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`);
+      });
       this.started = true;
     } catch (error) {
       this.stopped ??= error as Error;
       await thread.terminate();
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -148,9 +144,8 @@ export class CommitThread implements ChunkCommitter {
     if (!thread) return;
     const exited = new Promise((resolve) => thread.once('exit', resolve));
     thread.postMessage({ type: 'close' });
-    const cut = setTimeout(() => void thread.terminate(), graceMs);
-    await exited;
-    clearTimeout(cut);
+    // terminate() resolves once the thread has exited.
+    await within(exited, graceMs, () => thread.terminate());
   }
 
   private request(request: CommitRequest, transfer: ArrayBuffer[] = []): Promise<CommitResponse & { ok: true }> {

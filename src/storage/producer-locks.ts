@@ -25,6 +25,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { connectionConfig } from './database.ts';
 
 /** The advisory lock key of a session: the first 64 bits of its UUID. */
@@ -124,9 +125,7 @@ export class ProducerLocks {
     if (connection === null) return;
     connection.dead = true;
     // A graceful end waits for the server's answer, which a silent link never sends.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([connection.client.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, this.queryTimeoutMs)))]);
-    clearTimeout(timer);
+    await within(connection.client.end().catch(() => undefined), this.queryTimeoutMs, () => undefined);
     connection.client.connection.stream.destroy();
   }
 
@@ -141,21 +140,13 @@ export class ProducerLocks {
    * connection: otherwise it would wait, and every lock call queued behind it, until TCP
    * keepalive gives up.
    */
-  private async query<R extends pg.QueryResultRow>(connection: LockConnection, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    let timer: NodeJS.Timeout | undefined;
-    const silence = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`no answer on the producer lock connection within ${this.queryTimeoutMs} ms`);
-        this.dropped(connection, error);
-        connection.client.connection.stream.destroy();
-        reject(error);
-      }, this.queryTimeoutMs);
+  private query<R extends pg.QueryResultRow>(connection: LockConnection, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return within(connection.client.query<R>(text, values), this.queryTimeoutMs, () => {
+      const error = new Error(`no answer on the producer lock connection within ${this.queryTimeoutMs} ms`);
+      this.dropped(connection, error);
+      connection.client.connection.stream.destroy();
+      throw error;
     });
-    try {
-      return await Promise.race([connection.client.query<R>(text, values), silence]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private beat(): void {

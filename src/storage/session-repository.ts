@@ -1,5 +1,6 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
+import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
 import { DatabaseUnreachableError, isDatabaseUnavailable, withPooledClient } from './database.ts';
 
@@ -259,15 +260,11 @@ export class SessionRepository {
   }
 
   private async findBatch(batch: PendingFind[]): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
     const answer = this.pool.query<SessionRow>({ ...findSessions, values: [batch.map((pending) => pending.id)] });
-    // Its outcome after a timeout is of no use to anyone, and must not go unhandled.
-    answer.catch(() => undefined);
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new DatabaseUnreachableError(new Error(`a session lookup had no answer within ${this.lookupTimeoutMs} ms`))), this.lookupTimeoutMs);
-    });
     try {
-      const { rows } = await Promise.race([answer, timeout]);
+      const { rows } = await within(answer, this.lookupTimeoutMs, () => {
+        throw new DatabaseUnreachableError(new Error(`a session lookup had no answer within ${this.lookupTimeoutMs} ms`));
+      });
       const byId = new Map(rows.map((row) => [row.id, row]));
       for (const pending of batch) {
         const row = byId.get(pending.id);
@@ -276,8 +273,6 @@ export class SessionRepository {
     } catch (error) {
       const everyone = isDatabaseUnavailable(error) ? [...batch, ...this.findQueue.takeAll()] : batch;
       for (const pending of everyone) pending.reject(error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 
