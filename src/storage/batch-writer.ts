@@ -10,12 +10,12 @@
  * 2 lanes, about a tenth more with 4, no cost at half load; docs/performance.md). A session
  * lives in one lane, so its commits and acks stay in order.
  *
- * Error policy: a failed flush is retried with the same items, with capped exponential
- * backoff, for as long as it takes (cockatiel retry), behind a circuit breaker that, after a
- * run of failures, probes the database once a second instead of hammering it. Nothing is
- * dropped and nothing is acked meanwhile; the live path goes on and the queue's bound pushes
- * back on producers. The circuit breaker is shared by the lanes: the database is one.
- * Sessions another process has taken (FencedError) are not failures.
+ * Error policy: a failed flush is retried with the same items, with capped and jittered
+ * exponential backoff, for as long as it takes (cockatiel retry), behind a circuit breaker
+ * that, after a run of failures, probes the database once a second instead of hammering it.
+ * Nothing is dropped and nothing is acked meanwhile; the live path goes on and the queue's
+ * bound pushes back on producers. The circuit breaker is shared by the lanes: the database is
+ * one. Sessions another process has taken (FencedError) are not failures.
  * Lifecycle: start() runs the loops; drain() flushes everything and stops them.
  *
  * Tracing: each flush is one `wavehouse.commit` span, over all its attempts (each failure is

@@ -23,6 +23,7 @@
  * never let go by this process, and another one can only have got one if the old backend died
  * first, which the retake then reports.
  */
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { within } from '../deadlines.ts';
@@ -73,8 +74,16 @@ export class ProducerLocks {
   private closed = false;
   /** Serializes lock traffic so acquire/release/re-take never interleave on the connection. */
   private tail: Promise<unknown> = Promise.resolve();
-  private restoreTimer: NodeJS.Timeout | null = null;
-  private restoreAttempts = 0;
+  /** Whether a restore is running (scheduleRestore): one at a time. */
+  private restoring = false;
+  /**
+   * How a restore retries a connection it could not open: at once, then after a delay that
+   * grows to at most 2 s, jittered, until it succeeds.
+   */
+  private readonly restorePolicy = retry(handleAll, {
+    maxAttempts: Number.POSITIVE_INFINITY,
+    backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }),
+  }).dangerouslyUnref();
   private readonly heartbeat: NodeJS.Timeout;
   private beating = false;
   private readonly url: string;
@@ -117,7 +126,6 @@ export class ProducerLocks {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.heartbeat);
-    if (this.restoreTimer !== null) clearTimeout(this.restoreTimer);
     await this.tail.catch(() => undefined);
     this.held.clear();
     const connection = this.current;
@@ -182,7 +190,6 @@ export class ProducerLocks {
       throw error;
     }
     this.current = connection;
-    this.restoreAttempts = 0;
     return connection;
   }
 
@@ -202,7 +209,7 @@ export class ProducerLocks {
     if (this.current !== connection || this.closed) return;
     this.current = null;
     this.log.warn({ err: error }, 'producer lock connection lost; locks will be taken back on reconnect');
-    this.scheduleRestore(0);
+    this.restore();
   }
 
   /**
@@ -253,19 +260,31 @@ export class ProducerLocks {
    * reconnects by itself, retrying until it succeeds, someone else's acquire does it first, or
    * there is nothing left to do.
    */
-  private scheduleRestore(delayMs: number): void {
-    if (this.restoreTimer !== null || this.closed) return;
-    this.restoreTimer = setTimeout(() => {
-      this.restoreTimer = null;
-      void this.serialize(async () => {
-        if (this.closed || (this.held.size === 0 && this.orphans.length === 0) || (this.current !== null && !this.current.dead)) return;
-        try {
-          await this.connection();
-        } catch (error) {
-          this.log.warn({ err: error }, 'producer lock connection not restored; retrying');
-          this.scheduleRestore(Math.min(2_000, 100 * 2 ** this.restoreAttempts++));
-        }
+  private restore(): void {
+    if (this.restoring || this.closed) return;
+    this.restoring = true;
+    void this.restorePolicy
+      .execute(() => this.serialize(() => this.reconnect()))
+      .finally(() => {
+        this.restoring = false;
+        // A connection it opened may have dropped again before it ended, and found it running.
+        if (this.needsRestore()) this.restore();
       });
-    }, delayMs);
+  }
+
+  /** One try of a restore: done once there is nothing to do, whoever did it; throws to be retried. */
+  private async reconnect(): Promise<void> {
+    if (!this.needsRestore()) return;
+    try {
+      await this.connection();
+    } catch (error) {
+      this.log.warn({ err: error }, 'producer lock connection not restored; retrying');
+      throw error;
+    }
+  }
+
+  /** Locks to take back, or backends to end, with no live connection to do it on. */
+  private needsRestore(): boolean {
+    return !this.closed && (this.held.size > 0 || this.orphans.length > 0) && (this.current === null || this.current.dead);
   }
 }
