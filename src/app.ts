@@ -116,23 +116,27 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
   const metrics = createMetrics();
-  const repository = new SessionRepository(pool, createsPool);
+  const repository = new SessionRepository({ pool, creates: createsPool });
   const store = new SampleStore(pool);
-  const queue = new WriteQueue(config.writer.maxQueuedBytes, config.writer.lanes);
+  const queue = new WriteQueue({ maxQueuedBytes: config.writer.maxQueuedBytes, lanes: config.writer.lanes });
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
   if (broker) await parts.start(broker);
   const hub = new FanoutHub(broker);
   const sockets = new SocketRegistry(config.pingIntervalMs);
-  const commits = new CommitThread({ databaseUrl, connections: config.writer.lanes, logLevel: config.logLevel }, log.child({ part: 'writer' }), (error) =>
-    options.onFatal?.(error),
-  );
+  const commits = new CommitThread({
+    databaseUrl,
+    connections: config.writer.lanes,
+    logLevel: config.logLevel,
+    log: log.child({ part: 'writer' }),
+    onStop: (error) => options.onFatal?.(error),
+  });
   // Its close takes a grace, not a deadline: 2 s for its connections to end, then it is cut.
   await parts.start({ name: 'commit thread', start: () => commits.start(), close: () => commits.close(2_000) });
-  const writer = new BatchWriter(queue, commits, config.writer, log.child({ part: 'writer' }), writerCounters(metrics), tracing.tracer);
-  const locks = new ProducerLocks(databaseUrl, log.child({ part: 'locks' }), (sessionId) => coordinator.lockLost(sessionId));
+  const writer = new BatchWriter({ queue, store: commits, limits: config.writer, log: log.child({ part: 'writer' }), counters: writerCounters(metrics), tracer: tracing.tracer });
+  const locks = new ProducerLocks({ url: databaseUrl, log: log.child({ part: 'locks' }), onLost: (sessionId) => coordinator.lockLost(sessionId) });
   await parts.start(locks);
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
-  const coordinator = new SessionCoordinator(repository, locks, hub, queue, config.live.recentWindowBytes, remoteEnd);
+  const coordinator = new SessionCoordinator({ sessions: repository, locks, hub, queue, windowMaxBytes: config.live.recentWindowBytes, remoteEnd });
   broker?.onControl(({ endSession }) => {
     coordinator.endIfLocal(endSession, config.sessions.endTimeoutMs).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
   });

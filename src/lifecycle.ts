@@ -8,6 +8,7 @@
  * close: each part spends what the ones before it left, and nothing has to share out a budget.
  */
 import type { Logger } from 'pino';
+import { within } from './deadlines.ts';
 
 export interface Part {
   /** For the log, when its start or close fails. */
@@ -57,16 +58,12 @@ export class PartStack {
 type Outcome = { status: 'fulfilled' } | { status: 'rejected'; reason: unknown } | { status: 'late' };
 
 /** How `close` went by `deadline`; a close that throws rather than rejects counts as rejected. */
-async function settleBy(close: () => Promise<void>, deadline: number): Promise<Outcome> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => resolve({ status: 'late' }), Math.max(0, deadline - Date.now()));
-  });
+function settleBy(close: () => Promise<void>, deadline: number): Promise<Outcome> {
   const settled = Promise.resolve()
     .then(close)
     .then(
       (): Outcome => ({ status: 'fulfilled' }),
       (reason: unknown): Outcome => ({ status: 'rejected', reason }),
     );
-  return Promise.race([settled, late]).finally(() => clearTimeout(timer));
+  return within(settled, deadline - Date.now(), (): Outcome => ({ status: 'late' }));
 }

@@ -21,6 +21,7 @@ import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@ope
 import { ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
+import { within } from '../deadlines.ts';
 
 export interface Tracing {
   readonly enabled: boolean;
@@ -69,11 +70,7 @@ export function createTracing(config: Config['tracing'], log: Logger, { shutdown
     tracer: provider.getTracer('wavehouse'),
     extract: (headers) => propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter),
     async shutdown() {
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), shutdownMs);
-      });
-      const outcome = await Promise.race([provider.shutdown().then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+      const outcome = await within(provider.shutdown().then(() => 'done' as const), shutdownMs, () => 'late' as const);
       if (outcome === 'late') log.warn({ waitedMs: shutdownMs }, 'span export unfinished at shutdown; the spans not yet sent are dropped');
     },
   };

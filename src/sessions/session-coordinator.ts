@@ -13,6 +13,7 @@
  * the process holds the session's producer lock (storage/producer-locks.ts) for exactly
  * that long. After that, the database alone knows the session.
  */
+import { within } from '../deadlines.ts';
 import type { FanoutHub } from '../fanout/hub.ts';
 import type { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
@@ -40,18 +41,35 @@ export type RemoteEnd = (sessionId: string) => Promise<SessionRecord | null>;
 /** `not_committed`: what was accepted was not all committed in time; the end is not done, and nothing more is accepted. */
 export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' | 'not_committed' };
 
+export interface SessionCoordinatorOptions {
+  sessions: SessionLookup;
+  locks: LockPort;
+  hub: FanoutHub;
+  queue: WriteQueue;
+  /** Each session's recent window bound in bytes (LIVE_RECENT_WINDOW_BYTES). */
+  windowMaxBytes: number;
+  /** How to end a session whose producer is on another process; absent (no broker), it cannot be. */
+  remoteEnd?: RemoteEnd | null;
+}
+
 export class SessionCoordinator {
   private readonly states = new Map<string, SessionState>();
   private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly sessions: SessionLookup;
+  private readonly locks: LockPort;
+  private readonly hub: FanoutHub;
+  private readonly queue: WriteQueue;
+  private readonly windowMaxBytes: number;
+  private readonly remoteEnd: RemoteEnd | null;
 
-  constructor(
-    private readonly sessions: SessionLookup,
-    private readonly locks: LockPort,
-    private readonly hub: FanoutHub,
-    private readonly queue: WriteQueue,
-    private readonly windowMaxBytes: number,
-    private readonly remoteEnd: RemoteEnd | null = null,
-  ) {}
+  constructor({ sessions, locks, hub, queue, windowMaxBytes, remoteEnd = null }: SessionCoordinatorOptions) {
+    this.sessions = sessions;
+    this.locks = locks;
+    this.hub = hub;
+    this.queue = queue;
+    this.windowMaxBytes = windowMaxBytes;
+    this.remoteEnd = remoteEnd;
+  }
 
   get activeSessionCount(): number {
     return this.states.size;
@@ -74,7 +92,7 @@ export class SessionCoordinator {
           return { ok: false, refusal: claimed ? 'session_ended' : 'session_not_found' };
         }
         const { record, epoch } = claimed;
-        state = new SessionState(sessionId, record.channels, record.lastSeq ?? -1, this.windowMaxBytes, epoch);
+        state = new SessionState({ sessionId, channels: record.channels, lastCommittedSeq: record.lastSeq ?? -1, windowMaxBytes: this.windowMaxBytes, epoch });
         this.states.set(sessionId, state);
       }
       state.producer = producer;
@@ -187,14 +205,6 @@ export class SessionCoordinator {
 }
 
 /** Whether everything accepted for `state` is committed within `ms`. */
-async function committedWithin(state: SessionState, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-  });
-  try {
-    return await Promise.race([state.whenCommitted().then(() => true), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function committedWithin(state: SessionState, ms: number): Promise<boolean> {
+  return within(state.whenCommitted().then(() => true), ms, () => false);
 }

@@ -29,7 +29,22 @@ export interface ProducerHandle {
   closeForConflict(): void;
 }
 
+export interface SessionStateOptions {
+  sessionId: string;
+  channels: readonly string[];
+  /** The highest seq already stored (the record's lastSeq); -1 for none. */
+  lastCommittedSeq: number;
+  /** The recent window's bound in bytes (LIVE_RECENT_WINDOW_BYTES). */
+  windowMaxBytes: number;
+  /** The producer epoch this process claimed; every commit for the session carries it. */
+  epoch?: number;
+}
+
 export class SessionState implements QueuedSession {
+  readonly sessionId: string;
+  readonly channels: readonly string[];
+  /** The producer epoch this process claimed; every commit for the session carries it. */
+  readonly epoch?: number;
   readonly columnKeys: Buffer[];
   highestAcceptedSeq: number;
   committedSeq: number;
@@ -37,18 +52,16 @@ export class SessionState implements QueuedSession {
   /** Another process took this session (its fencing epoch moved on): nothing more is stored here. */
   fenced = false;
   producer: ProducerHandle | null = null;
+  private readonly windowMaxBytes: number;
   private readonly window: LiveFrame[] = [];
   private windowBytes = 0;
   private commitWaiters: Array<{ seq: number; resolve: () => void }> = [];
 
-  constructor(
-    readonly sessionId: string,
-    readonly channels: readonly string[],
-    lastCommittedSeq: number,
-    private readonly windowMaxBytes: number,
-    /** The producer epoch this process claimed; every commit for the session carries it. */
-    readonly epoch?: number,
-  ) {
+  constructor({ sessionId, channels, lastCommittedSeq, windowMaxBytes, epoch }: SessionStateOptions) {
+    this.sessionId = sessionId;
+    this.channels = channels;
+    this.epoch = epoch;
+    this.windowMaxBytes = windowMaxBytes;
     this.columnKeys = jsonColumnKeys(channels);
     this.highestAcceptedSeq = lastCommittedSeq;
     this.committedSeq = lastCommittedSeq;

@@ -10,12 +10,12 @@
  * 2 lanes, about a tenth more with 4, no cost at half load; docs/performance.md). A session
  * lives in one lane, so its commits and acks stay in order.
  *
- * Error policy: a failed flush is retried with the same items, with capped exponential
- * backoff, for as long as it takes (cockatiel retry), behind a circuit breaker that, after a
- * run of failures, probes the database once a second instead of hammering it. Nothing is
- * dropped and nothing is acked meanwhile; the live path goes on and the queue's bound pushes
- * back on producers. The circuit breaker is shared by the lanes: the database is one.
- * Sessions another process has taken (FencedError) are not failures.
+ * Error policy: a failed flush is retried with the same items, with capped and jittered
+ * exponential backoff, for as long as it takes (cockatiel retry), behind a circuit breaker
+ * that, after a run of failures, probes the database once a second instead of hammering it.
+ * Nothing is dropped and nothing is acked meanwhile; the live path goes on and the queue's
+ * bound pushes back on producers. The circuit breaker is shared by the lanes: the database is
+ * one. Sessions another process has taken (FencedError) are not failures.
  * Lifecycle: start() runs the loops; drain() flushes everything and stops them.
  *
  * Tracing: each flush is one `wavehouse.commit` span, over all its attempts (each failure is
@@ -27,13 +27,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
 import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, QueuedSession, WriteLane, WriteQueue } from './write-queue.ts';
 
-export interface BatchWriterOptions {
+/** When a lane is flushed, and how its batches become chunk rows. */
+export interface BatchLimits {
   maxBatchAgeMs: number;
   maxBatchSamples: number;
   maxChunkSamples: number;
@@ -44,6 +46,17 @@ export interface WriterCounters {
   committed(samples: number, durationS: number): void;
   acked(latencyS: number): void;
   failed(): void;
+}
+
+export interface BatchWriterOptions {
+  queue: WriteQueue;
+  /** Where flushes are committed: the commit thread, or a SampleStore on this thread. */
+  store: ChunkCommitter;
+  limits: BatchLimits;
+  log: Logger;
+  counters: WriterCounters;
+  /** Absent: the no-op tracer. */
+  tracer?: Tracer;
 }
 
 const notFenced = handleWhen((error) => !(error instanceof FencedError));
@@ -64,15 +77,20 @@ export class BatchWriter {
     this.breaker,
   );
   healthy = true;
+  private readonly queue: WriteQueue;
+  private readonly store: ChunkCommitter;
+  private readonly limits: BatchLimits;
+  private readonly log: Logger;
+  private readonly counters: WriterCounters;
+  private readonly tracer: Tracer;
 
-  constructor(
-    private readonly queue: WriteQueue,
-    private readonly store: ChunkCommitter,
-    private readonly options: BatchWriterOptions,
-    private readonly log: Logger,
-    private readonly counters: WriterCounters,
-    private readonly tracer: Tracer = noopTracer,
-  ) {
+  constructor({ queue, store, limits, log, counters, tracer = noopTracer }: BatchWriterOptions) {
+    this.queue = queue;
+    this.store = store;
+    this.limits = limits;
+    this.log = log;
+    this.counters = counters;
+    this.tracer = tracer;
     this.laneIds = new Map(queue.lanes.map((lane) => [lane, randomUUID()]));
     this.policy.onFailure(() => {
       this.healthy = false;
@@ -93,12 +111,11 @@ export class BatchWriter {
     this.draining = true;
     for (const pause of this.pauses) pause.abort();
     this.queue.interrupt();
-    const timer = sleep(deadlineMs, 'timeout' as const, { ref: false });
-    const outcome = await Promise.race([Promise.all(this.loops).then(() => 'done' as const), timer]);
+    const flushed = await within(Promise.all(this.loops).then(() => true), deadlineMs, () => false);
     this.running = false;
     this.stop.abort();
     this.queue.interrupt();
-    return outcome === 'done';
+    return flushed;
   }
 
   private async run(lane: WriteLane): Promise<void> {
@@ -109,8 +126,8 @@ export class BatchWriter {
         continue;
       }
       const oldest = lane.oldestEnqueuedAtMs ?? Date.now();
-      const dueInMs = oldest + this.options.maxBatchAgeMs - Date.now();
-      if (!this.draining && lane.queuedSamples < this.options.maxBatchSamples && dueInMs > 0) {
+      const dueInMs = oldest + this.limits.maxBatchAgeMs - Date.now();
+      if (!this.draining && lane.queuedSamples < this.limits.maxBatchSamples && dueInMs > 0) {
         await this.wait(dueInMs);
         continue;
       }
@@ -121,7 +138,7 @@ export class BatchWriter {
   private async flush(lane: WriteLane): Promise<void> {
     const span = this.tracer.startSpan('wavehouse.commit');
     try {
-      const items = lane.peek(this.options.maxBatchSamples);
+      const items = lane.peek(this.limits.maxBatchSamples);
       if (await this.commit(items, { laneId: this.laneIds.get(lane)!, flushId: randomUUID() }, span)) lane.remove(items.length);
     } finally {
       span.end();
@@ -133,7 +150,7 @@ export class BatchWriter {
     let attempts = 0;
     let storable = items.filter((item) => !item.session.fenced);
     while (storable.length > 0) {
-      const { rows, advances } = toChunks(storable, this.options.maxChunkSamples);
+      const { rows, advances } = toChunks(storable, this.limits.maxChunkSamples);
       const samples = rows.reduce((sum, row) => sum + sampleCountOf(row), 0);
       span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
       const started = performance.now();

@@ -4,15 +4,23 @@
  * idle server adds no wait. Under REST's bursts this turns ten concurrent creates or gets
  * into one statement: one write, one backend woken, one commit (docs/performance.md).
  */
+export interface CoalescingQueueOptions<T> {
+  /** The most items one batch holds. */
+  maxBatch: number;
+  /** Settles every item of its batch itself, and never rejects. */
+  handle: (batch: T[]) => Promise<void>;
+}
+
 export class CoalescingQueue<T> {
   private readonly waiting: T[] = [];
   private running = false;
+  private readonly maxBatch: number;
+  private readonly handle: (batch: T[]) => Promise<void>;
 
-  /** `handle` settles every item of its batch itself and never rejects. */
-  constructor(
-    private readonly maxBatch: number,
-    private readonly handle: (batch: T[]) => Promise<void>,
-  ) {}
+  constructor({ maxBatch, handle }: CoalescingQueueOptions<T>) {
+    this.maxBatch = maxBatch;
+    this.handle = handle;
+  }
 
   push(item: T): void {
     this.waiting.push(item);

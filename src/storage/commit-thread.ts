@@ -18,15 +18,17 @@
  * reports it through `onStop`: without it nothing more can be committed or acked, so the app
  * treats that as fatal (serve.ts exits, for the supervisor to start a fresh process;
  * producers resend what was not acked). It is not restarted in place: on Node 20 under tsx's
- * loader hooks, starting a Worker soon after one was killed blocked the main thread for
+ * loader hooks, starting a thread soon after one was killed blocked the main thread for
  * minutes in a test that did so.
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { BodyBuffers } from './body-buffers.ts';
 import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
 import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
 
+/** What the thread is started with (its workerData): plain data, copied to it. */
 export interface CommitThreadData {
   databaseUrl: string;
   /** Connections of the thread's pool: one per writer lane, since a lane commits one flush at a time. */
@@ -46,7 +48,10 @@ export type CommitResponse = (
   | { id: number; ok: false; error: { message: string; code?: string } }
 ) & { memory?: ArrayBuffer };
 
-export interface CommitThreadOptions {
+export interface CommitThreadOptions extends CommitThreadData {
+  log: Logger;
+  /** Told when the thread stops unasked after a successful start: nothing more can be committed. */
+  onStop?: (error: Error) => void;
   /**
    * How long start() waits for the thread's first answer: loading it (tsx compiles its
    * TypeScript; about 0.5 s here) and one query on its pool. Above the pool's own 5 s connect
@@ -65,7 +70,7 @@ interface Waiter {
 }
 
 export class CommitThread implements ChunkCommitter {
-  private worker: Worker | null = null;
+  private thread: Worker | null = null;
   private readonly waiting = new Map<number, Waiter>();
   private nextId = 1;
   /** Why requests are refused: set by close() or by the thread stopping on its own. */
@@ -73,22 +78,23 @@ export class CommitThread implements ChunkCommitter {
   /** Whether start() succeeded: only a stop after that is reported through onStop. */
   private started = false;
 
+  private readonly data: CommitThreadData;
+  private readonly log: Logger;
+  private readonly onStop: (error: Error) => void;
   private readonly startTimeoutMs: number;
   private readonly bodies: BodyBuffers;
 
-  constructor(
-    private readonly data: CommitThreadData,
-    private readonly log: Logger,
-    private readonly onStop: (error: Error) => void = () => undefined,
-    { startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions = {},
-  ) {
+  constructor({ databaseUrl, connections, logLevel, log, onStop = () => undefined, startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions) {
+    this.data = { databaseUrl, connections, logLevel };
+    this.log = log;
+    this.onStop = onStop;
     this.startTimeoutMs = startTimeoutMs;
     this.bodies = bodies;
   }
 
   /** Whether the thread is up: started, and neither closed nor stopped on its own. */
   get running(): boolean {
-    return this.worker !== null && this.stopped === null;
+    return this.thread !== null && this.stopped === null;
   }
 
   /**
@@ -97,29 +103,24 @@ export class CommitThread implements ChunkCommitter {
    * would keep the process alive.
    */
   async start(): Promise<void> {
-    if (this.worker || this.stopped) throw new Error('the commit thread is started once');
-    const worker = new Worker(new URL('./commit-worker-entry.mjs', import.meta.url), { workerData: this.data });
-    worker.on('message', (response: CommitResponse) => this.settle(response));
-    worker.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
-    worker.on('exit', (code) => this.exited(code));
-    this.worker = worker;
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
-      const url = URL.parse(this.data.databaseUrl);
-      const database = url?.host || url?.searchParams.get('host') || 'the database';
-      const message = `the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`;
-      timer = setTimeout(() => reject(new Error(message)), this.startTimeoutMs);
-    });
+    if (this.thread || this.stopped) throw new Error('the commit thread is started once');
+    const thread = new Worker(new URL('./commit-thread-entry.mjs', import.meta.url), { workerData: this.data });
+    thread.on('message', (response: CommitResponse) => this.settle(response));
+    thread.on('error', (error) => this.log.error({ err: error }, 'commit thread failed'));
+    thread.on('exit', (code) => this.exited(code));
+    this.thread = thread;
     try {
-      await Promise.race([this.request({ id: 0, type: 'ping' }), late]);
+      await within(this.request({ id: 0, type: 'ping' }), this.startTimeoutMs, () => {
+        // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
+        const url = URL.parse(this.data.databaseUrl);
+        const database = url?.host || url?.searchParams.get('host') || 'the database';
+        throw new Error(`the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`);
+      });
       this.started = true;
     } catch (error) {
       this.stopped ??= error as Error;
-      await worker.terminate();
+      await thread.terminate();
       throw error;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -139,23 +140,22 @@ export class CommitThread implements ChunkCommitter {
    */
   async close(graceMs = 5_000): Promise<void> {
     this.stopped ??= new Error('the commit thread is closed');
-    const worker = this.worker;
-    if (!worker) return;
-    const exited = new Promise((resolve) => worker.once('exit', resolve));
-    worker.postMessage({ type: 'close' });
-    const cut = setTimeout(() => void worker.terminate(), graceMs);
-    await exited;
-    clearTimeout(cut);
+    const thread = this.thread;
+    if (!thread) return;
+    const exited = new Promise((resolve) => thread.once('exit', resolve));
+    thread.postMessage({ type: 'close' });
+    // terminate() resolves once the thread has exited.
+    await within(exited, graceMs, () => thread.terminate());
   }
 
   private request(request: CommitRequest, transfer: ArrayBuffer[] = []): Promise<CommitResponse & { ok: true }> {
-    const worker = this.worker;
-    if (this.stopped || !worker) return Promise.reject(this.stopped ?? new Error('the commit thread is not started'));
+    const thread = this.thread;
+    if (this.stopped || !thread) return Promise.reject(this.stopped ?? new Error('the commit thread is not started'));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
       try {
-        worker.postMessage({ ...request, id }, transfer);
+        thread.postMessage({ ...request, id }, transfer);
       } catch (error) {
         this.waiting.delete(id);
         reject(error);
@@ -164,7 +164,7 @@ export class CommitThread implements ChunkCommitter {
   }
 
   private exited(code: number): void {
-    this.worker = null;
+    this.thread = null;
     const unasked = this.stopped === null;
     this.stopped ??= new Error(`the commit thread stopped (exit code ${code})`);
     for (const waiter of this.waiting.values()) waiter.reject(this.stopped);

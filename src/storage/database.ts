@@ -17,7 +17,7 @@ export interface PoolOptions {
   /**
    * Each connection's backend_flush_after: past this many kB written by the connection's
    * backend, PostgreSQL asks the kernel to start writing them to disk. For a connection that
-   * writes in bulk (see commit-worker.ts).
+   * writes in bulk (see commit-thread-body.ts).
    */
   backendFlushAfterKb?: number;
 }
@@ -138,6 +138,44 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' ? unavailableCodes.has(code) : unavailableMessages.has(error.message);
+}
+
+export interface CheckOutOptions {
+  /**
+   * Failures after which the client is still as good as new, so it goes back to the pool
+   * rather than being destroyed: a statement the server refused cleanly, say. None by default.
+   */
+  reusableAfter?: (error: unknown) => boolean;
+  /** What a failure to check a client out becomes; by default, pg's own error. */
+  connectError?: (error: unknown) => Error;
+}
+
+/**
+ * Runs `work` on a client checked out of `pool`, and gives it back. A client whose work failed
+ * may be in any state (mid-COPY, mid-transaction, its connection lost), so it is released as
+ * broken, and the pool destroys it instead of handing it to the next caller, unless
+ * `reusableAfter` says otherwise. The pool hears 'error' only on idle clients: a connection
+ * lost while this one is checked out would emit it unheard and crash the process, so it is
+ * heard here (the failure itself reaches the awaited query in `work`). A broken client keeps
+ * that listener, as it may still emit while it is torn down.
+ */
+export async function withPooledClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, options: CheckOutOptions = {}): Promise<T> {
+  const { reusableAfter = () => false, connectError } = options;
+  const client = await pool.connect().catch((error: unknown) => {
+    throw connectError ? connectError(error) : error;
+  });
+  const ignoreError = () => undefined;
+  client.on('error', ignoreError);
+  let broken = false;
+  try {
+    return await work(client);
+  } catch (error) {
+    broken = !reusableAfter(error);
+    throw error;
+  } finally {
+    if (!broken) client.off('error', ignoreError);
+    client.release(broken);
+  }
 }
 
 /** Runs `work` on a connection of its own, which is closed whatever the outcome. */

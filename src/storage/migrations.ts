@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { withPooledClient } from './database.ts';
 
 const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Arbitrary but fixed: the advisory lock key every Wavehouse instance agrees on. */
@@ -32,42 +33,31 @@ export async function loadMigrations(): Promise<Migration[]> {
 /** Applies what is missing; returns the names applied now. */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const migrations = await loadMigrations();
-  const client = await pool.connect();
-  // A checked-out client that loses its connection emits 'error', which without a listener
-  // would crash the process at start; the failure also reaches the query in flight, below.
-  const ignoreError = () => undefined;
-  client.on('error', ignoreError);
-  let broken = false;
-  try {
-    await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
-    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-      version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
-    const applied = new Set(rows.map((row) => row.version));
-    const appliedNow: string[] = [];
-    for (const migration of migrations) {
-      if (applied.has(migration.version)) continue;
-      await client.query('BEGIN');
-      try {
-        await client.query(migration.sql);
-        await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-        await client.query('COMMIT');
-      } catch (error) {
-        // The migration's own error is the one to report, not a ROLLBACK that fails after it.
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
+  return withPooledClient(pool, async (client) => {
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
+      await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
+      const applied = new Set(rows.map((row) => row.version));
+      const appliedNow: string[] = [];
+      for (const migration of migrations) {
+        if (applied.has(migration.version)) continue;
+        await client.query('BEGIN');
+        try {
+          await client.query(migration.sql);
+          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+          await client.query('COMMIT');
+        } catch (error) {
+          // The migration's own error is the one to report, not a ROLLBACK that fails after it.
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw error;
+        }
+        appliedNow.push(migration.name);
       }
-      appliedNow.push(migration.name);
+      return appliedNow;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => undefined);
     }
-    return appliedNow;
-  } catch (error) {
-    broken = true;
-    throw error;
-  } finally {
-    await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => undefined);
-    // A client that failed may have lost its connection: it is destroyed, not pooled. A
-    // broken one keeps the listener, since it may still emit while it is torn down.
-    if (!broken) client.off('error', ignoreError);
-    client.release(broken);
-  }
+  });
 }

@@ -23,8 +23,10 @@
  * never let go by this process, and another one can only have got one if the old backend died
  * first, which the retake then reports.
  */
+import { ExponentialBackoff, handleAll, retry } from 'cockatiel';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import { connectionConfig } from './database.ts';
 
 /** The advisory lock key of a session: the first 64 bits of its UUID. */
@@ -41,6 +43,11 @@ interface LockConnection {
 }
 
 export interface ProducerLocksOptions {
+  /** The database; the locks are held on a connection of their own, not a pooled one. */
+  url: string;
+  log: Logger;
+  /** Told of a session whose lock another process took while the lock connection was down. */
+  onLost: (sessionId: string) => void;
   /** How often the lock connection is asked a trivial query when nothing else is sent on it. */
   heartbeatIntervalMs?: number;
   /** How long any query on the lock connection may take before the link counts as silent. */
@@ -67,18 +74,27 @@ export class ProducerLocks {
   private closed = false;
   /** Serializes lock traffic so acquire/release/re-take never interleave on the connection. */
   private tail: Promise<unknown> = Promise.resolve();
-  private restoreTimer: NodeJS.Timeout | null = null;
-  private restoreAttempts = 0;
+  /** Whether a restore is running (scheduleRestore): one at a time. */
+  private restoring = false;
+  /**
+   * How a restore retries a connection it could not open: at once, then after a delay that
+   * grows to at most 2 s, jittered, until it succeeds.
+   */
+  private readonly restorePolicy = retry(handleAll, {
+    maxAttempts: Number.POSITIVE_INFINITY,
+    backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }),
+  }).dangerouslyUnref();
   private readonly heartbeat: NodeJS.Timeout;
   private beating = false;
+  private readonly url: string;
+  private readonly log: Logger;
+  private readonly onLost: (sessionId: string) => void;
   private readonly queryTimeoutMs: number;
 
-  constructor(
-    private readonly url: string,
-    private readonly log: Logger,
-    private readonly onLost: (sessionId: string) => void,
-    { heartbeatIntervalMs = 5_000, queryTimeoutMs = 5_000 }: ProducerLocksOptions = {},
-  ) {
+  constructor({ url, log, onLost, heartbeatIntervalMs = 5_000, queryTimeoutMs = 5_000 }: ProducerLocksOptions) {
+    this.url = url;
+    this.log = log;
+    this.onLost = onLost;
     this.queryTimeoutMs = queryTimeoutMs;
     // A silent link is only noticed by sending on it: without traffic of its own, an idle lock
     // connection would look alive for as long as TCP keepalive takes.
@@ -110,7 +126,6 @@ export class ProducerLocks {
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.heartbeat);
-    if (this.restoreTimer !== null) clearTimeout(this.restoreTimer);
     await this.tail.catch(() => undefined);
     this.held.clear();
     const connection = this.current;
@@ -118,9 +133,7 @@ export class ProducerLocks {
     if (connection === null) return;
     connection.dead = true;
     // A graceful end waits for the server's answer, which a silent link never sends.
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([connection.client.end().catch(() => undefined), new Promise((resolve) => (timer = setTimeout(resolve, this.queryTimeoutMs)))]);
-    clearTimeout(timer);
+    await within(connection.client.end().catch(() => undefined), this.queryTimeoutMs, () => undefined);
     connection.client.connection.stream.destroy();
   }
 
@@ -135,21 +148,13 @@ export class ProducerLocks {
    * connection: otherwise it would wait, and every lock call queued behind it, until TCP
    * keepalive gives up.
    */
-  private async query<R extends pg.QueryResultRow>(connection: LockConnection, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
-    let timer: NodeJS.Timeout | undefined;
-    const silence = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const error = new Error(`no answer on the producer lock connection within ${this.queryTimeoutMs} ms`);
-        this.dropped(connection, error);
-        connection.client.connection.stream.destroy();
-        reject(error);
-      }, this.queryTimeoutMs);
+  private query<R extends pg.QueryResultRow>(connection: LockConnection, text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    return within(connection.client.query<R>(text, values), this.queryTimeoutMs, () => {
+      const error = new Error(`no answer on the producer lock connection within ${this.queryTimeoutMs} ms`);
+      this.dropped(connection, error);
+      connection.client.connection.stream.destroy();
+      throw error;
     });
-    try {
-      return await Promise.race([connection.client.query<R>(text, values), silence]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private beat(): void {
@@ -185,7 +190,6 @@ export class ProducerLocks {
       throw error;
     }
     this.current = connection;
-    this.restoreAttempts = 0;
     return connection;
   }
 
@@ -205,7 +209,7 @@ export class ProducerLocks {
     if (this.current !== connection || this.closed) return;
     this.current = null;
     this.log.warn({ err: error }, 'producer lock connection lost; locks will be taken back on reconnect');
-    this.scheduleRestore(0);
+    this.restore();
   }
 
   /**
@@ -256,19 +260,31 @@ export class ProducerLocks {
    * reconnects by itself, retrying until it succeeds, someone else's acquire does it first, or
    * there is nothing left to do.
    */
-  private scheduleRestore(delayMs: number): void {
-    if (this.restoreTimer !== null || this.closed) return;
-    this.restoreTimer = setTimeout(() => {
-      this.restoreTimer = null;
-      void this.serialize(async () => {
-        if (this.closed || (this.held.size === 0 && this.orphans.length === 0) || (this.current !== null && !this.current.dead)) return;
-        try {
-          await this.connection();
-        } catch (error) {
-          this.log.warn({ err: error }, 'producer lock connection not restored; retrying');
-          this.scheduleRestore(Math.min(2_000, 100 * 2 ** this.restoreAttempts++));
-        }
+  private restore(): void {
+    if (this.restoring || this.closed) return;
+    this.restoring = true;
+    void this.restorePolicy
+      .execute(() => this.serialize(() => this.reconnect()))
+      .finally(() => {
+        this.restoring = false;
+        // A connection it opened may have dropped again before it ended, and found it running.
+        if (this.needsRestore()) this.restore();
       });
-    }, delayMs);
+  }
+
+  /** One try of a restore: done once there is nothing to do, whoever did it; throws to be retried. */
+  private async reconnect(): Promise<void> {
+    if (!this.needsRestore()) return;
+    try {
+      await this.connection();
+    } catch (error) {
+      this.log.warn({ err: error }, 'producer lock connection not restored; retrying');
+      throw error;
+    }
+  }
+
+  /** Locks to take back, or backends to end, with no live connection to do it on. */
+  private needsRestore(): boolean {
+    return !this.closed && (this.held.size > 0 || this.orphans.length > 0) && (this.current === null || this.current.dead);
   }
 }

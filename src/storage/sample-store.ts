@@ -12,6 +12,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { withPooledClient } from './database.ts';
 import { isSessionId } from './session-repository.ts';
 
 export interface SessionAdvance {
@@ -70,17 +71,15 @@ export class SampleStore implements ChunkCommitter {
    * Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in
    * one transaction, with `marker` written in it. Settles only once the connection has sent
    * all of `body`, or never began to, or is gone (the commit thread reuses the memory after:
-   * commit-worker.ts), so nothing here may give up on the body early, say with a client-side
+   * commit-thread-body.ts), so nothing here may give up on the body early, say with a client-side
    * timeout.
    */
-  async commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
-    const client = await this.pool.connect();
-    // The pool listens for errors only on idle clients: a connection lost while this one is
-    // checked out would emit 'error' with no listener and crash the process. The failure
-    // itself reaches the awaited query below.
-    const ignoreError = () => undefined;
-    client.on('error', ignoreError);
-    let broken = false;
+  commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
+    // A FencedError leaves the client as it was: its transaction was rolled back cleanly.
+    return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, marker), { reusableAfter: (error) => error instanceof FencedError });
+  }
+
+  private async commitOn(client: pg.PoolClient, body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -121,15 +120,8 @@ export class SampleStore implements ChunkCommitter {
       await pipeline(Readable.from([body]), copy);
       await client.query('COMMIT');
     } catch (error) {
-      if (error instanceof FencedError) throw error;
-      broken = true;
-      await client.query('ROLLBACK').catch(() => undefined);
+      if (!(error instanceof FencedError)) await client.query('ROLLBACK').catch(() => undefined);
       throw error;
-    } finally {
-      // A client that failed mid-COPY may be in any state: do not hand it to the next caller.
-      // A broken one keeps the listener: it is being destroyed and may still emit.
-      if (!broken) client.off('error', ignoreError);
-      client.release(broken);
     }
   }
 
@@ -162,22 +154,12 @@ export class SampleStore implements ChunkCommitter {
   }
 
   /** The whole output of a `COPY ... TO STDOUT`: one page of chunks, bounded by readPageChunks. */
-  private async copyOut(sql: string): Promise<Buffer> {
-    const client = await this.pool.connect();
-    const ignoreError = () => undefined;
-    client.on('error', ignoreError); // as in commitChunks: the failure reaches the stream below
-    let broken = false;
-    try {
+  private copyOut(sql: string): Promise<Buffer> {
+    return withPooledClient(this.pool, async (client) => {
       const pieces: Buffer[] = [];
       for await (const piece of client.query(copyStreams.to(sql))) pieces.push(piece as Buffer);
       return Buffer.concat(pieces);
-    } catch (error) {
-      broken = true;
-      throw error;
-    } finally {
-      if (!broken) client.off('error', ignoreError);
-      client.release(broken);
-    }
+    });
   }
 }
 

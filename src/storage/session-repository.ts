@@ -1,7 +1,8 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
 import type pg from 'pg';
+import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
-import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.ts';
+import { DatabaseUnreachableError, isDatabaseUnavailable, withPooledClient } from './database.ts';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -121,23 +122,34 @@ interface PendingFind {
   reject: (error: unknown) => void;
 }
 
-export class SessionRepository {
-  private readonly createQueue = new CoalescingQueue<PendingCreate>(maxCreateBatch, (batch) => this.insertBatch(batch));
-  private readonly findQueue = new CoalescingQueue<PendingFind>(maxFindBatch, (batch) => this.findBatch(batch));
-
+export interface SessionRepositoryOptions {
+  /** The pool lookups, claims and ends run on. */
+  pool: pg.Pool;
   /**
-   * `creates`: the pool creates are inserted on, whose connections have a `statement_timeout`
+   * The pool creates are inserted on, whose connections have a `statement_timeout`
    * (SESSION_CREATE_TIMEOUT_MS, set by app.ts), so that PostgreSQL itself cancels an INSERT
    * that runs over (pg's query_timeout would only stop waiting for it, leaving it running). A
    * connection of their own rather than SET LOCAL in a transaction: that is two more round
    * trips a batch, which cost a lone create 0.3 ms. One connection is enough, as one INSERT at
    * a time is in flight, the one-by-one retries after a refused batch included (below).
    */
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly creates: pg.Pool,
-    private readonly lookupTimeoutMs = defaultLookupTimeoutMs,
-  ) {}
+  creates: pg.Pool;
+  /** How long the lookups of one SELECT wait for its answer; 10 s by default. */
+  lookupTimeoutMs?: number;
+}
+
+export class SessionRepository {
+  private readonly createQueue = new CoalescingQueue<PendingCreate>({ maxBatch: maxCreateBatch, handle: (batch) => this.insertBatch(batch) });
+  private readonly findQueue = new CoalescingQueue<PendingFind>({ maxBatch: maxFindBatch, handle: (batch) => this.findBatch(batch) });
+  private readonly pool: pg.Pool;
+  private readonly creates: pg.Pool;
+  private readonly lookupTimeoutMs: number;
+
+  constructor({ pool, creates, lookupTimeoutMs = defaultLookupTimeoutMs }: SessionRepositoryOptions) {
+    this.pool = pool;
+    this.creates = creates;
+    this.lookupTimeoutMs = lookupTimeoutMs;
+  }
 
   /**
    * Inserts a session. Creates that arrive while an insert is running go together in the next,
@@ -201,42 +213,38 @@ export class SessionRepository {
     for (const pending of [...batch, ...this.createQueue.takeAll()]) pending.reject(error);
   }
 
-  private async insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
-    // Connected apart from the query (pool.query does the same two steps), so that a create
-    // that never reached the database says so: nothing was stored, which a lost INSERT cannot say.
-    const client = await this.creates.connect().catch((error: unknown) => {
-      throw new DatabaseUnreachableError(error);
-    });
-    // A connection that drops fails the query, and is then reported as an 'error' event too:
-    // heard here while the client is out of the pool (pool.query does the same), it must not
-    // go unheard, which would crash the process.
-    const dropped = () => undefined;
-    client.on('error', dropped);
-    let failure: Error | undefined;
-    try {
-      const { rows } = await client.query<SessionRow>({
-        ...insertSessions,
-        values: [
-          sessions.map((session) => session.id),
-          sessions.map((session) => session.tokenHash),
-          sessions.map((session) => JSON.stringify(session.channels)),
-          sessions.map((session) => session.sampleRateHz),
-          sessions.map((session) => JSON.stringify(session.metadata)),
-        ],
-      });
-      return rows.map(toRecord);
-    } catch (error) {
-      failure = error as Error;
-      // query_canceled: the statement_timeout ran out, or an operator cancelled it (see the constructor).
-      if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
-      throw error;
-    } finally {
-      client.removeListener('error', dropped);
-      // A connection whose query failed otherwise (cancelled, cut, a protocol error) may be in
-      // any state, so it is discarded; one that only had its data refused is as good as new,
-      // and on the creates' one connection a reconnect would delay every create behind it.
-      client.release(failure !== undefined && !refusedData(failure) ? failure : undefined);
-    }
+  private insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+    return withPooledClient(
+      this.creates,
+      async (client) => {
+        try {
+          const { rows } = await client.query<SessionRow>({
+            ...insertSessions,
+            values: [
+              sessions.map((session) => session.id),
+              sessions.map((session) => session.tokenHash),
+              sessions.map((session) => JSON.stringify(session.channels)),
+              sessions.map((session) => session.sampleRateHz),
+              sessions.map((session) => JSON.stringify(session.metadata)),
+            ],
+          });
+          return rows.map(toRecord);
+        } catch (error) {
+          // query_canceled: the statement_timeout ran out, or an operator cancelled it (see `creates`).
+          if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
+          throw error;
+        }
+      },
+      {
+        // A create that never reached the database says so: nothing was stored, which a lost
+        // INSERT cannot say.
+        connectError: (error) => new DatabaseUnreachableError(error),
+        // Unlike other failures (cancelled, cut, a protocol error), data the database refused
+        // leaves the connection as good as new, and on the creates' one connection a
+        // reconnect would delay every create behind it.
+        reusableAfter: refusedData,
+      },
+    );
   }
 
   /**
@@ -252,15 +260,11 @@ export class SessionRepository {
   }
 
   private async findBatch(batch: PendingFind[]): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
     const answer = this.pool.query<SessionRow>({ ...findSessions, values: [batch.map((pending) => pending.id)] });
-    // Its outcome after a timeout is of no use to anyone, and must not go unhandled.
-    answer.catch(() => undefined);
-    const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new DatabaseUnreachableError(new Error(`a session lookup had no answer within ${this.lookupTimeoutMs} ms`))), this.lookupTimeoutMs);
-    });
     try {
-      const { rows } = await Promise.race([answer, timeout]);
+      const { rows } = await within(answer, this.lookupTimeoutMs, () => {
+        throw new DatabaseUnreachableError(new Error(`a session lookup had no answer within ${this.lookupTimeoutMs} ms`));
+      });
       const byId = new Map(rows.map((row) => [row.id, row]));
       for (const pending of batch) {
         const row = byId.get(pending.id);
@@ -269,8 +273,6 @@ export class SessionRepository {
     } catch (error) {
       const everyone = isDatabaseUnavailable(error) ? [...batch, ...this.findQueue.takeAll()] : batch;
       for (const pending of everyone) pending.reject(error);
-    } finally {
-      clearTimeout(timer);
     }
   }
 

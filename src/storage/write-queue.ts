@@ -106,17 +106,23 @@ export class WriteLane {
   }
 }
 
+export interface WriteQueueOptions {
+  /** The bound in bytes, above which the queue reports itself full (WRITE_QUEUE_MAX_BYTES). */
+  maxQueuedBytes: number;
+  /** How many lanes, each committed by a writer loop of its own (WRITE_LANES); 1 by default. */
+  lanes?: number;
+}
+
 export class WriteQueue {
   readonly lanes: readonly WriteLane[];
   queuedBytes = 0;
   queuedSamples = 0;
   private drainedListeners: Array<() => void> = [];
+  private readonly maxQueuedBytes: number;
 
-  constructor(
-    private readonly maxQueuedBytes: number,
-    laneCount = 1,
-  ) {
-    this.lanes = Array.from({ length: laneCount }, () => new WriteLane((bytes, samples) => this.removed(bytes, samples)));
+  constructor({ maxQueuedBytes, lanes = 1 }: WriteQueueOptions) {
+    this.maxQueuedBytes = maxQueuedBytes;
+    this.lanes = Array.from({ length: lanes }, () => new WriteLane((bytes, samples) => this.removed(bytes, samples)));
   }
 
   get isFull(): boolean {

@@ -28,14 +28,14 @@ const log = createLogger('silent');
 async function setup(t: TestContext, bodies?: BodyBuffers) {
   const database = await freshDatabase();
   const pool = createPool(database.url, 2, log);
-  const thread = new CommitThread({ databaseUrl: database.url, connections: 2, logLevel: 'silent' }, log, undefined, { bodies });
+  const thread = new CommitThread({ databaseUrl: database.url, connections: 2, logLevel: 'silent', log, bodies });
   t.after(async () => {
     await thread.close();
     await pool.end();
     await database.drop();
   });
   await thread.start();
-  const repository = new SessionRepository(pool, pool);
+  const repository = new SessionRepository({ pool, creates: pool });
   const newSession = async () => {
     const id = randomUUID();
     await repository.create({ id, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
@@ -158,7 +158,7 @@ test('a session another process has taken comes back as a FencedError naming it,
 test('a thread that stops unasked fails what is in flight and every later request, and reports it once', async (t) => {
   const database = await freshDatabase();
   const stops: Error[] = [];
-  const thread = new CommitThread({ databaseUrl: database.url, connections: 1, logLevel: 'silent' }, log, (error) => stops.push(error));
+  const thread = new CommitThread({ databaseUrl: database.url, connections: 1, logLevel: 'silent', log, onStop: (error) => stops.push(error) });
   const pool = createPool(database.url, 1, log);
   const blocker = new pg.Client({ connectionString: database.url });
   t.after(async () => {
@@ -171,7 +171,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await thread.start();
   assert.equal(thread.running, true);
   const sessionId = randomUUID();
-  await new SessionRepository(pool, pool).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+  await new SessionRepository({ pool, creates: pool }).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
   // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
   await blocker.query('BEGIN');
   await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
@@ -180,7 +180,7 @@ test('a thread that stops unasked fails what is in flight and every later reques
     const { rows } = await pool.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'");
     assert.equal(rows[0].waiting, 1);
   });
-  await (thread as unknown as { worker: Worker }).worker.terminate();
+  await (thread as unknown as { thread: Worker }).thread.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
   await blocker.query('ROLLBACK');
   await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /commit thread stopped/);
@@ -224,7 +224,12 @@ test('a thread whose database never answers fails start() within its bound, and 
   const { port } = silent.address() as net.AddressInfo;
   const stops: Error[] = [];
   const startTimeoutMs = 3_000;
-  const thread = new CommitThread({ databaseUrl: `postgres://postgres@127.0.0.1:${port}/none`, connections: 1, logLevel: 'silent' }, log, (error) => stops.push(error), {
+  const thread = new CommitThread({
+    databaseUrl: `postgres://postgres@127.0.0.1:${port}/none`,
+    connections: 1,
+    logLevel: 'silent',
+    log,
+    onStop: (error) => stops.push(error),
     startTimeoutMs,
   });
   const began = Date.now();
@@ -242,9 +247,13 @@ test('a thread whose database never answers fails start() within its bound, and 
 test('a thread that exits while starting fails start() with why, and is not reported as a stop', async () => {
   const stops: Error[] = [];
   // pino refuses an unknown level: the thread throws while loading and exits before its first answer.
-  const thread = new CommitThread({ databaseUrl: 'postgres://postgres@127.0.0.1:5432/none', connections: 1, logLevel: 'no-such-level' }, log, (error) =>
-    stops.push(error),
-  );
+  const thread = new CommitThread({
+    databaseUrl: 'postgres://postgres@127.0.0.1:5432/none',
+    connections: 1,
+    logLevel: 'no-such-level',
+    log,
+    onStop: (error) => stops.push(error),
+  });
   await assert.rejects(thread.start(), /commit thread stopped \(exit code 1\)/);
   assert.equal(thread.running, false);
   // onStop is what serve.ts exits on; a failed start is buildApp's to clean up after, then to report.
@@ -262,9 +271,7 @@ test('a thread that does not start on a socket URL names the socket directory, w
     await new Promise((resolve) => silent.close(resolve));
     await rm(directory, { recursive: true, force: true });
   });
-  const thread = new CommitThread({ databaseUrl: `postgres:///none?host=${directory}`, connections: 1, logLevel: 'silent' }, log, () => undefined, {
-    startTimeoutMs: 1_000,
-  });
+  const thread = new CommitThread({ databaseUrl: `postgres:///none?host=${directory}`, connections: 1, logLevel: 'silent', log, startTimeoutMs: 1_000 });
   const rejection = await thread.start().then(
     () => assert.fail('start() succeeded'),
     (error: Error) => error,

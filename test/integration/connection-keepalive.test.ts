@@ -56,7 +56,7 @@ describe('database connections and dead peers', () => {
 
   test("the lock connection's backend probes a silent client after the idle time, not the OS's 2 h", async (t) => {
     const { url, drop } = await freshDatabase();
-    const locks = new ProducerLocks(url, pino({ level: 'silent' }), () => undefined);
+    const locks = new ProducerLocks({ url, log: pino({ level: 'silent' }), onLost: () => undefined });
     t.after(async () => {
       await locks.close();
       await drop();

@@ -64,7 +64,7 @@ async function advisoryLockCounts(url: string): Promise<Map<number, number>> {
 describe('producer locks', () => {
   test('a lock connection killed during a burst of acquires: every lock reported held is held in PostgreSQL', { timeout: 30_000 }, async (t) => {
     const lost: string[] = [];
-    const { url, locks } = await setUp(t, (url) => ({ locks: new ProducerLocks(url, log, (sessionId) => lost.push(sessionId)) }));
+    const { url, locks } = await setUp(t, (url) => ({ locks: new ProducerLocks({ url, log, onLost: (sessionId) => lost.push(sessionId) }) }));
 
     const before = Array.from({ length: 20 }, () => randomUUID());
     for (const id of before) assert.equal(await locks.tryAcquire(id), true);
@@ -108,9 +108,9 @@ describe('producer locks', () => {
       return setUp(t, async (url) => {
         const target = new URL(url);
         const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-        const mine = new ProducerLocks(proxy.urlFor(url), log, (sessionId) => lost.push(sessionId), { heartbeatIntervalMs, queryTimeoutMs });
+        const mine = new ProducerLocks({ url: proxy.urlFor(url), log, onLost: (sessionId) => lost.push(sessionId), heartbeatIntervalMs, queryTimeoutMs });
         // The proxy closes first: a query stuck on a silenced link then fails instead of holding up `mine`'s close.
-        return { proxy, mine, theirs: new ProducerLocks(url, log, () => undefined) };
+        return { proxy, mine, theirs: new ProducerLocks({ url, log, onLost: () => undefined }) };
       });
     }
 

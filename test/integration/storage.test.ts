@@ -106,7 +106,7 @@ async function openStorage(t: TestContext, backend: Backend): Promise<Storage> {
     await pool.end();
     await database.drop();
   });
-  return { url: database.url, pool, repository: new SessionRepository(pool, pool), store: new SampleStore(pool) };
+  return { url: database.url, pool, repository: new SessionRepository({ pool, creates: pool }), store: new SampleStore(pool) };
 }
 
 /**
@@ -124,7 +124,7 @@ async function silentDatabase(t: TestContext): Promise<{ repository: SessionRepo
     await pool.end().catch(() => undefined);
     await new Promise((resolve) => silent.close(resolve));
   });
-  return { repository: new SessionRepository(pool, pool), accepted };
+  return { repository: new SessionRepository({ pool, creates: pool }), accepted };
 }
 
 async function newSession(repository: SessionRepository, channels = ['ax', 'ay', 'az']): Promise<string> {
@@ -143,8 +143,8 @@ async function twoClaimedSessions(repository: SessionRepository, channels = ['ax
   const ours = await repository.claimForProducer(takenId);
   const kept = await repository.claimForProducer(keptId);
   assert.ok(ours && kept);
-  const taken = new SessionState(takenId, channels, -1, 1 << 20, ours.epoch);
-  const stays = new SessionState(keptId, channels, -1, 1 << 20, kept.epoch);
+  const taken = new SessionState({ sessionId: takenId, channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20, epoch: ours.epoch });
+  const stays = new SessionState({ sessionId: keptId, channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20, epoch: kept.epoch });
   return { takenId, keptId, ours, taken, stays };
 }
 
@@ -473,7 +473,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
 
       test('a lookup with no answer in time fails as an outage, with every lookup waiting behind it, and the next one is answered', { timeout: 10_000 }, async (t) => {
         const { pool } = await openStorage(t, backend);
-        const repository = new SessionRepository(pool, pool, 300);
+        const repository = new SessionRepository({ pool, creates: pool, lookupTimeoutMs: 300 });
         const id = await newSession(repository);
         // A lock no SELECT can pass: the lookup's query waits, as on a link that died unheard.
         const locker = await pool.connect();
@@ -538,7 +538,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         // The database is dropped (WITH FORCE) before this pool ends: its idle connection is cut.
         creates.on('error', () => undefined);
         t.after(() => creates.end());
-        const repository = new SessionRepository(pool, creates);
+        const repository = new SessionRepository({ pool, creates });
         const session = (i: number) => ({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: { i } });
         const existing = session(-1);
         await repository.create(existing);
@@ -570,7 +570,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         await new Promise((resolve) => probe.close(resolve));
         const creates = new pg.Pool({ host: '127.0.0.1', port, user: 'x', database: 'x', max: 1 });
         t.after(() => creates.end());
-        const repository = new SessionRepository(pool, creates);
+        const repository = new SessionRepository({ pool, creates });
         await assert.rejects(repository.create({ id: randomUUID(), tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} }), (error: unknown) => {
           assert.ok(error instanceof DatabaseUnreachableError, String(error));
           assert.equal((error.cause as { code?: string }).code, 'ECONNREFUSED');
@@ -721,8 +721,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       test('a lock held by one process is refused to another until it is released', async (t) => {
         const { url } = await openStorage(t, backend);
         const sessionId = randomUUID();
-        const mine = new ProducerLocks(url, log, () => undefined);
-        const theirs = new ProducerLocks(url, log, () => undefined);
+        const mine = new ProducerLocks({ url, log, onLost: () => undefined });
+        const theirs = new ProducerLocks({ url, log, onLost: () => undefined });
         t.after(() => Promise.all([mine.close(), theirs.close()]));
 
         assert.equal(await mine.tryAcquire(sessionId), true);
@@ -738,7 +738,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const { url, pool } = await openStorage(t, backend);
         const named = new URL(url);
         named.searchParams.set('application_name', 'from-the-url');
-        const locks = new ProducerLocks(named.toString(), log, () => undefined);
+        const locks = new ProducerLocks({ url: named.toString(), log, onLost: () => undefined });
         t.after(() => locks.close());
         assert.equal(await locks.tryAcquire(randomUUID()), true);
         const { rows } = await pool.query<{ name: string }>(
@@ -750,8 +750,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       test('a lock is freed when its holder closes its connection', async (t) => {
         const { url } = await openStorage(t, backend);
         const sessionId = randomUUID();
-        const mine = new ProducerLocks(url, log, () => undefined);
-        const theirs = new ProducerLocks(url, log, () => undefined);
+        const mine = new ProducerLocks({ url, log, onLost: () => undefined });
+        const theirs = new ProducerLocks({ url, log, onLost: () => undefined });
         t.after(() => Promise.all([mine.close(), theirs.close()]));
 
         assert.equal(await mine.tryAcquire(sessionId), true);
@@ -791,9 +791,9 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       test('merges consecutive batches of each session into chunks of at most maxChunkSamples, and acks what it committed', async (t) => {
         const { url, repository, store } = await openStorage(t, backend);
         const channels = ['ax', 'ay', 'az'];
-        const first = new SessionState(await newSession(repository, channels), channels, -1, 1 << 20);
-        const second = new SessionState(await newSession(repository, channels), channels, -1, 1 << 20);
-        const queue = new WriteQueue(64 * 1024 * 1024);
+        const first = new SessionState({ sessionId: await newSession(repository, channels), channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
+        const second = new SessionState({ sessionId: await newSession(repository, channels), channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
+        const queue = new WriteQueue({ maxQueuedBytes: 64 * 1024 * 1024 });
         const sent = new Map<SessionState, PlainSample[]>([
           [first, []],
           [second, []],
@@ -818,7 +818,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         push(second, 7);
 
         const recorded = recordingCounters();
-        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recorded);
+        const writer = new BatchWriter({ queue, store, limits: { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, counters: recorded });
         writer.start();
         t.after(() => writer.drain(5_000));
         await eventually(() => {
@@ -847,15 +847,15 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
       test('with two lanes, commits every session in order, each on its lane, while batches keep coming', async (t) => {
         const { repository, store } = await openStorage(t, backend);
         const channels = ['ax', 'ay', 'az'];
-        const queue = new WriteQueue(64 * 1024 * 1024, 2);
+        const queue = new WriteQueue({ maxQueuedBytes: 64 * 1024 * 1024, lanes: 2 });
         // Sessions until each lane has two (ids are random, so the split is not known in advance).
         const states: SessionState[] = [];
         while (queue.lanes.some((lane) => states.filter((state) => queue.laneOf(state) === lane).length < 2)) {
-          states.push(new SessionState(await newSession(repository, channels), channels, -1, 1 << 20));
+          states.push(new SessionState({ sessionId: await newSession(repository, channels), channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20 }));
         }
         const acks = new Map<SessionState, number[]>(states.map((state) => [state, []]));
         for (const state of states) state.producer = { sendAck: (seq) => acks.get(state)!.push(seq), closeForEnd: () => undefined, closeForConflict: () => undefined };
-        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 120, maxChunkSamples: 50 }, log, recordingCounters());
+        const writer = new BatchWriter({ queue, store, limits: { maxBatchAgeMs: 1, maxBatchSamples: 120, maxChunkSamples: 50 }, log, counters: recordingCounters() });
         writer.start();
         t.after(() => writer.drain(5_000));
         const perSession = 400;
@@ -886,14 +886,14 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         // Another process takes the session (its claim moves the epoch on) before this one commits.
         assert.ok((await repository.claimForProducer(takenId))!.epoch > ours.epoch);
 
-        const queue = new WriteQueue(64 * 1024 * 1024);
+        const queue = new WriteQueue({ maxQueuedBytes: 64 * 1024 * 1024 });
         for (const state of [taken, stays]) {
           const samples = plainSamples([1, 2, 3]);
           state.highestAcceptedSeq = 3;
           queue.push(state, batchOf(samples, 3), Date.now());
         }
         const waiting = taken.whenCommitted();
-        const writer = new BatchWriter(queue, store, { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recordingCounters());
+        const writer = new BatchWriter({ queue, store, limits: { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, counters: recordingCounters() });
         writer.start();
         t.after(() => writer.drain(5_000));
         await eventually(() => assert.equal(stays.committedSeq, 3));
@@ -916,7 +916,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         ]);
         for (const state of [taken, stays]) state.producer = { sendAck: (seq) => acks.get(state)!.push(seq), closeForEnd: () => undefined, closeForConflict: () => undefined };
         // The taken session first: its chunk is the flush's first row, the one the old probe looked up.
-        const queue = new WriteQueue(64 * 1024 * 1024);
+        const queue = new WriteQueue({ maxQueuedBytes: 64 * 1024 * 1024 });
         for (const state of [taken, stays]) {
           state.highestAcceptedSeq = 3;
           queue.push(state, batchOf(plainSamples([1, 2, 3]), 3), Date.now());
@@ -924,7 +924,13 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const target = new URL(url);
         const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
         const writerPool = createPool(proxy.urlFor(url), 2, log);
-        const writer = new BatchWriter(queue, new SampleStore(writerPool), { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 }, log, recordingCounters());
+        const writer = new BatchWriter({
+          queue,
+          store: new SampleStore(writerPool),
+          limits: { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 },
+          log,
+          counters: recordingCounters(),
+        });
         t.after(async () => {
           proxy.restore();
           await writer.drain(5_000);
@@ -964,8 +970,8 @@ async function locksBehindProxy(t: TestContext, backend: Backend) {
   const target = new URL(url);
   const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
   const lost: string[] = [];
-  const mine = new ProducerLocks(proxy.urlFor(url), log, (id) => lost.push(id));
-  const theirs = new ProducerLocks(url, log, () => undefined);
+  const mine = new ProducerLocks({ url: proxy.urlFor(url), log, onLost: (id) => lost.push(id) });
+  const theirs = new ProducerLocks({ url, log, onLost: () => undefined });
   t.after(async () => {
     proxy.restore();
     await Promise.all([mine.close(), theirs.close()]);

@@ -231,14 +231,14 @@ test('a commit retried after a failure is one span, with the failure as an event
     },
   } as unknown as SampleStore;
   const counters = { committed: () => undefined, acked: () => undefined, failed: () => undefined };
-  const queue = new WriteQueue(1024 * 1024);
-  const session = new SessionState('00000000-0000-4000-8000-000000000001', ['ax'], -1, 1 << 20);
+  const queue = new WriteQueue({ maxQueuedBytes: 1024 * 1024 });
+  const session = new SessionState({ sessionId: '00000000-0000-4000-8000-000000000001', channels: ['ax'], lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
   const batch = SampleBatch.allocate(3, 1);
   batch.columns.set([1, 2, 3, 10, 20, 30, 0.1, 0.2, 0.3]);
   session.highestAcceptedSeq = 3;
   queue.push(session, batch, Date.now());
-  const options = { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 };
-  const writer = new BatchWriter(queue, store, options, createLogger('info', logs.stream), counters, provider.getTracer('test'));
+  const limits = { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 };
+  const writer = new BatchWriter({ queue, store, limits, log: createLogger('info', logs.stream), counters, tracer: provider.getTracer('test') });
   writer.start();
   t.after(() => writer.drain(5_000));
   await eventually(() => assert.equal(session.committedSeq, 3));

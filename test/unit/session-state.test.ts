@@ -19,7 +19,7 @@ function recordingProducer(): ProducerHandle & { acks: number[] } {
 }
 
 test('samples at or below the highest accepted seq are dropped; a gap below it stays a gap', () => {
-  const state = new SessionState('s', ['x'], -1, 1 << 20);
+  const state = new SessionState({ sessionId: 's', channels: ['x'], lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
   assert.equal(state.accept(batch([1, 2, 3]), true).kind, 'accepted');
   assert.equal(state.accept(batch([10, 11]), true).kind, 'accepted');
   assert.equal(state.accept(batch([4, 5]), true).kind, 'duplicate');
@@ -30,18 +30,18 @@ test('samples at or below the highest accepted seq are dropped; a gap below it s
 });
 
 test('seqs are assigned from the highest accepted + 1, starting at 1', () => {
-  const fresh = new SessionState('s', ['x'], -1, 1 << 20);
+  const fresh = new SessionState({ sessionId: 's', channels: ['x'], lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
   const first = fresh.accept(batch([0, 0]), false);
   assert.ok(first.kind === 'accepted');
   assert.deepEqual([first.batch.seq(0), first.batch.seq(1)], [1, 2]);
-  const resumed = new SessionState('s', ['x'], 41, 1 << 20);
+  const resumed = new SessionState({ sessionId: 's', channels: ['x'], lastCommittedSeq: 41, windowMaxBytes: 1 << 20 });
   const next = resumed.accept(batch([0]), false);
   assert.ok(next.kind === 'accepted');
   assert.equal(next.batch.seq(0), 42);
 });
 
 test('commits ack the producer, wake waiters, and an ended session accepts nothing', async () => {
-  const state = new SessionState('s', ['x'], -1, 1 << 20);
+  const state = new SessionState({ sessionId: 's', channels: ['x'], lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
   const producer = recordingProducer();
   state.producer = producer;
   state.accept(batch([1, 2]), true);
@@ -59,7 +59,7 @@ test('commits ack the producer, wake waiters, and an ended session accepts nothi
 });
 
 test('the recent window keeps every uncommitted frame and sheds committed ones beyond its bound', () => {
-  const state = new SessionState('s', ['x'], -1, 1);
+  const state = new SessionState({ sessionId: 's', channels: ['x'], lastCommittedSeq: -1, windowMaxBytes: 1 });
   state.accept(batch([1]), true);
   state.accept(batch([2]), true);
   assert.equal(state.windowSnapshot().length, 2);

@@ -1,9 +1,10 @@
 /**
- * The commit thread's side (commit-thread.ts starts it): a pool of its own and a SampleStore
- * that runs the writer's transactions. Each request is answered once, in any order: a commit
- * with `ok`, `fenced` (the sessions another process has taken) or `error`; an isCommitted
- * with its answer; a ping once the pool has a working connection (commit-thread.ts waits for it at
- * start). `close` ends the pool's connections, and with them the thread.
+ * The commit thread's body, the code that runs on it (commit-thread.ts starts it, through
+ * commit-thread-entry.mjs): a pool of its own and a SampleStore that runs the writer's
+ * transactions. Each request is answered once, in any order: a commit with `ok`, `fenced`
+ * (the sessions another process has taken) or `error`; an isCommitted with its answer; a ping
+ * once the pool has a working connection (commit-thread.ts waits for it at start). `close`
+ * ends the pool's connections, and with them the thread.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../observability/logger.ts';
