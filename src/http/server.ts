@@ -233,7 +233,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     if (error instanceof Problem) return answer(reply, error);
     const code = problemCodeOf(error);
     if (code) return sendProblem(reply, code, error.message);
-    if (failures.isDatabaseOutage(error, request.log, 'request')) return answer(reply, databaseUnavailable());
+    if (failures.record(error, request.log, 'request') === 'outage') return answer(reply, databaseUnavailable());
     return sendProblem(reply, 'internal_error', 'internal error');
   });
 

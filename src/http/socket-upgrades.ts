@@ -179,7 +179,7 @@ export class SocketUpgrades {
         this.handshake(request, socket, head, requestId, this.servers[kind], open);
       },
       (error: unknown) => {
-        if (!this.options.failures.isDatabaseOutage(error, log, 'upgrade')) return refuse('internal_error', 'internal error');
+        if (this.options.failures.record(error, log, 'upgrade') === 'bug') return refuse('internal_error', 'internal error');
         const problem = databaseUnavailable();
         refuse(problem.code, problem.detail, problem.retryAfterS);
       },

@@ -97,7 +97,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
 
   /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
   function refuseFailure(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger, operation: ServedOperation) {
-    if (failures.isDatabaseOutage(error, log, operation)) return refuse(socket, 'try_again_later', 'database unavailable; retry');
+    if (failures.record(error, log, operation) === 'outage') return refuse(socket, 'try_again_later', 'database unavailable; retry');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
@@ -176,7 +176,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
 
   /** How a viewer's failed history read is logged, counted and answered; made apart from openLive, as watch is, so that it keeps only the id. */
   function historyFailure(sessionId: string) {
-    return (error: unknown) => (failures.isDatabaseOutage(error, options.log.child({ sessionId, socket: 'live' }), 'viewer_history') ? 'outage' : 'bug');
+    return (error: unknown) => failures.record(error, options.log.child({ sessionId, socket: 'live' }), 'viewer_history');
   }
 
   /** How a bug met while handling a viewer is logged; made apart from openLive, as watch is, so that it keeps only the id. */
