@@ -119,7 +119,17 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     const log = upgrade.log.child({ sessionId: session.id, socket: 'ingest' });
     openSockets.ingest.inc();
     socket.on('close', countClosedIngest);
-    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest, options.frameDecoders);
+    const connection = new ProducerConnection({
+      socket,
+      sessionId: session.id,
+      channels: session.channels,
+      coordinator,
+      queue,
+      limits: config.ingest,
+      log,
+      counters: forIngest,
+      decoders: options.frameDecoders,
+    });
     connection.start().catch((error: unknown) => refuseFailure(socket, 'ingest', error, log, 'producer_attach'));
   }
 
