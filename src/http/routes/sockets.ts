@@ -17,7 +17,7 @@ import type { Config } from '../../config.ts';
 import type { FanoutHub } from '../../fanout/hub.ts';
 import { ProducerConnection, type FrameDecoders } from '../../ingest/producer-connection.ts';
 import { FramedViewerSocket } from '../../live/viewer-socket.ts';
-import { Viewer } from '../../live/viewer.ts';
+import { ViewerConnection } from '../../live/viewer-connection.ts';
 import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
 import type { Tracing } from '../../observability/tracing.ts';
 import { jsonColumnKeys } from '../../samples/sample-text.ts';
@@ -149,16 +149,16 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     if (hub.totalSubscribers >= config.http.maxViewers) {
       return refuse(socket, 'too_many_connections', `this instance serves its most viewers (${config.http.maxViewers}); retry later`);
     }
-    const viewer = new Viewer(
-      new FramedViewerSocket(socket, tcp),
-      jsonColumnKeys(session.channels),
+    const viewer = new ViewerConnection({
+      socket: new FramedViewerSocket(socket, tcp),
+      columnKeys: jsonColumnKeys(session.channels),
       fromSeq,
-      committedHistory(session.id),
-      config.live.maxBufferedBytes,
-      forViewers,
-      historyFailure(session.id),
-      viewerFailure(session.id),
-    );
+      history: committedHistory(session.id),
+      maxBufferedBytes: config.live.maxBufferedBytes,
+      counters: forViewers,
+      historyFailed: historyFailure(session.id),
+      handlerFailed: viewerFailure(session.id),
+    });
     watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = coordinator.recentFrames(session.id);
     const ended = async () => (await repository.find(session.id))?.status === 'ended';
@@ -175,7 +175,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
    * The one listener a viewer's socket keeps for its life. Made here, not in openLive, so that
    * it holds only these three: a closure keeps every variable its scope shares with others.
    */
-  function watch(socket: WebSocket, viewer: Viewer, unsubscribe: () => void) {
+  function watch(socket: WebSocket, viewer: ViewerConnection, unsubscribe: () => void) {
     openSockets.live.inc();
     socket.on('close', () => {
       openSockets.live.dec();
