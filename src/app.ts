@@ -22,10 +22,12 @@ import type { Config } from './config.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
+import { FailureTriage } from './http/failures.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
+import { LiveRoute } from './live/live-route.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -159,7 +161,8 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
+  const liveRoute = new LiveRoute({ config, hub, coordinator, sessions: repository, samples: store, failures: new FailureTriage(metrics), metrics, log });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, queue, sockets, liveRoute, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
   await parts.start(sockets);
   await parts.start({
     name: 'writer',
