@@ -25,6 +25,7 @@ import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
+import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
@@ -161,8 +162,9 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
+  const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
   const liveRoute = new LiveRoute({ config, hub, coordinator, sessions: repository, samples: store, failures: new FailureTriage(metrics), metrics, log });
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, queue, sockets, liveRoute, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, sockets, ingestRoute, liveRoute, log, isDraining: () => draining, tracing });
   await parts.start(sockets);
   await parts.start({
     name: 'writer',

@@ -5,8 +5,9 @@
  * The upgrades bypass Fastify's routing (socket-upgrades.ts says why); this is still a Fastify
  * plugin because it adds the frame schemas to the contract. What is the same for every socket
  * is here: the per-client socket cap, the session's lookup (4404), reading the credential and
- * fromSeq from the query, and closing a socket whose opening failed. What a live socket becomes
- * is live/live-route.ts's.
+ * fromSeq from the request, and closing a socket whose opening failed. What the socket then
+ * becomes is its route's: ingest/ingest-route.ts (4401, 4409) or live/live-route.ts; the
+ * legacy path is either, as its credential says.
  */
 import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
@@ -15,14 +16,11 @@ import type { WebSocket } from 'ws';
 import { closeCodes, type CloseName } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
-import { ProducerConnection, type FrameDecoders } from '../../ingest/producer-connection.ts';
+import type { IngestRoute } from '../../ingest/ingest-route.ts';
 import type { LiveRoute } from '../../live/live-route.ts';
-import { ingestCounters, type Metrics } from '../../observability/metrics.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { Tracing } from '../../observability/tracing.ts';
-import { tokenMatches } from '../../sessions/ingest-token.ts';
-import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
-import type { WriteQueue } from '../../storage/write-queue.ts';
 import { proxyTrust } from '../client-address.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
@@ -34,15 +32,12 @@ export interface SocketRoutesOptions {
   config: Config;
   metrics: Metrics;
   repository: SessionRepository;
-  coordinator: SessionCoordinator;
-  queue: WriteQueue;
   sockets: SocketRegistry;
+  ingestRoute: IngestRoute;
   liveRoute: LiveRoute;
   log: Logger;
   isDraining: () => boolean;
   tracing?: Tracing;
-  /** Absent: the real ones (producer-connection.ts). */
-  frameDecoders?: FrameDecoders;
 }
 
 /**
@@ -53,12 +48,13 @@ export interface SocketRoutesOptions {
  */
 const viewerMaxFrameBytes = 4 * 1024;
 
-/** What is left of opening each kind of socket once its route has taken it, as wavehouse_database_errors_total labels it. */
-const openingOperation: Record<SocketKind, ServedOperation> = { ingest: 'producer_attach', live: 'viewer_start' };
+/** Each kind of socket's start, as wavehouse_database_errors_total labels it. */
+const startOperation: Record<SocketKind, ServedOperation> = { ingest: 'producer_attach', live: 'viewer_start' };
 
 /**
- * What a route does with its socket once the session is found. It returns what is left of
- * opening the socket (a database read), if anything, whose failure is answered here.
+ * What a route does with its socket once the session is found. It returns the socket's start,
+ * if it has one: what is left of opening it (a database round trip), whose failure is
+ * answered here.
  */
 type OpenOnSession = (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord, log: Logger) => Promise<void> | undefined;
 
@@ -96,16 +92,13 @@ function fromSeqOf(upgrade: Upgrade): number | null | 'invalid' {
 const frameSchemas = { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame };
 
 export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (server, options) => {
-  const { config, metrics, repository, coordinator, queue, sockets, liveRoute } = options;
-  const forIngest = ingestCounters(metrics);
-  const openIngestSockets = metrics.socketsOpen.labels('ingest');
-  const countClosedIngest = () => openIngestSockets.dec();
+  const { config, metrics, repository, sockets, ingestRoute, liveRoute } = options;
   const failures = new FailureTriage(metrics);
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
-  /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
-  function openingFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
-    if (failures.record(error, log, openingOperation[kind]) === 'outage') return refuse(socket, 'try_again_later', 'database unavailable; retry');
+  /** A start that failed: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
+  function startFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
+    if (failures.record(error, log, startOperation[kind]) === 'outage') return refuse(socket, 'try_again_later', 'database unavailable; retry');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
@@ -114,36 +107,14 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
    * A bug met while opening a socket: it closes that socket with 1011, and the process and
    * every other socket go on (an exception thrown here would reach ws's upgrade handling).
    */
-  function openFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
+  function openThrew(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
     log.error({ err: error }, 'opening a socket failed; closing it with 1011');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
 
-  function openIngest(socket: WebSocket, session: SessionRecord, credential: BearerCredential, log: Logger): Promise<void> | undefined {
-    if (typeof credential === 'string' || !tokenMatches(credential.token, session.tokenHash)) {
-      refuse(socket, 'invalid_token');
-      return;
-    }
-    if (session.status === 'ended') {
-      refuse(socket, 'producer_conflict', 'session has ended');
-      return;
-    }
-    sockets.addProducer(socket);
-    openIngestSockets.inc();
-    socket.on('close', countClosedIngest);
-    const connection = new ProducerConnection({
-      socket,
-      sessionId: session.id,
-      channels: session.channels,
-      coordinator,
-      queue,
-      limits: config.ingest,
-      log,
-      counters: forIngest,
-      decoders: options.frameDecoders,
-    });
-    return connection.start();
+  function openIngest(socket: WebSocket, session: SessionRecord, credential: BearerCredential, log: Logger) {
+    return ingestRoute.open(socket, session, typeof credential === 'string' ? null : credential.token, log);
   }
 
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord): Promise<void> | undefined {
@@ -182,9 +153,9 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
         const socketKind = kind(upgrade);
         const log = upgrade.log.child({ sessionId: session.id, socket: socketKind });
         try {
-          open(socket, tcp, upgrade, session, log)?.catch((error: unknown) => openingFailed(socket, socketKind, error, log));
+          open(socket, tcp, upgrade, session, log)?.catch((error: unknown) => startFailed(socket, socketKind, error, log));
         } catch (error) {
-          openFailed(socket, socketKind, error, log);
+          openThrew(socket, socketKind, error, log);
         }
       };
     },
