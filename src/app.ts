@@ -19,6 +19,7 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import { pollUntil } from './deadlines.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
@@ -40,7 +41,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './storage/embedded
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { SampleStore } from './storage/sample-store.ts';
-import { SessionRepository } from './storage/session-repository.ts';
+import { SessionRepository, type SessionRecord } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
 
 export interface App {
@@ -54,16 +55,18 @@ export interface App {
 
 /** How long an instance waits for the instance holding a session's producer to end it. */
 const remoteEndTimeoutMs = 10_000;
+const remoteEndPollMs = 25;
 
-async function endElsewhere(broker: RedisBroker, repository: SessionRepository, sessionId: string) {
+async function endElsewhere(broker: RedisBroker, repository: SessionRepository, sessionId: string): Promise<SessionRecord | null> {
   broker.requestEnd(sessionId);
-  const deadline = Date.now() + remoteEndTimeoutMs;
-  while (Date.now() < deadline) {
+  let ended: SessionRecord | null = null;
+  const hasEnded = async () => {
     const session = await repository.find(sessionId);
-    if (session?.status === 'ended') return session;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return null;
+    if (session?.status === 'ended') ended = session;
+    return ended !== null;
+  };
+  await pollUntil(hasEnded, remoteEndTimeoutMs, remoteEndPollMs);
+  return ended;
 }
 
 export interface AppOptions {
