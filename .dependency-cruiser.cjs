@@ -58,12 +58,15 @@ const allowed = {
   export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
   ingest: [
     [...leaves, 'sessions', 'storage'],
-    'the producer socket (an edge) hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
+    'the producer socket and its route (an edge): it checks the token of a session storage found, hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
   ],
-  live: [[...leaves, 'fanout'], 'the viewer socket (an edge) subscribes to the hub; its history comes through a port the route hands it'],
+  live: [
+    [...leaves, 'sessions', 'fanout'],
+    'the viewer socket and its route (an edge) take the recent window from the coordinator and subscribe to the hub; the stored history comes through ports live/ declares, which app.ts fills from storage',
+  ],
   http: [
-    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage', 'fanout'],
-    'the server and its routes, the outermost edge: they hand sockets to ingest and live, call the coordinator, and read sessions and data from storage',
+    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage'],
+    'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, and read sessions and data from storage',
   ],
   app: [[...leaves, 'lifecycle', 'storage', 'fanout', 'sessions', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],

@@ -19,13 +19,17 @@ import os from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from './config.ts';
+import { pollUntil } from './deadlines.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
+import { FailureTriage } from './http/failures.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
+import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
+import { LiveRoute } from './live/live-route.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -37,7 +41,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from './storage/embedded
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { SampleStore } from './storage/sample-store.ts';
-import { SessionRepository } from './storage/session-repository.ts';
+import { SessionRepository, type SessionRecord } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
 
 export interface App {
@@ -51,16 +55,18 @@ export interface App {
 
 /** How long an instance waits for the instance holding a session's producer to end it. */
 const remoteEndTimeoutMs = 10_000;
+const remoteEndPollMs = 25;
 
-async function endElsewhere(broker: RedisBroker, repository: SessionRepository, sessionId: string) {
+async function endElsewhere(broker: RedisBroker, repository: SessionRepository, sessionId: string): Promise<SessionRecord | null> {
   broker.requestEnd(sessionId);
-  const deadline = Date.now() + remoteEndTimeoutMs;
-  while (Date.now() < deadline) {
+  let ended: SessionRecord | null = null;
+  const hasEnded = async () => {
     const session = await repository.find(sessionId);
-    if (session?.status === 'ended') return session;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return null;
+    if (session?.status === 'ended') ended = session;
+    return ended !== null;
+  };
+  await pollUntil(hasEnded, remoteEndTimeoutMs, remoteEndPollMs);
+  return ended;
 }
 
 export interface AppOptions {
@@ -163,7 +169,9 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     const ready = database && writer.healthy && commits.running && !queue.isFull && !draining;
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, hub, queue, sockets, log, isDraining: () => draining, tracing, frameDecoders: options.frameDecoders });
+  const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
+  const liveRoute = new LiveRoute({ config, hub, coordinator, sessions: repository, samples: store, failures: new FailureTriage(metrics), metrics, log });
+  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, sockets, ingestRoute, liveRoute, log, isDraining: () => draining, tracing });
   await parts.start(sockets);
   await parts.start({
     name: 'writer',

@@ -3,7 +3,8 @@
  * (`wavehouse:live:<id>`), subscribed only while this process has viewers of the session,
  * and one control channel for requests another process must carry out (ending a session
  * whose producer is connected there). Pub/sub is fire-and-forget: a message lost here is
- * recovered by the viewer's gap check (live/viewer.ts), never trusted for durability.
+ * recovered by the viewer's gap check (live/viewer-connection.ts), never trusted for
+ * durability.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';

@@ -8,12 +8,10 @@
  * cause and counted (failures.ts); anything else is a bug, logged once with the request id and
  * answered as a plain 500 that says nothing of the internals.
  *
- * Tracing (when on): a SERVER span per request, started with the request's logger so that
- * every line of the request, "incoming request" included, carries its traceId and spanId; it
- * continues an incoming W3C traceparent, is named by route template once routed, and ends with
- * the response. Its url.path never holds the query string, where an ingest token may be.
- * WebSocket upgrades never reach Fastify: socket-upgrades.ts gives them the same (request id,
- * logs, span, 503 while draining).
+ * Tracing (when on): a SERVER span per request (intake.ts), started with the request's logger
+ * so that every line of the request, "incoming request" included, carries its traceId and
+ * spanId. WebSocket upgrades never reach Fastify: socket-upgrades.ts gives them the same
+ * (request id, logs, span, 503 while draining), from the same intake.ts and request-id.ts.
  */
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
@@ -23,14 +21,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
 import type { IncomingMessage } from 'node:http';
-import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
-import {
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_HTTP_ROUTE,
-  ATTR_URL_PATH,
-} from '@opentelemetry/semantic-conventions';
+import type { Span } from '@opentelemetry/api';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -41,6 +32,7 @@ import { traceFields, type Tracing } from '../observability/tracing.ts';
 import { capConnectionsPerAddress } from './connection-cap.ts';
 import { proxyTrust } from './client-address.ts';
 import { FailureTriage } from './failures.ts';
+import { endRequestSpan, routeRequestSpan, shuttingDown, startRequestSpan } from './intake.ts';
 import { requestIdOf } from './request-id.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -127,11 +119,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     loggerInstance: log,
     childLoggerFactory: tracing
       ? (logger, bindings, loggerOptions, raw) => {
-          const span = tracing.tracer.startSpan(
-            raw.method ?? 'HTTP',
-            { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: raw.method, [ATTR_URL_PATH]: raw.url?.split('?')[0] } },
-            tracing.extract(raw.headers),
-          );
+          const span = startRequestSpan(tracing, raw);
           spans.set(raw, span);
           return logger.child({ ...bindings, ...traceFields(span) }, loggerOptions);
         }
@@ -176,17 +164,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   if (tracing) {
     server.addHook('onRequest', async (request) => {
       const route = request.routeOptions.url;
-      if (route !== undefined) spans.get(request.raw)?.updateName(`${request.method} ${route}`).setAttribute(ATTR_HTTP_ROUTE, route);
+      if (route !== undefined) routeRequestSpan(spans.get(request.raw) ?? null, request.method, route);
     });
-    // A 5xx is an error (semantic conventions: the status code says why); an abort has no status.
     const endSpan = (raw: IncomingMessage, status: number | null) => {
-      const span = spans.get(raw);
-      if (!span) return;
+      endRequestSpan(spans.get(raw) ?? null, status);
       spans.delete(raw);
-      if (status === null) span.setStatus({ code: SpanStatusCode.ERROR, message: 'the client went away before the response' });
-      else span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-      if (status !== null && status >= 500) span.setAttribute(ATTR_ERROR_TYPE, String(status)).setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
     };
     server.addHook('onResponse', async (request, reply) => endSpan(request.raw, reply.statusCode));
     server.addHook('onRequestAbort', async (request) => endSpan(request.raw, null));
@@ -197,7 +179,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     reply.header('x-request-id', request.id).headers(responseSecurityHeaders);
     if (options.isDraining()) {
       reply.header('connection', 'close');
-      return sendProblem(reply, 'service_unavailable', 'the server is shutting down');
+      return sendProblem(reply, shuttingDown.code, shuttingDown.detail);
     }
   });
 
@@ -233,7 +215,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     if (error instanceof Problem) return answer(reply, error);
     const code = problemCodeOf(error);
     if (code) return sendProblem(reply, code, error.message);
-    if (failures.isDatabaseOutage(error, request.log, 'request')) return answer(reply, databaseUnavailable());
+    if (failures.record(error, request.log, 'request') === 'outage') return answer(reply, databaseUnavailable());
     return sendProblem(reply, 'internal_error', 'internal error');
   });
 

@@ -3,12 +3,12 @@
  * pipeline, so that nothing of the HTTP request outlives the handshake: an idle viewer holds
  * its socket and little else (RSS per idle viewer: docs/performance.md).
  *
- * What Fastify's hooks give a REST request, an upgrade gets here: a request id (a safe
- * X-Request-Id, else a new UUID: request-id.ts) on its log lines and its "incoming request"
- * line (the token cut from the URL by the logger); 503 while draining, and when the session's lookup finds the database
- * unreachable (with Retry-After, counted as failures.ts says); with tracing, a SERVER span named by route
- * template, continuing an incoming traceparent and ending at the upgrade (101), since the
- * socket's lifetime is not the request's; the client IP, read as REST reads it
+ * What Fastify's hooks give a REST request, an upgrade gets here, from the same code: a
+ * request id (a safe X-Request-Id, else a new UUID: request-id.ts) on its log lines and its
+ * "incoming request" line (the token cut from the URL by the logger); 503 while draining
+ * (intake.ts), and when the session's lookup finds the database unreachable (with
+ * Retry-After, counted as failures.ts says); with tracing, a SERVER span (intake.ts) named by
+ * route template and ending at the upgrade (101); the client IP, read as REST reads it
  * (client-address.ts). An upgrade refused before the handshake (no socket route at that path,
  * draining, a lookup that failed) is answered with problem+json, like a REST request.
  * Upgrades do not count against the REST rate limit; they have their own, on attempts per
@@ -20,14 +20,13 @@
  */
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
 import { traceFields, type Tracing } from '../observability/tracing.ts';
 import { clientAddress, type ProxyTrust } from './client-address.ts';
 import type { FailureTriage } from './failures.ts';
+import { endRequestSpan, routeRequestSpan, shuttingDown, startRequestSpan } from './intake.ts';
 import { requestIdOf } from './request-id.ts';
 import { UpgradeRateLimiter } from './upgrade-rate-limiter.ts';
 
@@ -150,12 +149,12 @@ export class SocketUpgrades {
     const path = url.split('?', 1)[0];
     const requestId = requestIdOf(request.headers['x-request-id']);
     const ip = clientAddress(request, this.options.proxyTrust);
-    const span = this.startSpan(request, path);
+    const span = this.tracing && startRequestSpan(this.tracing, request);
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
     log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');
 
-    const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => this.endSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
-    if (this.options.isDraining()) return refuse('service_unavailable', 'the server is shutting down');
+    const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => endRequestSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
+    if (this.options.isDraining()) return refuse(shuttingDown.code, shuttingDown.detail);
     const retryAfterS = this.rateLimiter.take(ip);
     if (retryAfterS !== null) {
       return refuse('rate_limited', `at most ${this.options.upgradesPerMinute} socket upgrades a minute from one client; retry in ${retryAfterS} s`, retryAfterS);
@@ -163,7 +162,7 @@ export class SocketUpgrades {
     const matched = request.method === 'GET' ? this.match(path) : null;
     if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
     const { route, template, id } = matched;
-    span?.updateName(`GET ${template}`).setAttribute(ATTR_HTTP_ROUTE, template);
+    routeRequestSpan(span, 'GET', template);
 
     const upgrade: Upgrade = {
       id,
@@ -175,11 +174,11 @@ export class SocketUpgrades {
     const kind = route.kind(upgrade);
     route.open(upgrade).then(
       (open) => {
-        this.endSpan(span, 101);
+        endRequestSpan(span, 101);
         this.handshake(request, socket, head, requestId, this.servers[kind], open);
       },
       (error: unknown) => {
-        if (!this.options.failures.isDatabaseOutage(error, log, 'upgrade')) return refuse('internal_error', 'internal error');
+        if (this.options.failures.record(error, log, 'upgrade') === 'bug') return refuse('internal_error', 'internal error');
         const problem = databaseUnavailable();
         refuse(problem.code, problem.detail, problem.retryAfterS);
       },
@@ -211,22 +210,5 @@ export class SocketUpgrades {
         webSocket.terminate();
       }
     });
-  }
-
-  private startSpan(request: IncomingMessage, path: string): Span | null {
-    if (!this.tracing) return null;
-    return this.tracing.tracer.startSpan(
-      request.method ?? 'HTTP',
-      { kind: SpanKind.SERVER, attributes: { [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_PATH]: path } },
-      this.tracing.extract(request.headers),
-    );
-  }
-
-  /** A 5xx is an error (semantic conventions: the status code says why). */
-  private endSpan(span: Span | null, status: number): void {
-    if (!span) return;
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
-    if (status >= 500) span.setAttribute(ATTR_ERROR_TYPE, String(status)).setStatus({ code: SpanStatusCode.ERROR });
-    span.end();
   }
 }

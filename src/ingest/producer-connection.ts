@@ -59,6 +59,21 @@ function headOf(data: Buffer, isBinary: boolean): string {
 
 const nowMs = () => performance.timeOrigin + performance.now();
 
+export interface ProducerConnectionOptions {
+  socket: WebSocket;
+  sessionId: string;
+  /** The session's channels, in the order its frames give values. */
+  channels: readonly string[];
+  coordinator: SessionCoordinator;
+  /** Watched for backpressure: while it is full, the socket is not read. */
+  queue: WriteQueue;
+  limits: ProducerLimits;
+  log: ProducerLog;
+  counters: IngestCounters;
+  /** Absent: the real ones. */
+  decoders?: FrameDecoders;
+}
+
 export class ProducerConnection implements ProducerHandle {
   private state: SessionState | null = null;
   private early: Array<{ data: Buffer; isBinary: boolean }> | null = [];
@@ -66,20 +81,28 @@ export class ProducerConnection implements ProducerHandle {
   private readonly rejections: RejectionCounter;
   private paused = false;
   private readonly slabs = new BatchSlabs();
+  private readonly socket: WebSocket;
+  private readonly sessionId: string;
+  private readonly channels: readonly string[];
+  private readonly coordinator: SessionCoordinator;
+  private readonly queue: WriteQueue;
+  private readonly limits: ProducerLimits;
+  private readonly log: ProducerLog;
+  private readonly counters: IngestCounters;
+  private readonly decoders: FrameDecoders;
 
-  constructor(
-    private readonly socket: WebSocket,
-    private readonly sessionId: string,
-    private readonly channels: readonly string[],
-    private readonly coordinator: SessionCoordinator,
-    private readonly queue: WriteQueue,
-    private readonly limits: ProducerLimits,
-    private readonly log: ProducerLog,
-    private readonly counters: IngestCounters,
-    private readonly decoders: FrameDecoders = realDecoders,
-  ) {
-    this.rateLimiter = new SampleRateLimiter(limits.maxSamplesPerS, nowMs());
-    this.rejections = new RejectionCounter(limits.maxRejectedFramesPerMinute);
+  constructor(options: ProducerConnectionOptions) {
+    this.socket = options.socket;
+    this.sessionId = options.sessionId;
+    this.channels = options.channels;
+    this.coordinator = options.coordinator;
+    this.queue = options.queue;
+    this.limits = options.limits;
+    this.log = options.log;
+    this.counters = options.counters;
+    this.decoders = options.decoders ?? realDecoders;
+    this.rateLimiter = new SampleRateLimiter(this.limits.maxSamplesPerS, nowMs());
+    this.rejections = new RejectionCounter(this.limits.maxRejectedFramesPerMinute);
   }
 
   /** Starts listening at once (no frame is lost), then attaches to the session. */

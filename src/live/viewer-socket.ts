@@ -1,7 +1,7 @@
 /**
- * A viewer's `ws` socket, as the Viewer uses it. Messages the Viewer writes are already
- * WebSocket frames (samples/live-frames.ts): a live frame is framed once and the same bytes go to
- * every viewer, written straight to the TCP socket (docs/performance.md: ws framed each send
+ * A viewer's `ws` socket, as its ViewerConnection uses it. Messages the connection writes are
+ * already WebSocket frames (samples/live-frames.ts): a live frame is framed once and the same
+ * bytes go to every viewer, written straight to the TCP socket (docs/performance.md: ws framed each send
  * again and wrote header and payload as two buffers, about 1-1.5 us of the 11-15 us of server CPU per
  * delivered frame, measured at 1,000 and 2,000 viewers; the rest is the kernel's send).
  *
@@ -12,7 +12,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-import type { ViewerSocket } from './viewer.ts';
+import type { ViewerSocket } from './viewer-connection.ts';
 
 export class FramedViewerSocket implements ViewerSocket {
   constructor(

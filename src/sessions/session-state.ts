@@ -7,7 +7,8 @@
  * - committedSeq <= highestAcceptedSeq; -1 means none.
  * - The window holds a contiguous suffix of the accepted frames, and every sample before
  *   its first frame is committed. So a viewer's catch-up reads the database below the
- *   window and the window above it, with no gap (live/viewer.ts, catchUp, relies on this).
+ *   window and the window above it, with no gap (live/viewer-connection.ts, catchUp,
+ *   relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
 import { LiveFrame } from '../samples/live-frames.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FailureTriage } from '../../src/http/failures.ts';
+import { failureKind, FailureTriage } from '../../src/http/failures.ts';
 import { DatabaseUnreachableError } from '../../src/storage/database.ts';
 
 function recorder() {
@@ -17,7 +17,7 @@ function recorder() {
 test('a database out of reach is an outage: a warn line with its cause and operation, counted under the operation', () => {
   for (const error of [Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), new Error('Connection terminated unexpectedly')]) {
     const { lines, counted, log, triage } = recorder();
-    assert.equal(triage.isDatabaseOutage(error, log, 'producer_attach'), true);
+    assert.equal(triage.record(error, log, 'producer_attach'), 'outage');
     assert.deepEqual(counted, ['producer_attach']);
     assert.equal(lines.length, 1);
     assert.equal(lines[0].level, 'warn');
@@ -29,7 +29,7 @@ test('a database out of reach is an outage: a warn line with its cause and opera
 test('anything else is a bug: an error line, and not counted as a database error', () => {
   for (const error of [new TypeError('x is undefined'), Object.assign(new Error('duplicate key'), { code: '23505' }), 'a thrown string']) {
     const { lines, counted, log, triage } = recorder();
-    assert.equal(triage.isDatabaseOutage(error, log, 'request'), false);
+    assert.equal(triage.record(error, log, 'request'), 'bug');
     assert.deepEqual(counted, []);
     assert.deepEqual(lines.map((line) => [line.level, line.message, line.fields.operation]), [['error', 'unhandled error', 'request']]);
   }
@@ -37,6 +37,11 @@ test('anything else is a bug: an error line, and not counted as a database error
 
 test('a connection that could not be opened is an outage', () => {
   const { counted, log, triage } = recorder();
-  assert.equal(triage.isDatabaseOutage(new DatabaseUnreachableError(new Error('connect ECONNREFUSED')), log, 'upgrade'), true);
+  assert.equal(triage.record(new DatabaseUnreachableError(new Error('connect ECONNREFUSED')), log, 'upgrade'), 'outage');
   assert.deepEqual(counted, ['upgrade']);
+});
+
+test('failureKind tells an outage from a bug, with nothing to log or count', () => {
+  assert.equal(failureKind(new DatabaseUnreachableError(new Error('connect ECONNREFUSED'))), 'outage');
+  assert.equal(failureKind(new TypeError('x is undefined')), 'bug');
 });

@@ -3,9 +3,11 @@
  * a close right after the upgrade, so browsers can read them, in the order 4404, 4401, 4409.
  *
  * The upgrades bypass Fastify's routing (socket-upgrades.ts says why); this is still a Fastify
- * plugin because it adds the frame schemas to the contract. Listeners that live as long as a
- * socket are made in small functions of their own (watch, socket-registry.ts), so that they
- * keep nothing of the upgrade alive.
+ * plugin because it adds the frame schemas to the contract. What is the same for every socket
+ * is here: the per-client socket cap, the session's lookup (4404), reading the credential and
+ * fromSeq from the request, and closing a socket whose opening failed. What the socket then
+ * becomes is its route's: ingest/ingest-route.ts (4401, 4409) or live/live-route.ts; the
+ * legacy path is either, as its credential says.
  */
 import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
@@ -14,18 +16,11 @@ import type { WebSocket } from 'ws';
 import { closeCodes, type CloseName } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
-import type { FanoutHub } from '../../fanout/hub.ts';
-import { ProducerConnection, type FrameDecoders } from '../../ingest/producer-connection.ts';
-import { FramedViewerSocket } from '../../live/viewer-socket.ts';
-import { Viewer } from '../../live/viewer.ts';
-import { ingestCounters, viewerCounters, type Metrics } from '../../observability/metrics.ts';
+import type { IngestRoute } from '../../ingest/ingest-route.ts';
+import type { LiveRoute } from '../../live/live-route.ts';
+import type { Metrics } from '../../observability/metrics.ts';
 import type { Tracing } from '../../observability/tracing.ts';
-import { jsonColumnKeys } from '../../samples/sample-text.ts';
-import { tokenMatches } from '../../sessions/ingest-token.ts';
-import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
-import type { WriteQueue } from '../../storage/write-queue.ts';
 import { proxyTrust } from '../client-address.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
@@ -37,16 +32,12 @@ export interface SocketRoutesOptions {
   config: Config;
   metrics: Metrics;
   repository: SessionRepository;
-  store: SampleStore;
-  coordinator: SessionCoordinator;
-  hub: FanoutHub;
-  queue: WriteQueue;
   sockets: SocketRegistry;
+  ingestRoute: IngestRoute;
+  liveRoute: LiveRoute;
   log: Logger;
   isDraining: () => boolean;
   tracing?: Tracing;
-  /** Absent: the real ones (producer-connection.ts). */
-  frameDecoders?: FrameDecoders;
 }
 
 /**
@@ -57,9 +48,15 @@ export interface SocketRoutesOptions {
  */
 const viewerMaxFrameBytes = 4 * 1024;
 
-/** How long a viewer waits for missed samples to be committed before giving up (1011, reconnect). */
-const historyWaitMs = 10_000;
-const historyPollMs = 20;
+/** Each kind of socket's start, as wavehouse_database_errors_total labels it. */
+const startOperation: Record<SocketKind, ServedOperation> = { ingest: 'producer_attach', live: 'viewer_start' };
+
+/**
+ * What a route does with its socket once the session is found. It returns the socket's start,
+ * if it has one: what is left of opening it (a database round trip), whose failure is
+ * answered here.
+ */
+type OpenOnSession = (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord, log: Logger) => Promise<void> | undefined;
 
 function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[name].reason): void {
   socket.close(closeCodes[name].code, reason.slice(0, 120));
@@ -83,21 +80,25 @@ function legacyKind(upgrade: Upgrade): SocketKind {
   return credentialOf(upgrade) === 'absent' ? 'live' : 'ingest';
 }
 
+/** A live socket's `?fromSeq=`: null when absent or empty (from now on). */
+function fromSeqOf(upgrade: Upgrade): number | null | 'invalid' {
+  const raw = upgrade.query.get('fromSeq') || null;
+  if (raw === null) return null;
+  const fromSeq = Number(raw);
+  return isDecimalInteger(raw) && Number.isSafeInteger(fromSeq) ? fromSeq : 'invalid';
+}
+
 /** Frame shapes, added as named schemas so docs/API_CONTRACT.yml lists them beside the REST ones. */
 const frameSchemas = { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame };
 
 export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (server, options) => {
-  const { config, metrics, repository, store, coordinator, hub, queue, sockets } = options;
-  const forIngest = ingestCounters(metrics);
-  const forViewers = viewerCounters(metrics);
-  const openSockets = { ingest: metrics.socketsOpen.labels('ingest'), live: metrics.socketsOpen.labels('live') };
-  const countClosedIngest = () => openSockets.ingest.dec();
+  const { config, metrics, repository, sockets, ingestRoute, liveRoute } = options;
   const failures = new FailureTriage(metrics);
   for (const [id, schema] of Object.entries(frameSchemas)) server.addSchema({ $id: id, ...schema });
 
-  /** After the handshake: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
-  function refuseFailure(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger, operation: ServedOperation) {
-    if (failures.isDatabaseOutage(error, log, operation)) return refuse(socket, 'try_again_later', 'database unavailable; retry');
+  /** A start that failed: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
+  function startFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
+    if (failures.record(error, log, startOperation[kind]) === 'outage') return refuse(socket, 'try_again_later', 'database unavailable; retry');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
@@ -106,99 +107,23 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
    * A bug met while opening a socket: it closes that socket with 1011, and the process and
    * every other socket go on (an exception thrown here would reach ws's upgrade handling).
    */
-  function openFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
-    log.error({ err: error, socket: kind }, 'opening a socket failed; closing it with 1011');
+  function openThrew(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
+    log.error({ err: error }, 'opening a socket failed; closing it with 1011');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
 
-  function openIngest(socket: WebSocket, upgrade: Upgrade, session: SessionRecord, credential: BearerCredential) {
-    if (typeof credential === 'string' || !tokenMatches(credential.token, session.tokenHash)) return refuse(socket, 'invalid_token');
-    if (session.status === 'ended') return refuse(socket, 'producer_conflict', 'session has ended');
-    sockets.addProducer(socket);
-    const log = upgrade.log.child({ sessionId: session.id, socket: 'ingest' });
-    openSockets.ingest.inc();
-    socket.on('close', countClosedIngest);
-    const connection = new ProducerConnection(socket, session.id, session.channels, coordinator, queue, config.ingest, log, forIngest, options.frameDecoders);
-    connection.start().catch((error: unknown) => refuseFailure(socket, 'ingest', error, log, 'producer_attach'));
+  function openIngest(socket: WebSocket, session: SessionRecord, credential: BearerCredential, log: Logger) {
+    return ingestRoute.open(socket, session, typeof credential === 'string' ? null : credential.token, log);
   }
 
-  function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) {
-    const rawFromSeq = upgrade.query.get('fromSeq') || null;
-    const fromSeq = rawFromSeq === null ? null : Number(rawFromSeq);
-    if (rawFromSeq !== null && !(isDecimalInteger(rawFromSeq) && Number.isSafeInteger(fromSeq))) {
-      return refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1, in decimal digits');
+  function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord): Promise<void> | undefined {
+    const fromSeq = fromSeqOf(upgrade);
+    if (fromSeq === 'invalid') {
+      refuse(socket, 'policy_violation', 'fromSeq must be an integer from 0 to 2^53-1, in decimal digits');
+      return;
     }
-    if (hub.subscriberCount(session.id) >= config.http.maxViewersPerSession) {
-      return refuse(socket, 'too_many_connections', `at most ${config.http.maxViewersPerSession} viewers per session`);
-    }
-    // What one instance can fan out to is bounded by its cores and open files; past it, a
-    // clear refusal (the next try may reach another instance) rather than every viewer late or
-    // new connections dropped by the kernel. Producers are not counted: a session's own
-    // producer must never be locked out by its viewers.
-    if (hub.totalSubscribers >= config.http.maxViewers) {
-      return refuse(socket, 'too_many_connections', `this instance serves its most viewers (${config.http.maxViewers}); retry later`);
-    }
-    const viewer = new Viewer(
-      new FramedViewerSocket(socket, tcp),
-      jsonColumnKeys(session.channels),
-      fromSeq,
-      committedHistory(session.id),
-      config.live.maxBufferedBytes,
-      forViewers,
-      historyFailure(session.id),
-      viewerFailure(session.id),
-    );
-    watch(socket, viewer, hub.subscribe(session.id, viewer));
-    const window = coordinator.recentFrames(session.id);
-    const ended = async () => (await repository.find(session.id))?.status === 'ended';
-    if (fromSeq !== null) return viewer.start(window, ended);
-    // deliverEnd, as the hub calls it: a failure in it stays with this viewer, which would
-    // otherwise be an unhandled rejection here.
-    ended().then(
-      (isEnded) => isEnded && viewer.deliverEnd(),
-      (error: unknown) => refuseFailure(socket, 'live', error, upgrade.log.child({ sessionId: session.id, socket: 'live' }), 'viewer_start'),
-    );
-  }
-
-  /**
-   * The one listener a viewer's socket keeps for its life. Made here, not in openLive, so that
-   * it holds only these three: a closure keeps every variable its scope shares with others.
-   */
-  function watch(socket: WebSocket, viewer: Viewer, unsubscribe: () => void) {
-    openSockets.live.inc();
-    socket.on('close', () => {
-      openSockets.live.dec();
-      unsubscribe();
-      viewer.closed();
-    });
-  }
-
-  /** How a viewer's failed history read is logged, counted and answered; made apart from openLive, as watch is, so that it keeps only the id. */
-  function historyFailure(sessionId: string) {
-    return (error: unknown) => (failures.isDatabaseOutage(error, options.log.child({ sessionId, socket: 'live' }), 'viewer_history') ? 'outage' : 'bug');
-  }
-
-  /** How a bug met while handling a viewer is logged; made apart from openLive, as watch is, so that it keeps only the id. */
-  function viewerFailure(sessionId: string) {
-    return (error: unknown) => options.log.error({ err: error, sessionId, socket: 'live' }, 'a live socket handler failed; closing it with 1011');
-  }
-
-  /**
-   * A viewer's history source: stored samples in a range, after waiting (bounded) until the
-   * range is committed, since a gap a viewer detects may still be in another process's queue.
-   */
-  function committedHistory(sessionId: string) {
-    return async function* (fromSeq: number, toSeq: number) {
-      if (toSeq !== Number.MAX_SAFE_INTEGER) {
-        const deadline = Date.now() + historyWaitMs;
-        while (((await repository.find(sessionId))?.lastSeq ?? -1) < toSeq) {
-          if (Date.now() > deadline) throw new Error(`samples up to ${toSeq} were not committed within ${historyWaitMs} ms`);
-          await new Promise((resolve) => setTimeout(resolve, historyPollMs));
-        }
-      }
-      yield* store.readRange(sessionId, fromSeq, toSeq);
-    };
+    return liveRoute.open(socket, tcp, session, fromSeq);
   }
 
   /** A refusal of a client at its socket cap, counted as the socket the refused one is. */
@@ -215,10 +140,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
    * database round trip, the cap a map read. It is checked again once the socket is open, as
    * the client's other sockets may have opened meanwhile.
    */
-  const withSession = (
-    kind: SocketRoute['kind'],
-    open: (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord) => void,
-  ): SocketRoute => ({
+  const withSession = (kind: SocketRoute['kind'], open: OpenOnSession): SocketRoute => ({
     kind,
     async open(upgrade) {
       if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade);
@@ -228,10 +150,12 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
         // Counted before the other checks so the refused socket's close balances the count.
         sockets.add(socket, upgrade.ip);
         if (!session) return refuse(socket, 'session_not_found');
+        const socketKind = kind(upgrade);
+        const log = upgrade.log.child({ sessionId: session.id, socket: socketKind });
         try {
-          open(socket, tcp, upgrade, session);
+          open(socket, tcp, upgrade, session, log)?.catch((error: unknown) => startFailed(socket, socketKind, error, log));
         } catch (error) {
-          openFailed(socket, kind(upgrade), error, upgrade.log.child({ sessionId: session.id }));
+          openThrew(socket, socketKind, error, log);
         }
       };
     },
@@ -250,7 +174,7 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     '/api/v1/sessions/:id/ingest',
     withSession(
       () => 'ingest',
-      (socket, _tcp, upgrade, session) => openIngest(socket, upgrade, session, credentialOf(upgrade)),
+      (socket, _tcp, upgrade, session, log) => openIngest(socket, session, credentialOf(upgrade), log),
     ),
   );
   upgrades.route(
@@ -261,10 +185,10 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
   // a credential that is present but wrong or malformed is refused, never taken for a viewer.
   upgrades.route(
     '/ws/:id',
-    withSession(legacyKind, (socket, tcp, upgrade, session) => {
+    withSession(legacyKind, (socket, tcp, upgrade, session, log) => {
       const credential = credentialOf(upgrade);
-      if (credential === 'absent') openLive(socket, tcp, upgrade, session);
-      else openIngest(socket, upgrade, session, credential);
+      if (credential === 'absent') return openLive(socket, tcp, upgrade, session);
+      return openIngest(socket, session, credential, log);
     }),
   );
   upgrades.attach(server.server);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LiveFrame, textMessage } from '../../src/samples/live-frames.ts';
-import { Viewer, type ViewerSocket } from '../../src/live/viewer.ts';
+import { ViewerConnection, type ViewerConnectionOptions, type ViewerSocket } from '../../src/live/viewer-connection.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { jsonColumnKeys } from '../../src/samples/sample-text.ts';
 import { eventually } from '../support/eventually.ts';
@@ -74,9 +74,24 @@ function historyOf(stored: SampleBatch[], reads: Array<[number, number]>) {
   };
 }
 
+/** A viewer's connection on `socket`, with what these tests share unless `options` says otherwise. */
+function connection(socket: ViewerSocket, options: Partial<ViewerConnectionOptions> = {}) {
+  return new ViewerConnection({
+    socket,
+    columnKeys: prefixes,
+    fromSeq: null,
+    history: historyOf([], []),
+    maxBufferedBytes: 1 << 20,
+    counters: counters(),
+    historyFailed: unexpectedFailure,
+    handlerFailed: unexpectedHandlerFailure,
+    ...options,
+  });
+}
+
 test('a viewer from now on sends each frame as it comes, cutting nothing', () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  const viewer = connection(socket);
   viewer.deliver(frame(5, 9));
   viewer.deliver(frame(10, 12));
   assert.deepEqual(socket.seqs, [5, 6, 7, 8, 9, 10, 11, 12]);
@@ -85,7 +100,7 @@ test('a viewer from now on sends each frame as it comes, cutting nothing', () =>
 test('a viewer that missed frames reads exactly the missing range from history, then goes on live', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, null, historyOf([batch(1, 20)], reads), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  const viewer = connection(socket, { history: historyOf([batch(1, 20)], reads) });
   viewer.deliver(frame(1, 5));
   viewer.deliver(frame(11, 15));
   viewer.deliver(frame(16, 20));
@@ -98,7 +113,7 @@ test('a viewer that missed frames reads exactly the missing range from history, 
 test('a viewer with fromSeq joins history, window and live frames without gap or duplicate', async () => {
   const socket = new FakeSocket();
   const reads: Array<[number, number]> = [];
-  const viewer = new Viewer(socket, prefixes, 3, historyOf([batch(1, 10)], reads), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  const viewer = connection(socket, { fromSeq: 3, history: historyOf([batch(1, 10)], reads) });
   viewer.start([frame(11, 15)], async () => false);
   viewer.deliver(frame(16, 18));
   await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
@@ -108,7 +123,7 @@ test('a viewer with fromSeq joins history, window and live frames without gap or
 test('a viewer whose socket holds too much is closed with 1013', () => {
   const socket = new FakeSocket();
   const counted = counters();
-  const viewer = new Viewer(socket, prefixes, null, historyOf([], []), 1024, counted, unexpectedFailure, unexpectedHandlerFailure);
+  const viewer = connection(socket, { maxBufferedBytes: 1024, counters: counted });
   viewer.deliver(frame(1, 2));
   socket.bufferedAmount = 4096;
   viewer.deliver(frame(3, 4));
@@ -119,7 +134,7 @@ test('a viewer whose socket holds too much is closed with 1013', () => {
 
 test('the end of the session reaches a catching-up viewer after its history', async () => {
   const socket = new FakeSocket();
-  const viewer = new Viewer(socket, prefixes, 1, historyOf([batch(1, 4)], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  const viewer = connection(socket, { fromSeq: 1, history: historyOf([batch(1, 4)], []) });
   viewer.start([], async () => false);
   viewer.deliverEnd();
   await eventually(() => assert.equal(socket.closedWith, 1000));
@@ -139,19 +154,14 @@ test('a history read that fails closes the viewer with 1013 when the database is
       yield batch(1, 2);
       throw cause;
     };
-    const viewer = new Viewer(
-      socket,
-      prefixes,
-      1,
-      failing,
-      1 << 20,
-      counters(),
-      (error) => {
+    const viewer = connection(socket, {
+      fromSeq: 1,
+      history: failing,
+      historyFailed: (error) => {
         reported.push(error);
         return sorted;
       },
-      unexpectedHandlerFailure,
-    );
+    });
     viewer.start([], async () => false);
     await eventually(() => assert.equal(socket.closedWith, code));
     assert.equal(socket.closeReason, reason);
@@ -169,8 +179,8 @@ test('a viewer whose handling throws is closed with 1011 and reported once; the 
   const healthy = new FakeSocket();
   const reported: unknown[] = [];
   const counted = counters();
-  const failing = new Viewer(broken, prefixes, null, historyOf([], []), 1 << 20, counted, unexpectedFailure, (error) => reported.push(error));
-  const other = new Viewer(healthy, prefixes, null, historyOf([], []), 1 << 20, counters(), unexpectedFailure, unexpectedHandlerFailure);
+  const failing = connection(broken, { counters: counted, handlerFailed: (error) => reported.push(error) });
+  const other = connection(healthy);
   for (const [from, to] of [
     [1, 3],
     [4, 6],

@@ -27,7 +27,7 @@ import type { Subscriber } from '../fanout/hub.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { samplesMessage, sessionEndedMessage, type LiveFrame } from '../samples/live-frames.ts';
 
-/** The part of a WebSocket a viewer needs (viewer-socket.ts gives the implementation). */
+/** The part of a WebSocket a viewer's connection needs (viewer-socket.ts gives the implementation). */
 export interface ViewerSocket {
   readonly bufferedAmount: number;
   readonly readyState: number;
@@ -58,24 +58,43 @@ export type HistoryFailure = (error: unknown) => 'outage' | 'bug';
 const OPEN = 1;
 const drainPollMs = 5;
 
-export class Viewer implements Subscriber {
+export interface ViewerConnectionOptions {
+  socket: ViewerSocket;
+  /** The session's channels as JSON keys (samples/sample-text.ts), for frames written from stored batches. */
+  columnKeys: readonly Uint8Array[];
+  /** The first seq to send; null: from now on. */
+  fromSeq: number | null;
+  history: HistorySource;
+  /** The most this viewer may hold unsent, in its pending frames and in its socket each. */
+  maxBufferedBytes: number;
+  counters: ViewerCounters;
+  historyFailed: HistoryFailure;
+  handlerFailed: HandlerFailure;
+}
+
+export class ViewerConnection implements Subscriber {
   private mode: 'catching-up' | 'live' | 'closed' = 'live';
   private pending: Array<LiveFrame | 'end'> = [];
   private pendingBytes = 0;
   /** null: a viewer "from now on" that has not been sent anything yet. */
   private lastSentSeq: number | null;
+  private readonly socket: ViewerSocket;
+  private readonly columnKeys: readonly Uint8Array[];
+  private readonly history: HistorySource;
+  private readonly maxBufferedBytes: number;
+  private readonly counters: ViewerCounters;
+  private readonly historyFailed: HistoryFailure;
+  private readonly handlerFailed: HandlerFailure;
 
-  constructor(
-    private readonly socket: ViewerSocket,
-    private readonly columnKeys: readonly Uint8Array[],
-    fromSeq: number | null,
-    private readonly history: HistorySource,
-    private readonly maxBufferedBytes: number,
-    private readonly counters: ViewerCounters,
-    private readonly historyFailed: HistoryFailure,
-    private readonly handlerFailed: HandlerFailure,
-  ) {
-    this.lastSentSeq = fromSeq === null ? null : fromSeq - 1;
+  constructor(options: ViewerConnectionOptions) {
+    this.socket = options.socket;
+    this.columnKeys = options.columnKeys;
+    this.lastSentSeq = options.fromSeq === null ? null : options.fromSeq - 1;
+    this.history = options.history;
+    this.maxBufferedBytes = options.maxBufferedBytes;
+    this.counters = options.counters;
+    this.historyFailed = options.historyFailed;
+    this.handlerFailed = options.handlerFailed;
   }
 
   get isClosed(): boolean {
