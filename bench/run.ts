@@ -56,10 +56,14 @@ function parseArgs(argv: readonly string[]) {
       only = value.split(',').flatMap((name) => aliases[name] ?? [name]);
       const unknown = only.filter((name) => !(name in sections));
       if (unknown.length > 0) {
-        throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${[...Object.keys(aliases), ...Object.keys(sections)].join(', ')}`);
+        throw new Error(
+          `unknown section(s) ${unknown.join(', ')}; known: ${[...Object.keys(aliases), ...Object.keys(sections)].join(', ')}`,
+        );
       }
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`usage: npm run bench -- [--quick] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`);
+      process.stdout.write(
+        `usage: npm run bench -- [--quick] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`,
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -70,7 +74,10 @@ const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
 /** Which code was measured: the commit, and whether src/ had uncommitted changes (read-only git). */
 function codeVersion(): { commit: string; srcDirty: boolean | null } {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   try {
     return { commit: git('rev-parse', 'HEAD'), srcDirty: git('status', '--porcelain', '--', 'src').length > 0 };
   } catch {
@@ -83,7 +90,8 @@ async function main(): Promise<number> {
   const selected = only ?? Object.keys(sections);
   const full = only === null && !quick;
   const startedAt = new Date();
-  const log = (message: string) => process.stderr.write(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
+  const log = (message: string) =>
+    process.stderr.write(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
 
   let database: BenchDatabase | null = null;
   const figures: Figure[] = [];
@@ -153,9 +161,17 @@ async function main(): Promise<number> {
   // The figures are whole-box figures: say how busy the box was before we added any load.
   const idleBusy = await boxBusyCores(2_000);
   data.boxBusyCoresBeforeStart = idleBusy;
-  log(`database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`);
+  log(
+    `database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`,
+  );
   // Sections wind down 20 s before the watchdog, leaving time to stop servers and drop the database.
-  const ctx: Context = { quick, deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000, databaseName: database.name, databaseUrl: database.url, log };
+  const ctx: Context = {
+    quick,
+    deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000,
+    databaseName: database.name,
+    databaseUrl: database.url,
+    log,
+  };
   for (const name of selected) {
     log(`section ${name}`);
     try {

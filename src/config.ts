@@ -147,7 +147,8 @@ function reader(env: Env) {
 
 const MiB = 1024 * 1024;
 
-const trustProxyForms = 'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
+const trustProxyForms =
+  'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
 
 /**
  * TRUST_PROXY: false (or unset, or 0), a hop count, or trusted proxy addresses. `true` once
@@ -196,7 +197,12 @@ export function loadConfig(env: Env): Config {
   }
   const corsSetting = read.string('CORS_ORIGINS', '*');
   const corsOrigins: Config['http']['corsOrigins'] =
-    corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
+    corsSetting === '*'
+      ? '*'
+      : corsSetting
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean);
   if (corsOrigins !== '*') {
     for (const origin of corsOrigins) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) {

@@ -54,7 +54,9 @@ export function describeError(error: unknown, baseUrl: string): string {
   if (error instanceof CliError) return error.message;
   const code = networkCode(error);
   if (code !== null) return `cannot reach ${baseUrl}: ${systemCodes[code]} (${code})`;
-  if (error instanceof TypeError && error.message === 'fetch failed') return `cannot reach ${baseUrl}: ${String((error.cause as Error | undefined)?.message ?? 'fetch failed')}`;
+  if (error instanceof TypeError && error.message === 'fetch failed') {
+    return `cannot reach ${baseUrl}: ${String((error.cause as Error | undefined)?.message ?? 'fetch failed')}`;
+  }
   if (error instanceof WavehouseHttpError) return `${baseUrl} answered ${error.status} ${error.code}: ${error.detail}`;
   if (error instanceof ProducerError || error instanceof ViewerError) return `${error.code}: ${error.message}`;
   if (error instanceof Error) return error.message.split('\n')[0];

@@ -48,7 +48,9 @@ function takeUrl(args: string[]): { url: string; rest: string[] } {
   } catch {
     throw new UsageError(`--url: not a URL: "${url}"`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
+  }
   return { url: url.replace(/\/+$/, ''), rest };
 }
 

@@ -61,7 +61,9 @@ export const Session = Type.Object({
   sampleCount: Type.Integer({ description: 'Committed samples.' }),
   lastSeq: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest committed seq.' }),
   viewerUrl: Type.String({ description: 'Relative path of the viewer page, /view/{id}.' }),
-  websocketUrl: Type.String({ description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.' }),
+  websocketUrl: Type.String({
+    description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.',
+  }),
 });
 export type Session = Static<typeof Session>;
 
@@ -93,13 +95,21 @@ const RetryAfterHeaders = {
 
 /** Problem responses for the given statuses, 429 and 503 declaring Retry-After. */
 export function problemResponses(...statuses: number[]) {
-  return Object.fromEntries(statuses.map((status) => [status, status === 429 || status === 503 ? { ...Problem, headers: RetryAfterHeaders } : Problem]));
+  return Object.fromEntries(
+    statuses.map((status) => [status, status === 429 || status === 503 ? { ...Problem, headers: RetryAfterHeaders } : Problem]),
+  );
 }
 
 export const DataQuery = Type.Object(
   {
     fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only.' })),
-    toSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only. Below fromSeq, the page is empty.' })),
+    toSeq: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Inclusive; decimal digits only. Below fromSeq, the page is empty.',
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Decimal digits only.' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
   },

@@ -63,7 +63,11 @@ function framing(format: DataFormat, header: ExportHeader): { head: string; tail
   };
 }
 
-export async function* encodeExportBody(format: DataFormat, header: ExportHeader, batches: AsyncIterable<SampleBatch>): AsyncGenerator<Buffer> {
+export async function* encodeExportBody(
+  format: DataFormat,
+  header: ExportHeader,
+  batches: AsyncIterable<SampleBatch>,
+): AsyncGenerator<Buffer> {
   const { head, tail, writer } = framing(format, header);
   let piece = Buffer.allocUnsafe(pieceBytes);
   let at = piece.write(head, 0, 'utf8');

@@ -41,7 +41,10 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       base: { service: 'wavehouse' },
-      redact: { paths: [...credentialHeaders('req.headers'), ...credentialHeaders('headers'), 'ingestToken', 'token'], censor: '[redacted]' },
+      redact: {
+        paths: [...credentialHeaders('req.headers'), ...credentialHeaders('headers'), 'ingestToken', 'token'],
+        censor: '[redacted]',
+      },
       serializers: {
         err: stdSerializers.err,
         req: (request: { method: string; url: string; id?: string; ip?: string }) => ({

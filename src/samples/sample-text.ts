@@ -47,7 +47,13 @@ function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
  * Samples as JSON objects `{"seq":1,"t":2,"ax":3}` separated by the byte `separator` (none
  * before the first or after the last), written at `at`; returns where they end.
  */
-export function writeJsonSamples(out: Uint8Array, at: number, batch: SampleBatch, columnKeys: readonly Uint8Array[], separator: number): number {
+export function writeJsonSamples(
+  out: Uint8Array,
+  at: number,
+  batch: SampleBatch,
+  columnKeys: readonly Uint8Array[],
+  separator: number,
+): number {
   const n = batch.count;
   const columns = batch.columns;
   const hints = new Uint8Array(columnKeys.length);

@@ -76,10 +76,15 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
     this.acks = new AckLedger(maxUnackedSamples);
-    this.sender = new BatchSender(this.buffer, limits, () => (this.finished ? null : this.link.socket), (seq, samples) => {
-      this.armAckTimer();
-      this.emit('sent', { seq, samples });
-    });
+    this.sender = new BatchSender(
+      this.buffer,
+      limits,
+      () => (this.finished ? null : this.link.socket),
+      (seq, samples) => {
+        this.armAckTimer();
+        this.emit('sent', { seq, samples });
+      },
+    );
     this.link = new ReconnectingSocket(options, {
       readsSession: () => this.session === null || this.mustCheckEnded,
       target: (session) => this.target(session),
@@ -159,7 +164,10 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.state === 'closed') return Promise.reject(new ProducerError('closed', 'the producer is closed', true));
     if (this.acks.unacked === 0) return Promise.resolve();
-    const acked = this.acks.allAcked(timeoutMs, () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false));
+    const acked = this.acks.allAcked(
+      timeoutMs,
+      () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false),
+    );
     this.sender.sendNow();
     return acked;
   }

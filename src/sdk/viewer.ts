@@ -244,7 +244,8 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     const { outcome, name } = closeMeaning(code);
     if (outcome === 'fatal') {
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      const message = name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
+      const message =
+        name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
       return this.fail(new ViewerError(name, message));
     }
     this.state = 'retrying';

@@ -85,8 +85,16 @@ test('frames by encoding, new and duplicate samples and frames sent live are cou
  */
 const droppedFrames: Array<{ kind: string; nth: (k: number, base: number) => number[][]; error: string | null }> = [
   { kind: 'a duplicate', nth: () => Array.from({ length: 2_700 }, (_, i) => [1 + i, i, i]), error: null },
-  { kind: 'a partial duplicate (only its last sample is new)', nth: (k, base) => Array.from({ length: 2_700 }, (_, i) => [base + 2 * k - 2_700 + i, i, i]), error: null },
-  { kind: 'a frame refused as invalid', nth: () => Array.from({ length: 2_700 }, (_, i) => [2_700 - i, i, i]), error: 'seq_not_increasing' },
+  {
+    kind: 'a partial duplicate (only its last sample is new)',
+    nth: (k, base) => Array.from({ length: 2_700 }, (_, i) => [base + 2 * k - 2_700 + i, i, i]),
+    error: null,
+  },
+  {
+    kind: 'a frame refused as invalid',
+    nth: () => Array.from({ length: 2_700 }, (_, i) => [2_700 - i, i, i]),
+    error: 'seq_not_increasing',
+  },
 ];
 
 for (const { kind, nth, error } of droppedFrames) {

@@ -38,16 +38,20 @@ describe('a socket handler that throws', () => {
     const marker = `explode-${randomUUID()}`;
     const tail = `tail-${randomUUID()}`;
     const { lines, log } = logLines();
-    const { baseUrl, wsUrl } = await startApp(t, {}, {
-      log,
-      frameDecoders: {
-        text: (data, ...rest) => {
-          if (data.includes(marker)) throw new TypeError('a bug in the decoder');
-          return decodeTextFrame(data, ...rest);
+    const { baseUrl, wsUrl } = await startApp(
+      t,
+      {},
+      {
+        log,
+        frameDecoders: {
+          text: (data, ...rest) => {
+            if (data.includes(marker)) throw new TypeError('a bug in the decoder');
+            return decodeTextFrame(data, ...rest);
+          },
+          binary: decodeBinaryFrame,
         },
-        binary: decodeBinaryFrame,
       },
-    });
+    );
     const [hit, spared] = [await createSession(baseUrl), await createSession(baseUrl)];
     const sockets = {
       hitViewer: new RecordingSocket(liveUrl(wsUrl, hit.sessionId)),
@@ -66,14 +70,24 @@ describe('a socket handler that throws', () => {
 
     sockets.sparedProducer.send({ samples: makeSamples(4, 3) });
     await sockets.sparedProducer.waitForAck(6);
-    await eventually(() => assert.deepEqual(sockets.sparedViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5, 6]));
+    await eventually(() =>
+      assert.deepEqual(
+        sockets.sparedViewer.samples.map((sample) => sample.seq),
+        [1, 2, 3, 4, 5, 6],
+      ),
+    );
     // The hit session itself is whole: its producer reconnects and streams on to its viewer.
     const again = new RecordingSocket(ingestUrl(wsUrl, hit.sessionId, hit.ingestToken));
     t.after(() => again.close());
     await again.opened;
     again.send({ samples: makeSamples(4, 2) });
     await again.waitForAck(5);
-    await eventually(() => assert.deepEqual(sockets.hitViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5]));
+    await eventually(() =>
+      assert.deepEqual(
+        sockets.hitViewer.samples.map((sample) => sample.seq),
+        [1, 2, 3, 4, 5],
+      ),
+    );
     assert.equal(sockets.hitViewer.closed, null);
     assert.equal(sockets.sparedViewer.closed, null);
     assert.equal(sockets.sparedProducer.closed, null);
@@ -160,7 +174,10 @@ describe('upgrade limits', () => {
     t.after(() => held.close());
     await held.opened;
     // An unknown session would be 4404 after a lookup: 4429 says none was made.
-    assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID())).waitForClose(), { code: 4429, reason: 'at most 1 sockets per client' });
+    assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID())).waitForClose(), {
+      code: 4429,
+      reason: 'at most 1 sockets per client',
+    });
     assert.equal((await new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken)).waitForClose()).code, 4429);
     held.close();
     await held.waitForClose();

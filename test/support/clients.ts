@@ -88,16 +88,22 @@ export class RecordingSocket {
   }
 
   async waitForClose(timeoutMs = 5_000): Promise<Closed> {
-    return eventually(() => {
-      if (!this.closed) throw new Error('socket still open');
-      return this.closed;
-    }, { timeoutMs });
+    return eventually(
+      () => {
+        if (!this.closed) throw new Error('socket still open');
+        return this.closed;
+      },
+      { timeoutMs },
+    );
   }
 
   async waitForAck(seq: number, timeoutMs = 5_000): Promise<void> {
-    await eventually(() => {
-      if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}`);
-    }, { timeoutMs });
+    await eventually(
+      () => {
+        if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}`);
+      },
+      { timeoutMs },
+    );
   }
 
   close(): void {

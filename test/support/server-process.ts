@@ -94,7 +94,13 @@ function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-function listeningUrl(child: ChildProcess, logLines: string[], exit: Promise<Exit>, timeoutMs: number, stderr: () => string): Promise<string> {
+function listeningUrl(
+  child: ChildProcess,
+  logLines: string[],
+  exit: Promise<Exit>,
+  timeoutMs: number,
+  stderr: () => string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const finish = (outcome: () => void) => {

@@ -7,7 +7,10 @@ test('within: the value of work that settles in time', async () => {
 });
 
 test('within: a rejection in time rejects', async () => {
-  await assert.rejects(within(Promise.reject(new Error('no')), 1_000, () => 'late'), /no/);
+  await assert.rejects(
+    within(Promise.reject(new Error('no')), 1_000, () => 'late'),
+    /no/,
+  );
 });
 
 test('within: late work gives late()’s answer, and its later rejection goes unhandled nowhere', async () => {

@@ -77,7 +77,11 @@ test('the byte writers stay within the room they ask for, however long the numbe
 });
 
 test('batches slice and select seq ranges', () => {
-  const a = batchOf([[1, 10, 100], [2, 20, 200], [5, 50, 500]]);
+  const a = batchOf([
+    [1, 10, 100],
+    [2, 20, 200],
+    [5, 50, 500],
+  ]);
   assert.deepEqual([...a.range(2, 5).columns], [2, 5, 20, 50, 200, 500]);
   assert.equal(a.range(0, 100), a);
   assert.equal(a.range(3, 4).count, 0);

@@ -144,7 +144,13 @@ document.addEventListener('visibilitychange', () => {
 
 /** The Producer's events drive the connection badge and the counts; it does the delivery. */
 function openProducer() {
-  const current = new Producer({ baseUrl, sessionId: session.sessionId, token: ingestToken, maxBatchDelayMs: batchIntervalMs, maxUnackedSamples });
+  const current = new Producer({
+    baseUrl,
+    sessionId: session.sessionId,
+    token: ingestToken,
+    maxBatchDelayMs: batchIntervalMs,
+    maxUnackedSamples,
+  });
   current.on('connected', () => {
     setConnection('connected');
     if (elements.message.dataset.kind === 'warning') setMessage('');
