@@ -37,8 +37,8 @@ import { SampleStore } from '../../src/storage/sample-store.ts';
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { makeBatch } from '../lib/frames.ts';
-import { CpuMeter, formatCpu, memoryOf, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
-import { mps, otherLoad, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
+import { CpuMeter, type CpuUse, formatCpu, memoryOf, postgresPidsOf, round } from '../lib/procfs.ts';
+import { type Context, type Figure, mps, otherLoad, pct, type SectionResult } from '../lib/report.ts';
 import { sleep } from '../lib/stats.ts';
 
 const chunkSamples = 2_000;

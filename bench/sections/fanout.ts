@@ -19,9 +19,9 @@
  */
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
-import { formatCpu, meterWindow, openFileLimit, postgresPidsOf, round, type CpuUse, type Roles } from '../lib/procfs.ts';
-import { ms, otherLoad, pct, times, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { sleep, summarize, wallMs, type Summary } from '../lib/stats.ts';
+import { type CpuUse, formatCpu, meterWindow, openFileLimit, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
+import { type Context, type Figure, ms, otherLoad, pct, type SectionResult, times } from '../lib/report.ts';
+import { type Summary, sleep, summarize, wallMs } from '../lib/stats.ts';
 
 const viewerProcesses = 4;
 const p99BarMs = 50;

@@ -17,13 +17,13 @@
  * - binary: the raw COPY limit (servers/copy-limit.ts), 1 and 2 connections.
  */
 import pg from 'pg';
-import { Helper, startWavehouse, type ServerHandle } from '../lib/children.ts';
+import type { IngestResult, ProducerTarget } from '../clients/ingest-client.ts';
+import { Helper, type ServerHandle, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { BinaryFrames, JsonFrames } from '../lib/frames.ts';
-import { formatCpu, meterWindow, postgresPidsOf, round, type CpuUse, type Roles } from '../lib/procfs.ts';
-import { mps, ms, otherLoad, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { summarize, wallMs, type Summary } from '../lib/stats.ts';
-import type { IngestResult, ProducerTarget } from '../clients/ingest-client.ts';
+import { type CpuUse, formatCpu, meterWindow, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
+import { type Context, type Figure, mps, ms, otherLoad, pct, type SectionResult } from '../lib/report.ts';
+import { type Summary, summarize, wallMs } from '../lib/stats.ts';
 
 const samplesPerFrame = 50;
 /** The server's default WRITE_CHUNK_MAX_SAMPLES; the COPY limit writes chunks of the same size. */

@@ -20,9 +20,9 @@ import http from 'node:http';
 import autocannon from 'autocannon';
 import { startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
-import { CpuMeter, formatCpu, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
-import { ms, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { Samples, summarize, type Summary } from '../lib/stats.ts';
+import { CpuMeter, type CpuUse, formatCpu, postgresPidsOf, round } from '../lib/procfs.ts';
+import { type Context, type Figure, ms, type SectionResult } from '../lib/report.ts';
+import { Samples, type Summary, summarize } from '../lib/stats.ts';
 
 const rate = 2_000;
 const connections = 10;

@@ -6,10 +6,10 @@
  * on the same 2,000-sample chunks the server reads; the faster one is the limit, since a
  * limit is the best a plain approach does, not the one that flatters the ratio.
  */
+import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { makeBatch } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { median } from '../lib/stats.ts';
-import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 
 function viaStringify(batches: readonly SampleBatch[]): number {
   let chars = 0;

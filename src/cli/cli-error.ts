@@ -2,8 +2,8 @@
  * What the CLI says when something goes wrong: one line, naming the cause in the user's terms
  * (the server is unreachable, the session does not exist), never a stack trace.
  */
-import { WavehouseHttpError } from '../sdk/rest.ts';
 import { ProducerError } from '../sdk/producer-api.ts';
+import { WavehouseHttpError } from '../sdk/rest.ts';
 import { ViewerError } from '../sdk/viewer.ts';
 
 /** An expected failure: `message` is printed as is, and the process exits with `exitCode`. */

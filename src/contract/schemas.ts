@@ -6,7 +6,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { defaultChannels } from './channels.ts';
-import { frameErrors, type FrameErrorCode } from './errors.ts';
+import { type FrameErrorCode, frameErrors } from './errors.ts';
 
 export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 

@@ -13,7 +13,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { FrameErrorCode } from '../contract/errors.ts';
-import { SampleBatch, type BatchAllocator } from '../samples/sample-batch.ts';
+import { type BatchAllocator, SampleBatch } from '../samples/sample-batch.ts';
 import { scanJsonFrame } from './json-frame-scanner.ts';
 
 export type DecodedFrame =

@@ -4,7 +4,7 @@
  * The registry is created by app.ts and handed to whoever records, never a global, so
  * tests and several apps in one process do not share counters.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Seconds: from sub-millisecond REST answers to multi-second commits during an outage. */
 const latencyBucketsS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -5,8 +5,8 @@
  * (docs/performance.md). Channel names are restricted to `A-Z a-z 0-9 _ . -` (contract), so
  * keys never need escaping and every byte is ASCII.
  */
-import type { SampleBatch } from './sample-batch.ts';
 import { maxNumberBytes, writeNumber } from './number-text.ts';
+import type { SampleBatch } from './sample-batch.ts';
 
 const comma = 0x2c;
 const newline = 0x0a;

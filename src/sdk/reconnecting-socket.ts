@@ -7,7 +7,7 @@
  * The client decides what to do with a close (its own events and errors); this module decides
  * only what a code means, so that the producer and the viewer cannot drift apart on it.
  */
-import { closeCodes, type CloseName } from '../contract/errors.ts';
+import { type CloseName, closeCodes } from '../contract/errors.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { getSession, WavehouseHttpError } from './rest.ts';
 import type { Session } from './types.ts';

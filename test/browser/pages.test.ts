@@ -11,11 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { startApp } from '../support/app.ts';
-import { createSession, endSession, getData, ingestUrl, RecordingSocket, type CreatedSession, type Sample } from '../support/clients.ts';
+import { type CreatedSession, createSession, endSession, getData, ingestUrl, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 

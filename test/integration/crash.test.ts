@@ -4,7 +4,7 @@ import { createSession, getData, makeSamples } from '../support/clients.ts';
 import { freshDatabase } from '../support/database.ts';
 import { seqsUpTo, storedTotals } from '../support/resilience-app.ts';
 import { ResendingProducer } from '../support/resilience-producer.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
 // The per-producer limit would reject parts of the resend burst; rejected frames leave gaps a
 // resending producer has to handle, which is not what this test is about.

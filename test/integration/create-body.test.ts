@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { problems } from '../../src/contract/errors.ts';
 import { maxMetadataDepth } from '../../src/contract/schemas.ts';
-import { startApp, type RunningApp } from '../support/app.ts';
+import { type RunningApp, startApp } from '../support/app.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const maxMetadataBytes = 4096;

@@ -10,7 +10,7 @@
  * belongs to the benchmarks.
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, RecordingSocket } from '../support/clients.ts';
 import {

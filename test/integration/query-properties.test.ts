@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { startApp, type RunningApp } from '../support/app.ts';
+import { type RunningApp, startApp } from '../support/app.ts';
 import { createSession, ingestUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { startApp } from '../support/app.ts';
-import { startAppBehindProxy } from '../support/resilience-app.ts';
 import {
   createSession,
   databaseErrorCount,
@@ -15,6 +14,7 @@ import {
   type Sample,
 } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
+import { startAppBehindProxy } from '../support/resilience-app.ts';
 
 interface Answer {
   status: number;

@@ -10,11 +10,11 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { setTimeout as pace } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { ProducerError, type ProducerOptions } from '../../src/sdk/producer-api.ts';
 import { Producer } from '../../src/sdk/producer.ts';
+import { ProducerError, type ProducerOptions } from '../../src/sdk/producer-api.ts';
 import { createSession, getSession, readData, TruncatedDataError, WavehouseHttpError } from '../../src/sdk/rest.ts';
 import type { Sample, SampleInput } from '../../src/sdk/types.ts';
 import { Viewer, ViewerError, type ViewerOptions } from '../../src/sdk/viewer.ts';

@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { makeSamples, type Closed, type Sample } from './clients.ts';
+import { type Closed, makeSamples, type Sample } from './clients.ts';
 import { eventually } from './eventually.ts';
 
 export interface AckSeen {

@@ -3,7 +3,7 @@
  * what only a process has: signals, an exit code, a crash that takes its sockets with it.
  * It listens on port 0; the port is read from the 'wavehouse listening' JSON log line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 

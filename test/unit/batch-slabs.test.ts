@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 import { BatchSlabs } from '../../src/samples/batch-slabs.ts';
-import { SampleBatch, type BatchAllocator } from '../../src/samples/sample-batch.ts';
+import { type BatchAllocator, SampleBatch } from '../../src/samples/sample-batch.ts';
 
 test("batches carved from one producer's slabs never share memory, and each keeps what was written to it", () => {
   const slabs = new BatchSlabs();

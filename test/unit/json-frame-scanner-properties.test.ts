@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { decodeTextFrame, type DecodedFrame, type FrameLimits } from '../../src/ingest/frame-decoder.ts';
+import { type DecodedFrame, decodeTextFrame, type FrameLimits } from '../../src/ingest/frame-decoder.ts';
 import { scanJsonFrame } from '../../src/ingest/json-frame-scanner.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { fuzzParameters } from '../support/fuzz.ts';

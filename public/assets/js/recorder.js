@@ -11,8 +11,8 @@
  * then ends the session with the ingest token.
  */
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
-import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
 import { show, showMessage } from './page-text.js';
+import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
 
 /** The longest a captured sample waits before it is sent; the viewer's scroll delay assumes it. */
 const batchIntervalMs = 100;

@@ -15,9 +15,9 @@
  */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { baseUrl } from './page-links.js';
+import { show, showMessage } from './page-text.js';
 import { SampleColumns } from './sample-columns.js';
 import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
-import { show, showMessage } from './page-text.js';
 
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
