@@ -22,6 +22,8 @@ async function settledRssKiB(pid: number): Promise<number> {
   return median(readings);
 }
 
+type PerViewer = Awaited<ReturnType<typeof perViewer>>;
+
 async function perViewer(ctx: Context, viewerClients: Helper[], pid: number, url: string, group: string, viewers: number) {
   await sleep(1_500);
   const before = await settledRssKiB(pid);
@@ -50,7 +52,7 @@ export async function memorySection(ctx: Context): Promise<SectionResult> {
   try {
     ctx.log(`memory: ${viewers} idle viewers on a fresh server`);
     const server = await startWavehouse(ctx.databaseUrl);
-    let wavehouse;
+    let wavehouse: PerViewer;
     try {
       const session = await createSession(server.baseUrl);
       wavehouse = await perViewer(
@@ -66,7 +68,7 @@ export async function memorySection(ctx: Context): Promise<SectionResult> {
     }
     ctx.log(`memory: ${viewers} idle viewers on a fresh plain ws relay`);
     const relay = await Helper.start('servers/plain-ws.ts', 'relay-memory');
-    let plain;
+    let plain: PerViewer;
     try {
       const { port } = await relay.call<{ port: number }>('start', { mode: 'relay' });
       plain = await perViewer(ctx, viewerClients, relay.pid, `ws://127.0.0.1:${port}/live`, 'memory-relay', viewers);

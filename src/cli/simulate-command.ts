@@ -114,7 +114,7 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
     `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})${durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`}`,
     `seed     ${seed}`,
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 
   const producer = new Producer({
     baseUrl,

@@ -70,7 +70,7 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
   try {
     for await (const sample of viewer) {
       if (stdoutClosed) break;
-      if (!process.stdout.write(sampleToJson(sample) + '\n')) await drained(process.stdout);
+      if (!process.stdout.write(`${sampleToJson(sample)}\n`)) await drained(process.stdout);
     }
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error));

@@ -14,7 +14,11 @@ function binaryFrame(rows: number[][]): Buffer {
   out.writeUInt8(1, 0);
   out.writeUInt16LE(width, 2);
   out.writeUInt32LE(n, 4);
-  rows.forEach((row, i) => row.forEach((value, column) => out.writeDoubleLE(value, 8 + (column * n + i) * 8)));
+  rows.forEach((row, i) => {
+    row.forEach((value, column) => {
+      out.writeDoubleLE(value, 8 + (column * n + i) * 8);
+    });
+  });
   return out;
 }
 

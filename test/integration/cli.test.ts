@@ -158,7 +158,7 @@ describe('wavehouse CLI', () => {
       Array.from({ length: 200 }, (_, i) => i + 1),
     );
     // The sample clock: exactly 5 ms apart at 200 Hz.
-    rows.forEach((row, i) => i > 0 && assert.ok(Math.abs(row[1] - rows[i - 1][1] - 5) < 1e-6, `t step at ${i}`));
+    for (let i = 1; i < rows.length; i++) assert.ok(Math.abs(rows[i][1] - rows[i - 1][1] - 5) < 1e-6, `t step at ${i}`);
     // A chest on its back: gravity on z, and at least one heartbeat (the AO peak) on top of it.
     const az = rows.map((row) => row[4]);
     const mean = az.reduce((sum, value) => sum + value, 0) / az.length;

@@ -148,7 +148,9 @@ function binaryFrame(samples: Sample[]): Buffer {
   samples.forEach((sample, i) => {
     bytes.writeDoubleLE(sample.seq, 8 + 8 * i);
     bytes.writeDoubleLE(sample.t, 8 + 8 * (n + i));
-    channels.forEach((name, c) => bytes.writeDoubleLE(sample[name], 8 + 8 * ((c + 2) * n + i)));
+    channels.forEach((name, c) => {
+      bytes.writeDoubleLE(sample[name], 8 + 8 * ((c + 2) * n + i));
+    });
   });
   return bytes;
 }

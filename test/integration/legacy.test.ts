@@ -23,7 +23,7 @@ interface RawAnswer {
  */
 function rawRequest(baseUrl: string, requestLines: string[], timeoutMs = 5_000): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
-  const head = [...requestLines, `Host: ${hostname}:${port}`, 'Connection: close'].join('\r\n') + '\r\n\r\n';
+  const head = `${[...requestLines, `Host: ${hostname}:${port}`, 'Connection: close'].join('\r\n')}\r\n\r\n`;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect(Number(port), hostname, () => socket.write(head));

@@ -16,10 +16,12 @@ const maxSeq = Number.MAX_SAFE_INTEGER;
 const hardSamples: Sample[] = [
   { seq: 0, t: 1732345678901.25, ax: 0.1, ay: 0.2 + 0.1, az: -0 },
   { seq: 1, t: 0.001, ax: 1e-300, ay: 5e-324, az: -5e-324 },
+  // biome-ignore lint/correctness/noPrecisionLoss: written with more digits than a double holds, on purpose
   { seq: 2, t: -0, ax: 1.7976931348623157e308, ay: -1.7976931348623157e308, az: 123456789.123456789 },
   { seq: 3, t: 1732345678901.2502, ax: 2.2250738585072014e-308, ay: 2.225073858507201e-308, az: 0.2 },
   { seq: 17, t: 4503599627370495.5, ax: 1 / 3, ay: -2 / 3, az: 100 },
   { seq: maxSeq - 2, t: 1e-7, ax: 0, ay: 1e21, az: -1e-7 },
+  // biome-ignore lint/correctness/noPrecisionLoss: 2^53 + 1, which no double holds, on purpose
   { seq: maxSeq - 1, t: 1732345678901.25, ax: Math.PI, ay: -Math.E, az: 9007199254740993 },
   { seq: maxSeq, t: 1e21 + 65536, ax: 0.30000000000000004, ay: -0.1, az: 5e-324 },
 ];

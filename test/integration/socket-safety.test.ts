@@ -59,7 +59,9 @@ describe('a socket handler that throws', () => {
       sparedViewer: new RecordingSocket(liveUrl(wsUrl, spared.sessionId)),
       sparedProducer: new RecordingSocket(ingestUrl(wsUrl, spared.sessionId, spared.ingestToken)),
     };
-    t.after(() => Object.values(sockets).forEach((socket) => socket.close()));
+    t.after(() => {
+      for (const socket of Object.values(sockets)) socket.close();
+    });
     await Promise.all(Object.values(sockets).map((socket) => socket.opened));
     sockets.hitProducer.send({ samples: makeSamples(1, 3) });
     sockets.sparedProducer.send({ samples: makeSamples(1, 3) });

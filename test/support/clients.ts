@@ -48,6 +48,7 @@ export interface Closed {
 
 /** A socket that records every text message as parsed JSON, and how it closed. */
 export class RecordingSocket {
+  // biome-ignore lint/suspicious/noExplicitAny: frames as the server sent them, each test reads the fields it expects
   readonly messages: Array<Record<string, any>> = [];
   closed: Closed | null = null;
   readonly socket: WebSocket;

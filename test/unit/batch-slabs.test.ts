@@ -8,7 +8,9 @@ test("batches carved from one producer's slabs never share memory, and each keep
   const slabs = new BatchSlabs();
   const sizes = Array.from({ length: 500 }, (_, i) => [1 + ((i * 37) % 120), 1 + (i % 6)] as const);
   const batches = sizes.map(([count, channels]) => slabs.allocate(count, channels));
-  batches.forEach((batch, i) => batch.columns.fill(i + 0.5));
+  batches.forEach((batch, i) => {
+    batch.columns.fill(i + 0.5);
+  });
   batches.forEach((batch, i) => {
     assert.equal(batch.count, sizes[i][0]);
     assert.equal(batch.columns.length, sizes[i][0] * (sizes[i][1] + 2));

@@ -61,6 +61,7 @@ test('the Grafana dashboard only queries metrics the registry has, each the righ
     ids.add(panel.id);
     assert.ok(panel.gridPos.x + panel.gridPos.w <= 24, `panel "${panel.title}" is wider than the grid`);
     if (panel.type === 'row') continue;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable, written as Grafana reads it
     assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, `panel "${panel.title}" data source`);
     assert.ok(panel.targets && panel.targets.length > 0, `panel "${panel.title}" has no query`);
     exprs.push(...panel.targets.map((target) => ({ expr: target.expr, series: true })));

@@ -185,13 +185,17 @@ interface Entry {
 
 function joinWith(spaces: readonly string[], tokens: readonly string[]): string {
   let text = spaces[0] ?? '';
-  tokens.forEach((token, i) => (text += token + (spaces[(i + 1) % Math.max(spaces.length, 1)] ?? '')));
+  tokens.forEach((token, i) => {
+    text += token + (spaces[(i + 1) % Math.max(spaces.length, 1)] ?? '');
+  });
   return text;
 }
 
 function objectText(entries: readonly Entry[], spaces: readonly string[]): string {
   const tokens = ['{'];
-  entries.forEach(({ key, value }, i) => tokens.push(...(i > 0 ? [','] : []), key, ':', value));
+  entries.forEach(({ key, value }, i) => {
+    tokens.push(...(i > 0 ? [','] : []), key, ':', value);
+  });
   tokens.push('}');
   return joinWith(spaces, tokens);
 }
@@ -292,7 +296,9 @@ function frameArbitrary(channels: readonly string[]) {
       })
       .map(({ shape, samplesKey, samples: [samples, seqs], before, spaces }) => {
         const tokens = ['['];
-        samples.forEach((render, i) => tokens.push(...(i > 0 ? [','] : []), render(seqs[i])));
+        samples.forEach((render, i) => {
+          tokens.push(...(i > 0 ? [','] : []), render(seqs[i]));
+        });
         tokens.push(']');
         const list = joinWith(spaces, tokens);
         const extra = before === null ? [] : [before];

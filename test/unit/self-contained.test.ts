@@ -68,7 +68,7 @@ interface Link {
 function markdownLinks(text: string, markdown: boolean): Link[] {
   const lineOf = (index: number) => text.slice(0, index).split('\n').length;
   const links: Link[] = [];
-  const inline = /\[(?:[^\[\]\n]|\[[^\[\]\n]*\])*\]\(\s*(<[^>\n]*>|[^\s()]+)/g;
+  const inline = /\[(?:[^[\]\n]|\[[^[\]\n]*\])*\]\(\s*(<[^>\n]*>|[^\s()]+)/g;
   for (const match of text.matchAll(inline)) links.push({ target: match[1], line: lineOf(match.index ?? 0) });
   if (markdown) {
     const definition = /^ {0,3}\[[^\]\n]+\]:\s*(<[^>\n]*>|\S+)/gm;
