@@ -104,12 +104,14 @@ async function main(): Promise<number> {
     await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
     const output = [
       `Wavehouse bench ${startedAt.toISOString()}${quick ? ' (quick)' : ''}${only ? ` (only ${selected.join(', ')})` : ''}`,
-      `box busy before start: ${data.boxBusyCoresBeforeStart ?? '?'} of ${os.availableParallelism()} cores; CPU columns are cores used over each measured window ("other" = busy cores no bench process accounts for)`,
+      `box busy before start: ${data.boxBusyCoresBeforeStart ?? '?'} of ${os.availableParallelism()} cores; ` +
+        'CPU columns are cores used over each measured window ("other" = busy cores no bench process accounts for)',
       '',
       ...details.flatMap((d) => [d, '']),
       ...Object.entries(failures).map(([name, error]) => `SECTION ${name} FAILED: ${error}\n`),
       aborted ? `ABORTED: ${aborted}\n` : '',
-      'Summary ("other load": busy cores of other tenants during the measurements a figure rests on; well above 0, the shared box depressed it)',
+      'Summary ("other load": busy cores of other tenants during the measurements a figure rests on; ' +
+        'well above 0, the shared box depressed it)',
       renderSummary(figures),
       '',
     ].join('\n');
@@ -162,7 +164,9 @@ async function main(): Promise<number> {
   const idleBusy = await boxBusyCores(2_000);
   data.boxBusyCoresBeforeStart = idleBusy;
   log(
-    `database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`,
+    `database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; ` +
+      `open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores` +
+      (idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''),
   );
   // Sections wind down 20 s before the watchdog, leaving time to stop servers and drop the database.
   const ctx: Context = {

@@ -25,7 +25,10 @@ export interface Config {
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
     maxViewers: number;
-    /** From a connection's opening (or its previous request's end) to its request's last header: how long a slow-header client (slowloris) holds one. */
+    /**
+     * From a connection's opening (or its previous request's end) to its request's last header:
+     * how long a slow-header client (slowloris) holds one.
+     */
     headersTimeoutMs: number;
     /** From a request's first byte to its body's last; the response, an export streamed for minutes, is not bounded by it. */
     requestTimeoutMs: number;
@@ -51,7 +54,10 @@ export interface Config {
     legacyTokenlessEnd: boolean;
     maxMetadataBytes: number;
     maxChannels: number;
-    /** How long a create's INSERT may run before it is cancelled and answered 503: a blocked or overloaded database must not hold every create behind it. */
+    /**
+     * How long a create's INSERT may run before it is cancelled and answered 503: a blocked or
+     * overloaded database must not hold every create behind it.
+     */
     createTimeoutMs: number;
     /** How long an end waits for the session's samples to be committed before it is answered 503, not done (a retry finishes it). */
     endTimeoutMs: number;

@@ -43,7 +43,8 @@ async function stream(args: { startAtMs: number; durationMs: number }) {
     let text = '{"samples":[';
     for (let i = 0; i < samplesPerFrame; i++) {
       const seq = nextSeq++;
-      text += `${i === 0 ? '' : ','}{"seq":${seq},"t":${t - (samplesPerFrame - 1 - i)},"ax":${channelValue(seq, 0)},"ay":${channelValue(seq, 1)},"az":${channelValue(seq, 2)}}`;
+      text += `${i === 0 ? '' : ','}{"seq":${seq},"t":${t - (samplesPerFrame - 1 - i)},`;
+      text += `"ax":${channelValue(seq, 0)},"ay":${channelValue(seq, 1)},"az":${channelValue(seq, 2)}}`;
     }
     text += ']}';
     frameBytes = text.length;

@@ -186,7 +186,8 @@ export function formatCpu(use: CpuUse | undefined): string {
   const mainThread = use.mainThread
     ? `; main thread ${use.mainThread.running.toFixed(2)} running + ${use.mainThread.waiting.toFixed(2)} waiting for a core`
     : '';
-  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait})${mainThread}`;
+  const box = `box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait}`;
+  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (${box})${mainThread}`;
 }
 
 /** CPU use of `roles` over the wall-clock window [fromMs, toMs) (timestamps as stats.wallMs). */

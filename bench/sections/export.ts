@@ -129,7 +129,8 @@ async function exportAndLog(
 ): Promise<ExportRun> {
   const run = await measureExport(ctx, format, sessionId, samples, warmSessionId, again);
   ctx.log(
-    `  first after start ${describe(run.first)}, RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB`,
+    `  first after start ${describe(run.first)}, ` +
+      `RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB`,
   );
   if (run.again) ctx.log(`  again ${describe(run.again)}`);
   return run;
@@ -210,7 +211,8 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       const cpu = meter.end();
       limits.push({ result, cpu });
       ctx.log(
-        `  ${mps(result.samplesPerS)} (stringify ${mps(result.medians.stringify)}, concat ${mps(result.medians.concat)}); ${formatCpu(cpu)}`,
+        `  ${mps(result.samplesPerS)} ` +
+          `(stringify ${mps(result.medians.stringify)}, concat ${mps(result.medians.concat)}); ${formatCpu(cpu)}`,
       );
       ctx.log(`export: json, ${bigSamples} samples, round ${turn} of ${rounds}`);
       jsonRounds.push(await exportAndLog(ctx, 'json', big.sessionId, bigSamples, warm.sessionId, true));
@@ -341,8 +343,14 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
           ...(r.again ? [downloadRow(r, 'again, same server', r.again, false)] : []),
         ]),
         notes: [
-          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; JSON export again on the same server ${jsonRounds.map((r) => mps(steady(r).samplesPerS)).join(', ')}, first after start ${jsonRounds.map((r) => mps(r.first.samplesPerS)).join(', ')}); per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
-          'first after start: the first export of the session after a 20,000-sample warm-up; again: the same export once more on the same server (the steady state, set against the bars)',
+          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) ` +
+            `with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; ` +
+            `JSON export again on the same server ${jsonRounds.map((r) => mps(steady(r).samplesPerS)).join(', ')}, ` +
+            `first after start ${jsonRounds.map((r) => mps(r.first.samplesPerS)).join(', ')}); ` +
+            `per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ` +
+            `${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
+          'first after start: the first export of the session after a 20,000-sample warm-up; ' +
+            'again: the same export once more on the same server (the steady state, set against the bars)',
           'flat: peak RSS growth for 2 M <= 1.25 x growth for 1 M + 8 MiB (growth = polled peak VmRSS - VmRSS before the first export)',
         ],
       },

@@ -180,12 +180,14 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
           wavehouseConnect.failed,
         );
         ctx.log(
-          `  wavehouse p50 ${ms(wavehouse.latency.p50)} p99 ${ms(wavehouse.latency.p99)} delivered ${pct(wavehouse.delivered / wavehouse.expected)}; ${formatCpu(wavehouse.cpu)}`,
+          `  wavehouse p50 ${ms(wavehouse.latency.p50)} p99 ${ms(wavehouse.latency.p99)} ` +
+            `delivered ${pct(wavehouse.delivered / wavehouse.expected)}; ${formatCpu(wavehouse.cpu)}`,
         );
         const relayed = relayConnect ? await measure('relay', { relay: [relay.pid], clients: clientPids }, relayConnect.failed) : undefined;
         if (relayed) {
           ctx.log(
-            `  relay     p50 ${ms(relayed.latency.p50)} p99 ${ms(relayed.latency.p99)} delivered ${pct(relayed.delivered / relayed.expected)}; ${formatCpu(relayed.cpu)}`,
+            `  relay     p50 ${ms(relayed.latency.p50)} p99 ${ms(relayed.latency.p99)} ` +
+              `delivered ${pct(relayed.delivered / relayed.expected)}; ${formatCpu(relayed.cpu)}`,
           );
         }
         results.push({ viewers, wavehouse, relay: relayed });
@@ -306,9 +308,12 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
           ],
           rows,
           notes: [
-            `${timing.measureMs} ms measured per step after ${timing.warmupMs} ms warm-up; viewers in ${viewerProcesses} processes; open-file limit ${fdLimit} (no raise needed below ${fdCap} viewers)`,
-            `delivered = frames of the measured window that arrived by 1.5 s after the stream stopped (later ones are missing, and not in the percentiles); expected = frames sent in the window x viewers`,
-            `a step meets the bar when p99 <= ${p99BarMs} ms and >= 99 % of expected frames arrived (viewers that could not connect count as missing)`,
+            `${timing.measureMs} ms measured per step after ${timing.warmupMs} ms warm-up; viewers in ${viewerProcesses} processes; ` +
+              `open-file limit ${fdLimit} (no raise needed below ${fdCap} viewers)`,
+            'delivered = frames of the measured window that arrived by 1.5 s after the stream stopped ' +
+              '(later ones are missing, and not in the percentiles); expected = frames sent in the window x viewers',
+            `a step meets the bar when p99 <= ${p99BarMs} ms and >= 99 % of expected frames arrived ` +
+              '(viewers that could not connect count as missing)',
             ...(stoppedBecause ? [stoppedBecause] : []),
           ],
         },

@@ -240,8 +240,10 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     const stepRows = steps.map((s, i) => stepRow(s === best ? `${i + 1} (best)` : String(i + 1), s));
     stepRows.push(stepRow('half load', half));
     const notes = [
-      `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ${timing.warmupMs} ms warm-up, ${timing.measureMs} ms measured per step`,
-      `acked by clients (all steps) ${ackedTotal}, committed in the database ${committed}: ${committed >= ackedTotal ? 'every ack is backed by a commit' : 'MISMATCH: acked samples missing from the database'}`,
+      `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ` +
+        `${timing.warmupMs} ms warm-up, ${timing.measureMs} ms measured per step`,
+      `acked by clients (all steps) ${ackedTotal}, committed in the database ${committed}: ` +
+        (committed >= ackedTotal ? 'every ack is backed by a commit' : 'MISMATCH: acked samples missing from the database'),
     ];
 
     if (encoding === 'json') {

@@ -171,7 +171,8 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
       };
       ctx.log(`  ${step.achievedRate.toFixed(0)} req/s, p50 ${ms(step.latency.p50)} p99 ${ms(step.latency.p99)}; ${formatCpu(cpu)}`);
       ctx.log(
-        `  evenly paced: ${pacedResult.achievedRate.toFixed(0)} req/s, p50 ${ms(pacedResult.latency.p50)} p99 ${ms(pacedResult.latency.p99)}; ${formatCpu(pacedResult.cpu)}`,
+        `  evenly paced: ${pacedResult.achievedRate.toFixed(0)} req/s, ` +
+          `p50 ${ms(pacedResult.latency.p50)} p99 ${ms(pacedResult.latency.p99)}; ${formatCpu(pacedResult.cpu)}`,
       );
       steps.push(step);
     }
@@ -222,7 +223,8 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
             s.timeouts,
             s.non2xx,
             formatCpu(s.cpu),
-            `${s.paced.achievedRate.toFixed(0)}/s, ${ms(s.paced.latency.p50)} / ${ms(s.paced.latency.p99)} / ${ms(s.paced.latency.max)}, ${s.paced.failures}; ${formatCpu(s.paced.cpu)}`,
+            `${s.paced.achievedRate.toFixed(0)}/s, ${ms(s.paced.latency.p50)} / ${ms(s.paced.latency.p99)} / ${ms(s.paced.latency.max)}, ` +
+              `${s.paced.failures}; ${formatCpu(s.paced.cpu)}`,
           ]),
         },
       ],

@@ -111,7 +111,8 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
     ...(values.session === undefined ? [`token    ${token}`] : []),
     `viewer   ${new URL(viewerPath, baseUrl).toString()}`,
     `live     ${socketUrl(baseUrl, `/sessions/${sessionId}/live?fromSeq=0`)}`,
-    `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})${durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`}`,
+    `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})` +
+      (durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`),
     `seed     ${seed}`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

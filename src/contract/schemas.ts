@@ -30,7 +30,9 @@ export const CreateSessionBody = Type.Object(
         minItems: 1,
         maxItems: 1024,
         uniqueItems: true,
-        description: `Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ${JSON.stringify(defaultChannels)}.`,
+        description:
+          'Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. ' +
+          `Default ${JSON.stringify(defaultChannels)}.`,
       }),
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
@@ -39,7 +41,10 @@ export const CreateSessionBody = Type.Object(
         {},
         {
           additionalProperties: true,
-          description: `Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON and ${maxMetadataDepth} levels deep (the object itself is level 1); no string or key in it may hold the character U+0000 or an unpaired surrogate, and no number may lie beyond the float64 range (1e400, say).`,
+          description:
+            `Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON and ${maxMetadataDepth} levels deep ` +
+            '(the object itself is level 1); no string or key in it may hold the character U+0000 or an unpaired surrogate, ' +
+            'and no number may lie beyond the float64 range (1e400, say).',
         },
       ),
     ),

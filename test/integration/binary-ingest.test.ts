@@ -102,7 +102,7 @@ const droppedFrames: Array<{ kind: string; nth: (k: number, base: number) => num
 ];
 
 for (const { kind, nth, error } of droppedFrames) {
-  test(`the memory of a frame decoded and then dropped (${kind}) is given back: a recent window of small frames does not keep it`, async (t) => {
+  test(`a frame decoded and then dropped (${kind}) gives its memory back: a recent window of small frames does not keep it`, async (t) => {
     // Frames are carved one after another from their producer's slabs (src/samples/batch-slabs.ts);
     // a dropped frame left in its slab would be kept alive by the accepted frame after it.
     v8.setFlagsFromString('--expose-gc');

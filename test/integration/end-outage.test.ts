@@ -10,7 +10,7 @@ import { createSession, endSession, getData, ingestUrl, makeSamples, RecordingSo
 import { eventually } from '../support/eventually.ts';
 import { startAppBehindProxy, storedTotals } from '../support/resilience-app.ts';
 
-test('an end during an outage answers 503 with Retry-After within its bound, an attach behind it is answered, and a retry after it ends the session', {
+test('an end in an outage answers 503 + Retry-After within its bound, an attach behind it is answered, a retry after it ends the session', {
   timeout: 60_000,
 }, async (t) => {
   const endTimeoutMs = 1_500;

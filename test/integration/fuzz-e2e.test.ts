@@ -420,7 +420,8 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
   fuzzing = false;
   await streaming;
   t.diagnostic(
-    `${invalidSent} rejected frames and ${notUtf8Sent} not UTF-8 sent to the producer, ${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`,
+    `${invalidSent} rejected frames and ${notUtf8Sent} not UTF-8 sent to the producer, ` +
+      `${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`,
   );
 
   for (const error of producers().flatMap((socket) => socket.ofType('error'))) {

@@ -169,7 +169,7 @@ describe('POST /api/v1/sessions', () => {
     assertProblem(await postJson(url, { metadata: metadataOfBytes(8000) }), 400, 'metadata_too_large');
   });
 
-  test('refuses metadata holding U+0000 or an unpaired surrogate with 400 (PostgreSQL jsonb cannot store them), in a key or a value at any depth', async (t) => {
+  test('refuses metadata holding U+0000 or a lone surrogate (jsonb cannot store them) with 400, in key or value, any depth', async (t) => {
     const { baseUrl } = await startApp(t);
     const url = `${baseUrl}/api/v1/sessions`;
     const unstorable = [
@@ -256,7 +256,7 @@ describe('POST /api/v1/sessions', () => {
     );
   });
 
-  test('answers 503 with Retry-After, within the create bound, while the sessions table is locked elsewhere, and creates again once it is free', async (t) => {
+  test('answers 503 + Retry-After within the create bound while the sessions table is locked, and creates once it is free', async (t) => {
     // Long enough that the bound below leaves a whole bound of slack on a busy box.
     const createTimeoutMs = 1_500;
     const { baseUrl, databaseUrl } = await startApp(t, { SESSION_CREATE_TIMEOUT_MS: String(createTimeoutMs) });
@@ -282,7 +282,8 @@ describe('POST /api/v1/sessions', () => {
     assert.ok(elapsedMs < 2 * createTimeoutMs, `the creates were answered after ${elapsedMs} ms`);
     // Cancelled by PostgreSQL, not just given up on by the app: nothing of ours still waits on the lock.
     const { rows } = await migration.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'wavehouse%' AND wait_event_type = 'Lock'",
+      'SELECT count(*)::int AS n FROM pg_stat_activity ' +
+        "WHERE datname = current_database() AND application_name LIKE 'wavehouse%' AND wait_event_type = 'Lock'",
     );
     assert.equal(rows[0].n, 0);
 
@@ -306,7 +307,8 @@ describe('POST /api/v1/sessions', () => {
     // The operator outside any transaction: one would keep the pg_stat_activity it first saw.
     await eventually(async () => {
       const { rows } = await operator.query<{ cancelled: boolean }>(
-        "SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wavehouse-creates' AND wait_event_type = 'Lock'",
+        'SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity ' +
+          "WHERE datname = current_database() AND application_name = 'wavehouse-creates' AND wait_event_type = 'Lock'",
       );
       assert.deepEqual(rows, [{ cancelled: true }]);
     });
@@ -335,7 +337,7 @@ describe('POST /api/v1/sessions', () => {
     assert.equal(created.status, 201, created.text);
   });
 
-  test('every route that needs the database answers 503 with Retry-After while it cannot be reached, and answers again once it can', async (t) => {
+  test('every route that needs the database answers 503 + Retry-After while it is out of reach, and answers again after', async (t) => {
     const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t);
     const created = await createSession(baseUrl);
     const session = `${baseUrl}/api/v1/sessions/${created.sessionId}`;
@@ -393,7 +395,7 @@ describe('GET /api/v1/sessions/{id}', () => {
     }
   });
 
-  test('a path the router cannot read (a bad percent-escape, an id over 100 characters) is the same 404 problem, with the headers every answer carries', async (t) => {
+  test('a path the router cannot read (a bad percent-escape, an id of over 100 characters) is the same 404, same headers', async (t) => {
     const { baseUrl } = await startApp(t);
     const long = 'x'.repeat(200);
     for (const path of [

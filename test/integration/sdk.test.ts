@@ -59,7 +59,8 @@ function assertExactly(actual: Sample[], from: number, to: number, label: string
   const firstWrong = seqs.findIndex((seq, i) => seq !== from + i);
   if (seqs.length !== to - from + 1 || firstWrong !== -1) {
     assert.fail(
-      `${label}: expected seqs ${from}..${to}, got ${seqs.length} samples; first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
+      `${label}: expected seqs ${from}..${to}, got ${seqs.length} samples; ` +
+        `first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
     );
   }
   assert.deepEqual(actual, expected(from, to), label);
@@ -148,7 +149,7 @@ async function startUpgradeRecorder(t: Pick<TestContext, 'after'>, target: strin
 }
 
 describe('Producer and Viewer', () => {
-  test('in Node the Producer sends its token as Authorization: Bearer, not in the URL; a WHATWG-only WebSocket gets it in the URL', async (t) => {
+  test('in Node the Producer sends its token as Authorization: Bearer, not in the URL; a WHATWG-only socket has it there', async (t) => {
     const { baseUrl } = await startApp(t);
     const proxy = await startUpgradeRecorder(t, baseUrl);
     const { sessionId, ingestToken } = await createSession(baseUrl);

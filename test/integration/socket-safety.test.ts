@@ -34,7 +34,7 @@ async function counterValue(baseUrl: string, series: string): Promise<number> {
 }
 
 describe('a socket handler that throws', () => {
-  test('closes that producer with 1011, logged with its session id and at most 200 bytes of the frame, and counted; the process and every other socket go on', async (t) => {
+  test('closes that producer with 1011, logged with its session id and up to 200 bytes of the frame, counted; others go on', async (t) => {
     const marker = `explode-${randomUUID()}`;
     const tail = `tail-${randomUUID()}`;
     const { lines, log } = logLines();
@@ -107,7 +107,7 @@ describe('a socket handler that throws', () => {
 });
 
 describe('frame size limits by kind of socket', () => {
-  test('a viewer sending a frame over its few KiB is closed with 1009, at once for a frame it has not finished; producers keep the hard limit', async (t) => {
+  test('a viewer frame over a few KiB closes it with 1009, at once for an unfinished frame; producers keep the hard limit', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t);
     const session = await createSession(baseUrl);
     const viewers = {
@@ -145,7 +145,7 @@ describe('frame size limits by kind of socket', () => {
 });
 
 describe('upgrade limits', () => {
-  test('upgrade attempts over RATE_LIMIT_UPGRADES_PER_MINUTE get 429 problem+json with Retry-After before the handshake; other clients and REST go on', async (t) => {
+  test('upgrades over RATE_LIMIT_UPGRADES_PER_MINUTE get 429 + Retry-After before the handshake; others and REST go on', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_UPGRADES_PER_MINUTE: '3' });
     const session = await createSession(baseUrl);
     const [client, other] = ['198.51.100.7', '198.51.100.8'];

@@ -283,7 +283,8 @@ test('the Dockerfile is multi-stage, and its final stage runs tsx as a non-root 
 // biome-ignore format: a packed list of cases reads better than one a line
 const cloudBuildBuiltins = new Set([
   'PROJECT_ID', 'PROJECT_NUMBER', 'BUILD_ID', 'LOCATION', 'TRIGGER_NAME', 'COMMIT_SHA', 'REVISION_ID', 'SHORT_SHA',
-  'REPO_NAME', 'REPO_FULL_NAME', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'TRIGGER_BUILD_CONFIG_PATH', 'SERVICE_ACCOUNT_EMAIL', 'SERVICE_ACCOUNT',
+  'REPO_NAME', 'REPO_FULL_NAME', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'TRIGGER_BUILD_CONFIG_PATH', 'SERVICE_ACCOUNT_EMAIL',
+  'SERVICE_ACCOUNT',
 ]);
 
 interface CloudBuild {

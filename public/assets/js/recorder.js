@@ -243,7 +243,8 @@ async function start() {
   window.addEventListener('devicemotion', onMotion);
   noDataTimer = setTimeout(() => {
     setMessage(
-      'No motion data is arriving. This device may have no accelerometer, or the browser blocks it (Android Chrome: site settings, Motion sensors).',
+      'No motion data is arriving. This device may have no accelerometer, ' +
+        'or the browser blocks it (Android Chrome: site settings, Motion sensors).',
       'warning',
     );
   }, noDataWarningMs);

@@ -142,7 +142,8 @@ function stopAtWholeLimit() {
   viewer.close();
   setConnection('closed');
   setMessage(
-    `This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. The downloads below hold all of it.`,
+    `This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. ` +
+      'The downloads below hold all of it.',
     'warning',
   );
 }
