@@ -2,7 +2,8 @@
  * A producer that never loses what it pushed while the session is open (docs/protocol.md,
  * "what a producer must resend"). Its parts: the socket and its close codes
  * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts),
- * batches and frames (batch-sender.ts); here, what each event of the connection means.
+ * the wait for an ack (ack-deadline.ts), batches and frames (batch-sender.ts); here, what each
+ * event of the connection means.
  *
  * Invariants:
  * - Every pushed sample is kept until an ack covers it: in the buffer, encoded once, or,
@@ -27,6 +28,7 @@
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
  */
 import { closeCodes } from '../contract/errors.ts';
+import { AckDeadline } from './ack-deadline.ts';
 import { AckLedger } from './ack-ledger.ts';
 import { BatchSender, sendLimits } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
@@ -61,8 +63,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private readonly acks: AckLedger;
   private readonly sender: BatchSender;
   private resentOnOpen = 0;
-  private ackTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly ackTimeoutMs: number;
+  private readonly ackDeadline: AckDeadline;
   private readonly rateLimitedRetryMs: number;
 
   constructor(private readonly options: ProducerOptions) {
@@ -72,16 +73,16 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
       throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
     }
-    this.ackTimeoutMs = ackTimeoutMs;
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
     this.acks = new AckLedger(maxUnackedSamples);
+    this.ackDeadline = new AckDeadline(ackTimeoutMs, () => this.link.abandon(`no ack within ${ackTimeoutMs} ms`));
     this.sender = new BatchSender(
       this.buffer,
       limits,
       () => (this.finished ? null : this.link.socket),
       (seq, samples) => {
-        this.armAckTimer();
+        this.ackDeadline.arm();
         this.emit('sent', { seq, samples });
       },
     );
@@ -89,7 +90,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       readsSession: () => this.session === null || this.mustCheckEnded,
       target: (session) => this.target(session),
       // Also the connect timeout: the probe is answered on every accepted connection.
-      opening: () => this.armAckTimer(),
+      opening: () => this.ackDeadline.arm(),
       open: (socket) => {
         socket.send(probeFrame);
         this.resentOnOpen = this.buffer.size;
@@ -237,8 +238,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     const dropped = this.buffer.dropThrough(seq);
     this.acks.acked(seq, dropped);
     this.sender.acked(dropped);
-    this.clearAckTimer();
-    if (this.sender.sentCount > 0) this.armAckTimer();
+    this.ackDeadline.clear();
+    if (this.sender.sentCount > 0) this.ackDeadline.arm();
     if (acceptedNow) this.emit('connected', { resentSamples: this.resentOnOpen });
     this.emit('ack', { seq, bufferedSamples: this.bufferedSamples });
     if (this.acks.settle()) this.emit('drain', undefined);
@@ -262,7 +263,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private onClose(code: number, reason: string): void {
     this.accepted = false;
     this.sender.connectionLost();
-    this.clearAckTimer();
+    this.ackDeadline.clear();
     if (this.finished) return;
     const { outcome, name } = closeMeaning(code);
     if (outcome === 'ended') {
@@ -302,21 +303,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 
   private stopEverything(): void {
     this.sender.connectionLost();
-    this.clearAckTimer();
+    this.ackDeadline.clear();
     this.link.stop('producer stopped');
     this.accepted = false;
-  }
-
-  private armAckTimer(): void {
-    if (this.ackTimer) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = null;
-      this.link.abandon(`no ack within ${this.ackTimeoutMs} ms`);
-    }, this.ackTimeoutMs);
-  }
-
-  private clearAckTimer(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
   }
 }
