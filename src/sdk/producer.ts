@@ -30,9 +30,9 @@
 import { closeCodes } from '../contract/errors.ts';
 import { AckDeadline } from './ack-deadline.ts';
 import { AckLedger } from './ack-ledger.ts';
-import { BatchSender, sendLimits } from './batch-sender.ts';
+import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
-import { ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
+import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
 import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
@@ -68,11 +68,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 
   constructor(private readonly options: ProducerOptions) {
     super();
-    const limits = sendLimits(options);
-    const { maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
-    if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
-      throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
-    }
+    const { limits, maxUnackedSamples, ackTimeoutMs, rateLimitedRetryMs } = producerSettings(options);
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
     this.acks = new AckLedger(maxUnackedSamples);
