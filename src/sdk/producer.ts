@@ -33,7 +33,7 @@ import { AckLedger } from './ack-ledger.ts';
 import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
-import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
+import { closeMeaning, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
@@ -92,7 +92,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         this.resentOnOpen = this.buffer.size;
         this.sender.sendNow();
       },
-      message: (text) => this.onMessage(text),
+      message: (frame) => this.onMessage(frame),
       closed: (code, reason) => this.onClose(code, reason),
       notFound: () => this.fail(new ProducerError('session_not_found', `no session ${options.sessionId}`, true)),
     });
@@ -161,10 +161,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.state === 'closed') return Promise.reject(new ProducerError('closed', 'the producer is closed', true));
     if (this.acks.unacked === 0) return Promise.resolve();
-    const acked = this.acks.allAcked(
-      timeoutMs,
-      () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false),
-    );
+    const late = () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false);
+    const acked = this.acks.allAcked(timeoutMs, late);
     this.sender.sendNow();
     return acked;
   }
@@ -210,13 +208,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     return { path: `/sessions/${encodeURIComponent(this.options.sessionId)}/ingest`, token: this.options.token };
   }
 
-  private onMessage(text: string): void {
-    let frame: { type?: unknown; seq?: unknown; code?: unknown; message?: unknown };
-    try {
-      frame = JSON.parse(text) as typeof frame;
-    } catch {
-      return;
-    }
+  private onMessage(frame: ServerFrame): void {
     if (frame.type === 'ack' && typeof frame.seq === 'number') this.onAck(frame.seq);
     else if (frame.type === 'error') this.onErrorFrame(String(frame.code), String(frame.message));
   }
