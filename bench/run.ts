@@ -20,9 +20,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { killStartedChildren } from './lib/children.ts';
-import { createDatabase, serverVersion, type BenchDatabase } from './lib/db.ts';
+import { type BenchDatabase, createDatabase, serverVersion } from './lib/db.ts';
 import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
-import { renderDetail, renderSummary, type Context, type Figure, type SectionResult } from './lib/report.ts';
+import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
 import { exportSection } from './sections/export.ts';
 import { fanoutSection } from './sections/fanout.ts';
 import { ingestSection } from './sections/ingest.ts';
@@ -56,10 +56,14 @@ function parseArgs(argv: readonly string[]) {
       only = value.split(',').flatMap((name) => aliases[name] ?? [name]);
       const unknown = only.filter((name) => !(name in sections));
       if (unknown.length > 0) {
-        throw new Error(`unknown section(s) ${unknown.join(', ')}; known: ${[...Object.keys(aliases), ...Object.keys(sections)].join(', ')}`);
+        throw new Error(
+          `unknown section(s) ${unknown.join(', ')}; known: ${[...Object.keys(aliases), ...Object.keys(sections)].join(', ')}`,
+        );
       }
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`usage: npm run bench -- [--quick] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`);
+      process.stdout.write(
+        `usage: npm run bench -- [--quick] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`,
+      );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -70,7 +74,10 @@ const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
 /** Which code was measured: the commit, and whether src/ had uncommitted changes (read-only git). */
 function codeVersion(): { commit: string; srcDirty: boolean | null } {
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString()
+      .trim();
   try {
     return { commit: git('rev-parse', 'HEAD'), srcDirty: git('status', '--porcelain', '--', 'src').length > 0 };
   } catch {
@@ -83,7 +90,8 @@ async function main(): Promise<number> {
   const selected = only ?? Object.keys(sections);
   const full = only === null && !quick;
   const startedAt = new Date();
-  const log = (message: string) => process.stderr.write(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
+  const log = (message: string) =>
+    process.stderr.write(`[bench ${((Date.now() - startedAt.getTime()) / 1000).toFixed(0).padStart(3)} s] ${message}\n`);
 
   let database: BenchDatabase | null = null;
   const figures: Figure[] = [];
@@ -96,12 +104,14 @@ async function main(): Promise<number> {
     await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
     const output = [
       `Wavehouse bench ${startedAt.toISOString()}${quick ? ' (quick)' : ''}${only ? ` (only ${selected.join(', ')})` : ''}`,
-      `box busy before start: ${data.boxBusyCoresBeforeStart ?? '?'} of ${os.availableParallelism()} cores; CPU columns are cores used over each measured window ("other" = busy cores no bench process accounts for)`,
+      `box busy before start: ${data.boxBusyCoresBeforeStart ?? '?'} of ${os.availableParallelism()} cores; ` +
+        'CPU columns are cores used over each measured window ("other" = busy cores no bench process accounts for)',
       '',
       ...details.flatMap((d) => [d, '']),
       ...Object.entries(failures).map(([name, error]) => `SECTION ${name} FAILED: ${error}\n`),
       aborted ? `ABORTED: ${aborted}\n` : '',
-      'Summary ("other load": busy cores of other tenants during the measurements a figure rests on; well above 0, the shared box depressed it)',
+      'Summary ("other load": busy cores of other tenants during the measurements a figure rests on; ' +
+        'well above 0, the shared box depressed it)',
       renderSummary(figures),
       '',
     ].join('\n');
@@ -153,9 +163,19 @@ async function main(): Promise<number> {
   // The figures are whole-box figures: say how busy the box was before we added any load.
   const idleBusy = await boxBusyCores(2_000);
   data.boxBusyCoresBeforeStart = idleBusy;
-  log(`database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores${idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''}`);
+  log(
+    `database ${database.name}${database.checkpointed ? '' : ' (no CHECKPOINT after creating it: not allowed)'}; ` +
+      `open-file limit ${openFileLimit()}; box busy before start: ${idleBusy} cores` +
+      (idleBusy > 0.3 ? ' (NOT QUIET: other tenants are loading the box; figures will be low)' : ''),
+  );
   // Sections wind down 20 s before the watchdog, leaving time to stop servers and drop the database.
-  const ctx: Context = { quick, deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000, databaseName: database.name, databaseUrl: database.url, log };
+  const ctx: Context = {
+    quick,
+    deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000,
+    databaseName: database.name,
+    databaseUrl: database.url,
+    log,
+  };
   for (const name of selected) {
     log(`section ${name}`);
     try {

@@ -2,6 +2,14 @@
  * Configuration comes only from environment variables, read once here into a nested,
  * typed Config. Nothing below app.ts reads process.env. Every bad variable is reported
  * in one error so an operator fixes them all in one go.
+ *
+ * Each variable is declared once, below: its default and one line on what it sets. The
+ * reader takes its defaults from there, and `npm run env-example` writes .env.example from
+ * it; a test fails when the checked-in file differs, or the README's table lists other ones.
+ *
+ * Longer than 300 lines because the declaration of every setting, the Config it fills and
+ * the reader that fills it change together whenever a setting is added; apart, each would
+ * be read with the others open beside it.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +33,10 @@ export interface Config {
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
     maxViewers: number;
-    /** From a connection's opening (or its previous request's end) to its request's last header: how long a slow-header client (slowloris) holds one. */
+    /**
+     * From a connection's opening (or its previous request's end) to its request's last header:
+     * how long a slow-header client (slowloris) holds one.
+     */
     headersTimeoutMs: number;
     /** From a request's first byte to its body's last; the response, an export streamed for minutes, is not bounded by it. */
     requestTimeoutMs: number;
@@ -51,7 +62,10 @@ export interface Config {
     legacyTokenlessEnd: boolean;
     maxMetadataBytes: number;
     maxChannels: number;
-    /** How long a create's INSERT may run before it is cancelled and answered 503: a blocked or overloaded database must not hold every create behind it. */
+    /**
+     * How long a create's INSERT may run before it is cancelled and answered 503: a blocked or
+     * overloaded database must not hold every create behind it.
+     */
     createTimeoutMs: number;
     /** How long an end waits for the session's samples to be committed before it is answered 503, not done (a retry finishes it). */
     endTimeoutMs: number;
@@ -89,6 +103,148 @@ export interface Config {
 /** How many proxies in front to believe (0: none, the peer is the client), or the addresses and CIDRs of the proxies to believe. */
 export type TrustProxy = number | readonly string[];
 
+/**
+ * One environment variable: its default, as .env.example and the README write it (null:
+ * unset, or computed where `about` says so), and what it sets in one line, which is its
+ * comment in .env.example (`npm run env-example`; the README's table says more).
+ */
+export interface Setting {
+  readonly default: string | number | boolean | null;
+  readonly about: string;
+  /** Shown in .env.example in place of the default: a value to start from. */
+  readonly example?: string;
+  /** Set in .env.example rather than shown commented out: a deployment chooses it. */
+  readonly set?: true;
+}
+
+type Settings = Readonly<Record<string, Setting>>;
+
+const MiB = 1024 * 1024;
+
+const listening = {
+  HOST: {
+    default: '127.0.0.1',
+    set: true,
+    about: 'interface to listen on: 127.0.0.1 behind a reverse proxy on the same box, 0.0.0.0 in a container',
+  },
+  PORT: { default: 8080, set: true, about: 'port to listen on (0: any free port)' },
+} as const satisfies Settings;
+
+const storage = {
+  DATABASE_URL: {
+    default: null,
+    example: 'postgres://wavehouse:change-me@127.0.0.1:5432/wavehouse',
+    set: true,
+    about: 'PostgreSQL server URL; unset runs the embedded PostgreSQL under WAVEHOUSE_DATA_DIR (development)',
+  },
+  DATABASE_POOL_SIZE: { default: 10, about: 'pooled database connections: at least 3, and WRITE_LANES + 2' },
+  WAVEHOUSE_DATA_DIR: {
+    default: null,
+    example: '/var/lib/wavehouse',
+    about: 'where the embedded PostgreSQL keeps its cluster (unset: data/ of the checkout)',
+  },
+  REDIS_URL: {
+    default: null,
+    example: 'redis://127.0.0.1:6379',
+    about: 'Redis for fan-out across instances: needed as soon as more than one serves the same sessions',
+  },
+} as const satisfies Settings;
+
+const http = {
+  CORS_ORIGINS: { default: '*', about: '* or a comma-separated allowlist of origins (https://app.example)' },
+  LEGACY_TOKENLESS_END: { default: false, about: 'true lets end go without a token (openSCG phone clients)' },
+  HTTP_MAX_BODY_BYTES: { default: 64 * 1024, about: 'largest REST request body' },
+  HTTP_HEADERS_TIMEOUT_MS: { default: 10_000, about: "how long a client may take to send a request's headers (slowloris)" },
+  HTTP_REQUEST_TIMEOUT_MS: { default: 30_000, about: 'how long a client may take to send a whole request (a response is not bounded)' },
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: { default: 5_000, about: 'how long an idle keep-alive connection waits for its next request' },
+  HTTP_MAX_CONNECTIONS_PER_IP: {
+    default: 512,
+    about: 'open connections per client address, 0: off; off by default when TRUST_PROXY is set (the proxy limits)',
+  },
+  TRUST_PROXY: { default: 'false', about: 'behind reverse proxies: how many are in front (1), or their addresses/CIDRs (127.0.0.1)' },
+  METRICS_TOKEN: { default: null, about: 'unset: /metrics is public; set: Prometheus sends it as a bearer token (openssl rand -hex 32)' },
+} as const satisfies Settings;
+
+const clientLimits = {
+  RATE_LIMIT_PER_MINUTE: { default: 1200, about: 'REST requests per client IP per minute, 0: off' },
+  RATE_LIMIT_CREATE_PER_MINUTE: { default: 60, about: 'session creations per client IP per minute, 0: off (shared through Redis)' },
+  RATE_LIMIT_UPGRADES_PER_MINUTE: { default: 600, about: 'WebSocket upgrade attempts per client IP per minute on each instance, 0: off' },
+  MAX_SOCKETS_PER_IP: { default: 256, about: 'open WebSockets per client IP on one instance' },
+  MAX_VIEWERS_PER_SESSION: { default: 10_000, about: 'live viewers of one session on one instance' },
+  MAX_VIEWERS: { default: 10_000, about: 'live viewers of one instance, all sessions together (producers are never refused)' },
+} as const satisfies Settings;
+
+const sessionsAndIngest = {
+  SESSION_MAX_METADATA_BYTES: { default: 4096, about: 'largest session metadata, as UTF-8 JSON' },
+  SESSION_MAX_CHANNELS: { default: 64, about: 'most channels per session' },
+  SESSION_CREATE_TIMEOUT_MS: { default: 5_000, about: "how long a create's INSERT may run before it is cancelled and answered 503" },
+  SESSION_END_TIMEOUT_MS: { default: 10_000, about: "how long an end waits for the session's samples to commit before it answers 503" },
+  INGEST_MAX_FRAME_BYTES: { default: 1 * MiB, about: 'soft frame limit in bytes (frame_too_large)' },
+  INGEST_MAX_FRAME_SAMPLES: { default: 10_000, about: 'soft frame limit in samples (frame_too_large)' },
+  INGEST_HARD_MAX_FRAME_BYTES: { default: 16 * MiB, about: "a larger frame closes the producer's socket with 1009" },
+  INGEST_MAX_SAMPLES_PER_S: { default: 50_000, about: 'per-producer rate (rate_limited), 0: off; else at least INGEST_MAX_FRAME_SAMPLES' },
+  INGEST_MAX_REJECTED_FRAMES_PER_MINUTE: { default: 100, about: 'beyond this a producer is closed with 1008' },
+} as const satisfies Settings;
+
+const live = {
+  LIVE_MAX_BUFFERED_BYTES: { default: 4 * MiB, about: 'unsent bytes after which a viewer is closed with 1013' },
+  LIVE_RECENT_WINDOW_BYTES: { default: 1 * MiB, about: 'committed frames kept per streaming session for viewers joining with fromSeq' },
+} as const satisfies Settings;
+
+const writePath = {
+  WRITE_QUEUE_MAX_BYTES: { default: 64 * MiB, about: 'accepted but uncommitted bytes after which producers are no longer read' },
+  WRITE_BATCH_MAX_AGE_MS: { default: 20, about: 'a batch is committed once its oldest sample is this old...' },
+  WRITE_BATCH_MAX_SAMPLES: { default: 100_000, about: '...or once it holds this many samples' },
+  WRITE_CHUNK_MAX_SAMPLES: { default: 2_000, about: 'samples per stored chunk row' },
+  WRITE_LANES: { default: 4, about: 'writer loops committing side by side; at most DATABASE_POOL_SIZE - 2' },
+} as const satisfies Settings;
+
+const operation = {
+  PING_INTERVAL_MS: { default: 15_000, about: 'WebSocket ping interval; two unanswered pings close the peer' },
+  SHUTDOWN_GRACE_MS: {
+    default: 10_000,
+    about: "how long shutdown waits for the write queue; keep a supervisor's stop timeout 5 s above it (Cloud Run: 8000)",
+  },
+  LOG_LEVEL: { default: 'info', about: 'pino level: fatal, error, warn, info, debug, trace or silent' },
+} as const satisfies Settings;
+
+const tracing = {
+  OTEL_EXPORTER_OTLP_ENDPOINT: {
+    default: null,
+    example: 'http://127.0.0.1:4318',
+    about: 'OpenTelemetry collector, its OTLP/HTTP base URL; unset: no tracing',
+  },
+  OTEL_SERVICE_NAME: { default: 'wavehouse', about: 'service.name of the exported spans' },
+} as const satisfies Settings;
+
+/** Every setting, in the sections .env.example shows them in. */
+export const settingSections: readonly { title: string; settings: Settings }[] = [
+  { title: 'Listening', settings: listening },
+  { title: 'Storage and fan-out', settings: storage },
+  { title: 'HTTP', settings: http },
+  { title: 'Per-client limits', settings: clientLimits },
+  { title: 'Sessions and ingest', settings: sessionsAndIngest },
+  { title: 'Live viewers', settings: live },
+  { title: 'Write path', settings: writePath },
+  { title: 'Sockets, shutdown, logs', settings: operation },
+  { title: 'Tracing (off unless an OTLP/HTTP endpoint is set)', settings: tracing },
+];
+
+const settings = {
+  ...listening,
+  ...storage,
+  ...http,
+  ...clientLimits,
+  ...sessionsAndIngest,
+  ...live,
+  ...writePath,
+  ...operation,
+  ...tracing,
+};
+type SettingName = keyof typeof settings;
+/** The settings whose default is a T: what each reader below accepts. */
+type NamesOf<T> = { [N in SettingName]: (typeof settings)[N]['default'] extends T ? N : never }[SettingName];
+
 const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export class ConfigError extends Error {
@@ -109,13 +265,15 @@ function reader(env: Env) {
   };
   return {
     problems,
-    string(name: string, fallback: string): string {
-      return raw(name) ?? fallback;
+    isSet: (name: SettingName): boolean => raw(name) !== undefined,
+    string(name: NamesOf<string>): string {
+      return raw(name) ?? settings[name].default;
     },
-    optionalString(name: string): string | null {
+    optionalString(name: NamesOf<null>): string | null {
       return raw(name) ?? null;
     },
-    integer(name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+    integer(name: NamesOf<number>, min: number, max = Number.MAX_SAFE_INTEGER): number {
+      const fallback = settings[name].default;
       const value = raw(name);
       if (value === undefined) return fallback;
       const parsed = Number(value);
@@ -125,7 +283,8 @@ function reader(env: Env) {
       }
       return parsed;
     },
-    boolean(name: string, fallback: boolean): boolean {
+    boolean(name: NamesOf<boolean>): boolean {
+      const fallback = settings[name].default;
       const value = raw(name)?.toLowerCase();
       if (value === undefined) return fallback;
       if (['true', '1', 'yes'].includes(value)) return true;
@@ -133,7 +292,8 @@ function reader(env: Env) {
       problems.push(`${name}: expected true or false, got "${value}"`);
       return fallback;
     },
-    oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    oneOf<T extends string>(name: NamesOf<T>, allowed: readonly T[]): T {
+      const fallback = settings[name].default as T;
       const value = raw(name);
       if (value === undefined) return fallback;
       if (!(allowed as readonly string[]).includes(value)) {
@@ -145,9 +305,8 @@ function reader(env: Env) {
   };
 }
 
-const MiB = 1024 * 1024;
-
-const trustProxyForms = 'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
+const trustProxyForms =
+  'a number of proxies in front (1 behind one nginx), or their addresses or CIDRs, comma-separated (127.0.0.1,10.0.0.0/8)';
 
 /**
  * TRUST_PROXY: false (or unset, or 0), a hop count, or trusted proxy addresses. `true` once
@@ -194,9 +353,14 @@ export function loadConfig(env: Env): Config {
     // least, so that it cannot be guessed (openssl rand -hex 32 makes a good one).
     read.problems.push('METRICS_TOKEN: expected at least 16 characters of A-Z a-z 0-9 - . _ ~ + /');
   }
-  const corsSetting = read.string('CORS_ORIGINS', '*');
+  const corsSetting = read.string('CORS_ORIGINS');
   const corsOrigins: Config['http']['corsOrigins'] =
-    corsSetting === '*' ? '*' : corsSetting.split(',').map((origin) => origin.trim()).filter(Boolean);
+    corsSetting === '*'
+      ? '*'
+      : corsSetting
+          .split(',')
+          .map((origin) => origin.trim())
+          .filter(Boolean);
   if (corsOrigins !== '*') {
     for (const origin of corsOrigins) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
@@ -207,63 +371,63 @@ export function loadConfig(env: Env): Config {
 
   const config: Config = {
     http: {
-      host: read.string('HOST', '127.0.0.1'),
-      port: read.integer('PORT', 8080, 0, 65535),
+      host: read.string('HOST'),
+      port: read.integer('PORT', 0, 65535),
       corsOrigins,
-      maxBodyBytes: read.integer('HTTP_MAX_BODY_BYTES', 64 * 1024, 1024),
+      maxBodyBytes: read.integer('HTTP_MAX_BODY_BYTES', 1024),
       trustProxy: readTrustProxy(env.TRUST_PROXY, read.problems),
-      rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 1200, 0),
-      createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 60, 0),
-      upgradeRateLimitPerMinute: read.integer('RATE_LIMIT_UPGRADES_PER_MINUTE', 600, 0),
-      maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 256, 1),
-      maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 10_000, 1),
-      maxViewers: read.integer('MAX_VIEWERS', 10_000, 1),
-      headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
-      requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
-      keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
-      maxConnectionsPerIp: read.integer('HTTP_MAX_CONNECTIONS_PER_IP', 512, 0),
+      rateLimitPerMinute: read.integer('RATE_LIMIT_PER_MINUTE', 0),
+      createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 0),
+      upgradeRateLimitPerMinute: read.integer('RATE_LIMIT_UPGRADES_PER_MINUTE', 0),
+      maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 1),
+      maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 1),
+      maxViewers: read.integer('MAX_VIEWERS', 1),
+      headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 100, 600_000),
+      requestTimeoutMs: read.integer('HTTP_REQUEST_TIMEOUT_MS', 100, 3_600_000),
+      keepAliveTimeoutMs: read.integer('HTTP_KEEP_ALIVE_TIMEOUT_MS', 100, 600_000),
+      maxConnectionsPerIp: read.integer('HTTP_MAX_CONNECTIONS_PER_IP', 0),
     },
     metrics: {
       token: metricsToken,
     },
     database: {
       url: databaseUrl,
-      dataDir: path.resolve(read.string('WAVEHOUSE_DATA_DIR', path.join(projectRoot, 'data'))),
-      poolSize: read.integer('DATABASE_POOL_SIZE', 10, 3, 1000),
+      dataDir: path.resolve(read.optionalString('WAVEHOUSE_DATA_DIR') ?? path.join(projectRoot, 'data')),
+      poolSize: read.integer('DATABASE_POOL_SIZE', 3, 1000),
     },
     redisUrl,
     sessions: {
-      legacyTokenlessEnd: read.boolean('LEGACY_TOKENLESS_END', false),
-      maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 4096, 2),
-      maxChannels: read.integer('SESSION_MAX_CHANNELS', 64, 1, 1024),
-      createTimeoutMs: read.integer('SESSION_CREATE_TIMEOUT_MS', 5_000, 1, 600_000),
-      endTimeoutMs: read.integer('SESSION_END_TIMEOUT_MS', 10_000, 1, 600_000),
+      legacyTokenlessEnd: read.boolean('LEGACY_TOKENLESS_END'),
+      maxMetadataBytes: read.integer('SESSION_MAX_METADATA_BYTES', 2),
+      maxChannels: read.integer('SESSION_MAX_CHANNELS', 1, 1024),
+      createTimeoutMs: read.integer('SESSION_CREATE_TIMEOUT_MS', 1, 600_000),
+      endTimeoutMs: read.integer('SESSION_END_TIMEOUT_MS', 1, 600_000),
     },
     ingest: {
-      maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1 * MiB, 1024),
-      maxFrameSamples: read.integer('INGEST_MAX_FRAME_SAMPLES', 10_000, 1),
-      hardMaxFrameBytes: read.integer('INGEST_HARD_MAX_FRAME_BYTES', 16 * MiB, 1024),
-      maxSamplesPerS: read.integer('INGEST_MAX_SAMPLES_PER_S', 50_000, 0),
-      maxRejectedFramesPerMinute: read.integer('INGEST_MAX_REJECTED_FRAMES_PER_MINUTE', 100, 1),
+      maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1024),
+      maxFrameSamples: read.integer('INGEST_MAX_FRAME_SAMPLES', 1),
+      hardMaxFrameBytes: read.integer('INGEST_HARD_MAX_FRAME_BYTES', 1024),
+      maxSamplesPerS: read.integer('INGEST_MAX_SAMPLES_PER_S', 0),
+      maxRejectedFramesPerMinute: read.integer('INGEST_MAX_REJECTED_FRAMES_PER_MINUTE', 1),
     },
     live: {
-      maxBufferedBytes: read.integer('LIVE_MAX_BUFFERED_BYTES', 4 * MiB, 64 * 1024),
-      recentWindowBytes: read.integer('LIVE_RECENT_WINDOW_BYTES', 1 * MiB, 0),
+      maxBufferedBytes: read.integer('LIVE_MAX_BUFFERED_BYTES', 64 * 1024),
+      recentWindowBytes: read.integer('LIVE_RECENT_WINDOW_BYTES', 0),
     },
     writer: {
-      maxQueuedBytes: read.integer('WRITE_QUEUE_MAX_BYTES', 64 * MiB, 1 * MiB),
-      maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 20, 1, 10_000),
-      maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 100_000, 1),
-      maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 2_000, 1, 100_000),
-      lanes: read.integer('WRITE_LANES', 4, 1, 16),
+      maxQueuedBytes: read.integer('WRITE_QUEUE_MAX_BYTES', 1 * MiB),
+      maxBatchAgeMs: read.integer('WRITE_BATCH_MAX_AGE_MS', 1, 10_000),
+      maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 1),
+      maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 1, 100_000),
+      lanes: read.integer('WRITE_LANES', 1, 16),
     },
     tracing: {
       otlpEndpoint,
-      serviceName: read.string('OTEL_SERVICE_NAME', 'wavehouse'),
+      serviceName: read.string('OTEL_SERVICE_NAME'),
     },
-    pingIntervalMs: read.integer('PING_INTERVAL_MS', 15_000, 100),
-    shutdownGraceMs: read.integer('SHUTDOWN_GRACE_MS', 10_000, 0),
-    logLevel: read.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    pingIntervalMs: read.integer('PING_INTERVAL_MS', 100),
+    shutdownGraceMs: read.integer('SHUTDOWN_GRACE_MS', 0),
+    logLevel: read.oneOf('LOG_LEVEL', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   };
   if (config.ingest.hardMaxFrameBytes < config.ingest.maxFrameBytes) {
     read.problems.push('INGEST_HARD_MAX_FRAME_BYTES: must be at least INGEST_MAX_FRAME_BYTES');
@@ -281,7 +445,7 @@ export function loadConfig(env: Env): Config {
     // Node refuses to start a server so configured: the headers are part of the request.
     read.problems.push('HTTP_HEADERS_TIMEOUT_MS: must be at most HTTP_REQUEST_TIMEOUT_MS');
   }
-  if (config.http.trustProxy && read.optionalString('HTTP_MAX_CONNECTIONS_PER_IP') === null) {
+  if (config.http.trustProxy && !read.isSet('HTTP_MAX_CONNECTIONS_PER_IP')) {
     // Behind a reverse proxy every connection comes from the proxy's address: a cap per address
     // would cap the whole instance. The proxy limits its clients instead (docs/deployment.md).
     config.http.maxConnectionsPerIp = 0;

@@ -1,8 +1,8 @@
 /** `npm start`: reads the environment and serves it (serve.ts); an invalid environment exits 1. */
-import { ConfigError, loadConfig } from './config.ts';
+import { type Config, ConfigError, loadConfig } from './config.ts';
 import { serve } from './serve.ts';
 
-let config;
+let config: Config;
 try {
   config = loadConfig(process.env);
 } catch (error) {

@@ -6,7 +6,7 @@
  * Frames are `{"samples":[...]}` text, the same bytes to Wavehouse and to the plain relay.
  */
 import WebSocket from 'ws';
-import { valueOf } from '../lib/frames.ts';
+import { channelValue } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { sleep, wallMs } from '../lib/stats.ts';
 
@@ -43,7 +43,8 @@ async function stream(args: { startAtMs: number; durationMs: number }) {
     let text = '{"samples":[';
     for (let i = 0; i < samplesPerFrame; i++) {
       const seq = nextSeq++;
-      text += `${i === 0 ? '' : ','}{"seq":${seq},"t":${t - (samplesPerFrame - 1 - i)},"ax":${valueOf(seq, 0)},"ay":${valueOf(seq, 1)},"az":${valueOf(seq, 2)}}`;
+      text += `${i === 0 ? '' : ','}{"seq":${seq},"t":${t - (samplesPerFrame - 1 - i)},`;
+      text += `"ax":${channelValue(seq, 0)},"ay":${channelValue(seq, 1)},"az":${channelValue(seq, 2)}}`;
     }
     text += ']}';
     frameBytes = text.length;

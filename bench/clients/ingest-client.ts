@@ -11,7 +11,7 @@
  * next step starts with the server's write queue empty.
  */
 import WebSocket from 'ws';
-import { BinaryFrames, JsonFrames, ingestSeqBase, type FrameSource } from '../lib/frames.ts';
+import { BinaryFrames, type FrameSource, ingestSeqBase, JsonFrames } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { Samples, sleep, wallMs } from '../lib/stats.ts';
 

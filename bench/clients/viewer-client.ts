@@ -11,8 +11,8 @@
  * reason the sockets are a minimal receive-only client (raw-ws.ts), not `ws`.
  */
 import { serve } from '../lib/helper-side.ts';
-import { RawViewerSocket } from './raw-ws.ts';
 import { Samples, sleep, wallMs } from '../lib/stats.ts';
+import { RawViewerSocket } from './raw-ws.ts';
 
 interface Group {
   sockets: RawViewerSocket[];

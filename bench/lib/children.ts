@@ -4,7 +4,7 @@
  * load comes from a process other than the one measured, so a client's CPU is never the
  * server's. Every child is tracked so that any exit path kills exactly the ones we started.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { sleep } from './stats.ts';

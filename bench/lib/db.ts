@@ -46,7 +46,10 @@ export async function createDatabase(): Promise<BenchDatabase> {
 }
 
 export async function serverVersion(): Promise<string> {
-  return withClient(adminUrl, async (admin) => (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version);
+  return withClient(
+    adminUrl,
+    async (admin) => (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version,
+  );
 }
 
 export interface CreatedSession {

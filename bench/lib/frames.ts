@@ -27,7 +27,7 @@ export function tOf(seq: number): number {
   return tBase + seq;
 }
 
-export function valueOf(seq: number, channel: number): number {
+export function channelValue(seq: number, channel: number): number {
   const unit = (hash(seq * 3 + channel) % 20_001) / 10_000 - 1; // [-1, 1] in steps of 1e-4
   return channel === 2 ? round4(9.81 + unit / 2) : round4(unit);
 }
@@ -40,7 +40,7 @@ export function fillBatch(batch: SampleBatch, firstSeq: number): void {
     const seq = firstSeq + i;
     columns[i] = seq;
     columns[n + i] = tOf(seq);
-    for (let c = 0; c < channelCount; c++) columns[(c + 2) * n + i] = valueOf(seq, c);
+    for (let c = 0; c < channelCount; c++) columns[(c + 2) * n + i] = channelValue(seq, c);
   }
 }
 
@@ -87,7 +87,7 @@ export class JsonFrames implements FrameSource {
       const parts: string[] = [];
       for (let i = 0; i < samplesPerFrame; i++) {
         const seq = first + i;
-        parts.push(`{"seq":${seq},"t":${tOf(seq)},"ax":${valueOf(seq, 0)},"ay":${valueOf(seq, 1)},"az":${valueOf(seq, 2)}}`);
+        parts.push(`{"seq":${seq},"t":${tOf(seq)},"ax":${channelValue(seq, 0)},"ay":${channelValue(seq, 1)},"az":${channelValue(seq, 2)}}`);
       }
       const text = `{"samples":[${parts.join(',')}]}`;
       const offsets: number[] = [];

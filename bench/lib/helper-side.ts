@@ -12,7 +12,8 @@ export function serve(handlers: Record<string, Handler>): void {
       })
       .then(
         (result) => process.send!({ id: message.id, ok: true, result }),
-        (error: unknown) => process.send!({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
+        (error: unknown) =>
+          process.send!({ id: message.id, ok: false, error: error instanceof Error ? (error.stack ?? error.message) : String(error) }),
       );
   });
   // The bench went away (finished or crashed): never outlive it.

@@ -183,8 +183,11 @@ export function formatCpu(use: CpuUse | undefined): string {
   if (!use) return '';
   const parts = Object.entries(use.cores).map(([role, cores]) => `${role} ${cores.toFixed(2)}`);
   const iowait = use.iowaitCores >= 0.05 ? `, iowait ${use.iowaitCores.toFixed(2)}` : '';
-  const mainThread = use.mainThread ? `; main thread ${use.mainThread.running.toFixed(2)} running + ${use.mainThread.waiting.toFixed(2)} waiting for a core` : '';
-  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait})${mainThread}`;
+  const mainThread = use.mainThread
+    ? `; main thread ${use.mainThread.running.toFixed(2)} running + ${use.mainThread.waiting.toFixed(2)} waiting for a core`
+    : '';
+  const box = `box ${use.boxBusyCores.toFixed(2)} of ${os.availableParallelism()}${iowait}`;
+  return `${parts.join(', ')}, other ${use.otherCores.toFixed(2)} (${box})${mainThread}`;
 }
 
 /** CPU use of `roles` over the wall-clock window [fromMs, toMs) (timestamps as stats.wallMs). */
@@ -192,9 +195,12 @@ export function meterWindow(roles: Roles, fromMs: number, toMs: number, mainThre
   const wall = () => performance.timeOrigin + performance.now();
   const meter = new CpuMeter(roles, mainThreadPid);
   return new Promise((resolve) => {
-    setTimeout(() => {
-      meter.begin();
-      setTimeout(() => resolve(meter.end()), Math.max(0, toMs - wall()));
-    }, Math.max(0, fromMs - wall()));
+    setTimeout(
+      () => {
+        meter.begin();
+        setTimeout(() => resolve(meter.end()), Math.max(0, toMs - wall()));
+      },
+      Math.max(0, fromMs - wall()),
+    );
   });
 }

@@ -67,7 +67,16 @@ export function renderTable(columns: readonly string[], rows: ReadonlyArray<Read
 export function renderSummary(figures: readonly Figure[]): string {
   return renderTable(
     ['section', 'figure', 'value', 'limit (same run)', 'ratio', 'bar', 'result', 'other load'],
-    figures.map((f) => [f.section, f.figure, f.value, f.limit ?? '', f.ratio ?? '', f.bar, verdict(f.pass), f.otherCores === undefined ? '' : f.otherCores.toFixed(2)]),
+    figures.map((f) => [
+      f.section,
+      f.figure,
+      f.value,
+      f.limit ?? '',
+      f.ratio ?? '',
+      f.bar,
+      verdict(f.pass),
+      f.otherCores === undefined ? '' : f.otherCores.toFixed(2),
+    ]),
   );
 }
 

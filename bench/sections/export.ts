@@ -37,8 +37,8 @@ import { SampleStore } from '../../src/storage/sample-store.ts';
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { makeBatch } from '../lib/frames.ts';
-import { CpuMeter, formatCpu, memoryOf, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
-import { mps, otherLoad, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
+import { CpuMeter, type CpuUse, formatCpu, memoryOf, postgresPidsOf, round } from '../lib/procfs.ts';
+import { type Context, type Figure, mps, otherLoad, pct, type SectionResult } from '../lib/report.ts';
 import { sleep } from '../lib/stats.ts';
 
 const chunkSamples = 2_000;
@@ -70,7 +70,9 @@ function download(url: string): Promise<{ status: number; bytes: number; lines: 
           for (let at = chunk.indexOf(10); at !== -1; at = chunk.indexOf(10, at + 1)) lines++;
           tail = chunk.subarray(Math.max(0, chunk.length - 40)).toString();
         });
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, bytes, lines, seconds: (performance.now() - started) / 1000, tail }));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, bytes, lines, seconds: (performance.now() - started) / 1000, tail }),
+        );
         response.on('error', reject);
       })
       .on('error', reject);
@@ -117,9 +119,19 @@ function medianOf<T>(items: readonly T[], key: (item: T) => number): T {
 
 const describe = (d: Download) => `${mps(d.samplesPerS)}${d.complete ? '' : ' INCOMPLETE'}; ${formatCpu(d.cpu)}`;
 
-async function exportAndLog(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string, again: boolean): Promise<ExportRun> {
+async function exportAndLog(
+  ctx: Context,
+  format: Format,
+  sessionId: string,
+  samples: number,
+  warmSessionId: string,
+  again: boolean,
+): Promise<ExportRun> {
   const run = await measureExport(ctx, format, sessionId, samples, warmSessionId, again);
-  ctx.log(`  first after start ${describe(run.first)}, RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB`);
+  ctx.log(
+    `  first after start ${describe(run.first)}, ` +
+      `RSS ${Math.round(run.rssBeforeKiB / 1024)} -> peak ${Math.round(run.rssPeakKiB / 1024)} MiB`,
+  );
   if (run.again) ctx.log(`  again ${describe(run.again)}`);
   return run;
 }
@@ -130,11 +142,22 @@ async function timedDownload(ctx: Context, url: string, serverPid: number, forma
   const cpu = meter.end();
   const complete =
     result.status === 200 &&
-    (format === 'csv' ? result.lines === samples + 1 : format === 'ndjson' ? result.lines === samples : result.tail.endsWith('"nextFromSeq":null}'));
+    (format === 'csv'
+      ? result.lines === samples + 1
+      : format === 'ndjson'
+        ? result.lines === samples
+        : result.tail.endsWith('"nextFromSeq":null}'));
   return { samplesPerS: samples / result.seconds, bytes: result.bytes, complete, cpu };
 }
 
-async function measureExport(ctx: Context, format: Format, sessionId: string, samples: number, warmSessionId: string, again: boolean): Promise<ExportRun> {
+async function measureExport(
+  ctx: Context,
+  format: Format,
+  sessionId: string,
+  samples: number,
+  warmSessionId: string,
+  again: boolean,
+): Promise<ExportRun> {
   const server = await startWavehouse(ctx.databaseUrl);
   try {
     const url = (id: string) => `${server.baseUrl}/api/v1/sessions/${id}/data?format=${format}`;
@@ -187,7 +210,10 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       const result: LimitResult = await serializer.call('run', { samples: bigSamples, chunkSamples, repeats: 1 });
       const cpu = meter.end();
       limits.push({ result, cpu });
-      ctx.log(`  ${mps(result.samplesPerS)} (stringify ${mps(result.medians.stringify)}, concat ${mps(result.medians.concat)}); ${formatCpu(cpu)}`);
+      ctx.log(
+        `  ${mps(result.samplesPerS)} ` +
+          `(stringify ${mps(result.medians.stringify)}, concat ${mps(result.medians.concat)}); ${formatCpu(cpu)}`,
+      );
       ctx.log(`export: json, ${bigSamples} samples, round ${turn} of ${rounds}`);
       jsonRounds.push(await exportAndLog(ctx, 'json', big.sessionId, bigSamples, warm.sessionId, true));
     }
@@ -246,7 +272,14 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
       pass: null,
       otherCores: otherLoad(jsonFirst.cpu, limitCpu),
     },
-    { section: 'export', figure: 'CSV, 1 M samples', value: mps(csv.samplesPerS), bar: '>= 1 M/s', pass: csv.samplesPerS >= 1e6 && csv.complete, otherCores: otherLoad(csv.cpu) },
+    {
+      section: 'export',
+      figure: 'CSV, 1 M samples',
+      value: mps(csv.samplesPerS),
+      bar: '>= 1 M/s',
+      pass: csv.samplesPerS >= 1e6 && csv.complete,
+      otherCores: otherLoad(csv.cpu),
+    },
     {
       section: 'export',
       figure: 'NDJSON, 1 M samples',
@@ -291,20 +324,43 @@ export async function exportSection(ctx: Context): Promise<SectionResult> {
     details: [
       {
         title: 'export: GET /api/v1/sessions/{id}/data over HTTP, fresh server per session and format',
-        columns: ['format', 'samples', 'export', 'samples/s', 'vs serialization', 'body', 'RSS before', 'RSS peak (polled)', 'VmHWM', 'growth', 'complete', 'CPU cores (server, postgres, client, other)'],
+        columns: [
+          'format',
+          'samples',
+          'export',
+          'samples/s',
+          'vs serialization',
+          'body',
+          'RSS before',
+          'RSS peak (polled)',
+          'VmHWM',
+          'growth',
+          'complete',
+          'CPU cores (server, postgres, client, other)',
+        ],
         rows: runs.flatMap((r) => [
           downloadRow(r, 'first after start', r.first, true),
           ...(r.again ? [downloadRow(r, 'again, same server', r.again, false)] : []),
         ]),
         notes: [
-          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; JSON export again on the same server ${jsonRounds.map((r) => mps(steady(r).samplesPerS)).join(', ')}, first after start ${jsonRounds.map((r) => mps(r.first.samplesPerS)).join(', ')}); per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
-          'first after start: the first export of the session after a 20,000-sample warm-up; again: the same export once more on the same server (the steady state, set against the bars)',
+          `serialization limit: ${mps(limit.samplesPerS)}, of the round (of ${rounds}, taken in turns with the 1 M JSON export) ` +
+            `with the median ratio (limits ${limits.map((l) => mps(l.result.samplesPerS)).join(', ')}; ` +
+            `JSON export again on the same server ${jsonRounds.map((r) => mps(steady(r).samplesPerS)).join(', ')}, ` +
+            `first after start ${jsonRounds.map((r) => mps(r.first.samplesPerS)).join(', ')}); ` +
+            `per-sample objects + JSON.stringify ${mps(limit.medians.stringify)}, string concatenation ${mps(limit.medians.concat)}; ` +
+            `${limit.bytesPerSample.toFixed(1)} bytes of JSON per sample`,
+          'first after start: the first export of the session after a 20,000-sample warm-up; ' +
+            'again: the same export once more on the same server (the steady state, set against the bars)',
           'flat: peak RSS growth for 2 M <= 1.25 x growth for 1 M + 8 MiB (growth = polled peak VmRSS - VmRSS before the first export)',
         ],
       },
     ],
     data: {
-      serializationLimit: { samplesPerS: Math.round(limit.samplesPerS), medians: limit.medians, bytesPerSample: round(limit.bytesPerSample, 1) },
+      serializationLimit: {
+        samplesPerS: Math.round(limit.samplesPerS),
+        medians: limit.medians,
+        bytesPerSample: round(limit.bytesPerSample, 1),
+      },
       roundsSamplesPerS: {
         serialization: limits.map((l) => Math.round(l.result.samplesPerS)),
         json: jsonRounds.map((r) => Math.round(steady(r).samplesPerS)),

@@ -19,9 +19,9 @@
  */
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
-import { formatCpu, meterWindow, openFileLimit, postgresPidsOf, round, type CpuUse, type Roles } from '../lib/procfs.ts';
-import { ms, otherLoad, pct, times, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { sleep, summarize, wallMs, type Summary } from '../lib/stats.ts';
+import { type CpuUse, formatCpu, meterWindow, openFileLimit, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
+import { type Context, type Figure, ms, otherLoad, pct, type SectionResult, times } from '../lib/report.ts';
+import { type Summary, sleep, summarize, wallMs } from '../lib/stats.ts';
 
 const viewerProcesses = 4;
 const p99BarMs = 50;
@@ -64,7 +64,9 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
 
   const server = await startWavehouse(ctx.databaseUrl);
   const relay = await Helper.start('servers/plain-ws.ts', 'relay');
-  const viewerClients = await Promise.all(Array.from({ length: viewerProcesses }, (_, i) => Helper.start('clients/viewer-client.ts', `viewers-${i + 1}`)));
+  const viewerClients = await Promise.all(
+    Array.from({ length: viewerProcesses }, (_, i) => Helper.start('clients/viewer-client.ts', `viewers-${i + 1}`)),
+  );
   const producers = {
     wavehouse: await Helper.start('clients/fanout-producer.ts', 'producer-wavehouse'),
     relay: await Helper.start('clients/fanout-producer.ts', 'producer-relay'),
@@ -77,7 +79,10 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
       wavehouse: `${server.wsUrl}/api/v1/sessions/${session.sessionId}/live`,
       relay: `ws://127.0.0.1:${port}/live`,
     };
-    await producers.wavehouse.call('open', { url: `${server.wsUrl}/api/v1/sessions/${session.sessionId}/ingest`, token: session.ingestToken });
+    await producers.wavehouse.call('open', {
+      url: `${server.wsUrl}/api/v1/sessions/${session.sessionId}/ingest`,
+      token: session.ingestToken,
+    });
     await producers.relay.call('open', { url: `ws://127.0.0.1:${port}/produce` });
     const openViewers = async (group: 'wavehouse' | 'relay') =>
       (await Promise.all(viewerClients.map((c) => c.call<number>('count', { group })))).reduce((sum, n) => sum + n, 0);
@@ -118,7 +123,11 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
       const toT = fromT + timing.measureMs;
       await Promise.all(viewerClients.map((c) => c.call('measure', { group, fromT, toT })));
       const cpuUse = meterWindow(roles, fromT, toT);
-      const sent = await producers[group].call<{ sentT: number[]; maxLateMs: number }>('stream', { startAtMs, durationMs: timing.warmupMs + timing.measureMs }, 60_000);
+      const sent = await producers[group].call<{ sentT: number[]; maxLateMs: number }>(
+        'stream',
+        { startAtMs, durationMs: timing.warmupMs + timing.measureMs },
+        60_000,
+      );
       await sleep(1_500);
       const cpu = await cpuUse;
       const replies = await Promise.all(viewerClients.map((c) => c.call<CollectReply>('collect', { group })));
@@ -158,14 +167,29 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
         ctx.log(`fan-out: ${viewers} viewers`);
         const wavehouseConnect = await connectTo('wavehouse', viewers);
         const relayConnect = withRelay ? await connectTo('relay', viewers) : null;
-        for (const [who, c] of [['wavehouse', wavehouseConnect], ['relay', relayConnect]] as const) {
+        for (const [who, c] of [
+          ['wavehouse', wavehouseConnect],
+          ['relay', relayConnect],
+        ] as const) {
           if (c && c.failed > 0) ctx.log(`  ${c.failed} ${who} viewers could not connect: ${c.firstError}`);
         }
         await sleep(500);
-        const wavehouse = await measure('wavehouse', { server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: clientPids }, wavehouseConnect.failed);
-        ctx.log(`  wavehouse p50 ${ms(wavehouse.latency.p50)} p99 ${ms(wavehouse.latency.p99)} delivered ${pct(wavehouse.delivered / wavehouse.expected)}; ${formatCpu(wavehouse.cpu)}`);
+        const wavehouse = await measure(
+          'wavehouse',
+          { server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: clientPids },
+          wavehouseConnect.failed,
+        );
+        ctx.log(
+          `  wavehouse p50 ${ms(wavehouse.latency.p50)} p99 ${ms(wavehouse.latency.p99)} ` +
+            `delivered ${pct(wavehouse.delivered / wavehouse.expected)}; ${formatCpu(wavehouse.cpu)}`,
+        );
         const relayed = relayConnect ? await measure('relay', { relay: [relay.pid], clients: clientPids }, relayConnect.failed) : undefined;
-        if (relayed) ctx.log(`  relay     p50 ${ms(relayed.latency.p50)} p99 ${ms(relayed.latency.p99)} delivered ${pct(relayed.delivered / relayed.expected)}; ${formatCpu(relayed.cpu)}`);
+        if (relayed) {
+          ctx.log(
+            `  relay     p50 ${ms(relayed.latency.p50)} p99 ${ms(relayed.latency.p99)} ` +
+              `delivered ${pct(relayed.delivered / relayed.expected)}; ${formatCpu(relayed.cpu)}`,
+          );
+        }
         results.push({ viewers, wavehouse, relay: relayed });
         // Search on past the listed steps while Wavehouse still meets the bar.
         if (i === steps.length - 1 && meets(wavehouse) && viewers >= 1_000 && viewers + 1_000 <= searchCap) steps.push(viewers + 1_000);
@@ -252,7 +276,10 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
         .filter(Boolean)
         .join('; '),
     ];
-    const rows = results.flatMap((r) => [row('wavehouse', r.wavehouse, r.relay?.latency.p99), ...(r.relay ? [row('ws relay', r.relay)] : [])]);
+    const rows = results.flatMap((r) => [
+      row('wavehouse', r.wavehouse, r.relay?.latency.p99),
+      ...(r.relay ? [row('ws relay', r.relay)] : []),
+    ]);
     const data = {
       steps: results.map((r) => ({
         viewers: r.viewers,
@@ -268,12 +295,25 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
       details: [
         {
           title: 'fan-out: one 1 kHz stream (20 frames/s of 50 samples) to V viewers',
-          columns: ['viewers', 'server', 'p50', 'p99', 'max', 'delivered / expected frames', 'p99 vs relay', 'CPU cores (server|relay, postgres, clients, other)', 'notes'],
+          columns: [
+            'viewers',
+            'server',
+            'p50',
+            'p99',
+            'max',
+            'delivered / expected frames',
+            'p99 vs relay',
+            'CPU cores (server|relay, postgres, clients, other)',
+            'notes',
+          ],
           rows,
           notes: [
-            `${timing.measureMs} ms measured per step after ${timing.warmupMs} ms warm-up; viewers in ${viewerProcesses} processes; open-file limit ${fdLimit} (no raise needed below ${fdCap} viewers)`,
-            `delivered = frames of the measured window that arrived by 1.5 s after the stream stopped (later ones are missing, and not in the percentiles); expected = frames sent in the window x viewers`,
-            `a step meets the bar when p99 <= ${p99BarMs} ms and >= 99 % of expected frames arrived (viewers that could not connect count as missing)`,
+            `${timing.measureMs} ms measured per step after ${timing.warmupMs} ms warm-up; viewers in ${viewerProcesses} processes; ` +
+              `open-file limit ${fdLimit} (no raise needed below ${fdCap} viewers)`,
+            'delivered = frames of the measured window that arrived by 1.5 s after the stream stopped ' +
+              '(later ones are missing, and not in the percentiles); expected = frames sent in the window x viewers',
+            `a step meets the bar when p99 <= ${p99BarMs} ms and >= 99 % of expected frames arrived ` +
+              '(viewers that could not connect count as missing)',
             ...(stoppedBecause ? [stoppedBecause] : []),
           ],
         },

@@ -17,13 +17,13 @@
  * - binary: the raw COPY limit (servers/copy-limit.ts), 1 and 2 connections.
  */
 import pg from 'pg';
-import { Helper, startWavehouse, type ServerHandle } from '../lib/children.ts';
+import type { IngestResult, ProducerTarget } from '../clients/ingest-client.ts';
+import { Helper, type ServerHandle, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { BinaryFrames, JsonFrames } from '../lib/frames.ts';
-import { formatCpu, meterWindow, postgresPidsOf, round, type CpuUse, type Roles } from '../lib/procfs.ts';
-import { mps, ms, otherLoad, pct, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { summarize, wallMs, type Summary } from '../lib/stats.ts';
-import type { IngestResult, ProducerTarget } from '../clients/ingest-client.ts';
+import { type CpuUse, formatCpu, meterWindow, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
+import { type Context, type Figure, mps, ms, otherLoad, pct, type SectionResult } from '../lib/report.ts';
+import { type Summary, summarize, wallMs } from '../lib/stats.ts';
 
 const samplesPerFrame = 50;
 /** The server's default WRITE_CHUNK_MAX_SAMPLES; the COPY limit writes chunks of the same size. */
@@ -93,11 +93,17 @@ async function runStep(
 
 async function wavehouseTargets(server: ServerHandle, count: number): Promise<Array<ProducerTarget & { sessionId: string }>> {
   const sessions = await Promise.all(Array.from({ length: count }, () => createSession(server.baseUrl)));
-  return sessions.map((s) => ({ url: `${server.wsUrl}/api/v1/sessions/${s.sessionId}/ingest`, token: s.ingestToken, sessionId: s.sessionId }));
+  return sessions.map((s) => ({
+    url: `${server.wsUrl}/api/v1/sessions/${s.sessionId}/ingest`,
+    token: s.ingestToken,
+    sessionId: s.sessionId,
+  }));
 }
 
 function stepRow(label: string, step: StepResult): Array<string | number> {
-  const errors = Object.entries(step.errors).map(([code, count]) => `${code} x${count}`).join(' ');
+  const errors = Object.entries(step.errors)
+    .map(([code, count]) => `${code} x${count}`)
+    .join(' ');
   return [
     label,
     step.producers,
@@ -109,7 +115,11 @@ function stepRow(label: string, step: StepResult): Array<string | number> {
     ms(step.ack.p99),
     ms(step.ack.max),
     formatCpu(step.cpu),
-    [errors, step.unexpectedCloses.length ? `closed: ${step.unexpectedCloses.join(',')}` : '', step.undrainedSamples ? `unacked at end: ${step.undrainedSamples}` : '']
+    [
+      errors,
+      step.unexpectedCloses.length ? `closed: ${step.unexpectedCloses.join(',')}` : '',
+      step.undrainedSamples ? `unacked at end: ${step.undrainedSamples}` : '',
+    ]
       .filter(Boolean)
       .join('; '),
   ];
@@ -177,16 +187,28 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     const halfTargets = await wavehouseTargets(server, best.producers);
     sessionIds.push(...halfTargets.map((t) => t.sessionId));
     ctx.log(`${label}: half load, ${mps(halfRate * best.producers)} offered`);
-    const half = await runStep(clients, halfTargets, encoding, best.windowSamples, halfRate, timing, {
-      server: [server.pid],
-      postgres: () => postgresPidsOf(ctx.databaseName),
-      clients: clientPids,
-    }, server.pid);
+    const half = await runStep(
+      clients,
+      halfTargets,
+      encoding,
+      best.windowSamples,
+      halfRate,
+      timing,
+      {
+        server: [server.pid],
+        postgres: () => postgresPidsOf(ctx.databaseName),
+        clients: clientPids,
+      },
+      server.pid,
+    );
     ctx.log(`  ${mps(half.samplesPerS)}, ack p50 ${ms(half.ack.p50)} p99 ${ms(half.ack.p99)}`);
 
     // Every sample the clients saw acked must be in the database (an ack means committed).
     const pool = new pg.Pool({ connectionString: ctx.databaseUrl, max: 1 });
-    const { rows } = await pool.query<{ committed: string }>('SELECT coalesce(sum(sample_count), 0) AS committed FROM sessions WHERE id = ANY($1)', [sessionIds]);
+    const { rows } = await pool.query<{ committed: string }>(
+      'SELECT coalesce(sum(sample_count), 0) AS committed FROM sessions WHERE id = ANY($1)',
+      [sessionIds],
+    );
     await pool.end();
     const committed = Number(rows[0].committed);
     const ackedTotal = [...steps, half].reduce((sum, s) => sum + s.sentSamples - s.undrainedSamples, 0);
@@ -202,12 +224,26 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
       ackedByClients: ackedTotal,
       committedInDatabase: committed,
     };
-    const stepColumns = ['step', 'producers', 'window', 'in flight', 'offered', 'persisted', 'ack p50', 'ack p99', 'ack max', 'CPU cores (server, postgres, clients, other)', 'notes'];
+    const stepColumns = [
+      'step',
+      'producers',
+      'window',
+      'in flight',
+      'offered',
+      'persisted',
+      'ack p50',
+      'ack p99',
+      'ack max',
+      'CPU cores (server, postgres, clients, other)',
+      'notes',
+    ];
     const stepRows = steps.map((s, i) => stepRow(s === best ? `${i + 1} (best)` : String(i + 1), s));
     stepRows.push(stepRow('half load', half));
     const notes = [
-      `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ${timing.warmupMs} ms warm-up, ${timing.measureMs} ms measured per step`,
-      `acked by clients (all steps) ${ackedTotal}, committed in the database ${committed}: ${committed >= ackedTotal ? 'every ack is backed by a commit' : 'MISMATCH: acked samples missing from the database'}`,
+      `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ` +
+        `${timing.warmupMs} ms warm-up, ${timing.measureMs} ms measured per step`,
+      `acked by clients (all steps) ${ackedTotal}, committed in the database ${committed}: ` +
+        (committed >= ackedTotal ? 'every ack is backed by a commit' : 'MISMATCH: acked samples missing from the database'),
     ];
 
     if (encoding === 'json') {
@@ -216,13 +252,29 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
         const { port } = await plain.call<{ port: number }>('start', { mode: 'ingest' });
         const targets = Array.from({ length: best.producers }, () => ({ url: `ws://127.0.0.1:${port}/ingest` }));
         ctx.log(`${label}: limit, plain ws + JSON.parse, ${best.producers} producers x ${best.windowSamples}`);
-        const limit = await runStep(clients, targets, encoding, best.windowSamples, 0, timing, { plain: [plain.pid], clients: clientPids }, plain.pid);
+        const limit = await runStep(
+          clients,
+          targets,
+          encoding,
+          best.windowSamples,
+          0,
+          timing,
+          { plain: [plain.pid], clients: clientPids },
+          plain.pid,
+        );
         ctx.log(`  ${mps(limit.samplesPerS)}; ${formatCpu(limit.cpu)}`);
         stepRows.push(stepRow('limit: ws + JSON.parse', limit));
         data.limit = stepData(limit);
         const ratio = best.samplesPerS / limit.samplesPerS;
         figures.push(
-          { section: label, figure: 'persisted samples/s (best step)', value: mps(best.samplesPerS), bar: '>= 1.2 M/s', pass: best.samplesPerS >= 1.2e6, otherCores: otherLoad(best.cpu) },
+          {
+            section: label,
+            figure: 'persisted samples/s (best step)',
+            value: mps(best.samplesPerS),
+            bar: '>= 1.2 M/s',
+            pass: best.samplesPerS >= 1.2e6,
+            otherCores: otherLoad(best.cpu),
+          },
           {
             section: label,
             figure: 'vs plain ws + JSON.parse',
@@ -247,7 +299,11 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
           ctx.log(`${label}: limit, raw COPY on ${connections} connection(s)`);
           const startAtMs = wallMs() + 200;
           const measureFrom = startAtMs + timing.warmupMs;
-          const cpuUse = meterWindow({ copyScript: [copy.pid], postgres: () => postgresPidsOf(ctx.databaseName) }, measureFrom, measureFrom + timing.measureMs);
+          const cpuUse = meterWindow(
+            { copyScript: [copy.pid], postgres: () => postgresPidsOf(ctx.databaseName) },
+            measureFrom,
+            measureFrom + timing.measureMs,
+          );
           const result = await copy.call<{ samplesPerS: number; commits: number }>('run', {
             databaseUrl: ctx.databaseUrl,
             sessionIds: sessions.map((s) => s.sessionId),
@@ -260,14 +316,33 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
           limits[connections] = result.samplesPerS;
           limitCpu[connections] = cpu;
           ctx.log(`  ${mps(result.samplesPerS)}; ${formatCpu(cpu)}`);
-          stepRows.push([`limit: raw COPY, ${connections} conn`, '', '', '', 'max', mps(result.samplesPerS), '', '', '', formatCpu(cpu), `${result.commits} commits of ${rowsPerCopy} x ${chunkSamples} samples`]);
+          stepRows.push([
+            `limit: raw COPY, ${connections} conn`,
+            '',
+            '',
+            '',
+            'max',
+            mps(result.samplesPerS),
+            '',
+            '',
+            '',
+            formatCpu(cpu),
+            `${result.commits} commits of ${rowsPerCopy} x ${chunkSamples} samples`,
+          ]);
         }
         data.copyLimit = { oneConnection: Math.round(limits[1]), twoConnections: Math.round(limits[2]), chunkSamples, rowsPerCopy };
         // The server's writer commits on up to WRITE_LANES (4) connections at once: the bar is
         // measured against the better of the two raw figures.
         const barConnections = limits[2] > limits[1] ? 2 : 1;
         figures.push(
-          { section: label, figure: 'persisted samples/s (best step)', value: mps(best.samplesPerS), bar: '>= 3 M/s', pass: best.samplesPerS >= 3e6, otherCores: otherLoad(best.cpu) },
+          {
+            section: label,
+            figure: 'persisted samples/s (best step)',
+            value: mps(best.samplesPerS),
+            bar: '>= 3 M/s',
+            pass: best.samplesPerS >= 3e6,
+            otherCores: otherLoad(best.cpu),
+          },
           ...[1, 2].map((connections) => {
             const ratio = best.samplesPerS / limits[connections];
             const withBar = connections === barConnections;
@@ -288,7 +363,14 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
       }
     }
     figures.push(
-      { section: label, figure: 'ack p50 / p99 at the best step', value: `${ms(best.ack.p50)} / ${ms(best.ack.p99)}`, bar: '', pass: null, otherCores: otherLoad(best.cpu) },
+      {
+        section: label,
+        figure: 'ack p50 / p99 at the best step',
+        value: `${ms(best.ack.p50)} / ${ms(best.ack.p99)}`,
+        bar: '',
+        pass: null,
+        otherCores: otherLoad(best.cpu),
+      },
       {
         section: label,
         figure: `ack p99 at half load (${mps(half.samplesPerS)})`,
@@ -301,9 +383,20 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     const anyErrors = [...steps, half].some((s) => Object.keys(s.errors).length > 0);
     if (anyErrors) notes.push(`ERROR FRAMES: ${[...steps, half].map((s) => s.firstError).filter(Boolean)[0]}`);
     if (committed < ackedTotal) {
-      figures.push({ section: label, figure: 'acked samples all committed', value: `${committed} of ${ackedTotal}`, bar: 'all', pass: false });
+      figures.push({
+        section: label,
+        figure: 'acked samples all committed',
+        value: `${committed} of ${ackedTotal}`,
+        bar: 'all',
+        pass: false,
+      });
     }
-    details.push({ title: `${label}: offered-load steps (CPU in cores over the measured window)`, columns: stepColumns, rows: stepRows, notes });
+    details.push({
+      title: `${label}: offered-load steps (CPU in cores over the measured window)`,
+      columns: stepColumns,
+      rows: stepRows,
+      notes,
+    });
     return { figures, details, data };
   } finally {
     await Promise.all(clients.map((c) => c.stop()));

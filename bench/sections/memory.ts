@@ -22,6 +22,8 @@ async function settledRssKiB(pid: number): Promise<number> {
   return median(readings);
 }
 
+type PerViewer = Awaited<ReturnType<typeof perViewer>>;
+
 async function perViewer(ctx: Context, viewerClients: Helper[], pid: number, url: string, group: string, viewers: number) {
   await sleep(1_500);
   const before = await settledRssKiB(pid);
@@ -44,20 +46,29 @@ async function perViewer(ctx: Context, viewerClients: Helper[], pid: number, url
 
 export async function memorySection(ctx: Context): Promise<SectionResult> {
   const viewers = ctx.quick ? 500 : 5_000;
-  const viewerClients = await Promise.all(Array.from({ length: viewerProcesses }, (_, i) => Helper.start('clients/viewer-client.ts', `viewers-${i + 1}`)));
+  const viewerClients = await Promise.all(
+    Array.from({ length: viewerProcesses }, (_, i) => Helper.start('clients/viewer-client.ts', `viewers-${i + 1}`)),
+  );
   try {
     ctx.log(`memory: ${viewers} idle viewers on a fresh server`);
     const server = await startWavehouse(ctx.databaseUrl);
-    let wavehouse;
+    let wavehouse: PerViewer;
     try {
       const session = await createSession(server.baseUrl);
-      wavehouse = await perViewer(ctx, viewerClients, server.pid, `${server.wsUrl}/api/v1/sessions/${session.sessionId}/live`, 'memory-wavehouse', viewers);
+      wavehouse = await perViewer(
+        ctx,
+        viewerClients,
+        server.pid,
+        `${server.wsUrl}/api/v1/sessions/${session.sessionId}/live`,
+        'memory-wavehouse',
+        viewers,
+      );
     } finally {
       await server.stop();
     }
     ctx.log(`memory: ${viewers} idle viewers on a fresh plain ws relay`);
     const relay = await Helper.start('servers/plain-ws.ts', 'relay-memory');
-    let plain;
+    let plain: PerViewer;
     try {
       const { port } = await relay.call<{ port: number }>('start', { mode: 'relay' });
       plain = await perViewer(ctx, viewerClients, relay.pid, `ws://127.0.0.1:${port}/live`, 'memory-relay', viewers);
@@ -82,7 +93,13 @@ export async function memorySection(ctx: Context): Promise<SectionResult> {
           title: 'memory: RSS of a fresh process before and after idle live viewers connect',
           columns: ['server', 'viewers open', 'RSS before', 'RSS after', 'per viewer'],
           rows: [
-            ['wavehouse', wavehouse.open, `${(wavehouse.beforeKiB / 1024).toFixed(1)} MiB`, `${(wavehouse.afterKiB / 1024).toFixed(1)} MiB`, fmt(wavehouse)],
+            [
+              'wavehouse',
+              wavehouse.open,
+              `${(wavehouse.beforeKiB / 1024).toFixed(1)} MiB`,
+              `${(wavehouse.afterKiB / 1024).toFixed(1)} MiB`,
+              fmt(wavehouse),
+            ],
             ['ws relay', plain.open, `${(plain.beforeKiB / 1024).toFixed(1)} MiB`, `${(plain.afterKiB / 1024).toFixed(1)} MiB`, fmt(plain)],
           ],
         },

@@ -20,9 +20,9 @@ import http from 'node:http';
 import autocannon from 'autocannon';
 import { startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
-import { CpuMeter, formatCpu, postgresPidsOf, round, type CpuUse } from '../lib/procfs.ts';
-import { ms, type Context, type Figure, type SectionResult } from '../lib/report.ts';
-import { Samples, summarize, type Summary } from '../lib/stats.ts';
+import { CpuMeter, type CpuUse, formatCpu, postgresPidsOf, round } from '../lib/procfs.ts';
+import { type Context, type Figure, ms, type SectionResult } from '../lib/report.ts';
+import { Samples, type Summary, summarize } from '../lib/stats.ts';
 
 const rate = 2_000;
 const connections = 10;
@@ -54,7 +54,12 @@ async function load(options: autocannon.Options): Promise<{ result: autocannon.R
  * due over a keep-alive pool. Latency = response end - due time, so a stalled server is
  * charged for every request it delayed (no coordinated omission).
  */
-async function paced(url: string, method: string, body: string | undefined, durationS: number): Promise<{ latency: Summary; achievedRate: number; failures: number }> {
+async function paced(
+  url: string,
+  method: string,
+  body: string | undefined,
+  durationS: number,
+): Promise<{ latency: Summary; achievedRate: number; failures: number }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const latencies = new Samples();
   const target = new URL(url);
@@ -67,11 +72,14 @@ async function paced(url: string, method: string, body: string | undefined, dura
   await new Promise<void>((resolve) => {
     // A server that cannot keep up would make the backlog drain for minutes: give up 5 s
     // after the last request was due and count what is still unanswered as failures.
-    const giveUp = setTimeout(() => {
-      settled = true;
-      failures += total - done;
-      resolve();
-    }, (durationS + 5) * 1000);
+    const giveUp = setTimeout(
+      () => {
+        settled = true;
+        failures += total - done;
+        resolve();
+      },
+      (durationS + 5) * 1000,
+    );
     const finishOne = (dueAt: number, ok: boolean) => {
       if (settled) return;
       if (ok) latencies.push(performance.now() - dueAt);
@@ -83,7 +91,14 @@ async function paced(url: string, method: string, body: string | undefined, dura
     };
     const send = (dueAt: number) => {
       const request = http.request(
-        { host: target.hostname, port: target.port, path: target.pathname, method, agent, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} },
+        {
+          host: target.hostname,
+          port: target.port,
+          path: target.pathname,
+          method,
+          agent,
+          headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
+        },
         (response) => {
           response.resume();
           response.on('end', () => finishOne(dueAt, response.statusCode !== undefined && response.statusCode < 300));
@@ -126,12 +141,23 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
     for (const target of targets) {
       ctx.log(`rest: ${target.name} at ${rate} req/s`);
       await load({ ...target.options, connections, overallRate: rate, duration: 2 });
-      const meter = new CpuMeter({ server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: [process.pid] }).begin();
+      const meter = new CpuMeter({
+        server: [server.pid],
+        postgres: () => postgresPidsOf(ctx.databaseName),
+        clients: [process.pid],
+      }).begin();
       const { result, latencies } = await load({ ...target.options, connections, overallRate: rate, duration: durationS });
       const cpu = meter.end();
       const options = target.options;
-      const pacedMeter = new CpuMeter({ server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: [process.pid] }).begin();
-      const pacedResult = { ...(await paced(String(options.url), options.method ?? 'GET', options.body as string | undefined, durationS)), cpu: pacedMeter.end() };
+      const pacedMeter = new CpuMeter({
+        server: [server.pid],
+        postgres: () => postgresPidsOf(ctx.databaseName),
+        clients: [process.pid],
+      }).begin();
+      const pacedResult = {
+        ...(await paced(String(options.url), options.method ?? 'GET', options.body as string | undefined, durationS)),
+        cpu: pacedMeter.end(),
+      };
       const step: RestStep = {
         name: target.name,
         achievedRate: result.requests.total / durationS,
@@ -144,7 +170,10 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
         paced: pacedResult,
       };
       ctx.log(`  ${step.achievedRate.toFixed(0)} req/s, p50 ${ms(step.latency.p50)} p99 ${ms(step.latency.p99)}; ${formatCpu(cpu)}`);
-      ctx.log(`  evenly paced: ${pacedResult.achievedRate.toFixed(0)} req/s, p50 ${ms(pacedResult.latency.p50)} p99 ${ms(pacedResult.latency.p99)}; ${formatCpu(pacedResult.cpu)}`);
+      ctx.log(
+        `  evenly paced: ${pacedResult.achievedRate.toFixed(0)} req/s, ` +
+          `p50 ${ms(pacedResult.latency.p50)} p99 ${ms(pacedResult.latency.p99)}; ${formatCpu(pacedResult.cpu)}`,
+      );
       steps.push(step);
     }
     const figures: Figure[] = steps.flatMap((s) => [
@@ -170,7 +199,19 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
       details: [
         {
           title: `REST: autocannon, ${connections} connections, overallRate ${rate}/s, ${durationS} s each`,
-          columns: ['request', 'achieved', 'p50', 'p99', 'max', 'autocannon p99 (CO-corrected, whole ms)', 'errors', 'timeouts', 'non-2xx', 'CPU cores (server, postgres, client, other)', 'evenly paced: achieved, p50 / p99 / max, failures'],
+          columns: [
+            'request',
+            'achieved',
+            'p50',
+            'p99',
+            'max',
+            'autocannon p99 (CO-corrected, whole ms)',
+            'errors',
+            'timeouts',
+            'non-2xx',
+            'CPU cores (server, postgres, client, other)',
+            'evenly paced: achieved, p50 / p99 / max, failures',
+          ],
           rows: steps.map((s) => [
             s.name,
             `${s.achievedRate.toFixed(0)}/s`,
@@ -182,7 +223,8 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
             s.timeouts,
             s.non2xx,
             formatCpu(s.cpu),
-            `${s.paced.achievedRate.toFixed(0)}/s, ${ms(s.paced.latency.p50)} / ${ms(s.paced.latency.p99)} / ${ms(s.paced.latency.max)}, ${s.paced.failures}; ${formatCpu(s.paced.cpu)}`,
+            `${s.paced.achievedRate.toFixed(0)}/s, ${ms(s.paced.latency.p50)} / ${ms(s.paced.latency.p99)} / ${ms(s.paced.latency.max)}, ` +
+              `${s.paced.failures}; ${formatCpu(s.paced.cpu)}`,
           ]),
         },
       ],

@@ -38,10 +38,7 @@ async function writeLoop(client: pg.Client, sessionId: string, args: RunArgs, wi
     }
     const body = encodeCopyBinary(batches.map((batch) => ({ sessionId, batches: [batch] })));
     await client.query('BEGIN');
-    await pipeline(
-      Readable.from([body]),
-      client.query(copyStreams.from(copyChunksSql)),
-    );
+    await pipeline(Readable.from([body]), client.query(copyStreams.from(copyChunksSql)));
     await client.query('COMMIT');
     const committedAt = wallMs();
     if (committedAt >= window.from && committedAt < window.to) {

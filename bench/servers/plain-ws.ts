@@ -9,7 +9,7 @@
  * - `relay`: forwards each message of the producer (path /produce) to every other client,
  *   the minimal fan-out. No slow-viewer policing, no encoding: the cost of ws itself.
  */
-import { WebSocketServer, type WebSocket } from 'ws';
+import { type WebSocket, WebSocketServer } from 'ws';
 import { serve } from '../lib/helper-side.ts';
 
 let server: WebSocketServer | null = null;

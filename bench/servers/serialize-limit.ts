@@ -6,10 +6,10 @@
  * on the same 2,000-sample chunks the server reads; the faster one is the limit, since a
  * limit is the best a plain approach does, not the one that flatters the ratio.
  */
+import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { makeBatch } from '../lib/frames.ts';
 import { serve } from '../lib/helper-side.ts';
 import { median } from '../lib/stats.ts';
-import type { SampleBatch } from '../../src/samples/sample-batch.ts';
 
 function viaStringify(batches: readonly SampleBatch[]): number {
   let chars = 0;
@@ -30,8 +30,10 @@ function viaConcat(batches: readonly SampleBatch[]): number {
     const c = batch.columns;
     const parts = new Array<string>(n);
     for (let i = 0; i < n; i++) {
+      // biome-ignore lint/style/useTemplate: the plain concatenation this limit times, as written
       parts[i] = '{"seq":' + c[i] + ',"t":' + c[n + i] + ',"ax":' + c[2 * n + i] + ',"ay":' + c[3 * n + i] + ',"az":' + c[4 * n + i] + '}';
     }
+    // biome-ignore lint/style/useTemplate: the plain concatenation this limit times, as written
     chars += ('[' + parts.join(',') + ']').length;
   }
   return chars;

@@ -2,8 +2,8 @@
  * What the CLI says when something goes wrong: one line, naming the cause in the user's terms
  * (the server is unreachable, the session does not exist), never a stack trace.
  */
-import { WavehouseHttpError } from '../sdk/rest.ts';
 import { ProducerError } from '../sdk/producer-api.ts';
+import { WavehouseHttpError } from '../sdk/rest.ts';
 import { ViewerError } from '../sdk/viewer.ts';
 
 /** An expected failure: `message` is printed as is, and the process exits with `exitCode`. */
@@ -54,7 +54,9 @@ export function describeError(error: unknown, baseUrl: string): string {
   if (error instanceof CliError) return error.message;
   const code = networkCode(error);
   if (code !== null) return `cannot reach ${baseUrl}: ${systemCodes[code]} (${code})`;
-  if (error instanceof TypeError && error.message === 'fetch failed') return `cannot reach ${baseUrl}: ${String((error.cause as Error | undefined)?.message ?? 'fetch failed')}`;
+  if (error instanceof TypeError && error.message === 'fetch failed') {
+    return `cannot reach ${baseUrl}: ${String((error.cause as Error | undefined)?.message ?? 'fetch failed')}`;
+  }
   if (error instanceof WavehouseHttpError) return `${baseUrl} answered ${error.status} ${error.code}: ${error.detail}`;
   if (error instanceof ProducerError || error instanceof ViewerError) return `${error.code}: ${error.message}`;
   if (error instanceof Error) return error.message.split('\n')[0];

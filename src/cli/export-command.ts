@@ -171,14 +171,18 @@ export async function exportCommand(args: string[], baseUrl: string): Promise<nu
   } catch (error) {
     progress.clear();
     const outcome = await sink.abandon();
-    if (abort.signal.aborted && abort.signal.reason instanceof CliError) throw new CliError(`${abort.signal.reason.message}; ${outcome}`, 130);
+    if (abort.signal.aborted && abort.signal.reason instanceof CliError) {
+      throw new CliError(`${abort.signal.reason.message}; ${outcome}`, 130);
+    }
     throw new CliError(`export failed after ${counter.samples} of ${expected} samples: ${describeError(error, baseUrl)}; ${outcome}`);
   } finally {
     process.off('SIGINT', onSignal);
   }
   progress.clear();
   if (!values.quiet && file !== undefined) {
-    process.stderr.write(`exported ${counter.samples} samples (${formatBytes(bytes)}) to ${file} in ${(progress.elapsedMs / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `exported ${counter.samples} samples (${formatBytes(bytes)}) to ${file} in ${(progress.elapsedMs / 1000).toFixed(1)} s\n`,
+    );
   }
   return 0;
 }

@@ -54,7 +54,14 @@ async function fromFile(file: string, warn: (line: string) => void): Promise<str
     }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'it is a directory' : (error as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'it is a directory'
+            : (error as Error).message;
     throw new CliError(`cannot read token file ${file}: ${why}`);
   }
   return nonEmpty(firstLine(text), `token file ${file}`);

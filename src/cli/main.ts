@@ -2,11 +2,11 @@
  * `wavehouse`: the command line. Every failure ends as one line on stderr and a non-zero exit
  * code (2 for a usage mistake); the commands themselves live in one file each.
  */
+import { CliError, describeError, UsageError } from './cli-error.ts';
+import { exportCommand, exportUsage } from './export-command.ts';
 import { serveCommand, serveUsage } from './serve-command.ts';
 import { simulateCommand, simulateUsage } from './simulate-command.ts';
-import { exportCommand, exportUsage } from './export-command.ts';
 import { tailCommand, tailUsage } from './tail-command.ts';
-import { CliError, describeError, UsageError } from './cli-error.ts';
 
 const defaultUrl = process.env.WAVEHOUSE_URL ?? 'http://127.0.0.1:8080';
 
@@ -48,7 +48,9 @@ function takeUrl(args: string[]): { url: string; rest: string[] } {
   } catch {
     throw new UsageError(`--url: not a URL: "${url}"`);
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
+  }
   return { url: url.replace(/\/+$/, ''), rest };
 }
 

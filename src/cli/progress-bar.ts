@@ -18,7 +18,8 @@ export function progressLine(done: number, total: number, bytes: number, elapsed
   const filled = Math.round(fraction * barWidth);
   const bar = '#'.repeat(filled) + '.'.repeat(barWidth - filled);
   const percent = `${Math.floor(fraction * 100)}%`.padStart(4);
-  return `[${bar}] ${percent}  ${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} samples  ${formatBytes(bytes)}  ${(elapsedMs / 1000).toFixed(1)} s`;
+  const count = `${done.toLocaleString('en-US')}/${total.toLocaleString('en-US')} samples`;
+  return `[${bar}] ${percent}  ${count}  ${formatBytes(bytes)}  ${(elapsedMs / 1000).toFixed(1)} s`;
 }
 
 export class ProgressBar {

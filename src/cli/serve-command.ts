@@ -5,6 +5,7 @@
  * load it.
  */
 import { parseArgs } from 'node:util';
+import type { Config } from '../config.ts';
 import { CliError } from './cli-error.ts';
 
 export const serveUsage = `wavehouse serve [--host <address>] [--port <port>]
@@ -17,7 +18,7 @@ export async function serveCommand(args: string[]): Promise<'running'> {
   if (values.host !== undefined) env.HOST = values.host;
   if (values.port !== undefined) env.PORT = values.port;
   const [{ ConfigError, loadConfig }, { serve }] = await Promise.all([import('../config.ts'), import('../serve.ts')]);
-  let config;
+  let config: Config;
   try {
     config = loadConfig(env);
   } catch (error) {

@@ -30,7 +30,9 @@ const tickMs = 10;
 function number(value: string | undefined, name: string, fallback: number, check: (n: number) => boolean, expected: string): number {
   if (value === undefined) return fallback;
   const parsed = Number(value);
-  if (value.trim() === '' || !Number.isFinite(parsed) || !check(parsed)) throw new UsageError(`--${name} must be ${expected}, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(parsed) || !check(parsed)) {
+    throw new UsageError(`--${name} must be ${expected}, got "${value}"`);
+  }
   return parsed;
 }
 
@@ -51,11 +53,14 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
   });
   if (positionals.length > 0) throw new UsageError(`simulate takes no positional arguments, got "${positionals[0]}"`);
   const rateHz = number(values.rate, 'rate', 100, (n) => n > 0 && n <= 100_000, 'a rate in Hz from above 0 to 100000');
-  const durationS = values.duration === undefined ? null : number(values.duration, 'duration', 0, (n) => n > 0, 'a positive number of seconds');
+  const durationS =
+    values.duration === undefined ? null : number(values.duration, 'duration', 0, (n) => n > 0, 'a positive number of seconds');
   // Random unless given, so two runs differ; printed and stored, so any run can be repeated.
   const seed = number(values.seed, 'seed', Math.floor(Math.random() * 2 ** 31), Number.isInteger, 'an integer');
   const channelCount =
-    values.channels === undefined ? null : number(values.channels, 'channels', 3, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'an integer from 1 to 64');
+    values.channels === undefined
+      ? null
+      : number(values.channels, 'channels', 3, (n) => Number.isInteger(n) && n >= 1 && n <= 64, 'an integer from 1 to 64');
 
   let sessionId: string;
   let token: string;
@@ -70,19 +75,25 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
       warn: (line) => process.stderr.write(`wavehouse: ${line}\n`),
     });
     if (given === null) {
-      throw new UsageError(`--session needs its ingest token (returned when the session was created): --token-file <path>, $${tokenEnvVar} or --token`);
+      throw new UsageError(
+        `--session needs its ingest token (returned when the session was created): --token-file <path>, $${tokenEnvVar} or --token`,
+      );
     }
     token = given;
     const session = await getSession(baseUrl, sessionId).catch((error: unknown) => sessionNotFound(error, sessionId, baseUrl));
     if (session.status === 'ended') throw new CliError(`session ${sessionId} has ended; nothing more can be sent to it`);
     if (channelCount !== null && channelCount !== session.channels.length) {
-      throw new UsageError(`session ${sessionId} has ${session.channels.length} channels (${session.channels.join(', ')}), not ${channelCount}`);
+      throw new UsageError(
+        `session ${sessionId} has ${session.channels.length} channels (${session.channels.join(', ')}), not ${channelCount}`,
+      );
     }
     channels = session.channels;
     viewerPath = session.viewerUrl;
   } else {
     // $WAVEHOUSE_TOKEN is not refused here: it may be set for another session.
-    if (values.token !== undefined || values['token-file'] !== undefined) throw new UsageError('--token and --token-file go with --session');
+    if (values.token !== undefined || values['token-file'] !== undefined) {
+      throw new UsageError('--token and --token-file go with --session');
+    }
     channels = channelNames(channelCount ?? 3);
     const created = await createSession(baseUrl, {
       channels,
@@ -100,10 +111,11 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
     ...(values.session === undefined ? [`token    ${token}`] : []),
     `viewer   ${new URL(viewerPath, baseUrl).toString()}`,
     `live     ${socketUrl(baseUrl, `/sessions/${sessionId}/live?fromSeq=0`)}`,
-    `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})${durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`}`,
+    `rate     ${rateHz} Hz x ${channels.length} channels (${channels.join(', ')})` +
+      (durationS === null ? ', until Ctrl-C' : `, for ${durationS} s`),
     `seed     ${seed}`,
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 
   const producer = new Producer({
     baseUrl,

@@ -37,7 +37,9 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
   let fromSeq: number | undefined;
   if (values['from-seq'] !== undefined) {
     fromSeq = Number(values['from-seq']);
-    if (!/^\d+$/.test(values['from-seq']) || !Number.isSafeInteger(fromSeq)) throw new UsageError('--from-seq must be an integer from 0 to 2^53-1');
+    if (!/^\d+$/.test(values['from-seq']) || !Number.isSafeInteger(fromSeq)) {
+      throw new UsageError('--from-seq must be an integer from 0 to 2^53-1');
+    }
   }
   // Asked here rather than left to the Viewer, which retries an unreachable server forever:
   // at start, an unreachable server or an unknown session is the user's mistake to hear about.
@@ -49,7 +51,9 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
     announced = true;
   });
   viewer.on('disconnected', ({ code, reason, willReconnect, retryInMs }) => {
-    if (willReconnect && retryInMs !== null) process.stderr.write(`connection lost (${code}${reason ? ` ${reason}` : ''}); reconnecting in ${retryInMs} ms\n`);
+    if (willReconnect && retryInMs !== null) {
+      process.stderr.write(`connection lost (${code}${reason ? ` ${reason}` : ''}); reconnecting in ${retryInMs} ms\n`);
+    }
   });
 
   let stdoutClosed = false;
@@ -66,7 +70,7 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
   try {
     for await (const sample of viewer) {
       if (stdoutClosed) break;
-      if (!process.stdout.write(sampleToJson(sample) + '\n')) await drained(process.stdout);
+      if (!process.stdout.write(`${sampleToJson(sample)}\n`)) await drained(process.stdout);
     }
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error));

@@ -11,7 +11,10 @@ export const problems = {
   invalid_token: { status: 401, title: 'The credential is missing or wrong: the ingest token of the session, or the metrics token.' },
   not_found: { status: 404, title: 'No such resource: an unknown session, an id that is not a UUID, or an unknown path.' },
   method_not_allowed: { status: 405, title: 'The path exists but not with this method.' },
-  producer_elsewhere: { status: 409, title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.' },
+  producer_elsewhere: {
+    status: 409,
+    title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.',
+  },
   rate_limited: { status: 429, title: 'Too many requests from this client; retry after the number of seconds in Retry-After.' },
   payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },
@@ -43,7 +46,11 @@ const databaseRetryAfterS = 5;
 
 /** The answer to a request that needs the database while it cannot be reached (REST and socket upgrades alike). */
 export function databaseUnavailable(): Problem {
-  return new Problem('service_unavailable', `the server cannot reach its database, or it is too busy to answer; retry in ${databaseRetryAfterS} s`, databaseRetryAfterS);
+  return new Problem(
+    'service_unavailable',
+    `the server cannot reach its database, or it is too busy to answer; retry in ${databaseRetryAfterS} s`,
+    databaseRetryAfterS,
+  );
 }
 
 export function problemBody(code: ProblemCode, detail: string) {
@@ -71,7 +78,10 @@ export type FrameErrorCode = keyof typeof frameErrors;
 /** WebSocket close codes Wavehouse uses, with the reason sent alongside. */
 export const closeCodes = {
   normal: { code: 1000, reason: 'The session ended, or the viewer read all there was.' },
-  policy_violation: { code: 1008, reason: 'Too many rejected frames in a minute, or a live fromSeq that is not an integer from 0 to 2^53-1.' },
+  policy_violation: {
+    code: 1008,
+    reason: 'Too many rejected frames in a minute, or a live fromSeq that is not an integer from 0 to 2^53-1.',
+  },
   message_too_big: { code: 1009, reason: 'A frame was over the hard size limit.' },
   internal_error: { code: 1011, reason: 'An unexpected server error.' },
   service_restart: { code: 1012, reason: 'The server is shutting down; reconnect (and resend what was not acked).' },
@@ -79,7 +89,10 @@ export const closeCodes = {
   invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
   session_not_found: { code: 4404, reason: 'No such session.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
-  too_many_connections: { code: 4429, reason: 'Too many sockets from this client, or too many viewers of this session or of this instance; retry later.' },
+  too_many_connections: {
+    code: 4429,
+    reason: 'Too many sockets from this client, or too many viewers of this session or of this instance; retry later.',
+  },
 } as const satisfies Record<string, { code: number; reason: string }>;
 
 export type CloseName = keyof typeof closeCodes;

@@ -6,7 +6,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { defaultChannels } from './channels.ts';
-import { frameErrors, type FrameErrorCode } from './errors.ts';
+import { type FrameErrorCode, frameErrors } from './errors.ts';
 
 export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
@@ -30,7 +30,9 @@ export const CreateSessionBody = Type.Object(
         minItems: 1,
         maxItems: 1024,
         uniqueItems: true,
-        description: `Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. Default ${JSON.stringify(defaultChannels)}.`,
+        description:
+          'Channel names, 1-64 characters of A-Z a-z 0-9 _ . -, unique, neither seq nor t. ' +
+          `Default ${JSON.stringify(defaultChannels)}.`,
       }),
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
@@ -39,7 +41,10 @@ export const CreateSessionBody = Type.Object(
         {},
         {
           additionalProperties: true,
-          description: `Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON and ${maxMetadataDepth} levels deep (the object itself is level 1); no string or key in it may hold the character U+0000 or an unpaired surrogate, and no number may lie beyond the float64 range (1e400, say).`,
+          description:
+            `Free-form JSON object, at most 4 KiB encoded as UTF-8 JSON and ${maxMetadataDepth} levels deep ` +
+            '(the object itself is level 1); no string or key in it may hold the character U+0000 or an unpaired surrogate, ' +
+            'and no number may lie beyond the float64 range (1e400, say).',
         },
       ),
     ),
@@ -61,7 +66,9 @@ export const Session = Type.Object({
   sampleCount: Type.Integer({ description: 'Committed samples.' }),
   lastSeq: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest committed seq.' }),
   viewerUrl: Type.String({ description: 'Relative path of the viewer page, /view/{id}.' }),
-  websocketUrl: Type.String({ description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.' }),
+  websocketUrl: Type.String({
+    description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.',
+  }),
 });
 export type Session = Static<typeof Session>;
 
@@ -93,13 +100,21 @@ const RetryAfterHeaders = {
 
 /** Problem responses for the given statuses, 429 and 503 declaring Retry-After. */
 export function problemResponses(...statuses: number[]) {
-  return Object.fromEntries(statuses.map((status) => [status, status === 429 || status === 503 ? { ...Problem, headers: RetryAfterHeaders } : Problem]));
+  return Object.fromEntries(
+    statuses.map((status) => [status, status === 429 || status === 503 ? { ...Problem, headers: RetryAfterHeaders } : Problem]),
+  );
 }
 
 export const DataQuery = Type.Object(
   {
     fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only.' })),
-    toSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only. Below fromSeq, the page is empty.' })),
+    toSeq: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Inclusive; decimal digits only. Below fromSeq, the page is empty.',
+      }),
+    ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Decimal digits only.' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
   },

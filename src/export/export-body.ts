@@ -54,7 +54,7 @@ function ndjsonWriter(channels: readonly string[]): BatchWriter {
 const csvWriter: BatchWriter = { room: maxCsvSamplesBytes, write: writeCsvSamples };
 
 function framing(format: DataFormat, header: ExportHeader): { head: string; tail: string; writer: BatchWriter } {
-  if (format === 'csv') return { head: ['seq', 't', ...header.channels].join(',') + '\n', tail: '', writer: csvWriter };
+  if (format === 'csv') return { head: `${['seq', 't', ...header.channels].join(',')}\n`, tail: '', writer: csvWriter };
   if (format === 'ndjson') return { head: '', tail: '', writer: ndjsonWriter(header.channels) };
   return {
     head: `{"sessionId":"${header.sessionId}","channels":${JSON.stringify(header.channels)},"samples":[`,
@@ -63,7 +63,11 @@ function framing(format: DataFormat, header: ExportHeader): { head: string; tail
   };
 }
 
-export async function* encodeExportBody(format: DataFormat, header: ExportHeader, batches: AsyncIterable<SampleBatch>): AsyncGenerator<Buffer> {
+export async function* encodeExportBody(
+  format: DataFormat,
+  header: ExportHeader,
+  batches: AsyncIterable<SampleBatch>,
+): AsyncGenerator<Buffer> {
   const { head, tail, writer } = framing(format, header);
   let piece = Buffer.allocUnsafe(pieceBytes);
   let at = piece.write(head, 0, 'utf8');

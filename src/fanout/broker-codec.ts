@@ -6,8 +6,8 @@
  * Layout (little-endian): kind u8 (1 samples, 2 session ended) | origin 16 bytes |
  * prevSeq f64 | channelCount u16 | sampleCount u32 | textLength u32 | text | columns f64[].
  */
-import { SampleBatch } from '../samples/sample-batch.ts';
 import { LiveFrame } from '../samples/live-frames.ts';
+import { SampleBatch } from '../samples/sample-batch.ts';
 
 const headerBytes = 1 + 16 + 8 + 2 + 4 + 4;
 const kindSamples = 1;

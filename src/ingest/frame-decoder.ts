@@ -13,13 +13,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { FrameErrorCode } from '../contract/errors.ts';
-import { SampleBatch, type BatchAllocator } from '../samples/sample-batch.ts';
+import { type BatchAllocator, SampleBatch } from '../samples/sample-batch.ts';
 import { scanJsonFrame } from './json-frame-scanner.ts';
 
 export type DecodedFrame =
   /** samplesText: the frame's own bytes of its samples array, when it can be forwarded as it is (samples/live-frames.ts). */
-  | { ok: true; batch: SampleBatch; hasSeq: boolean; samplesText: Buffer | null }
-  | { ok: false; code: FrameErrorCode; message: string };
+  { ok: true; batch: SampleBatch; hasSeq: boolean; samplesText: Buffer | null } | { ok: false; code: FrameErrorCode; message: string };
 
 export interface FrameLimits {
   maxFrameBytes: number;
@@ -65,7 +64,14 @@ export function decodeTextFrame(
   }
   if (typeof data !== 'string') {
     const scanned = scanJsonFrame(data, channels, limits.maxFrameSamples, receivedAtMs, allocate);
-    if (scanned) return { ok: true, batch: scanned.batch, hasSeq: scanned.hasSeq, samplesText: scanned.hasSeq && scanned.everyT ? scanned.samplesText : null };
+    if (scanned) {
+      return {
+        ok: true,
+        batch: scanned.batch,
+        hasSeq: scanned.hasSeq,
+        samplesText: scanned.hasSeq && scanned.everyT ? scanned.samplesText : null,
+      };
+    }
   }
   let frame: unknown;
   try {
@@ -104,7 +110,12 @@ function samplesTextOf(data: Buffer): Buffer | null {
   return isUtf8(text) ? text : null;
 }
 
-function decodeSamples(samples: unknown[], channels: readonly string[], receivedAtMs: number, allocate: BatchAllocator): DecodedFrame & { everyT?: boolean } {
+function decodeSamples(
+  samples: unknown[],
+  channels: readonly string[],
+  receivedAtMs: number,
+  allocate: BatchAllocator,
+): DecodedFrame & { everyT?: boolean } {
   const n = samples.length;
   const width = channels.length;
   const batch = allocate(n, width);
@@ -160,7 +171,12 @@ function decodeSamples(samples: unknown[], channels: readonly string[], received
 export const binaryHeaderBytes = 8;
 export const binaryFrameVersion = 1;
 
-export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: FrameLimits, allocate: BatchAllocator = SampleBatch.allocate): DecodedFrame {
+export function decodeBinaryFrame(
+  data: Buffer,
+  channelCount: number,
+  limits: FrameLimits,
+  allocate: BatchAllocator = SampleBatch.allocate,
+): DecodedFrame {
   if (data.length > limits.maxFrameBytes) {
     return reject('frame_too_large', `frame is ${data.length} bytes; the limit is ${limits.maxFrameBytes}`);
   }
@@ -172,7 +188,10 @@ export function decodeBinaryFrame(data: Buffer, channelCount: number, limits: Fr
   if (width !== channelCount) return reject('wrong_channels', `the session has ${channelCount} channels; the frame has ${width}`);
   if (n > limits.maxFrameSamples) return reject('frame_too_large', `frame holds ${n} samples; the limit is ${limits.maxFrameSamples}`);
   if (data.length !== binaryHeaderBytes + n * (width + 2) * 8) {
-    return reject('invalid_frame', `a binary frame of ${n} samples x ${width} channels is ${binaryHeaderBytes + n * (width + 2) * 8} bytes, not ${data.length}`);
+    return reject(
+      'invalid_frame',
+      `a binary frame of ${n} samples x ${width} channels is ${binaryHeaderBytes + n * (width + 2) * 8} bytes, not ${data.length}`,
+    );
   }
   const batch = allocate(n, width);
   const columns = batch.columns;

@@ -16,7 +16,7 @@
  * power of ten, which IEEE 754 rounds correctly (Clinger's fast path), so it equals what
  * JSON.parse gives; any other number is handed to Number() as text.
  */
-import { SampleBatch, type BatchAllocator } from '../samples/sample-batch.ts';
+import { type BatchAllocator, SampleBatch } from '../samples/sample-batch.ts';
 
 const quote = 0x22;
 const comma = 0x2c;

@@ -2,7 +2,7 @@
  * The process logger: pino, JSON lines only. Credentials never reach a line: the headers that
  * carry them are redacted, and so is every logged URL's query parameter that could hold one.
  */
-import { pino, type Logger, stdSerializers } from 'pino';
+import { type Logger, pino, stdSerializers } from 'pino';
 
 /** Query parameters that carry a credential: the ingest token, and an OAuth-style `access_token`. */
 const credentialParams = new Set(['token', 'access_token']);
@@ -41,7 +41,10 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       base: { service: 'wavehouse' },
-      redact: { paths: [...credentialHeaders('req.headers'), ...credentialHeaders('headers'), 'ingestToken', 'token'], censor: '[redacted]' },
+      redact: {
+        paths: [...credentialHeaders('req.headers'), ...credentialHeaders('headers'), 'ingestToken', 'token'],
+        censor: '[redacted]',
+      },
       serializers: {
         err: stdSerializers.err,
         req: (request: { method: string; url: string; id?: string; ip?: string }) => ({

@@ -4,7 +4,7 @@
  * The registry is created by app.ts and handed to whoever records, never a global, so
  * tests and several apps in one process do not share counters.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Seconds: from sub-millisecond REST answers to multi-second commits during an outage. */
 const latencyBucketsS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -46,12 +46,20 @@ export function createMetrics() {
     registry,
     hot,
     httpRequestDuration: new Histogram({
-      ...in_({ name: 'wavehouse_http_request_duration_seconds', help: 'REST request duration by route and status.', labelNames: ['method', 'route', 'status'] }),
+      ...in_({
+        name: 'wavehouse_http_request_duration_seconds',
+        help: 'REST request duration by route and status.',
+        labelNames: ['method', 'route', 'status'],
+      }),
       buckets: latencyBucketsS,
     }),
     socketsOpen: new Gauge(in_({ name: 'wavehouse_sockets_open', help: 'Open WebSockets by kind (ingest, live).', labelNames: ['kind'] })),
     ingestFrames: new Counter({
-      ...in_({ name: 'wavehouse_ingest_frames_total', help: 'Frames received from producers, by encoding (json, binary).', labelNames: ['encoding'] }),
+      ...in_({
+        name: 'wavehouse_ingest_frames_total',
+        help: 'Frames received from producers, by encoding (json, binary).',
+        labelNames: ['encoding'],
+      }),
       collect() {
         addCounted(hot, 'jsonFrames', this.labels('json'));
         addCounted(hot, 'binaryFrames', this.labels('binary'));
@@ -64,14 +72,27 @@ export function createMetrics() {
       },
     }),
     ingestDuplicateSamples: new Counter({
-      ...in_({ name: 'wavehouse_ingest_duplicate_samples_total', help: 'Samples dropped as duplicates (at or below the highest accepted seq).' }),
+      ...in_({
+        name: 'wavehouse_ingest_duplicate_samples_total',
+        help: 'Samples dropped as duplicates (at or below the highest accepted seq).',
+      }),
       collect() {
         addCounted(hot, 'duplicateSamples', this);
       },
     }),
-    ingestRejectedFrames: new Counter(in_({ name: 'wavehouse_ingest_rejected_frames_total', help: 'Frames rejected, by error code.', labelNames: ['code'] })),
-    ingestRejectedSamples: new Counter(in_({ name: 'wavehouse_ingest_rejected_samples_total', help: 'Samples in rejected frames, by error code (0 counted when a frame could not be parsed).', labelNames: ['code'] })),
-    ingestPaused: new Counter(in_({ name: 'wavehouse_ingest_paused_total', help: 'Times a producer socket stopped being read because the write queue was full.' })),
+    ingestRejectedFrames: new Counter(
+      in_({ name: 'wavehouse_ingest_rejected_frames_total', help: 'Frames rejected, by error code.', labelNames: ['code'] }),
+    ),
+    ingestRejectedSamples: new Counter(
+      in_({
+        name: 'wavehouse_ingest_rejected_samples_total',
+        help: 'Samples in rejected frames, by error code (0 counted when a frame could not be parsed).',
+        labelNames: ['code'],
+      }),
+    ),
+    ingestPaused: new Counter(
+      in_({ name: 'wavehouse_ingest_paused_total', help: 'Times a producer socket stopped being read because the write queue was full.' }),
+    ),
     liveFramesSent: new Counter({
       ...in_({ name: 'wavehouse_live_frames_sent_total', help: 'Frames sent to viewers.' }),
       collect() {
@@ -79,9 +100,15 @@ export function createMetrics() {
       },
     }),
     socketHandlerErrors: new Counter(
-      in_({ name: 'wavehouse_socket_handler_errors_total', help: 'Sockets closed with 1011 because handling one of their frames or events threw (a bug), by kind (ingest, live).', labelNames: ['kind'] }),
+      in_({
+        name: 'wavehouse_socket_handler_errors_total',
+        help: 'Sockets closed with 1011 because handling one of their frames or events threw (a bug), by kind (ingest, live).',
+        labelNames: ['kind'],
+      }),
     ),
-    liveSlowViewersClosed: new Counter(in_({ name: 'wavehouse_live_slow_viewers_closed_total', help: 'Viewers closed with 1013 for falling too far behind.' })),
+    liveSlowViewersClosed: new Counter(
+      in_({ name: 'wavehouse_live_slow_viewers_closed_total', help: 'Viewers closed with 1013 for falling too far behind.' }),
+    ),
     observeWriteQueue(depth: QueueDepth) {
       queue = depth;
     },
@@ -101,12 +128,17 @@ export function createMetrics() {
       ...in_({ name: 'wavehouse_write_batch_samples', help: 'Samples per commit.' }),
       buckets: [50, 100, 500, 1_000, 5_000, 10_000, 50_000, 100_000],
     }),
-    writeCommitDuration: new Histogram({ ...in_({ name: 'wavehouse_write_commit_duration_seconds', help: 'Duration of one commit (COPY and counters).' }), buckets: latencyBucketsS }),
+    writeCommitDuration: new Histogram({
+      ...in_({ name: 'wavehouse_write_commit_duration_seconds', help: 'Duration of one commit (COPY and counters).' }),
+      buckets: latencyBucketsS,
+    }),
     ackLatency: new Histogram({
       ...in_({ name: 'wavehouse_ack_latency_seconds', help: 'From a frame accepted to its samples committed (the ack is sent then).' }),
       buckets: latencyBucketsS,
     }),
-    databaseErrors: new Counter(in_({ name: 'wavehouse_database_errors_total', help: 'Failed database operations, by operation.', labelNames: ['operation'] })),
+    databaseErrors: new Counter(
+      in_({ name: 'wavehouse_database_errors_total', help: 'Failed database operations, by operation.', labelNames: ['operation'] }),
+    ),
   };
 }
 

@@ -94,7 +94,10 @@ function fractionDigitsOf(x: number, hint: number): number {
   return -1;
 }
 
-/** Writes the integer `scaled` (< 2^52) with a point before its last `fractionDigits` digits, and a leading `0.` when it has no integer part. */
+/**
+ * Writes the integer `scaled` (< 2^52) with a point before its last `fractionDigits` digits,
+ * and a leading `0.` when it has no integer part.
+ */
 function writeDecimal(out: Uint8Array, at: number, scaled: number, fractionDigits: number): number {
   let digits = 1;
   while (digits < 16 && scaled >= powersOfTen[digits]) digits++;

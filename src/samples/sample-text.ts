@@ -5,8 +5,8 @@
  * (docs/performance.md). Channel names are restricted to `A-Z a-z 0-9 _ . -` (contract), so
  * keys never need escaping and every byte is ASCII.
  */
-import type { SampleBatch } from './sample-batch.ts';
 import { maxNumberBytes, writeNumber } from './number-text.ts';
+import type { SampleBatch } from './sample-batch.ts';
 
 const comma = 0x2c;
 const newline = 0x0a;
@@ -47,7 +47,13 @@ function writeBytes(out: Uint8Array, at: number, bytes: Uint8Array): number {
  * Samples as JSON objects `{"seq":1,"t":2,"ax":3}` separated by the byte `separator` (none
  * before the first or after the last), written at `at`; returns where they end.
  */
-export function writeJsonSamples(out: Uint8Array, at: number, batch: SampleBatch, columnKeys: readonly Uint8Array[], separator: number): number {
+export function writeJsonSamples(
+  out: Uint8Array,
+  at: number,
+  batch: SampleBatch,
+  columnKeys: readonly Uint8Array[],
+  separator: number,
+): number {
   const n = batch.count;
   const columns = batch.columns;
   const hints = new Uint8Array(columnKeys.length);

@@ -91,7 +91,7 @@ export class BatchSender {
         break;
       }
       const texts = this.buffer.take(this.sent, this.limits.maxFrameSamples, this.maxFrameChars);
-      socket.send('{"samples":[' + texts.join(',') + ']}');
+      socket.send(`{"samples":[${texts.join(',')}]}`);
       this.sent += texts.length;
     }
     // After the loop, so that a listener that pushes more does not re-enter it.

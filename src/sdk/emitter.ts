@@ -10,7 +10,10 @@ export class TypedEmitter<Events> {
 
   on<K extends keyof Events>(event: K, listener: Listener<Events[K]>): this {
     let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
+    if (!set) {
+      set = new Set();
+      this.listeners.set(event, set);
+    }
     set.add(listener as Listener<never>);
     return this;
   }

@@ -15,21 +15,21 @@
  * ```
  */
 export { Backoff, type BackoffOptions } from './backoff.ts';
-export { ProducerError, type DisconnectInfo, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
 export { Producer } from './producer.ts';
+export { type DisconnectInfo, ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
 export {
   apiUrl,
   createSession,
+  type DataRange,
   dataUrl,
   endSession,
   getSession,
+  type RequestOptions,
   readData,
   TruncatedDataError,
   WavehouseHttpError,
-  type DataRange,
-  type RequestOptions,
 } from './rest.ts';
 export { formatNumber, sampleToJson } from './sample-json.ts';
-export { defaultChannels, type CreatedSession, type CreateSessionBody, type Sample, type SampleInput, type Session } from './types.ts';
-export { Viewer, ViewerError, type ViewerDisconnect, type ViewerEvents, type ViewerOptions } from './viewer.ts';
+export { type CreatedSession, type CreateSessionBody, defaultChannels, type Sample, type SampleInput, type Session } from './types.ts';
+export { Viewer, type ViewerDisconnect, ViewerError, type ViewerEvents, type ViewerOptions } from './viewer.ts';
 export type { WebSocketConstructor, WebSocketLike } from './websocket.ts';

@@ -1,8 +1,9 @@
 /**
- * What a Producer's user sees besides the class: its options, its events and its error
- * (producer.ts holds the logic).
+ * What a Producer's user sees besides the class: its options and their defaults, its events
+ * and its error (producer.ts holds the logic).
  */
 import type { BackoffOptions } from './backoff.ts';
+import { type SendLimits, sendLimits } from './batch-sender.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ProducerOptions {
@@ -15,11 +16,11 @@ export interface ProducerOptions {
   maxBatchSamples?: number;
   /** ...or when its oldest sample has waited this long, whichever comes first. */
   maxBatchDelayMs?: number;
-  /** Above this many unacked samples, `push` returns false (the samples are still kept). */
+  /** Above this many unacked samples, `push` returns false (the samples are still kept). Default 100,000. */
   maxUnackedSamples?: number;
-  /** A connection with samples sent and no ack for this long is presumed dead and replaced. */
+  /** A connection with samples sent and no ack for this long is presumed dead and replaced. Default 30 s. */
   ackTimeoutMs?: number;
-  /** How long to hold back after a `rate_limited` error frame before resending. */
+  /** How long to hold back after a `rate_limited` error frame before resending. Default 500 ms. */
   rateLimitedRetryMs?: number;
   /**
    * Frame limits for backlogs (a resend after a reconnect): at most this many samples and
@@ -36,6 +37,21 @@ export interface ProducerOptions {
    */
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
+}
+
+/** The options a Producer runs on, defaults filled in; a RangeError when one is out of range. */
+export function producerSettings(options: ProducerOptions): {
+  limits: SendLimits;
+  maxUnackedSamples: number;
+  ackTimeoutMs: number;
+  rateLimitedRetryMs: number;
+} {
+  const limits = sendLimits(options);
+  const { maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
+  if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
+    throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
+  }
+  return { limits, maxUnackedSamples, ackTimeoutMs, rateLimitedRetryMs };
 }
 
 export class ProducerError extends Error {

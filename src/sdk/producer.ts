@@ -2,7 +2,8 @@
  * A producer that never loses what it pushed while the session is open (docs/protocol.md,
  * "what a producer must resend"). Its parts: the socket and its close codes
  * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts),
- * batches and frames (batch-sender.ts); here, what each event of the connection means.
+ * the wait for an ack (ack-deadline.ts), batches and frames (batch-sender.ts); here, what each
+ * event of the connection means.
  *
  * Invariants:
  * - Every pushed sample is kept until an ack covers it: in the buffer, encoded once, or,
@@ -27,11 +28,12 @@
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
  */
 import { closeCodes } from '../contract/errors.ts';
+import { AckDeadline } from './ack-deadline.ts';
 import { AckLedger } from './ack-ledger.ts';
-import { BatchSender, sendLimits } from './batch-sender.ts';
+import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
-import { ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
-import { closeMeaning, ReconnectingSocket, type SocketTarget } from './reconnecting-socket.ts';
+import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
+import { closeMeaning, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
@@ -61,36 +63,36 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private readonly acks: AckLedger;
   private readonly sender: BatchSender;
   private resentOnOpen = 0;
-  private ackTimer: ReturnType<typeof setTimeout> | null = null;
-  private readonly ackTimeoutMs: number;
+  private readonly ackDeadline: AckDeadline;
   private readonly rateLimitedRetryMs: number;
 
   constructor(private readonly options: ProducerOptions) {
     super();
-    const limits = sendLimits(options);
-    const { maxUnackedSamples = 100_000, ackTimeoutMs = 30_000, rateLimitedRetryMs = 500 } = options;
-    if (!(limits.maxBatchDelayMs >= 0 && maxUnackedSamples >= 1 && ackTimeoutMs > 0 && rateLimitedRetryMs >= 0)) {
-      throw new RangeError('maxBatchDelayMs and rateLimitedRetryMs must be >= 0, maxUnackedSamples and ackTimeoutMs > 0');
-    }
-    this.ackTimeoutMs = ackTimeoutMs;
+    const { limits, maxUnackedSamples, ackTimeoutMs, rateLimitedRetryMs } = producerSettings(options);
     this.rateLimitedRetryMs = rateLimitedRetryMs;
     this.codec = new SampleCodec(options.channels ?? defaultChannels);
     this.acks = new AckLedger(maxUnackedSamples);
-    this.sender = new BatchSender(this.buffer, limits, () => (this.finished ? null : this.link.socket), (seq, samples) => {
-      this.armAckTimer();
-      this.emit('sent', { seq, samples });
-    });
+    this.ackDeadline = new AckDeadline(ackTimeoutMs, () => this.link.abandon(`no ack within ${ackTimeoutMs} ms`));
+    this.sender = new BatchSender(
+      this.buffer,
+      limits,
+      () => (this.finished ? null : this.link.socket),
+      (seq, samples) => {
+        this.ackDeadline.arm();
+        this.emit('sent', { seq, samples });
+      },
+    );
     this.link = new ReconnectingSocket(options, {
       readsSession: () => this.session === null || this.mustCheckEnded,
       target: (session) => this.target(session),
       // Also the connect timeout: the probe is answered on every accepted connection.
-      opening: () => this.armAckTimer(),
+      opening: () => this.ackDeadline.arm(),
       open: (socket) => {
         socket.send(probeFrame);
         this.resentOnOpen = this.buffer.size;
         this.sender.sendNow();
       },
-      message: (text) => this.onMessage(text),
+      message: (frame) => this.onMessage(frame),
       closed: (code, reason) => this.onClose(code, reason),
       notFound: () => this.fail(new ProducerError('session_not_found', `no session ${options.sessionId}`, true)),
     });
@@ -159,7 +161,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.state === 'closed') return Promise.reject(new ProducerError('closed', 'the producer is closed', true));
     if (this.acks.unacked === 0) return Promise.resolve();
-    const acked = this.acks.allAcked(timeoutMs, () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false));
+    const late = () => new ProducerError('timeout', `flush: ${this.bufferedSamples} samples still unacked after ${timeoutMs} ms`, false);
+    const acked = this.acks.allAcked(timeoutMs, late);
     this.sender.sendNow();
     return acked;
   }
@@ -205,13 +208,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     return { path: `/sessions/${encodeURIComponent(this.options.sessionId)}/ingest`, token: this.options.token };
   }
 
-  private onMessage(text: string): void {
-    let frame: { type?: unknown; seq?: unknown; code?: unknown; message?: unknown };
-    try {
-      frame = JSON.parse(text) as typeof frame;
-    } catch {
-      return;
-    }
+  private onMessage(frame: ServerFrame): void {
     if (frame.type === 'ack' && typeof frame.seq === 'number') this.onAck(frame.seq);
     else if (frame.type === 'error') this.onErrorFrame(String(frame.code), String(frame.message));
   }
@@ -229,8 +226,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     const dropped = this.buffer.dropThrough(seq);
     this.acks.acked(seq, dropped);
     this.sender.acked(dropped);
-    this.clearAckTimer();
-    if (this.sender.sentCount > 0) this.armAckTimer();
+    this.ackDeadline.clear();
+    if (this.sender.sentCount > 0) this.ackDeadline.arm();
     if (acceptedNow) this.emit('connected', { resentSamples: this.resentOnOpen });
     this.emit('ack', { seq, bufferedSamples: this.bufferedSamples });
     if (this.acks.settle()) this.emit('drain', undefined);
@@ -254,7 +251,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   private onClose(code: number, reason: string): void {
     this.accepted = false;
     this.sender.connectionLost();
-    this.clearAckTimer();
+    this.ackDeadline.clear();
     if (this.finished) return;
     const { outcome, name } = closeMeaning(code);
     if (outcome === 'ended') {
@@ -294,21 +291,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 
   private stopEverything(): void {
     this.sender.connectionLost();
-    this.clearAckTimer();
+    this.ackDeadline.clear();
     this.link.stop('producer stopped');
     this.accepted = false;
-  }
-
-  private armAckTimer(): void {
-    if (this.ackTimer) return;
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = null;
-      this.link.abandon(`no ack within ${this.ackTimeoutMs} ms`);
-    }, this.ackTimeoutMs);
-  }
-
-  private clearAckTimer(): void {
-    if (this.ackTimer) clearTimeout(this.ackTimer);
-    this.ackTimer = null;
   }
 }

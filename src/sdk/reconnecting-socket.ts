@@ -7,7 +7,7 @@
  * The client decides what to do with a close (its own events and errors); this module decides
  * only what a code means, so that the producer and the viewer cannot drift apart on it.
  */
-import { closeCodes, type CloseName } from '../contract/errors.ts';
+import { type CloseName, closeCodes } from '../contract/errors.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { getSession, WavehouseHttpError } from './rest.ts';
 import type { Session } from './types.ts';
@@ -52,6 +52,22 @@ export interface SocketTarget {
   token?: string;
 }
 
+/** A server frame: a JSON object, its fields still to be checked by the client. */
+export type ServerFrame = { readonly type?: unknown } & Readonly<Record<string, unknown>>;
+
+/**
+ * Text that is not a JSON object is no frame of the contract: dropped here, for both clients,
+ * rather than failing one of them on a server newer or stranger than it knows.
+ */
+function parseFrame(text: string): ServerFrame | null {
+  try {
+    const frame: unknown = JSON.parse(text);
+    return typeof frame === 'object' && frame !== null && !Array.isArray(frame) ? (frame as ServerFrame) : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface SocketClient {
   /** Whether this attempt reads the session (GET /sessions/{id}) before it connects. */
   readsSession(): boolean;
@@ -63,7 +79,7 @@ export interface SocketClient {
   /** The attempt has a socket, not yet open. */
   opening?(): void;
   open(socket: WebSocketLike): void;
-  message(text: string): void;
+  message(frame: ServerFrame): void;
   /** The socket closed or was let go, or an attempt failed before it had one (1006, with the error's message). */
   closed(code: number, reason: string): void;
   /** GET /sessions/{id} answered 404. */
@@ -121,7 +137,10 @@ export class ReconnectingSocket {
       this.client.opening?.();
       listen(socket, isCurrent, {
         open: () => this.client.open(socket),
-        message: (text) => this.client.message(text),
+        message: (text) => {
+          const frame = parseFrame(text);
+          if (frame !== null) this.client.message(frame);
+        },
         close: (code, reason) => this.onClose(code, reason),
       });
     } catch (error) {

@@ -60,7 +60,9 @@ const sessionPath = (sessionId: string) => `/sessions/${encodeURIComponent(sessi
 /** Creates a session; the answer's `ingestToken` is shown only this once. */
 export function createSession(baseUrl: string, body?: CreateSessionBody, options: RequestOptions = {}): Promise<CreatedSession> {
   const init: RequestInit =
-    body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+    body === undefined
+      ? { method: 'POST' }
+      : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
   return requestJson(apiUrl(baseUrl, '/sessions'), init, 201, options);
 }
 

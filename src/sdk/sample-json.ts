@@ -15,10 +15,10 @@ export function sampleToJson(sample: Sample): string {
   let text = '{';
   let first = true;
   for (const key of Object.keys(sample)) {
-    text += (first ? '' : ',') + JSON.stringify(key) + ':' + formatNumber(sample[key]);
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${formatNumber(sample[key])}`;
     first = false;
   }
-  return text + '}';
+  return `${text}}`;
 }
 
 const maxSeq = 2 ** 53 - 1;
@@ -62,8 +62,8 @@ export class SampleCodec {
   }
 
   encode(seq: number, t: number, sample: SampleInput): string {
-    let text = '{"seq":' + seq + ',"t":' + formatNumber(t);
+    let text = `{"seq":${seq},"t":${formatNumber(t)}`;
     for (let c = 0; c < this.channels.length; c++) text += this.prefixes[c] + formatNumber(sample[this.channels[c]] as number);
-    return text + '}';
+    return `${text}}`;
   }
 }

@@ -20,7 +20,7 @@
  */
 import type { BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
-import { closeMeaning, ReconnectingSocket } from './reconnecting-socket.ts';
+import { closeMeaning, ReconnectingSocket, type ServerFrame } from './reconnecting-socket.ts';
 import type { Sample } from './types.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
@@ -101,7 +101,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
         this.state = 'open';
         this.emit('connected', { fromSeq: this.lastSeen! + 1 });
       },
-      message: (text) => this.onMessage(text),
+      message: (frame) => this.onMessage(frame),
       closed: (code, reason) => this.onClose(code, reason),
       notFound: () => this.fail(new ViewerError('session_not_found', `no session ${options.sessionId}`)),
     });
@@ -202,15 +202,10 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     void this.link.connect();
   }
 
-  private onMessage(text: string): void {
-    let frame: { type?: unknown; payload?: { samples?: unknown } };
-    try {
-      frame = JSON.parse(text) as typeof frame;
-    } catch {
-      return;
-    }
-    if (frame.type === 'samples_batch' && Array.isArray(frame.payload?.samples)) {
-      this.onSamples(frame.payload.samples as Sample[]);
+  private onMessage(frame: ServerFrame): void {
+    const samples = (frame.payload as { samples?: unknown } | null | undefined)?.samples;
+    if (frame.type === 'samples_batch' && Array.isArray(samples)) {
+      this.onSamples(samples as Sample[]);
     } else if (frame.type === 'session_ended') {
       this.state = 'ended';
       this.stop();
@@ -244,7 +239,8 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     const { outcome, name } = closeMeaning(code);
     if (outcome === 'fatal') {
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      const message = name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
+      const message =
+        name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
       return this.fail(new ViewerError(name, message));
     }
     this.state = 'retrying';

@@ -11,16 +11,18 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { after, before, describe, test, type TestContext } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { startApp } from '../support/app.ts';
-import { createSession, endSession, getData, ingestUrl, RecordingSocket, type CreatedSession, type Sample } from '../support/clients.ts';
+import { type CreatedSession, createSession, endSession, getData, ingestUrl, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skipReason = existsSync(chromiumPath) ? false : `Chromium is not installed at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH)`;
+const skipReason = existsSync(chromiumPath)
+  ? false
+  : `Chromium is not installed at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH)`;
 const resultsDir = fileURLToPath(new URL('../../test-results/', import.meta.url));
 
 interface Plotted {
@@ -65,7 +67,16 @@ before(async () => {
   mkdirSync(resultsDir, { recursive: true });
   browser = await chromium.launch({
     executablePath: chromiumPath,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 });
 
@@ -86,7 +97,9 @@ async function openPage(t: TestContext, expectedErrors: RegExp[] = []): Promise<
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('console', (message) => {
     const expected = [/^WebSocket connection to .* failed/, ...expectedErrors];
-    if (message.type() === 'error' && !expected.some((pattern) => pattern.test(message.text()))) problems.push(`console: ${message.text()}`);
+    if (message.type() === 'error' && !expected.some((pattern) => pattern.test(message.text()))) {
+      problems.push(`console: ${message.text()}`);
+    }
   });
   t.after(() => assert.deepEqual(problems, [], 'the page logged errors'));
   return page;
@@ -114,17 +127,24 @@ async function measureFrames(page: Page, frameCount: number) {
       last = now;
     }
     intervals.sort((a, b) => a - b);
-    return { frames: count, draws: window.__wavehouseViewer.status.draws - drawsBefore, medianIntervalMs: intervals[Math.floor(count / 2)] };
+    return {
+      frames: count,
+      draws: window.__wavehouseViewer.status.draws - drawsBefore,
+      medianIntervalMs: intervals[Math.floor(count / 2)],
+    };
   }, frameCount);
 }
 
 /** Waits until the plot holds `seq`, then checks it holds no hole; returns what it holds. */
 async function waitForPlotted(page: Page, seq: number, timeoutMs = 10_000): Promise<Plotted> {
-  const shown = await eventually(async () => {
-    const now = await plotted(page);
-    if (now.lastSeq === null || now.lastSeq < seq) throw new Error(`plot at seq ${now.lastSeq}, waiting for ${seq}`);
-    return now;
-  }, { timeoutMs });
+  const shown = await eventually(
+    async () => {
+      const now = await plotted(page);
+      if (now.lastSeq === null || now.lastSeq < seq) throw new Error(`plot at seq ${now.lastSeq}, waiting for ${seq}`);
+      return now;
+    },
+    { timeoutMs },
+  );
   assertNoHole(shown);
   return shown;
 }
@@ -136,13 +156,18 @@ function assertNoHole(shown: Plotted): void {
 }
 
 async function waitForViewer(page: Page, expected: Partial<ViewerHook['status']>, timeoutMs = 10_000) {
-  return eventually(async () => {
-    const status = await viewerStatus(page);
-    for (const [key, value] of Object.entries(expected)) {
-      if (status[key as keyof typeof status] !== value) throw new Error(`viewer ${JSON.stringify(status)}, waiting for ${JSON.stringify(expected)}`);
-    }
-    return status;
-  }, { timeoutMs });
+  return eventually(
+    async () => {
+      const status = await viewerStatus(page);
+      for (const [key, value] of Object.entries(expected)) {
+        if (status[key as keyof typeof status] !== value) {
+          throw new Error(`viewer ${JSON.stringify(status)}, waiting for ${JSON.stringify(expected)}`);
+        }
+      }
+      return status;
+    },
+    { timeoutMs },
+  );
 }
 
 /** The plotted points of `seqs` are exactly the samples the producer sent. */
@@ -201,11 +226,14 @@ class TestProducer {
 const recorderStatus = (page: Page) => page.evaluate(() => window.__wavehouseRecorder.status);
 
 async function waitForRecorder(page: Page, check: (status: RecorderHook['status']) => boolean, what: string, timeoutMs = 10_000) {
-  return eventually(async () => {
-    const status = await recorderStatus(page);
-    if (!check(status)) throw new Error(`recorder ${JSON.stringify(status)}, waiting for ${what}`);
-    return status;
-  }, { timeoutMs });
+  return eventually(
+    async () => {
+      const status = await recorderStatus(page);
+      if (!check(status)) throw new Error(`recorder ${JSON.stringify(status)}, waiting for ${what}`);
+      return status;
+    },
+    { timeoutMs },
+  );
 }
 
 type Reading = [number, number, number];
@@ -230,7 +258,11 @@ async function dispatchMotion(page: Page, list: Reading[]): Promise<void> {
 }
 
 function assertStoredReadings(samples: Sample[], expected: Reading[], notBeforeMs: number): void {
-  assert.deepEqual(samples.map((sample) => sample.seq), expected.map((_, i) => i + 1), 'seqs 1..n, each once, in order');
+  assert.deepEqual(
+    samples.map((sample) => sample.seq),
+    expected.map((_, i) => i + 1),
+    'seqs 1..n, each once, in order',
+  );
   assert.deepEqual(
     samples.map(({ ax, ay, az }) => [ax, ay, az]),
     expected,
@@ -330,7 +362,10 @@ describe('the web pages in Chromium', { skip: skipReason }, () => {
 
     const rate = Number.parseFloat((await page.textContent('#rate')) ?? '');
     assert.ok(rate >= 800 && rate <= 1_200, `measured rate ${rate} samples/s is about 1 kHz`);
-    assert.equal(await page.getAttribute('#downloads a[data-format="csv"]', 'href'), `/api/v1/sessions/${session.sessionId}/data?format=csv`);
+    assert.equal(
+      await page.getAttribute('#downloads a[data-format="csv"]', 'href'),
+      `/api/v1/sessions/${session.sessionId}/data?format=csv`,
+    );
     assert.notEqual(await page.getAttribute('#downloads a[data-format="csv"]', 'download'), null);
     await screenshot(page, 'viewer-live');
   });
@@ -449,7 +484,9 @@ describe('the pages over HTTP', () => {
     assert.equal((await fetch(`${baseUrl}/assets/vendor/uplot/uPlot.cjs.js`)).status, 404, 'only the two uPlot files are served');
 
     const document = (await (await fetch(`${baseUrl}/openapi.json`)).json()) as { paths: Record<string, unknown> };
-    const pagePaths = Object.keys(document.paths).filter((path) => !path.startsWith('/api/') && !['/health', '/ready', '/metrics'].includes(path));
+    const pagePaths = Object.keys(document.paths).filter(
+      (path) => !path.startsWith('/api/') && !['/health', '/ready', '/metrics'].includes(path),
+    );
     assert.deepEqual(pagePaths, [], 'pages and assets are not API');
   });
 });

@@ -14,7 +14,11 @@ function binaryFrame(rows: number[][]): Buffer {
   out.writeUInt8(1, 0);
   out.writeUInt16LE(width, 2);
   out.writeUInt32LE(n, 4);
-  rows.forEach((row, i) => row.forEach((value, column) => out.writeDoubleLE(value, 8 + (column * n + i) * 8)));
+  rows.forEach((row, i) => {
+    row.forEach((value, column) => {
+      out.writeDoubleLE(value, 8 + (column * n + i) * 8);
+    });
+  });
   return out;
 }
 
@@ -85,12 +89,20 @@ test('frames by encoding, new and duplicate samples and frames sent live are cou
  */
 const droppedFrames: Array<{ kind: string; nth: (k: number, base: number) => number[][]; error: string | null }> = [
   { kind: 'a duplicate', nth: () => Array.from({ length: 2_700 }, (_, i) => [1 + i, i, i]), error: null },
-  { kind: 'a partial duplicate (only its last sample is new)', nth: (k, base) => Array.from({ length: 2_700 }, (_, i) => [base + 2 * k - 2_700 + i, i, i]), error: null },
-  { kind: 'a frame refused as invalid', nth: () => Array.from({ length: 2_700 }, (_, i) => [2_700 - i, i, i]), error: 'seq_not_increasing' },
+  {
+    kind: 'a partial duplicate (only its last sample is new)',
+    nth: (k, base) => Array.from({ length: 2_700 }, (_, i) => [base + 2 * k - 2_700 + i, i, i]),
+    error: null,
+  },
+  {
+    kind: 'a frame refused as invalid',
+    nth: () => Array.from({ length: 2_700 }, (_, i) => [2_700 - i, i, i]),
+    error: 'seq_not_increasing',
+  },
 ];
 
 for (const { kind, nth, error } of droppedFrames) {
-  test(`the memory of a frame decoded and then dropped (${kind}) is given back: a recent window of small frames does not keep it`, async (t) => {
+  test(`a frame decoded and then dropped (${kind}) gives its memory back: a recent window of small frames does not keep it`, async (t) => {
     // Frames are carved one after another from their producer's slabs (src/samples/batch-slabs.ts);
     // a dropped frame left in its slab would be kept alive by the accepted frame after it.
     v8.setFlagsFromString('--expose-gc');

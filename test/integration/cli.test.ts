@@ -12,7 +12,7 @@ import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Producer } from '../../src/sdk/producer.ts';
 import type { Sample } from '../../src/sdk/types.ts';
@@ -47,11 +47,19 @@ interface CliOptions {
 }
 
 /** Starts the CLI; it is killed if still running after `timeoutMs` or when the test ends. */
-function startCli(t: Pick<TestContext, 'after'>, args: string[], { timeoutMs = 30_000, env: extraEnv = {}, stdin }: CliOptions = {}): RunningCli {
+function startCli(
+  t: Pick<TestContext, 'after'>,
+  args: string[],
+  { timeoutMs = 30_000, env: extraEnv = {}, stdin }: CliOptions = {},
+): RunningCli {
   // The child is a program, not a test file: it must not report to this test runner. Nor
   // may a token or server set in the shell that runs the tests reach it.
   const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, WAVEHOUSE_TOKEN: _token, ...env } = process.env;
-  const child = spawn(process.execPath, [bin, ...args], { cwd: projectRoot, env: { ...env, ...extraEnv }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd: projectRoot,
+    env: { ...env, ...extraEnv },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   child.stdin.end(stdin ?? '');
   let stdout = '';
   let stderr = '';
@@ -119,7 +127,12 @@ describe('wavehouse CLI', () => {
     assert.match(simulated.stdout, /^rate\s+200 Hz x 3 channels \(ax, ay, az\)/m);
     assert.match(simulated.stdout, /session ended with 200 stored/);
 
-    const session = (await (await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`)).json()) as { status: string; sampleCount: number; lastSeq: number; sampleRateHz: number };
+    const session = (await (await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`)).json()) as {
+      status: string;
+      sampleCount: number;
+      lastSeq: number;
+      sampleRateHz: number;
+    };
     assert.equal(session.status, 'ended');
     assert.equal(session.sampleCount, 200);
     assert.equal(session.lastSeq, 200);
@@ -140,9 +153,12 @@ describe('wavehouse CLI', () => {
     assert.equal(lines[0], 'seq,t,ax,ay,az');
     assert.equal(lines.at(-1), '', 'the last line ends with \\n');
     const rows = lines.slice(1, -1).map((line) => line.split(',').map(Number));
-    assert.deepEqual(rows.map((row) => row[0]), Array.from({ length: 200 }, (_, i) => i + 1));
+    assert.deepEqual(
+      rows.map((row) => row[0]),
+      Array.from({ length: 200 }, (_, i) => i + 1),
+    );
     // The sample clock: exactly 5 ms apart at 200 Hz.
-    rows.forEach((row, i) => i > 0 && assert.ok(Math.abs(row[1] - rows[i - 1][1] - 5) < 1e-6, `t step at ${i}`));
+    for (let i = 1; i < rows.length; i++) assert.ok(Math.abs(rows[i][1] - rows[i - 1][1] - 5) < 1e-6, `t step at ${i}`);
     // A chest on its back: gravity on z, and at least one heartbeat (the AO peak) on top of it.
     const az = rows.map((row) => row[4]);
     const mean = az.reduce((sum, value) => sum + value, 0) / az.length;
@@ -150,7 +166,10 @@ describe('wavehouse CLI', () => {
     assert.ok(Math.max(...az) - Math.min(...az) > 0.08, `az peak to peak ${Math.max(...az) - Math.min(...az)}`);
 
     const json = JSON.parse(await readFile(path.join(dir, 'session.json'), 'utf8')) as { samples: Sample[] };
-    const ndjson = (await readFile(path.join(dir, 'session.ndjson'), 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as Sample);
+    const ndjson = (await readFile(path.join(dir, 'session.ndjson'), 'utf8'))
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Sample);
     assert.deepEqual(ndjson, json.samples);
     assert.equal(json.samples.length, 200);
   });
@@ -209,7 +228,10 @@ describe('wavehouse CLI', () => {
     const file = path.join(dir, 'out.csv');
     const unknownId = crypto.randomUUID();
 
-    assertFailedWith(await runCli(t, ['export', unknownId, '-o', file, '--url', baseUrl]), new RegExp(`no session ${unknownId} at ${baseUrl}`));
+    assertFailedWith(
+      await runCli(t, ['export', unknownId, '-o', file, '--url', baseUrl]),
+      new RegExp(`no session ${unknownId} at ${baseUrl}`),
+    );
     assertFailedWith(await runCli(t, ['export', 'not-a-uuid', '-o', file, '--url', baseUrl]), /not a session id: "not-a-uuid"/);
     assert.deepEqual(await readdir(dir), []);
   });
@@ -262,7 +284,16 @@ describe('wavehouse CLI', () => {
     const server = http.createServer((request, response) => {
       if (request.url === `/api/v1/sessions/${sessionId}`) {
         response.writeHead(200, { 'content-type': 'application/json' });
-        response.end(JSON.stringify({ sessionId, status: 'ended', channels: ['ax'], sampleCount: 1_000, lastSeq: 1_000, viewerUrl: `/view/${sessionId}` }));
+        response.end(
+          JSON.stringify({
+            sessionId,
+            status: 'ended',
+            channels: ['ax'],
+            sampleCount: 1_000,
+            lastSeq: 1_000,
+            viewerUrl: `/view/${sessionId}`,
+          }),
+        );
         return;
       }
       const format = new URL(request.url!, 'http://x').searchParams.get('format');
@@ -285,8 +316,14 @@ describe('wavehouse CLI', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const dir = await tempDir(t);
 
-    assertFailedWith(await runCli(t, ['export', sessionId, '-o', path.join(dir, 'short.csv'), '--url', url]), /the body ended after 500 of 1000 samples/);
-    assertFailedWith(await runCli(t, ['export', sessionId, '-o', path.join(dir, 'torn.ndjson'), '--url', url]), /the body ended mid-record/);
+    assertFailedWith(
+      await runCli(t, ['export', sessionId, '-o', path.join(dir, 'short.csv'), '--url', url]),
+      /the body ended after 500 of 1000 samples/,
+    );
+    assertFailedWith(
+      await runCli(t, ['export', sessionId, '-o', path.join(dir, 'torn.ndjson'), '--url', url]),
+      /the body ended mid-record/,
+    );
     assert.deepEqual(await readdir(dir), []);
   });
 
@@ -310,12 +347,24 @@ describe('wavehouse CLI', () => {
     assert.equal(run.code, 0, run.stderr);
     const lines = run.stdout.trimEnd().split('\n');
     // Parsed values compare with Object.is, so -0 must have been printed as -0.
-    assert.deepEqual(lines.map((line) => JSON.parse(line) as Sample), sent);
-    assert.ok(lines.some((line) => line.includes(':-0,') || line.endsWith(':-0}')), 'a -0 printed with its sign');
+    assert.deepEqual(
+      lines.map((line) => JSON.parse(line) as Sample),
+      sent,
+    );
+    assert.ok(
+      lines.some((line) => line.includes(':-0,') || line.endsWith(':-0}')),
+      'a -0 printed with its sign',
+    );
 
     const fromSeq = await runCli(t, ['tail', session.sessionId, '--from-seq', '291', '--url', baseUrl]);
     assert.equal(fromSeq.code, 0, fromSeq.stderr);
-    assert.deepEqual(fromSeq.stdout.trimEnd().split('\n').map((line) => JSON.parse(line) as Sample), sent.slice(290));
+    assert.deepEqual(
+      fromSeq.stdout
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Sample),
+      sent.slice(290),
+    );
 
     assertFailedWith(await runCli(t, ['tail', crypto.randomUUID(), '--url', baseUrl]), /no session .* at /);
   });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { liveUrl, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';

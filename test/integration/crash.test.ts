@@ -4,7 +4,7 @@ import { createSession, getData, makeSamples } from '../support/clients.ts';
 import { freshDatabase } from '../support/database.ts';
 import { seqsUpTo, storedTotals } from '../support/resilience-app.ts';
 import { ResendingProducer } from '../support/resilience-producer.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 
 // The per-producer limit would reject parts of the resend burst; rejected frames leave gaps a
 // resending producer has to handle, which is not what this test is about.
@@ -14,7 +14,9 @@ async function storedSeqs(baseUrl: string, sessionId: string): Promise<number[]>
   return (await getData(baseUrl, sessionId)).samples.map((sample) => sample.seq);
 }
 
-test('a server killed mid-stream loses nothing acked, and the resend after a restart stores every sample exactly once', { timeout: 90_000 }, async (t) => {
+test('a server killed mid-stream loses nothing acked, and the resend after a restart stores every sample exactly once', {
+  timeout: 90_000,
+}, async (t) => {
   const database = await freshDatabase();
   const servers: ServerProcess[] = [];
   t.after(async () => {
@@ -54,7 +56,12 @@ test('a server killed mid-stream loses nothing acked, and the resend after a res
   assert.deepEqual(survived, seqsUpTo(survived.length));
   assert.ok(survived.length < sentAtKill, 'some sent samples were not stored at the crash, so only the resend can bring them back');
   const totalsAfterCrash = await storedTotals(database.url, session.sessionId);
-  assert.deepEqual(totalsAfterCrash, { chunkSamples: survived.length, sessionSampleCount: survived.length, lastSeq: survived.length, overlappingChunks: 0 });
+  assert.deepEqual(totalsAfterCrash, {
+    chunkSamples: survived.length,
+    sessionSampleCount: survived.length,
+    lastSeq: survived.length,
+    overlappingChunks: 0,
+  });
 
   t.diagnostic(`sent ${sentAtKill}, acked ${ackedAtKill}, survived ${survived.length} at the kill`);
   current = second;

@@ -10,7 +10,9 @@ import { createSession, endSession, getData, ingestUrl, makeSamples, RecordingSo
 import { eventually } from '../support/eventually.ts';
 import { startAppBehindProxy, storedTotals } from '../support/resilience-app.ts';
 
-test('an end during an outage answers 503 with Retry-After within its bound, an attach behind it is answered, and a retry after it ends the session', { timeout: 60_000 }, async (t) => {
+test('an end in an outage answers 503 + Retry-After within its bound, an attach behind it is answered, a retry after it ends the session', {
+  timeout: 60_000,
+}, async (t) => {
   const endTimeoutMs = 1_500;
   const { baseUrl, wsUrl, proxy, directDatabaseUrl } = await startAppBehindProxy(t, { SESSION_END_TIMEOUT_MS: String(endTimeoutMs) });
   const { sessionId, ingestToken } = await createSession(baseUrl);
@@ -46,10 +48,16 @@ test('an end during an outage answers 503 with Retry-After within its bound, an 
     signal: AbortSignal.timeout(endTimeoutMs + 5_000),
   });
   // The end has begun once the session refuses frames; a resent sample is no new data either way.
-  await eventually(() => {
-    producer.send({ samples: makeSamples(1, 1) });
-    assert.ok(producer.ofType('error').some((error) => error.code === 'session_ended'), 'the end has begun');
-  }, { intervalMs: 100 });
+  await eventually(
+    () => {
+      producer.send({ samples: makeSamples(1, 1) });
+      assert.ok(
+        producer.ofType('error').some((error) => error.code === 'session_ended'),
+        'the end has begun',
+      );
+    },
+    { intervalMs: 100 },
+  );
   // A second producer, through the socket's own session lookup, queues behind the end.
   const second = new RecordingSocket(ingestUrl(wsUrl, sessionId, ingestToken));
   t.after(() => second.close());
@@ -75,16 +83,24 @@ test('an end during an outage answers 503 with Retry-After within its bound, an 
 
   proxy.restore();
   // What a client told Retry-After does: ask again until the end is done.
-  const ended = await eventually(async () => {
-    const retried = await endSession(baseUrl, sessionId, ingestToken);
-    assert.equal(retried.status, 200, JSON.stringify(retried.body));
-    return retried.body;
-  }, { timeoutMs: 20_000, intervalMs: 250 });
+  const ended = await eventually(
+    async () => {
+      const retried = await endSession(baseUrl, sessionId, ingestToken);
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      return retried.body;
+    },
+    { timeoutMs: 20_000, intervalMs: 250 },
+  );
   assert.equal(ended.status, 'ended');
   assert.equal(ended.sampleCount, 200);
   assert.equal(ended.lastSeq, 200);
   await producer.waitForAck(200);
   assert.equal((await producer.waitForClose()).code, 1000, 'the producer is closed as the session ends');
   assert.deepEqual((await getData(baseUrl, sessionId)).samples, makeSamples(1, 200));
-  assert.deepEqual(await storedTotals(directDatabaseUrl, sessionId), { chunkSamples: 200, sessionSampleCount: 200, lastSeq: 200, overlappingChunks: 0 });
+  assert.deepEqual(await storedTotals(directDatabaseUrl, sessionId), {
+    chunkSamples: 200,
+    sessionSampleCount: 200,
+    lastSeq: 200,
+    overlappingChunks: 0,
+  });
 });

@@ -10,7 +10,7 @@
  * belongs to the benchmarks.
  */
 import assert from 'node:assert/strict';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { createSession, getData, ingestUrl, RecordingSocket } from '../support/clients.ts';
 import {
@@ -49,7 +49,9 @@ function jsonTail(nextFromSeq: number | null): string {
 function parseCsvLine(line: string): Record<string, number> {
   const fields = line.split(',');
   const names = ['seq', 't', ...exportChannels];
-  if (fields.length !== names.length) throw new Error(`CSV line ${JSON.stringify(line)} has ${fields.length} fields; expected ${names.length}`);
+  if (fields.length !== names.length) {
+    throw new Error(`CSV line ${JSON.stringify(line)} has ${fields.length} fields; expected ${names.length}`);
+  }
   const sample: Record<string, number> = {};
   names.forEach((name, i) => {
     // Number('') is 0: an empty field must not pass for a zero.
@@ -60,7 +62,13 @@ function parseCsvLine(line: string): Record<string, number> {
 }
 
 /** Reads one /data response to its end, holding each sample to the checker's next expected one; returns the body's size. */
-async function readExport(response: Response, format: keyof typeof mediaTypes, sessionId: string, checker: SampleChecker, nextFromSeq: number | null) {
+async function readExport(
+  response: Response,
+  format: keyof typeof mediaTypes,
+  sessionId: string,
+  checker: SampleChecker,
+  nextFromSeq: number | null,
+) {
   assert.equal(response.status, 200);
   assert.ok(response.headers.get('content-type')?.startsWith(mediaTypes[format]), `content-type ${response.headers.get('content-type')}`);
   assert.ok(response.body);

@@ -148,7 +148,9 @@ function binaryFrame(samples: Sample[]): Buffer {
   samples.forEach((sample, i) => {
     bytes.writeDoubleLE(sample.seq, 8 + 8 * i);
     bytes.writeDoubleLE(sample.t, 8 + 8 * (n + i));
-    channels.forEach((name, c) => bytes.writeDoubleLE(sample[name], 8 + 8 * ((c + 2) * n + i)));
+    channels.forEach((name, c) => {
+      bytes.writeDoubleLE(sample[name], 8 + 8 * ((c + 2) * n + i));
+    });
   });
   return bytes;
 }
@@ -160,7 +162,11 @@ function textFrame(samples: Sample[], shape: number): string {
 }
 
 // Random frames: mostly valid frames broken a little, where a decoder's edge cases are.
-const hostileNumber = fc.constantFrom('1e400', '-1e400', 'NaN', 'Infinity', '"1"', 'null', 'true', '1.5', '-1', '9007199254740992', '-0', '1e-400', '0x10', '[]', '{}', '1e308', '01', '.5', '1.', '--1');
+// biome-ignore format: a packed list of cases reads better than one a line
+const hostileNumber = fc.constantFrom(
+  '1e400', '-1e400', 'NaN', 'Infinity', '"1"', 'null', 'true', '1.5', '-1', '9007199254740992', '-0', '1e-400', '0x10', '[]', '{}',
+  '1e308', '01', '.5', '1.', '--1',
+);
 const sampleArb = fc.record({
   seq: fc.oneof(fc.nat({ max: 1_000 }), fc.constant(Number.MAX_SAFE_INTEGER)),
   t: fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -168,15 +174,25 @@ const sampleArb = fc.record({
   ay: fc.double({ noNaN: true, noDefaultInfinity: true }),
   az: fc.double({ noNaN: true, noDefaultInfinity: true }),
 });
-const baseSamples = fc.array(sampleArb, { minLength: 1, maxLength: 4 }).map((samples) => samples.map((sample, i) => ({ ...sample, seq: sample.seq + i })));
+const baseSamples = fc
+  .array(sampleArb, { minLength: 1, maxLength: 4 })
+  .map((samples) => samples.map((sample, i) => ({ ...sample, seq: sample.seq + i })));
 
 const textEdit = fc.oneof(
   fc.tuple(fc.constant('delete'), fc.nat(), fc.nat({ max: 4 })),
   fc.tuple(fc.constant('insert'), fc.nat(), fc.string({ unit: 'binary', minLength: 1, maxLength: 3 })),
-  fc.tuple(fc.constant('insert'), fc.nat(), fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', '"ax":1,', '"seq":', '"t":"', '\u0000')),
+  fc.tuple(
+    fc.constant('insert'),
+    fc.nat(),
+    fc.constantFrom('{', '}', '[', ']', ',', ':', '"', '\\', '"ax":1,', '"seq":', '"t":"', '\u0000'),
+  ),
   fc.tuple(fc.constant('truncate'), fc.nat(), fc.constant(0)),
   fc.tuple(fc.constant('number'), fc.nat(), hostileNumber),
-  fc.tuple(fc.constant('rename'), fc.nat(), fc.constantFrom('"aX"', '"Seq"', '"T"', '"ax"', '"seq"', '"t"', '"__proto__"', '"constructor"', '"samples"', '"type"', '""')),
+  fc.tuple(
+    fc.constant('rename'),
+    fc.nat(),
+    fc.constantFrom('"aX"', '"Seq"', '"T"', '"ax"', '"seq"', '"t"', '"__proto__"', '"constructor"', '"samples"', '"type"', '""'),
+  ),
 );
 type TextEdit = [string, number, string | number];
 
@@ -209,17 +225,22 @@ const mutatedText = fc
   .map(([samples, shape, edits]) => edits.reduce((text, edit) => applyEdit(text, edit as TextEdit), textFrame(samples, shape)));
 
 const structuralText = fc.oneof(
+  // biome-ignore format: a packed list of cases reads better than one a line
   fc.constantFrom(
-    '{}', '[]', '""', '0', 'null', 'true', ' ', '', '{"samples":{}}', '{"samples":null}', '{"samples":[{}]}', '{"samples":[null]}', '{"samples":[[]]}',
-    '{"type":"samples_batch"}', '{"type":"samples_batch","payload":null}', '{"type":"samples_batch","payload":{"samples":7}}', '{"type":"ack","seq":1}',
-    '{"seq":1}', '{"__proto__":{"seq":1}}', '{"samples":[{"seq":1e400,"ax":1,"ay":1,"az":1}]}', '{"samples":[{"seq":1,"ax":1,"ay":1,"az":1},{"ax":1,"ay":1,"az":1}]}',
-    '{"samples":[{"seq":2,"ax":1,"ay":1,"az":1},{"seq":2,"ax":1,"ay":1,"az":1}]}', '{"samples":[{"ax":1,"ay":1,"az":1,"aw":1}]}', '{"samples":[{"ax":1,"ay":1}]}',
+    '{}', '[]', '""', '0', 'null', 'true', ' ', '', '{"samples":{}}', '{"samples":null}', '{"samples":[{}]}', '{"samples":[null]}',
+    '{"samples":[[]]}', '{"type":"samples_batch"}', '{"type":"samples_batch","payload":null}',
+    '{"type":"samples_batch","payload":{"samples":7}}', '{"type":"ack","seq":1}', '{"seq":1}', '{"__proto__":{"seq":1}}',
+    '{"samples":[{"seq":1e400,"ax":1,"ay":1,"az":1}]}', '{"samples":[{"seq":1,"ax":1,"ay":1,"az":1},{"ax":1,"ay":1,"az":1}]}',
+    '{"samples":[{"seq":2,"ax":1,"ay":1,"az":1},{"seq":2,"ax":1,"ay":1,"az":1}]}', '{"samples":[{"ax":1,"ay":1,"az":1,"aw":1}]}',
+    '{"samples":[{"ax":1,"ay":1}]}',
   ),
   fc.jsonValue({ maxDepth: 3 }).map((value) => JSON.stringify(value)),
   fc.string({ unit: 'binary', maxLength: 120 }),
   fc.uint8Array({ maxLength: 120 }).map((bytes) => Buffer.from(bytes).toString()),
   // Nesting far deeper than any frame: the decoder must not recurse on it.
-  fc.tuple(fc.integer({ min: 1, max: 50_000 }), fc.constantFrom('[', '{"samples":', '{"type":"samples_batch","payload":')).map(([levels, open]) => open.repeat(levels)),
+  fc
+    .tuple(fc.integer({ min: 1, max: 50_000 }), fc.constantFrom('[', '{"samples":', '{"type":"samples_batch","payload":'))
+    .map(([levels, open]) => open.repeat(levels)),
 );
 
 const binaryEdit = fc.oneof(
@@ -241,7 +262,9 @@ function applyBinaryEdit(bytes: Buffer, [kind, at, arg]: BinaryEdit): Buffer {
 
 const binary = fc.oneof(
   fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
-  fc.tuple(baseSamples, fc.array(binaryEdit, { minLength: 1, maxLength: 3 })).map(([samples, edits]) => edits.reduce((bytes, edit) => applyBinaryEdit(bytes, edit as BinaryEdit), binaryFrame(samples))),
+  fc
+    .tuple(baseSamples, fc.array(binaryEdit, { minLength: 1, maxLength: 3 }))
+    .map(([samples, edits]) => edits.reduce((bytes, edit) => applyBinaryEdit(bytes, edit as BinaryEdit), binaryFrame(samples))),
   // A header announcing far more samples than it carries.
   fc.tuple(fc.nat({ max: 0xffff }), fc.nat()).map(([width, n]) => {
     const header = Buffer.alloc(8 + 8 * (n % 4));
@@ -265,7 +288,9 @@ function send(socket: RecordingSocket, frame: Frame): void {
 }
 
 function describeFrame(frame: Frame): string {
-  return frame.kind === 'text' ? `text ${JSON.stringify(frame.text.slice(0, 200))}` : `${frame.kind} ${frame.bytes.subarray(0, 64).toString('hex')} (${frame.bytes.length} bytes)`;
+  return frame.kind === 'text'
+    ? `text ${JSON.stringify(frame.text.slice(0, 200))}`
+    : `${frame.kind} ${frame.bytes.subarray(0, 64).toString('hex')} (${frame.bytes.length} bytes)`;
 }
 
 /** A producer attached to the session: answered an empty batch with an ack (a refusal, 4409 while the last one lets go, is retried). */
@@ -395,10 +420,13 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
   fuzzing = false;
   await streaming;
   t.diagnostic(
-    `${invalidSent} rejected frames and ${notUtf8Sent} not UTF-8 sent to the producer, ${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`,
+    `${invalidSent} rejected frames and ${notUtf8Sent} not UTF-8 sent to the producer, ` +
+      `${skipped} random frames not certainly invalid left out, ${expected.length} valid samples`,
   );
 
-  for (const error of producers().flatMap((socket) => socket.ofType('error'))) assert.ok(error.code in frameErrors, `error code ${error.code}`);
+  for (const error of producers().flatMap((socket) => socket.ofType('error'))) {
+    assert.ok(error.code in frameErrors, `error code ${error.code}`);
+  }
   assert.deepEqual(cleanProducer.ofType('error'), [], 'the clean producer got no error');
   // The server still answers, and stores exactly what was valid.
   assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
@@ -406,10 +434,13 @@ test('random frames on producer and viewer sockets store nothing, crash nothing,
   assert.equal((await fetch(`${baseUrl}/api/v1/sessions/${another.sessionId}`)).status, 200);
   assert.deepStrictEqual((await getData(baseUrl, fuzzed.sessionId)).samples, expected);
   assert.deepStrictEqual((await getData(baseUrl, clean.sessionId)).samples, cleanSent);
-  await eventually(() => {
-    assert.deepStrictEqual(viewer.samples, expected);
-    assert.deepStrictEqual(cleanViewer.samples, cleanSent);
-  }, { timeoutMs: 10_000 });
+  await eventually(
+    () => {
+      assert.deepStrictEqual(viewer.samples, expected);
+      assert.deepStrictEqual(cleanViewer.samples, cleanSent);
+    },
+    { timeoutMs: 10_000 },
+  );
   for (const socket of [producer, viewer, cleanProducer, cleanViewer, ...noisy.map((n) => n.socket)]) socket.close();
 });
 
@@ -447,19 +478,28 @@ test('random socket upgrades (any id, fromSeq and token, on every socket path) a
   await producer.waitForAck(50);
   const catalogued = new Set<number>(Object.values(closeCodes).map(({ code }) => code));
   const text = fc.oneof(
-    fc.constantFrom('', '0', '1', '25', '50', '51', '9007199254740991', '9007199254740992', '-1', '1.5', ' ', '0x10', '1e3', 'null', session.ingestToken, `${session.ingestToken}x`),
+    // biome-ignore format: a packed list of cases reads better than one a line
+    fc.constantFrom(
+      '', '0', '1', '25', '50', '51', '9007199254740991', '9007199254740992', '-1', '1.5', ' ', '0x10', '1e3', 'null',
+      session.ingestToken, `${session.ingestToken}x`,
+    ),
     fc.string({ unit: 'binary', maxLength: 30 }),
   );
   const id = fc.oneof(fc.constant(session.sessionId), fc.uuid(), fc.string({ unit: 'binary', maxLength: 60 }).map(encodeURIComponent));
-  const upgrade = fc.tuple(fc.constantFrom('live', 'ingest', 'ws'), id, fc.constantFrom('fromSeq', 'token'), text).map(([path, sessionId, name, value]) => {
-    const query = `?${name}=${encodeURIComponent(value)}`;
-    return path === 'ws' ? `${wsUrl}/ws/${sessionId}${query}` : `${wsUrl}/api/v1/sessions/${sessionId}/${path}${query}`;
-  });
+  const upgrade = fc
+    .tuple(fc.constantFrom('live', 'ingest', 'ws'), id, fc.constantFrom('fromSeq', 'token'), text)
+    .map(([path, sessionId, name, value]) => {
+      const query = `?${name}=${encodeURIComponent(value)}`;
+      return path === 'ws' ? `${wsUrl}/ws/${sessionId}${query}` : `${wsUrl}/api/v1/sessions/${sessionId}/${path}${query}`;
+    });
   await fc.assert(
     fc.asyncProperty(upgrade, async (url) => {
       const outcome = await upgradeOutcome(url);
       if ('closed' in outcome) {
-        assert.ok(catalogued.has(outcome.closed) && outcome.closed !== closeCodes.internal_error.code, `${url}: closed ${outcome.closed} ${outcome.reason}`);
+        assert.ok(
+          catalogued.has(outcome.closed) && outcome.closed !== closeCodes.internal_error.code,
+          `${url}: closed ${outcome.closed} ${outcome.reason}`,
+        );
       } else if ('refused' in outcome) {
         assert.ok(outcome.refused >= 400 && outcome.refused < 500, `${url}: refused ${outcome.refused}`);
         assert.match(outcome.contentType, /^application\/problem\+json/);

@@ -23,7 +23,7 @@ interface RawAnswer {
  */
 function rawRequest(baseUrl: string, requestLines: string[], timeoutMs = 5_000): Promise<RawAnswer> {
   const { hostname, port } = new URL(baseUrl);
-  const head = [...requestLines, `Host: ${hostname}:${port}`, 'Connection: close'].join('\r\n') + '\r\n\r\n';
+  const head = `${[...requestLines, `Host: ${hostname}:${port}`, 'Connection: close'].join('\r\n')}\r\n\r\n`;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect(Number(port), hostname, () => socket.write(head));
@@ -106,7 +106,11 @@ describe('the openSCG legacy clients', () => {
     await phone.waitForClose();
     assert.deepEqual(phone.ofType('error'), []);
 
-    const ended = await rawRequest(baseUrl, [`POST /api/v1/sessions/${session.sessionId}/end HTTP/1.1`, `Origin: ${pageOrigin}`, 'Content-Length: 0']);
+    const ended = await rawRequest(baseUrl, [
+      `POST /api/v1/sessions/${session.sessionId}/end HTTP/1.1`,
+      `Origin: ${pageOrigin}`,
+      'Content-Length: 0',
+    ]);
     assert.equal(ended.status, 200, ended.body);
     assert.ok(ended.headers['access-control-allow-origin']);
     const endedSession = JSON.parse(ended.body);
@@ -133,7 +137,11 @@ describe('the openSCG legacy clients', () => {
   test('with the legacy setting off, ending without a token is refused with 401', async (t) => {
     const { baseUrl } = await startApp(t);
     const session = await createSession(baseUrl);
-    const ended = await rawRequest(baseUrl, [`POST /api/v1/sessions/${session.sessionId}/end HTTP/1.1`, `Origin: ${pageOrigin}`, 'Content-Length: 0']);
+    const ended = await rawRequest(baseUrl, [
+      `POST /api/v1/sessions/${session.sessionId}/end HTTP/1.1`,
+      `Origin: ${pageOrigin}`,
+      'Content-Length: 0',
+    ]);
     assert.equal(ended.status, 401);
     assert.match(ended.headers['content-type'] ?? '', /^application\/problem\+json/);
     assert.equal(JSON.parse(ended.body).code, 'invalid_token');
@@ -145,7 +153,10 @@ describe('the openSCG legacy clients', () => {
   test('with the legacy setting on, a token that is present but wrong still cannot end a session', async (t) => {
     const { baseUrl } = await startApp(t, { LEGACY_TOKENLESS_END: 'true' });
     const session = await createSession(baseUrl);
-    const ended = await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/end`, { method: 'POST', headers: { authorization: 'Bearer wrong' } });
+    const ended = await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/end`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer wrong' },
+    });
     assert.equal(ended.status, 401);
     assert.equal(((await ended.json()) as { code: string }).code, 'invalid_token');
   });

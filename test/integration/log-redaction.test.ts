@@ -37,8 +37,14 @@ test('a credential in the query is redacted under any spelling, on REST request 
 
   const requestLines = lines.filter((line) => line.includes('"incoming request"'));
   for (const name of spellings) {
-    assert.ok(requestLines.some((line) => line.includes(`/api/v1/sessions/${session.sessionId}?x=1&${name}=[redacted]`)), `REST, ${name}`);
-    assert.ok(requestLines.some((line) => line.includes(`/ws/${session.sessionId}?${name}=[redacted]&y=2`)), `upgrade, ${name}`);
+    assert.ok(
+      requestLines.some((line) => line.includes(`/api/v1/sessions/${session.sessionId}?x=1&${name}=[redacted]`)),
+      `REST, ${name}`,
+    );
+    assert.ok(
+      requestLines.some((line) => line.includes(`/ws/${session.sessionId}?${name}=[redacted]&y=2`)),
+      `upgrade, ${name}`,
+    );
   }
   for (const line of lines) {
     assert.ok(!line.includes(session.ingestToken), `the token in a log line: ${line}`);
@@ -51,6 +57,11 @@ test('the headers that carry credentials are redacted wherever a line holds them
   const headers = { authorization: 'Bearer s1', cookie: 'session=s2', 'proxy-authorization': 'Basic s3', 'user-agent': 'kept' };
   log.info({ headers, req: { method: 'GET', url: '/', headers } }, 'with headers');
   const entry = JSON.parse(lines[0]) as { headers: Record<string, string> };
-  assert.deepEqual(entry.headers, { authorization: '[redacted]', cookie: '[redacted]', 'proxy-authorization': '[redacted]', 'user-agent': 'kept' });
+  assert.deepEqual(entry.headers, {
+    authorization: '[redacted]',
+    cookie: '[redacted]',
+    'proxy-authorization': '[redacted]',
+    'user-agent': 'kept',
+  });
   for (const secret of ['s1', 's2', 's3']) assert.ok(!lines[0].includes(secret), lines[0]);
 });

@@ -16,9 +16,11 @@ test('log lines are JSON, carry the request id, and never hold an ingest token',
   await byQuery.waitForAck(10);
   byQuery.close();
   await byQuery.waitForClose();
-  const wrong = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, 'not-the-token-' + session.ingestToken.slice(0, 8)));
+  const wrong = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, `not-the-token-${session.ingestToken.slice(0, 8)}`));
   await wrong.waitForClose();
-  await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`, { headers: { 'x-request-id': 'trace-me-42', authorization: `Bearer ${session.ingestToken}` } });
+  await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`, {
+    headers: { 'x-request-id': 'trace-me-42', authorization: `Bearer ${session.ingestToken}` },
+  });
   assert.equal((await endSession(baseUrl, session.sessionId, session.ingestToken)).status, 200);
 
   assert.ok(lines.length > 5);

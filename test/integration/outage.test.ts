@@ -58,25 +58,43 @@ describe('database outage', () => {
     const sentAtCut = producer.lastSentSeq;
     const viewerMaxSeq = () => viewer.samples.at(-1)?.seq ?? 0;
 
-    await eventually(async () => {
-      const { status, body } = await readiness(baseUrl);
-      assert.equal(status, 503);
-      assert.equal(body.ready, false);
-      assert.equal(body.database, false);
-    }, { timeoutMs: 3_000 });
+    await eventually(
+      async () => {
+        const { status, body } = await readiness(baseUrl);
+        assert.equal(status, 503);
+        assert.equal(body.ready, false);
+        assert.equal(body.database, false);
+      },
+      { timeoutMs: 3_000 },
+    );
 
     // The outage itself: three seconds of a producer streaming into a database that is gone.
     await sleep(Math.max(0, cutAtMs + 3_000 - Date.now()));
     const sentBeforeRestore = producer.lastSentSeq;
-    assert.ok(sentBeforeRestore - sentAtCut >= 1_500, `the producer kept streaming (${sentBeforeRestore - sentAtCut} samples during the cut)`);
-    await eventually(() => assert.ok(viewerMaxSeq() >= sentBeforeRestore, `viewer at ${viewerMaxSeq()}, sent ${sentBeforeRestore}`), { timeoutMs: 2_000 });
+    assert.ok(
+      sentBeforeRestore - sentAtCut >= 1_500,
+      `the producer kept streaming (${sentBeforeRestore - sentAtCut} samples during the cut)`,
+    );
+    await eventually(() => assert.ok(viewerMaxSeq() >= sentBeforeRestore, `viewer at ${viewerMaxSeq()}, sent ${sentBeforeRestore}`), {
+      timeoutMs: 2_000,
+    });
     const seenDuringCut = viewer.samples.map((sample) => sample.seq).filter((seq) => seq > sentAtCut && seq <= sentBeforeRestore);
-    assert.deepEqual(seenDuringCut, seqsUpTo(sentBeforeRestore).slice(sentAtCut), 'the viewer got every sample sent during the outage, live');
+    assert.deepEqual(
+      seenDuringCut,
+      seqsUpTo(sentBeforeRestore).slice(sentAtCut),
+      'the viewer got every sample sent during the outage, live',
+    );
 
     const committed = await storedTotals(directDatabaseUrl, session.sessionId);
     const acksDuringCut = producer.acks.filter((ack) => ack.atMs >= cutAtMs).map((ack) => ack.seq);
-    assert.ok(committed.lastSeq !== null && committed.lastSeq <= sentAtCut, `nothing sent after the cut was committed (last_seq ${committed.lastSeq}, sent at cut ${sentAtCut})`);
-    assert.ok(acksDuringCut.every((seq) => seq <= committed.lastSeq!), `no ack beyond what is committed: ${acksDuringCut.join(',')} vs ${committed.lastSeq}`);
+    assert.ok(
+      committed.lastSeq !== null && committed.lastSeq <= sentAtCut,
+      `nothing sent after the cut was committed (last_seq ${committed.lastSeq}, sent at cut ${sentAtCut})`,
+    );
+    assert.ok(
+      acksDuringCut.every((seq) => seq <= committed.lastSeq!),
+      `no ack beyond what is committed: ${acksDuringCut.join(',')} vs ${committed.lastSeq}`,
+    );
     assert.ok(producer.lastAck! <= committed.lastSeq!);
     assert.equal(producer.isOpen, true, 'the producer socket stays open through the outage');
     assert.deepEqual(producer.closes, []);
@@ -100,7 +118,12 @@ describe('database outage', () => {
       lastSeq: lastSent,
       overlappingChunks: 0,
     });
-    await eventually(() => assert.deepEqual(viewer.samples.map((sample) => sample.seq), seqsUpTo(lastSent)));
+    await eventually(() =>
+      assert.deepEqual(
+        viewer.samples.map((sample) => sample.seq),
+        seqsUpTo(lastSent),
+      ),
+    );
     await eventually(async () => assert.equal((await readiness(baseUrl)).status, 200), { timeoutMs: 5_000 });
   });
 
@@ -134,7 +157,9 @@ describe('database outage', () => {
     });
   });
 
-  test('a producer whose attach finds the database gone is closed with 1013 and counted, and attaches once it is back', { timeout: 25_000 }, async (t) => {
+  test('a producer whose attach finds the database gone is closed with 1013 and counted, and attaches once it is back', {
+    timeout: 25_000,
+  }, async (t) => {
     const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t, { LOG_LEVEL: 'error' });
     const session = await createSession(baseUrl);
     const fired = proxy.cutWhenServerSends(lockConnectionStarts);

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { startApp, type RunningApp } from '../support/app.ts';
+import { type RunningApp, startApp } from '../support/app.ts';
 import { createSession, ingestUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
@@ -91,7 +91,9 @@ function samplesOf(format: Format, body: string): { samples: Sample[]; nextFromS
   };
 }
 
-const nearStoredSeq = fc.tuple(fc.constantFrom(...storedSeqs), fc.integer({ min: -2, max: 2 })).map(([seq, d]) => String(Math.max(0, seq + d)));
+const nearStoredSeq = fc
+  .tuple(fc.constantFrom(...storedSeqs), fc.integer({ min: -2, max: 2 }))
+  .map(([seq, d]) => String(Math.max(0, seq + d)));
 /** Spellings a client might send: canonical, at the range's edges, near misses, junk. */
 const integerText = fc.oneof(
   { weight: 5, arbitrary: nearStoredSeq },
@@ -99,7 +101,11 @@ const integerText = fc.oneof(
   { weight: 1, arbitrary: fc.bigInt({ min: 0n, max: 2n ** 64n }).map(String) },
   {
     weight: 2,
-    arbitrary: fc.constantFrom('9007199254740991', '9007199254740992', '9007199254740990.5', '00000000000000000000007', '-0', '-1', '0x10', '1e3', '1E1', ' 5', '5 ', ' ', '+5', '5.0', '5.5', '', 'Infinity', 'NaN', 'true', 'null', '[]', '\u0000', '٣'),
+    // biome-ignore format: a packed list of cases reads better than one a line
+    arbitrary: fc.constantFrom(
+      '9007199254740991', '9007199254740992', '9007199254740990.5', '00000000000000000000007', '-0', '-1', '0x10', '1e3', '1E1', ' 5',
+      '5 ', ' ', '+5', '5.0', '5.5', '', 'Infinity', 'NaN', 'true', 'null', '[]', '\u0000', '٣',
+    ),
   },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }) },
 );
@@ -108,10 +114,24 @@ const query = fc.record({
   fromSeq: maybe(integerText),
   toSeq: maybe(integerText),
   limit: maybe(integerText),
-  format: maybe(fc.oneof({ weight: 6, arbitrary: fc.constantFrom('json', 'ndjson', 'csv') }, fc.constantFrom('JSON', 'xml', '', 'csv '), fc.string({ maxLength: 6 }))),
+  format: maybe(
+    fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom('json', 'ndjson', 'csv') },
+      fc.constantFrom('JSON', 'xml', '', 'csv '),
+      fc.string({ maxLength: 6 }),
+    ),
+  ),
   accept: maybe(
     fc.oneof(
-      fc.constantFrom(...Object.values(mediaTypes), '*/*', 'text/csv;q=0.5, application/json', 'application/x-ndjson;q=0', 'TEXT/CSV', 'text/*', ''),
+      fc.constantFrom(
+        ...Object.values(mediaTypes),
+        '*/*',
+        'text/csv;q=0.5, application/json',
+        'application/x-ndjson;q=0',
+        'TEXT/CSV',
+        'text/*',
+        '',
+      ),
       fc.string({ unit: 'grapheme-ascii', maxLength: 40 }),
     ),
   ),
@@ -148,7 +168,13 @@ describe('GET /api/v1/sessions/{id}/data, any query', () => {
   });
 
   test('answers any query string, even repeated or unknown names, with 200 or a 4xx problem', async () => {
-    const pair = fc.tuple(fc.oneof(fc.constantFrom('fromSeq', 'toSeq', 'limit', 'format', '__proto__', 'constructor', 'fromSeq[]'), fc.string({ maxLength: 6 })), integerText);
+    const pair = fc.tuple(
+      fc.oneof(
+        fc.constantFrom('fromSeq', 'toSeq', 'limit', 'format', '__proto__', 'constructor', 'fromSeq[]'),
+        fc.string({ maxLength: 6 }),
+      ),
+      integerText,
+    );
     await fc.assert(
       fc.asyncProperty(fc.array(pair, { maxLength: 4 }), async (pairs) => {
         const response = await fetch(`${running.baseUrl}/api/v1/sessions/${sessionId}/data?${new URLSearchParams(pairs)}`);

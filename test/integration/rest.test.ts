@@ -3,14 +3,24 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { startApp } from '../support/app.ts';
-import { startAppBehindProxy } from '../support/resilience-app.ts';
-import { createSession, databaseErrorCount, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
+import {
+  createSession,
+  databaseErrorCount,
+  ingestUrl,
+  liveUrl,
+  makeSamples,
+  RecordingSocket,
+  refusedUpgrade,
+  type Sample,
+} from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
+import { startAppBehindProxy } from '../support/resilience-app.ts';
 
 interface Answer {
   status: number;
   headers: Headers;
   text: string;
+  // biome-ignore lint/suspicious/noExplicitAny: a body as the server sent it, each test reads the fields it expects
   json(): any;
 }
 
@@ -39,7 +49,19 @@ function assertProblem(answer: Answer, status: number, code: string): void {
 }
 
 const uuidV4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
-const sessionFields = ['sessionId', 'status', 'createdAt', 'endedAt', 'channels', 'sampleRateHz', 'metadata', 'sampleCount', 'lastSeq', 'viewerUrl', 'websocketUrl'];
+const sessionFields = [
+  'sessionId',
+  'status',
+  'createdAt',
+  'endedAt',
+  'channels',
+  'sampleRateHz',
+  'metadata',
+  'sampleCount',
+  'lastSeq',
+  'viewerUrl',
+  'websocketUrl',
+];
 
 function assertIsoDate(value: unknown): void {
   assert.equal(typeof value, 'string');
@@ -91,7 +113,11 @@ describe('POST /api/v1/sessions', () => {
 
   test('creates a session with channels, sampleRateHz and metadata', async (t) => {
     const { baseUrl } = await startApp(t);
-    const body = { channels: ['ecg', 'A-Z_a.z-09'], sampleRateHz: 250.5, metadata: { patient: 'p-17', tags: ['rest', 'ü'], nested: { n: 1.5 } } };
+    const body = {
+      channels: ['ecg', 'A-Z_a.z-09'],
+      sampleRateHz: 250.5,
+      metadata: { patient: 'p-17', tags: ['rest', 'ü'], nested: { n: 1.5 } },
+    };
     const answer = await postJson(`${baseUrl}/api/v1/sessions`, body);
     assert.equal(answer.status, 201, answer.text);
     const session = answer.json();
@@ -143,10 +169,17 @@ describe('POST /api/v1/sessions', () => {
     assertProblem(await postJson(url, { metadata: metadataOfBytes(8000) }), 400, 'metadata_too_large');
   });
 
-  test('refuses metadata holding U+0000 or an unpaired surrogate with 400 (PostgreSQL jsonb cannot store them), in a key or a value at any depth', async (t) => {
+  test('refuses metadata holding U+0000 or a lone surrogate (jsonb cannot store them) with 400, in key or value, any depth', async (t) => {
     const { baseUrl } = await startApp(t);
     const url = `${baseUrl}/api/v1/sessions`;
-    const unstorable = [{ note: 'a\u0000b' }, { 'k\u0000': 1 }, { deep: [{ list: ['ok', '\u0000'] }] }, { high: 'a\ud800' }, { 'low\udc00': true }, { deep: [['\udbff x']] }];
+    const unstorable = [
+      { note: 'a\u0000b' },
+      { 'k\u0000': 1 },
+      { deep: [{ list: ['ok', '\u0000'] }] },
+      { high: 'a\ud800' },
+      { 'low\udc00': true },
+      { deep: [['\udbff x']] },
+    ];
     for (const metadata of unstorable) {
       const response = await postJson(url, { metadata });
       assertProblem(response, 400, 'invalid_request');
@@ -183,16 +216,13 @@ describe('POST /api/v1/sessions', () => {
     }
   });
 
-  test(
-    'refuses fields of the wrong JSON type rather than converting them',
-    async (t) => {
-      const { baseUrl } = await startApp(t);
-      const url = `${baseUrl}/api/v1/sessions`;
-      for (const body of [{ channels: [1] }, { channels: [true] }, { sampleRateHz: '100' }, { channels: ['ax'], sampleRateHz: true }]) {
-        assertProblem(await postJson(url, body), 400, 'invalid_request');
-      }
-    },
-  );
+  test('refuses fields of the wrong JSON type rather than converting them', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const url = `${baseUrl}/api/v1/sessions`;
+    for (const body of [{ channels: [1] }, { channels: [true] }, { sampleRateHz: '100' }, { channels: ['ax'], sampleRateHz: true }]) {
+      assertProblem(await postJson(url, body), 400, 'invalid_request');
+    }
+  });
 
   test('refuses a body that is not JSON with 415', async (t) => {
     const { baseUrl } = await startApp(t);
@@ -204,7 +234,11 @@ describe('POST /api/v1/sessions', () => {
     ]) {
       assertProblem(await call(url, { method: 'POST', headers: { 'content-type': contentType }, body }), 415, 'unsupported_media_type');
     }
-    assertProblem(await call(url, { method: 'POST', body: new TextEncoder().encode('{"channels":["ax"]}') }), 415, 'unsupported_media_type');
+    assertProblem(
+      await call(url, { method: 'POST', body: new TextEncoder().encode('{"channels":["ax"]}') }),
+      415,
+      'unsupported_media_type',
+    );
   });
 
   test('refuses a body over the HTTP body limit with 413', async (t) => {
@@ -222,7 +256,7 @@ describe('POST /api/v1/sessions', () => {
     );
   });
 
-  test('answers 503 with Retry-After, within the create bound, while the sessions table is locked elsewhere, and creates again once it is free', async (t) => {
+  test('answers 503 + Retry-After within the create bound while the sessions table is locked, and creates once it is free', async (t) => {
     // Long enough that the bound below leaves a whole bound of slack on a busy box.
     const createTimeoutMs = 1_500;
     const { baseUrl, databaseUrl } = await startApp(t, { SESSION_CREATE_TIMEOUT_MS: String(createTimeoutMs) });
@@ -248,7 +282,8 @@ describe('POST /api/v1/sessions', () => {
     assert.ok(elapsedMs < 2 * createTimeoutMs, `the creates were answered after ${elapsedMs} ms`);
     // Cancelled by PostgreSQL, not just given up on by the app: nothing of ours still waits on the lock.
     const { rows } = await migration.query<{ n: number }>(
-      "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'wavehouse%' AND wait_event_type = 'Lock'",
+      'SELECT count(*)::int AS n FROM pg_stat_activity ' +
+        "WHERE datname = current_database() AND application_name LIKE 'wavehouse%' AND wait_event_type = 'Lock'",
     );
     assert.equal(rows[0].n, 0);
 
@@ -272,7 +307,8 @@ describe('POST /api/v1/sessions', () => {
     // The operator outside any transaction: one would keep the pg_stat_activity it first saw.
     await eventually(async () => {
       const { rows } = await operator.query<{ cancelled: boolean }>(
-        "SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'wavehouse-creates' AND wait_event_type = 'Lock'",
+        'SELECT pg_cancel_backend(pid) AS cancelled FROM pg_stat_activity ' +
+          "WHERE datname = current_database() AND application_name = 'wavehouse-creates' AND wait_event_type = 'Lock'",
       );
       assert.deepEqual(rows, [{ cancelled: true }]);
     });
@@ -301,7 +337,7 @@ describe('POST /api/v1/sessions', () => {
     assert.equal(created.status, 201, created.text);
   });
 
-  test('every route that needs the database answers 503 with Retry-After while it cannot be reached, and answers again once it can', async (t) => {
+  test('every route that needs the database answers 503 + Retry-After while it is out of reach, and answers again after', async (t) => {
     const { baseUrl, wsUrl, proxy } = await startAppBehindProxy(t);
     const created = await createSession(baseUrl);
     const session = `${baseUrl}/api/v1/sessions/${created.sessionId}`;
@@ -359,10 +395,16 @@ describe('GET /api/v1/sessions/{id}', () => {
     }
   });
 
-  test('a path the router cannot read (a bad percent-escape, an id over 100 characters) is the same 404 problem, with the headers every answer carries', async (t) => {
+  test('a path the router cannot read (a bad percent-escape, an id of over 100 characters) is the same 404, same headers', async (t) => {
     const { baseUrl } = await startApp(t);
     const long = 'x'.repeat(200);
-    for (const path of ['/api/v1/sessions/%zz', `/api/v1/sessions/${long}`, '/api/v1/sessions/%zz/data', `/api/v1/sessions/${long}/data`, '/%E0%A4%A']) {
+    for (const path of [
+      '/api/v1/sessions/%zz',
+      `/api/v1/sessions/${long}`,
+      '/api/v1/sessions/%zz/data',
+      `/api/v1/sessions/${long}/data`,
+      '/%E0%A4%A',
+    ]) {
       const answer = await call(`${baseUrl}${path}`, { headers: { origin: 'https://elsewhere.example', 'x-request-id': 'bad-path-1' } });
       assertProblem(answer, 404, 'not_found');
       assert.equal(answer.headers.get('x-request-id'), 'bad-path-1', path);
@@ -396,7 +438,11 @@ describe('POST /api/v1/sessions/{id}/end', () => {
     assert.equal(second.json().endedAt, first.json().endedAt);
     assert.equal((await call(`${baseUrl}/api/v1/sessions/${session.sessionId}`)).json().endedAt, first.json().endedAt);
 
-    assertProblem(await call(`${baseUrl}/api/v1/sessions/${randomUUID()}/end`, { method: 'POST', headers: { authorization } }), 404, 'not_found');
+    assertProblem(
+      await call(`${baseUrl}/api/v1/sessions/${randomUUID()}/end`, { method: 'POST', headers: { authorization } }),
+      404,
+      'not_found',
+    );
     assertProblem(await call(`${baseUrl}/api/v1/sessions/nope/end`, { method: 'POST', headers: { authorization } }), 404, 'not_found');
   });
 
@@ -466,7 +512,10 @@ describe('GET /api/v1/sessions/{id}/data', () => {
   function parseNdjson(text: string): Sample[] {
     if (text === '') return [];
     assert.ok(text.endsWith('\n'));
-    return text.slice(0, -1).split('\n').map((line) => JSON.parse(line) as Sample);
+    return text
+      .slice(0, -1)
+      .split('\n')
+      .map((line) => JSON.parse(line) as Sample);
   }
 
   test('serves JSON, NDJSON and CSV, chosen by ?format= or Accept, ?format winning', async (t) => {
@@ -671,24 +720,41 @@ describe('CORS and request ids', () => {
       ['POST /sessions', await call(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: origin })],
       ['GET /sessions/{id}', await call(`${baseUrl}/api/v1/sessions/${session.sessionId}`, { headers: origin })],
       ['GET /data', await call(`${baseUrl}/api/v1/sessions/${session.sessionId}/data?format=csv`, { headers: origin })],
-      ['400', await call(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { ...origin, 'content-type': 'application/json' }, body: '{' })],
+      [
+        '400',
+        await call(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { ...origin, 'content-type': 'application/json' }, body: '{' }),
+      ],
       ['401', await call(`${baseUrl}/api/v1/sessions/${session.sessionId}/end`, { method: 'POST', headers: origin })],
       ['404 session', await call(`${baseUrl}/api/v1/sessions/${randomUUID()}`, { headers: origin })],
       ['404 path', await call(`${baseUrl}/no/such/path`, { headers: origin })],
-      ['415', await call(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { ...origin, 'content-type': 'application/xml' }, body: '<a/>' })],
+      [
+        '415',
+        await call(`${baseUrl}/api/v1/sessions`, {
+          method: 'POST',
+          headers: { ...origin, 'content-type': 'application/xml' },
+          body: '<a/>',
+        }),
+      ],
     ];
     for (const [what, answer] of answers) assertAllowsOrigin(answer, elsewhere, what);
     assert.equal(answers[2][1].status, 201);
 
     const preflight = await call(`${baseUrl}/api/v1/sessions`, {
       method: 'OPTIONS',
-      headers: { origin: elsewhere, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin: elsewhere,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
     });
     assert.ok(preflight.status === 200 || preflight.status === 204, `preflight answered ${preflight.status}`);
     assertAllowsOrigin(preflight, elsewhere, 'preflight');
     assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /\bPOST\b/);
     const allowedHeaders = (preflight.headers.get('access-control-allow-headers') ?? '').toLowerCase();
-    assert.ok(allowedHeaders === '*' || (allowedHeaders.includes('authorization') && allowedHeaders.includes('content-type')), allowedHeaders);
+    assert.ok(
+      allowedHeaders === '*' || (allowedHeaders.includes('authorization') && allowedHeaders.includes('content-type')),
+      allowedHeaders,
+    );
 
     const endPreflight = await call(`${baseUrl}/api/v1/sessions/${session.sessionId}/end`, {
       method: 'OPTIONS',
@@ -735,7 +801,10 @@ describe('CORS and request ids', () => {
       assert.ok(id, `${path}: x-request-id`);
       generated.add(id);
       // Ids are taken only of A-Z a-z 0-9 . _ : - (request-id.ts), so not the path itself.
-      const traced = await call(`${baseUrl}${path}`, { ...init, headers: { ...(init.headers as Record<string, string>), 'x-request-id': `trace-${index}` } });
+      const traced = await call(`${baseUrl}${path}`, {
+        ...init,
+        headers: { ...(init.headers as Record<string, string>), 'x-request-id': `trace-${index}` },
+      });
       assert.equal(traced.headers.get('x-request-id'), `trace-${index}`, path);
     }
     assert.equal(generated.size, requests.length, 'generated ids are distinct');

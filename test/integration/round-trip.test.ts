@@ -16,10 +16,12 @@ const maxSeq = Number.MAX_SAFE_INTEGER;
 const hardSamples: Sample[] = [
   { seq: 0, t: 1732345678901.25, ax: 0.1, ay: 0.2 + 0.1, az: -0 },
   { seq: 1, t: 0.001, ax: 1e-300, ay: 5e-324, az: -5e-324 },
+  // biome-ignore lint/correctness/noPrecisionLoss: written with more digits than a double holds, on purpose
   { seq: 2, t: -0, ax: 1.7976931348623157e308, ay: -1.7976931348623157e308, az: 123456789.123456789 },
   { seq: 3, t: 1732345678901.2502, ax: 2.2250738585072014e-308, ay: 2.225073858507201e-308, az: 0.2 },
   { seq: 17, t: 4503599627370495.5, ax: 1 / 3, ay: -2 / 3, az: 100 },
   { seq: maxSeq - 2, t: 1e-7, ax: 0, ay: 1e21, az: -1e-7 },
+  // biome-ignore lint/correctness/noPrecisionLoss: 2^53 + 1, which no double holds, on purpose
   { seq: maxSeq - 1, t: 1732345678901.25, ax: Math.PI, ay: -Math.E, az: 9007199254740993 },
   { seq: maxSeq, t: 1e21 + 65536, ax: 0.30000000000000004, ay: -0.1, az: 5e-324 },
 ];
@@ -31,7 +33,20 @@ function shortest(value: number): string {
 
 /** Samples as JSON text written by hand, since JSON.stringify writes -0 as 0. */
 function samplesText(samples: Sample[]): string {
-  return '[' + samples.map((sample) => '{' + Object.entries(sample).map(([key, value]) => `"${key}":${shortest(value)}`).join(',') + '}').join(',') + ']';
+  return (
+    '[' +
+    samples
+      .map(
+        (sample) =>
+          '{' +
+          Object.entries(sample)
+            .map(([key, value]) => `"${key}":${shortest(value)}`)
+            .join(',') +
+          '}',
+      )
+      .join(',') +
+    ']'
+  );
 }
 
 function assertExactly(actual: Sample[], expected: Sample[], what: string): void {
@@ -39,7 +54,10 @@ function assertExactly(actual: Sample[], expected: Sample[], what: string): void
   for (let i = 0; i < expected.length; i++) {
     assert.deepEqual(Object.keys(actual[i]).sort(), Object.keys(expected[i]).sort(), `${what}: keys of sample ${i}`);
     for (const [key, value] of Object.entries(expected[i])) {
-      assert.ok(Object.is(actual[i][key], value), `${what}: sample ${i} ${key} came back as ${shortest(actual[i][key])}, sent ${shortest(value)}`);
+      assert.ok(
+        Object.is(actual[i][key], value),
+        `${what}: sample ${i} ${key} came back as ${shortest(actual[i][key])}, sent ${shortest(value)}`,
+      );
     }
   }
 }
@@ -53,7 +71,19 @@ function assertShortestJsonNumbers(text: string, what: string): void {
 
 /** The texts each value must appear as, and the longer renderings a lossy writer would produce. */
 function assertNamedForms(text: string, what: string): void {
-  for (const form of ['0.1', '0.30000000000000004', '1e-300', '5e-324', '-5e-324', '1.7976931348623157e+308', '123456789.12345679', '1732345678901.25', '0.001', '-0', String(maxSeq)]) {
+  for (const form of [
+    '0.1',
+    '0.30000000000000004',
+    '1e-300',
+    '5e-324',
+    '-5e-324',
+    '1.7976931348623157e+308',
+    '123456789.12345679',
+    '1732345678901.25',
+    '0.001',
+    '-0',
+    String(maxSeq),
+  ]) {
     assert.ok(text.includes(form), `${what}: ${form} is missing`);
   }
   for (const lossy of ['0.10000000000000001', '0.1000000', '4.9406564584124654e-324', '123456789.123456789', '1.0e', 'E+']) {
@@ -67,7 +97,11 @@ function parseCsv(text: string): { header: string; samples: Sample[]; cells: str
   const [header, ...rows] = lines;
   const names = header.split(',');
   const cells = rows.flatMap((row) => row.split(','));
-  return { header, cells, samples: rows.map((row) => Object.fromEntries(row.split(',').map((cell, i) => [names[i], Number(cell)])) as Sample) };
+  return {
+    header,
+    cells,
+    samples: rows.map((row) => Object.fromEntries(row.split(',').map((cell, i) => [names[i], Number(cell)])) as Sample),
+  };
 }
 
 describe('exact values', () => {
@@ -107,7 +141,14 @@ describe('exact values', () => {
 
     const ndjson = await (await fetch(`${dataUrl}?format=ndjson`)).text();
     assert.ok(ndjson.endsWith('\n'));
-    assertExactly(ndjson.slice(0, -1).split('\n').map((line) => JSON.parse(line) as Sample), hardSamples, 'NDJSON');
+    assertExactly(
+      ndjson
+        .slice(0, -1)
+        .split('\n')
+        .map((line) => JSON.parse(line) as Sample),
+      hardSamples,
+      'NDJSON',
+    );
     assertShortestJsonNumbers(ndjson, 'NDJSON');
     assertNamedForms(ndjson, 'NDJSON');
 
@@ -122,7 +163,10 @@ describe('exact values', () => {
     assert.equal(page.headers.get('wavehouse-next-from-seq'), String(maxSeq));
     assert.equal(((await page.json()) as { nextFromSeq: number }).nextFromSeq, maxSeq);
 
-    const stored = (await (await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`)).json()) as { sampleCount: number; lastSeq: number };
+    const stored = (await (await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`)).json()) as {
+      sampleCount: number;
+      lastSeq: number;
+    };
     assert.equal(stored.sampleCount, hardSamples.length);
     assert.equal(stored.lastSeq, maxSeq);
 

@@ -10,11 +10,11 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { setTimeout as pace } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { ProducerError, type ProducerOptions } from '../../src/sdk/producer-api.ts';
 import { Producer } from '../../src/sdk/producer.ts';
+import { ProducerError, type ProducerOptions } from '../../src/sdk/producer-api.ts';
 import { createSession, getSession, readData, TruncatedDataError, WavehouseHttpError } from '../../src/sdk/rest.ts';
 import type { Sample, SampleInput } from '../../src/sdk/types.ts';
 import { Viewer, ViewerError, type ViewerOptions } from '../../src/sdk/viewer.ts';
@@ -58,7 +58,10 @@ function assertExactly(actual: Sample[], from: number, to: number, label: string
   const seqs = actual.map((sample) => sample.seq);
   const firstWrong = seqs.findIndex((seq, i) => seq !== from + i);
   if (seqs.length !== to - from + 1 || firstWrong !== -1) {
-    assert.fail(`${label}: expected seqs ${from}..${to}, got ${seqs.length} samples; first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`);
+    assert.fail(
+      `${label}: expected seqs ${from}..${to}, got ${seqs.length} samples; ` +
+        `first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
+    );
   }
   assert.deepEqual(actual, expected(from, to), label);
 }
@@ -113,10 +116,13 @@ async function startUpgradeRecorder(t: Pick<TestContext, 'after'>, target: strin
     socket.once('close', () => sockets.delete(socket));
   };
   const server = http.createServer((request, response) => {
-    const upstream = http.request({ host: hostname, port, method: request.method, path: request.url, headers: request.headers }, (answer) => {
-      response.writeHead(answer.statusCode!, answer.headers);
-      answer.pipe(response);
-    });
+    const upstream = http.request(
+      { host: hostname, port, method: request.method, path: request.url, headers: request.headers },
+      (answer) => {
+        response.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(response);
+      },
+    );
     upstream.on('error', () => response.destroy());
     request.pipe(upstream);
   });
@@ -143,7 +149,7 @@ async function startUpgradeRecorder(t: Pick<TestContext, 'after'>, target: strin
 }
 
 describe('Producer and Viewer', () => {
-  test('in Node the Producer sends its token as Authorization: Bearer, not in the URL; a WHATWG-only WebSocket gets it in the URL', async (t) => {
+  test('in Node the Producer sends its token as Authorization: Bearer, not in the URL; a WHATWG-only socket has it there', async (t) => {
     const { baseUrl } = await startApp(t);
     const proxy = await startUpgradeRecorder(t, baseUrl);
     const { sessionId, ingestToken } = await createSession(baseUrl);
@@ -163,7 +169,12 @@ describe('Producer and Viewer', () => {
         super(url);
       }
     }
-    const urlOnly = producerFor(t, { baseUrl: proxy.url, sessionId, token: ingestToken, WebSocket: UrlOnlyWebSocket as unknown as WebSocketConstructor });
+    const urlOnly = producerFor(t, {
+      baseUrl: proxy.url,
+      sessionId,
+      token: ingestToken,
+      WebSocket: UrlOnlyWebSocket as unknown as WebSocketConstructor,
+    });
     urlOnly.push(unnumbered(11, 10));
     await urlOnly.end({ timeoutMs: 10_000 });
     assert.equal(proxy.upgrades.length, 2);
@@ -172,7 +183,6 @@ describe('Producer and Viewer', () => {
 
     assertExactly((await getData(baseUrl, sessionId)).samples, 1, 20, 'both were accepted: GET /data');
   });
-
 
   test('samples pushed through a Producer reach a Viewer exactly once, in order, and are stored once', async (t) => {
     const { baseUrl } = await startApp(t);
@@ -197,7 +207,10 @@ describe('Producer and Viewer', () => {
     assert.equal(ended.lastSeq, last);
     assert.equal(producer.lastAckedSeq, last);
     assert.equal(producer.bufferedSamples, 0);
-    assert.ok(acks.every((seq, i) => i === 0 || seq >= acks[i - 1]), 'acks never go back');
+    assert.ok(
+      acks.every((seq, i) => i === 0 || seq >= acks[i - 1]),
+      'acks never go back',
+    );
 
     await withTimeout(seen.done, 10_000, 'the viewer ending with the session');
     assertExactly(seen.samples, 1, last, 'viewer');
@@ -246,7 +259,13 @@ describe('Producer and Viewer', () => {
     const viewerCloses: number[] = [];
     viewer.on('disconnected', ({ code }) => viewerCloses.push(code));
     const seen = collect(viewer);
-    const producer = producerFor(t, { baseUrl, sessionId: session.sessionId, token: session.ingestToken, maxBatchSamples: 20, maxBatchDelayMs: 10 });
+    const producer = producerFor(t, {
+      baseUrl,
+      sessionId: session.sessionId,
+      token: session.ingestToken,
+      maxBatchSamples: 20,
+      maxBatchDelayMs: 10,
+    });
     const producerCloses: number[] = [];
     let resent = 0;
     producer.on('disconnected', ({ code }) => producerCloses.push(code));
@@ -272,7 +291,9 @@ describe('Producer and Viewer', () => {
     await eventually(() => assert.ok((producer.lastAckedSeq ?? 0) >= 1_000, `acked ${producer.lastAckedSeq}`), { timeoutMs: 10_000 });
     await server.restart();
     const pushedAtRestart = pushed;
-    await eventually(() => assert.ok((producer.lastAckedSeq ?? 0) >= pushedAtRestart + 1_000, `acked ${producer.lastAckedSeq}`), { timeoutMs: 15_000 });
+    await eventually(() => assert.ok((producer.lastAckedSeq ?? 0) >= pushedAtRestart + 1_000, `acked ${producer.lastAckedSeq}`), {
+      timeoutMs: 15_000,
+    });
     stopped = true;
     await streaming;
 
@@ -329,7 +350,10 @@ describe('Producer and Viewer', () => {
     const ended = await producer.end({ timeoutMs: 10_000 });
     assert.equal(ended.status, 'ended');
     assert.equal(ended.sampleCount, 510);
-    assert.throws(() => producer.push(unnumbered(511, 1)), (error: unknown) => error instanceof ProducerError && error.code === 'closed');
+    assert.throws(
+      () => producer.push(unnumbered(511, 1)),
+      (error: unknown) => error instanceof ProducerError && error.code === 'closed',
+    );
     assertExactly((await getData(baseUrl, session.sessionId)).samples, 1, 510, 'GET /data');
   });
 
@@ -344,7 +368,10 @@ describe('Producer and Viewer', () => {
     producer.push(unnumbered(1, 3_000));
     await producer.end({ timeoutMs: 15_000 });
 
-    assert.ok(errors.length > 0 && errors.every((error) => error.code === 'rate_limited' && !error.fatal), `errors: ${errors.map((e) => e.code)}`);
+    assert.ok(
+      errors.length > 0 && errors.every((error) => error.code === 'rate_limited' && !error.fatal),
+      `errors: ${errors.map((e) => e.code)}`,
+    );
     assertExactly((await getData(baseUrl, session.sessionId)).samples, 1, 3_000, 'GET /data');
   });
 
@@ -379,7 +406,10 @@ describe('Producer and Viewer', () => {
     wrongToken.on('error', (error) => errors.push(error));
     wrongToken.push(unnumbered(1, 1));
     await assert.rejects(withTimeout(wrongToken.flush(), 10_000, 'flush'), isFatal('invalid_token'));
-    assert.deepEqual(errors.map((error) => error.code), ['invalid_token']);
+    assert.deepEqual(
+      errors.map((error) => error.code),
+      ['invalid_token'],
+    );
     assert.throws(() => wrongToken.push(unnumbered(2, 1)), isFatal('invalid_token'));
 
     const unknown = producerFor(t, { baseUrl, sessionId: crypto.randomUUID(), token: 'x' });
@@ -391,7 +421,10 @@ describe('Producer and Viewer', () => {
     await assert.rejects(withTimeout(otherChannels.flush(), 10_000, 'flush'), isFatal('wrong_channels'));
 
     const viewer = viewerFor(t, { baseUrl, sessionId: crypto.randomUUID() });
-    await assert.rejects(withTimeout(collect(viewer).done, 10_000, 'viewer'), (error: unknown) => error instanceof ViewerError && error.code === 'session_not_found');
+    await assert.rejects(
+      withTimeout(collect(viewer).done, 10_000, 'viewer'),
+      (error: unknown) => error instanceof ViewerError && error.code === 'session_not_found',
+    );
 
     const owner = producerFor(t, { baseUrl, sessionId: session.sessionId, token: session.ingestToken });
     await owner.end({ timeoutMs: 10_000 });

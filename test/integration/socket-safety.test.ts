@@ -34,20 +34,24 @@ async function counterValue(baseUrl: string, series: string): Promise<number> {
 }
 
 describe('a socket handler that throws', () => {
-  test('closes that producer with 1011, logged with its session id and at most 200 bytes of the frame, and counted; the process and every other socket go on', async (t) => {
+  test('closes that producer with 1011, logged with its session id and up to 200 bytes of the frame, counted; others go on', async (t) => {
     const marker = `explode-${randomUUID()}`;
     const tail = `tail-${randomUUID()}`;
     const { lines, log } = logLines();
-    const { baseUrl, wsUrl } = await startApp(t, {}, {
-      log,
-      frameDecoders: {
-        text: (data, ...rest) => {
-          if (data.includes(marker)) throw new TypeError('a bug in the decoder');
-          return decodeTextFrame(data, ...rest);
+    const { baseUrl, wsUrl } = await startApp(
+      t,
+      {},
+      {
+        log,
+        frameDecoders: {
+          text: (data, ...rest) => {
+            if (data.includes(marker)) throw new TypeError('a bug in the decoder');
+            return decodeTextFrame(data, ...rest);
+          },
+          binary: decodeBinaryFrame,
         },
-        binary: decodeBinaryFrame,
       },
-    });
+    );
     const [hit, spared] = [await createSession(baseUrl), await createSession(baseUrl)];
     const sockets = {
       hitViewer: new RecordingSocket(liveUrl(wsUrl, hit.sessionId)),
@@ -55,7 +59,9 @@ describe('a socket handler that throws', () => {
       sparedViewer: new RecordingSocket(liveUrl(wsUrl, spared.sessionId)),
       sparedProducer: new RecordingSocket(ingestUrl(wsUrl, spared.sessionId, spared.ingestToken)),
     };
-    t.after(() => Object.values(sockets).forEach((socket) => socket.close()));
+    t.after(() => {
+      for (const socket of Object.values(sockets)) socket.close();
+    });
     await Promise.all(Object.values(sockets).map((socket) => socket.opened));
     sockets.hitProducer.send({ samples: makeSamples(1, 3) });
     sockets.sparedProducer.send({ samples: makeSamples(1, 3) });
@@ -66,14 +72,24 @@ describe('a socket handler that throws', () => {
 
     sockets.sparedProducer.send({ samples: makeSamples(4, 3) });
     await sockets.sparedProducer.waitForAck(6);
-    await eventually(() => assert.deepEqual(sockets.sparedViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5, 6]));
+    await eventually(() =>
+      assert.deepEqual(
+        sockets.sparedViewer.samples.map((sample) => sample.seq),
+        [1, 2, 3, 4, 5, 6],
+      ),
+    );
     // The hit session itself is whole: its producer reconnects and streams on to its viewer.
     const again = new RecordingSocket(ingestUrl(wsUrl, hit.sessionId, hit.ingestToken));
     t.after(() => again.close());
     await again.opened;
     again.send({ samples: makeSamples(4, 2) });
     await again.waitForAck(5);
-    await eventually(() => assert.deepEqual(sockets.hitViewer.samples.map((sample) => sample.seq), [1, 2, 3, 4, 5]));
+    await eventually(() =>
+      assert.deepEqual(
+        sockets.hitViewer.samples.map((sample) => sample.seq),
+        [1, 2, 3, 4, 5],
+      ),
+    );
     assert.equal(sockets.hitViewer.closed, null);
     assert.equal(sockets.sparedViewer.closed, null);
     assert.equal(sockets.sparedProducer.closed, null);
@@ -91,7 +107,7 @@ describe('a socket handler that throws', () => {
 });
 
 describe('frame size limits by kind of socket', () => {
-  test('a viewer sending a frame over its few KiB is closed with 1009, at once for a frame it has not finished; producers keep the hard limit', async (t) => {
+  test('a viewer frame over a few KiB closes it with 1009, at once for an unfinished frame; producers keep the hard limit', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t);
     const session = await createSession(baseUrl);
     const viewers = {
@@ -129,7 +145,7 @@ describe('frame size limits by kind of socket', () => {
 });
 
 describe('upgrade limits', () => {
-  test('upgrade attempts over RATE_LIMIT_UPGRADES_PER_MINUTE get 429 problem+json with Retry-After before the handshake; other clients and REST go on', async (t) => {
+  test('upgrades over RATE_LIMIT_UPGRADES_PER_MINUTE get 429 + Retry-After before the handshake; others and REST go on', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t, { TRUST_PROXY: '1', RATE_LIMIT_UPGRADES_PER_MINUTE: '3' });
     const session = await createSession(baseUrl);
     const [client, other] = ['198.51.100.7', '198.51.100.8'];
@@ -160,7 +176,10 @@ describe('upgrade limits', () => {
     t.after(() => held.close());
     await held.opened;
     // An unknown session would be 4404 after a lookup: 4429 says none was made.
-    assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID())).waitForClose(), { code: 4429, reason: 'at most 1 sockets per client' });
+    assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, crypto.randomUUID())).waitForClose(), {
+      code: 4429,
+      reason: 'at most 1 sockets per client',
+    });
     assert.equal((await new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken)).waitForClose()).code, 4429);
     held.close();
     await held.waitForClose();

@@ -45,7 +45,10 @@ describe('TRUST_PROXY', () => {
         statuses.push((await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': forwarded } })).status);
       }
       assert.deepEqual(statuses, [201, 201, 201, 201, 201, 429, 429]);
-      const other = await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': [client, someIp(), ...proxies].join(', ') } });
+      const other = await fetch(`${baseUrl}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { 'x-forwarded-for': [client, someIp(), ...proxies].join(', ') },
+      });
       assert.equal(other.status, 201, 'another client behind the same proxy has its own allowance');
     });
   }
@@ -53,7 +56,9 @@ describe('TRUST_PROXY', () => {
   test('an untrusted peer cannot set its address at all', async (t) => {
     const { baseUrl } = await startApp(t, { TRUST_PROXY: '10.255.255.254', RATE_LIMIT_CREATE_PER_MINUTE: '2' });
     const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': someIp() } })).status);
+    for (let i = 0; i < 3; i++) {
+      statuses.push((await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'x-forwarded-for': someIp() } })).status);
+    }
     assert.deepEqual(statuses, [201, 201, 429]);
   });
 
@@ -65,7 +70,10 @@ describe('TRUST_PROXY', () => {
       const [forged, client] = [someIp(), someIp()];
       const headers = { 'x-forwarded-for': `${forged}, ${client}`, 'x-request-id': `rest-${client}` };
       await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}`, { headers });
-      const viewer = new RecordingSocket(liveUrl(baseUrl.replace(/^http/, 'ws'), session.sessionId), { ...headers, 'x-request-id': `socket-${client}` });
+      const viewer = new RecordingSocket(liveUrl(baseUrl.replace(/^http/, 'ws'), session.sessionId), {
+        ...headers,
+        'x-request-id': `socket-${client}`,
+      });
       t.after(() => viewer.close());
       await viewer.opened;
 

@@ -48,6 +48,7 @@ export interface Closed {
 
 /** A socket that records every text message as parsed JSON, and how it closed. */
 export class RecordingSocket {
+  // biome-ignore lint/suspicious/noExplicitAny: frames as the server sent them, each test reads the fields it expects
   readonly messages: Array<Record<string, any>> = [];
   closed: Closed | null = null;
   readonly socket: WebSocket;
@@ -88,16 +89,22 @@ export class RecordingSocket {
   }
 
   async waitForClose(timeoutMs = 5_000): Promise<Closed> {
-    return eventually(() => {
-      if (!this.closed) throw new Error('socket still open');
-      return this.closed;
-    }, { timeoutMs });
+    return eventually(
+      () => {
+        if (!this.closed) throw new Error('socket still open');
+        return this.closed;
+      },
+      { timeoutMs },
+    );
   }
 
   async waitForAck(seq: number, timeoutMs = 5_000): Promise<void> {
-    await eventually(() => {
-      if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}`);
-    }, { timeoutMs });
+    await eventually(
+      () => {
+        if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}`);
+      },
+      { timeoutMs },
+    );
   }
 
   close(): void {

@@ -10,7 +10,7 @@
  * The seed is chosen here rather than by fast-check so that a long run prints it before it
  * starts: a run killed by a timeout or a hang reports nothing, yet can still be replayed.
  */
-import fc from 'fast-check';
+import type fc from 'fast-check';
 
 function integerFrom(name: string): number | undefined {
   const text = process.env[name];

@@ -53,7 +53,10 @@ export class RawConnection {
   async closedWithin(timeoutMs: number, sinceMs: number): Promise<number> {
     let timer: NodeJS.Timeout | undefined;
     const timedOut = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`connection still open after ${timeoutMs} ms; received ${JSON.stringify(this.received.slice(0, 200))}`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`connection still open after ${timeoutMs} ms; received ${JSON.stringify(this.received.slice(0, 200))}`)),
+        timeoutMs,
+      );
     });
     try {
       await Promise.race([this.closed, timedOut]);

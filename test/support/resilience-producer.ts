@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
-import { makeSamples, type Closed, type Sample } from './clients.ts';
+import { type Closed, makeSamples, type Sample } from './clients.ts';
 import { eventually } from './eventually.ts';
 
 export interface AckSeen {
@@ -120,16 +120,24 @@ export class ResendingProducer {
   }
 
   async waitForAck(seq: number, timeoutMs = 10_000): Promise<void> {
-    await eventually(() => {
-      if ((this.lastAck ?? -Infinity) < seq) throw new Error(`ack ${seq} not seen; last ${this.lastAck}, ${this.unackedSamples} samples unacked`);
-    }, { timeoutMs });
+    await eventually(
+      () => {
+        if ((this.lastAck ?? -Infinity) < seq) {
+          throw new Error(`ack ${seq} not seen; last ${this.lastAck}, ${this.unackedSamples} samples unacked`);
+        }
+      },
+      { timeoutMs },
+    );
   }
 
   async waitForClose(timeoutMs = 10_000): Promise<Closed & { atMs: number }> {
-    return eventually(() => {
-      if (this.socket !== null || this.closes.length === 0) throw new Error('producer socket still open');
-      return this.closes[this.closes.length - 1];
-    }, { timeoutMs });
+    return eventually(
+      () => {
+        if (this.socket !== null || this.closes.length === 0) throw new Error('producer socket still open');
+        return this.closes[this.closes.length - 1];
+      },
+      { timeoutMs },
+    );
   }
 
   /**

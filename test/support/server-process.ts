@@ -3,7 +3,7 @@
  * what only a process has: signals, an exit code, a crash that takes its sockets with it.
  * It listens on port 0; the port is read from the 'wavehouse listening' JSON log line.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
@@ -94,7 +94,13 @@ function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }
 
-function listeningUrl(child: ChildProcess, logLines: string[], exit: Promise<Exit>, timeoutMs: number, stderr: () => string): Promise<string> {
+function listeningUrl(
+  child: ChildProcess,
+  logLines: string[],
+  exit: Promise<Exit>,
+  timeoutMs: number,
+  stderr: () => string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     let settled = false;
     const finish = (outcome: () => void) => {

@@ -2,17 +2,22 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeBinaryFrame, decodeTextFrame } from '../../src/ingest/frame-decoder.ts';
 import { BatchSlabs } from '../../src/samples/batch-slabs.ts';
-import { SampleBatch, type BatchAllocator } from '../../src/samples/sample-batch.ts';
+import { type BatchAllocator, SampleBatch } from '../../src/samples/sample-batch.ts';
 
-test('batches carved from one producer\'s slabs never share memory, and each keeps what was written to it', () => {
+test("batches carved from one producer's slabs never share memory, and each keeps what was written to it", () => {
   const slabs = new BatchSlabs();
   const sizes = Array.from({ length: 500 }, (_, i) => [1 + ((i * 37) % 120), 1 + (i % 6)] as const);
   const batches = sizes.map(([count, channels]) => slabs.allocate(count, channels));
-  batches.forEach((batch, i) => batch.columns.fill(i + 0.5));
+  batches.forEach((batch, i) => {
+    batch.columns.fill(i + 0.5);
+  });
   batches.forEach((batch, i) => {
     assert.equal(batch.count, sizes[i][0]);
     assert.equal(batch.columns.length, sizes[i][0] * (sizes[i][1] + 2));
-    assert.ok(batch.columns.every((value) => value === i + 0.5), `batch ${i} was overwritten`);
+    assert.ok(
+      batch.columns.every((value) => value === i + 0.5),
+      `batch ${i} was overwritten`,
+    );
   });
 });
 
@@ -73,8 +78,10 @@ test('the decoders write into the memory they are given, in each of their paths'
   frame.writeDoubleLE(4, 24);
   const decoders = {
     binary: (allocate: BatchAllocator) => decodeBinaryFrame(frame, 1, limits, allocate),
-    'JSON, scanned': (allocate: BatchAllocator) => decodeTextFrame(Buffer.from('{"samples":[{"seq":2,"t":3,"x":4}]}'), ['x'], limits, 0, allocate),
-    'JSON, parsed': (allocate: BatchAllocator) => decodeTextFrame('{"type":"samples_batch","payload":{"samples":[{"seq":2,"t":3,"x":4}]}}', ['x'], limits, 0, allocate),
+    'JSON, scanned': (allocate: BatchAllocator) =>
+      decodeTextFrame(Buffer.from('{"samples":[{"seq":2,"t":3,"x":4}]}'), ['x'], limits, 0, allocate),
+    'JSON, parsed': (allocate: BatchAllocator) =>
+      decodeTextFrame('{"type":"samples_batch","payload":{"samples":[{"seq":2,"t":3,"x":4}]}}', ['x'], limits, 0, allocate),
   };
   for (const [path, decode] of Object.entries(decoders)) {
     const given: SampleBatch[] = [];

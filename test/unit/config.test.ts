@@ -21,7 +21,13 @@ test("defaults match README.md's settings", () => {
 
 test('every bad variable is named in one error', () => {
   try {
-    loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', LEGACY_TOKENLESS_END: 'maybe', CORS_ORIGINS: 'example.org', INGEST_MAX_SAMPLES_PER_S: '-1' });
+    loadConfig({
+      PORT: 'eighty',
+      DATABASE_URL: 'mysql://x',
+      LEGACY_TOKENLESS_END: 'maybe',
+      CORS_ORIGINS: 'example.org',
+      INGEST_MAX_SAMPLES_PER_S: '-1',
+    });
     assert.fail('expected a ConfigError');
   } catch (error) {
     assert.ok(error instanceof ConfigError);
@@ -31,7 +37,12 @@ test('every bad variable is named in one error', () => {
 });
 
 test('settings parse from their environment variables', () => {
-  const config = loadConfig({ PORT: '0', CORS_ORIGINS: 'https://a.example, https://b.example', LEGACY_TOKENLESS_END: 'true', INGEST_MAX_SAMPLES_PER_S: '0' });
+  const config = loadConfig({
+    PORT: '0',
+    CORS_ORIGINS: 'https://a.example, https://b.example',
+    LEGACY_TOKENLESS_END: 'true',
+    INGEST_MAX_SAMPLES_PER_S: '0',
+  });
   assert.equal(config.http.port, 0);
   assert.deepEqual(config.http.corsOrigins, ['https://a.example', 'https://b.example']);
   assert.equal(config.sessions.legacyTokenlessEnd, true);
@@ -39,12 +50,18 @@ test('settings parse from their environment variables', () => {
 });
 
 test('a per-producer rate below the frame size is refused, since no full frame could ever pass', () => {
-  assert.throws(() => loadConfig({ INGEST_MAX_SAMPLES_PER_S: '500' }), (error: unknown) => error instanceof ConfigError && /INGEST_MAX_SAMPLES_PER_S/.test(error.message));
+  assert.throws(
+    () => loadConfig({ INGEST_MAX_SAMPLES_PER_S: '500' }),
+    (error: unknown) => error instanceof ConfigError && /INGEST_MAX_SAMPLES_PER_S/.test(error.message),
+  );
   assert.equal(loadConfig({ INGEST_MAX_SAMPLES_PER_S: '500', INGEST_MAX_FRAME_SAMPLES: '500' }).ingest.maxSamplesPerS, 500);
 });
 
 test('writer lanes must leave the pool connections for creates and reads', () => {
   assert.equal(loadConfig({}).writer.lanes, 4);
-  assert.throws(() => loadConfig({ WRITE_LANES: '3', DATABASE_POOL_SIZE: '4' }), (error: unknown) => error instanceof ConfigError && /WRITE_LANES/.test(error.message));
+  assert.throws(
+    () => loadConfig({ WRITE_LANES: '3', DATABASE_POOL_SIZE: '4' }),
+    (error: unknown) => error instanceof ConfigError && /WRITE_LANES/.test(error.message),
+  );
   assert.equal(loadConfig({ WRITE_LANES: '2', DATABASE_POOL_SIZE: '4' }).writer.lanes, 2);
 });

@@ -31,7 +31,8 @@ async function documentedSettings(): Promise<Map<string, string>> {
 }
 
 /** Compose-style interpolation of `${NAME:-default}` / `${NAME}` with an empty environment. */
-const interpolate = (value: string) => value.replace(/\$\{[A-Z0-9_]+(?::?-([^}]*))?\}/g, (_match, fallback: string | undefined) => fallback ?? '');
+const interpolate = (value: string) =>
+  value.replace(/\$\{[A-Z0-9_]+(?::?-([^}]*))?\}/g, (_match, fallback: string | undefined) => fallback ?? '');
 
 // ---- Grafana dashboard ---------------------------------------------------------------------
 
@@ -60,11 +61,14 @@ test('the Grafana dashboard only queries metrics the registry has, each the righ
     ids.add(panel.id);
     assert.ok(panel.gridPos.x + panel.gridPos.w <= 24, `panel "${panel.title}" is wider than the grid`);
     if (panel.type === 'row') continue;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's variable, written as Grafana reads it
     assert.deepEqual(panel.datasource, { type: 'prometheus', uid: '${datasource}' }, `panel "${panel.title}" data source`);
     assert.ok(panel.targets && panel.targets.length > 0, `panel "${panel.title}" has no query`);
     exprs.push(...panel.targets.map((target) => ({ expr: target.expr, series: true })));
   }
-  for (const variable of dashboard.templating.list) if (variable.type === 'query') exprs.push({ expr: variable.definition ?? '', series: false });
+  for (const variable of dashboard.templating.list) {
+    if (variable.type === 'query') exprs.push({ expr: variable.definition ?? '', series: false });
+  }
   assert.ok(exprs.length > 20);
 
   const used = new Set<string>();
@@ -74,12 +78,16 @@ test('the Grafana dashboard only queries metrics the registry has, each the righ
       const name = match[0];
       used.add(name);
       const histogramPart = /^(.*)_(bucket|sum|count)$/.exec(name);
-      const type = registered.get(name) ?? (histogramPart && registered.get(histogramPart[1]!) === 'histogram' ? 'histogram part' : undefined);
+      const type =
+        registered.get(name) ?? (histogramPart && registered.get(histogramPart[1]!) === 'histogram' ? 'histogram part' : undefined);
       assert.ok(type, `the dashboard queries ${name}, which src/observability/metrics.ts does not register`);
       const inRate = /\b(rate|irate|increase)\(\s*$/.test(expr.slice(0, match.index));
       if (!series) continue;
-      if (type === 'counter' || type === 'histogram part') assert.ok(inRate, `${name} is a ${type}: query it through rate() or increase(): ${expr}`);
-      else assert.ok(!inRate, `${name} is a ${type}: rate() of it means nothing: ${expr}`);
+      if (type === 'counter' || type === 'histogram part') {
+        assert.ok(inRate, `${name} is a ${type}: query it through rate() or increase(): ${expr}`);
+      } else {
+        assert.ok(!inRate, `${name} is a ${type}: rate() of it means nothing: ${expr}`);
+      }
     }
   }
   for (const name of [
@@ -156,10 +164,14 @@ test('the compose file wires Wavehouse to PostgreSQL and Redis and passes only d
   const documented = await documentedSettings();
   const compose = parseYaml(await read('docker-compose.yml'));
   const services = compose.services;
-  for (const name of ['wavehouse', 'postgres', 'redis', 'prometheus', 'grafana']) assert.ok(services[name], `compose has no ${name} service`);
+  for (const name of ['wavehouse', 'postgres', 'redis', 'prometheus', 'grafana']) {
+    assert.ok(services[name], `compose has no ${name} service`);
+  }
 
   const wavehouse = services.wavehouse;
-  const env: Record<string, string> = Object.fromEntries(Object.entries(wavehouse.environment as Record<string, unknown>).map(([key, value]) => [key, interpolate(String(value))]));
+  const env: Record<string, string> = Object.fromEntries(
+    Object.entries(wavehouse.environment as Record<string, unknown>).map(([key, value]) => [key, interpolate(String(value))]),
+  );
   for (const name of Object.keys(env)) assert.ok(documented.has(name), `compose sets ${name}, which the README does not document`);
   // Every other setting is passed through from the environment, as docs/deployment.md says (the
   // embedded database's data directory has no use beside the compose PostgreSQL).
@@ -169,7 +181,9 @@ test('the compose file wires Wavehouse to PostgreSQL and Redis and passes only d
   assert.equal(env.HOST, '0.0.0.0');
 
   const database = new URL(env.DATABASE_URL!);
-  const postgres = Object.fromEntries(Object.entries(services.postgres.environment as Record<string, string>).map(([key, value]) => [key, interpolate(value)]));
+  const postgres = Object.fromEntries(
+    Object.entries(services.postgres.environment as Record<string, string>).map(([key, value]) => [key, interpolate(value)]),
+  );
   assert.equal(database.hostname, 'postgres');
   assert.equal(database.username, postgres.POSTGRES_USER);
   assert.equal(decodeURIComponent(database.password), postgres.POSTGRES_PASSWORD);
@@ -229,9 +243,15 @@ test('the Dockerfile is multi-stage, and its final stage runs tsx as a non-root 
   assert.ok(instructions.some((instruction) => instruction.keyword === 'RUN' && /npm ci\b.*--omit=dev/.test(instruction.args)));
 
   // Every file the image copies from the context exists and is not kept out by .dockerignore.
-  const ignored = (await read('.dockerignore')).split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('#'));
+  const ignored = (await read('.dockerignore'))
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
   for (const copy of instructions.filter((instruction) => instruction.keyword === 'COPY' && !instruction.args.includes('--from='))) {
-    const sources = copy.args.split(/\s+/).filter((word) => !word.startsWith('--')).slice(0, -1);
+    const sources = copy.args
+      .split(/\s+/)
+      .filter((word) => !word.startsWith('--'))
+      .slice(0, -1);
     for (const source of sources) {
       assert.ok(exists(source), `the Dockerfile copies ${source}, which does not exist`);
       assert.ok(!ignored.includes(source), `the Dockerfile copies ${source}, which .dockerignore leaves out`);
@@ -260,9 +280,11 @@ test('the Dockerfile is multi-stage, and its final stage runs tsx as a non-root 
 
 // ---- cloudbuild.yaml -----------------------------------------------------------------------
 
+// biome-ignore format: a packed list of cases reads better than one a line
 const cloudBuildBuiltins = new Set([
   'PROJECT_ID', 'PROJECT_NUMBER', 'BUILD_ID', 'LOCATION', 'TRIGGER_NAME', 'COMMIT_SHA', 'REVISION_ID', 'SHORT_SHA',
-  'REPO_NAME', 'REPO_FULL_NAME', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'TRIGGER_BUILD_CONFIG_PATH', 'SERVICE_ACCOUNT_EMAIL', 'SERVICE_ACCOUNT',
+  'REPO_NAME', 'REPO_FULL_NAME', 'BRANCH_NAME', 'TAG_NAME', 'REF_NAME', 'TRIGGER_BUILD_CONFIG_PATH', 'SERVICE_ACCOUNT_EMAIL',
+  'SERVICE_ACCOUNT',
 ]);
 
 interface CloudBuild {
@@ -276,7 +298,10 @@ function substitute(text: string, values: Record<string, string>): string {
   return text.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)|\$/g, (match, braced?: string, bare?: string) => {
     if (match === '$$') return '$';
     const name = braced ?? bare;
-    assert.ok(name !== undefined && name in values, `cloudbuild.yaml uses ${match}, which is neither a substitution nor a built-in (escape a shell $ as $$)`);
+    assert.ok(
+      name !== undefined && name in values,
+      `cloudbuild.yaml uses ${match}, which is neither a substitution nor a built-in (escape a shell $ as $$)`,
+    );
     return values[name]!;
   });
 }
@@ -294,7 +319,10 @@ async function deployScript(overrides: Record<string, string>): Promise<string[]
 
 test('cloudbuild.yaml builds, pushes and deploys to Cloud Run with the database URL from a secret', async () => {
   const build = parseYaml(await read('cloudbuild.yaml')) as CloudBuild;
-  assert.deepEqual(build.steps.map((step) => step.id), ['build', 'push', 'deploy']);
+  assert.deepEqual(
+    build.steps.map((step) => step.id),
+    ['build', 'push', 'deploy'],
+  );
   const text = JSON.stringify(build.steps) + JSON.stringify((build as unknown as { images: string[] }).images);
   // Cloud Build rejects a substitution that is declared and not used, and one used and not declared.
   for (const name of Object.keys(build.substitutions)) assert.ok(text.includes(name), `substitution ${name} is never used`);
@@ -302,7 +330,9 @@ test('cloudbuild.yaml builds, pushes and deploys to Cloud Run with the database 
 
   const single = await deployScript({});
   assert.deepEqual(single.slice(0, 3), ['run', 'deploy', 'wavehouse']);
-  for (const flag of ['--timeout=3600', '--session-affinity', '--max-instances=1', '--port=8080', '--no-cpu-throttling']) assert.ok(single.includes(flag), `deploy lacks ${flag}`);
+  for (const flag of ['--timeout=3600', '--session-affinity', '--max-instances=1', '--port=8080', '--no-cpu-throttling']) {
+    assert.ok(single.includes(flag), `deploy lacks ${flag}`);
+  }
   assert.ok(single.includes('--set-secrets=DATABASE_URL=wavehouse-database-url:latest'), single.join(' '));
   assert.ok(single.includes('--image=europe-west1-docker.pkg.dev/my-project/wavehouse/wavehouse:b1'));
   // Cloud Run kills 10 s after SIGTERM: the drain has to fit.
@@ -311,7 +341,15 @@ test('cloudbuild.yaml builds, pushes and deploys to Cloud Run with the database 
 
   // Several instances need Redis; with its secret it is passed, with VPC egress to reach it.
   await assert.rejects(deployScript({ _MAX_INSTANCES: '3' }), /needs _REDIS_URL_SECRET/);
-  const scaled = await deployScript({ _MAX_INSTANCES: '3', _REDIS_URL_SECRET: 'wavehouse-redis-url', _NETWORK: 'default', _SUBNET: 'default' });
-  assert.ok(scaled.includes('--set-secrets=DATABASE_URL=wavehouse-database-url:latest,REDIS_URL=wavehouse-redis-url:latest'), scaled.join(' '));
+  const scaled = await deployScript({
+    _MAX_INSTANCES: '3',
+    _REDIS_URL_SECRET: 'wavehouse-redis-url',
+    _NETWORK: 'default',
+    _SUBNET: 'default',
+  });
+  assert.ok(
+    scaled.includes('--set-secrets=DATABASE_URL=wavehouse-database-url:latest,REDIS_URL=wavehouse-redis-url:latest'),
+    scaled.join(' '),
+  );
   assert.ok(scaled.includes('--network=default') && scaled.includes('--max-instances=3'));
 });

@@ -43,8 +43,13 @@ function frameArbitrary(channelCount: number) {
       count: fc.integer({ min: 0, max: 8 }),
       firstSeq: fc.oneof(fc.nat({ max: 100 }), fc.constant(2 ** 53 - 9)),
       steps: fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 8, maxLength: 8 }),
-      badSeq: fc.option(fc.record({ at: fc.nat(), value: fc.oneof(anyDouble, fc.constantFrom(-1, -0, 0.5, 2 ** 53, 2 ** 53 - 1)) }), { freq: 2 }),
-      values: fc.array(fc.oneof({ weight: 20, arbitrary: finiteDouble }, { weight: 1, arbitrary: anyDouble }), { minLength: 8 * (channelCount + 1), maxLength: 8 * (channelCount + 1) }),
+      badSeq: fc.option(fc.record({ at: fc.nat(), value: fc.oneof(anyDouble, fc.constantFrom(-1, -0, 0.5, 2 ** 53, 2 ** 53 - 1)) }), {
+        freq: 2,
+      }),
+      values: fc.array(fc.oneof({ weight: 20, arbitrary: finiteDouble }, { weight: 1, arbitrary: anyDouble }), {
+        minLength: 8 * (channelCount + 1),
+        maxLength: 8 * (channelCount + 1),
+      }),
     })
     .map(({ count, firstSeq, steps, badSeq, values }) => {
       const columns = new Float64Array(count * (channelCount + 2));
@@ -90,7 +95,9 @@ function assertDecodesExactly(frame: Buffer, channelCount: number, maxFrameSampl
   assert.ok(decoded.batch.count <= maxFrameSamples);
   assert.deepEqual(encodeBinaryFrame(decoded.batch), frame, 'the accepted batch is not the frame');
   const { count, columns } = decoded.batch;
-  for (let i = 0; i < count; i++) assert.ok(Number.isSafeInteger(columns[i]) && columns[i] >= 0 && (i === 0 || columns[i] > columns[i - 1]), `seq ${i}`);
+  for (let i = 0; i < count; i++) {
+    assert.ok(Number.isSafeInteger(columns[i]) && columns[i] >= 0 && (i === 0 || columns[i] > columns[i - 1]), `seq ${i}`);
+  }
   for (let i = count; i < columns.length; i++) assert.ok(Number.isFinite(columns[i]), `value ${i}`);
 }
 
@@ -101,7 +108,9 @@ describe('binary frame decoder', () => {
   test('never throws on a frame with a byte changed, inserted, deleted or cut, and accepts only exactly what it returns', () => {
     fc.assert(
       fc.property(
-        channelCountArbitrary.chain((channelCount) => fc.tuple(fc.constant(channelCount), fc.oneof(frameArbitrary(channelCount), mutatedArbitrary(channelCount)), maxSamplesArbitrary)),
+        channelCountArbitrary.chain((channelCount) =>
+          fc.tuple(fc.constant(channelCount), fc.oneof(frameArbitrary(channelCount), mutatedArbitrary(channelCount)), maxSamplesArbitrary),
+        ),
         ([channelCount, frame, maxSamples]) => assertDecodesExactly(frame, channelCount, maxSamples),
       ),
       fuzzParameters(3000),
@@ -109,20 +118,26 @@ describe('binary frame decoder', () => {
   });
 
   test('never throws on arbitrary bytes, with or without a valid header', () => {
-    const header = fc.tuple(fc.constantFrom(0, 1, 2), fc.constantFrom(0, 1), channelCountArbitrary, fc.integer({ min: 0, max: 3 })).map(([version, flags, channels, count]) => {
-      const out = Buffer.alloc(binaryHeaderBytes);
-      out.writeUInt8(version, 0);
-      out.writeUInt8(flags, 1);
-      out.writeUInt16LE(channels, 2);
-      out.writeUInt32LE(count, 4);
-      return out;
-    });
+    const header = fc
+      .tuple(fc.constantFrom(0, 1, 2), fc.constantFrom(0, 1), channelCountArbitrary, fc.integer({ min: 0, max: 3 }))
+      .map(([version, flags, channels, count]) => {
+        const out = Buffer.alloc(binaryHeaderBytes);
+        out.writeUInt8(version, 0);
+        out.writeUInt8(flags, 1);
+        out.writeUInt16LE(channels, 2);
+        out.writeUInt32LE(count, 4);
+        return out;
+      });
     const frames = fc.oneof(
       fc.uint8Array({ maxLength: 48 }).map((bytes) => Buffer.from(bytes)),
-      fc.tuple(header, fc.uint8Array({ maxLength: 200 })).map(([start, rest]) => Buffer.concat([start, rest.subarray(0, rest.length - (rest.length % 8))])),
+      fc
+        .tuple(header, fc.uint8Array({ maxLength: 200 }))
+        .map(([start, rest]) => Buffer.concat([start, rest.subarray(0, rest.length - (rest.length % 8))])),
     );
     fc.assert(
-      fc.property(channelCountArbitrary, frames, maxSamplesArbitrary, (channelCount, frame, maxSamples) => assertDecodesExactly(frame, channelCount, maxSamples)),
+      fc.property(channelCountArbitrary, frames, maxSamplesArbitrary, (channelCount, frame, maxSamples) =>
+        assertDecodesExactly(frame, channelCount, maxSamples),
+      ),
       fuzzParameters(3000),
     );
   });

@@ -24,7 +24,15 @@ describe('frame decoder', () => {
   });
 
   test('takes the receive time when t is omitted, and leaves seqs to the session when none is given', () => {
-    const result = decode({ samples: [{ ax: 1, ay: 2, az: 3 }, { ax: 4, ay: 5, az: 6 }] }, 4242.5);
+    const result = decode(
+      {
+        samples: [
+          { ax: 1, ay: 2, az: 3 },
+          { ax: 4, ay: 5, az: 6 },
+        ],
+      },
+      4242.5,
+    );
     assert.ok(result.ok);
     assert.equal(result.hasSeq, false);
     assert.deepEqual([result.batch.t(0), result.batch.t(1)], [4242.5, 4242.5]);
@@ -32,6 +40,7 @@ describe('frame decoder', () => {
 
   test('names the rule each bad frame breaks', () => {
     const good = { ax: 1, ay: 2, az: 3 };
+    // biome-ignore format: a table of cases, one a line
     const cases: Array<[unknown, string]> = [
       ['{not json', 'invalid_frame'],
       ['[1,2]', 'invalid_frame'],
@@ -67,7 +76,9 @@ describe('frame decoder', () => {
       `{"type":"samples_batch","payload":{"samples":[${sample}]}}`,
     ].map((text) => Buffer.from(text));
     // A dropped value with a byte that is not UTF-8: JSON.parse reads it as U+FFFD, a viewer's socket would refuse it.
-    frames.push(Buffer.concat([Buffer.from('{"samples":[{"seq":1,"t":5,"ax":"'), Buffer.from([0xff]), Buffer.from('","ax":1,"ay":2,"az":3}]}')]));
+    frames.push(
+      Buffer.concat([Buffer.from('{"samples":[{"seq":1,"t":5,"ax":"'), Buffer.from([0xff]), Buffer.from('","ax":1,"ay":2,"az":3}]}')]),
+    );
     for (const frame of frames) {
       const result = decodeTextFrame(frame, channels, limits, 0);
       assert.ok(result.ok, frame.toString('latin1'));
@@ -126,6 +137,15 @@ describe('binary frame decoder', () => {
     assert.equal(code(binaryFrame([-1, 2], 3)), 'invalid_frame');
     assert.equal(code(binaryFrame([1, 2], 3, (column) => (column === 3 ? Number.NaN : 1))), 'invalid_frame');
     assert.equal(code(binaryFrame([1, 2], 3, () => Number.POSITIVE_INFINITY)), 'invalid_frame');
-    assert.equal(code(binaryFrame(Array.from({ length: 10_001 }, (_, i) => i), 1), 1), 'frame_too_large');
+    assert.equal(
+      code(
+        binaryFrame(
+          Array.from({ length: 10_001 }, (_, i) => i),
+          1,
+        ),
+        1,
+      ),
+      'frame_too_large',
+    );
   });
 });

@@ -30,6 +30,10 @@ test('the connection cap per address is off behind a reverse proxy unless set: e
 test('a METRICS_TOKEN too short to be safe, or that cannot travel in a bearer header, is refused', () => {
   assert.deepEqual(problemsOf({ METRICS_TOKEN: 'a'.repeat(32) }), []);
   for (const token of ['secret', 'has a space in it, quite long', 'quoted"0123456789abcdef']) {
-    assert.deepEqual(problemsOf({ METRICS_TOKEN: token }).map((problem) => problem.split(':')[0]), ['METRICS_TOKEN'], token);
+    assert.deepEqual(
+      problemsOf({ METRICS_TOKEN: token }).map((problem) => problem.split(':')[0]),
+      ['METRICS_TOKEN'],
+      token,
+    );
   }
 });

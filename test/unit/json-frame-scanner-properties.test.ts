@@ -11,14 +11,19 @@ import assert from 'node:assert/strict';
 import { isUtf8 } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { decodeTextFrame, type DecodedFrame, type FrameLimits } from '../../src/ingest/frame-decoder.ts';
+import { type DecodedFrame, decodeTextFrame, type FrameLimits } from '../../src/ingest/frame-decoder.ts';
 import { scanJsonFrame } from '../../src/ingest/json-frame-scanner.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const receivedAtMs = 1234.5;
 /** Channel sets with names a scanner could confuse: prefixes of other keys, Object.prototype's own names. */
-const channelSets: readonly (readonly string[])[] = [['ax', 'ay', 'az'], ['a'], ['constructor', '__proto__', 'toString'], ['s', 'samples', 'seq2', 't.1', 'T-2']];
+const channelSets: readonly (readonly string[])[] = [
+  ['ax', 'ay', 'az'],
+  ['a'],
+  ['constructor', '__proto__', 'toString'],
+  ['s', 'samples', 'seq2', 't.1', 'T-2'],
+];
 
 function bytesOf(batch: SampleBatch): Buffer {
   return Buffer.from(batch.columns.buffer, batch.columns.byteOffset, batch.columns.byteLength);
@@ -38,7 +43,11 @@ function outcomeOf(decoded: DecodedFrame): string {
   return decoded.ok ? 'accepted' : decoded.code;
 }
 
-function assertSameBatch(actual: { batch: SampleBatch; hasSeq: boolean }, expected: { batch: SampleBatch; hasSeq: boolean }, frame: Buffer): void {
+function assertSameBatch(
+  actual: { batch: SampleBatch; hasSeq: boolean },
+  expected: { batch: SampleBatch; hasSeq: boolean },
+  frame: Buffer,
+): void {
   assert.equal(actual.hasSeq, expected.hasSeq, `hasSeq of ${frame.toString('latin1')}`);
   assert.equal(actual.batch.count, expected.batch.count, `count of ${frame.toString('latin1')}`);
   assert.equal(actual.batch.channelCount, expected.batch.channelCount);
@@ -83,11 +92,19 @@ const leadingDigit = fc.constantFrom(...'123456789');
 const grammarNumber = fc
   .tuple(
     fc.constantFrom('', '', '-'),
-    fc.oneof(fc.constant('0'), fc.tuple(leadingDigit, fc.oneof(digitRun(0, 3), digitRun(0, 25))).map(([first, rest]) => first + rest)),
-    fc.oneof(fc.constant(''), fc.oneof(digitRun(1, 3), digitRun(1, 25)).map((digits) => `.${digits}`)),
+    fc.oneof(
+      fc.constant('0'),
+      fc.tuple(leadingDigit, fc.oneof(digitRun(0, 3), digitRun(0, 25))).map(([first, rest]) => first + rest),
+    ),
     fc.oneof(
       fc.constant(''),
-      fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '-', '+'), fc.oneof(digitRun(1, 3), digitRun(20, 40))).map((parts) => parts.join('')),
+      fc.oneof(digitRun(1, 3), digitRun(1, 25)).map((digits) => `.${digits}`),
+    ),
+    fc.oneof(
+      fc.constant(''),
+      fc
+        .tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '-', '+'), fc.oneof(digitRun(1, 3), digitRun(20, 40)))
+        .map((parts) => parts.join('')),
     ),
   )
   .map((parts) => parts.join(''));
@@ -96,12 +113,18 @@ const grammarNumber = fc
 const nearGrammarNumber = fc
   .tuple(
     fc.constantFrom('', '-', '+', '--'),
-    fc.oneof(fc.constant(''), digitRun(1, 3), fc.constant('0'), digitRun(1, 3).map((digits) => `0${digits}`)),
+    fc.oneof(
+      fc.constant(''),
+      digitRun(1, 3),
+      fc.constant('0'),
+      digitRun(1, 3).map((digits) => `0${digits}`),
+    ),
     fc.constantFrom('', '.', '.5', '.05'),
     fc.constantFrom('', 'e', 'E+', 'e-', 'e--1', 'e1'),
   )
   .map((parts) => parts.join(''));
 
+// biome-ignore format: a packed list of cases reads better than one a line
 const edgeNumber = fc.constantFrom(
   '-0', '-0.0', '0e0', '-0e-5', '1e-400', '-1e-400', '9007199254740991', '9007199254740992', '9007199254740993',
   '0.1', '0.30000000000000004', '1.7976931348623157e308', '5e-324', '2.4703282292062327e-324', '2.4703282292062328e-324',
@@ -109,21 +132,34 @@ const edgeNumber = fc.constantFrom(
   '123456789012345e22', '1234567890123456e-7', '1e0000000000000000000000000001', '1e-99999999999999999999',
   '1.0000000000000000000000000000001',
 );
+// biome-ignore format: a packed list of cases reads better than one a line
 const badNumber = fc.constantFrom(
   '1e400', '-1e400', '1.7976931348623159e308', '1e99999999999999999999', '01', '-01', '00', '.5', '5.', '+1', '1e', '1e+', '1.e5',
   '0x10', 'Infinity', 'NaN', 'null', 'true', '"1"', '[1]', '{}', '1_000', '\u0661', '',
 );
 
 const shortestNumber = fc.double({ noNaN: true, noDefaultInfinity: true }).map((value) => JSON.stringify(value));
-const validNumber = fc.oneof({ weight: 3, arbitrary: shortestNumber }, { weight: 2, arbitrary: grammarNumber }, { weight: 1, arbitrary: edgeNumber });
-const anyNumber = fc.oneof({ weight: 4, arbitrary: validNumber }, { weight: 1, arbitrary: nearGrammarNumber }, { weight: 1, arbitrary: badNumber });
+const validNumber = fc.oneof(
+  { weight: 3, arbitrary: shortestNumber },
+  { weight: 2, arbitrary: grammarNumber },
+  { weight: 1, arbitrary: edgeNumber },
+);
+const anyNumber = fc.oneof(
+  { weight: 4, arbitrary: validNumber },
+  { weight: 1, arbitrary: nearGrammarNumber },
+  { weight: 1, arbitrary: badNumber },
+);
 
 /** JSON's four whitespace characters, mostly none; and, when asked for, some that JSON does not take. */
 const jsonSpace = fc.constantFrom('', '', '', '', '', ' ', '\n', '\r', '\t', ' \t\r\n ');
-const anySpace = fc.oneof({ weight: 4, arbitrary: jsonSpace }, { weight: 1, arbitrary: fc.constantFrom('\f', '\v', '\u00a0', '\u2028', '\ufeff') });
+const anySpace = fc.oneof(
+  { weight: 4, arbitrary: jsonSpace },
+  { weight: 1, arbitrary: fc.constantFrom('\f', '\v', '\u00a0', '\u2028', '\ufeff') },
+);
 
 /** `arbitrary` one time in `odds`, else null. */
-const rarely = <T>(odds: number, arbitrary: fc.Arbitrary<T>) => fc.oneof({ weight: odds - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary });
+const rarely = <T>(odds: number, arbitrary: fc.Arbitrary<T>) =>
+  fc.oneof({ weight: odds - 1, arbitrary: fc.constant(null) }, { weight: 1, arbitrary });
 
 /** A key's JSON text: plain, or, when keys may be odd, sometimes with a character written as a \u escape. */
 const keyText = (key: string, faults: Faults) =>
@@ -149,13 +185,17 @@ interface Entry {
 
 function joinWith(spaces: readonly string[], tokens: readonly string[]): string {
   let text = spaces[0] ?? '';
-  tokens.forEach((token, i) => (text += token + (spaces[(i + 1) % Math.max(spaces.length, 1)] ?? '')));
+  tokens.forEach((token, i) => {
+    text += token + (spaces[(i + 1) % Math.max(spaces.length, 1)] ?? '');
+  });
   return text;
 }
 
 function objectText(entries: readonly Entry[], spaces: readonly string[]): string {
   const tokens = ['{'];
-  entries.forEach(({ key, value }, i) => tokens.push(...(i > 0 ? [','] : []), key, ':', value));
+  entries.forEach(({ key, value }, i) => {
+    tokens.push(...(i > 0 ? [','] : []), key, ':', value);
+  });
   tokens.push('}');
   return joinWith(spaces, tokens);
 }
@@ -172,7 +212,13 @@ interface Faults {
 
 /** Each fault in about one frame of four, so that about a quarter of the frames break no rule. */
 const sometimes = fc.constantFrom(true, false, false, false);
-const faultsArbitrary: fc.Arbitrary<Faults> = fc.record({ top: sometimes, spaces: sometimes, numbers: sometimes, keys: sometimes, seqs: sometimes });
+const faultsArbitrary: fc.Arbitrary<Faults> = fc.record({
+  top: sometimes,
+  spaces: sometimes,
+  numbers: sometimes,
+  keys: sometimes,
+  seqs: sometimes,
+});
 
 /** One sample for `channels`, rendered once the frame gives it its seq text (null: no seq). */
 function sampleArbitrary(channels: readonly string[], faults: Faults) {
@@ -184,7 +230,12 @@ function sampleArbitrary(channels: readonly string[], faults: Faults) {
       values: fc.tuple(...channels.map(() => number)),
       keys: fc.tuple(keyText('seq', faults), keyText('t', faults), ...channels.map((channel) => keyText(channel, faults))),
       dropped: fault(fc.nat()),
-      extra: fault(fc.record({ key: fc.constantFrom('"bx"', '"AX"', '"ax "', '"seq"', '"t"', `"${channels[0]}"`, '""'), value: fc.oneof(number, junkValue) })),
+      extra: fault(
+        fc.record({
+          key: fc.constantFrom('"bx"', '"AX"', '"ax "', '"seq"', '"t"', `"${channels[0]}"`, '""'),
+          value: fc.oneof(number, junkValue),
+        }),
+      ),
       // Valid JSON (JSON.parse keeps a repeated key's last value), which the scanner declines.
       repeated: fault(fc.record({ at: fc.nat(), value: fc.oneof(junkValue, number) })),
       order: fc.array(fc.integer(), { minLength: channels.length + 3, maxLength: channels.length + 3 }),
@@ -209,61 +260,88 @@ function sampleArbitrary(channels: readonly string[], faults: Faults) {
 /** Seqs for `count` samples: rising integers, or, when seqs may break the rules, any mix. */
 function seqsArbitrary(count: number, faults: Faults): fc.Arbitrary<(string | null)[]> {
   const rising = fc
-    .tuple(fc.oneof(fc.nat({ max: 1000 }), fc.constant(2 ** 53 - 1 - count)), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: count, maxLength: count }))
+    .tuple(
+      fc.oneof(fc.nat({ max: 1000 }), fc.constant(2 ** 53 - 1 - count)),
+      fc.array(fc.integer({ min: 1, max: 3 }), { minLength: count, maxLength: count }),
+    )
     .map(([start, steps]) => steps.map((_, i) => String(start + steps.slice(0, i).reduce((sum, step) => sum + step, 0))));
   const seqs = fc.oneof(rising, fc.constant(Array.from({ length: count }, () => null)));
   if (!faults.seqs) return seqs;
-  const anySeq = fc.oneof({ weight: 1, arbitrary: fc.constant(null) }, { weight: 5, arbitrary: fc.oneof(fc.nat({ max: 5 }).map(String), fc.constantFrom('1.0', '1e1', '-0', '-1', '1.5', '9007199254740992'), anyNumber) });
+  const anySeq = fc.oneof(
+    { weight: 1, arbitrary: fc.constant(null) },
+    {
+      weight: 5,
+      arbitrary: fc.oneof(fc.nat({ max: 5 }).map(String), fc.constantFrom('1.0', '1e1', '-0', '-1', '1.5', '9007199254740992'), anyNumber),
+    },
+  );
   return fc.oneof(seqs, fc.array(anySeq, { minLength: count, maxLength: count }));
 }
 
 /** A frame of one of the three shapes (or none) for `channels`. */
 function frameArbitrary(channels: readonly string[]) {
   return faultsArbitrary.chain((faults) => {
-      const sample = sampleArbitrary(channels, faults);
-      const space = faults.spaces ? anySpace : jsonSpace;
-      return fc
-        .record({
-          shape: fc.constantFrom('samples', 'samples', 'samples', 'samples', 'samples_batch', 'sample', 'other'),
-          samplesKey: keyText('samples', faults),
-          samples: fc.integer({ min: 0, max: 5 }).chain((count) => fc.tuple(fc.array(sample, { minLength: count, maxLength: count }), seqsArbitrary(count, faults))),
-          before: faults.top ? rarely(2, fc.record({ key: fc.constantFrom('"samples"', '"type"', '"x"'), value: junkValue })) : fc.constant(null),
-          spaces: fc.array(space, { maxLength: 4 }),
-        })
-        .map(({ shape, samplesKey, samples: [samples, seqs], before, spaces }) => {
-          const tokens = ['['];
-          samples.forEach((render, i) => tokens.push(...(i > 0 ? [','] : []), render(seqs[i])));
-          tokens.push(']');
-          const list = joinWith(spaces, tokens);
-          const extra = before === null ? [] : [before];
-          switch (shape) {
-            case 'samples':
-              return objectText([...extra, { key: samplesKey, value: list }], spaces);
-            case 'samples_batch':
-              return objectText([...extra, { key: '"type"', value: '"samples_batch"' }, { key: '"payload"', value: objectText([{ key: samplesKey, value: list }], spaces) }], spaces);
-            case 'sample':
-              return samples.length > 0 ? samples[0](seqs[0]) : '{}';
-            default:
-              return list;
-          }
+    const sample = sampleArbitrary(channels, faults);
+    const space = faults.spaces ? anySpace : jsonSpace;
+    return fc
+      .record({
+        shape: fc.constantFrom('samples', 'samples', 'samples', 'samples', 'samples_batch', 'sample', 'other'),
+        samplesKey: keyText('samples', faults),
+        samples: fc
+          .integer({ min: 0, max: 5 })
+          .chain((count) => fc.tuple(fc.array(sample, { minLength: count, maxLength: count }), seqsArbitrary(count, faults))),
+        before: faults.top
+          ? rarely(2, fc.record({ key: fc.constantFrom('"samples"', '"type"', '"x"'), value: junkValue }))
+          : fc.constant(null),
+        spaces: fc.array(space, { maxLength: 4 }),
+      })
+      .map(({ shape, samplesKey, samples: [samples, seqs], before, spaces }) => {
+        const tokens = ['['];
+        samples.forEach((render, i) => {
+          tokens.push(...(i > 0 ? [','] : []), render(seqs[i]));
         });
-    });
+        tokens.push(']');
+        const list = joinWith(spaces, tokens);
+        const extra = before === null ? [] : [before];
+        switch (shape) {
+          case 'samples':
+            return objectText([...extra, { key: samplesKey, value: list }], spaces);
+          case 'samples_batch':
+            return objectText(
+              [
+                ...extra,
+                { key: '"type"', value: '"samples_batch"' },
+                { key: '"payload"', value: objectText([{ key: samplesKey, value: list }], spaces) },
+              ],
+              spaces,
+            );
+          case 'sample':
+            return samples.length > 0 ? samples[0](seqs[0]) : '{}';
+          default:
+            return list;
+        }
+      });
+  });
 }
 
 /** A frame with one byte cut off, replaced, inserted or deleted: near misses of every kind. */
 function mutatedArbitrary(channels: readonly string[]) {
-  const byte = fc.oneof(fc.integer({ min: 0, max: 255 }), fc.constantFrom(...Buffer.from('{}[]:,"\\-+.eE0159 \t\n\r'), 0x80, 0xc3, 0xe2, 0xff));
-  return fc.tuple(frameArbitrary(channels), fc.constantFrom('cut', 'replace', 'insert', 'delete'), fc.nat(), byte).map(([text, edit, position, value]) => {
-    const frame = Buffer.from(text);
-    const at = position % (frame.length + 1);
-    if (edit === 'cut') return frame.subarray(0, at);
-    if (edit === 'insert') return Buffer.concat([frame.subarray(0, at), Buffer.from([value]), frame.subarray(at)]);
-    if (at === frame.length) return frame;
-    if (edit === 'delete') return Buffer.concat([frame.subarray(0, at), frame.subarray(at + 1)]);
-    const out = Buffer.from(frame);
-    out[at] = value;
-    return out;
-  });
+  const byte = fc.oneof(
+    fc.integer({ min: 0, max: 255 }),
+    fc.constantFrom(...Buffer.from('{}[]:,"\\-+.eE0159 \t\n\r'), 0x80, 0xc3, 0xe2, 0xff),
+  );
+  return fc
+    .tuple(frameArbitrary(channels), fc.constantFrom('cut', 'replace', 'insert', 'delete'), fc.nat(), byte)
+    .map(([text, edit, position, value]) => {
+      const frame = Buffer.from(text);
+      const at = position % (frame.length + 1);
+      if (edit === 'cut') return frame.subarray(0, at);
+      if (edit === 'insert') return Buffer.concat([frame.subarray(0, at), Buffer.from([value]), frame.subarray(at)]);
+      if (at === frame.length) return frame;
+      if (edit === 'delete') return Buffer.concat([frame.subarray(0, at), frame.subarray(at + 1)]);
+      const out = Buffer.from(frame);
+      out[at] = value;
+      return out;
+    });
 }
 
 const channelsArbitrary = fc.constantFrom(...channelSets);
@@ -273,7 +351,10 @@ const caseOf = (frames: (channels: readonly string[]) => fc.Arbitrary<Buffer>) =
   channelsArbitrary.chain((channels) => fc.tuple(fc.constant(channels), frames(channels), maxSamplesArbitrary));
 
 const check = (frames: (channels: readonly string[]) => fc.Arbitrary<Buffer>, ciRuns: number) =>
-  fc.assert(fc.property(caseOf(frames), ([channels, frame, maxSamples]) => assertDecodesLikeJsonParse(frame, channels, maxSamples)), fuzzParameters(ciRuns));
+  fc.assert(
+    fc.property(caseOf(frames), ([channels, frame, maxSamples]) => assertDecodesLikeJsonParse(frame, channels, maxSamples)),
+    fuzzParameters(ciRuns),
+  );
 
 describe('JSON frame scanner, differentially against JSON.parse', () => {
   test('frames of every shape, valid or nearly, decode as JSON.parse of their text decodes', () => {
@@ -287,7 +368,12 @@ describe('JSON frame scanner, differentially against JSON.parse', () => {
   test('arbitrary bytes, alone or after the start of a frame, decode as JSON.parse of their text decodes', () => {
     const bytes = fc.oneof(
       fc.uint8Array({ maxLength: 64 }).map((array) => Buffer.from(array)),
-      fc.tuple(fc.constantFrom('{', '{"samples":', '{"samples":[', '{"samples":[{"ax":', '{"samples":[{"seq":1,"t":2,"ax":1,"ay":2,"az":'), fc.uint8Array({ maxLength: 32 })).map(([start, rest]) => Buffer.concat([Buffer.from(start), rest])),
+      fc
+        .tuple(
+          fc.constantFrom('{', '{"samples":', '{"samples":[', '{"samples":[{"ax":', '{"samples":[{"seq":1,"t":2,"ax":1,"ay":2,"az":'),
+          fc.uint8Array({ maxLength: 32 }),
+        )
+        .map(([start, rest]) => Buffer.concat([Buffer.from(start), rest])),
     );
     check(() => bytes, 2000);
   });
@@ -309,7 +395,11 @@ describe('JSON frame scanner, differentially against JSON.parse', () => {
           const edited = Buffer.from(frame);
           edited[at] = byte;
           assertDecodesLikeJsonParse(edited, channelSets[0], 10_000);
-          assertDecodesLikeJsonParse(Buffer.concat([frame.subarray(0, at), Buffer.from([byte]), frame.subarray(at)]), channelSets[0], 10_000);
+          assertDecodesLikeJsonParse(
+            Buffer.concat([frame.subarray(0, at), Buffer.from([byte]), frame.subarray(at)]),
+            channelSets[0],
+            10_000,
+          );
         }
       }
     }
@@ -318,7 +408,9 @@ describe('JSON frame scanner, differentially against JSON.parse', () => {
   test('deep nesting is refused the same way by both paths, never thrown', () => {
     const nested = fc
       .tuple(fc.integer({ min: 1, max: 5_000 }), fc.constantFrom(['[', ']'], ['{"a":', '}']), fc.boolean())
-      .map(([depth, [open, close], closed]) => Buffer.from(`{"samples":[{"ax":${open.repeat(depth)}1${closed ? close.repeat(depth) : ''},"ay":2,"az":3}]}`));
+      .map(([depth, [open, close], closed]) =>
+        Buffer.from(`{"samples":[{"ax":${open.repeat(depth)}1${closed ? close.repeat(depth) : ''},"ay":2,"az":3}]}`),
+      );
     check(() => nested, 50);
   });
 });

@@ -68,18 +68,23 @@ describe('JSON frame scanner', () => {
     }
     for (let start = 0; start + 300 <= values.length; start += 300) {
       const samples = [];
-      for (let i = start; i < start + 300; i += 3) samples.push({ seq: i, t: values[i], ax: values[i + 1], ay: values[i + 2], az: -values[i] });
+      for (let i = start; i < start + 300; i += 3) {
+        samples.push({ seq: i, t: values[i], ax: values[i + 1], ay: values[i + 2], az: -values[i] });
+      }
       assertScansLikeJsonParse(JSON.stringify({ samples }));
     }
   });
 
   test('reads digit runs of every length and position as JSON.parse does (runs of four are read as one word)', () => {
     const next = random(4);
-    const digitsOf = (count: number) => Array.from({ length: count }, (_, i) => String(i === 0 ? 1 + Math.floor(next() * 9) : Math.floor(next() * 10))).join('');
+    const digitsOf = (count: number) =>
+      Array.from({ length: count }, (_, i) => String(i === 0 ? 1 + Math.floor(next() * 9) : Math.floor(next() * 10))).join('');
     const numbers: string[] = [];
     for (let whole = 1; whole <= 24; whole++) {
       numbers.push(digitsOf(whole), `-${digitsOf(whole)}`, `${digitsOf(whole)}e-${whole}`);
-      for (let fraction = 1; fraction <= 20; fraction += 3) numbers.push(`${digitsOf(whole)}.${digitsOf(fraction)}`, `-0.${'0'.repeat(whole % 5)}${digitsOf(fraction)}`);
+      for (let fraction = 1; fraction <= 20; fraction += 3) {
+        numbers.push(`${digitsOf(whole)}.${digitsOf(fraction)}`, `-0.${'0'.repeat(whole % 5)}${digitsOf(fraction)}`);
+      }
     }
     for (let start = 0; start < numbers.length; start += 3) {
       const [ax, ay = '0', az = '0'] = numbers.slice(start, start + 3);

@@ -53,6 +53,7 @@ function random(seed: number): () => number {
 }
 
 test('every awkward number is written exactly as String(x) writes it, and -0 as "-0"', () => {
+  // biome-ignore format: a packed list of cases reads better than one a line
   const awkward = [
     0, 0.1, 0.1 + 0.2, 5e-324, 1.7976931348623157e308, 123456789.12345679, 1e21, 1e-7, 1e-6, 1e-5, 9.999999999999999e-6, 5e-7,
     2 ** 52, 2 ** 52 - 1, 2 ** 52 - 0.5, 2 ** 53, 2 ** 53 + 2, 1e15, 1e16, 0.5, 2.5, 0.05, 0.15, 0.9999999999999999, 1.0000000000000002,
@@ -107,7 +108,9 @@ test('the text does not depend on where the search for fraction digits starts (t
         for (let hint = 0; hint < hints.length; hint++) {
           hints[hint] = hint;
           const text = written(candidate, hints, hint);
-          if (text !== expectedText(candidate)) assert.fail(`${expectedText(candidate)} was written as ${text} when the search started at ${hint} digits`);
+          if (text !== expectedText(candidate)) {
+            assert.fail(`${expectedText(candidate)} was written as ${text} when the search started at ${hint} digits`);
+          }
           count++;
         }
       }

@@ -29,7 +29,11 @@ function samplesToCsv(batch: SampleBatch): string {
 
 function batchOf(rows: number[][]): SampleBatch {
   const batch = SampleBatch.allocate(rows.length, rows[0].length - 2);
-  rows.forEach((row, i) => row.forEach((value, column) => (batch.columns[column * rows.length + i] = value)));
+  rows.forEach((row, i) => {
+    row.forEach((value, column) => {
+      batch.columns[column * rows.length + i] = value;
+    });
+  });
   return batch;
 }
 
@@ -43,7 +47,11 @@ test('JSON and CSV encodings carry every value exactly', () => {
   });
   const lines = samplesToCsv(batch).split('\n');
   assert.equal(lines.pop(), '');
-  lines.forEach((line, i) => line.split(',').forEach((field, k) => assert.ok(Object.is(Number(field), rows[i][k]))));
+  lines.forEach((line, i) => {
+    line.split(',').forEach((field, k) => {
+      assert.ok(Object.is(Number(field), rows[i][k]));
+    });
+  });
 });
 
 test('the encodings write each number as Number::toString does, -0 as "-0", in the layout of the contract', () => {
@@ -52,7 +60,7 @@ test('the encodings write each number as Number::toString does, -0 as "-0", in t
   const json = rows.map(([seq, t, x, y]) => `{"seq":${text(seq)},"t":${text(t)},"x":${text(x)},"y":${text(y)}}`);
   assert.equal(samplesToJson(batch, ['x', 'y']), json.join(','));
   assert.equal(samplesToJson(batch, ['x', 'y'], '\n'), json.join('\n'));
-  assert.equal(samplesToCsv(batch), rows.map((row) => row.map(text).join(',') + '\n').join(''));
+  assert.equal(samplesToCsv(batch), rows.map((row) => `${row.map(text).join(',')}\n`).join(''));
 });
 
 test('a seq of -0, which the decoders accept, is written as 0 while a value of -0 keeps its sign', () => {
@@ -77,7 +85,11 @@ test('the byte writers stay within the room they ask for, however long the numbe
 });
 
 test('batches slice and select seq ranges', () => {
-  const a = batchOf([[1, 10, 100], [2, 20, 200], [5, 50, 500]]);
+  const a = batchOf([
+    [1, 10, 100],
+    [2, 20, 200],
+    [5, 50, 500],
+  ]);
   assert.deepEqual([...a.range(2, 5).columns], [2, 5, 20, 50, 200, 500]);
   assert.equal(a.range(0, 100), a);
   assert.equal(a.range(3, 4).count, 0);

@@ -6,7 +6,10 @@ const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 test('delays grow exponentially within the cap, with half of each delay random, and reset', () => {
   const backoff = new Backoff({ initialDelayMs: 100, maxDelayMs: 400, random: () => 1 });
-  assert.deepEqual([1, 2, 3, 4].map(() => backoff.nextDelayMs()), [100, 200, 400, 400]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => backoff.nextDelayMs()),
+    [100, 200, 400, 400],
+  );
   backoff.reset();
   assert.equal(new Backoff({ initialDelayMs: 100, random: () => 0 }).nextDelayMs(), 50);
   assert.equal(backoff.nextDelayMs(), 100);

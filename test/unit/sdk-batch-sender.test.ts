@@ -22,7 +22,12 @@ function setup(limits: Parameters<typeof sendLimits>[0], count: number) {
   const { socket, frames } = fakeSocket();
   let open: WebSocketLike | null = socket;
   const sent: Array<[number, number]> = [];
-  const sender = new BatchSender(buffer, sendLimits(limits), () => open, (seq, samples) => sent.push([seq, samples]));
+  const sender = new BatchSender(
+    buffer,
+    sendLimits(limits),
+    () => open,
+    (seq, samples) => sent.push([seq, samples]),
+  );
   return { buffer, socket, frames, sent, sender, disconnect: () => (open = null) };
 }
 
@@ -30,7 +35,10 @@ test('limits: defaults, and the first one out of range is named', () => {
   assert.deepEqual(sendLimits({}), { maxBatchSamples: 50, maxBatchDelayMs: 50, maxFrameSamples: 1_000, maxFrameBytes: 512 * 1024 });
   assert.equal(sendLimits({ maxBatchSamples: 2_000 }).maxFrameSamples, 2_000);
   assert.throws(() => sendLimits({ maxFrameSamples: 10_001 }), /maxFrameSamples must be an integer from 1 to 10000/);
-  assert.throws(() => sendLimits({ maxBatchSamples: 11, maxFrameSamples: 10 }), /maxBatchSamples must be an integer from 1 to maxFrameSamples \(10\)/);
+  assert.throws(
+    () => sendLimits({ maxBatchSamples: 11, maxFrameSamples: 10 }),
+    /maxBatchSamples must be an integer from 1 to maxFrameSamples \(10\)/,
+  );
   assert.throws(() => sendLimits({ maxFrameBytes: 1023 }), /maxFrameBytes must be at least 1024/);
 });
 
@@ -56,7 +64,10 @@ test('acks shrink what counts as sent; a lost connection or a rate_limited hold 
   sender.resendAfter(20);
   assert.equal(frames.length, 1, 'held back');
   await settle(50);
-  assert.deepEqual(frames, [[1, 2, 3, 4], [3, 4]]);
+  assert.deepEqual(frames, [
+    [1, 2, 3, 4],
+    [3, 4],
+  ]);
 
   sender.connectionLost();
   assert.equal(sender.sentCount, 0);

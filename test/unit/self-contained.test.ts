@@ -68,7 +68,7 @@ interface Link {
 function markdownLinks(text: string, markdown: boolean): Link[] {
   const lineOf = (index: number) => text.slice(0, index).split('\n').length;
   const links: Link[] = [];
-  const inline = /\[(?:[^\[\]\n]|\[[^\[\]\n]*\])*\]\(\s*(<[^>\n]*>|[^\s()]+)/g;
+  const inline = /\[(?:[^[\]\n]|\[[^[\]\n]*\])*\]\(\s*(<[^>\n]*>|[^\s()]+)/g;
   for (const match of text.matchAll(inline)) links.push({ target: match[1], line: lineOf(match.index ?? 0) });
   if (markdown) {
     const definition = /^ {0,3}\[[^\]\n]+\]:\s*(<[^>\n]*>|\S+)/gm;
@@ -124,7 +124,11 @@ test('no tracked file names the workspace outside the repository', () => {
       if (line.includes(sharedFolder)) offenders.push(`${file}:${index + 1}: ${line.trim()}`);
     });
   }
-  assert.deepEqual(offenders, [], `files refer to ${sharedFolder}, which a clone does not have; refer to the repository's own docs instead`);
+  assert.deepEqual(
+    offenders,
+    [],
+    `files refer to ${sharedFolder}, which a clone does not have; refer to the repository's own docs instead`,
+  );
 });
 
 test('no relative Markdown link leaves the repository root', () => {
@@ -149,7 +153,10 @@ function headingAnchors(markdown: string): Set<string> {
   const seen = new Map<string, number>();
   for (const match of withoutCodeBlocks(markdown).matchAll(/^ {0,3}#{1,6}[ \t]+(.*?)[ \t#]*$/gm)) {
     const text = match[1].replace(/\[([^\]]*)\]\([^)]*\)/g, '$1');
-    const slug = text.toLowerCase().replace(/[^\p{L}\p{N}\p{M} _-]/gu, '').replace(/ /g, '-');
+    const slug = text
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\p{M} _-]/gu, '')
+      .replace(/ /g, '-');
     const count = seen.get(slug) ?? 0;
     seen.set(slug, count + 1);
     anchors.add(count === 0 ? slug : `${slug}-${count}`);
@@ -179,7 +186,11 @@ test('every relative link in README.md and docs/*.md names a file or folder of t
         continue;
       }
       const fragment = /#(.+)$/.exec(target)?.[1];
-      if (fragment !== undefined && normalised.endsWith('.md') && !headingAnchors(readFileSync(path.join(root, normalised), 'utf8')).has(decodedFragment(fragment))) {
+      if (
+        fragment !== undefined &&
+        normalised.endsWith('.md') &&
+        !headingAnchors(readFileSync(path.join(root, normalised), 'utf8')).has(decodedFragment(fragment))
+      ) {
         offenders.push(`${file}:${line}: ${target} (no such heading)`);
       }
     }

@@ -11,8 +11,8 @@
  * then ends the session with the ingest token.
  */
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
-import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
 import { show, showMessage } from './page-text.js';
+import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
 
 /** The longest a captured sample waits before it is sent; the viewer's scroll delay assumes it. */
 const batchIntervalMs = 100;
@@ -144,7 +144,13 @@ document.addEventListener('visibilitychange', () => {
 
 /** The Producer's events drive the connection badge and the counts; it does the delivery. */
 function openProducer() {
-  const current = new Producer({ baseUrl, sessionId: session.sessionId, token: ingestToken, maxBatchDelayMs: batchIntervalMs, maxUnackedSamples });
+  const current = new Producer({
+    baseUrl,
+    sessionId: session.sessionId,
+    token: ingestToken,
+    maxBatchDelayMs: batchIntervalMs,
+    maxUnackedSamples,
+  });
   current.on('connected', () => {
     setConnection('connected');
     if (elements.message.dataset.kind === 'warning') setMessage('');
@@ -237,7 +243,8 @@ async function start() {
   window.addEventListener('devicemotion', onMotion);
   noDataTimer = setTimeout(() => {
     setMessage(
-      'No motion data is arriving. This device may have no accelerometer, or the browser blocks it (Android Chrome: site settings, Motion sensors).',
+      'No motion data is arriving. This device may have no accelerometer, ' +
+        'or the browser blocks it (Android Chrome: site settings, Motion sensors).',
       'warning',
     );
   }, noDataWarningMs);

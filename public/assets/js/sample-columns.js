@@ -85,7 +85,9 @@ export class SampleColumns {
     this.#allocate(Math.max(this.initialCapacity, 2 * (end - start)));
     this.seq.set(seq.subarray(start, end));
     this.t.set(t.subarray(start, end));
-    values.forEach((column, c) => this.values[c].set(column.subarray(start, end)));
+    values.forEach((column, c) => {
+      this.values[c].set(column.subarray(start, end));
+    });
     this.start = 0;
     this.end = end - start;
   }

@@ -15,9 +15,9 @@
  */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { baseUrl } from './page-links.js';
+import { show, showMessage } from './page-text.js';
 import { SampleColumns } from './sample-columns.js';
 import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
-import { show, showMessage } from './page-text.js';
 
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
@@ -141,7 +141,11 @@ function stopAtWholeLimit() {
   ended = true;
   viewer.close();
   setConnection('closed');
-  setMessage(`This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. The downloads below hold all of it.`, 'warning');
+  setMessage(
+    `This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. ` +
+      'The downloads below hold all of it.',
+    'warning',
+  );
 }
 
 function sessionEnded() {
@@ -173,7 +177,10 @@ function openViewer(fromSeq) {
   });
   current.on('error', (error) => {
     setConnection('closed');
-    setMessage(error.code === 'session_not_found' ? 'This session does not exist (any more).' : `The live stream stopped: ${error.message}`, 'error');
+    setMessage(
+      error.code === 'session_not_found' ? 'This session does not exist (any more).' : `The live stream stopped: ${error.message}`,
+      'error',
+    );
   });
   return current.start();
 }
@@ -262,7 +269,9 @@ function updateStats() {
 
 /** What the plot actually holds (its own data arrays), summarised so a test can check for holes. */
 function plotted() {
-  if (plot === null || handed === null || plot.data[0] !== handed.t) return { count: 0, firstSeq: null, lastSeq: null, gaps: [], disorder: 0 };
+  if (plot === null || handed === null || plot.data[0] !== handed.t) {
+    return { count: 0, firstSeq: null, lastSeq: null, gaps: [], disorder: 0 };
+  }
   const seqs = handed.seq;
   const gaps = [];
   let disorder = 0;
