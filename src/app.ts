@@ -37,11 +37,11 @@ import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { CommitThread } from './storage/commit-thread.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from './storage/embedded-postgres.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { SampleStore } from './storage/sample-store.ts';
-import { SessionRepository, type SessionRecord } from './storage/session-repository.ts';
+import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
 
 export interface App {
@@ -116,7 +116,10 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   // exports (the producer locks hold a connection of their own).
   const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes - 1, log);
   await parts.start({ name: 'database pool', close: () => pool.end() });
-  const createsPool = createPool(databaseUrl, 1, log, { applicationName: 'wavehouse-creates', statementTimeoutMs: config.sessions.createTimeoutMs });
+  const createsPool = createPool(databaseUrl, 1, log, {
+    applicationName: 'wavehouse-creates',
+    statementTimeoutMs: config.sessions.createTimeoutMs,
+  });
   await parts.start({ name: 'creates pool', close: () => createsPool.end() });
   const applied = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
@@ -138,18 +141,39 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   });
   // Its close takes a grace, not a deadline: 2 s for its connections to end, then it is cut.
   await parts.start({ name: 'commit thread', start: () => commits.start(), close: () => commits.close(2_000) });
-  const writer = new BatchWriter({ queue, store: commits, limits: config.writer, log: log.child({ part: 'writer' }), counters: writerCounters(metrics), tracer: tracing.tracer });
-  const locks = new ProducerLocks({ url: databaseUrl, log: log.child({ part: 'locks' }), onLost: (sessionId) => coordinator.lockLost(sessionId) });
+  const writer = new BatchWriter({
+    queue,
+    store: commits,
+    limits: config.writer,
+    log: log.child({ part: 'writer' }),
+    counters: writerCounters(metrics),
+    tracer: tracing.tracer,
+  });
+  const locks = new ProducerLocks({
+    url: databaseUrl,
+    log: log.child({ part: 'locks' }),
+    onLost: (sessionId) => coordinator.lockLost(sessionId),
+  });
   await parts.start(locks);
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
-  const coordinator = new SessionCoordinator({ sessions: repository, locks, hub, queue, windowMaxBytes: config.live.recentWindowBytes, remoteEnd });
+  const coordinator = new SessionCoordinator({
+    sessions: repository,
+    locks,
+    hub,
+    queue,
+    windowMaxBytes: config.live.recentWindowBytes,
+    remoteEnd,
+  });
   broker?.onControl(({ endSession }) => {
-    coordinator.endIfLocal(endSession, config.sessions.endTimeoutMs).catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
+    coordinator
+      .endIfLocal(endSession, config.sessions.endTimeoutMs)
+      .catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
   });
 
   metrics.observeWriteQueue(queue);
 
-  const rateLimitRedis = config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const rateLimitRedis =
+    config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
   rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
   if (rateLimitRedis) await parts.start({ name: 'rate-limit redis', close: async () => rateLimitRedis.disconnect() });
   let draining = false;
@@ -170,8 +194,30 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
-  const liveRoute = new LiveRoute({ config, hub, coordinator, sessions: repository, samples: store, failures: new FailureTriage(metrics), metrics, log });
-  await registerApi(server, { config, metrics, readiness, repository, store, coordinator, sockets, ingestRoute, liveRoute, log, isDraining: () => draining, tracing });
+  const liveRoute = new LiveRoute({
+    config,
+    hub,
+    coordinator,
+    sessions: repository,
+    samples: store,
+    failures: new FailureTriage(metrics),
+    metrics,
+    log,
+  });
+  await registerApi(server, {
+    config,
+    metrics,
+    readiness,
+    repository,
+    store,
+    coordinator,
+    sockets,
+    ingestRoute,
+    liveRoute,
+    log,
+    isDraining: () => draining,
+    tracing,
+  });
   await parts.start(sockets);
   await parts.start({
     name: 'writer',

@@ -3,12 +3,12 @@
  * Here rather than in app.ts so that the contract generator (openapi.ts) registers exactly the
  * routes the service serves without importing the composition root.
  */
-import { dataRoutes, type DataRoutesOptions } from './routes/data.ts';
-import { healthRoutes, type HealthRoutesOptions } from './routes/health.ts';
-import { metricsRoutes, type MetricsRoutesOptions } from './routes/metrics.ts';
+import { type DataRoutesOptions, dataRoutes } from './routes/data.ts';
+import { type HealthRoutesOptions, healthRoutes } from './routes/health.ts';
+import { type MetricsRoutesOptions, metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/pages.ts';
-import { sessionRoutes, type SessionRoutesOptions } from './routes/sessions.ts';
-import { socketRoutes, type SocketRoutesOptions } from './routes/sockets.ts';
+import { type SessionRoutesOptions, sessionRoutes } from './routes/sessions.ts';
+import { type SocketRoutesOptions, socketRoutes } from './routes/sockets.ts';
 import type { HttpServer } from './server.ts';
 
 export type ApiParts = HealthRoutesOptions & MetricsRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;

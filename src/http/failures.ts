@@ -22,7 +22,7 @@ const outageLines: Record<ServedOperation, string> = {
   upgrade: 'the database cannot serve this upgrade',
   producer_attach: 'the database cannot attach this producer',
   viewer_start: 'the database cannot start this live viewer',
-  viewer_history: "the database cannot give this live viewer the samples it missed",
+  viewer_history: 'the database cannot give this live viewer the samples it missed',
 };
 
 export function failureKind(error: unknown): FailureKind {

@@ -12,8 +12,14 @@
  * holds the query string, where an ingest token may be.
  */
 import type { IncomingMessage } from 'node:http';
-import { SpanKind, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_URL_PATH } from '@opentelemetry/semantic-conventions';
+import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_URL_PATH,
+} from '@opentelemetry/semantic-conventions';
 import type { Tracing } from '../observability/tracing.ts';
 
 /** The answer to every request and upgrade while the server drains (a problem code and its detail). */

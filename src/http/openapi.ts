@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import { loadConfig } from '../config.ts';
 import { createMetrics } from '../observability/metrics.ts';
-import { registerApi, type ApiParts } from './api.ts';
+import { type ApiParts, registerApi } from './api.ts';
 import { createHttpServer } from './server.ts';
 
 /** Only the config is read while routes register; the rest serve requests, and none comes. */

@@ -13,24 +13,32 @@
  * spanId. WebSocket upgrades never reach Fastify: socket-upgrades.ts gives them the same
  * (request id, logs, span, 503 while draining), from the same intake.ts and request-id.ts.
  */
+
+import type { IncomingMessage } from 'node:http';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Span } from '@opentelemetry/api';
 import { Ajv } from 'ajv';
 import * as ajvFormats from 'ajv-formats';
-import type { IncomingMessage } from 'node:http';
-import type { Span } from '@opentelemetry/api';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { databaseUnavailable, Problem, problemBody, type ProblemCode } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
+import { databaseUnavailable, Problem, type ProblemCode, problemBody } from '../contract/errors.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import { traceFields, type Tracing } from '../observability/tracing.ts';
-import { capConnectionsPerAddress } from './connection-cap.ts';
+import { type Tracing, traceFields } from '../observability/tracing.ts';
 import { proxyTrust } from './client-address.ts';
+import { capConnectionsPerAddress } from './connection-cap.ts';
 import { FailureTriage } from './failures.ts';
 import { endRequestSpan, routeRequestSpan, shuttingDown, startRequestSpan } from './intake.ts';
 import { requestIdOf } from './request-id.ts';
@@ -41,7 +49,13 @@ type FormatsPlugin = (ajv: Ajv) => Ajv;
 const formatsModule = ajvFormats as unknown as { default: FormatsPlugin | { default: FormatsPlugin } };
 const addFormats: FormatsPlugin = typeof formatsModule.default === 'function' ? formatsModule.default : formatsModule.default.default;
 
-export type HttpServer = FastifyInstance<any, any, any, Logger, TypeBoxTypeProvider>;
+export type HttpServer = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression<RawServerDefault>,
+  RawReplyDefaultExpression<RawServerDefault>,
+  Logger,
+  TypeBoxTypeProvider
+>;
 
 export interface HttpServerOptions {
   config: Config;
@@ -219,7 +233,9 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     return sendProblem(reply, 'internal_error', 'internal error');
   });
 
-  server.setNotFoundHandler((request, reply) => sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`));
+  server.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, 'not_found', `no route for ${request.method} ${request.url.split('?')[0]}`),
+  );
 
   await server.register(cors, {
     origin: config.http.corsOrigins === '*' ? '*' : config.http.corsOrigins,

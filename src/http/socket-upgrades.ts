@@ -18,12 +18,12 @@
  * loops on upgrades is what it is for, and it then costs no socket, no session lookup and
  * no handshake. The SDK's backoff already slows a client whose connection fails.
  */
-import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import { type IncomingMessage, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
-import { databaseUnavailable, problemBody, type ProblemCode } from '../contract/errors.ts';
-import { traceFields, type Tracing } from '../observability/tracing.ts';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { databaseUnavailable, type ProblemCode, problemBody } from '../contract/errors.ts';
+import { type Tracing, traceFields } from '../observability/tracing.ts';
 import { clientAddress, type ProxyTrust } from './client-address.ts';
 import type { FailureTriage } from './failures.ts';
 import { endRequestSpan, routeRequestSpan, shuttingDown, startRequestSpan } from './intake.ts';
@@ -78,7 +78,7 @@ interface Matcher {
 
 /** Routes templates with one `:id` segment, e.g. `/ws/:id`. */
 function matcherOf(template: string, route: SocketRoute): Matcher {
-  const pattern = new RegExp('^' + template.replace(':id', '([^/]+)') + '$');
+  const pattern = new RegExp(`^${template.replace(':id', '([^/]+)')}$`);
   return { template, pattern, route };
 }
 
@@ -130,7 +130,8 @@ export class SocketUpgrades {
   constructor(private readonly options: SocketUpgradeOptions) {
     this.rateLimiter = new UpgradeRateLimiter(options.upgradesPerMinute);
     // The registry (socket-registry.ts) tracks the sockets; ws need not keep a second set.
-    const server = (maxPayload: number) => new WebSocketServer({ noServer: true, clientTracking: false, maxPayload, perMessageDeflate: false });
+    const server = (maxPayload: number) =>
+      new WebSocketServer({ noServer: true, clientTracking: false, maxPayload, perMessageDeflate: false });
     this.servers = { ingest: server(options.maxPayloadBytes.ingest), live: server(options.maxPayloadBytes.live) };
     this.tracing = options.tracing?.enabled ? options.tracing : null;
   }
@@ -153,11 +154,16 @@ export class SocketUpgrades {
     const log = this.options.log.child({ reqId: requestId, ...traceFields(span) });
     log.info({ req: { method: request.method, url, id: requestId, ip } }, 'incoming request');
 
-    const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) => endRequestSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
+    const refuse = (code: ProblemCode, detail: string, retryAfterS?: number) =>
+      endRequestSpan(span, answerProblem(socket, code, detail, requestId, retryAfterS));
     if (this.options.isDraining()) return refuse(shuttingDown.code, shuttingDown.detail);
     const retryAfterS = this.rateLimiter.take(ip);
     if (retryAfterS !== null) {
-      return refuse('rate_limited', `at most ${this.options.upgradesPerMinute} socket upgrades a minute from one client; retry in ${retryAfterS} s`, retryAfterS);
+      return refuse(
+        'rate_limited',
+        `at most ${this.options.upgradesPerMinute} socket upgrades a minute from one client; retry in ${retryAfterS} s`,
+        retryAfterS,
+      );
     }
     const matched = request.method === 'GET' ? this.match(path) : null;
     if (matched === null) return refuse('not_found', `no route for ${request.method} ${path}`);
@@ -198,7 +204,14 @@ export class SocketUpgrades {
    * keep that whole scope (request, head buffer, logger) for the socket's life, which was the
    * largest part of an idle viewer's memory.
    */
-  private handshake(request: IncomingMessage, socket: Duplex, head: Buffer, requestId: string, server: WebSocketServer, open: OpenSocket): void {
+  private handshake(
+    request: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    requestId: string,
+    server: WebSocketServer,
+    open: OpenSocket,
+  ): void {
     socket.removeListener('error', destroyOnError);
     server.handleUpgrade(request, socket, head, (webSocket) => {
       webSocket.on('error', terminateOnError(this.options.log, requestId));

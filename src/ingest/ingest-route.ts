@@ -6,14 +6,14 @@
  * the session through the coordinator.
  */
 import type { WebSocket } from 'ws';
-import { closeCodes } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
+import { closeCodes } from '../contract/errors.ts';
 import { ingestCounters, type Metrics } from '../observability/metrics.ts';
 import { tokenMatches } from '../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { SessionRecord } from '../storage/session-repository.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import { ProducerConnection, type FrameDecoders, type IngestCounters, type ProducerLog } from './producer-connection.ts';
+import { type FrameDecoders, type IngestCounters, ProducerConnection, type ProducerLog } from './producer-connection.ts';
 
 /** Where producers' sockets are marked, so that shutdown stops reading them before the final commit (http/socket-registry.ts). */
 export interface ProducerSockets {

@@ -16,7 +16,7 @@
 import type { WebSocket } from 'ws';
 import { closeCodes, type FrameErrorCode } from '../contract/errors.ts';
 import { BatchSlabs } from '../samples/batch-slabs.ts';
-import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
+import type { AttachOutcome, SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
 import { decodeBinaryFrame, decodeTextFrame, type FrameLimits } from './frame-decoder.ts';
@@ -117,7 +117,7 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.once('close', () => {
       if (this.state) this.detach(this.state);
     });
-    let outcome;
+    let outcome: AttachOutcome;
     try {
       outcome = await this.coordinator.attachProducer(this.sessionId, this);
     } finally {
@@ -126,7 +126,12 @@ export class ProducerConnection implements ProducerHandle {
     }
     if (!outcome.ok) {
       const reason = outcome.refusal === 'session_not_found' ? closeCodes.session_not_found : closeCodes.producer_conflict;
-      const text = outcome.refusal === 'session_ended' ? 'session has ended' : outcome.refusal === 'producer_conflict' ? 'a producer is already connected' : 'unknown session';
+      const text =
+        outcome.refusal === 'session_ended'
+          ? 'session has ended'
+          : outcome.refusal === 'producer_conflict'
+            ? 'a producer is already connected'
+            : 'unknown session';
       this.socket.close(reason.code, text);
       return;
     }

@@ -11,14 +11,14 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { closeCodes } from '../contract/errors.ts';
 import type { Config } from '../config.ts';
+import { closeCodes } from '../contract/errors.ts';
 import type { FanoutHub } from '../fanout/hub.ts';
-import { viewerCounters, type Metrics } from '../observability/metrics.ts';
+import { type Metrics, viewerCounters } from '../observability/metrics.ts';
 import { jsonColumnKeys } from '../samples/sample-text.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import { committedHistory, type StoredSamples, type StoredSessions } from './committed-history.ts';
-import { ViewerConnection, type HandlerFailure, type HistoryFailure, type ViewerCounters } from './viewer-connection.ts';
+import { type HandlerFailure, type HistoryFailure, ViewerConnection, type ViewerCounters } from './viewer-connection.ts';
 import { FramedViewerSocket } from './viewer-socket.ts';
 
 /** What a viewer needs of its session, found before the handshake. */
@@ -124,6 +124,7 @@ export class LiveRoute {
   }
 
   private handlerFailure(sessionId: string): HandlerFailure {
-    return (error) => this.options.log.error({ err: error, sessionId, socket: 'live' }, 'a live socket handler failed; closing it with 1011');
+    return (error) =>
+      this.options.log.error({ err: error, sessionId, socket: 'live' }, 'a live socket handler failed; closing it with 1011');
   }
 }

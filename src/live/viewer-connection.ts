@@ -24,8 +24,8 @@
  */
 import { closeCodes } from '../contract/errors.ts';
 import type { Subscriber } from '../fanout/hub.ts';
+import { type LiveFrame, samplesMessage, sessionEndedMessage } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
-import { samplesMessage, sessionEndedMessage, type LiveFrame } from '../samples/live-frames.ts';
 
 /** The part of a WebSocket a viewer's connection needs (viewer-socket.ts gives the implementation). */
 export interface ViewerSocket {
@@ -172,7 +172,8 @@ export class ViewerConnection implements Subscriber {
     this.catchUp(initial, ended, initialUpToSeq).catch((error: unknown) => {
       if (this.mode === 'closed') return;
       this.mode = 'closed';
-      if (this.historyFailed(error) === 'outage') this.socket.close(closeCodes.try_again_later.code, 'database unavailable; reconnect with fromSeq');
+      if (this.historyFailed(error) === 'outage')
+        this.socket.close(closeCodes.try_again_later.code, 'database unavailable; reconnect with fromSeq');
       else this.socket.close(closeCodes.internal_error.code, 'could not read history; reconnect with fromSeq');
     });
   }

@@ -13,7 +13,15 @@
  * spans are exported too. An export that fails is logged once per run of failures.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { ProxyTracerProvider, ROOT_CONTEXT, defaultTextMapGetter, isSpanContextValid, type Context, type Span, type Tracer } from '@opentelemetry/api';
+import {
+  type Context,
+  defaultTextMapGetter,
+  isSpanContextValid,
+  ProxyTracerProvider,
+  ROOT_CONTEXT,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
 import { ExportResultCode, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -70,7 +78,11 @@ export function createTracing(config: Config['tracing'], log: Logger, { shutdown
     tracer: provider.getTracer('wavehouse'),
     extract: (headers) => propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter),
     async shutdown() {
-      const outcome = await within(provider.shutdown().then(() => 'done' as const), shutdownMs, () => 'late' as const);
+      const outcome = await within(
+        provider.shutdown().then(() => 'done' as const),
+        shutdownMs,
+        () => 'late' as const,
+      );
       if (outcome === 'late') log.warn({ waitedMs: shutdownMs }, 'span export unfinished at shutdown; the spans not yet sent are dropped');
     },
   };
@@ -82,7 +94,8 @@ function reportingFailures(exporter: SpanExporter, log: Logger): SpanExporter {
   return {
     export(spans, done) {
       exporter.export(spans, (result) => {
-        if (result.code !== ExportResultCode.SUCCESS && !failing) log.warn({ err: result.error, spans: spans.length }, 'span export failed; spans are dropped until it works');
+        if (result.code !== ExportResultCode.SUCCESS && !failing)
+          log.warn({ err: result.error, spans: spans.length }, 'span export failed; spans are dropped until it works');
         else if (result.code === ExportResultCode.SUCCESS && failing) log.info('span export works again');
         failing = result.code !== ExportResultCode.SUCCESS;
         done(result);

@@ -19,7 +19,7 @@ import type { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import type { SessionRecord } from '../storage/session-repository.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import { SessionState, type Acceptance, type ProducerHandle } from './session-state.ts';
+import { type Acceptance, type ProducerHandle, SessionState } from './session-state.ts';
 
 export interface SessionLookup {
   claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null>;
@@ -39,7 +39,9 @@ export type AttachOutcome =
 export type RemoteEnd = (sessionId: string) => Promise<SessionRecord | null>;
 
 /** `not_committed`: what was accepted was not all committed in time; the end is not done, and nothing more is accepted. */
-export type EndOutcome = { ok: true; session: SessionRecord } | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' | 'not_committed' };
+export type EndOutcome =
+  | { ok: true; session: SessionRecord }
+  | { ok: false; refusal: 'producer_elsewhere' | 'session_not_found' | 'not_committed' };
 
 export interface SessionCoordinatorOptions {
   sessions: SessionLookup;
@@ -92,7 +94,13 @@ export class SessionCoordinator {
           return { ok: false, refusal: claimed ? 'session_ended' : 'session_not_found' };
         }
         const { record, epoch } = claimed;
-        state = new SessionState({ sessionId, channels: record.channels, lastCommittedSeq: record.lastSeq ?? -1, windowMaxBytes: this.windowMaxBytes, epoch });
+        state = new SessionState({
+          sessionId,
+          channels: record.channels,
+          lastCommittedSeq: record.lastSeq ?? -1,
+          windowMaxBytes: this.windowMaxBytes,
+          epoch,
+        });
         this.states.set(sessionId, state);
       }
       state.producer = producer;
@@ -206,5 +214,9 @@ export class SessionCoordinator {
 
 /** Whether everything accepted for `state` is committed within `ms`. */
 function committedWithin(state: SessionState, ms: number): Promise<boolean> {
-  return within(state.whenCommitted().then(() => true), ms, () => false);
+  return within(
+    state.whenCommitted().then(() => true),
+    ms,
+    () => false,
+  );
 }

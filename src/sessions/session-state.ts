@@ -16,10 +16,7 @@ import type { SampleBatch } from '../samples/sample-batch.ts';
 import { jsonColumnKeys } from '../samples/sample-text.ts';
 import type { QueuedSession } from '../storage/write-queue.ts';
 
-export type Acceptance =
-  | { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame }
-  | { kind: 'duplicate' }
-  | { kind: 'ended' };
+export type Acceptance = { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame } | { kind: 'duplicate' } | { kind: 'ended' };
 
 /** What a session needs of its producer's connection. */
 export interface ProducerHandle {

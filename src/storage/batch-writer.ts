@@ -24,14 +24,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SpanStatusCode, type Span, type Tracer } from '@opentelemetry/api';
-import { CircuitState, ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, retry, wrap } from 'cockatiel';
+import { type Span, SpanStatusCode, type Tracer } from '@opentelemetry/api';
+import { CircuitState, ConsecutiveBreaker, circuitBreaker, ExponentialBackoff, handleWhen, retry, wrap } from 'cockatiel';
 import type { Logger } from 'pino';
 import { within } from '../deadlines.ts';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
-import { sampleCountOf, type ChunkRow } from './chunk-codec.ts';
-import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
+import { type ChunkRow, sampleCountOf } from './chunk-codec.ts';
+import { type ChunkCommitter, type CommitMarker, FencedError, type SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, QueuedSession, WriteLane, WriteQueue } from './write-queue.ts';
 
 /** When a lane is flushed, and how its batches become chunk rows. */
@@ -111,7 +111,11 @@ export class BatchWriter {
     this.draining = true;
     for (const pause of this.pauses) pause.abort();
     this.queue.interrupt();
-    const flushed = await within(Promise.all(this.loops).then(() => true), deadlineMs, () => false);
+    const flushed = await within(
+      Promise.all(this.loops).then(() => true),
+      deadlineMs,
+      () => false,
+    );
     this.running = false;
     this.stop.abort();
     this.queue.interrupt();
@@ -152,7 +156,11 @@ export class BatchWriter {
     while (storable.length > 0) {
       const { rows, advances } = toChunks(storable, this.limits.maxChunkSamples);
       const samples = rows.reduce((sum, row) => sum + sampleCountOf(row), 0);
-      span.setAttributes({ 'wavehouse.commit.samples': samples, 'wavehouse.commit.chunk_rows': rows.length, 'wavehouse.commit.sessions': advances.length });
+      span.setAttributes({
+        'wavehouse.commit.samples': samples,
+        'wavehouse.commit.chunk_rows': rows.length,
+        'wavehouse.commit.sessions': advances.length,
+      });
       const started = performance.now();
       try {
         await this.policy.execute(async () => {
@@ -182,7 +190,10 @@ export class BatchWriter {
         }
         // Not a database failure: those sessions belong to another process now, which gets
         // their unacked samples again from the producer. Drop them and commit the rest.
-        this.log.warn({ ...traceFields(span), sessionIds: error.sessionIds }, 'sessions taken over by another process; their queued samples are dropped');
+        this.log.warn(
+          { ...traceFields(span), sessionIds: error.sessionIds },
+          'sessions taken over by another process; their queued samples are dropped',
+        );
         span.addEvent('sessions fenced', { 'wavehouse.session_ids': error.sessionIds });
         for (const item of storable) if (error.sessionIds.includes(item.session.sessionId)) item.session.fence();
         storable = storable.filter((item) => !item.session.fenced);

@@ -58,7 +58,8 @@ function layoutOf(row: ChunkRow, count: number): PayloadLayout {
  * read into a batch of garbage: seqs out of order would break every range lookup on it.
  */
 export function batchFromPayload(payload: Buffer, count: number, layout: PayloadLayout, lastSeq: number): SampleBatch {
-  const corrupt = (why: string) => new Error(`corrupt chunk (last seq ${lastSeq}, ${count} samples, layout ${layout}, ${payload.length} bytes): ${why}`);
+  const corrupt = (why: string) =>
+    new Error(`corrupt chunk (last seq ${lastSeq}, ${count} samples, layout ${layout}, ${payload.length} bytes): ${why}`);
   if (!Number.isSafeInteger(count) || count < 1) throw corrupt('no samples');
   if (layout !== payloadLayouts.withSeqs && layout !== payloadLayouts.seqsImplied) throw corrupt('unknown layout');
   const implied = layout === payloadLayouts.seqsImplied;

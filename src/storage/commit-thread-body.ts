@@ -8,9 +8,9 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../observability/logger.ts';
+import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-thread.ts';
 import { createPool } from './database.ts';
 import { FencedError, SampleStore } from './sample-store.ts';
-import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-thread.ts';
 
 const { databaseUrl, connections, logLevel } = workerData as CommitThreadData;
 const log = createLogger(logLevel).child({ part: 'commit-thread' });

@@ -25,8 +25,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { within } from '../deadlines.ts';
 import { BodyBuffers } from './body-buffers.ts';
-import { encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
-import { FencedError, type ChunkCommitter, type CommitMarker, type SessionAdvance } from './sample-store.ts';
+import { type ChunkRow, encodeCopyBinary } from './chunk-codec.ts';
+import { type ChunkCommitter, type CommitMarker, FencedError, type SessionAdvance } from './sample-store.ts';
 
 /** What the thread is started with (its workerData): plain data, copied to it. */
 export interface CommitThreadData {
@@ -84,7 +84,15 @@ export class CommitThread implements ChunkCommitter {
   private readonly startTimeoutMs: number;
   private readonly bodies: BodyBuffers;
 
-  constructor({ databaseUrl, connections, logLevel, log, onStop = () => undefined, startTimeoutMs = defaultStartTimeoutMs, bodies = new BodyBuffers() }: CommitThreadOptions) {
+  constructor({
+    databaseUrl,
+    connections,
+    logLevel,
+    log,
+    onStop = () => undefined,
+    startTimeoutMs = defaultStartTimeoutMs,
+    bodies = new BodyBuffers(),
+  }: CommitThreadOptions) {
     this.data = { databaseUrl, connections, logLevel };
     this.log = log;
     this.onStop = onStop;
@@ -114,7 +122,9 @@ export class CommitThread implements ChunkCommitter {
         // `||`, not `??`: a socket URL (postgres:///db?host=/run/postgresql) has an empty host.
         const url = URL.parse(this.data.databaseUrl);
         const database = url?.host || url?.searchParams.get('host') || 'the database';
-        throw new Error(`the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`);
+        throw new Error(
+          `the commit thread did not start within ${this.startTimeoutMs} ms: it did not load, or did not get an answer from ${database}`,
+        );
       });
       this.started = true;
     } catch (error) {

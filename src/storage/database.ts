@@ -118,15 +118,36 @@ export class DatabaseUnreachableError extends Error {
  * after a failover), and a server shutting down, crashed or starting (57P01-57P03).
  */
 const unavailableCodes = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE',
-  '08000', '08001', '08003', '08004', '08006', '08007', '53300', '25006', '57P01', '57P02', '57P03',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '08007',
+  '53300',
+  '25006',
+  '57P01',
+  '57P02',
+  '57P03',
 ]);
 /**
  * pg's and pg-pool's words for the same, which carry no code: a connection lost, one not opened
  * in time, and no connection of the pool free in time (the database is too slow to give any
  * back). Exact, so that "Connection terminated" of a client this process ended is not one.
  */
-const unavailableMessages = new Set(['Connection terminated unexpectedly', 'Connection terminated due to connection timeout', 'timeout exceeded when trying to connect']);
+const unavailableMessages = new Set([
+  'Connection terminated unexpectedly',
+  'Connection terminated due to connection timeout',
+  'timeout exceeded when trying to connect',
+]);
 
 /**
  * Whether `error` says the database could not be used at all, rather than that it refused what
@@ -159,7 +180,11 @@ export interface CheckOutOptions {
  * heard here (the failure itself reaches the awaited query in `work`). A broken client keeps
  * that listener, as it may still emit while it is torn down.
  */
-export async function withPooledClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>, options: CheckOutOptions = {}): Promise<T> {
+export async function withPooledClient<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+  options: CheckOutOptions = {},
+): Promise<T> {
   const { reusableAfter = () => false, connectError } = options;
   const client = await pool.connect().catch((error: unknown) => {
     throw connectError ? connectError(error) : error;

@@ -11,9 +11,17 @@ import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { withClient } from './database.ts';
-import { assertTraversable, createDataDir, createUser, describe, inspectClusterDir, loadPassword, lookupUser } from './embedded/data-dir.ts';
+import {
+  assertTraversable,
+  createDataDir,
+  createUser,
+  describe,
+  inspectClusterDir,
+  loadPassword,
+  lookupUser,
+} from './embedded/data-dir.ts';
 import { reclaimDataDir } from './embedded/orphans.ts';
-import { initCluster, PostgresStartError, startPostgres, type PostgresServer } from './embedded/server.ts';
+import { initCluster, type PostgresServer, PostgresStartError, startPostgres } from './embedded/server.ts';
 
 export interface EmbeddedDatabase {
   readonly url: string;

@@ -31,7 +31,7 @@ import { connectionConfig } from './database.ts';
 
 /** The advisory lock key of a session: the first 64 bits of its UUID. */
 export function sessionLockKey(sessionId: string): string {
-  return BigInt.asIntN(64, BigInt('0x' + sessionId.replace(/-/g, '').slice(0, 16))).toString();
+  return BigInt.asIntN(64, BigInt(`0x${sessionId.replace(/-/g, '').slice(0, 16)}`)).toString();
 }
 
 /** One connection of the lock holder; `dead` once it dropped or was dropped: nothing more goes on it. */
@@ -106,7 +106,9 @@ export class ProducerLocks {
     return this.serialize(async () => {
       if (this.held.has(sessionId)) return false;
       const connection = await this.connection();
-      const { rows } = await this.query<{ locked: boolean }>(connection, 'SELECT pg_try_advisory_lock($1::bigint) AS locked', [sessionLockKey(sessionId)]);
+      const { rows } = await this.query<{ locked: boolean }>(connection, 'SELECT pg_try_advisory_lock($1::bigint) AS locked', [
+        sessionLockKey(sessionId),
+      ]);
       if (rows[0].locked) this.held.add(sessionId);
       return rows[0].locked;
     });
@@ -133,7 +135,11 @@ export class ProducerLocks {
     if (connection === null) return;
     connection.dead = true;
     // A graceful end waits for the server's answer, which a silent link never sends.
-    await within(connection.client.end().catch(() => undefined), this.queryTimeoutMs, () => undefined);
+    await within(
+      connection.client.end().catch(() => undefined),
+      this.queryTimeoutMs,
+      () => undefined,
+    );
     connection.client.connection.stream.destroy();
   }
 

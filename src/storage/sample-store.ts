@@ -6,12 +6,13 @@
  * session size, each page as one binary COPY: a plain query would hand each payload over as hex
  * text, which pg turns into a string and then decodes, about a quarter of an export's CPU.
  */
-import { pipeline } from 'node:stream/promises';
+
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { SampleBatch } from '../samples/sample-batch.ts';
-import { batchFromPayload, copyChunksSql, decodeCopyBinary, encodeCopyBinary, type ChunkRow } from './chunk-codec.ts';
+import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary } from './chunk-codec.ts';
 import { withPooledClient } from './database.ts';
 import { isSessionId } from './session-repository.ts';
 
@@ -76,7 +77,9 @@ export class SampleStore implements ChunkCommitter {
    */
   commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     // A FencedError leaves the client as it was: its transaction was rolled back cleanly.
-    return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, marker), { reusableAfter: (error) => error instanceof FencedError });
+    return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, marker), {
+      reusableAfter: (error) => error instanceof FencedError,
+    });
   }
 
   private async commitOn(client: pg.PoolClient, body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
@@ -130,7 +133,10 @@ export class SampleStore implements ChunkCommitter {
    * which is how the writer uses it: it probes before retrying the flush it is stuck on.
    */
   async isCommitted(marker: CommitMarker): Promise<boolean> {
-    const { rowCount } = await this.pool.query('SELECT 1 FROM commit_lanes WHERE lane_id = $1 AND flush_id = $2', [marker.laneId, marker.flushId]);
+    const { rowCount } = await this.pool.query('SELECT 1 FROM commit_lanes WHERE lane_id = $1 AND flush_id = $2', [
+      marker.laneId,
+      marker.flushId,
+    ]);
     return rowCount !== null && rowCount > 0;
   }
 

@@ -105,7 +105,7 @@ function refusedData(error: unknown): boolean {
  */
 export class CreateCancelledError extends Error {
   constructor(options?: ErrorOptions) {
-    super('the database cancelled the session\'s insert', options);
+    super("the database cancelled the session's insert", options);
     this.name = 'CreateCancelledError';
   }
 }
@@ -139,7 +139,10 @@ export interface SessionRepositoryOptions {
 }
 
 export class SessionRepository {
-  private readonly createQueue = new CoalescingQueue<PendingCreate>({ maxBatch: maxCreateBatch, handle: (batch) => this.insertBatch(batch) });
+  private readonly createQueue = new CoalescingQueue<PendingCreate>({
+    maxBatch: maxCreateBatch,
+    handle: (batch) => this.insertBatch(batch),
+  });
   private readonly findQueue = new CoalescingQueue<PendingFind>({ maxBatch: maxFindBatch, handle: (batch) => this.findBatch(batch) });
   private readonly pool: pg.Pool;
   private readonly creates: pg.Pool;

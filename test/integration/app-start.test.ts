@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import pg from 'pg';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -56,7 +56,7 @@ test('a build that fails after migrating (Redis unreachable) rejects with that e
   const { database, config } = await setup(t, { REDIS_URL: `redis://user:secret@127.0.0.1:${await closedPort()}` });
   await assert.rejects(buildApp(config), (error: Error) => {
     assert.match(String(error), /^Error: cannot connect to Redis at 127\.0\.0\.1:\d+ \(REDIS_URL\): .*ECONNREFUSED/);
-    assert.doesNotMatch(String(error), /secret/, 'the URL\'s credentials are not told');
+    assert.doesNotMatch(String(error), /secret/, "the URL's credentials are not told");
     return true;
   });
   await eventually(async () => assert.equal(await appConnections(database.url), 0), { timeoutMs: 2_000 });

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import type { Worker } from 'node:worker_threads';
 import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -86,7 +86,10 @@ test('what the thread commits is stored with the counters and its marker, and is
   );
   assert.equal(await thread.isCommitted(marker), true);
   assert.equal(await thread.isCommitted({ laneId: marker.laneId, flushId: randomUUID() }), false);
-  assert.deepEqual(await storedSeqs(store, first), Array.from({ length: 2_500 }, (_, i) => i + 1));
+  assert.deepEqual(
+    await storedSeqs(store, first),
+    Array.from({ length: 2_500 }, (_, i) => i + 1),
+  );
   assert.deepEqual(await storedSeqs(store, second), [10, 11, 12]);
   const record = await repository.find(first);
   assert.equal(record?.sampleCount, 2_500);
@@ -158,7 +161,13 @@ test('a session another process has taken comes back as a FencedError naming it,
 test('a thread that stops unasked fails what is in flight and every later request, and reports it once', async (t) => {
   const database = await freshDatabase();
   const stops: Error[] = [];
-  const thread = new CommitThread({ databaseUrl: database.url, connections: 1, logLevel: 'silent', log, onStop: (error) => stops.push(error) });
+  const thread = new CommitThread({
+    databaseUrl: database.url,
+    connections: 1,
+    logLevel: 'silent',
+    log,
+    onStop: (error) => stops.push(error),
+  });
   const pool = createPool(database.url, 1, log);
   const blocker = new pg.Client({ connectionString: database.url });
   t.after(async () => {
@@ -171,20 +180,31 @@ test('a thread that stops unasked fails what is in flight and every later reques
   await thread.start();
   assert.equal(thread.running, true);
   const sessionId = randomUUID();
-  await new SessionRepository({ pool, creates: pool }).create({ id: sessionId, tokenHash: randomBytes(32), channels: ['ax'], sampleRateHz: null, metadata: {} });
+  await new SessionRepository({ pool, creates: pool }).create({
+    id: sessionId,
+    tokenHash: randomBytes(32),
+    channels: ['ax'],
+    sampleRateHz: null,
+    metadata: {},
+  });
   // The session row locked elsewhere: the commit waits on it, so it is surely in flight when the thread goes.
   await blocker.query('BEGIN');
   await blocker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sessionId]);
   const inFlight = thread.commitChunks([{ sessionId, batches: [batchFrom(1, 3)] }], [{ sessionId, sampleCount: 3, lastSeq: 3 }]);
   await eventually(async () => {
-    const { rows } = await pool.query<{ waiting: number }>("SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'");
+    const { rows } = await pool.query<{ waiting: number }>(
+      "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'",
+    );
     assert.equal(rows[0].waiting, 1);
   });
   await (thread as unknown as { thread: Worker }).thread.terminate();
   await assert.rejects(inFlight, /commit thread stopped/);
   await blocker.query('ROLLBACK');
   await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /commit thread stopped/);
-  await assert.rejects(thread.commitChunks([{ sessionId, batches: [batchFrom(1, 1)] }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]), /commit thread stopped/);
+  await assert.rejects(
+    thread.commitChunks([{ sessionId, batches: [batchFrom(1, 1)] }], [{ sessionId, sampleCount: 1, lastSeq: 1 }]),
+    /commit thread stopped/,
+  );
   assert.equal(thread.running, false);
   assert.equal(stops.length, 1);
   assert.match(stops[0].message, /exit code/);
@@ -241,7 +261,7 @@ test('a thread whose database never answers fails start() within its bound, and 
   // Terminated: its connection closes with it.
   await eventually(() => assert.equal(connections[0].closed, true));
   await assert.rejects(thread.isCommitted({ laneId: randomUUID(), flushId: randomUUID() }), /did not start/);
-  assert.deepEqual(stops, [], 'a failed start is start()\'s error, not a stop reported as fatal');
+  assert.deepEqual(stops, [], "a failed start is start()'s error, not a stop reported as fatal");
 });
 
 test('a thread that exits while starting fails start() with why, and is not reported as a stop', async () => {
@@ -257,7 +277,7 @@ test('a thread that exits while starting fails start() with why, and is not repo
   await assert.rejects(thread.start(), /commit thread stopped \(exit code 1\)/);
   assert.equal(thread.running, false);
   // onStop is what serve.ts exits on; a failed start is buildApp's to clean up after, then to report.
-  assert.deepEqual(stops, [], 'an exit during start() is start()\'s error, not a stop reported as fatal');
+  assert.deepEqual(stops, [], "an exit during start() is start()'s error, not a stop reported as fatal");
 });
 
 test('a thread that does not start on a socket URL names the socket directory, which the URL has in place of a host', async (t) => {
@@ -271,7 +291,13 @@ test('a thread that does not start on a socket URL names the socket directory, w
     await new Promise((resolve) => silent.close(resolve));
     await rm(directory, { recursive: true, force: true });
   });
-  const thread = new CommitThread({ databaseUrl: `postgres:///none?host=${directory}`, connections: 1, logLevel: 'silent', log, startTimeoutMs: 1_000 });
+  const thread = new CommitThread({
+    databaseUrl: `postgres:///none?host=${directory}`,
+    connections: 1,
+    logLevel: 'silent',
+    log,
+    startTimeoutMs: 1_000,
+  });
   const rejection = await thread.start().then(
     () => assert.fail('start() succeeded'),
     (error: Error) => error,

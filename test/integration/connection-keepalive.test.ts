@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { connectionConfig, keepalive, withClient } from '../../src/storage/database.ts';
 import { ProducerLocks } from '../../src/storage/producer-locks.ts';
@@ -13,7 +13,9 @@ const run = promisify(execFile);
 /** What a backend reports for each of `names`, in the settings' base units, asked on the connection itself. */
 async function settings(config: Parameters<typeof withClient>[0], names: string[]): Promise<Record<string, number>> {
   return withClient(config, async (client) => {
-    const { rows } = await client.query<{ name: string; setting: string }>('SELECT name, setting FROM pg_settings WHERE name = ANY($1)', [names]);
+    const { rows } = await client.query<{ name: string; setting: string }>('SELECT name, setting FROM pg_settings WHERE name = ANY($1)', [
+      names,
+    ]);
     return Object.fromEntries(rows.map((row) => [row.name, Number(row.setting)]));
   });
 }
@@ -42,7 +44,14 @@ describe('database connections and dead peers', () => {
     assert.equal(config.keepAlive, true);
     assert.equal(config.keepAliveInitialDelayMillis, keepalive.clientIdleMs);
     assert.deepEqual(
-      await settings(config, ['tcp_keepalives_idle', 'tcp_keepalives_interval', 'tcp_keepalives_count', 'tcp_user_timeout', 'client_connection_check_interval', 'work_mem']),
+      await settings(config, [
+        'tcp_keepalives_idle',
+        'tcp_keepalives_interval',
+        'tcp_keepalives_count',
+        'tcp_user_timeout',
+        'client_connection_check_interval',
+        'work_mem',
+      ]),
       {
         tcp_keepalives_idle: keepalive.idleS,
         tcp_keepalives_interval: keepalive.intervalS,
@@ -62,8 +71,15 @@ describe('database connections and dead peers', () => {
       await drop();
     });
     const server = new URL(url);
-    if (!['127.0.0.1', 'localhost', '[::1]'].includes(server.hostname)) return t.skip('the server socket is only visible on a local server');
-    if (!(await run('ss', ['-V']).then(() => true, () => false))) return t.skip('ss (iproute2) is not installed');
+    if (!['127.0.0.1', 'localhost', '[::1]'].includes(server.hostname))
+      return t.skip('the server socket is only visible on a local server');
+    if (
+      !(await run('ss', ['-V']).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return t.skip('ss (iproute2) is not installed');
 
     assert.equal(await locks.tryAcquire(randomUUID()), true);
     const clientPort = await withClient(url, async (client) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -8,7 +8,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { pollUntil, within } from '../../src/deadlines.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/storage/embedded-postgres.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/storage/embedded-postgres.ts';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = fileURLToPath(new URL('../fixtures/embedded-child.ts', import.meta.url));
@@ -68,7 +68,9 @@ test('starts, answers queries, and keeps data across a stop and a start', { time
   assert.deepEqual(warnings, []);
 });
 
-test('creates its cluster under a 077 umask, as "postgres" when root, leaving its password only in pg-password', { timeout: 60_000 }, async () => {
+test('creates its cluster under a 077 umask, as "postgres" when root, leaving its password only in pg-password', {
+  timeout: 60_000,
+}, async () => {
   const dataDir = path.join(root, 'umask');
   // Under such a umask, a file or directory made for the server with default modes would lock it out.
   const saved = process.umask(0o077);
@@ -204,7 +206,11 @@ async function isPostgres(pid: number): Promise<boolean> {
 
 function exited(child: ChildProcess, ms: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return within(once(child, 'exit').then(() => true), ms, () => false);
+  return within(
+    once(child, 'exit').then(() => true),
+    ms,
+    () => false,
+  );
 }
 
 function readUrl(child: ChildProcess, ms: number): Promise<string> {
@@ -223,7 +229,10 @@ function readUrl(child: ChildProcess, ms: number): Promise<string> {
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.stdout?.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const line = stdout.split('\n').slice(0, -1).find((candidate) => candidate.startsWith('{'));
+      const line = stdout
+        .split('\n')
+        .slice(0, -1)
+        .find((candidate) => candidate.startsWith('{'));
       if (line === undefined) return;
       clearTimeout(timer);
       child.off('exit', onExit);

@@ -8,7 +8,7 @@
  * not, so stored data equal to exactly the good samples proves nothing of the bad one leaked.
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
@@ -16,10 +16,13 @@ import { eventually } from '../support/eventually.ts';
 const maxSeq = Number.MAX_SAFE_INTEGER;
 const MiB = 1024 * 1024;
 
-async function getSession(baseUrl: string, sessionId: string): Promise<Record<string, any>> {
+// biome-ignore lint/suspicious/noExplicitAny: a body as the server sent it, each test reads the fields it expects
+type Body = Record<string, any>;
+
+async function getSession(baseUrl: string, sessionId: string): Promise<Body> {
   const response = await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`);
   assert.equal(response.status, 200);
-  return (await response.json()) as Record<string, any>;
+  return (await response.json()) as Body;
 }
 
 interface ProducerSetup {
@@ -59,7 +62,7 @@ function paddedTo(frame: unknown, bytes: number): string {
   return text + ' '.repeat(bytes - text.length);
 }
 
-function assertErrorFrame(message: Record<string, any> | undefined, code: string): void {
+function assertErrorFrame(message: Body | undefined, code: string): void {
   assert.ok(message, `expected an error frame with code ${code}`);
   assert.deepEqual(Object.keys(message).sort(), ['code', 'message', 'type']);
   assert.equal(message.type, 'error');
@@ -154,12 +157,22 @@ describe('ingest socket: samples with bad values are rejected', () => {
   }
 
   test('rejects with invalid_frame a frame where only the first samples have a seq', async (t) => {
-    const frame = { samples: [{ seq: 6, t: 1, ax: 7, ay: 7, az: 7 }, { t: 2, ax: 7, ay: 7, az: 7 }] };
+    const frame = {
+      samples: [
+        { seq: 6, t: 1, ax: 7, ay: 7, az: 7 },
+        { t: 2, ax: 7, ay: 7, az: 7 },
+      ],
+    };
     await assertRejectedBetweenGoodFrames(t, JSON.stringify(frame), 'invalid_frame');
   });
 
   test('rejects with invalid_frame a frame where only the later samples have a seq', async (t) => {
-    const frame = { samples: [{ t: 1, ax: 7, ay: 7, az: 7 }, { seq: 7, t: 2, ax: 7, ay: 7, az: 7 }] };
+    const frame = {
+      samples: [
+        { t: 1, ax: 7, ay: 7, az: 7 },
+        { seq: 7, t: 2, ax: 7, ay: 7, az: 7 },
+      ],
+    };
     await assertRejectedBetweenGoodFrames(t, JSON.stringify(frame), 'invalid_frame');
   });
 
@@ -222,7 +235,13 @@ describe('ingest socket: frame size limits', () => {
 
   test('rejects a frame of just over 1 MiB made of real samples with frame_too_large', async (t) => {
     // Long numbers, so the frame passes 1 MiB while staying under 10,000 samples.
-    const samples = makeSamples(6, 9_999).map((sample) => ({ ...sample, t: -sample.t - sample.seq / 3, ax: -777 - sample.seq / 7, ay: -sample.ay / 3, az: -sample.az / 3 }));
+    const samples = makeSamples(6, 9_999).map((sample) => ({
+      ...sample,
+      t: -sample.t - sample.seq / 3,
+      ax: -777 - sample.seq / 7,
+      ay: -sample.ay / 3,
+      az: -sample.az / 3,
+    }));
     const frame = JSON.stringify({ samples });
     assert.ok(frame.length > MiB && samples.length < 10_000, `frame of ${frame.length} bytes`);
     await assertRejectedBetweenGoodFrames(t, frame, 'frame_too_large');
@@ -299,7 +318,14 @@ describe('ingest socket: rate limit and misbehaviour', () => {
     producer.send('not json');
     producer.socket.send(Buffer.from('{}'), { binary: true });
     producer.send(frameWith({ bx: 1 }));
-    producer.send(JSON.stringify({ samples: [{ seq: 8, t: 1, ax: 1, ay: 1, az: 1 }, { seq: 7, t: 1, ax: 1, ay: 1, az: 1 }] }));
+    producer.send(
+      JSON.stringify({
+        samples: [
+          { seq: 8, t: 1, ax: 1, ay: 1, az: 1 },
+          { seq: 7, t: 1, ax: 1, ay: 1, az: 1 },
+        ],
+      }),
+    );
     producer.send('[]');
     producer.send({ samples: good.slice(5) });
     await producer.waitForAck(10);
@@ -337,7 +363,12 @@ describe('ingest socket: empty batches and duplicates', () => {
 
     producer.send({ samples: [] });
     producer.send({ type: 'samples_batch', payload: { samples: [] } });
-    await eventually(() => assert.deepEqual(producer.ofType('ack').slice(acksBefore), [{ type: 'ack', seq: 10 }, { type: 'ack', seq: 10 }]));
+    await eventually(() =>
+      assert.deepEqual(producer.ofType('ack').slice(acksBefore), [
+        { type: 'ack', seq: 10 },
+        { type: 'ack', seq: 10 },
+      ]),
+    );
     assert.deepEqual(producer.ofType('error'), []);
     assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, sent);
     assert.equal((await getSession(baseUrl, session.sessionId)).sampleCount, 10);
@@ -352,7 +383,12 @@ describe('ingest socket: empty batches and duplicates', () => {
 
     producer.send({ samples: makeSamples(3, 5).map((sample) => ({ ...sample, ax: 777 })) });
     producer.send({ samples: makeSamples(10, 1).map((sample) => ({ ...sample, ax: 777 })) });
-    await eventually(() => assert.deepEqual(producer.ofType('ack').slice(acksBefore), [{ type: 'ack', seq: 10 }, { type: 'ack', seq: 10 }]));
+    await eventually(() =>
+      assert.deepEqual(producer.ofType('ack').slice(acksBefore), [
+        { type: 'ack', seq: 10 },
+        { type: 'ack', seq: 10 },
+      ]),
+    );
     assert.deepEqual(producer.ofType('error'), []);
     assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, sent);
     assert.equal((await getSession(baseUrl, session.sessionId)).sampleCount, 10);
@@ -416,11 +452,17 @@ describe('ingest socket: server-assigned seqs', () => {
     producer.send({ type: 'samples_batch', payload: { samples: withoutSeq(samples.slice(4)) } });
     await producer.waitForAck(6);
     assert.deepEqual(
-      producer.ofType('ack').map((ack) => ack.seq).filter((seq, i, all) => all.indexOf(seq) === i),
+      producer
+        .ofType('ack')
+        .map((ack) => ack.seq)
+        .filter((seq, i, all) => all.indexOf(seq) === i),
       producer.ofType('ack').map((ack) => ack.seq),
       'acks never repeat here: every frame brought new samples',
     );
-    assert.ok(producer.ofType('ack').every((ack) => [3, 4, 6].includes(ack.seq)), JSON.stringify(producer.ofType('ack')));
+    assert.ok(
+      producer.ofType('ack').every((ack) => [3, 4, 6].includes(ack.seq)),
+      JSON.stringify(producer.ofType('ack')),
+    );
     assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, samples);
   });
 

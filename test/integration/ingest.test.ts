@@ -24,7 +24,10 @@ describe('ingest socket', () => {
     const { rows } = await client.query('SELECT sample_count, last_seq FROM sessions WHERE id = $1', [session.sessionId]);
     await client.end();
     assert.deepEqual(rows[0], { sample_count: '50', last_seq: '50' });
-    assert.deepEqual(await storedSeqs(baseUrl, session.sessionId), makeSamples(1, 50).map((s) => s.seq));
+    assert.deepEqual(
+      await storedSeqs(baseUrl, session.sessionId),
+      makeSamples(1, 50).map((s) => s.seq),
+    );
     producer.close();
   });
 
@@ -49,7 +52,10 @@ describe('ingest socket', () => {
     second.send({ samples: makeSamples(1, 60) });
     await second.waitForAck(60);
     const { samples } = await getData(baseUrl, session.sessionId);
-    assert.deepEqual(samples.map((s: Sample) => s.seq), Array.from({ length: 60 }, (_, i) => i + 1));
+    assert.deepEqual(
+      samples.map((s: Sample) => s.seq),
+      Array.from({ length: 60 }, (_, i) => i + 1),
+    );
     second.close();
   });
 

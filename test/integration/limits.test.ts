@@ -5,8 +5,8 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
-import { eventually } from '../support/eventually.ts';
 import { freshDatabase } from '../support/database.ts';
+import { eventually } from '../support/eventually.ts';
 
 /** A client address of its own (the rightmost X-Forwarded-For entry, behind TRUST_PROXY=1), so parallel tests never share counters. */
 function someClientIp(): string {
@@ -27,7 +27,11 @@ describe('rate limits', () => {
     assert.ok(Number(limited.headers.get('retry-after')) > 0);
     assert.equal(limited.headers.get('access-control-allow-origin'), '*');
     assert.equal(((await limited.json()) as { code: string }).code, 'rate_limited');
-    assert.equal((await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, someClientIp())).status, 200, 'another client is not limited');
+    assert.equal(
+      (await get(`${baseUrl}/api/v1/sessions/${session.sessionId}`, someClientIp())).status,
+      200,
+      'another client is not limited',
+    );
     for (let i = 0; i < 10; i++) {
       for (const path of ['/health', '/ready', '/metrics']) assert.equal((await get(`${baseUrl}${path}`, ip)).status, 200, path);
     }
@@ -47,7 +51,14 @@ describe('rate limits', () => {
 
   test('with Redis, instances share the counters', async (t) => {
     const database = await freshDatabase();
-    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: 'redis://127.0.0.1:6379', TRUST_PROXY: '1', RATE_LIMIT_PER_MINUTE: '6' };
+    const env = {
+      LOG_LEVEL: 'silent',
+      PORT: '0',
+      DATABASE_URL: database.url,
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      TRUST_PROXY: '1',
+      RATE_LIMIT_PER_MINUTE: '6',
+    };
     const apps = [await buildApp(loadConfig(env)), await buildApp(loadConfig(env))];
     const [a, b] = await Promise.all(apps.map((app) => app.listen()));
     t.after(async () => {
@@ -110,10 +121,15 @@ describe('socket caps', () => {
     const { baseUrl, wsUrl } = await startApp(t, { MAX_VIEWERS: '2' });
     const [session, other] = [await createSession(baseUrl), await createSession(baseUrl)];
     const viewers = [new RecordingSocket(liveUrl(wsUrl, session.sessionId)), new RecordingSocket(liveUrl(wsUrl, other.sessionId))];
-    t.after(() => viewers.forEach((viewer) => viewer.close()));
+    t.after(() => {
+      for (const viewer of viewers) viewer.close();
+    });
     await Promise.all(viewers.map((viewer) => viewer.opened));
     for (const id of [session.sessionId, other.sessionId]) {
-      assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, id)).waitForClose(), { code: 4429, reason: 'this instance serves its most viewers (2); retry later' });
+      assert.deepEqual(await new RecordingSocket(liveUrl(wsUrl, id)).waitForClose(), {
+        code: 4429,
+        reason: 'this instance serves its most viewers (2); retry later',
+      });
     }
 
     // The session's own producer is taken, and streams to its viewer.
@@ -122,7 +138,12 @@ describe('socket caps', () => {
     await producer.opened;
     producer.send({ samples: makeSamples(1, 3) });
     await producer.waitForAck(3);
-    await eventually(() => assert.deepEqual(viewers[0].samples.map((sample) => sample.seq), [1, 2, 3]));
+    await eventually(() =>
+      assert.deepEqual(
+        viewers[0].samples.map((sample) => sample.seq),
+        [1, 2, 3],
+      ),
+    );
 
     viewers[1].close();
     await viewers[1].waitForClose();
@@ -135,7 +156,12 @@ describe('socket caps', () => {
       assert.equal(viewer.closed, null);
       return viewer;
     });
-    await eventually(() => assert.deepEqual(next.samples.map((sample) => sample.seq), [1, 2, 3]));
+    await eventually(() =>
+      assert.deepEqual(
+        next.samples.map((sample) => sample.seq),
+        [1, 2, 3],
+      ),
+    );
   });
 
   test('a session over its viewer cap refuses more viewers with 4429', async (t) => {
@@ -174,13 +200,20 @@ test("every answer, errors and 429s included, carries helmet's whole security he
     created,
     got: await get(`${baseUrl}/api/v1/sessions/${sessionId}`, ip),
     unknown: await get(`${baseUrl}/api/v1/sessions/not-a-uuid`, ip),
-    invalid: await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': someClientIp() }, body: '{"channels":5}' }),
+    invalid: await fetch(`${baseUrl}/api/v1/sessions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': someClientIp() },
+      body: '{"channels":5}',
+    }),
     limited: await create(),
   };
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(answers).map(([name, response]) => [name, response.status])),
-    { created: 201, got: 200, unknown: 404, invalid: 400, limited: 429 },
-  );
+  assert.deepEqual(Object.fromEntries(Object.entries(answers).map(([name, response]) => [name, response.status])), {
+    created: 201,
+    got: 200,
+    unknown: 404,
+    invalid: 400,
+    limited: 429,
+  });
   for (const [name, response] of Object.entries(answers)) {
     const header = (header: string) => response.headers.get(header);
     assert.equal(

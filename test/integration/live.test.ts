@@ -10,13 +10,23 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { describe, test, type TestContext } from 'node:test';
-import { setImmediate, setTimeout as pace } from 'node:timers/promises';
+import { describe, type TestContext, test } from 'node:test';
+import { setTimeout as pace, setImmediate } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import WebSocket from 'ws';
 import { startApp } from '../support/app.ts';
-import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade, type Sample } from '../support/clients.ts';
+import {
+  createSession,
+  endSession,
+  getData,
+  ingestUrl,
+  liveUrl,
+  makeSamples,
+  RecordingSocket,
+  refusedUpgrade,
+  type Sample,
+} from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 
 function seqRange(from: number, to: number): number[] {
@@ -29,7 +39,9 @@ function assertReceivedExactly(viewer: RecordingSocket, fromSeq: number, lastSeq
   const expected = seqRange(fromSeq, lastSeq);
   if (seqs.length !== expected.length || seqs.some((seq, i) => seq !== expected[i])) {
     const firstWrong = seqs.findIndex((seq, i) => seq !== expected[i]);
-    assert.fail(`${label}: expected seqs ${fromSeq}..${lastSeq} (${expected.length}), got ${seqs.length}; first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`);
+    assert.fail(
+      `${label}: expected seqs ${fromSeq}..${lastSeq} (${expected.length}), got ${seqs.length}; first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
+    );
   }
   assert.deepEqual(viewer.samples, makeSamples(fromSeq, lastSeq - fromSeq + 1), label);
 }
@@ -44,10 +56,13 @@ function lastSeqOf(viewer: RecordingSocket): number | null {
 }
 
 async function waitForSeq(viewer: RecordingSocket, seq: number, timeoutMs = 10_000): Promise<void> {
-  await eventually(() => {
-    const last = lastSeqOf(viewer);
-    if (last === null || last < seq) throw new Error(`viewer ${viewer.socket.url} at ${last}, waiting for ${seq}`);
-  }, { timeoutMs });
+  await eventually(
+    () => {
+      const last = lastSeqOf(viewer);
+      if (last === null || last < seq) throw new Error(`viewer ${viewer.socket.url} at ${last}, waiting for ${seq}`);
+    },
+    { timeoutMs },
+  );
 }
 
 async function openViewer(t: TestContext, url: string): Promise<RecordingSocket> {
@@ -163,7 +178,9 @@ describe('live socket: fromSeq joins history to live with no gap and no duplicat
   async function streamWhileViewersJoin(t: TestContext, env: Record<string, string>) {
     const { producer, live } = await startSession(t, env);
     const early = await live(1);
-    const joined: Array<{ viewer: RecordingSocket; fromSeq: number; label: string }> = [{ viewer: early, fromSeq: 1, label: 'before any data, fromSeq=1' }];
+    const joined: Array<{ viewer: RecordingSocket; fromSeq: number; label: string }> = [
+      { viewer: early, fromSeq: 1, label: 'before any data, fromSeq=1' },
+    ];
     const fromNow: RecordingSocket[] = [];
     const joining: Array<Promise<void>> = [];
     const join = (fromSeq: number, label: string) => {
@@ -316,7 +333,11 @@ describe('live socket: refusals', () => {
     const { wsUrl } = await startApp(t);
     assert.deepEqual(await refusalCode(liveUrl(wsUrl, crypto.randomUUID())), { code: 4404, messages: [] });
     assert.deepEqual(await refusalCode(liveUrl(wsUrl, crypto.randomUUID(), 1)), { code: 4404, messages: [] });
-    assert.deepEqual(await refusalCode(`${liveUrl(wsUrl, crypto.randomUUID())}?fromSeq=-1`), { code: 4404, messages: [] }, '4404 comes first');
+    assert.deepEqual(
+      await refusalCode(`${liveUrl(wsUrl, crypto.randomUUID())}?fromSeq=-1`),
+      { code: 4404, messages: [] },
+      '4404 comes first',
+    );
     assert.deepEqual(await refusalCode(liveUrl(wsUrl, 'not-a-uuid')), { code: 4404, messages: [] });
   });
 });
@@ -344,7 +365,8 @@ describe('live socket: a viewer that stops reading', () => {
     stalledTcp.pause();
     // The paused client cannot see its close until it reads again, so the server's count of
     // viewers it closed as slow tells when to stop streaming.
-    const stalledWasClosed = async () => /^wavehouse_live_slow_viewers_closed_total 1$/m.test(await (await fetch(`${baseUrl}/metrics`)).text());
+    const stalledWasClosed = async () =>
+      /^wavehouse_live_slow_viewers_closed_total 1$/m.test(await (await fetch(`${baseUrl}/metrics`)).text());
 
     const samplesPerFrame = 200;
     const maxFrames = 1_500;
@@ -386,7 +408,9 @@ describe('live socket: memory of an idle viewer', () => {
     const session = await createSession(baseUrl);
     const requests: Array<WeakRef<IncomingMessage>> = [];
     app.server.server.on('upgrade', (request: IncomingMessage) => requests.push(new WeakRef(request)));
-    const viewers = await Promise.all([liveUrl(wsUrl, session.sessionId), `${wsUrl}/ws/${session.sessionId}`].map((url) => openViewer(t, url)));
+    const viewers = await Promise.all(
+      [liveUrl(wsUrl, session.sessionId), `${wsUrl}/ws/${session.sessionId}`].map((url) => openViewer(t, url)),
+    );
     // A gc() of its own (the flag, then a fresh context that has it), without running the suite under --expose-gc.
     setFlagsFromString('--expose-gc');
     const collectGarbage = runInNewContext('gc') as () => void;
@@ -430,7 +454,14 @@ describe('liveness pings', () => {
 
     // Outlive the silent peer by several more intervals.
     const pingsAtCut = answeringSeen.pings;
-    await eventually(() => assert.ok(answeringSeen.pings >= pingsAtCut + 4, `${answeringSeen.pings - pingsAtCut} pings since the cut; closed at ${answeringSeen.closedAt}`), { timeoutMs: 3_000 });
+    await eventually(
+      () =>
+        assert.ok(
+          answeringSeen.pings >= pingsAtCut + 4,
+          `${answeringSeen.pings - pingsAtCut} pings since the cut; closed at ${answeringSeen.closedAt}`,
+        ),
+      { timeoutMs: 3_000 },
+    );
     assert.equal(answeringSeen.closedAt, null);
     assert.equal(answering.readyState, WebSocket.OPEN);
   });
@@ -453,14 +484,31 @@ describe('liveness pings', () => {
     const silentClosed = new Promise<number>((resolve) => silent.once('close', resolve));
     await new Promise((resolve) => silent.once('open', resolve));
 
-    await eventually(() => assert.ok(pingTimes.every((times) => times.length >= 2), `pings: ${pingTimes.map((times) => times.length)}`), { timeoutMs: 4_000 });
+    await eventually(
+      () =>
+        assert.ok(
+          pingTimes.every((times) => times.length >= 2),
+          `pings: ${pingTimes.map((times) => times.length)}`,
+        ),
+      { timeoutMs: 4_000 },
+    );
     const firsts = pingTimes.map((times) => times[0]);
-    assert.ok(Math.max(...firsts) - Math.min(...firsts) >= 500, `first pings within ${Math.max(...firsts) - Math.min(...firsts)} ms of each other`);
+    assert.ok(
+      Math.max(...firsts) - Math.min(...firsts) >= 500,
+      `first pings within ${Math.max(...firsts) - Math.min(...firsts)} ms of each other`,
+    );
 
     assert.equal(await Promise.race([silentClosed, pace(5_000, 'still open')]), 1006);
     // Its slice goes on: every other socket is pinged again after the cut, about once a second.
     const countsAtCut = pingTimes.map((times) => times.length);
-    await eventually(() => assert.ok(pingTimes.every((times, i) => times.length >= countsAtCut[i] + 2), `pings since the cut: ${pingTimes.map((times, i) => times.length - countsAtCut[i])}`), { timeoutMs: 4_000 });
+    await eventually(
+      () =>
+        assert.ok(
+          pingTimes.every((times, i) => times.length >= countsAtCut[i] + 2),
+          `pings since the cut: ${pingTimes.map((times, i) => times.length - countsAtCut[i])}`,
+        ),
+      { timeoutMs: 4_000 },
+    );
     for (const times of pingTimes) {
       for (let i = 1; i < times.length; i++) {
         const gap = times[i] - times[i - 1];
@@ -480,7 +528,11 @@ describe('liveness pings', () => {
     const heldUntil = performance.now() + 900;
     while (performance.now() < heldUntil);
     const pingsAfterHold = pings;
-    await eventually(() => assert.ok(pings >= pingsAfterHold + 4, `${pings - pingsAfterHold} pings since the hold; closed: ${JSON.stringify(peer.closed)}`), { timeoutMs: 3_000 });
+    await eventually(
+      () =>
+        assert.ok(pings >= pingsAfterHold + 4, `${pings - pingsAfterHold} pings since the hold; closed: ${JSON.stringify(peer.closed)}`),
+      { timeoutMs: 3_000 },
+    );
     assert.equal(peer.closed, null);
   });
 

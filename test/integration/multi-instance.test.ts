@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
@@ -13,10 +13,12 @@ async function startTwoInstances(t: TestContext) {
   const database = await freshDatabase();
   const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: redisUrl };
   const apps = await Promise.all([buildApp(loadConfig(env)), buildApp(loadConfig(env))]);
-  const [a, b] = await Promise.all(apps.map(async (app) => {
-    const baseUrl = await app.listen();
-    return { baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws') };
-  }));
+  const [a, b] = await Promise.all(
+    apps.map(async (app) => {
+      const baseUrl = await app.listen();
+      return { baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws') };
+    }),
+  );
   t.after(async () => {
     await Promise.all(apps.map((app) => app.close()));
     await database.drop();
@@ -41,7 +43,7 @@ function stream(producer: RecordingSocket, fromSeq = 1) {
 
 function assertContiguous(seqs: number[], from: number, to: number) {
   assert.equal(seqs.length, to - from + 1, `expected ${from}..${to}, got ${seqs.length} samples from ${seqs[0]} to ${seqs.at(-1)}`);
-  seqs.forEach((seq, i) => assert.equal(seq, from + i));
+  for (const [i, seq] of seqs.entries()) assert.equal(seq, from + i);
 }
 
 describe('several instances behind one database and Redis', () => {
@@ -60,7 +62,11 @@ describe('several instances behind one database and Redis', () => {
     const last = streaming.lastSent;
     await eventually(() => assert.equal(fromStart.samples.at(-1)?.seq, last));
     await eventually(() => assert.equal(fromNow.samples.at(-1)?.seq, last));
-    assertContiguous(fromStart.samples.map((s) => s.seq), 1, last);
+    assertContiguous(
+      fromStart.samples.map((s) => s.seq),
+      1,
+      last,
+    );
     const seen = fromNow.samples.map((s) => s.seq);
     assertContiguous(seen, seen[0], last);
     producer.close();
@@ -85,7 +91,11 @@ describe('several instances behind one database and Redis', () => {
     assert.equal((await producer.waitForClose()).code, 1000);
     assert.equal(producer.lastAck, 1_000);
     assert.equal((await viewer.waitForClose()).code, 1000);
-    assertContiguous(viewer.samples.map((s) => s.seq), 1, 1_000);
+    assertContiguous(
+      viewer.samples.map((s) => s.seq),
+      1,
+      1_000,
+    );
     assert.deepEqual(viewer.messages.at(-1), { type: 'session_ended' });
   });
 
@@ -109,7 +119,11 @@ describe('several instances behind one database and Redis', () => {
     });
     moved.send({ samples: makeSamples(1, 300) });
     await moved.waitForAck(300);
-    assertContiguous((await getData(a.baseUrl, session.sessionId)).samples.map((s) => s.seq), 1, 300);
+    assertContiguous(
+      (await getData(a.baseUrl, session.sessionId)).samples.map((s) => s.seq),
+      1,
+      300,
+    );
     moved.close();
   });
 });

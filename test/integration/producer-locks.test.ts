@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import pino from 'pino';
 import { withClient } from '../../src/storage/database.ts';
 import { ProducerLocks, sessionLockKey } from '../../src/storage/producer-locks.ts';
@@ -14,7 +14,10 @@ const log = pino({ level: 'silent' });
  * A fresh database and what `start` opens on it, closed after the test in the order given,
  * before the database is dropped (so no restore is left reconnecting to a dropped database).
  */
-async function setUp<T extends Record<string, ProducerLocks | TcpProxy>>(t: TestContext, start: (url: string) => Promise<T> | T): Promise<T & { url: string }> {
+async function setUp<T extends Record<string, ProducerLocks | TcpProxy>>(
+  t: TestContext,
+  start: (url: string) => Promise<T> | T,
+): Promise<T & { url: string }> {
   const { url, drop } = await freshDatabase();
   const parts = await start(url);
   t.after(async () => {
@@ -62,9 +65,13 @@ async function advisoryLockCounts(url: string): Promise<Map<number, number>> {
 }
 
 describe('producer locks', () => {
-  test('a lock connection killed during a burst of acquires: every lock reported held is held in PostgreSQL', { timeout: 30_000 }, async (t) => {
+  test('a lock connection killed during a burst of acquires: every lock reported held is held in PostgreSQL', {
+    timeout: 30_000,
+  }, async (t) => {
     const lost: string[] = [];
-    const { url, locks } = await setUp(t, (url) => ({ locks: new ProducerLocks({ url, log, onLost: (sessionId) => lost.push(sessionId) }) }));
+    const { url, locks } = await setUp(t, (url) => ({
+      locks: new ProducerLocks({ url, log, onLost: (sessionId) => lost.push(sessionId) }),
+    }));
 
     const before = Array.from({ length: 20 }, () => randomUUID());
     for (const id of before) assert.equal(await locks.tryAcquire(id), true);
@@ -76,7 +83,12 @@ describe('producer locks', () => {
     // the burst's acquires are queued, each of them ahead of the restore the drop queues.
     const outcomes = await withClient(url, async (admin) => {
       const kill = admin.query('SELECT pg_terminate_backend($1)', [killed]);
-      const queued = burst.map((id) => locks.tryAcquire(id).then((locked) => ({ id, locked, failed: false }), () => ({ id, locked: false, failed: true })));
+      const queued = burst.map((id) =>
+        locks.tryAcquire(id).then(
+          (locked) => ({ id, locked, failed: false }),
+          () => ({ id, locked: false, failed: true }),
+        ),
+      );
       await kill;
       return Promise.all(queued);
     });
@@ -84,15 +96,24 @@ describe('producer locks', () => {
     t.diagnostic(`burst: ${outcomes.filter((o) => o.failed).length} failed with the connection, ${acquired.length - before.length} locked`);
     assert.ok(acquired.length > before.length, 'the burst took locks too');
 
-    await eventually(async () => {
-      const backends = await lockBackends(url);
-      assert.equal(backends.length, 1, 'one lock connection again');
-      assert.notEqual(backends[0], killed);
-    }, { timeoutMs: 10_000 });
+    await eventually(
+      async () => {
+        const backends = await lockBackends(url);
+        assert.equal(backends.length, 1, 'one lock connection again');
+        assert.notEqual(backends[0], killed);
+      },
+      { timeoutMs: 10_000 },
+    );
     const held = acquired.filter((id) => !lost.includes(id));
-    await eventually(async () => assert.deepEqual(await lockableElsewhere(url, held), [], 'every lock reported held is held'), { timeoutMs: 10_000 });
+    await eventually(async () => assert.deepEqual(await lockableElsewhere(url, held), [], 'every lock reported held is held'), {
+      timeoutMs: 10_000,
+    });
     const [backend] = await lockBackends(url);
-    assert.deepEqual([...(await advisoryLockCounts(url))], [[backend, held.length]], 'all held on the live lock connection, and nothing else');
+    assert.deepEqual(
+      [...(await advisoryLockCounts(url))],
+      [[backend, held.length]],
+      'all held on the live lock connection, and nothing else',
+    );
     assert.deepEqual(lost, [], 'nobody else took any of them');
   });
 
@@ -108,13 +129,21 @@ describe('producer locks', () => {
       return setUp(t, async (url) => {
         const target = new URL(url);
         const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
-        const mine = new ProducerLocks({ url: proxy.urlFor(url), log, onLost: (sessionId) => lost.push(sessionId), heartbeatIntervalMs, queryTimeoutMs });
+        const mine = new ProducerLocks({
+          url: proxy.urlFor(url),
+          log,
+          onLost: (sessionId) => lost.push(sessionId),
+          heartbeatIntervalMs,
+          queryTimeoutMs,
+        });
         // The proxy closes first: a query stuck on a silenced link then fails instead of holding up `mine`'s close.
         return { proxy, mine, theirs: new ProducerLocks({ url, log, onLost: () => undefined }) };
       });
     }
 
-    test('is dropped by its heartbeat, its backend terminated, and its locks taken back on a new connection', { timeout: 30_000 }, async (t) => {
+    test('is dropped by its heartbeat, its backend terminated, and its locks taken back on a new connection', {
+      timeout: 30_000,
+    }, async (t) => {
       const lost: string[] = [];
       const { url, mine, theirs, proxy } = await behindProxy(t, lost);
       const sessions = [randomUUID(), randomUUID()];
@@ -123,12 +152,15 @@ describe('producer locks', () => {
 
       proxy.blackhole();
       const since = Date.now();
-      await eventually(async () => {
-        const backends = await lockBackends(url);
-        assert.equal(backends.length, 1, 'the silenced backend is gone and a new one is up');
-        assert.notEqual(backends[0], silenced);
-        assert.deepEqual([...(await advisoryLockCounts(url))], [[backends[0], sessions.length]]);
-      }, { timeoutMs: boundMs });
+      await eventually(
+        async () => {
+          const backends = await lockBackends(url);
+          assert.equal(backends.length, 1, 'the silenced backend is gone and a new one is up');
+          assert.notEqual(backends[0], silenced);
+          assert.deepEqual([...(await advisoryLockCounts(url))], [[backends[0], sessions.length]]);
+        },
+        { timeoutMs: boundMs },
+      );
       t.diagnostic(`locks held on a new backend ${Date.now() - since} ms after the link went silent`);
 
       for (const id of sessions) assert.equal(await theirs.tryAcquire(id), false);

@@ -19,10 +19,11 @@ const hostile = {
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 test('ids that cannot come through an HTTP parser (a newline, a carriage return) are refused too', () => {
-  for (const id of ['a\nb', 'a\r\nX-Forged: 1', '', 'é', ...Object.values(hostile)]) assert.match(requestIdOf(id), uuid, JSON.stringify(id));
+  for (const id of ['a\nb', 'a\r\nX-Forged: 1', '', 'é', ...Object.values(hostile)])
+    assert.match(requestIdOf(id), uuid, JSON.stringify(id));
   assert.match(requestIdOf(['one', 'two']), uuid);
   assert.match(requestIdOf(undefined), uuid);
-  const kept = 'Req-1.2_3:' + 'c'.repeat(118);
+  const kept = `Req-1.2_3:${'c'.repeat(118)}`;
   assert.equal(requestIdOf(kept), kept, 'a safe id of 128 characters is kept');
 });
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, type TestContext, test } from 'node:test';
 import { createSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket, refusedUpgrade } from '../support/clients.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { seqsUpTo, startAppOn, storedTotals } from '../support/resilience-app.ts';
 import { ResendingProducer } from '../support/resilience-producer.ts';
-import { startServerProcess, type ServerProcess } from '../support/server-process.ts';
+import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.ts';
 
 const graceMs = 8_000;
@@ -36,7 +36,9 @@ async function databaseFor(t: TestContext, { proxied = false } = {}) {
 }
 
 describe('shutdown on SIGTERM', () => {
-  test('commits and acks what it accepted, closes producers and viewers with 1012, and exits 0 within the grace', { timeout: 60_000 }, async (t) => {
+  test('commits and acks what it accepted, closes producers and viewers with 1012, and exits 0 within the grace', {
+    timeout: 60_000,
+  }, async (t) => {
     const database = await databaseFor(t);
     const server = await database.start();
     const session = await createSession(server.baseUrl);
@@ -62,8 +64,14 @@ describe('shutdown on SIGTERM', () => {
     assert.equal(closed.code, 1012);
     assert.equal((await viewer.waitForClose()).code, 1012);
     const finalAck = producer.lastAck!;
-    assert.ok(producer.acks.some((ack) => ack.atMs >= signalledAtMs), 'final acks arrived after the signal');
-    assert.ok(producer.acks.every((ack) => ack.atMs <= closed.atMs), 'every ack came before the close');
+    assert.ok(
+      producer.acks.some((ack) => ack.atMs >= signalledAtMs),
+      'final acks arrived after the signal',
+    );
+    assert.ok(
+      producer.acks.every((ack) => ack.atMs <= closed.atMs),
+      'every ack came before the close',
+    );
     assert.ok(producer.lastSentSeq > finalAck, 'the producer sent more than was accepted before the drain stopped reading');
 
     // Every accepted sample was committed and acked: the final ack is the stored last seq.
@@ -75,7 +83,11 @@ describe('shutdown on SIGTERM', () => {
     });
     const after = await startAppOn(t, database.url);
     assert.deepEqual((await getData(after.baseUrl, session.sessionId)).samples, makeSamples(1, finalAck));
-    assert.deepEqual(viewer.samples.map((sample) => sample.seq), seqsUpTo(finalAck), 'viewers saw exactly what was stored');
+    assert.deepEqual(
+      viewer.samples.map((sample) => sample.seq),
+      seqsUpTo(finalAck),
+      'viewers saw exactly what was stored',
+    );
   });
 
   test('answers new requests with 503 while the drain waits for the database, then finishes it', { timeout: 60_000 }, async (t) => {
@@ -101,12 +113,15 @@ describe('shutdown on SIGTERM', () => {
     await eventually(() => assert.equal(viewer.samples.at(-1)?.seq, lastSent));
     const signalledAtMs = Date.now();
     server.kill('SIGTERM');
-    await eventually(async () => {
-      const response = await fetch(`${server.baseUrl}/api/v1/sessions/${session.sessionId}`);
-      assert.equal(response.status, 503);
-      assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
-      assert.equal(((await response.json()) as { status: number }).status, 503);
-    }, { timeoutMs: 3_000 });
+    await eventually(
+      async () => {
+        const response = await fetch(`${server.baseUrl}/api/v1/sessions/${session.sessionId}`);
+        assert.equal(response.status, 503);
+        assert.match(response.headers.get('content-type') ?? '', /^application\/problem\+json/);
+        assert.equal(((await response.json()) as { status: number }).status, 503);
+      },
+      { timeoutMs: 3_000 },
+    );
     const refused = await refusedUpgrade(liveUrl(server.wsUrl, session.sessionId));
     assert.equal(refused.status, 503, 'a new socket is refused while draining too');
     assert.equal(refused.body.code, 'service_unavailable');

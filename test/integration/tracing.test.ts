@@ -125,7 +125,10 @@ test('with OTEL_EXPORTER_OTLP_ENDPOINT set, requests and commits become spans, a
 
   const spans = await eventually(() => {
     const all = receiver.spans();
-    assert.ok(all.some((span) => span.name === 'POST /api/v1/sessions/:id/end'), 'the last request is exported');
+    assert.ok(
+      all.some((span) => span.name === 'POST /api/v1/sessions/:id/end'),
+      'the last request is exported',
+    );
     return all;
   });
   assert.ok(receiver.serviceNames().every((name) => name === 'wavehouse-under-test'));
@@ -169,7 +172,8 @@ test('with OTEL_EXPORTER_OTLP_ENDPOINT set, requests and commits become spans, a
 
   const exported = receiver.bodies.join('\n');
   assert.ok(!exported.includes(session.ingestToken), 'the ingest token is in no span');
-  for (const query of ['token=', 'format=csv', 'fromSeq=', 'secret=', '?']) assert.ok(!exported.includes(query), `"${query}" is in an exported span`);
+  for (const query of ['token=', 'format=csv', 'fromSeq=', 'secret=', '?'])
+    assert.ok(!exported.includes(query), `"${query}" is in an exported span`);
 
   const commits = spans.filter((span) => span.name === 'wavehouse.commit');
   assert.ok(commits.length >= 1, 'at least one commit span');
@@ -232,13 +236,25 @@ test('a commit retried after a failure is one span, with the failure as an event
   } as unknown as SampleStore;
   const counters = { committed: () => undefined, acked: () => undefined, failed: () => undefined };
   const queue = new WriteQueue({ maxQueuedBytes: 1024 * 1024 });
-  const session = new SessionState({ sessionId: '00000000-0000-4000-8000-000000000001', channels: ['ax'], lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
+  const session = new SessionState({
+    sessionId: '00000000-0000-4000-8000-000000000001',
+    channels: ['ax'],
+    lastCommittedSeq: -1,
+    windowMaxBytes: 1 << 20,
+  });
   const batch = SampleBatch.allocate(3, 1);
   batch.columns.set([1, 2, 3, 10, 20, 30, 0.1, 0.2, 0.3]);
   session.highestAcceptedSeq = 3;
   queue.push(session, batch, Date.now());
   const limits = { maxBatchAgeMs: 1, maxBatchSamples: 100_000, maxChunkSamples: 100 };
-  const writer = new BatchWriter({ queue, store, limits, log: createLogger('info', logs.stream), counters, tracer: provider.getTracer('test') });
+  const writer = new BatchWriter({
+    queue,
+    store,
+    limits,
+    log: createLogger('info', logs.stream),
+    counters,
+    tracer: provider.getTracer('test'),
+  });
   writer.start();
   t.after(() => writer.drain(5_000));
   await eventually(() => assert.equal(session.committedSeq, 3));
@@ -246,8 +262,16 @@ test('a commit retried after a failure is one span, with the failure as an event
   const [span, ...others] = exporter.getFinishedSpans();
   assert.deepEqual(others, []);
   assert.equal(span.name, 'wavehouse.commit');
-  assert.deepEqual(span.attributes, { 'wavehouse.commit.samples': 3, 'wavehouse.commit.chunk_rows': 1, 'wavehouse.commit.sessions': 1, 'wavehouse.commit.attempts': 2 });
-  assert.deepEqual(span.events.map((event) => event.name), ['exception']);
+  assert.deepEqual(span.attributes, {
+    'wavehouse.commit.samples': 3,
+    'wavehouse.commit.chunk_rows': 1,
+    'wavehouse.commit.sessions': 1,
+    'wavehouse.commit.attempts': 2,
+  });
+  assert.deepEqual(
+    span.events.map((event) => event.name),
+    ['exception'],
+  );
   assert.notEqual(span.status.code, statusError, 'it did commit in the end');
   const failure = logs.lines.find((line) => line.msg === 'commit failed; retrying');
   assert.ok(failure);
@@ -264,7 +288,9 @@ test('with the collector not answering, shutdown waits its budget, says the span
   });
   const { port } = silent.address() as { port: number };
   const logs = logSink();
-  const tracing = createTracing({ otlpEndpoint: `http://127.0.0.1:${port}`, serviceName: 'wavehouse' }, createLogger('info', logs.stream), { shutdownMs: 200 });
+  const tracing = createTracing({ otlpEndpoint: `http://127.0.0.1:${port}`, serviceName: 'wavehouse' }, createLogger('info', logs.stream), {
+    shutdownMs: 200,
+  });
   tracing.tracer.startSpan('work').end();
   await tracing.shutdown();
   const dropped = logs.lines.find((line) => line.msg === 'span export unfinished at shutdown; the spans not yet sent are dropped');
@@ -274,11 +300,15 @@ test('with the collector not answering, shutdown waits its budget, says the span
 
 test('OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL; OTEL_SERVICE_NAME defaults to wavehouse', () => {
   assert.deepEqual(loadConfig({}).tracing, { otlpEndpoint: null, serviceName: 'wavehouse' });
-  assert.equal(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector.example:4318' }).tracing.otlpEndpoint, 'https://collector.example:4318');
+  assert.equal(
+    loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://collector.example:4318' }).tracing.otlpEndpoint,
+    'https://collector.example:4318',
+  );
   for (const bad of ['collector:4318', 'grpc://collector:4317', 'not a url']) {
     assert.throws(
       () => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: bad }),
-      (error: unknown) => error instanceof ConfigError && error.problems.some((problem) => problem.startsWith('OTEL_EXPORTER_OTLP_ENDPOINT:')),
+      (error: unknown) =>
+        error instanceof ConfigError && error.problems.some((problem) => problem.startsWith('OTEL_EXPORTER_OTLP_ENDPOINT:')),
       bad,
     );
   }

@@ -1,6 +1,6 @@
 /** Starts the real app on port 0 against a fresh database, and closes both when the test ends. */
 import type { TestContext } from 'node:test';
-import { buildApp, type App, type AppOptions } from '../../src/app.ts';
+import { type App, type AppOptions, buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { freshDatabase } from './database.ts';
 

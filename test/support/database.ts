@@ -18,7 +18,10 @@ function withDatabase(url: string, name: string): string {
 
 async function templateName(): Promise<string> {
   const migrations = await loadMigrations();
-  const digest = createHash('sha256').update(migrations.map((m) => m.name + m.sql).join('\n')).digest('hex').slice(0, 12);
+  const digest = createHash('sha256')
+    .update(migrations.map((m) => m.name + m.sql).join('\n'))
+    .digest('hex')
+    .slice(0, 12);
   return `wavehouse_template_${digest}`;
 }
 

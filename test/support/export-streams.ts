@@ -38,7 +38,7 @@ function numberText(value: number): string {
 /** An ingest frame `{"samples":[...]}` as text that keeps every value exactly, -0 included. */
 export function samplesFrameText(samples: readonly Sample[]): string {
   const names = ['seq', 't', ...exportChannels];
-  const objects = samples.map((sample) => '{' + names.map((name) => `"${name}":${numberText(sample[name])}`).join(',') + '}');
+  const objects = samples.map((sample) => `{${names.map((name) => `"${name}":${numberText(sample[name])}`).join(',')}}`);
   return `{"samples":[${objects.join(',')}]}`;
 }
 
@@ -188,7 +188,8 @@ export class JsonExportReader {
       let at = 0;
       if (state === 'head') {
         if (pending.length < this.head.length) {
-          if (!this.head.startsWith(pending)) throw new Error(`body starts ${JSON.stringify(pending)}; expected ${JSON.stringify(this.head)}`);
+          if (!this.head.startsWith(pending))
+            throw new Error(`body starts ${JSON.stringify(pending)}; expected ${JSON.stringify(this.head)}`);
           continue;
         }
         if (!pending.startsWith(this.head)) {

@@ -6,8 +6,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { batchFromPayload, decodeCopyBinary, encodeCopyBinary, payloadLayouts, type ChunkRow, type PayloadLayout, type StoredChunk } from '../../src/storage/chunk-codec.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
+import {
+  batchFromPayload,
+  type ChunkRow,
+  decodeCopyBinary,
+  encodeCopyBinary,
+  type PayloadLayout,
+  payloadLayouts,
+  type StoredChunk,
+} from '../../src/storage/chunk-codec.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const sessionId = '8d3e1f6a-2b4c-4d5e-9f60-718293a4b5c6';
@@ -68,12 +76,17 @@ const bytesOf = (columns: Float64Array) => Buffer.from(columns.buffer, columns.b
 function assertSameSamples(actual: SampleBatch, expected: { count: number; channelCount: number; columns: Float64Array }): void {
   assert.equal(actual.count, expected.count);
   assert.equal(actual.channelCount, expected.channelCount);
-  assert.deepEqual([...actual.columns.subarray(0, actual.count)].map((seq) => seq + 0), [...expected.columns.subarray(0, expected.count)].map((seq) => seq + 0));
+  assert.deepEqual(
+    [...actual.columns.subarray(0, actual.count)].map((seq) => seq + 0),
+    [...expected.columns.subarray(0, expected.count)].map((seq) => seq + 0),
+  );
   assert.deepEqual(bytesOf(actual.columns.subarray(actual.count)), bytesOf(expected.columns.subarray(expected.count)));
 }
 
 const isCorruptionError = (error: unknown) =>
-  error instanceof Error && !(error instanceof RangeError) && /binary COPY output|unexpected binary COPY row|corrupt chunk/.test(error.message);
+  error instanceof Error &&
+  !(error instanceof RangeError) &&
+  /binary COPY output|unexpected binary COPY row|corrupt chunk/.test(error.message);
 
 /** Reads `body` as the read path does; returns what it read, or null when it refused the body as corrupt. */
 function readChunks(body: Buffer): SampleBatch[] | null {
@@ -99,7 +112,10 @@ const chunkRowArbitrary = fc
   .chain(({ channelCount, counts, firstSeq, gapless }) => {
     const total = counts.reduce((sum, count) => sum + count, 0);
     return fc
-      .tuple(fc.array(fc.integer({ min: 1, max: 3 }), { minLength: total, maxLength: total }), fc.array(anyDouble, { minLength: total * (channelCount + 1), maxLength: total * (channelCount + 1) }))
+      .tuple(
+        fc.array(fc.integer({ min: 1, max: 3 }), { minLength: total, maxLength: total }),
+        fc.array(anyDouble, { minLength: total * (channelCount + 1), maxLength: total * (channelCount + 1) }),
+      )
       .map(([steps, values]): ChunkRow => {
         let seq = firstSeq;
         let taken = 0;
@@ -148,7 +164,11 @@ describe('chunk codec', () => {
         assert.equal(read.length, rows.length);
         rows.forEach((row, i) => {
           const expected = joined(row.batches);
-          assertSameSamples(read[i], { count: expected.length / (row.batches[0].channelCount + 2), channelCount: row.batches[0].channelCount, columns: expected });
+          assertSameSamples(read[i], {
+            count: expected.length / (row.batches[0].channelCount + 2),
+            channelCount: row.batches[0].channelCount,
+            columns: expected,
+          });
         });
       }),
       fuzzParameters(1000),
@@ -174,9 +194,15 @@ describe('chunk codec', () => {
   });
 
   test('a COPY output cut anywhere is refused as cut short, never read past its end', () => {
-    const body = copyOutput(storedChunksOf(encodeCopyBinary([{ sessionId, batches: [new SampleBatch(2, 1, Float64Array.of(4, 6, 1.5, 2.5, -0, 7))] }])));
+    const body = copyOutput(
+      storedChunksOf(encodeCopyBinary([{ sessionId, batches: [new SampleBatch(2, 1, Float64Array.of(4, 6, 1.5, 2.5, -0, 7))] }])),
+    );
     for (let length = 0; length < body.length; length++) {
-      assert.throws(() => decodeCopyBinary(body.subarray(0, length)), (error) => isCorruptionError(error), `cut at ${length}`);
+      assert.throws(
+        () => decodeCopyBinary(body.subarray(0, length)),
+        (error) => isCorruptionError(error),
+        `cut at ${length}`,
+      );
     }
   });
 
@@ -187,7 +213,11 @@ describe('chunk codec', () => {
     for (const length of [-1, -34, 17, 2 ** 31 - 1]) {
       const corrupt = Buffer.from(body);
       corrupt.writeInt32BE(length, lengthAt);
-      assert.throws(() => decodeCopyBinary(corrupt), (error) => isCorruptionError(error), `payload length ${length}`);
+      assert.throws(
+        () => decodeCopyBinary(corrupt),
+        (error) => isCorruptionError(error),
+        `payload length ${length}`,
+      );
     }
   });
 
@@ -203,7 +233,11 @@ describe('chunk codec', () => {
       [payload(1, 2, 3), 2, payloadLayouts.seqsImplied, 3],
     ];
     for (const [bytes, count, layout, lastSeq] of cases) {
-      assert.throws(() => batchFromPayload(bytes, count, layout as PayloadLayout, lastSeq), (error) => isCorruptionError(error), `${count} samples, layout ${layout}, last seq ${lastSeq}`);
+      assert.throws(
+        () => batchFromPayload(bytes, count, layout as PayloadLayout, lastSeq),
+        (error) => isCorruptionError(error),
+        `${count} samples, layout ${layout}, last seq ${lastSeq}`,
+      );
     }
   });
 });

@@ -10,7 +10,9 @@ test('docs/API_CONTRACT.yml is what the route schemas generate (run npm run cont
 });
 
 test('every 429 and 503 problem answer declares Retry-After, and no other answer does', async () => {
-  const contract = parse(await generateContractYaml()) as { paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown> }> }>> };
+  const contract = parse(await generateContractYaml()) as {
+    paths: Record<string, Record<string, { responses: Record<string, { headers?: Record<string, unknown> }> }>>;
+  };
   const declared: string[] = [];
   const retryable: string[] = [];
   for (const [path, operations] of Object.entries(contract.paths)) {

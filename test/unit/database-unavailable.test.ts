@@ -19,7 +19,8 @@ test('a lost or refused link, or a server that cannot serve now, is unavailable;
     new Error('timeout exceeded when trying to connect'),
     new DatabaseUnreachableError(withCode('ECONNREFUSED')),
   ];
-  for (const error of unavailable) assert.equal(isDatabaseUnavailable(error), true, `${error.message} (${(error as { code?: string }).code})`);
+  for (const error of unavailable)
+    assert.equal(isDatabaseUnavailable(error), true, `${error.message} (${(error as { code?: string }).code})`);
   const refused = [
     withCode('23505', 'duplicate key value violates unique constraint'),
     withCode('57014', 'canceling statement due to statement timeout'),

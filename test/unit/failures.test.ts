@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { failureKind, FailureTriage } from '../../src/http/failures.ts';
+import { FailureTriage, failureKind } from '../../src/http/failures.ts';
 import { DatabaseUnreachableError } from '../../src/storage/database.ts';
 
 function recorder() {
@@ -15,7 +15,10 @@ function recorder() {
 }
 
 test('a database out of reach is an outage: a warn line with its cause and operation, counted under the operation', () => {
-  for (const error of [Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), new Error('Connection terminated unexpectedly')]) {
+  for (const error of [
+    Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+    new Error('Connection terminated unexpectedly'),
+  ]) {
     const { lines, counted, log, triage } = recorder();
     assert.equal(triage.record(error, log, 'producer_attach'), 'outage');
     assert.deepEqual(counted, ['producer_attach']);
@@ -31,7 +34,10 @@ test('anything else is a bug: an error line, and not counted as a database error
     const { lines, counted, log, triage } = recorder();
     assert.equal(triage.record(error, log, 'request'), 'bug');
     assert.deepEqual(counted, []);
-    assert.deepEqual(lines.map((line) => [line.level, line.message, line.fields.operation]), [['error', 'unhandled error', 'request']]);
+    assert.deepEqual(
+      lines.map((line) => [line.level, line.message, line.fields.operation]),
+      [['error', 'unhandled error', 'request']],
+    );
   }
 });
 

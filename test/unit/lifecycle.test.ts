@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
-import { PartStack, type Part } from '../../src/lifecycle.ts';
+import { type Part, PartStack } from '../../src/lifecycle.ts';
 
 /** A logger that keeps its warnings, to see what the stack reports. */
 function recordingLog() {

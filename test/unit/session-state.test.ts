@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
-import { SessionState, type ProducerHandle } from '../../src/sessions/session-state.ts';
+import { type ProducerHandle, SessionState } from '../../src/sessions/session-state.ts';
 
 function batch(seqs: number[]): SampleBatch {
   const out = SampleBatch.allocate(seqs.length, 1);
@@ -64,7 +64,10 @@ test('the recent window keeps every uncommitted frame and sheds committed ones b
   state.accept(batch([2]), true);
   assert.equal(state.windowSnapshot().length, 2);
   state.markCommitted(1);
-  assert.deepEqual(state.windowSnapshot().map((frame) => frame.batch.firstSeq), [2]);
+  assert.deepEqual(
+    state.windowSnapshot().map((frame) => frame.batch.firstSeq),
+    [2],
+  );
   state.markCommitted(2);
   assert.equal(state.windowSnapshot().length, 0);
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LiveFrame, textMessage } from '../../src/samples/live-frames.ts';
 import { ViewerConnection, type ViewerConnectionOptions, type ViewerSocket } from '../../src/live/viewer-connection.ts';
+import { LiveFrame, textMessage } from '../../src/samples/live-frames.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { jsonColumnKeys } from '../../src/samples/sample-text.ts';
 import { eventually } from '../support/eventually.ts';
@@ -27,7 +27,8 @@ function counters() {
 function textOf(message: Buffer): string {
   assert.equal(message[0], 0x81);
   const short = message[1];
-  const [offset, length] = short < 126 ? [2, short] : short === 126 ? [4, message.readUInt16BE(2)] : [10, Number(message.readBigUInt64BE(2))];
+  const [offset, length] =
+    short < 126 ? [2, short] : short === 126 ? [4, message.readUInt16BE(2)] : [10, Number(message.readBigUInt64BE(2))];
   assert.equal(message.length, offset + length);
   return message.toString('utf8', offset);
 }
@@ -35,6 +36,7 @@ function textOf(message: Buffer): string {
 class FakeSocket implements ViewerSocket {
   bufferedAmount = 0;
   readyState = 1;
+  // biome-ignore lint/suspicious/noExplicitAny: frames as the server sent them, each test reads the fields it expects
   sent: any[] = [];
   closedWith: number | null = null;
   closeReason: string | null = null;
@@ -104,7 +106,12 @@ test('a viewer that missed frames reads exactly the missing range from history, 
   viewer.deliver(frame(1, 5));
   viewer.deliver(frame(11, 15));
   viewer.deliver(frame(16, 20));
-  await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 20 }, (_, i) => i + 1)));
+  await eventually(() =>
+    assert.deepEqual(
+      socket.seqs,
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    ),
+  );
   assert.deepEqual(reads, [[6, 10]]);
   viewer.deliver(frame(21, 22));
   assert.deepEqual(socket.seqs.slice(-2), [21, 22]);
@@ -116,7 +123,12 @@ test('a viewer with fromSeq joins history, window and live frames without gap or
   const viewer = connection(socket, { fromSeq: 3, history: historyOf([batch(1, 10)], reads) });
   viewer.start([frame(11, 15)], async () => false);
   viewer.deliver(frame(16, 18));
-  await eventually(() => assert.deepEqual(socket.seqs, Array.from({ length: 16 }, (_, i) => i + 3)));
+  await eventually(() =>
+    assert.deepEqual(
+      socket.seqs,
+      Array.from({ length: 16 }, (_, i) => i + 3),
+    ),
+  );
   assert.deepEqual(reads, [[3, 10]]);
 });
 

@@ -50,7 +50,8 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
         const query = request.query as Record<string, unknown>;
         for (const name of integerParams) {
           const text = query[name];
-          if (typeof text === 'string' && !isDecimalInteger(text)) throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
+          if (typeof text === 'string' && !isDecimalInteger(text))
+            throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
         }
       },
       schema: {

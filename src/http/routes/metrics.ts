@@ -43,7 +43,10 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
         security: [{}, { metricsToken: [] }],
         response: {
           200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: Type.String() } } },
-          401: { description: 'METRICS_TOKEN is set and the request does not carry it.', content: { 'application/problem+json': { schema: Problem } } },
+          401: {
+            description: 'METRICS_TOKEN is set and the request does not carry it.',
+            content: { 'application/problem+json': { schema: Problem } },
+          },
         },
       },
       onRequest: async (request, reply) => {
@@ -51,7 +54,10 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
         const presented = bearerToken(request.headers.authorization);
         if (typeof presented === 'object' && isMetricsToken(presented.token)) return;
         // RFC 6750 3.1: no error code when no token was sent, invalid_token for a wrong one.
-        reply.header('www-authenticate', presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"');
+        reply.header(
+          'www-authenticate',
+          presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"',
+        );
         return sendProblem(reply, 'invalid_token', 'the metrics need Authorization: Bearer <METRICS_TOKEN>');
       },
     },

@@ -67,7 +67,10 @@ async function bundleSdk(): Promise<SdkBundle> {
     plugins: [onlyOwnFiles],
     logLevel: 'silent',
   }).catch((error: unknown) => {
-    throw new Error(`the browser bundle of the SDK (${sdkEntry}) does not build: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(
+      `the browser bundle of the SDK (${sdkEntry}) does not build: ${error instanceof Error ? error.message : String(error)}`,
+      { cause: error },
+    );
   });
   const text = result.outputFiles[0].text;
   return {
@@ -78,7 +81,7 @@ async function bundleSdk(): Promise<SdkBundle> {
 }
 
 /** A Host header is echoed into the CSP only when it cannot smuggle in another directive. */
-const plainHost = /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
+const plainHost = /^[A-Za-z0-9.-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 
 function contentSecurityPolicy(request: FastifyRequest): string {
   // CSP 3 lets 'self' match ws:/wss: on the same host, but Safari before 15.4 did not, and

@@ -1,9 +1,9 @@
 /** REST: create, get and end sessions (docs/API_CONTRACT.yml, /api/v1/sessions). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../../config.ts';
 import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
 import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
-import type { Config } from '../../config.ts';
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
@@ -74,8 +74,10 @@ function unstorableIn(metadata: object): string | null {
   const pending: unknown[] = [metadata];
   while (pending.length > 0) {
     const item = pending.pop();
-    if (typeof item === 'string' && unstorable.test(item)) return 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)';
-    if (typeof item === 'number' && !Number.isFinite(item)) return 'metadata cannot hold a number beyond the float64 range (about 1.8e308): it would be stored as null';
+    if (typeof item === 'string' && unstorable.test(item))
+      return 'metadata cannot hold the character U+0000 or an unpaired surrogate (\\uD800-\\uDFFF alone)';
+    if (typeof item === 'number' && !Number.isFinite(item))
+      return 'metadata cannot hold a number beyond the float64 range (about 1.8e308): it would be stored as null';
     if (item !== null && typeof item === 'object') {
       for (const [key, child] of Object.entries(item)) pending.push(key, child);
     }
@@ -99,14 +101,17 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     '/api/v1/sessions',
     {
       // Creation writes to the database and is what an abuser would loop on: a stricter limit.
-      config: { rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false },
+      config: {
+        rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false,
+      },
       // The body is optional: the openSCG phone POSTs nothing at all
       // (test/integration/legacy.test.ts).
       preValidation: async (request) => {
         request.body ??= {};
         // Before the schema and the handler, whose steps recurse once a level of metadata.
         const metadata = (request.body as { metadata?: unknown }).metadata;
-        if (nestsDeeperThan(metadata, maxMetadataDepth)) throw new Problem('invalid_request', `metadata nests deeper than ${maxMetadataDepth} levels`);
+        if (nestsDeeperThan(metadata, maxMetadataDepth))
+          throw new Problem('invalid_request', `metadata nests deeper than ${maxMetadataDepth} levels`);
       },
       schema: {
         summary: 'Create a session',
@@ -186,7 +191,9 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       const record = await findSessionOr404(repository, request.params.id);
       const credential = bearerToken(request.headers.authorization);
       const allowed =
-        credential === 'absent' ? config.sessions.legacyTokenlessEnd : credential !== 'malformed' && tokenMatches(credential.token, record.tokenHash);
+        credential === 'absent'
+          ? config.sessions.legacyTokenlessEnd
+          : credential !== 'malformed' && tokenMatches(credential.token, record.tokenHash);
       if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
       if (record.status === 'ended') return sessionView(record);
       const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);

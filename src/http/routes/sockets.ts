@@ -13,9 +13,9 @@ import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { closeCodes, type CloseName } from '../../contract/errors.ts';
-import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { Config } from '../../config.ts';
+import { type CloseName, closeCodes } from '../../contract/errors.ts';
+import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
 import type { IngestRoute } from '../../ingest/ingest-route.ts';
 import type { LiveRoute } from '../../live/live-route.ts';
 import type { Metrics } from '../../observability/metrics.ts';
@@ -23,10 +23,10 @@ import type { Tracing } from '../../observability/tracing.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import { proxyTrust } from '../client-address.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
-import type { SocketRegistry } from '../socket-registry.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
-import { SocketUpgrades, type SocketKind, type SocketRoute, type Upgrade } from '../socket-upgrades.ts';
-import { bearerToken, type BearerCredential } from './sessions.ts';
+import type { SocketRegistry } from '../socket-registry.ts';
+import { type SocketKind, type SocketRoute, SocketUpgrades, type Upgrade } from '../socket-upgrades.ts';
+import { type BearerCredential, bearerToken } from './sessions.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
@@ -98,7 +98,8 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
 
   /** A start that failed: a database out of reach is 1013 (retry later, as REST's 503), anything else a bug (1011). */
   function startFailed(socket: WebSocket, kind: SocketKind, error: unknown, log: Logger) {
-    if (failures.record(error, log, startOperation[kind]) === 'outage') return refuse(socket, 'try_again_later', 'database unavailable; retry');
+    if (failures.record(error, log, startOperation[kind]) === 'outage')
+      return refuse(socket, 'try_again_later', 'database unavailable; retry');
     metrics.socketHandlerErrors.labels(kind).inc();
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }

@@ -26,7 +26,7 @@ export async function reclaimDataDir(pgDir: string, ownerFile: string, warn: (ob
 
   const pid = Number.parseInt(content.split('\n')[0] ?? '', 10);
   const info = Number.isInteger(pid) && pid > 0 ? await processInfo(pid) : undefined;
-  if (info && info.cmdline.includes('postgres') && (info.cwd === pgDir || info.cmdline.includes(pgDir))) {
+  if (info?.cmdline.includes('postgres') && (info.cwd === pgDir || info.cmdline.includes(pgDir))) {
     // While the Node process that started it lives, postgres is its child; an orphan has been
     // re-parented. A live owner means another Wavehouse is using this directory right now.
     const owner = Number.parseInt(await readFile(ownerFile, 'utf8').catch(() => ''), 10);

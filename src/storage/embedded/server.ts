@@ -5,7 +5,7 @@
  * user "postgres", because postgres refuses to run as root; only the child gets that user,
  * its environment and its files' modes, never this process.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -173,7 +173,11 @@ export async function shutDown(
   gone: (ms: number) => Promise<boolean>,
   fastMs: number,
 ): Promise<boolean> {
-  for (const [name, ms] of [['SIGINT', fastMs], ['SIGQUIT', 5_000], ['SIGKILL', 5_000]] as const) {
+  for (const [name, ms] of [
+    ['SIGINT', fastMs],
+    ['SIGQUIT', 5_000],
+    ['SIGKILL', 5_000],
+  ] as const) {
     if (!signal(name)) return true;
     if (await gone(ms)) return true;
   }
