@@ -23,6 +23,7 @@ const parts = {
   storage: '^src/storage/',
   fanout: '^src/fanout/',
   sessions: '^src/sessions/',
+  access: '^src/access/',
   export: '^src/export/',
   ingest: '^src/ingest/',
   live: '^src/live/',
@@ -55,6 +56,10 @@ const allowed = {
     [...leaves, 'storage', 'fanout'],
     'the application: the coordinator hands each accepted batch to the hub and to the write queue, and the session records come from storage',
   ],
+  access: [
+    [...leaves, 'storage'],
+    'who is calling and what they may do (keys, tokens, scopes, audit): its records are in storage, and the edges ask it before they act',
+  ],
   export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
   ingest: [
     [...leaves, 'sessions', 'storage'],
@@ -65,10 +70,10 @@ const allowed = {
     'the viewer socket and its route (an edge) take the recent window from the coordinator and subscribe to the hub; the stored history comes through ports live/ declares, which app.ts fills from storage',
   ],
   http: [
-    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage'],
-    'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, and read sessions and data from storage',
+    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage', 'access'],
+    'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, read sessions and data from storage, and ask access who is calling',
   ],
-  app: [[...leaves, 'lifecycle', 'storage', 'fanout', 'sessions', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
+  app: [[...leaves, 'lifecycle', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],

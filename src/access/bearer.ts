@@ -1,0 +1,58 @@
+/**
+ * What a request's credential is, before anything is looked up: an API key (`wh_...`), a JWT
+ * (three base64url parts: an access token of ours or an identity provider's), or an opaque
+ * token (a session's ingest token, which only its session can check). Sent as
+ * `Authorization: Bearer <it>`; sockets may send it as `?access_token=` instead, since a
+ * browser cannot set a socket's headers.
+ *
+ * Pure and total: any string classifies or is refused, nothing throws (the property tests).
+ */
+import { apiKeyPrefix, isApiKey } from './key-format.ts';
+
+export type Credential =
+  | { readonly kind: 'api-key'; readonly text: string }
+  | { readonly kind: 'jwt'; readonly text: string }
+  | { readonly kind: 'opaque'; readonly text: string };
+
+export type PresentedCredential = Credential | 'absent' | 'malformed';
+
+/**
+ * Longer than any credential of ours or a provider's access token with a generous claim set;
+ * what is longer is refused before it is hashed or parsed.
+ */
+export const maxCredentialLength = 8192;
+
+/** RFC 6750's b64token: the characters a bearer token may hold, `=` padding only at the end. */
+const b64tokenPattern = /^[A-Za-z0-9\-._~+/]+=*$/;
+/** A JWS in compact form: three base64url parts, the signature possibly empty (`alg: none`, refused later). */
+const jwtPattern = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** The kind of a credential's text, or malformed when it cannot be one of ours. */
+export function classifyCredential(text: string): Credential | 'malformed' {
+  if (text.length === 0 || text.length > maxCredentialLength || !b64tokenPattern.test(text)) return 'malformed';
+  if (text.startsWith(apiKeyPrefix)) return isApiKey(text) ? { kind: 'api-key', text } : 'malformed';
+  if (jwtPattern.test(text)) return { kind: 'jwt', text };
+  return { kind: 'opaque', text };
+}
+
+/**
+ * The credential of an Authorization header. One that is present but not a bearer credential
+ * (`Basic ...`, an empty `Bearer`, `Bearer a b`) is malformed and refused, never taken for
+ * none: a client that sent a credential must not be served as anonymous.
+ */
+export function parseAuthorization(header: string | undefined): PresentedCredential {
+  if (header === undefined) return 'absent';
+  if (header.length > maxCredentialLength + 16) return 'malformed';
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  return match ? classifyCredential(match[1]) : 'malformed';
+}
+
+/**
+ * A socket's credential: the Authorization header when there is one, else `?access_token=`.
+ * An empty query value is malformed, like an empty header.
+ */
+export function socketCredential(header: string | undefined, accessToken: string | null): PresentedCredential {
+  if (header !== undefined) return parseAuthorization(header);
+  if (accessToken === null) return 'absent';
+  return classifyCredential(accessToken);
+}

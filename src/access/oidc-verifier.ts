@@ -1,0 +1,144 @@
+/**
+ * Tokens of an identity provider (OIDC): JWTs signed with the provider's keys, published as a
+ * JWKS at a URL. jose fetches the set, caches it, and fetches it again when a token names a
+ * key it does not hold (the provider rotated), at most once per cooldown, so tokens with
+ * made-up key ids cannot turn into a flood of fetches. Roles in a claim (default `roles`)
+ * map to scopes through the role table.
+ */
+import { createRemoteJWKSet, errors, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, jwtVerify } from 'jose';
+import { invalidToken, refusalOf, type TokenRefusal } from './access-tokens.ts';
+import { type Scope, scopesOfRoles } from './scopes.ts';
+import { type AsymmetricAlgorithm, isAsymmetricAlgorithm } from './signing-keys.ts';
+
+export interface OidcOptions {
+  readonly jwksUrl: string;
+  /** `iss` of the provider's tokens, exactly. */
+  readonly issuer: string;
+  /** The `aud` a token must name: this service's client id or API identifier. */
+  readonly audience: string;
+  /** The claim holding the roles; a dotted path reaches into an object (`realm_access.roles`). Default `roles`. */
+  readonly rolesClaim?: string;
+  /** Signature algorithms accepted; asymmetric only. Default RS256, PS256, ES256, EdDSA and their stronger kin. */
+  readonly algorithms?: readonly AsymmetricAlgorithm[];
+  /** Clock skew tolerated on exp and nbf, in seconds, against the provider. Default 30. */
+  readonly clockToleranceS?: number;
+  /** The least time between two fetches of the JWKS for an unknown kid. Default 30 s. */
+  readonly jwksCooldownMs?: number;
+  /** How long a fetched JWKS is used before it is fetched again. Default 10 minutes. */
+  readonly jwksMaxAgeMs?: number;
+  /** How long a fetch of the JWKS may take. Default 5 s. */
+  readonly jwksTimeoutMs?: number;
+  readonly clock?: () => number;
+}
+
+export interface OidcIdentity {
+  readonly subject: string;
+  readonly scopes: readonly Scope[];
+}
+
+export type VerifiedOidcToken = { readonly ok: true; readonly identity: OidcIdentity; readonly expiresAtMs: number } | TokenRefusal;
+
+/**
+ * The provider's keys could not be fetched (down, slow, answering garbage): no fault of the
+ * client's, so its token is not refused; the request fails as the service being unavailable.
+ */
+export class IdentityProviderUnavailableError extends Error {
+  constructor(cause: unknown) {
+    super(`the identity provider's keys could not be fetched: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'IdentityProviderUnavailableError';
+  }
+}
+
+const defaultAlgorithms: readonly AsymmetricAlgorithm[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+];
+
+/** What the key set answers about the token itself, rather than about fetching the set. */
+function isAboutTheToken(error: unknown): boolean {
+  return (
+    error instanceof errors.JWKSNoMatchingKey ||
+    error instanceof errors.JWKSMultipleMatchingKeys ||
+    error instanceof errors.JOSENotSupported
+  );
+}
+
+export class OidcVerifier {
+  readonly issuer: string;
+  private readonly audience: string;
+  private readonly rolesPath: readonly string[];
+  private readonly algorithms: AsymmetricAlgorithm[];
+  private readonly clockToleranceS: number;
+  private readonly clock: () => number;
+  private readonly jwks: ReturnType<typeof createRemoteJWKSet>;
+
+  constructor(options: OidcOptions) {
+    this.issuer = options.issuer;
+    this.audience = options.audience;
+    this.rolesPath = (options.rolesClaim ?? 'roles').split('.');
+    this.algorithms = [...(options.algorithms ?? defaultAlgorithms)];
+    const symmetric = this.algorithms.filter((alg) => !isAsymmetricAlgorithm(alg));
+    if (symmetric.length > 0 || this.algorithms.length === 0) {
+      throw new Error(`identity-provider tokens are verified with asymmetric algorithms only, not ${symmetric.join(', ') || 'none'}`);
+    }
+    this.clockToleranceS = options.clockToleranceS ?? 30;
+    this.clock = options.clock ?? Date.now;
+    this.jwks = createRemoteJWKSet(new URL(options.jwksUrl), {
+      cooldownDuration: options.jwksCooldownMs ?? 30_000,
+      cacheMaxAge: options.jwksMaxAgeMs ?? 600_000,
+      timeoutDuration: options.jwksTimeoutMs ?? 5_000,
+    });
+  }
+
+  /**
+   * The identity a provider's token asserts, or why it is refused. Rejects only with
+   * IdentityProviderUnavailableError.
+   */
+  async verify(token: string): Promise<VerifiedOidcToken> {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, this.keyOf, {
+        issuer: this.issuer,
+        audience: this.audience,
+        algorithms: this.algorithms,
+        requiredClaims: ['sub', 'exp'],
+        clockTolerance: this.clockToleranceS,
+        currentDate: new Date(this.clock()),
+      }));
+    } catch (error) {
+      if (error instanceof IdentityProviderUnavailableError) throw error;
+      return refusalOf(error);
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '') return invalidToken;
+    const identity = { subject: payload.sub, scopes: scopesOfRoles(this.rolesOf(payload)) };
+    return { ok: true, identity, expiresAtMs: (payload.exp as number) * 1000 };
+  }
+
+  private readonly keyOf = async (header: JWTHeaderParameters, token: FlattenedJWSInput) => {
+    try {
+      return await this.jwks(header, token);
+    } catch (error) {
+      throw isAboutTheToken(error) ? error : new IdentityProviderUnavailableError(error);
+    }
+  };
+
+  /** The roles at the claim's path: an array of strings, or one string of space-separated roles. */
+  private rolesOf(payload: JWTPayload): string[] {
+    let value: unknown = payload;
+    for (const name of this.rolesPath) {
+      if (typeof value !== 'object' || value === null || !Object.hasOwn(value, name)) return [];
+      value = (value as Record<string, unknown>)[name];
+    }
+    if (typeof value === 'string') return value.split(' ');
+    return Array.isArray(value) ? value.filter((role): role is string => typeof role === 'string') : [];
+  }
+}

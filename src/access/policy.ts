@@ -1,0 +1,72 @@
+/**
+ * Whether a principal may do what a request asks, and the typed refusal when not. The edges
+ * turn a refusal into problem+json (REST) or a close code (sockets) with its status below;
+ * nothing here knows HTTP.
+ *
+ * Two modes. `open` (the default) keeps the capabilities of a service without accounts
+ * (docs/architecture.md, principle 4): a session's id reads it, its ingest token writes to
+ * and ends it, anyone may create a session; keys and tokens add to that, never take from it.
+ * `private`: every call needs a key or a token with the scope it uses; an id alone reads
+ * nothing; an ingest token still writes to and ends its own session.
+ */
+import type { Principal, SessionRef } from './principal.ts';
+import type { Scope } from './scopes.ts';
+
+export type AuthMode = 'open' | 'private';
+
+/**
+ * Every refusal, with its status: 401 for a credential that is absent or not accepted (the
+ * client must get another), 403 for one that is accepted but does not reach (asking again
+ * with it will not help). A credential is refused with as little as a client needs: an unknown
+ * key and a wrong one, a bad signature and a wrong issuer are all `invalid_credential`.
+ */
+export const refusals = {
+  missing_credential: { status: 401, title: 'This call needs an API key or an access token: Authorization: Bearer <it>.' },
+  invalid_credential: { status: 401, title: 'The API key, access token or refresh token is not one this server accepts.' },
+  credential_expired: {
+    status: 401,
+    title: 'The API key, access token or refresh token has expired; exchange or refresh it for a new one.',
+  },
+  credential_revoked: { status: 401, title: 'The API key, or the family of the refresh token, has been revoked.' },
+  insufficient_scope: { status: 403, title: 'The credential is valid but lacks the scope this call needs.' },
+  outside_key_prefix: {
+    status: 403,
+    title: "The credential is limited to sessions whose key starts with its prefix, and this session's does not.",
+  },
+} as const satisfies Record<string, { status: 401 | 403; title: string }>;
+
+export type RefusalCode = keyof typeof refusals;
+
+export type Decision = { readonly ok: true } | { readonly ok: false; readonly code: RefusalCode };
+
+const allowed: Decision = Object.freeze({ ok: true });
+const refused = Object.fromEntries(Object.keys(refusals).map((code) => [code, Object.freeze({ ok: false, code })])) as Record<
+  RefusalCode,
+  Decision
+>;
+
+/** What a call needs: a scope, and the session it acts on (absent for the collection: create, list). */
+export interface Need {
+  readonly scope: Scope;
+  readonly session?: SessionRef;
+}
+
+/**
+ * Open mode's capabilities, which need no credential: reading a session whose id one knows,
+ * and creating a session (whose ingest token then writes to it).
+ */
+function openToAnyone(need: Need): boolean {
+  return need.session === undefined ? need.scope === 'sessions:write' : need.scope === 'sessions:read';
+}
+
+export function authorize(mode: AuthMode, principal: Principal, need: Need): Decision {
+  if (mode === 'open' && openToAnyone(need)) return allowed;
+  if (principal.kind === 'anonymous') return refused.missing_credential;
+  // An ingest token acts on its one session, never on the collection (it creates nothing).
+  if (principal.kind === 'ingest' && need.session === undefined) return refused.insufficient_scope;
+  if (!principal.can(need.scope)) return refused.insufficient_scope;
+  if (need.session !== undefined && !principal.reaches(need.session)) {
+    return principal.kind === 'ingest' ? refused.insufficient_scope : refused.outside_key_prefix;
+  }
+  return allowed;
+}
