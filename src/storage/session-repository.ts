@@ -34,9 +34,11 @@ export interface NewSession {
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
   text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
-         SELECT a.id, a.token_hash, ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
+         SELECT a.id, a.token_hash,
+                ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
                 a.sample_rate_hz, a.metadata
-           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[]) AS a(id, token_hash, channels, sample_rate_hz, metadata)
+           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[])
+                AS a(id, token_hash, channels, sample_rate_hz, metadata)
          RETURNING ${sessionColumns}`,
 };
 /** The most sessions one INSERT carries. */
@@ -51,7 +53,10 @@ const maxFindBatch = 256;
  */
 const defaultLookupTimeoutMs = 10_000;
 
-/** Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23, integrity constraint), not the connection or the server. */
+/**
+ * Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23,
+ * integrity constraint), not the connection or the server.
+ */
 function refusedData(error: unknown): boolean {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
