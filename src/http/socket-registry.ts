@@ -92,7 +92,10 @@ export class SocketRegistry {
     this.timer = setInterval(() => this.pingDue(), this.sliceMs).unref();
   }
 
-  /** Closes every socket with 1012, for its peer to reconnect elsewhere; paused producers are resumed so they can read the closing handshake. */
+  /**
+   * Closes every socket with 1012, for its peer to reconnect elsewhere; paused producers are
+   * resumed so they can read the closing handshake.
+   */
   async close(): Promise<void> {
     for (const socket of this.entries.keys()) socket.close(closeCodes.service_restart.code, 'server restarting; reconnect');
     for (const socket of this.producers) socket.resume();

@@ -177,7 +177,10 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.close(closeCodes.internal_error.code, 'internal error; reconnect and resend what was not acked');
   }
 
-  /** Detaching waits for what was accepted to be committed; its failure is logged, never left an unhandled rejection (which ends the process). */
+  /**
+   * Detaching waits for what was accepted to be committed; its failure is logged, never left an
+   * unhandled rejection (which ends the process).
+   */
   private detach(state: SessionState): void {
     this.coordinator.detachProducer(state, this).catch((error: unknown) => {
       this.log.error({ err: error, sessionId: this.sessionId }, 'detaching a closed producer failed');

@@ -47,8 +47,9 @@ async function answer(request: CommitRequest): Promise<CommitResponse> {
  * body into it. Safe only because commitCopy settles after the socket has sent the body, or
  * before it began to: a commit's answer comes after the server read CopyDone, which follows
  * the body; a refused COPY is answered after the ROLLBACK, queued behind the body's bytes; a
- * fenced commit ends before its COPY; a lost connection's socket is destroyed. Bounding a commit by a client-side timeout (pg's query_timeout) would
- * break that: the socket could still be sending from memory the main thread reuses.
+ * fenced commit ends before its COPY; a lost connection's socket is destroyed. Bounding a
+ * commit by a client-side timeout (pg's query_timeout) would break that: the socket could
+ * still be sending from memory the main thread reuses.
  */
 function reply(request: CommitRequest, response: CommitResponse): void {
   if (request.type !== 'commit') return port.postMessage(response);

@@ -3,6 +3,9 @@ import type pg from 'pg';
 import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
 import { DatabaseUnreachableError, isDatabaseUnavailable, withPooledClient } from './database.ts';
+import { type SessionRecord, type SessionRow, sessionColumns, toRecord } from './session-record.ts';
+
+export type { SessionRecord } from './session-record.ts';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -14,19 +17,6 @@ export function isSessionId(value: string): boolean {
   return uuidPattern.test(value);
 }
 
-export interface SessionRecord {
-  id: string;
-  tokenHash: Buffer;
-  status: 'created' | 'active' | 'ended';
-  createdAt: Date;
-  endedAt: Date | null;
-  channels: string[];
-  sampleRateHz: number | null;
-  metadata: Record<string, unknown>;
-  sampleCount: number;
-  lastSeq: number | null;
-}
-
 export interface NewSession {
   id: string;
   tokenHash: Buffer;
@@ -34,21 +24,6 @@ export interface NewSession {
   sampleRateHz: number | null;
   metadata: Record<string, unknown>;
 }
-
-interface SessionRow {
-  id: string;
-  token_hash: Buffer;
-  status: SessionRecord['status'];
-  created_at: Date;
-  ended_at: Date | null;
-  channels: string[];
-  sample_rate_hz: number | null;
-  metadata: Record<string, unknown>;
-  sample_count: string;
-  last_seq: string | null;
-}
-
-const columns = 'id, token_hash, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
 
 // The REST hot path: named, so each pooled connection parses and plans them once
 // and then only binds and executes. At 2,000 requests/s that took PostgreSQL's CPU per get
@@ -59,14 +34,16 @@ const columns = 'id, token_hash, status, created_at, ended_at, channels, sample_
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
   text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
-         SELECT a.id, a.token_hash, ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
+         SELECT a.id, a.token_hash,
+                ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
                 a.sample_rate_hz, a.metadata
-           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[]) AS a(id, token_hash, channels, sample_rate_hz, metadata)
-         RETURNING ${columns}`,
+           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[])
+                AS a(id, token_hash, channels, sample_rate_hz, metadata)
+         RETURNING ${sessionColumns}`,
 };
 /** The most sessions one INSERT carries. */
 const maxCreateBatch = 64;
-const findSessions = { name: 'wavehouse-find-sessions', text: `SELECT ${columns} FROM sessions WHERE id = ANY($1::uuid[])` };
+const findSessions = { name: 'wavehouse-find-sessions', text: `SELECT ${sessionColumns} FROM sessions WHERE id = ANY($1::uuid[])` };
 /** The most sessions one SELECT looks up. */
 const maxFindBatch = 256;
 /**
@@ -76,22 +53,10 @@ const maxFindBatch = 256;
  */
 const defaultLookupTimeoutMs = 10_000;
 
-function toRecord(row: SessionRow): SessionRecord {
-  return {
-    id: row.id,
-    tokenHash: row.token_hash,
-    status: row.status,
-    createdAt: row.created_at,
-    endedAt: row.ended_at,
-    channels: row.channels,
-    sampleRateHz: row.sample_rate_hz,
-    metadata: row.metadata,
-    sampleCount: Number(row.sample_count),
-    lastSeq: row.last_seq === null ? null : Number(row.last_seq),
-  };
-}
-
-/** Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23, integrity constraint), not the connection or the server. */
+/**
+ * Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23,
+ * integrity constraint), not the connection or the server.
+ */
 function refusedData(error: unknown): boolean {
   const code = (error as { code?: unknown } | null | undefined)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
@@ -285,7 +250,7 @@ export class SessionRepository {
    */
   async claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null> {
     const { rows } = await this.pool.query<SessionRow & { producer_epoch: string }>(
-      `UPDATE sessions SET producer_epoch = producer_epoch + 1 WHERE id = $1 RETURNING ${columns}, producer_epoch`,
+      `UPDATE sessions SET producer_epoch = producer_epoch + 1 WHERE id = $1 RETURNING ${sessionColumns}, producer_epoch`,
       [id],
     );
     return rows.length === 0 ? null : { record: toRecord(rows[0]), epoch: Number(rows[0].producer_epoch) };
@@ -295,7 +260,7 @@ export class SessionRepository {
   async markEnded(id: string): Promise<SessionRecord | null> {
     const { rows } = await this.pool.query<SessionRow>(
       `UPDATE sessions SET status = 'ended', ended_at = COALESCE(ended_at, now())
-       WHERE id = $1 RETURNING ${columns}`,
+       WHERE id = $1 RETURNING ${sessionColumns}`,
       [id],
     );
     return rows.length === 0 ? null : toRecord(rows[0]);

@@ -66,7 +66,7 @@ async function storedSeqs(store: SampleStore, sessionId: string): Promise<number
   return seqs;
 }
 
-test('what the thread commits is stored with the counters and its marker, and isCommitted tells a committed flush from one that is not', async (t) => {
+test('what the thread commits is stored with counters and marker; isCommitted tells a committed flush from one that is not', async (t) => {
   const { thread, store, repository, newSession } = await setup(t);
   const [first, second] = [await newSession(), await newSession()];
   const rows = [

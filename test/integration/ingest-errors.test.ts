@@ -269,7 +269,7 @@ describe('ingest socket: frame size limits', () => {
 });
 
 describe('ingest socket: rate limit and misbehaviour', () => {
-  test('rejects frames over the samples/s limit with rate_limited, stores nothing of them, and does not count them as misbehaviour', async (t) => {
+  test('rejects frames over the samples/s limit with rate_limited, stores none, and does not count them as misbehaviour', async (t) => {
     // One rejected frame is tolerated, a second closes: so the rate-limited frames must not count.
     const env = { INGEST_MAX_SAMPLES_PER_S: '1000', INGEST_MAX_FRAME_SAMPLES: '1000', INGEST_MAX_REJECTED_FRAMES_PER_MINUTE: '1' };
     const { baseUrl, session, producer } = await connectProducer(t, { env });

@@ -73,12 +73,13 @@ describe('ingest socket', () => {
     first.close();
   });
 
-  test('a producer whose attach fails for a reason other than an outage is closed with 1011, and the session takes a producer once the cause is gone', async (t) => {
+  test('an attach failing with the database up closes the producer with 1011; the session takes one once the cause is gone', async (t) => {
     const { baseUrl, wsUrl, databaseUrl } = await startApp(t);
     const session = await createSession(baseUrl);
     const url = ingestUrl(wsUrl, session.sessionId, session.ingestToken);
     // The database answers, with an error: claiming the session (its producer epoch) fails.
-    const refuseClaims = `CREATE FUNCTION refuse_claim() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'claim refused'; END $$;
+    const refuseClaims = `CREATE FUNCTION refuse_claim() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN RAISE EXCEPTION 'claim refused'; END $$;
       CREATE TRIGGER refuse_claim BEFORE UPDATE OF producer_epoch ON sessions FOR EACH ROW EXECUTE FUNCTION refuse_claim()`;
     await withClient(databaseUrl, (client) => client.query(refuseClaims));
     const refused = new RecordingSocket(url);

@@ -117,7 +117,7 @@ describe('socket caps', () => {
     only.close();
   });
 
-  test('an instance over MAX_VIEWERS refuses more viewers of any session with 4429 naming the cap, never a producer; a viewer gone makes room', async (t) => {
+  test('past MAX_VIEWERS, viewers of any session get 4429 naming the cap, never a producer; a viewer gone makes room', async (t) => {
     const { baseUrl, wsUrl } = await startApp(t, { MAX_VIEWERS: '2' });
     const [session, other] = [await createSession(baseUrl), await createSession(baseUrl)];
     const viewers = [new RecordingSocket(liveUrl(wsUrl, session.sessionId)), new RecordingSocket(liveUrl(wsUrl, other.sessionId))];

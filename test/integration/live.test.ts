@@ -40,7 +40,8 @@ function assertReceivedExactly(viewer: RecordingSocket, fromSeq: number, lastSeq
   if (seqs.length !== expected.length || seqs.some((seq, i) => seq !== expected[i])) {
     const firstWrong = seqs.findIndex((seq, i) => seq !== expected[i]);
     assert.fail(
-      `${label}: expected seqs ${fromSeq}..${lastSeq} (${expected.length}), got ${seqs.length}; first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
+      `${label}: expected seqs ${fromSeq}..${lastSeq} (${expected.length}), got ${seqs.length}; ` +
+        `first difference at index ${firstWrong}: ${seqs.slice(Math.max(0, firstWrong - 2), firstWrong + 3)}`,
     );
   }
   assert.deepEqual(viewer.samples, makeSamples(fromSeq, lastSeq - fromSeq + 1), label);
@@ -148,8 +149,10 @@ describe('live socket: number spellings', () => {
     // Valid JSON that is not the shortest spelling: whitespace, exponents, trailing zeros,
     // -0, the float64 extremes, keys out of order, escaped and repeated keys.
     const frames = [
-      '{ "samples" : [ {"t": 1.50, "seq": 1, "az": -0, "ay": 1e2, "ax": 0.1000},\n {"seq":2,"t":2E0,"ax":-0.0,"ay":1.7976931348623157e308,"az":5e-324} ] }',
-      '{"type":"samples_batch","payload":{"samples":[{"seq":3,"t":3,"\\u0061x":1,"ay":2,"az":3},{"seq":4,"t":4,"ax":1,"ay":2,"az":3,"ax":-4.25}]}}',
+      '{ "samples" : [ {"t": 1.50, "seq": 1, "az": -0, "ay": 1e2, "ax": 0.1000},\n ' +
+        '{"seq":2,"t":2E0,"ax":-0.0,"ay":1.7976931348623157e308,"az":5e-324} ] }',
+      '{"type":"samples_batch","payload":{"samples":[' +
+        '{"seq":3,"t":3,"\\u0061x":1,"ay":2,"az":3},{"seq":4,"t":4,"ax":1,"ay":2,"az":3,"ax":-4.25}]}}',
       '{"seq":5,"t":1732345678901.25,"ax":0.012,"ay":-0.981,"az":0.104}',
     ];
     const expected = frames.flatMap((text) => {

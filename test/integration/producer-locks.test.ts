@@ -58,7 +58,8 @@ async function lockableElsewhere(url: string, sessionIds: Iterable<string>): Pro
 async function advisoryLockCounts(url: string): Promise<Map<number, number>> {
   return withClient(url, async (client) => {
     const { rows } = await client.query<{ pid: number; locks: number }>(
-      "SELECT pid, count(*)::int AS locks FROM pg_locks WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted GROUP BY pid",
+      "SELECT pid, count(*)::int AS locks FROM pg_locks WHERE locktype = 'advisory' " +
+        'AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND granted GROUP BY pid',
     );
     return new Map(rows.map((row) => [row.pid, row.locks]));
   });

@@ -27,7 +27,7 @@ test('ids that cannot come through an HTTP parser (a newline, a carriage return)
   assert.equal(requestIdOf(kept), kept, 'a safe id of 128 characters is kept');
 });
 
-test('a long or hostile X-Request-Id is replaced on REST and on upgrades, in the answer and in every log line; a safe one is kept', async (t) => {
+test('a long or hostile X-Request-Id is replaced on REST and upgrades, in the answer and every log line; a safe one is kept', async (t) => {
   const { lines, log } = logLines();
   const { baseUrl, wsUrl } = await startApp(t, {}, { log });
 

@@ -346,7 +346,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           await database.drop();
         });
         const settings =
-          'SELECT current_setting($1) AS name, current_setting($2) AS timeout, current_setting($3) AS flush, current_setting($4) AS work_mem';
+          'SELECT current_setting($1) AS name, current_setting($2) AS timeout, ' +
+          'current_setting($3) AS flush, current_setting($4) AS work_mem';
         const names = ['application_name', 'statement_timeout', 'backend_flush_after', 'work_mem'];
         // Two queries at once, so both of the pool's connections are asked.
         const answers = await Promise.all([pool.query(settings, names), pool.query(settings, names)]);
@@ -552,7 +553,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(accepted.length, 1);
       });
 
-      test('with the database unreachable, every create waiting fails at once with the error, not each after its own timeout', async (t) => {
+      test('with the database unreachable, every waiting create fails at once with the error, not each after a timeout', async (t) => {
         const { repository, accepted } = await silentDatabase(t);
         const asked = Array.from({ length: 100 }, () => ({
           id: randomUUID(),
@@ -586,7 +587,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         for (const [i, one] of asked.entries()) assert.equal((await repository.find(one.id)) !== null, i !== 2);
       });
 
-      test('with one connection for creates, a batch with one refused create is retried one by one, and every create gets its own answer', async (t) => {
+      test('with one creates connection, a batch with a refused create is retried one by one, each getting its own answer', async (t) => {
         const { url, pool } = await openStorage(t, backend);
         // Each row takes 10 ms to insert, so that many inserts queued side by side for the one
         // connection would outwait its connect timeout, as 64 would the app's 5 s on a busy server.
@@ -688,7 +689,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
               [id, bytesOf(batchOf(old, 3))],
             );
             return await client.query<{ first_seq: string; payload_layout: number; bytes: number }>(
-              'SELECT first_seq, payload_layout, octet_length(payload) AS bytes FROM sample_chunks WHERE session_id = $1 ORDER BY first_seq',
+              'SELECT first_seq, payload_layout, octet_length(payload) AS bytes ' +
+                'FROM sample_chunks WHERE session_id = $1 ORDER BY first_seq',
               [id],
             );
           } finally {
@@ -832,7 +834,8 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         t.after(() => locks.close());
         assert.equal(await locks.tryAcquire(randomUUID()), true);
         const { rows } = await pool.query<{ name: string }>(
-          "SELECT application_name AS name FROM pg_locks JOIN pg_stat_activity USING (pid) WHERE locktype = 'advisory' AND datname = current_database()",
+          'SELECT application_name AS name FROM pg_locks JOIN pg_stat_activity USING (pid) ' +
+            "WHERE locktype = 'advisory' AND datname = current_database()",
         );
         assert.deepEqual(rows, [{ name: 'wavehouse-locks' }]);
       });
@@ -1056,7 +1059,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(queue.queuedSamples, 0);
       });
 
-      test('a flush whose commit was lost is not taken for stored when another process stored a chunk with the same end; the rest is stored, then acked', {
+      test('a lost commit is not taken for stored when another process stored a chunk with the same end; the rest is stored, then acked', {
         timeout: 30_000,
       }, async (t) => {
         const { url, repository, store } = await openStorage(t, backend);

@@ -72,7 +72,10 @@ function joined(batches: readonly SampleBatch[]): Float64Array {
 
 const bytesOf = (columns: Float64Array) => Buffer.from(columns.buffer, columns.byteOffset, columns.byteLength);
 
-/** Seqs compared by value (a gapless chunk stores none, so a seq of -0 reads back as 0), every other value bit for bit, NaN payloads too. */
+/**
+ * Seqs compared by value (a gapless chunk stores none, so a seq of -0 reads back as 0), every
+ * other value bit for bit, NaN payloads too.
+ */
 function assertSameSamples(actual: SampleBatch, expected: { count: number; channelCount: number; columns: Float64Array }): void {
   assert.equal(actual.count, expected.count);
   assert.equal(actual.channelCount, expected.channelCount);

@@ -154,7 +154,7 @@ test('the end of the session reaches a catching-up viewer after its history', as
   assert.deepEqual(socket.sent.at(-1), { type: 'session_ended' });
 });
 
-test('a history read that fails closes the viewer with 1013 when the database is out of reach and 1011 otherwise, telling which once', async () => {
+test('a failed history read closes the viewer with 1013 when the database is out of reach, else 1011, telling which once', async () => {
   const cause = new Error('the history read failed');
   for (const [sorted, code, reason] of [
     ['outage', 1013, 'database unavailable; reconnect with fromSeq'],

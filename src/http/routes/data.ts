@@ -57,7 +57,9 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
       schema: {
         summary: "A session's stored samples",
         description:
-          'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive. With limit, nextFromSeq (and the Wavehouse-Next-From-Seq header) tell where the next page starts. ?format= wins over Accept.',
+          'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive. ' +
+          'With limit, nextFromSeq (and the Wavehouse-Next-From-Seq header) tell where the next page starts. ' +
+          '?format= wins over Accept.',
         tags: ['data'],
         params: SessionIdParams,
         querystring: DataQuery,

@@ -91,9 +91,15 @@ export interface SessionRoutesOptions {
   coordinator: SessionCoordinator;
 }
 
-/** Retry-After of a create the database cancelled (most often its statement_timeout): a lock or a load spike usually passes within seconds. */
+/**
+ * Retry-After of a create the database cancelled (most often its statement_timeout): a lock
+ * or a load spike usually passes within seconds.
+ */
 const cancelledRetryAfterS = 1;
-/** Retry-After of an end whose samples were not committed in time: as for a database out of reach, whose outage or restart takes seconds at least. */
+/**
+ * Retry-After of an end whose samples were not committed in time: as for a database out of
+ * reach, whose outage or restart takes seconds at least.
+ */
 const endRetryAfterS = 5;
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
@@ -147,7 +153,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
             request.log.warn({ err: error }, 'session create cancelled by the database');
             throw new Problem(
               'service_unavailable',
-              `the session was not stored: its insert was cancelled or did not finish within ${config.sessions.createTimeoutMs} ms; retry in ${cancelledRetryAfterS} s`,
+              'the session was not stored: its insert was cancelled ' +
+                `or did not finish within ${config.sessions.createTimeoutMs} ms; retry in ${cancelledRetryAfterS} s`,
               cancelledRetryAfterS,
             );
           }
@@ -180,7 +187,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       schema: {
         summary: 'End a session',
         description:
-          'Returns once every sample accepted so far is committed. If that takes longer than SESSION_END_TIMEOUT_MS, answers 503 with Retry-After: the session is not ended yet, and accepts nothing more; a retry finishes it. Idempotent.',
+          'Returns once every sample accepted so far is committed. If that takes longer than SESSION_END_TIMEOUT_MS, ' +
+          'answers 503 with Retry-After: the session is not ended yet, and accepts nothing more; a retry finishes it. Idempotent.',
         tags: ['sessions'],
         params: SessionIdParams,
         security: [{ ingestToken: [] }],
@@ -201,7 +209,8 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         if (outcome.refusal === 'not_committed') {
           throw new Problem(
             'service_unavailable',
-            `the session's samples were not all committed within ${config.sessions.endTimeoutMs} ms (the database is out of reach or slow); it is not ended yet and accepts nothing more: retry in ${endRetryAfterS} s`,
+            `the session's samples were not all committed within ${config.sessions.endTimeoutMs} ms ` +
+              `(the database is out of reach or slow); it is not ended yet and accepts nothing more: retry in ${endRetryAfterS} s`,
             endRetryAfterS,
           );
         }

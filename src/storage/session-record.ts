@@ -1,0 +1,46 @@
+/** A session as the code sees it, the row PostgreSQL answers with, and the mapping between them. */
+
+export interface SessionRecord {
+  id: string;
+  tokenHash: Buffer;
+  status: 'created' | 'active' | 'ended';
+  createdAt: Date;
+  endedAt: Date | null;
+  channels: string[];
+  sampleRateHz: number | null;
+  metadata: Record<string, unknown>;
+  sampleCount: number;
+  lastSeq: number | null;
+}
+
+/** A row of sessions as pg returns it: bigints come as strings. */
+export interface SessionRow {
+  id: string;
+  token_hash: Buffer;
+  status: SessionRecord['status'];
+  created_at: Date;
+  ended_at: Date | null;
+  channels: string[];
+  sample_rate_hz: number | null;
+  metadata: Record<string, unknown>;
+  sample_count: string;
+  last_seq: string | null;
+}
+
+/** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
+export const sessionColumns = 'id, token_hash, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
+
+export function toRecord(row: SessionRow): SessionRecord {
+  return {
+    id: row.id,
+    tokenHash: row.token_hash,
+    status: row.status,
+    createdAt: row.created_at,
+    endedAt: row.ended_at,
+    channels: row.channels,
+    sampleRateHz: row.sample_rate_hz,
+    metadata: row.metadata,
+    sampleCount: Number(row.sample_count),
+    lastSeq: row.last_seq === null ? null : Number(row.last_seq),
+  };
+}
