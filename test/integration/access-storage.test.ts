@@ -367,7 +367,8 @@ describe('audit log', () => {
     trail.closeWindow();
     await trail.close(Date.now() + 10_000);
     const { rows } = await pool.query(
-      "SELECT ip, count FROM audit_log WHERE action = 'credential.refuse' AND (ip = $1 OR ip LIKE '2001:db8::%' OR outcome = 'overflow') ORDER BY id",
+      "SELECT ip, count FROM audit_log WHERE action = 'credential.refuse' " +
+        "AND (ip = $1 OR ip LIKE '2001:db8::%' OR outcome = 'overflow') ORDER BY id",
       [ip],
     );
     assert.equal(rows.length, 1_001);

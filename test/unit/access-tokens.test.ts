@@ -86,6 +86,7 @@ describe('access tokens', () => {
     const tamperedPayload = base64url.encode(
       JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), scope: 'admin' }),
     );
+    const hs256Header = base64url.encode(JSON.stringify({ alg: 'HS256', kid: signingKey.kid, typ: 'at+jwt' }));
     const bad: Record<string, string | Promise<string>> = {
       'not yet valid (nbf)': mint(signingKey.privateKey, nowS(), ours, { nbf: nowS() + 600 }),
       'wrong audience': mint(signingKey.privateKey, nowS(), ours, { aud: 'someone-else' }),
@@ -105,7 +106,7 @@ describe('access tokens', () => {
       'an unknown scope': mint(signingKey.privateKey, nowS(), ours, { scope: 'sessions:read root' }),
       'a prefix outside the alphabet': mint(signingKey.privateKey, nowS(), ours, { key_prefix: 'a b' }),
       'tampered payload': `${header}.${tamperedPayload}.${signature}`,
-      'tampered header (alg HS256)': `${base64url.encode(JSON.stringify({ alg: 'HS256', kid: signingKey.kid, typ: 'at+jwt' }))}.${payload}.${signature}`,
+      'tampered header (alg HS256)': `${hs256Header}.${payload}.${signature}`,
       'truncated signature': accessToken.slice(0, -10),
       'no signature': `${header}.${payload}.`,
       'two parts': `${header}.${payload}`,

@@ -102,7 +102,7 @@ describe('OIDC verifier', () => {
     assert.ok(odd.ok && odd.identity.scopes.length === 0);
   });
 
-  test('after the provider rotates, a token with the new kid passes (the set is fetched again) and one with the removed key does not', async () => {
+  test('after a rotation, a new kid passes (the set is fetched again) and the removed key does not', async () => {
     const [old, next] = [providerKey('2026-01'), providerKey('2026-02')];
     provider.keys = [old];
     const verify = verifier();
