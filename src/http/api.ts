@@ -3,6 +3,7 @@
  * Here rather than in app.ts so that the contract generator (openapi.ts) registers exactly the
  * routes the service serves without importing the composition root.
  */
+import type { Access } from '../access/access-service.ts';
 import { type DataRoutesOptions, dataRoutes } from './routes/data.ts';
 import { type HealthRoutesOptions, healthRoutes } from './routes/health.ts';
 import { type MetricsRoutesOptions, metricsRoutes } from './routes/metrics.ts';
@@ -11,7 +12,11 @@ import { type SessionRoutesOptions, sessionRoutes } from './routes/sessions.ts';
 import { type SocketRoutesOptions, socketRoutes } from './routes/sockets.ts';
 import type { HttpServer } from './server.ts';
 
-export type ApiParts = HealthRoutesOptions & MetricsRoutesOptions & SessionRoutesOptions & DataRoutesOptions & SocketRoutesOptions;
+export type ApiParts = HealthRoutesOptions &
+  MetricsRoutesOptions &
+  SessionRoutesOptions &
+  DataRoutesOptions &
+  SocketRoutesOptions & { access: Access };
 
 export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
   await server.register(healthRoutes, parts);
