@@ -17,7 +17,7 @@ import type { Access } from '../access/access-service.ts';
 import type { AuditContext } from '../access/audit-trail.ts';
 import { parseAuthorization } from '../access/bearer.ts';
 import { IdentityProviderUnavailableError } from '../access/oidc-verifier.ts';
-import { authorize, type Decision, type Need } from '../access/policy.ts';
+import { type AuthMode, authorize, type Decision, type Need } from '../access/policy.ts';
 import { Principal, type SessionRef } from '../access/principal.ts';
 import type { Scope } from '../access/scopes.ts';
 import type { Config } from '../config.ts';
@@ -53,6 +53,14 @@ declare module 'fastify' {
 
 const anonymousAccess: RequestAccess = Object.freeze({ principal: Principal.anonymous, ingestToken: null, malformed: false });
 
+/**
+ * The policy's decision, a presented credential judged by itself: open mode's capabilities
+ * are for callers who present none, so a reader's key creates nothing in either mode.
+ */
+export function judge(mode: AuthMode, principal: Principal, need: Need): Decision {
+  return authorize(principal.kind === 'anonymous' ? mode : 'private', principal, need);
+}
+
 export function refuse(decision: Decision): void {
   if (!decision.ok) throw new Problem(decision.code);
 }
@@ -64,7 +72,7 @@ export function auditContext(request: FastifyRequest): AuditContext {
 
 /** The session-bound half of the step, once the route has loaded the session. */
 export function authorizeSession(config: Config, request: FastifyRequest, scope: Scope, session: SessionRef): void {
-  refuse(authorize(config.access.mode, request.access.principal, { scope, session }));
+  refuse(judge(config.access.mode, request.access.principal, { scope, session }));
 }
 
 export function installAccessGuard(server: HttpServer, config: Config, access: () => Access): void {
@@ -103,7 +111,7 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
       return;
     }
     const need: Need = { scope: route.scope };
-    if (route.on === 'collection') return refuse(authorize(mode, principal, need));
+    if (route.on === 'collection') return refuse(judge(mode, principal, need));
     // What can be refused before the session is looked up, so that an id is not probed for.
     if (principal.kind === 'anonymous' && mode === 'private') throw new Problem('missing_credential');
     if (principal.kind !== 'anonymous' && !principal.can(route.scope)) throw new Problem('insufficient_scope');

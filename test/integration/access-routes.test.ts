@@ -156,3 +156,17 @@ test('the audit log lists key and token events newest first, a page at a time, f
   const reader = await createKey(databaseUrl, { name: 'reader', role: 'reader' });
   assertProblem(await call(audit, 'GET', bearer(reader.key)), 403, 'insufficient_scope');
 });
+
+test('open mode: no credential works as before, and a key or token presented is judged by itself', async (t) => {
+  const { baseUrl, databaseUrl } = await startApp(t);
+  const reader = await createKey(databaseUrl, { name: 'reader', role: 'reader' });
+  const sessions = `${baseUrl}/api/v1/sessions`;
+  const created = await call(sessions, 'POST', {}, {});
+  assert.equal(created.status, 201);
+  assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET')).status, 200);
+  assertProblem(await call(sessions, 'POST', bearer(reader.key), {}), 403, 'insufficient_scope');
+  assertProblem(await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(`wh_${'q'.repeat(43)}`)), 401, 'invalid_credential');
+  assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(reader.key))).status, 200);
+  // The embedded default's key is not there (DATABASE_URL is set) and none is configured: no access tokens.
+  assertProblem(await call(`${baseUrl}/api/v1/auth/token`, 'POST', bearer(reader.key)), 501, 'access_tokens_off');
+});

@@ -27,8 +27,8 @@ export async function createKey(databaseUrl: string, request: KeyRequest): Promi
 }
 
 /** The settings of an app in private mode, with a signing key of its own. */
-export function privateMode(): Record<string, string> {
-  return { AUTH_MODE: 'private', ACCESS_TOKEN_SIGNING_KEY: JSON.stringify(ecPrivateJwk()) };
+export function privateMode(signingKey: JsonWebKey = ecPrivateJwk()): Record<string, string> {
+  return { AUTH_MODE: 'private', ACCESS_TOKEN_SIGNING_KEY: JSON.stringify(signingKey) };
 }
 
 export function bearer(credential: string): Record<string, string> {
