@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bearer, createKey, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
+import { eventually } from '../support/eventually.ts';
 
 interface Answer {
   status: number;
@@ -169,4 +170,22 @@ test('open mode: no credential works as before, and a key or token presented is 
   assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(reader.key))).status, 200);
   // The embedded default's key is not there (DATABASE_URL is set) and none is configured: no access tokens.
   assertProblem(await call(`${baseUrl}/api/v1/auth/token`, 'POST', bearer(reader.key)), 501, 'access_tokens_off');
+});
+
+test('with Redis, a key revoked on one instance is refused at once by another that had it cached', async (t) => {
+  const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const env = { ...privateMode(), REDIS_URL: redisUrl, AUTH_CACHE_TTL_MS: '3600000' };
+  const first = await startApp(t, env);
+  const second = await startApp(t, { ...env, DATABASE_URL: first.databaseUrl });
+  const admin = await createKey(first.databaseUrl, { name: 'admin', role: 'admin' });
+  const reader = await createKey(first.databaseUrl, { name: 'reader', role: 'reader' });
+  // The second instance caches the reader's key for an hour.
+  assertProblem(await call(`${second.baseUrl}/api/v1/keys`, 'GET', bearer(reader.key)), 403, 'insufficient_scope');
+  assert.equal((await call(`${first.baseUrl}/api/v1/keys/${reader.id}`, 'DELETE', bearer(admin.key))).status, 200);
+  await eventually(
+    async () => {
+      assertProblem(await call(`${second.baseUrl}/api/v1/keys`, 'GET', bearer(reader.key)), 401, 'credential_revoked');
+    },
+    { timeoutMs: 2_000 },
+  );
 });
