@@ -86,11 +86,9 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
     let principal = Principal.anonymous;
     let ingestToken: string | null = null;
     if (credential === 'malformed') {
+      // In open mode it is no credential: the checks below apply to the caller as to one who sent none.
       if (mode === 'private') throw new Problem('invalid_credential', 'the Authorization header is not Bearer <credential>');
-      request.access = { ...anonymousAccess, malformed: true };
-      return;
-    }
-    if (credential !== 'absent' && credential.kind === 'opaque') {
+    } else if (credential !== 'absent' && credential.kind === 'opaque') {
       if (route.ingestToken) ingestToken = credential.text;
       else if (mode === 'private') throw new Problem('insufficient_scope', 'an ingest token only writes to and ends its own session');
     } else if (credential !== 'absent') {
@@ -104,7 +102,7 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
       if (!outcome.ok) throw new Problem(outcome.code);
       principal = outcome.principal;
     }
-    request.access = { principal, ingestToken, malformed: false };
+    request.access = { principal, ingestToken, malformed: credential === 'malformed' };
     if (ingestToken !== null) return;
     if (route.scope === null) {
       if (principal.kind === 'anonymous') throw new Problem('missing_credential');

@@ -168,6 +168,14 @@ test('open mode: no credential works as before, and a key or token presented is 
   assertProblem(await call(sessions, 'POST', bearer(reader.key), {}), 403, 'insufficient_scope');
   assertProblem(await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(`wh_${'q'.repeat(43)}`)), 401, 'invalid_credential');
   assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(reader.key))).status, 200);
+  // A malformed header or an ingest token is no credential: the admin routes stay shut.
+  assertProblem(await call(`${baseUrl}/api/v1/keys`, 'GET', { authorization: 'Basic eDp5' }), 401, 'missing_credential');
+  assertProblem(
+    await call(`${baseUrl}/api/v1/keys`, 'POST', bearer(created.body.ingestToken), { name: 'x', role: 'admin' }),
+    401,
+    'missing_credential',
+  );
+  assertProblem(await call(`${baseUrl}/api/v1/audit`, 'GET', { authorization: 'Bearer' }), 401, 'missing_credential');
   // The embedded default's key is not there (DATABASE_URL is set) and none is configured: no access tokens.
   assertProblem(await call(`${baseUrl}/api/v1/auth/token`, 'POST', bearer(reader.key)), 501, 'access_tokens_off');
 });
