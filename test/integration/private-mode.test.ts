@@ -159,3 +159,16 @@ test('sockets: no credential, garbage and expired tokens are 4401; a reader cann
   viewer.socket.close();
   producer.socket.close();
 });
+
+test('/health stays public; /ready and /metrics need METRICS_TOKEN when one is set', async (t) => {
+  const metricsToken = 'metrics-token-0123456789abcdef';
+  const { baseUrl } = await startApp(t, { ...privateMode(), METRICS_TOKEN: metricsToken });
+  assert.equal((await fetch(`${baseUrl}/health`)).status, 200);
+  for (const path of ['/ready', '/metrics']) {
+    assertProblem(await call(`${baseUrl}${path}`), 401, 'invalid_token');
+    assert.equal((await fetch(`${baseUrl}${path}`, { headers: bearer(metricsToken) })).status, 200, path);
+  }
+  // Without a METRICS_TOKEN, both are public, as in open mode.
+  const { baseUrl: unguarded } = await startApp(t, privateMode());
+  for (const path of ['/ready', '/metrics']) assert.equal((await fetch(`${unguarded}${path}`)).status, 200, path);
+});
