@@ -57,3 +57,26 @@ test("a provider's token with the reader role reads, creates nothing, and opens 
   viewer.socket.close();
   await viewer.waitForClose();
 });
+
+test('a provider that cannot be reached is 503 on REST and 1013 on a socket, never a refusal of the token', async (t) => {
+  const closed = http.createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const jwksUrl = `http://127.0.0.1:${(closed.address() as AddressInfo).port}/certs`;
+  await new Promise<void>((resolve) => closed.close(() => resolve()));
+  const { baseUrl, wsUrl, databaseUrl } = await startApp(t, {
+    ...privateMode(),
+    AUTH_JWKS_URL: jwksUrl,
+    AUTH_ISSUER: issuer,
+    AUTH_AUDIENCE: audience,
+    AUTH_ROLES_CLAIM: 'realm_access.roles',
+  });
+  const writer = await createKey(databaseUrl, { name: 'writer', role: 'writer' });
+  const created = await fetch(`${baseUrl}/api/v1/sessions`, { method: 'POST', headers: bearer(writer.key) });
+  const { sessionId } = (await created.json()) as { sessionId: string };
+  const reader = await token(['reader']);
+  const answer = await fetch(`${baseUrl}/api/v1/sessions/${sessionId}`, { headers: bearer(reader) });
+  assert.equal(answer.status, 503);
+  assert.equal(((await answer.json()) as { code: string }).code, 'service_unavailable');
+  const viewer = new RecordingSocket(`${liveUrl(wsUrl, sessionId)}?access_token=${reader}`);
+  assert.equal((await viewer.waitForClose()).code, 1013);
+});

@@ -14,6 +14,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Access } from '../../access/access-service.ts';
+import { IdentityProviderUnavailableError } from '../../access/oidc-verifier.ts';
 import type { Config } from '../../config.ts';
 import { type CloseName, closeCodes } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
@@ -144,7 +145,18 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     async open(upgrade) {
       if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade);
       const socketKind = kind(upgrade);
-      const verdict = await beforeLookup(config.access.mode, options.access.authenticator, presentedOf(upgrade), socketKind, upgrade.ip);
+      let verdict: Verdict;
+      try {
+        verdict = await beforeLookup(config.access.mode, options.access.authenticator, presentedOf(upgrade), socketKind, upgrade.ip);
+      } catch (error) {
+        if (!(error instanceof IdentityProviderUnavailableError)) throw error;
+        // No verdict on the token: as REST's 503, the client retries later.
+        upgrade.log.warn({ err: error }, 'the identity provider could not be reached');
+        return (socket) => {
+          sockets.add(socket, upgrade.ip);
+          refuse(socket, 'try_again_later', 'identity provider unavailable; retry');
+        };
+      }
       const session = verdict.ok ? await repository.find(upgrade.id) : null;
       return (socket, tcp) => {
         if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade)(socket);
