@@ -32,8 +32,9 @@ const parts = {
   serve: '^src/serve\\.ts$',
   main: '^src/main\\.ts$',
   sdk: '^src/sdk/',
-  cli: '^src/cli/(?!serve-command\\.ts$)',
+  cli: '^src/cli/(?!(serve|keys)-command\\.ts$)',
   'serve-command': '^src/cli/serve-command\\.ts$',
+  'keys-command': '^src/cli/keys-command\\.ts$',
 };
 
 /** What every server part may use: the sample representation, the contract, settings, logs and metrics. */
@@ -77,8 +78,12 @@ const allowed = {
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],
-  cli: [['sdk', 'contract', 'serve-command'], 'the client commands are built on the SDK, and talk to a server over the network'],
+  cli: [['sdk', 'contract', 'serve-command', 'keys-command'], 'the client commands are built on the SDK, and talk to a server over the network'],
   'serve-command': [['cli', 'serve', 'config'], '`wavehouse serve` runs the same serve(config) as `npm start`, its options laid over the environment'],
+  'keys-command': [
+    ['cli', 'config', 'access', 'storage'],
+    '`wavehouse keys create` makes the first admin key where no key exists to call the API with: straight in the database the service uses (storage), through the same ApiKeys as POST /keys (access)',
+  ],
 };
 
 const anyPart = Object.values(parts).join('|');

@@ -18,6 +18,7 @@
 import os from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { buildAccess } from './access/access-service.ts';
 import type { Config } from './config.ts';
 import { pollUntil } from './deadlines.ts';
 import { FanoutHub } from './fanout/hub.ts';
@@ -131,6 +132,14 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
   if (broker) await parts.start(broker);
   const hub = new FanoutHub(broker);
+  const broadcast = broker && {
+    publish: (keyId: string) => broker.publishRevocation(keyId),
+    subscribe: async (listener: (keyId: string) => void) => broker.onRevocation(listener),
+  };
+  const access = await buildAccess({ config, pool, log, broadcast });
+  // Closed after the HTTP server, so what its last requests recorded is written too.
+  await parts.start(access.audit);
+  await parts.start(access.lastUsed);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,
@@ -214,6 +223,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     sockets,
     ingestRoute,
     liveRoute,
+    access,
     log,
     isDraining: () => draining,
     tracing,

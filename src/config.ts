@@ -49,6 +49,20 @@ export interface Config {
     /** null: `/metrics` is public. Else the bearer token it requires. */
     token: string | null;
   };
+  access: {
+    /** open: a session's id reads it and anyone creates one, keys add to that; private: every call needs a key or a token. */
+    mode: 'open' | 'private';
+    /** A private JWK or PEM; null: generated under the data dir with the embedded database, else no access tokens. */
+    signingKey: string | null;
+    /** Public JWKs or PEMs still accepted after a rotation. */
+    previousKeys: string[];
+    accessTokenTtlS: number;
+    refreshTokenTtlS: number;
+    /** How long a key's record is trusted without asking the database: the revocation bound without Redis. */
+    cacheTtlMs: number;
+    /** An identity provider's tokens are accepted when set. */
+    oidc: { jwksUrl: string; issuer: string; audience: string; rolesClaim: string } | null;
+  };
   database: {
     /** null: run the embedded PostgreSQL under `dataDir`. */
     url: string | null;
@@ -165,6 +179,26 @@ const http = {
   METRICS_TOKEN: { default: null, about: 'unset: /metrics is public; set: Prometheus sends it as a bearer token (openssl rand -hex 32)' },
 } as const satisfies Settings;
 
+const access = {
+  AUTH_MODE: { default: 'open', about: 'open: a session id reads it, anyone creates; private: every call needs an API key or token' },
+  ACCESS_TOKEN_SIGNING_KEY: {
+    default: null,
+    about: 'private JWK or PEM signing access tokens; unset: generated under WAVEHOUSE_DATA_DIR (embedded database only)',
+  },
+  ACCESS_TOKEN_PREVIOUS_KEYS: { default: null, about: 'public keys still accepted after a rotation: a JSON array of JWKs, or PEMs' },
+  ACCESS_TOKEN_TTL_S: { default: 900, about: 'lifetime of an access token, in seconds' },
+  REFRESH_TOKEN_TTL_S: { default: 2_592_000, about: 'lifetime of a refresh token, in seconds (30 days)' },
+  AUTH_CACHE_TTL_MS: { default: 30_000, about: "how long a key's record is trusted unasked; bounds a revocation's reach without Redis" },
+  AUTH_JWKS_URL: {
+    default: null,
+    example: 'https://idp.example/realms/wavehouse/protocol/openid-connect/certs',
+    about: "identity provider's JWKS URL; with AUTH_ISSUER and AUTH_AUDIENCE, its tokens are accepted",
+  },
+  AUTH_ISSUER: { default: null, example: 'https://idp.example/realms/wavehouse', about: "identity provider's issuer (iss), exactly" },
+  AUTH_AUDIENCE: { default: null, example: 'wavehouse', about: 'the audience (aud) its tokens must name' },
+  AUTH_ROLES_CLAIM: { default: 'roles', about: 'claim holding reader, writer or admin; a dotted path reaches in (realm_access.roles)' },
+} as const satisfies Settings;
+
 const clientLimits = {
   RATE_LIMIT_PER_MINUTE: { default: 1200, about: 'REST requests per client IP per minute, 0: off' },
   RATE_LIMIT_CREATE_PER_MINUTE: { default: 60, about: 'session creations per client IP per minute, 0: off (shared through Redis)' },
@@ -222,6 +256,7 @@ export const settingSections: readonly { title: string; settings: Settings }[] =
   { title: 'Listening', settings: listening },
   { title: 'Storage and fan-out', settings: storage },
   { title: 'HTTP', settings: http },
+  { title: 'Access: API keys, tokens, identity provider', settings: access },
   { title: 'Per-client limits', settings: clientLimits },
   { title: 'Sessions and ingest', settings: sessionsAndIngest },
   { title: 'Live viewers', settings: live },
@@ -234,6 +269,7 @@ const settings = {
   ...listening,
   ...storage,
   ...http,
+  ...access,
   ...clientLimits,
   ...sessionsAndIngest,
   ...live,
@@ -303,6 +339,49 @@ function reader(env: Env) {
       return value as T;
     },
   };
+}
+
+/**
+ * ACCESS_TOKEN_PREVIOUS_KEYS: a JSON array of JWKs, one JWK, or PEM blocks one after the
+ * other. Each key goes on as text; whether it is a key is the app's check at start.
+ */
+function readPreviousKeys(raw: string | null, problems: string[]): string[] {
+  if (raw === null) return [];
+  if (raw.startsWith('[') || raw.startsWith('{')) {
+    const keys = jwksIn(raw);
+    if (keys !== null) return keys;
+    problems.push('ACCESS_TOKEN_PREVIOUS_KEYS: expected a JSON array of JWKs, one JWK, or PEM blocks');
+    return [];
+  }
+  const pems = raw.match(/-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g);
+  if (pems === null) problems.push('ACCESS_TOKEN_PREVIOUS_KEYS: expected a JSON array of JWKs, one JWK, or PEM blocks');
+  return pems ?? [];
+}
+
+function jwksIn(text: string): string[] | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  const keys: unknown[] = Array.isArray(parsed) ? parsed : [parsed];
+  const isObject = (key: unknown) => key !== null && typeof key === 'object' && !Array.isArray(key);
+  return keys.every(isObject) ? keys.map((key) => JSON.stringify(key)) : null;
+}
+
+/** The identity provider: its three settings together, or none of them. */
+function readOidc(read: ReturnType<typeof reader>): Config['access']['oidc'] {
+  const jwksUrl = read.optionalString('AUTH_JWKS_URL');
+  const issuer = read.optionalString('AUTH_ISSUER');
+  const audience = read.optionalString('AUTH_AUDIENCE');
+  if (jwksUrl === null && issuer === null && audience === null) return null;
+  if (jwksUrl === null || issuer === null || audience === null) {
+    read.problems.push('AUTH_JWKS_URL, AUTH_ISSUER, AUTH_AUDIENCE: set all three to accept an identity provider, or none');
+    return null;
+  }
+  if (!/^https?:$/.test(URL.parse(jwksUrl)?.protocol ?? '')) read.problems.push('AUTH_JWKS_URL: expected an https:// URL');
+  return { jwksUrl, issuer, audience, rolesClaim: read.string('AUTH_ROLES_CLAIM') };
 }
 
 const trustProxyForms =
@@ -390,6 +469,15 @@ export function loadConfig(env: Env): Config {
     metrics: {
       token: metricsToken,
     },
+    access: {
+      mode: read.oneOf('AUTH_MODE', ['open', 'private']),
+      signingKey: read.optionalString('ACCESS_TOKEN_SIGNING_KEY'),
+      previousKeys: readPreviousKeys(read.optionalString('ACCESS_TOKEN_PREVIOUS_KEYS'), read.problems),
+      accessTokenTtlS: read.integer('ACCESS_TOKEN_TTL_S', 60, 86_400),
+      refreshTokenTtlS: read.integer('REFRESH_TOKEN_TTL_S', 60, 31_536_000),
+      cacheTtlMs: read.integer('AUTH_CACHE_TTL_MS', 0, 3_600_000),
+      oidc: readOidc(read),
+    },
     database: {
       url: databaseUrl,
       dataDir: path.resolve(read.optionalString('WAVEHOUSE_DATA_DIR') ?? path.join(projectRoot, 'data')),
@@ -449,6 +537,10 @@ export function loadConfig(env: Env): Config {
     // Behind a reverse proxy every connection comes from the proxy's address: a cap per address
     // would cap the whole instance. The proxy limits its clients instead (docs/deployment.md).
     config.http.maxConnectionsPerIp = 0;
+  }
+  if (config.access.mode === 'private' && databaseUrl !== null && config.access.signingKey === null) {
+    // Instances sharing a database would each sign with a key of their own, and refuse each other's tokens.
+    read.problems.push('ACCESS_TOKEN_SIGNING_KEY: AUTH_MODE=private with DATABASE_URL needs one signing key, the same on every instance');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

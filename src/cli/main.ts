@@ -4,18 +4,26 @@
  */
 import { CliError, describeError, UsageError } from './cli-error.ts';
 import { exportCommand, exportUsage } from './export-command.ts';
+import { keysCommand, keysUsage } from './keys-command.ts';
 import { serveCommand, serveUsage } from './serve-command.ts';
 import { simulateCommand, simulateUsage } from './simulate-command.ts';
 import { tailCommand, tailUsage } from './tail-command.ts';
 
 const defaultUrl = process.env.WAVEHOUSE_URL ?? 'http://127.0.0.1:8080';
 
-const usages: Record<string, string> = { serve: serveUsage, simulate: simulateUsage, export: exportUsage, tail: tailUsage };
+const usages: Record<string, string> = {
+  serve: serveUsage,
+  keys: keysUsage,
+  simulate: simulateUsage,
+  export: exportUsage,
+  tail: tailUsage,
+};
 
 const overview = `usage: wavehouse <command> [options]
 
 commands:
   serve      run the service
+  keys       create an API key in the service's database (keys create --role admin --name NAME)
   simulate   stream a synthetic SCG into a session
   export     write a session's samples to a file (csv, ndjson, json)
   tail       print a session's live samples as NDJSON
@@ -67,6 +75,7 @@ async function run(argv: string[], context: { url: string }): Promise<number | '
     return 0;
   }
   if (command === 'serve') return serveCommand(args);
+  if (command === 'keys') return keysCommand(args);
   const { url, rest } = takeUrl(args);
   context.url = url;
   if (command === 'simulate') return simulateCommand(rest, url);

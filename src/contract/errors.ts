@@ -9,6 +9,18 @@ export const problems = {
   invalid_request: { status: 400, title: 'The request is malformed or fails its schema.' },
   metadata_too_large: { status: 400, title: 'Session metadata is larger than the configured limit once encoded as JSON.' },
   invalid_token: { status: 401, title: 'The credential is missing or wrong: the ingest token of the session, or the metrics token.' },
+  missing_credential: { status: 401, title: 'This call needs an API key or an access token: Authorization: Bearer <it>.' },
+  invalid_credential: { status: 401, title: 'The API key, access token or refresh token is not one this server accepts.' },
+  credential_expired: {
+    status: 401,
+    title: 'The API key, access token or refresh token has expired; exchange or refresh it for a new one.',
+  },
+  credential_revoked: { status: 401, title: 'The API key, or the family of the refresh token, has been revoked.' },
+  insufficient_scope: { status: 403, title: 'The credential is valid but lacks the scope this call needs.' },
+  outside_key_prefix: {
+    status: 403,
+    title: "The credential is limited to sessions whose key starts with its prefix, and this session's does not.",
+  },
   not_found: { status: 404, title: 'No such resource: an unknown session, an id that is not a UUID, or an unknown path.' },
   method_not_allowed: { status: 405, title: 'The path exists but not with this method.' },
   producer_elsewhere: {
@@ -20,6 +32,7 @@ export const problems = {
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },
   service_unavailable: { status: 503, title: 'The server is shutting down or cannot reach its database; retry shortly.' },
   internal_error: { status: 500, title: 'An unexpected error; it has been logged with the request id.' },
+  access_tokens_off: { status: 501, title: 'This server issues no access tokens: it has no signing key (ACCESS_TOKEN_SIGNING_KEY).' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof problems;
@@ -86,7 +99,8 @@ export const closeCodes = {
   internal_error: { code: 1011, reason: 'An unexpected server error.' },
   service_restart: { code: 1012, reason: 'The server is shutting down; reconnect (and resend what was not acked).' },
   try_again_later: { code: 1013, reason: 'Too far behind, or the database is out of reach; reconnect later (a viewer with fromSeq).' },
-  invalid_token: { code: 4401, reason: 'The ingest token is missing or wrong.' },
+  invalid_token: { code: 4401, reason: 'The ingest token, API key or access token is missing or not accepted.' },
+  forbidden: { code: 4403, reason: 'The credential is valid but lacks the scope, or does not reach this session.' },
   session_not_found: { code: 4404, reason: 'No such session.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
   too_many_connections: {

@@ -2,16 +2,21 @@
  * The broker driver for Redis pub/sub: one channel per session for live frames
  * (`wavehouse:live:<id>`), subscribed only while this process has viewers of the session,
  * and one control channel for requests another process must carry out (ending a session
- * whose producer is connected there). Pub/sub is fire-and-forget: a message lost here is
+ * whose producer is connected there), and one for API key revocations (the access part's
+ * RevocationBroadcast, which this implements: `publish` and `subscribe` of key ids). Pub/sub is fire-and-forget: a message lost here is
  * recovered by the viewer's gap check (live/viewer-connection.ts), never trusted for
  * durability.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { within } from '../deadlines.ts';
 import type { Broker } from './hub.ts';
 
 const livePrefix = 'wavehouse:live:';
 const controlChannel = 'wavehouse:control';
+const revocationChannel = 'wavehouse:revoked-keys';
+/** Commands wait for a reconnecting Redis (maxRetriesPerRequest: null); a revocation request must not wait forever. */
+const revocationPublishTimeoutMs = 2_000;
 
 export class RedisBroker implements Broker {
   readonly name = 'broker';
@@ -19,6 +24,7 @@ export class RedisBroker implements Broker {
   private readonly subscriber: Redis;
   private frameListener: (sessionId: string, message: Buffer) => void = () => undefined;
   private controlListener: (request: { endSession: string }) => void = () => undefined;
+  private revocationListener: (keyId: string) => void = () => undefined;
   /** Where Redis is, for messages: the URL without its credentials. */
   private readonly address: string;
   private lastError: Error | null = null;
@@ -41,6 +47,7 @@ export class RedisBroker implements Broker {
         const sessionId = message.toString();
         return this.controlListener({ endSession: sessionId });
       }
+      if (name === revocationChannel) return this.revocationListener(message.toString());
       if (name.startsWith(livePrefix)) this.frameListener(name.slice(livePrefix.length), message);
     });
   }
@@ -50,7 +57,7 @@ export class RedisBroker implements Broker {
     this.lastError = null;
     try {
       await Promise.all([this.publisher.connect(), this.subscriber.connect()]);
-      await this.subscriber.subscribe(controlChannel);
+      await this.subscriber.subscribe(controlChannel, revocationChannel);
     } catch (error) {
       // ioredis rejects with a bare "Connection is closed."; what went wrong (refused, a name
       // that does not resolve, bad credentials) came as an 'error' event before it.
@@ -73,6 +80,17 @@ export class RedisBroker implements Broker {
 
   requestEnd(sessionId: string): void {
     this.publisher.publish(controlChannel, sessionId).catch(() => undefined);
+  }
+
+  /** Tells every instance that an API key is revoked; rejects if Redis did not take it (the revoker retries). */
+  async publishRevocation(keyId: string): Promise<void> {
+    await within(this.publisher.publish(revocationChannel, keyId), revocationPublishTimeoutMs, () => {
+      throw new Error(`Redis at ${this.address} did not take the revocation within ${revocationPublishTimeoutMs} ms`);
+    });
+  }
+
+  onRevocation(listener: (keyId: string) => void): void {
+    this.revocationListener = listener;
   }
 
   subscribe(sessionId: string): void {

@@ -271,6 +271,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
         securitySchemes: {
           ingestToken: { type: 'http', scheme: 'bearer', description: 'The ingestToken returned when the session was created.' },
           metricsToken: { type: 'http', scheme: 'bearer', description: "The server's METRICS_TOKEN, when it sets one." },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'An API key (wh_...) or an access token from POST /api/v1/auth/token (docs/security.md).',
+          },
         },
       },
     },

@@ -20,6 +20,12 @@ export interface ProducerSockets {
   addProducer(socket: WebSocket): void;
 }
 
+/**
+ * What admits a producer: the session's ingest token, checked here, or a key or access token
+ * with sessions:write that reaches the session, checked by the socket's authorization step.
+ */
+export type IngestCredential = { readonly ingestToken: string | null } | { readonly authorized: true };
+
 export interface IngestRouteOptions {
   config: Config;
   coordinator: SessionCoordinator;
@@ -45,12 +51,13 @@ export class IngestRoute {
   }
 
   /**
-   * Makes `socket` the producer of `session` if `token` (null: none, or a malformed one) is
-   * its ingest token. Returns the attach to the session, whose failure the caller answers;
-   * undefined when the socket was refused.
+   * Makes `socket` the producer of `session` if it brings the session's ingest token (null:
+   * none, or a malformed one), or an API key or access token the caller authorized. Returns
+   * the attach to the session, whose failure the caller answers; undefined when the socket
+   * was refused.
    */
-  open(socket: WebSocket, session: SessionRecord, token: string | null, log: ProducerLog): Promise<void> | undefined {
-    if (token === null || !tokenMatches(token, session.tokenHash)) {
+  open(socket: WebSocket, session: SessionRecord, credential: IngestCredential, log: ProducerLog): Promise<void> | undefined {
+    if ('ingestToken' in credential && (credential.ingestToken === null || !tokenMatches(credential.ingestToken, session.tokenHash))) {
       socket.close(closeCodes.invalid_token.code, closeCodes.invalid_token.reason);
       return;
     }

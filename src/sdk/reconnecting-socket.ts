@@ -29,6 +29,7 @@ const outcomes = {
   service_restart: 'retry',
   try_again_later: 'retry',
   invalid_token: 'fatal',
+  forbidden: 'fatal',
   session_not_found: 'fatal',
   producer_conflict: 'retry',
   too_many_connections: 'retry',

@@ -10,7 +10,13 @@ test('every close code of the contract means something to a client, by its contr
     assert.equal(meaning.name, name);
     if (meaning.outcome === 'fatal') fatal.push(`${code} ${name}`);
   }
-  assert.deepEqual(fatal.sort(), ['1008 policy_violation', '1009 message_too_big', '4401 invalid_token', '4404 session_not_found']);
+  assert.deepEqual(fatal.sort(), [
+    '1008 policy_violation',
+    '1009 message_too_big',
+    '4401 invalid_token',
+    '4403 forbidden',
+    '4404 session_not_found',
+  ]);
   assert.deepEqual(closeMeaning(1000), { outcome: 'ended', name: 'normal' });
   assert.deepEqual(closeMeaning(4409), { outcome: 'retry', name: 'producer_conflict' });
 });

@@ -6,16 +6,19 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/errors.ts';
 import { DataQuery, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
 import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
+import { authorizeSession } from '../access-guard.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
-import { findSessionOr404 } from './sessions.ts';
+import { findSessionOr404, sessionRef } from './sessions.ts';
 
 export interface DataRoutesOptions {
+  config: Config;
   repository: SessionRepository;
   store: SampleStore;
 }
@@ -42,10 +45,11 @@ async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, t
   return { toSeq, nextFromSeq: null };
 }
 
-export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (server, { repository, store }) => {
+export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (server, { config, repository, store }) => {
   server.get(
     '/api/v1/sessions/:id/data',
     {
+      config: { access: { scope: 'sessions:read', on: 'session' } },
       preValidation: async (request) => {
         const query = request.query as Record<string, unknown>;
         for (const name of integerParams) {
@@ -73,12 +77,13 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
               'text/csv': { schema: Type.String() },
             },
           },
-          ...problemResponses(400, 404, 429, 503),
+          ...problemResponses(400, 401, 403, 404, 429, 503),
         },
       },
     },
     async (request, reply) => {
       const session = await findSessionOr404(repository, request.params.id);
+      authorizeSession(config, request, 'sessions:read', sessionRef(session));
       const format = chooseFormat(request.query.format, request.headers.accept);
       const fromSeq = request.query.fromSeq ?? 0;
       let toSeq = request.query.toSeq ?? maxSeq;

@@ -7,6 +7,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { onRequestAsyncHookHandler } from 'fastify';
 import Type from 'typebox';
 import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/schemas.ts';
@@ -29,8 +30,23 @@ function tokenCheck(token: string): (presented: string) => boolean {
   return (presented) => timingSafeEqual(digest(presented), expected);
 }
 
+/**
+ * The check of METRICS_TOKEN, as an onRequest hook; undefined when none is set. /ready takes
+ * it too in private mode (health.ts).
+ */
+export function metricsTokenGuard(config: Config): onRequestAsyncHookHandler | undefined {
+  if (config.metrics.token === null) return undefined;
+  const isMetricsToken = tokenCheck(config.metrics.token);
+  return async (request, reply) => {
+    const presented = bearerToken(request.headers.authorization);
+    if (typeof presented === 'object' && isMetricsToken(presented.token)) return;
+    // RFC 6750 3.1: no error code when no token was sent, invalid_token for a wrong one.
+    reply.header('www-authenticate', presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"');
+    return sendProblem(reply, 'invalid_token', 'this needs Authorization: Bearer <METRICS_TOKEN>');
+  };
+}
+
 export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = async (server, { config, metrics }) => {
-  const isMetricsToken = config.metrics.token === null ? null : tokenCheck(config.metrics.token);
   server.get(
     '/metrics',
     {
@@ -49,17 +65,7 @@ export const metricsRoutes: FastifyPluginAsyncTypebox<MetricsRoutesOptions> = as
           },
         },
       },
-      onRequest: async (request, reply) => {
-        if (isMetricsToken === null) return;
-        const presented = bearerToken(request.headers.authorization);
-        if (typeof presented === 'object' && isMetricsToken(presented.token)) return;
-        // RFC 6750 3.1: no error code when no token was sent, invalid_token for a wrong one.
-        reply.header(
-          'www-authenticate',
-          presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"',
-        );
-        return sendProblem(reply, 'invalid_token', 'the metrics need Authorization: Bearer <METRICS_TOKEN>');
-      },
+      onRequest: metricsTokenGuard(config),
     },
     async (_request, reply) => {
       const body = await metrics.registry.metrics();

@@ -1,5 +1,8 @@
 /** REST: create, get and end sessions (docs/API_CONTRACT.yml, /api/v1/sessions). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import type { Access } from '../../access/access-service.ts';
+import { Principal, type SessionRef } from '../../access/principal.ts';
 import type { Config } from '../../config.ts';
 import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
@@ -7,6 +10,7 @@ import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, 
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
+import { auditContext, authorizeSession } from '../access-guard.ts';
 
 export function sessionView(record: SessionRecord): Session {
   return {
@@ -37,6 +41,11 @@ export function bearerToken(authorization: string | undefined): BearerCredential
   if (authorization === undefined) return 'absent';
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   return match ? { token: match[1] } : 'malformed';
+}
+
+/** What access checks a session against: sessions have no key (stream name) yet, so a prefixed credential reaches none. */
+export function sessionRef(record: SessionRecord): SessionRef {
+  return { id: record.id, key: null };
 }
 
 /** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
@@ -89,6 +98,23 @@ export interface SessionRoutesOptions {
   config: Config;
   repository: SessionRepository;
   coordinator: SessionCoordinator;
+  access: Pick<Access, 'audit'>;
+}
+
+/**
+ * Who may end `record`: its ingest token (the session's own), or a key or token with
+ * sessions:write that reaches it; with neither, no one, unless LEGACY_TOKENLESS_END (open
+ * mode: private mode refused the anonymous call already).
+ */
+function admitEnd(config: Config, request: FastifyRequest, record: SessionRecord): void {
+  const { principal, ingestToken, malformed } = request.access;
+  const refused = new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
+  if (ingestToken !== null) {
+    if (!tokenMatches(ingestToken, record.tokenHash)) throw refused;
+    request.access.principal = Principal.ingest(record.id);
+  } else if (principal.kind === 'anonymous') {
+    if (malformed || !config.sessions.legacyTokenlessEnd) throw refused;
+  } else authorizeSession(config, request, 'sessions:write', sessionRef(record));
 }
 
 /**
@@ -102,13 +128,15 @@ const cancelledRetryAfterS = 1;
  */
 const endRetryAfterS = 5;
 
-export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, { config, repository, coordinator }) => {
+export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, options) => {
+  const { config, repository, coordinator } = options;
   server.post(
     '/api/v1/sessions',
     {
       // Creation writes to the database and is what an abuser would loop on: a stricter limit.
       config: {
         rateLimit: config.http.createRateLimitPerMinute > 0 ? { max: config.http.createRateLimitPerMinute, timeWindow: 60_000 } : false,
+        access: { scope: 'sessions:write', on: 'collection' },
       },
       // The body is optional: the openSCG phone POSTs nothing at all
       // (test/integration/legacy.test.ts).
@@ -123,10 +151,14 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         summary: 'Create a session',
         tags: ['sessions'],
         body: CreateSessionBody,
-        response: { 201: CreatedSession, ...problemResponses(400, 413, 415, 429, 503) },
+        security: [{}, { bearer: [] }],
+        response: { 201: CreatedSession, ...problemResponses(400, 401, 403, 413, 415, 429, 503) },
       },
     },
     async (request, reply) => {
+      // A prefixed credential creates sessions whose key is within its prefix, and sessions have no key yet.
+      if (request.access.principal.keyPrefix !== null)
+        throw new Problem('outside_key_prefix', 'a session with a key cannot be created yet');
       const body = request.body;
       const channels = body.channels ?? defaultChannels;
       if (channels.length > config.sessions.maxChannels) {
@@ -160,6 +192,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           }
           throw error;
         });
+      options.access.audit.record(auditContext(request), { action: 'session.create', target: record.id, outcome: 'success' });
       const view = sessionView(record);
       return reply
         .code(201)
@@ -171,19 +204,26 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
   server.get(
     '/api/v1/sessions/:id',
     {
+      config: { access: { scope: 'sessions:read', on: 'session' } },
       schema: {
         summary: 'Get a session',
         tags: ['sessions'],
         params: SessionIdParams,
-        response: { 200: Session, ...problemResponses(404, 429, 503) },
+        security: [{}, { bearer: [] }],
+        response: { 200: Session, ...problemResponses(401, 403, 404, 429, 503) },
       },
     },
-    async (request) => sessionView(await findSessionOr404(repository, request.params.id)),
+    async (request) => {
+      const record = await findSessionOr404(repository, request.params.id);
+      authorizeSession(config, request, 'sessions:read', sessionRef(record));
+      return sessionView(record);
+    },
   );
 
   server.post(
     '/api/v1/sessions/:id/end',
     {
+      config: { access: { scope: 'sessions:write', on: 'session', ingestToken: true } },
       schema: {
         summary: 'End a session',
         description:
@@ -191,18 +231,13 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           'answers 503 with Retry-After: the session is not ended yet, and accepts nothing more; a retry finishes it. Idempotent.',
         tags: ['sessions'],
         params: SessionIdParams,
-        security: [{ ingestToken: [] }],
-        response: { 200: Session, ...problemResponses(401, 404, 409, 429, 503) },
+        security: [{ ingestToken: [] }, { bearer: [] }],
+        response: { 200: Session, ...problemResponses(401, 403, 404, 409, 429, 503) },
       },
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      const credential = bearerToken(request.headers.authorization);
-      const allowed =
-        credential === 'absent'
-          ? config.sessions.legacyTokenlessEnd
-          : credential !== 'malformed' && tokenMatches(credential.token, record.tokenHash);
-      if (!allowed) throw new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
+      admitEnd(config, request, record);
       if (record.status === 'ended') return sessionView(record);
       const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);
       if (!outcome.ok) {
@@ -218,6 +253,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           ? new Problem('producer_elsewhere', 'the producer is connected to another instance')
           : new Problem('not_found', `no session ${record.id}`);
       }
+      options.access.audit.record(auditContext(request), { action: 'session.end', target: record.id, outcome: 'success' });
       return sessionView(outcome.session);
     },
   );

@@ -13,6 +13,8 @@ import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
+import type { Access } from '../../access/access-service.ts';
+import { IdentityProviderUnavailableError } from '../../access/oidc-verifier.ts';
 import type { Config } from '../../config.ts';
 import { type CloseName, closeCodes } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
@@ -24,9 +26,10 @@ import type { SessionRecord, SessionRepository } from '../../storage/session-rep
 import { proxyTrust } from '../client-address.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
+import { beforeLookup, legacyKind, onSession, presentedOf, type Refusal, refusalOf, type Verdict } from '../socket-access.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { type SocketKind, type SocketRoute, SocketUpgrades, type Upgrade } from '../socket-upgrades.ts';
-import { type BearerCredential, bearerToken } from './sessions.ts';
+import { sessionRef } from './sessions.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
@@ -35,6 +38,7 @@ export interface SocketRoutesOptions {
   sockets: SocketRegistry;
   ingestRoute: IngestRoute;
   liveRoute: LiveRoute;
+  access: Pick<Access, 'authenticator'>;
   log: Logger;
   isDraining: () => boolean;
   tracing?: Tracing;
@@ -56,28 +60,21 @@ const startOperation: Record<SocketKind, ServedOperation> = { ingest: 'producer_
  * if it has one: what is left of opening it (a database round trip), whose failure is
  * answered here.
  */
-type OpenOnSession = (socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord, log: Logger) => Promise<void> | undefined;
+type OpenOnSession = (
+  socket: WebSocket,
+  tcp: Duplex,
+  upgrade: Upgrade,
+  session: SessionRecord,
+  log: Logger,
+  verdict: Verdict & { ok: true },
+) => Promise<void> | undefined;
 
 function refuse(socket: WebSocket, name: CloseName, reason: string = closeCodes[name].reason): void {
   socket.close(closeCodes[name].code, reason.slice(0, 120));
 }
 
-/**
- * The ingest token: `Authorization: Bearer` as on REST (routes/sessions.ts), or `?token=` for
- * browsers, which cannot set headers. A credential presented but malformed (an Authorization
- * header that is not a bearer token, an empty `?token=`) is refused like a wrong one.
- */
-function credentialOf(upgrade: Upgrade): BearerCredential {
-  const header = bearerToken(upgrade.authorization);
-  if (header !== 'absent') return header;
-  const query = upgrade.query.get('token');
-  if (query === null) return 'absent';
-  return query === '' ? 'malformed' : { token: query };
-}
-
-/** On the legacy path, a credential makes a producer's socket, and its absence a viewer's. */
-function legacyKind(upgrade: Upgrade): SocketKind {
-  return credentialOf(upgrade) === 'absent' ? 'live' : 'ingest';
+function refuseAccess(socket: WebSocket, refusal: Refusal): void {
+  refuse(socket, refusal.close, refusal.reason);
 }
 
 /** A live socket's `?fromSeq=`: null when absent or empty (from now on). */
@@ -114,8 +111,10 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     refuse(socket, 'internal_error', 'internal error; reconnect');
   }
 
-  function openIngest(socket: WebSocket, session: SessionRecord, credential: BearerCredential, log: Logger) {
-    return ingestRoute.open(socket, session, typeof credential === 'string' ? null : credential.token, log);
+  /** A key's or token's socket was authorized already; any other brings the session's ingest token, or none. */
+  function openIngest(socket: WebSocket, session: SessionRecord, verdict: Verdict & { ok: true }, log: Logger) {
+    const credential = verdict.principal.kind === 'anonymous' ? { ingestToken: verdict.ingestToken } : { authorized: true as const };
+    return ingestRoute.open(socket, session, credential, log);
   }
 
   function openLive(socket: WebSocket, tcp: Duplex, upgrade: Upgrade, session: SessionRecord): Promise<void> | undefined {
@@ -145,16 +144,31 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     kind,
     async open(upgrade) {
       if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade);
-      const session = await repository.find(upgrade.id);
+      const socketKind = kind(upgrade);
+      let verdict: Verdict;
+      try {
+        verdict = await beforeLookup(config.access.mode, options.access.authenticator, presentedOf(upgrade), socketKind, upgrade.ip);
+      } catch (error) {
+        if (!(error instanceof IdentityProviderUnavailableError)) throw error;
+        // No verdict on the token: as REST's 503, the client retries later.
+        upgrade.log.warn({ err: error }, 'the identity provider could not be reached');
+        return (socket) => {
+          sockets.add(socket, upgrade.ip);
+          refuse(socket, 'try_again_later', 'identity provider unavailable; retry');
+        };
+      }
+      const session = verdict.ok ? await repository.find(upgrade.id) : null;
       return (socket, tcp) => {
         if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade)(socket);
         // Counted before the other checks so the refused socket's close balances the count.
         sockets.add(socket, upgrade.ip);
+        if (!verdict.ok) return refuseAccess(socket, refusalOf(verdict.code));
         if (!session) return refuse(socket, 'session_not_found');
-        const socketKind = kind(upgrade);
+        const refusal = onSession(config.access.mode, verdict, socketKind, sessionRef(session));
+        if (refusal !== null) return refuseAccess(socket, refusal);
         const log = upgrade.log.child({ sessionId: session.id, socket: socketKind });
         try {
-          open(socket, tcp, upgrade, session, log)?.catch((error: unknown) => startFailed(socket, socketKind, error, log));
+          open(socket, tcp, upgrade, session, log, verdict)?.catch((error: unknown) => startFailed(socket, socketKind, error, log));
         } catch (error) {
           openThrew(socket, socketKind, error, log);
         }
@@ -175,21 +189,22 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     '/api/v1/sessions/:id/ingest',
     withSession(
       () => 'ingest',
-      (socket, _tcp, upgrade, session, log) => openIngest(socket, session, credentialOf(upgrade), log),
+      (socket, _tcp, _upgrade, session, log, verdict) => openIngest(socket, session, verdict, log),
     ),
   );
   upgrades.route(
     '/api/v1/sessions/:id/live',
     withSession(() => 'live', openLive),
   );
-  // Legacy openSCG path: with a token it is the ingest socket, without one the live socket;
-  // a credential that is present but wrong or malformed is refused, never taken for a viewer.
+  // Legacy openSCG path: with an ingest token it is the ingest socket, without one (or with a
+  // key or access token) the live socket; an ingest token that is present but wrong or
+  // malformed is refused, never taken for a viewer.
+  const legacyKindOf = (upgrade: Upgrade) => legacyKind(presentedOf(upgrade));
   upgrades.route(
     '/ws/:id',
-    withSession(legacyKind, (socket, tcp, upgrade, session, log) => {
-      const credential = credentialOf(upgrade);
-      if (credential === 'absent') return openLive(socket, tcp, upgrade, session);
-      return openIngest(socket, session, credential, log);
+    withSession(legacyKindOf, (socket, tcp, upgrade, session, log, verdict) => {
+      if (legacyKindOf(upgrade) === 'live') return openLive(socket, tcp, upgrade, session);
+      return openIngest(socket, session, verdict, log);
     }),
   );
   upgrades.attach(server.server);
