@@ -9,41 +9,38 @@
  * `private`: every call needs a key or a token with the scope it uses; an id alone reads
  * nothing; an ingest token still writes to and ends its own session.
  */
+import { type ProblemCode, problems } from '../contract/errors.ts';
 import type { Principal, SessionRef } from './principal.ts';
 import type { Scope } from './scopes.ts';
 
 export type AuthMode = 'open' | 'private';
 
 /**
- * Every refusal, with its status: 401 for a credential that is absent or not accepted (the
- * client must get another), 403 for one that is accepted but does not reach (asking again
- * with it will not help). A credential is refused with as little as a client needs: an unknown
+ * Every refusal; its status and title are the catalogue's (contract/errors.ts): 401 for a
+ * credential that is absent or not accepted (the client must get another), 403 for one that
+ * is accepted but does not reach (asking again with it will not help). A credential is refused with as little as a client needs: an unknown
  * key and a wrong one, a bad signature and a wrong issuer are all `invalid_credential`.
  */
-export const refusals = {
-  missing_credential: { status: 401, title: 'This call needs an API key or an access token: Authorization: Bearer <it>.' },
-  invalid_credential: { status: 401, title: 'The API key, access token or refresh token is not one this server accepts.' },
-  credential_expired: {
-    status: 401,
-    title: 'The API key, access token or refresh token has expired; exchange or refresh it for a new one.',
-  },
-  credential_revoked: { status: 401, title: 'The API key, or the family of the refresh token, has been revoked.' },
-  insufficient_scope: { status: 403, title: 'The credential is valid but lacks the scope this call needs.' },
-  outside_key_prefix: {
-    status: 403,
-    title: "The credential is limited to sessions whose key starts with its prefix, and this session's does not.",
-  },
-} as const satisfies Record<string, { status: 401 | 403; title: string }>;
+const refusalCodes = [
+  'missing_credential',
+  'invalid_credential',
+  'credential_expired',
+  'credential_revoked',
+  'insufficient_scope',
+  'outside_key_prefix',
+] as const satisfies readonly ProblemCode[];
 
-export type RefusalCode = keyof typeof refusals;
+export type RefusalCode = (typeof refusalCodes)[number];
+
+/** 401 or 403, from the one catalogue of codes (contract/errors.ts). */
+export function refusalStatus(code: RefusalCode): 401 | 403 {
+  return problems[code].status;
+}
 
 export type Decision = { readonly ok: true } | { readonly ok: false; readonly code: RefusalCode };
 
 const allowed: Decision = Object.freeze({ ok: true });
-const refused = Object.fromEntries(Object.keys(refusals).map((code) => [code, Object.freeze({ ok: false, code })])) as Record<
-  RefusalCode,
-  Decision
->;
+const refused = Object.fromEntries(refusalCodes.map((code) => [code, Object.freeze({ ok: false, code })])) as Record<RefusalCode, Decision>;
 
 /** What a call needs: a scope, and the session it acts on (absent for the collection: create, list). */
 export interface Need {

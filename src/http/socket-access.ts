@@ -12,7 +12,7 @@
  */
 import type { Authenticator } from '../access/authenticator.ts';
 import { classifyCredential, type PresentedCredential, parseAuthorization } from '../access/bearer.ts';
-import { type AuthMode, type RefusalCode, refusals } from '../access/policy.ts';
+import { type AuthMode, type RefusalCode, refusalStatus } from '../access/policy.ts';
 import { Principal, type SessionRef } from '../access/principal.ts';
 import type { CloseName } from '../contract/errors.ts';
 import { judge } from './access-guard.ts';
@@ -63,7 +63,7 @@ export function legacyKind(presented: Presented): SocketKind {
 }
 
 export function refusalOf(code: RefusalCode): Refusal {
-  return { close: refusals[code].status === 403 ? 'forbidden' : 'invalid_token', reason: code };
+  return { close: refusalStatus(code) === 403 ? 'forbidden' : 'invalid_token', reason: code };
 }
 
 const scopeOf = { ingest: 'sessions:write', live: 'sessions:read' } as const;

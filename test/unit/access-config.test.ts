@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { refusals } from '../../src/access/policy.ts';
 import { ConfigError, loadConfig } from '../../src/config.ts';
-import { problems } from '../../src/contract/errors.ts';
 import { ecPrivateJwk } from '../support/access.ts';
 
 const databaseUrl = 'postgres://127.0.0.1/wavehouse';
@@ -62,10 +60,4 @@ test('the identity provider needs its JWKS URL, issuer and audience together', (
     audience: 'wavehouse',
     rolesClaim: 'realm_access.roles',
   });
-});
-
-test("every refusal of the access policy is a REST problem of the catalogue, with the policy's status", () => {
-  for (const [code, { status }] of Object.entries(refusals)) {
-    assert.equal(problems[code as keyof typeof problems]?.status, status, code);
-  }
 });

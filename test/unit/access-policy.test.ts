@@ -1,7 +1,7 @@
 /** Scopes and roles, the Principal's checks, and what each mode allows (src/access/policy.ts). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type AuthMode, authorize, type Need, refusals } from '../../src/access/policy.ts';
+import { type AuthMode, authorize, type Need, refusalStatus } from '../../src/access/policy.ts';
 import { type KeyGrant, Principal } from '../../src/access/principal.ts';
 import { isKeyPrefix, parseScopes, roles, scopes, scopesOfRoles } from '../../src/access/scopes.ts';
 
@@ -124,11 +124,11 @@ describe('authorize', () => {
   });
 
   test('a refusal for a credential is 401, one for its reach 403', () => {
-    assert.equal(refusals.missing_credential.status, 401);
-    assert.equal(refusals.invalid_credential.status, 401);
-    assert.equal(refusals.credential_expired.status, 401);
-    assert.equal(refusals.credential_revoked.status, 401);
-    assert.equal(refusals.insufficient_scope.status, 403);
-    assert.equal(refusals.outside_key_prefix.status, 403);
+    assert.equal(refusalStatus('missing_credential'), 401);
+    assert.equal(refusalStatus('invalid_credential'), 401);
+    assert.equal(refusalStatus('credential_expired'), 401);
+    assert.equal(refusalStatus('credential_revoked'), 401);
+    assert.equal(refusalStatus('insufficient_scope'), 403);
+    assert.equal(refusalStatus('outside_key_prefix'), 403);
   });
 });
