@@ -8,7 +8,7 @@
 import { createRemoteJWKSet, errors, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, jwtVerify } from 'jose';
 import { invalidToken, refusalOf, type TokenRefusal } from './access-tokens.ts';
 import { type Scope, scopesOfRoles } from './scopes.ts';
-import { type AsymmetricAlgorithm, isAsymmetricAlgorithm } from './signing-keys.ts';
+import { type AsymmetricAlgorithm, asymmetricAlgorithms, isAsymmetricAlgorithm } from './signing-keys.ts';
 
 export interface OidcOptions {
   readonly jwksUrl: string;
@@ -49,20 +49,6 @@ export class IdentityProviderUnavailableError extends Error {
   }
 }
 
-const defaultAlgorithms: readonly AsymmetricAlgorithm[] = [
-  'RS256',
-  'RS384',
-  'RS512',
-  'PS256',
-  'PS384',
-  'PS512',
-  'ES256',
-  'ES384',
-  'ES512',
-  'EdDSA',
-  'Ed25519',
-];
-
 /** What the key set answers about the token itself, rather than about fetching the set. */
 function isAboutTheToken(error: unknown): boolean {
   return (
@@ -85,7 +71,7 @@ export class OidcVerifier {
     this.issuer = options.issuer;
     this.audience = options.audience;
     this.rolesPath = (options.rolesClaim ?? 'roles').split('.');
-    this.algorithms = [...(options.algorithms ?? defaultAlgorithms)];
+    this.algorithms = [...(options.algorithms ?? asymmetricAlgorithms)];
     const symmetric = this.algorithms.filter((alg) => !isAsymmetricAlgorithm(alg));
     if (symmetric.length > 0 || this.algorithms.length === 0) {
       throw new Error(`identity-provider tokens are verified with asymmetric algorithms only, not ${symmetric.join(', ') || 'none'}`);
