@@ -1,30 +1,9 @@
 /** Keys, tokens and the audit log over REST, against a real app in private mode. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bearer, createKey, privateMode } from '../support/access.ts';
+import { assertProblem, bearer, call, createKey, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
-
-interface Answer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: a body as the server sent it, each test reads the fields it expects
-  body: any;
-}
-
-async function call(url: string, method: string, headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
-  const response = await fetch(url, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? null : JSON.parse(text) };
-}
-
-function assertProblem(answer: Answer, status: number, code: string): void {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  assert.equal(answer.body.code, code);
-}
 
 test('an admin creates, lists and revokes keys; a revoked key is refused at once', async (t) => {
   const { baseUrl, databaseUrl } = await startApp(t, privateMode());

@@ -3,31 +3,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AccessTokens } from '../../src/access/access-tokens.ts';
 import { signingKeyFrom } from '../../src/access/signing-keys.ts';
-import { bearer, createKey, ecPrivateJwk, privateMode } from '../support/access.ts';
+import { assertProblem, bearer, call, createKey, ecPrivateJwk, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import { ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
-
-interface Answer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: a body as the server sent it, each test reads the fields it expects
-  body: any;
-}
-
-async function call(url: string, method = 'GET', headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
-  const response = await fetch(url, {
-    method,
-    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text === '' ? null : JSON.parse(text) };
-}
-
-function assertProblem(answer: Answer, status: number, code: string): void {
-  assert.equal(answer.status, status, JSON.stringify(answer.body));
-  assert.equal(answer.body.code, code);
-}
 
 async function closeOf(url: string, headers: Record<string, string> = {}): Promise<{ code: number; reason: string }> {
   const socket = new RecordingSocket(url, headers);

@@ -1,4 +1,5 @@
 /** Keys and records for the access tests. */
+import assert from 'node:assert/strict';
 import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
 import pg from 'pg';
 import { ApiKeys, type KeyRequest } from '../../src/access/api-keys.ts';
@@ -33,4 +34,27 @@ export function privateMode(signingKey: JsonWebKey = ecPrivateJwk()): Record<str
 
 export function bearer(credential: string): Record<string, string> {
   return { authorization: `Bearer ${credential}` };
+}
+
+/** An answer of the API, its body parsed (null when empty). */
+export interface Answer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: a body as the server sent it, each test reads the fields it expects
+  body: any;
+}
+
+/** One call to the API, with a JSON body when one is given. */
+export async function call(url: string, method = 'GET', headers: Record<string, string> = {}, body?: unknown): Promise<Answer> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text === '' ? null : JSON.parse(text) };
+}
+
+export function assertProblem(answer: Answer, status: number, code: string): void {
+  assert.equal(answer.status, status, JSON.stringify(answer.body));
+  assert.equal(answer.body.code, code);
 }
