@@ -3,40 +3,11 @@
  * last line of stdout is one the service then accepts, and a bad request is a usage error.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { bearer, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
+import { runCli } from '../support/cli.ts';
 import { freshDatabase } from '../support/database.ts';
-
-const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
-const bin = path.join(projectRoot, 'bin', 'wavehouse.mjs');
-
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const { NODE_TEST_CONTEXT: _ignored, ...inherited } = process.env;
-  const child = spawn(process.execPath, [bin, ...args], {
-    cwd: projectRoot,
-    env: { ...inherited, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 async function database(t: Pick<TestContext, 'after'>): Promise<string> {
   const fresh = await freshDatabase();
@@ -46,7 +17,7 @@ async function database(t: Pick<TestContext, 'after'>): Promise<string> {
 
 test('keys create prints a key on the last line that the service accepts as an admin', async (t) => {
   const databaseUrl = await database(t);
-  const run = await runCli(['keys', 'create', '--role', 'admin', '--name', 'first admin'], { DATABASE_URL: databaseUrl });
+  const run = await runCli(t, ['keys', 'create', '--role', 'admin', '--name', 'first admin'], { env: { DATABASE_URL: databaseUrl } });
   assert.equal(run.code, 0, run.stderr);
   const lines = run.stdout.trimEnd().split('\n');
   const key = lines[lines.length - 1];
@@ -71,8 +42,8 @@ test('keys create prints a key on the last line that the service accepts as an a
 
 test('keys create with scopes instead of a role; a bad request is a usage error (exit 2) and makes no key', async (t) => {
   const databaseUrl = await database(t);
-  const scoped = await runCli(['keys', 'create', '--name', 'ci', '--scope', 'sessions:read', '--scope', 'sessions:write'], {
-    DATABASE_URL: databaseUrl,
+  const scoped = await runCli(t, ['keys', 'create', '--name', 'ci', '--scope', 'sessions:read', '--scope', 'sessions:write'], {
+    env: { DATABASE_URL: databaseUrl },
   });
   assert.equal(scoped.code, 0, scoped.stderr);
   assert.match(scoped.stdout, /with sessions:read sessions:write/);
@@ -83,7 +54,7 @@ test('keys create with scopes instead of a role; a bad request is a usage error 
     ['keys', 'create', '--name', 'x', '--role', 'admin', '--expires-at', 'soon'],
     ['keys', 'list'],
   ]) {
-    const run = await runCli(args, { DATABASE_URL: databaseUrl });
+    const run = await runCli(t, args, { env: { DATABASE_URL: databaseUrl } });
     assert.equal(run.code, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.match(run.stderr, /^wavehouse: /);
   }

@@ -6,85 +6,20 @@
  * Every failure is one line on stderr and a non-zero exit code.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Producer } from '../../src/sdk/producer.ts';
 import type { Sample } from '../../src/sdk/types.ts';
 import { startApp } from '../support/app.ts';
+import { type Run, runCli, startCli } from '../support/cli.ts';
 import { createSession, endSession } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { expectedSample, storeSamplesDirectly } from '../support/export-streams.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
-
-const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
-const bin = path.join(projectRoot, 'bin', 'wavehouse.mjs');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-interface RunningCli {
-  /** stdout so far. */
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly done: Promise<Run>;
-}
-
-interface CliOptions {
-  timeoutMs?: number;
-  /** Added to the child's environment. */
-  env?: Record<string, string>;
-  /** Written to the child's stdin, which is closed after it (at once when not given). */
-  stdin?: string;
-}
-
-/** Starts the CLI; it is killed if still running after `timeoutMs` or when the test ends. */
-function startCli(
-  t: Pick<TestContext, 'after'>,
-  args: string[],
-  { timeoutMs = 30_000, env: extraEnv = {}, stdin }: CliOptions = {},
-): RunningCli {
-  // The child is a program, not a test file: it must not report to this test runner. Nor
-  // may a token or server set in the shell that runs the tests reach it.
-  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, WAVEHOUSE_TOKEN: _token, ...env } = process.env;
-  const child = spawn(process.execPath, [bin, ...args], {
-    cwd: projectRoot,
-    env: { ...env, ...extraEnv },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  child.stdin.end(stdin ?? '');
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const done = new Promise<Run>((resolve) => {
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-  return { stdout: () => stdout, stderr: () => stderr, done };
-}
-
-function runCli(t: Pick<TestContext, 'after'>, args: string[], options?: CliOptions): Promise<Run> {
-  return startCli(t, args, options).done;
-}
 
 /** A failure as the CLI promises it: exit code 1 and exactly one line on stderr. */
 function assertFailedWith(run: Run, pattern: RegExp): void {
