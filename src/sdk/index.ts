@@ -13,7 +13,11 @@
  *
  * for await (const sample of new Viewer({ baseUrl, sessionId, fromSeq: 0 })) plot(sample);
  * ```
+ *
+ * In private mode, one credential serves every call: `const credential = accessCredential({
+ * baseUrl, apiKey })`, passed as `{ credential }` to the REST helpers, the Producer and the Viewer.
  */
+export { type AccessCredentialOptions, accessCredential } from './access-credentials.ts';
 export { Backoff, type BackoffOptions } from './backoff.ts';
 export { Producer } from './producer.ts';
 export { type DisconnectInfo, ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
@@ -30,6 +34,14 @@ export {
   WavehouseHttpError,
 } from './rest.ts';
 export { formatNumber, sampleToJson } from './sample-json.ts';
-export { type CreatedSession, type CreateSessionBody, defaultChannels, type Sample, type SampleInput, type Session } from './types.ts';
+export {
+  type AccessCredential,
+  type CreatedSession,
+  type CreateSessionBody,
+  defaultChannels,
+  type Sample,
+  type SampleInput,
+  type Session,
+} from './types.ts';
 export { Viewer, type ViewerDisconnect, ViewerError, type ViewerEvents, type ViewerOptions } from './viewer.ts';
 export type { WebSocketConstructor, WebSocketLike } from './websocket.ts';

@@ -4,6 +4,7 @@
  */
 import type { BackoffOptions } from './backoff.ts';
 import { type SendLimits, sendLimits } from './batch-sender.ts';
+import type { AccessCredential } from './types.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ProducerOptions {
@@ -37,6 +38,11 @@ export interface ProducerOptions {
    */
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
+  /**
+   * Private mode: what the producer reads the session with (its channels, its last seq). The
+   * socket still presents the ingest token alone, which writes to the session and ends it.
+   */
+  credential?: AccessCredential;
 }
 
 /** The options a Producer runs on, defaults filled in; a RangeError when one is out of range. */

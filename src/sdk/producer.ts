@@ -19,10 +19,10 @@
  *   answered, after the server took the producer lock, with the session's highest committed
  *   seq, where SDK seqs go on, so a restarted producer process continues the stored seqs.
  *
- * Connection policy: fatal close codes (4401, 4404, 1008, 1009) stop the producer; 1000 means
- * the session ended; everything else (1006, 1011, 1012, 1013 while the database is out of
- * reach, 4409 while the previous connection's lock lingers, no ack within `ackTimeoutMs`)
- * reconnects after a capped, jittered backoff.
+ * Connection policy: fatal close codes (4401, 4403, 4404, 1008, 1009) and a refused read of the
+ * session (401, 403) stop the producer; 1000 means the session ended; everything else (1006,
+ * 1011, 1012, 1013 while the database is out of reach, 4409 while the previous connection's
+ * lock lingers, no ack within `ackTimeoutMs`) reconnects after a capped, jittered backoff.
  *
  * Backpressure: `push` returns false once more than `maxUnackedSamples` are unacked; the
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
@@ -33,7 +33,7 @@ import { AckLedger } from './ack-ledger.ts';
 import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
-import { closeMeaning, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
+import { type CloseMeaning, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
@@ -93,8 +93,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         this.sender.sendNow();
       },
       message: (frame) => this.onMessage(frame),
-      closed: (code, reason) => this.onClose(code, reason),
+      closed: (code, reason, meaning) => this.onClose(code, reason, meaning),
       notFound: () => this.fail(new ProducerError('session_not_found', `no session ${options.sessionId}`, true)),
+      denied: (error) => this.fail(new ProducerError(error.code, `the server refused the session's read: ${error.message}`, true)),
     });
     void this.link.connect();
   }
@@ -190,7 +191,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     return this.state === 'ended' || this.state === 'closed' || this.state === 'failed';
   }
 
-  /** Checks the session when it was read; the token goes in a header where the socket can send one. */
+  /** Checks the session when it was read; the ingest token goes in a header where the socket can send one. */
   private target(session: Session | null): SocketTarget | null {
     if (session !== null) {
       this.mustCheckEnded = false;
@@ -205,7 +206,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       }
       this.session = session;
     }
-    return { path: `/sessions/${encodeURIComponent(this.options.sessionId)}/ingest`, token: this.options.token };
+    return { path: `/sessions/${encodeURIComponent(this.options.sessionId)}/ingest`, ingestToken: this.options.token };
   }
 
   private onMessage(frame: ServerFrame): void {
@@ -248,12 +249,11 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.fail(new ProducerError(code, `the server rejected a frame: ${message}`, true));
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, { outcome, name }: CloseMeaning): void {
     this.accepted = false;
     this.sender.connectionLost();
     this.ackDeadline.clear();
     if (this.finished) return;
-    const { outcome, name } = closeMeaning(code);
     if (outcome === 'ended') {
       if (!this.ending) return this.sessionEnded();
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });

@@ -6,15 +6,25 @@
  *
  * The client decides what to do with a close (its own events and errors); this module decides
  * only what a code means, so that the producer and the viewer cannot drift apart on it.
+ *
+ * Credentials: a producer's socket presents the session's ingest token alone (the server
+ * judges a socket by its access token when it has one, and refuses a header and a query
+ * parameter that differ), a viewer's the access credential, if any: in a header where the
+ * socket can send one, else as `?access_token=`. Every attempt asks the credential for a
+ * current token; a 4401 `credential_expired` renews it and reconnects at once, but a renewed
+ * token that is refused as expired again is fatal (the clocks disagree; retrying cannot help).
  */
 import { type CloseName, closeCodes } from '../contract/errors.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { getSession, WavehouseHttpError } from './rest.ts';
-import type { Session } from './types.ts';
-import { listen, OPEN, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
+import type { AccessCredential, Session } from './types.ts';
+import { listen, OPEN, openSocket, resolveWebSocket, socketUrl, type WebSocketConstructor, type WebSocketLike } from './websocket.ts';
 
-/** fatal: stop and report; ended: the session is over; retry: reconnect after the backoff. */
-export type CloseOutcome = 'fatal' | 'ended' | 'retry';
+/**
+ * fatal: stop and report; ended: the session is over; retry: reconnect after the backoff;
+ * renew: the access token expired, reconnect with a renewed one (a client sees it as retry or fatal).
+ */
+export type CloseOutcome = 'fatal' | 'ended' | 'retry' | 'renew';
 
 /**
  * Every close code of the contract, decided here: a code added to contract/errors.ts does not
@@ -42,15 +52,22 @@ const meanings = new Map<number, CloseMeaning>(
   (Object.keys(outcomes) as CloseName[]).map((name): [number, CloseMeaning] => [closeCodes[name].code, { outcome: outcomes[name], name }]),
 );
 
-/** Codes outside the contract (1006 for a dropped connection, 4000 for one we let go) are network trouble: retry. */
-export function closeMeaning(code: number): CloseMeaning {
+/** A 4401's reason starts with the REST code of the refusal (src/http/socket-access.ts). */
+const expiredReason = 'credential_expired';
+
+/**
+ * Codes outside the contract (1006 for a dropped connection, 4000 for one we let go) are
+ * network trouble: retry. A 4401 for an expired token is the one code whose reason matters.
+ */
+export function closeMeaning(code: number, reason = ''): CloseMeaning {
+  if (code === closeCodes.invalid_token.code && reason.startsWith(expiredReason)) return { outcome: 'renew', name: 'invalid_token' };
   return meanings.get(code) ?? { outcome: 'retry', name: null };
 }
 
-/** Where an attempt connects: a path under /api/v1, and the credential if the socket needs one. */
+/** Where an attempt connects: a path under /api/v1, and the session's ingest token for a producer's socket. */
 export interface SocketTarget {
   path: string;
-  token?: string;
+  ingestToken?: string;
 }
 
 /** A server frame: a JSON object, its fields still to be checked by the client. */
@@ -81,10 +98,15 @@ export interface SocketClient {
   opening?(): void;
   open(socket: WebSocketLike): void;
   message(frame: ServerFrame): void;
-  /** The socket closed or was let go, or an attempt failed before it had one (1006, with the error's message). */
-  closed(code: number, reason: string): void;
+  /**
+   * The socket closed or was let go, or an attempt failed before it had one (1006, with the
+   * error's message). `meaning` is never `renew`: that is decided here, as retry or fatal.
+   */
+  closed(code: number, reason: string, meaning: CloseMeaning): void;
   /** GET /sessions/{id} answered 404. */
   notFound(): void;
+  /** The session's read or the credential's token was refused (401, 403): fatal. */
+  denied(error: WavehouseHttpError): void;
 }
 
 export interface ReconnectingSocketOptions {
@@ -93,6 +115,7 @@ export interface ReconnectingSocketOptions {
   backoff?: BackoffOptions;
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
+  credential?: AccessCredential;
 }
 
 export class ReconnectingSocket {
@@ -100,6 +123,12 @@ export class ReconnectingSocket {
   /** Bumped whenever a socket is let go, so its late events are ignored. */
   private generation = 0;
   private readonly backoff: Backoff;
+  /** The access token the last attempt presented; null when it presented none. */
+  private presented: string | null = null;
+  /** The token the last renewal gave: refused as expired in its turn, it is fatal. */
+  private renewedTo: string | null = null;
+  /** The next attempt renews the presented token first. */
+  private renewNext = false;
 
   constructor(
     private readonly options: ReconnectingSocketOptions,
@@ -117,23 +146,28 @@ export class ReconnectingSocket {
   async connect(): Promise<void> {
     const generation = ++this.generation;
     const isCurrent = () => generation === this.generation;
+    const renew = this.renewNext;
+    this.renewNext = false;
     try {
       const opener = await resolveWebSocket(this.options.WebSocket);
       if (!isCurrent()) return;
       let session: Session | null = null;
       if (this.client.readsSession()) {
-        session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch: this.options.fetch });
+        const { fetch, credential } = this.options;
+        session = await getSession(this.options.baseUrl, this.options.sessionId, { fetch, credential });
         if (!isCurrent()) return;
       }
       const target = this.client.target(session);
       if (target === null) return;
-      const { path, token } = target;
-      const socket =
-        token === undefined
-          ? opener.open(socketUrl(this.options.baseUrl, path))
-          : opener.sendsHeaders
-            ? opener.open(socketUrl(this.options.baseUrl, path), { authorization: `Bearer ${token}` })
-            : opener.open(socketUrl(this.options.baseUrl, `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`));
+      const bearer = target.ingestToken ?? (await this.accessToken(renew));
+      if (!isCurrent()) return;
+      if (bearer === null) return this.onClose(closeCodes.invalid_token.code, `${expiredReason}: no newer token to be had`);
+      const socket = openSocket(
+        opener,
+        socketUrl(this.options.baseUrl, target.path),
+        bearer,
+        target.ingestToken ? 'token' : 'access_token',
+      );
       this.current = socket;
       this.client.opening?.();
       listen(socket, isCurrent, {
@@ -147,14 +181,31 @@ export class ReconnectingSocket {
     } catch (error) {
       if (!isCurrent()) return;
       if (error instanceof WavehouseHttpError && error.status === 404) return this.client.notFound();
+      if (error instanceof WavehouseHttpError && (error.status === 401 || error.status === 403)) return this.client.denied(error);
       // Unreachable or answering 5xx: as good as a dropped connection.
       this.onClose(1006, error instanceof Error ? error.message : String(error));
     }
   }
 
-  /** Connects again after the next backoff delay; returns the delay. */
+  /** Connects again after the next backoff delay, or at once with a renewed token after it expired; returns the delay. */
   retry(): number {
-    return this.backoff.schedule(() => void this.connect());
+    if (!this.renewNext) return this.backoff.schedule(() => void this.connect());
+    this.backoff.cancel();
+    void this.connect();
+    return 0;
+  }
+
+  /**
+   * The token this attempt presents: the credential's current one, or, after it was refused as
+   * expired, a renewed one (null when there is none); undefined without a credential.
+   */
+  private async accessToken(renew: boolean): Promise<string | null | undefined> {
+    const { credential } = this.options;
+    if (credential === undefined) return undefined;
+    const token = renew && this.presented !== null ? await credential.renew(this.presented) : await credential.token();
+    if (renew) this.renewedTo = token;
+    this.presented = token;
+    return token;
   }
 
   /** The connection proved good: the next failure retries from the shortest delay. */
@@ -187,6 +238,9 @@ export class ReconnectingSocket {
   private onClose(code: number, reason: string): void {
     this.current = null;
     this.generation++;
-    this.client.closed(code, reason);
+    const meaning = closeMeaning(code, reason);
+    this.renewNext = meaning.outcome === 'renew' && this.presented !== null && this.presented !== this.renewedTo;
+    if (meaning.outcome !== 'renew') return this.client.closed(code, reason, meaning);
+    this.client.closed(code, reason, { outcome: this.renewNext ? 'retry' : 'fatal', name: meaning.name });
   }
 }

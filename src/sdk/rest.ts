@@ -3,12 +3,14 @@
  * server answers are WavehouseHttpError with the problem+json code; network failures are
  * fetch's own errors (a TypeError whose `cause` carries the system code, e.g. ECONNREFUSED).
  */
-import type { CreatedSession, CreateSessionBody, Sample, Session } from './types.ts';
+import type { AccessCredential, CreatedSession, CreateSessionBody, Sample, Session } from './types.ts';
 
 export interface RequestOptions {
   signal?: AbortSignal;
   /** Defaults to the global fetch. */
   fetch?: typeof fetch;
+  /** Private mode: sent as Authorization: Bearer, renewed once if the server calls its token expired. */
+  credential?: AccessCredential;
 }
 
 export class WavehouseHttpError extends Error {
@@ -49,8 +51,30 @@ export async function problemFrom(response: Response): Promise<WavehouseHttpErro
   return new WavehouseHttpError(response.status, code, detail, response.url);
 }
 
+function withBearer(init: RequestInit, token: string): RequestInit {
+  return { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: `Bearer ${token}` } };
+}
+
+/**
+ * Sends a request, with the credential's token when there is one; once more with a renewed
+ * token when the server calls it expired (it acted on nothing, so sending again is safe).
+ * Answers the response, unless that refusal is what it is left with: that is thrown.
+ */
+async function send(url: string, init: RequestInit, options: RequestOptions): Promise<Response> {
+  const fetcher = options.fetch ?? fetch;
+  const { credential } = options;
+  if (credential === undefined) return fetcher(url, init);
+  const token = await credential.token();
+  const response = await fetcher(url, withBearer(init, token));
+  if (response.status !== 401) return response;
+  const problem = await problemFrom(response);
+  const renewed = problem.code === 'credential_expired' ? await credential.renew(token) : null;
+  if (renewed === null) throw problem;
+  return fetcher(url, withBearer(init, renewed));
+}
+
 async function requestJson<T>(url: string, init: RequestInit, expected: number, options: RequestOptions): Promise<T> {
-  const response = await (options.fetch ?? fetch)(url, { ...init, signal: options.signal });
+  const response = await send(url, { ...init, signal: options.signal }, options);
   if (response.status !== expected) throw await problemFrom(response);
   return (await response.json()) as T;
 }
@@ -70,10 +94,19 @@ export function getSession(baseUrl: string, sessionId: string, options: RequestO
   return requestJson(apiUrl(baseUrl, sessionPath(sessionId)), { method: 'GET' }, 200, options);
 }
 
-/** Ends a session; resolves once every sample the server accepted is committed. Idempotent. */
-export function endSession(baseUrl: string, sessionId: string, token: string, options: RequestOptions = {}): Promise<Session> {
-  const init: RequestInit = { method: 'POST', headers: { authorization: `Bearer ${token}` } };
-  return requestJson(apiUrl(baseUrl, `${sessionPath(sessionId)}/end`), init, 200, options);
+/**
+ * Ends a session, with its ingest token or a writer's credential; resolves once every sample
+ * the server accepted is committed. Idempotent.
+ */
+export function endSession(
+  baseUrl: string,
+  sessionId: string,
+  token: string | AccessCredential,
+  options: RequestOptions = {},
+): Promise<Session> {
+  const url = apiUrl(baseUrl, `${sessionPath(sessionId)}/end`);
+  if (typeof token !== 'string') return requestJson(url, { method: 'POST' }, 200, { ...options, credential: token });
+  return requestJson(url, withBearer({ method: 'POST' }, token), 200, { ...options, credential: undefined });
 }
 
 export interface DataRange {
@@ -112,7 +145,7 @@ export async function* readData(baseUrl: string, sessionId: string, options: Dat
   // the server keeps a response in flight); aborting the request does.
   const abort = new AbortController();
   const signal = linkedSignal(options.signal, abort);
-  const response = await (options.fetch ?? fetch)(dataUrl(baseUrl, sessionId, 'ndjson', options), { signal });
+  const response = await send(dataUrl(baseUrl, sessionId, 'ndjson', options), { signal }, options);
   if (response.status !== 200) throw await problemFrom(response);
   if (response.body === null) return;
   const reader = response.body.getReader();

@@ -32,3 +32,19 @@ export interface SampleInput {
 }
 
 export { defaultChannels } from '../contract/channels.ts';
+
+/**
+ * An access token for private mode, current when asked (access-credentials.ts makes them):
+ * one credential can be shared by every request, producer and viewer of a process.
+ */
+export interface AccessCredential {
+  /** A token to send now, fetched or refreshed first when it is due. */
+  token(): Promise<string>;
+  /**
+   * The server called `refused` expired: a newer token, shared by every caller that saw the
+   * same refusal; null when there is none to be had (a fixed token, a getter that gives it again).
+   */
+  renew(refused: string): Promise<string | null>;
+  /** Stops refreshing ahead of time; asked after, it still answers, fetching then. */
+  close(): void;
+}

@@ -13,15 +13,16 @@
  * that reads too slowly. Without an iterator (events only) nothing is queued.
  *
  * Close policy (reconnecting-socket.ts): fatal codes (4404 unknown session, 1008 a bad
- * fromSeq) stop the viewer; anything else (1012 restart, 1013 too slow or the database out of
+ * fromSeq, 4401 and 4403 a credential refused) stop the viewer; a 4401 for an expired access
+ * token reconnects at once with a renewed one; anything else (1012 restart, 1013 too slow or the database out of
  * reach, 1006) reconnects after a capped, jittered backoff. The viewer is done only at the
  * `session_ended` frame, which the server sends before its 1000: a 1000 without it resumes
  * with fromSeq, and the server says again whether the session ended.
  */
 import type { BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
-import { closeMeaning, ReconnectingSocket, type ServerFrame } from './reconnecting-socket.ts';
-import type { Sample } from './types.ts';
+import { type CloseMeaning, ReconnectingSocket, type ServerFrame } from './reconnecting-socket.ts';
+import type { AccessCredential, Sample } from './types.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ViewerOptions {
@@ -34,6 +35,8 @@ export interface ViewerOptions {
   backoff?: BackoffOptions;
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
+  /** Private mode: what the viewer reads with, asked for a current token at every (re)connect. */
+  credential?: AccessCredential;
 }
 
 export class ViewerError extends Error {
@@ -102,8 +105,9 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
         this.emit('connected', { fromSeq: this.lastSeen! + 1 });
       },
       message: (frame) => this.onMessage(frame),
-      closed: (code, reason) => this.onClose(code, reason),
+      closed: (code, reason, meaning) => this.onClose(code, reason, meaning),
       notFound: () => this.fail(new ViewerError('session_not_found', `no session ${options.sessionId}`)),
+      denied: (error) => this.fail(new ViewerError(error.code, `the server refused the viewer's credential: ${error.message}`)),
     });
   }
 
@@ -234,9 +238,8 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
     }
   }
 
-  private onClose(code: number, reason: string): void {
+  private onClose(code: number, reason: string, { outcome, name }: CloseMeaning): void {
     if (this.state === 'ended' || this.state === 'closed' || this.state === 'failed') return;
-    const { outcome, name } = closeMeaning(code);
     if (outcome === 'fatal') {
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
       const message =

@@ -30,6 +30,13 @@ export interface SocketOpener {
   open(url: string, headers?: Record<string, string>): WebSocketLike;
 }
 
+/** Opens `url` presenting `credential`, if any: as Authorization: Bearer where the opener can, else as the query's `parameter`. */
+export function openSocket(opener: SocketOpener, url: string, credential: string | undefined, parameter: string): WebSocketLike {
+  if (credential === undefined) return opener.open(url);
+  if (opener.sendsHeaders) return opener.open(url, { authorization: `Bearer ${credential}` });
+  return opener.open(`${url}${url.includes('?') ? '&' : '?'}${parameter}=${encodeURIComponent(credential)}`);
+}
+
 type WsConstructor = new (url: string, options: { headers?: Record<string, string> }) => WebSocketLike;
 
 /** A constructor called as the WHATWG API defines it: with a URL and nothing else. */

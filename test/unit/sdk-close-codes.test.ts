@@ -24,3 +24,12 @@ test('every close code of the contract means something to a client, by its contr
 test('codes outside the contract are network trouble: retry', () => {
   for (const code of [1001, 1006, 4000]) assert.deepEqual(closeMeaning(code), { outcome: 'retry', name: null });
 });
+
+test('a 4401 for an expired token renews it; any other 4401 is fatal', () => {
+  assert.deepEqual(closeMeaning(4401, 'credential_expired'), { outcome: 'renew', name: 'invalid_token' });
+  for (const reason of ['credential_revoked', 'invalid_credential', 'missing_credential', '']) {
+    assert.deepEqual(closeMeaning(4401, reason), { outcome: 'fatal', name: 'invalid_token' }, reason);
+  }
+  assert.deepEqual(closeMeaning(4403, 'credential_expired'), { outcome: 'fatal', name: 'forbidden' });
+  assert.deepEqual(closeMeaning(1013, 'identity provider unavailable; retry'), { outcome: 'retry', name: 'try_again_later' });
+});
