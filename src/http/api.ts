@@ -36,5 +36,5 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(keyRoutes, parts);
   await server.register(authRoutes, parts);
   await server.register(auditRoutes, parts);
-  await server.register(pageRoutes);
+  await server.register(pageRoutes, { authMode: parts.config.access.mode });
 }

@@ -6,114 +6,35 @@
  *
  * Screenshots land in test-results/ (gitignored) as artefacts of each run.
  *
- * Needs Chromium at /usr/bin/chromium (or CHROMIUM_PATH): `apt-get install chromium`. The
- * suite is skipped, saying so, only when that file is missing.
+ * Needs Chromium (test/support/pages.ts); the suite is skipped, saying so, without it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { after, before, describe, type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import { describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { startApp } from '../support/app.ts';
-import { type CreatedSession, createSession, endSession, getData, ingestUrl, RecordingSocket, type Sample } from '../support/clients.ts';
+import { createSession, endSession, getData, type Sample } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
+import {
+  assertNoHole,
+  dispatchMotion,
+  openPage,
+  plotted,
+  plottedSample,
+  type Reading,
+  readings,
+  recorderStatus,
+  screenshot,
+  skipReason,
+  TestProducer,
+  useChromium,
+  viewerStatus,
+  waitForPlotted,
+  waitForRecorder,
+  waitForViewer,
+} from '../support/pages.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const skipReason = existsSync(chromiumPath)
-  ? false
-  : `Chromium is not installed at ${chromiumPath} (apt-get install chromium, or set CHROMIUM_PATH)`;
-const resultsDir = fileURLToPath(new URL('../../test-results/', import.meta.url));
-
-interface Plotted {
-  count: number;
-  firstSeq: number | null;
-  lastSeq: number | null;
-  gaps: Array<[number, number]>;
-  disorder: number;
-}
-
-interface ViewerHook {
-  readonly status: { session: string; connection: string; mode: string; reconnects: number; received: number; draws: number };
-  plotted(): Plotted;
-  plottedSample(seq: number): Sample | null;
-  dropConnection(): void;
-}
-
-interface RecorderHook {
-  readonly status: {
-    state: string;
-    connection: string;
-    sessionId: string | null;
-    captured: number;
-    lastCapturedSeq: number;
-    sentSeq: number;
-    ackedSeq: number;
-    dropped: number;
-  };
-}
-
-declare global {
-  interface Window {
-    __wavehouseViewer: ViewerHook;
-    __wavehouseRecorder: RecorderHook;
-  }
-}
-
-let browser: Browser;
-
-before(async () => {
-  if (skipReason) return;
-  mkdirSync(resultsDir, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-});
-
-after(async () => {
-  await browser?.close();
-});
-
-/**
- * A fresh page whose script errors, CSP refusals and failed loads fail the test. Failed
- * WebSocket connects are expected while a test holds the network down; a test names any
- * other console error it expects.
- */
-async function openPage(t: TestContext, expectedErrors: RegExp[] = []): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  t.after(() => context.close());
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('console', (message) => {
-    const expected = [/^WebSocket connection to .* failed/, ...expectedErrors];
-    if (message.type() === 'error' && !expected.some((pattern) => pattern.test(message.text()))) {
-      problems.push(`console: ${message.text()}`);
-    }
-  });
-  t.after(() => assert.deepEqual(problems, [], 'the page logged errors'));
-  return page;
-}
-
-async function screenshot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: `${resultsDir}${name}.png`, fullPage: true });
-}
-
-// -- the viewer -------------------------------------------------------------------------
-
-const viewerStatus = (page: Page) => page.evaluate(() => window.__wavehouseViewer.status);
-const plotted = (page: Page) => page.evaluate(() => window.__wavehouseViewer.plotted());
-const plottedSample = (page: Page, seq: number) => page.evaluate((s) => window.__wavehouseViewer.plottedSample(s), seq);
+useChromium();
 
 /** Animation frames over `frameCount` frames while the page runs: how many, how far apart, how many plot draws. */
 async function measureFrames(page: Page, frameCount: number) {
@@ -135,126 +56,9 @@ async function measureFrames(page: Page, frameCount: number) {
   }, frameCount);
 }
 
-/** Waits until the plot holds `seq`, then checks it holds no hole; returns what it holds. */
-async function waitForPlotted(page: Page, seq: number, timeoutMs = 10_000): Promise<Plotted> {
-  const shown = await eventually(
-    async () => {
-      const now = await plotted(page);
-      if (now.lastSeq === null || now.lastSeq < seq) throw new Error(`plot at seq ${now.lastSeq}, waiting for ${seq}`);
-      return now;
-    },
-    { timeoutMs },
-  );
-  assertNoHole(shown);
-  return shown;
-}
-
-function assertNoHole(shown: Plotted): void {
-  assert.deepEqual(shown.gaps, [], 'the plot has gaps');
-  assert.equal(shown.disorder, 0, 'the plot has seqs out of order or twice');
-  assert.equal(shown.count, shown.lastSeq! - shown.firstSeq! + 1, 'the plot holds each seq from first to last once');
-}
-
-async function waitForViewer(page: Page, expected: Partial<ViewerHook['status']>, timeoutMs = 10_000) {
-  return eventually(
-    async () => {
-      const status = await viewerStatus(page);
-      for (const [key, value] of Object.entries(expected)) {
-        if (status[key as keyof typeof status] !== value) {
-          throw new Error(`viewer ${JSON.stringify(status)}, waiting for ${JSON.stringify(expected)}`);
-        }
-      }
-      return status;
-    },
-    { timeoutMs },
-  );
-}
-
 /** The plotted points of `seqs` are exactly the samples the producer sent. */
 async function assertPlottedValues(page: Page, producer: TestProducer, seqs: number[]): Promise<void> {
   for (const seq of seqs) assert.deepEqual(await plottedSample(page, seq), producer.sampleAt(seq), `plotted sample ${seq}`);
-}
-
-/**
- * A producer in the test process: deterministic samples (values from the seq, `t` one
- * millisecond per seq, ending near now), sent as history in big frames or streamed at 1 kHz.
- */
-class TestProducer {
-  readonly socket: RecordingSocket;
-  lastSentSeq = 0;
-  private readonly t0: number;
-  private timer: NodeJS.Timeout | null = null;
-
-  private constructor(url: string, historySamples: number) {
-    this.socket = new RecordingSocket(url);
-    this.t0 = Date.now() - historySamples + 0.25;
-  }
-
-  static async open(t: TestContext, wsUrl: string, session: CreatedSession, historySamples: number): Promise<TestProducer> {
-    const producer = new TestProducer(ingestUrl(wsUrl, session.sessionId, session.ingestToken), historySamples);
-    t.after(() => producer.close());
-    await producer.socket.opened;
-    for (let sent = 0; sent < historySamples; sent += 5_000) producer.send(Math.min(5_000, historySamples - sent));
-    if (historySamples > 0) await producer.socket.waitForAck(historySamples, 10_000);
-    return producer;
-  }
-
-  sampleAt(seq: number): Sample {
-    return { seq, t: this.t0 + seq, ax: Math.sin(seq / 100) * 2, ay: Math.cos(seq / 70) * 1.5 - 3, az: 9.81 + Math.sin(seq / 37) * 0.5 };
-  }
-
-  send(count: number): void {
-    const samples = Array.from({ length: count }, (_, i) => this.sampleAt(this.lastSentSeq + 1 + i));
-    this.socket.send({ samples });
-    this.lastSentSeq += count;
-  }
-
-  /** 1,000 samples/s in 50 ms batches, the shape of a fast real sensor. */
-  stream(): void {
-    this.timer ??= setInterval(() => this.send(50), 50);
-  }
-
-  close(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    this.socket.close();
-  }
-}
-
-// -- the recorder -----------------------------------------------------------------------
-
-const recorderStatus = (page: Page) => page.evaluate(() => window.__wavehouseRecorder.status);
-
-async function waitForRecorder(page: Page, check: (status: RecorderHook['status']) => boolean, what: string, timeoutMs = 10_000) {
-  return eventually(
-    async () => {
-      const status = await recorderStatus(page);
-      if (!check(status)) throw new Error(`recorder ${JSON.stringify(status)}, waiting for ${what}`);
-      return status;
-    },
-    { timeoutMs },
-  );
-}
-
-type Reading = [number, number, number];
-
-/** Readings whose exact float64 values must come back from storage (0.1 * 3 is 0.30000000000000004). */
-function readings(from: number, count: number): Reading[] {
-  return Array.from({ length: count }, (_, k) => {
-    const i = from + k;
-    return [Math.sin(i) * 9.81, -9.81 + i / 1000, i * 0.1];
-  });
-}
-
-/** Dispatches devicemotion events as a phone's sensor would, a few at a time. */
-async function dispatchMotion(page: Page, list: Reading[]): Promise<void> {
-  await page.evaluate(async (values) => {
-    for (let i = 0; i < values.length; i += 1) {
-      const [x, y, z] = values[i];
-      window.dispatchEvent(new DeviceMotionEvent('devicemotion', { accelerationIncludingGravity: { x, y, z }, interval: 10 }));
-      if (i % 10 === 9) await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }, list);
 }
 
 function assertStoredReadings(samples: Sample[], expected: Reading[], notBeforeMs: number): void {

@@ -9,7 +9,12 @@
  * committed), and resends everything unacked after any reconnect; the server drops the seqs
  * it already has, so storage holds each sample once. Stop waits (bounded) for the last ack,
  * then ends the session with the ingest token.
+ *
+ * Private servers (access-session.js): the tab must be signed in, with `sessions:write` to
+ * create a session and `sessions:read` to read one (the Producer reads it before it connects);
+ * the ingest socket and the end still use the session's ingest token.
  */
+import { access, watchSignIn } from './access-session.js';
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
 import { show, showMessage } from './page-text.js';
 import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
@@ -41,6 +46,7 @@ const elements = {
   copy: document.getElementById('copy-link'),
   openViewer: document.getElementById('open-viewer'),
   linkNote: document.getElementById('link-session'),
+  signInNeeded: document.getElementById('sign-in-needed'),
 };
 
 let linkSession = recorderLinkSession(location.hash);
@@ -60,6 +66,8 @@ let dropped = 0;
 let backlogFull = false;
 let noDataTimer = null;
 let wakeLock = null;
+/** A private server and no sign-in in this tab: nothing can start. */
+let signInMissing = false;
 
 function setMessage(text, kind = 'info') {
   showMessage(elements.message, text, kind);
@@ -69,7 +77,7 @@ function setState(next) {
   state = next;
   show(elements.state, next);
   elements.state.dataset.state = next;
-  elements.start.disabled = !(next === 'idle' || next === 'ended' || next === 'failed');
+  elements.start.disabled = signInMissing || !(next === 'idle' || next === 'ended' || next === 'failed');
   elements.stop.disabled = next !== 'recording';
 }
 
@@ -150,6 +158,7 @@ function openProducer() {
     token: ingestToken,
     maxBatchDelayMs: batchIntervalMs,
     maxUnackedSamples,
+    fetch: access.fetch,
   });
   current.on('connected', () => {
     setConnection('connected');
@@ -188,7 +197,7 @@ function openProducer() {
 
 async function openSession() {
   if (linkSession !== null) {
-    const existing = await getSession(baseUrl, linkSession.sessionId).catch((error) => {
+    const existing = await getSession(baseUrl, linkSession.sessionId, { fetch: access.fetch }).catch((error) => {
       if (error.status === 404) return null;
       throw error;
     });
@@ -201,7 +210,7 @@ async function openSession() {
     ingestToken = linkSession.ingestToken;
     return existing;
   }
-  const created = await createSession(baseUrl, { metadata: { source: 'wavehouse recorder' } });
+  const created = await createSession(baseUrl, { metadata: { source: 'wavehouse recorder' } }, { fetch: access.fetch });
   ingestToken = created.ingestToken;
   return created;
 }
@@ -346,5 +355,9 @@ if (linkSession !== null) {
   show(elements.linkNote.querySelector('code'), linkSession.sessionId);
 }
 setState('idle');
+watchSignIn(elements.signInNeeded, (allowed) => {
+  signInMissing = !allowed;
+  setState(state);
+});
 setConnection('closed');
 renderCounts();

@@ -12,8 +12,13 @@
  * Drawing happens in requestAnimationFrame, at most once per display frame however fast
  * samples arrive; the time axis scrolls with the wall clock between batches so the plot moves
  * smoothly instead of jumping once per batch.
+ *
+ * Private servers (access-session.js): REST calls carry the tab's access token, each socket
+ * connect its current one in `?access_token=`. A live socket outlives its token; a reconnect
+ * refused for an expired one (the tab slept through the renewal) renews it and resumes.
  */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
+import { access, privateMode, watchSignIn } from './access-session.js';
 import { baseUrl } from './page-links.js';
 import { show, showMessage } from './page-text.js';
 import { SampleColumns } from './sample-columns.js';
@@ -51,6 +56,7 @@ const elements = {
   plot: document.getElementById('plot'),
   downloads: document.getElementById('downloads'),
   wholeRecording: document.getElementById('whole-recording'),
+  signInNeeded: document.getElementById('sign-in-needed'),
 };
 
 let channels = [];
@@ -98,8 +104,24 @@ function showDownloads() {
     // Relative, like every link of the page: the page's origin is the API's.
     link.href = dataUrl('', sessionId, format);
     link.download = `wavehouse-${sessionId}.${format}`;
+    if (privateMode) link.addEventListener('click', downloadWithToken);
   }
   elements.downloads.hidden = false;
+}
+
+/** A link cannot carry the access token: on a private server the page fetches the file and saves it. */
+async function downloadWithToken(event) {
+  event.preventDefault();
+  const link = event.currentTarget;
+  try {
+    const response = await access.fetch(link.href);
+    if (response.status !== 200) throw new Error(`the server answered ${response.status}`);
+    const url = URL.createObjectURL(await response.blob());
+    Object.assign(document.createElement('a'), { href: url, download: link.download }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  } catch (error) {
+    setMessage(`The download failed: ${error.message}`, 'error');
+  }
 }
 
 // -- data -------------------------------------------------------------------------------
@@ -158,7 +180,7 @@ function sessionEnded() {
 // -- connection -------------------------------------------------------------------------
 
 function openViewer(fromSeq) {
-  const current = new Viewer({ baseUrl, sessionId, fromSeq });
+  const current = new Viewer({ baseUrl, sessionId, fromSeq, fetch: access.fetch, WebSocket: privateMode ? access.WebSocket : undefined });
   current.on('samples', acceptSamples);
   current.on('connected', () => {
     connections += 1;
@@ -175,7 +197,11 @@ function openViewer(fromSeq) {
     setConnection('closed');
     sessionEnded();
   });
-  current.on('error', (error) => {
+  current.on('error', async (error) => {
+    if (error.code === 'invalid_token' && privateMode && (await access.renewAfterSocketRefusal())) {
+      viewer = openViewer(current.lastSeq === null ? fromSeq : current.lastSeq + 1);
+      return;
+    }
     setConnection('closed');
     setMessage(
       error.code === 'session_not_found' ? 'This session does not exist (any more).' : `The live stream stopped: ${error.message}`,
@@ -313,9 +339,11 @@ async function loadSession() {
   const backoff = new Backoff({ initialDelayMs: 250 });
   for (;;) {
     try {
-      return await getSession(baseUrl, sessionId);
+      return await getSession(baseUrl, sessionId, { fetch: access.fetch });
     } catch (error) {
       if (error.status === 404) return null;
+      // Not signed in (the notice says so) or a key that cannot read it: asking again will not help.
+      if (error.status === 401 || error.status === 403) throw error;
       setMessage(`Could not load the session (${error.detail ?? error.message}); retrying.`, 'warning');
       await new Promise((resolve) => setTimeout(resolve, backoff.nextDelayMs()));
     }
@@ -324,7 +352,20 @@ async function loadSession() {
 
 async function start() {
   show(elements.title, sessionId);
-  const session = await loadSession();
+  if (!watchSignIn(elements.signInNeeded)) {
+    setSessionStatus('signed out');
+    return setConnection('closed');
+  }
+  let session;
+  try {
+    session = await loadSession();
+  } catch (error) {
+    setSessionStatus('refused');
+    setConnection('closed');
+    if (error.status === 403) return setMessage(`This key cannot read this session (${error.code}).`, 'error');
+    // Signed out by the refusal: the sign-in notice says so.
+    return setMessage(access.signedIn ? `The server refused this tab's sign-in (${error.code}).` : '', 'error');
+  }
   if (session === null) {
     setSessionStatus('not found');
     setConnection('closed');

@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import { build, type Plugin } from 'esbuild';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthMode } from '../../access/policy.ts';
 
 const publicDir = fileURLToPath(new URL('../../../public/', import.meta.url));
 const uplotDir = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
@@ -114,8 +115,22 @@ function sendPage(request: FastifyRequest, reply: FastifyReply, file: string): F
 
 const hidden = { schema: { hide: true } };
 
-export const pageRoutes: FastifyPluginAsync = async (server) => {
+export interface PageRoutesOptions {
+  authMode: AuthMode;
+}
+
+/**
+ * What the pages must know of this server before their first call, as a module they import:
+ * in private mode they ask for a sign-in up front instead of meeting a 401 (an inline script
+ * would break the CSP, and an API field would make the mode part of the contract).
+ */
+function pageConfigModule({ authMode }: PageRoutesOptions): string {
+  return `export const authMode = ${JSON.stringify(authMode)};\n`;
+}
+
+export const pageRoutes: FastifyPluginAsync<PageRoutesOptions> = async (server, options) => {
   const sdk = await bundleSdk();
+  const pageConfig = pageConfigModule(options);
   for (const warning of sdk.warnings) server.log.warn({ warning }, 'the browser bundle of the SDK built with a warning');
 
   // More specific than the static /assets/* route below, so it wins whatever the order.
@@ -125,6 +140,13 @@ export const pageRoutes: FastifyPluginAsync = async (server) => {
     if (request.headers['if-none-match'] === sdk.etag) return reply.code(304).send();
     return reply.type('text/javascript; charset=utf-8').send(sdk.text);
   });
+  server.get('/assets/js/page-config.js', hidden, (_request, reply) =>
+    reply
+      .header('cache-control', 'no-cache')
+      .header('x-content-type-options', 'nosniff')
+      .type('text/javascript; charset=utf-8')
+      .send(pageConfig),
+  );
   await server.register(fastifyStatic, {
     root: path.join(publicDir, 'assets'),
     prefix: '/assets/',
