@@ -27,6 +27,7 @@ export const problems = {
     status: 409,
     title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.',
   },
+  key_taken: { status: 409, title: 'A session with this key exists already; its id is in sessionId.' },
   rate_limited: { status: 429, title: 'Too many requests from this client; retry after the number of seconds in Retry-After.' },
   payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },
@@ -39,7 +40,8 @@ export type ProblemCode = keyof typeof problems;
 
 /**
  * An expected REST failure, turned into problem+json by the error handler; `retryAfterS`, if
- * given, is sent as Retry-After.
+ * given, is sent as Retry-After, and `extensions` are members added to the body (RFC 9457
+ * section 3.2), which the route's response schema for the status must declare.
  */
 export class Problem extends Error {
   readonly status: number;
@@ -47,6 +49,7 @@ export class Problem extends Error {
     readonly code: ProblemCode,
     readonly detail: string = problems[code].title,
     readonly retryAfterS?: number,
+    readonly extensions?: Readonly<Record<string, unknown>>,
   ) {
     super(detail);
     this.name = 'Problem';

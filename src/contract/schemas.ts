@@ -12,6 +12,12 @@ export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
 export const SessionId = Type.String({ format: 'uuid', description: 'Session id, a UUID v4.' });
 
+export const sessionKeyPattern = '^[A-Za-z0-9_.:/-]{1,200}$';
+const SessionKey = Type.String({
+  pattern: sessionKeyPattern,
+  description: 'A stream name, 1-200 characters of A-Z a-z 0-9 _ . : / -, unique among sessions.',
+});
+
 /**
  * How deep session metadata may nest, the metadata object itself being level 1. Whatever
  * handles it after parsing recurses once a level: JSON.stringify (the size check), the
@@ -25,6 +31,7 @@ export const SessionIdParams = Type.Object({ id: Type.String({ description: 'Ses
 
 export const CreateSessionBody = Type.Object(
   {
+    key: Type.Optional(SessionKey),
     channels: Type.Optional(
       Type.Array(Type.String({ pattern: channelNamePattern }), {
         minItems: 1,
@@ -57,6 +64,7 @@ export const SessionStatus = Type.Union([Type.Literal('created'), Type.Literal('
 
 export const Session = Type.Object({
   sessionId: SessionId,
+  key: Type.Union([SessionKey, Type.Null()], { description: 'The stream name it was created with, or null.' }),
   status: SessionStatus,
   createdAt: Type.String({ format: 'date-time' }),
   endedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -77,6 +85,25 @@ export const CreatedSession = Type.Intersect([
   Type.Object({ ingestToken: Type.String({ description: 'Shown once; stored only as a hash.' }) }),
 ]);
 
+export const SessionListQuery = Type.Object(
+  {
+    key: Type.Optional(SessionKey),
+    keyPrefix: Type.Optional(Type.String({ pattern: sessionKeyPattern, description: 'Sessions whose key starts with this.' })),
+    status: Type.Optional(SessionStatus),
+    createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Exclusive.' })),
+    createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Exclusive.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+    cursor: Type.Optional(Type.String({ maxLength: 120, description: 'nextCursor of the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+export type SessionListQuery = Static<typeof SessionListQuery>;
+
+export const SessionList = Type.Object({
+  sessions: Type.Array(Session, { description: 'Newest first.' }),
+  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null on the last page.' }),
+});
+
 export const Problem = Type.Object(
   {
     type: Type.String(),
@@ -87,6 +114,19 @@ export const Problem = Type.Object(
   },
   { description: 'RFC 9457 problem details.' },
 );
+
+export const KeyTakenProblem = Type.Intersect([
+  Problem,
+  Type.Object({
+    sessionId: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description:
+          'The id of the session holding the key, given only to a credential that may read that session (an id reads it in open mode).',
+      }),
+    ),
+  }),
+]);
 
 /**
  * Retry-After, as the OpenAPI document declares it on 429 and 503 answers (@fastify/swagger

@@ -12,6 +12,7 @@ import { type HealthRoutesOptions, healthRoutes } from './routes/health.ts';
 import { type KeyRoutesOptions, keyRoutes } from './routes/keys.ts';
 import { type MetricsRoutesOptions, metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/pages.ts';
+import { type SessionListRoutesOptions, sessionListRoutes } from './routes/session-list.ts';
 import { type SessionRoutesOptions, sessionRoutes } from './routes/sessions.ts';
 import { type SocketRoutesOptions, socketRoutes } from './routes/sockets.ts';
 import type { HttpServer } from './server.ts';
@@ -19,6 +20,7 @@ import type { HttpServer } from './server.ts';
 export type ApiParts = HealthRoutesOptions &
   MetricsRoutesOptions &
   SessionRoutesOptions &
+  SessionListRoutesOptions &
   DataRoutesOptions &
   SocketRoutesOptions &
   KeyRoutesOptions &
@@ -31,6 +33,7 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(healthRoutes, parts);
   await server.register(metricsRoutes, parts);
   await server.register(sessionRoutes, parts);
+  await server.register(sessionListRoutes, parts);
   await server.register(dataRoutes, parts);
   await server.register(socketRoutes, parts);
   await server.register(keyRoutes, parts);

@@ -104,7 +104,9 @@ export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: stri
 
 function answer(reply: FastifyReply, problem: Problem): FastifyReply {
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
-  return sendProblem(reply, problem.code, problem.detail);
+  if (problem.extensions === undefined) return sendProblem(reply, problem.code, problem.detail);
+  const body = { ...problemBody(problem.code, problem.detail), ...problem.extensions };
+  return reply.code(body.status).type('application/problem+json').send(body);
 }
 
 function problemCodeOf(error: FastifyError): ProblemCode | null {

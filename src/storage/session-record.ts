@@ -3,6 +3,8 @@
 export interface SessionRecord {
   id: string;
   tokenHash: Buffer;
+  /** The stream name it is found by, unique among sessions; null for an anonymous session. */
+  key: string | null;
   status: 'created' | 'active' | 'ended';
   createdAt: Date;
   endedAt: Date | null;
@@ -17,6 +19,7 @@ export interface SessionRecord {
 export interface SessionRow {
   id: string;
   token_hash: Buffer;
+  key: string | null;
   status: SessionRecord['status'];
   created_at: Date;
   ended_at: Date | null;
@@ -28,12 +31,14 @@ export interface SessionRow {
 }
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
-export const sessionColumns = 'id, token_hash, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
+export const sessionColumns =
+  'id, token_hash, key, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
     id: row.id,
     tokenHash: row.token_hash,
+    key: row.key,
     status: row.status,
     createdAt: row.created_at,
     endedAt: row.ended_at,

@@ -2,9 +2,12 @@
 import type pg from 'pg';
 import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
-import { DatabaseUnreachableError, isDatabaseUnavailable, withPooledClient } from './database.ts';
+import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.ts';
+import { type NewSession, SessionCreates } from './session-creates.ts';
+import { type ListPosition, listSessionPage, type SessionFilter, type SessionPage } from './session-list-query.ts';
 import { type SessionRecord, type SessionRow, sessionColumns, toRecord } from './session-record.ts';
 
+export { CreateCancelledError, KeyTakenError, type NewSession } from './session-creates.ts';
 export type { SessionRecord } from './session-record.ts';
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -17,32 +20,6 @@ export function isSessionId(value: string): boolean {
   return uuidPattern.test(value);
 }
 
-export interface NewSession {
-  id: string;
-  tokenHash: Buffer;
-  channels: readonly string[];
-  sampleRateHz: number | null;
-  metadata: Record<string, unknown>;
-}
-
-// The REST hot path: named, so each pooled connection parses and plans them once
-// and then only binds and executes. At 2,000 requests/s that took PostgreSQL's CPU per get
-// from ~125 to ~75 us and per create from ~260 to ~200 us. The columns are listed, not *, so
-// a migration that adds a column does not invalidate a statement other instances still hold.
-// Creates use one statement for one session or many (a batch, see create()): the sessions as
-// arrays, channels as one JSON array a row (a text[] a row cannot be a parameter of unnest).
-const insertSessions = {
-  name: 'wavehouse-insert-sessions',
-  text: `INSERT INTO sessions (id, token_hash, channels, sample_rate_hz, metadata)
-         SELECT a.id, a.token_hash,
-                ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
-                a.sample_rate_hz, a.metadata
-           FROM unnest($1::uuid[], $2::bytea[], $3::jsonb[], $4::float8[], $5::jsonb[])
-                AS a(id, token_hash, channels, sample_rate_hz, metadata)
-         RETURNING ${sessionColumns}`,
-};
-/** The most sessions one INSERT carries. */
-const maxCreateBatch = 64;
 const findSessions = { name: 'wavehouse-find-sessions', text: `SELECT ${sessionColumns} FROM sessions WHERE id = ANY($1::uuid[])` };
 /** The most sessions one SELECT looks up. */
 const maxFindBatch = 256;
@@ -52,34 +29,6 @@ const maxFindBatch = 256;
  * after hours) must not hold them all: they fail as the database being out of reach (503).
  */
 const defaultLookupTimeoutMs = 10_000;
-
-/**
- * Whether PostgreSQL refused the data itself (SQLSTATE classes 22, data exception, and 23,
- * integrity constraint), not the connection or the server.
- */
-function refusedData(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
-}
-
-/**
- * A create PostgreSQL cancelled (SQLSTATE 57014, query_canceled), so nothing was stored: its
- * INSERT ran past the creates connection's statement_timeout (a lock held elsewhere, an
- * overloaded server), or an operator cancelled it (pg_cancel_backend). The code does not say
- * which, so neither does the message. A later try may succeed.
- */
-export class CreateCancelledError extends Error {
-  constructor(options?: ErrorOptions) {
-    super("the database cancelled the session's insert", options);
-    this.name = 'CreateCancelledError';
-  }
-}
-
-interface PendingCreate {
-  session: NewSession;
-  resolve: (record: SessionRecord) => void;
-  reject: (error: unknown) => void;
-}
 
 interface PendingFind {
   id: string;
@@ -104,115 +53,23 @@ export interface SessionRepositoryOptions {
 }
 
 export class SessionRepository {
-  private readonly createQueue = new CoalescingQueue<PendingCreate>({
-    maxBatch: maxCreateBatch,
-    handle: (batch) => this.insertBatch(batch),
-  });
   private readonly findQueue = new CoalescingQueue<PendingFind>({ maxBatch: maxFindBatch, handle: (batch) => this.findBatch(batch) });
   private readonly pool: pg.Pool;
-  private readonly creates: pg.Pool;
+  private readonly creates: SessionCreates;
   private readonly lookupTimeoutMs: number;
 
   constructor({ pool, creates, lookupTimeoutMs = defaultLookupTimeoutMs }: SessionRepositoryOptions) {
     this.pool = pool;
-    this.creates = creates;
+    this.creates = new SessionCreates(creates);
     this.lookupTimeoutMs = lookupTimeoutMs;
   }
 
   /**
-   * Inserts a session. Creates that arrive while an insert is running go together in the next,
-   * as one INSERT of many rows: one statement, one commit and one fsync for all of them instead
-   * of one each (REST create p99 at 2,000 requests/s, which come in bursts;
-   * docs/performance.md). A create whose data the database refuses fails alone; a database that
-   * cannot be reached, or cancels an insert (its statement_timeout ran out), fails every create
-   * waiting at once, rather than each in turn after its own timeout.
+   * Inserts a session; creates that arrive together go in one INSERT (session-creates.ts). A
+   * key held already is a KeyTakenError, a statement_timeout a CreateCancelledError.
    */
   create(session: NewSession): Promise<SessionRecord> {
-    return new Promise((resolve, reject) => this.createQueue.push({ session, resolve, reject }));
-  }
-
-  private async insertBatch(batch: PendingCreate[]): Promise<void> {
-    try {
-      const records = await this.insert(batch.map((pending) => pending.session));
-      const byId = new Map(records.map((record) => [record.id, record]));
-      for (const pending of batch) {
-        const record = byId.get(pending.session.id.toLowerCase());
-        if (record) pending.resolve(record);
-        else pending.reject(new Error(`session ${pending.session.id} was not returned by its insert`));
-      }
-    } catch (error) {
-      if (!refusedData(error)) {
-        // The database is unreachable or failing: everything waiting would wait its turn for
-        // the same error, so it all gets it now.
-        this.rejectAll(batch, error);
-      } else if (batch.length === 1) {
-        batch[0].reject(error);
-      } else {
-        await this.insertOneByOne(batch);
-      }
-    }
-  }
-
-  /**
-   * After a batch the database refused: one row it refuses must not fail the others, so each
-   * goes again on its own and gets its own answer. One after another: side by side they would
-   * queue for the creates pool's one connection, and those still queued after its connect
-   * timeout (5 s) would fail without having been tried.
-   */
-  private async insertOneByOne(batch: PendingCreate[]): Promise<void> {
-    for (const [i, pending] of batch.entries()) {
-      try {
-        const [record] = await this.insert([pending.session]);
-        pending.resolve(record);
-      } catch (error) {
-        if (refusedData(error)) {
-          pending.reject(error);
-        } else {
-          // As for a batch: the rest would only wait their turn for the same error.
-          this.rejectAll(batch.slice(i), error);
-          return;
-        }
-      }
-    }
-  }
-
-  /** Fails `batch` and every create queued behind it with `error`. */
-  private rejectAll(batch: readonly PendingCreate[], error: unknown): void {
-    for (const pending of [...batch, ...this.createQueue.takeAll()]) pending.reject(error);
-  }
-
-  private insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
-    return withPooledClient(
-      this.creates,
-      async (client) => {
-        try {
-          const { rows } = await client.query<SessionRow>({
-            ...insertSessions,
-            values: [
-              sessions.map((session) => session.id),
-              sessions.map((session) => session.tokenHash),
-              sessions.map((session) => JSON.stringify(session.channels)),
-              sessions.map((session) => session.sampleRateHz),
-              sessions.map((session) => JSON.stringify(session.metadata)),
-            ],
-          });
-          return rows.map(toRecord);
-        } catch (error) {
-          // query_canceled: the statement_timeout ran out, or an operator cancelled it (see `creates`).
-          if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });
-          throw error;
-        }
-      },
-      {
-        // A create that never reached the database says so: nothing was stored, which a lost
-        // INSERT cannot say.
-        connectError: (error) => new DatabaseUnreachableError(error),
-        // Unlike other failures (cancelled, cut, a protocol error), data the database refused
-        // leaves the connection as good as new, and on the creates' one connection a
-        // reconnect would delay every create behind it.
-        reusableAfter: refusedData,
-      },
-    );
+    return this.creates.create(session);
   }
 
   /**
@@ -242,6 +99,11 @@ export class SessionRepository {
       const everyone = isDatabaseUnavailable(error) ? [...batch, ...this.findQueue.takeAll()] : batch;
       for (const pending of everyone) pending.reject(error);
     }
+  }
+
+  /** A page of sessions, newest first (GET /sessions). */
+  list(filter: SessionFilter, limit: number, after: ListPosition | null): Promise<SessionPage> {
+    return listSessionPage(this.pool, filter, limit, after);
   }
 
   /**

@@ -49,7 +49,7 @@ test('REST: no credential, an id alone, a garbage or expired token are 401; a re
   assertProblem(await call(`${sessions}/00000000-0000-4000-8000-000000000000`, 'GET', bearer(reader)), 404, 'not_found');
 });
 
-test('a prefixed key creates nothing and reaches no session (sessions have no key yet)', async (t) => {
+test('a prefixed key creates no keyless session and reaches none', async (t) => {
   const { baseUrl, writer, keyOf } = await privateApp(t);
   const prefixed = await keyOf('writer', 'plant-1/');
   const sessions = `${baseUrl}/api/v1/sessions`;

@@ -6,15 +6,24 @@ import { Principal, type SessionRef } from '../../access/principal.ts';
 import type { Config } from '../../config.ts';
 import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
-import { CreatedSession, CreateSessionBody, maxMetadataDepth, problemResponses, Session, SessionIdParams } from '../../contract/schemas.ts';
+import {
+  CreatedSession,
+  CreateSessionBody,
+  KeyTakenProblem,
+  maxMetadataDepth,
+  problemResponses,
+  Session,
+  SessionIdParams,
+} from '../../contract/schemas.ts';
 import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
-import { CreateCancelledError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
+import { CreateCancelledError, KeyTakenError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 import { auditContext, authorizeSession } from '../access-guard.ts';
 
 export function sessionView(record: SessionRecord): Session {
   return {
     sessionId: record.id,
+    key: record.key,
     status: record.status,
     createdAt: record.createdAt.toISOString(),
     endedAt: record.endedAt?.toISOString() ?? null,
@@ -43,9 +52,20 @@ export function bearerToken(authorization: string | undefined): BearerCredential
   return match ? { token: match[1] } : 'malformed';
 }
 
-/** What access checks a session against: sessions have no key (stream name) yet, so a prefixed credential reaches none. */
+/** What access checks a session against: its id and its key (stream name), which a key's prefix must match. */
 export function sessionRef(record: SessionRecord): SessionRef {
-  return { id: record.id, key: null };
+  return { id: record.id, key: record.key };
+}
+
+/**
+ * The 409 of a create whose key is held. The holder's id goes only to a credential that may
+ * read the holder: an id is a read capability in open mode, and anyone may try a key.
+ */
+function keyTaken(request: FastifyRequest, error: KeyTakenError): Problem {
+  const { principal } = request.access;
+  const holder: SessionRef = { id: error.sessionId, key: error.key };
+  const mayRead = principal.kind !== 'anonymous' && principal.can('sessions:read') && principal.reaches(holder);
+  return new Problem('key_taken', `a session with the key ${error.key} exists already`, undefined, mayRead ? { sessionId: holder.id } : {});
 }
 
 /** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
@@ -152,14 +172,15 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         tags: ['sessions'],
         body: CreateSessionBody,
         security: [{}, { bearer: [] }],
-        response: { 201: CreatedSession, ...problemResponses(400, 401, 403, 413, 415, 429, 503) },
+        response: { 201: CreatedSession, ...problemResponses(400, 401, 403, 413, 415, 429, 503), 409: KeyTakenProblem },
       },
     },
     async (request, reply) => {
-      // A prefixed credential creates sessions whose key is within its prefix, and sessions have no key yet.
-      if (request.access.principal.keyPrefix !== null)
-        throw new Problem('outside_key_prefix', 'a session with a key cannot be created yet');
       const body = request.body;
+      const key = body.key ?? null;
+      const { keyPrefix } = request.access.principal;
+      if (keyPrefix !== null && !key?.startsWith(keyPrefix))
+        throw new Problem('outside_key_prefix', `this credential creates only sessions whose key starts with ${keyPrefix}`);
       const channels = body.channels ?? defaultChannels;
       if (channels.length > config.sessions.maxChannels) {
         throw new Problem('invalid_request', `at most ${config.sessions.maxChannels} channels`);
@@ -176,8 +197,9 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       if (unstorableDetail !== null) throw new Problem('invalid_request', unstorableDetail);
       const { token, hash } = newIngestToken();
       const record = await repository
-        .create({ id: crypto.randomUUID(), tokenHash: hash, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
+        .create({ id: crypto.randomUUID(), tokenHash: hash, key, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
         .catch((error: unknown) => {
+          if (error instanceof KeyTakenError) throw keyTaken(request, error);
           // Nothing was stored, so the client may simply retry (docs/errors.md). A database
           // that cannot be reached is answered 503 by the server's error handler.
           if (error instanceof CreateCancelledError) {
