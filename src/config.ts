@@ -196,7 +196,7 @@ const access = {
   },
   AUTH_ISSUER: { default: null, example: 'https://idp.example/realms/wavehouse', about: "identity provider's issuer (iss), exactly" },
   AUTH_AUDIENCE: { default: null, example: 'wavehouse', about: 'the audience (aud) its tokens must name' },
-  AUTH_ROLES_CLAIM: { default: 'roles', about: 'claim holding reader, writer or admin; a dotted path reaches in (realm_access.roles)' },
+  AUTH_ROLES_CLAIM: { default: 'roles', about: 'claim holding reader, writer or admin; dots in the name or a path (docs/security.md)' },
 } as const satisfies Settings;
 
 const clientLimits = {
