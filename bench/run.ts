@@ -5,8 +5,11 @@
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
- *                                        ingest-json, ingest-binary, fanout, rest, export, memory
+ *                                        ingest-json, ingest-binary, fanout, rest, auth, export, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
+ *   npm run bench -- --private           ingest and fan-out with the server in private mode
+ *                                        (AUTH_MODE=private), to set beside an open-mode run
+ *                                        with bench/compare.ts
  *
  * It creates a fresh database `wavehouse_bench_<random>` on the local PostgreSQL
  * (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres), starts the
@@ -23,6 +26,7 @@ import { killStartedChildren } from './lib/children.ts';
 import { type BenchDatabase, createDatabase, serverVersion } from './lib/db.ts';
 import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
 import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
+import { authSection } from './sections/auth.ts';
 import { exportSection } from './sections/export.ts';
 import { fanoutSection } from './sections/fanout.ts';
 import { ingestSection } from './sections/ingest.ts';
@@ -36,10 +40,13 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   'ingest-binary': (ctx) => ingestSection(ctx, 'binary'),
   memory: memorySection,
   rest: restSection,
+  auth: authSection,
   export: exportSection,
   fanout: fanoutSection,
 };
 const aliases: Record<string, string[]> = { ingest: ['ingest-json', 'ingest-binary'] };
+/** The sections whose server can run in private mode: the auth section compares the modes itself. */
+const privateModeSections = ['ingest-json', 'ingest-binary', 'fanout'];
 
 /** The whole run must end by itself well within 10 minutes; past this, it stops and reports what it has. */
 const hardDeadlineMs = 570_000;
@@ -47,9 +54,11 @@ const hardDeadlineMs = 570_000;
 function parseArgs(argv: readonly string[]) {
   let only: string[] | null = null;
   let quick = false;
+  let authMode: Context['authMode'] = 'open';
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--quick') quick = true;
+    else if (arg === '--private') authMode = 'private';
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
       if (!value) throw new Error('--only needs a section name');
@@ -62,12 +71,17 @@ function parseArgs(argv: readonly string[]) {
       }
     } else if (arg === '--help' || arg === '-h') {
       process.stdout.write(
-        `usage: npm run bench -- [--quick] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`,
+        `usage: npm run bench -- [--quick] [--private] [--only ${[...Object.keys(aliases), ...Object.keys(sections)].join('|')}[,...]]\n`,
       );
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
-  return { only, quick };
+  if (authMode === 'private') {
+    const open = (only ?? []).filter((name) => !privateModeSections.includes(name));
+    if (open.length > 0) throw new Error(`--private runs ${privateModeSections.join(', ')} only, not ${open.join(', ')}`);
+    only ??= privateModeSections;
+  }
+  return { only, quick, authMode };
 }
 
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -86,7 +100,7 @@ function codeVersion(): { commit: string; srcDirty: boolean | null } {
 }
 
 async function main(): Promise<number> {
-  const { only, quick } = parseArgs(process.argv.slice(2));
+  const { only, quick, authMode } = parseArgs(process.argv.slice(2));
   const selected = only ?? Object.keys(sections);
   const full = only === null && !quick;
   const startedAt = new Date();
@@ -103,7 +117,8 @@ async function main(): Promise<number> {
     killStartedChildren();
     await database?.drop().catch((error: unknown) => log(`could not drop ${database?.name}: ${String(error)}`));
     const output = [
-      `Wavehouse bench ${startedAt.toISOString()}${quick ? ' (quick)' : ''}${only ? ` (only ${selected.join(', ')})` : ''}`,
+      `Wavehouse bench ${startedAt.toISOString()}${quick ? ' (quick)' : ''}${authMode === 'private' ? ' (private mode)' : ''}` +
+        `${only ? ` (only ${selected.join(', ')})` : ''}`,
       `box busy before start: ${data.boxBusyCoresBeforeStart ?? '?'} of ${os.availableParallelism()} cores; ` +
         'CPU columns are cores used over each measured window ("other" = busy cores no bench process accounts for)',
       '',
@@ -120,6 +135,7 @@ async function main(): Promise<number> {
       startedAt: startedAt.toISOString(),
       durationS: Math.round((Date.now() - startedAt.getTime()) / 1000),
       quick,
+      authMode,
       sections: selected,
       code: codeVersion(),
       machine: {
@@ -137,7 +153,8 @@ async function main(): Promise<number> {
     };
     mkdirSync(resultsDir, { recursive: true });
     const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
-    const suffix = full ? '' : `-${quick ? 'quick' : 'partial'}${only ? `-${selected.join('+')}` : ''}`;
+    const mode = authMode === 'private' ? '-private' : '';
+    const suffix = full ? '' : `-${quick ? 'quick' : 'partial'}${mode}${only ? `-${selected.join('+')}` : ''}`;
     const file = `${resultsDir}${stamp}${suffix}.json`;
     const json = `${JSON.stringify(result, null, 2)}\n`;
     writeFileSync(file, json);
@@ -174,6 +191,7 @@ async function main(): Promise<number> {
     deadlineAt: startedAt.getTime() + hardDeadlineMs - 20_000,
     databaseName: database.name,
     databaseUrl: database.url,
+    authMode,
     log,
   };
   for (const name of selected) {

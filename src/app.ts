@@ -140,6 +140,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   // Closed after the HTTP server, so what its last requests recorded is written too.
   await parts.start(access.audit);
   await parts.start(access.lastUsed);
+  await parts.start(access.sweeper);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,

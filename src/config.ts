@@ -60,6 +60,8 @@ export interface Config {
     refreshTokenTtlS: number;
     /** How long a key's record is trusted without asking the database: the revocation bound without Redis. */
     cacheTtlMs: number;
+    /** Audit rows older than this are deleted (access-sweeper.ts); 0 keeps them forever. */
+    auditRetentionDays: number;
     /** An identity provider's tokens are accepted when set. */
     oidc: { jwksUrl: string; issuer: string; audience: string; rolesClaim: string } | null;
   };
@@ -189,6 +191,7 @@ const access = {
   ACCESS_TOKEN_TTL_S: { default: 900, about: 'lifetime of an access token, in seconds' },
   REFRESH_TOKEN_TTL_S: { default: 2_592_000, about: 'lifetime of a refresh token, in seconds (30 days)' },
   AUTH_CACHE_TTL_MS: { default: 30_000, about: "how long a key's record is trusted unasked; bounds a revocation's reach without Redis" },
+  AUDIT_RETENTION_DAYS: { default: 365, about: 'audit rows older than this many days are deleted, hourly; 0: kept forever' },
   AUTH_JWKS_URL: {
     default: null,
     example: 'https://idp.example/realms/wavehouse/protocol/openid-connect/certs',
@@ -196,7 +199,7 @@ const access = {
   },
   AUTH_ISSUER: { default: null, example: 'https://idp.example/realms/wavehouse', about: "identity provider's issuer (iss), exactly" },
   AUTH_AUDIENCE: { default: null, example: 'wavehouse', about: 'the audience (aud) its tokens must name' },
-  AUTH_ROLES_CLAIM: { default: 'roles', about: 'claim holding reader, writer or admin; a dotted path reaches in (realm_access.roles)' },
+  AUTH_ROLES_CLAIM: { default: 'roles', about: 'claim holding reader, writer or admin; dots in the name or a path (docs/security.md)' },
 } as const satisfies Settings;
 
 const clientLimits = {
@@ -476,6 +479,7 @@ export function loadConfig(env: Env): Config {
       accessTokenTtlS: read.integer('ACCESS_TOKEN_TTL_S', 60, 86_400),
       refreshTokenTtlS: read.integer('REFRESH_TOKEN_TTL_S', 60, 31_536_000),
       cacheTtlMs: read.integer('AUTH_CACHE_TTL_MS', 0, 3_600_000),
+      auditRetentionDays: read.integer('AUDIT_RETENTION_DAYS', 0, 36_500),
       oidc: readOidc(read),
     },
     database: {

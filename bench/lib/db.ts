@@ -57,10 +57,11 @@ export interface CreatedSession {
   ingestToken: string;
 }
 
-export async function createSession(baseUrl: string): Promise<CreatedSession> {
+/** Creates a session; `headers` carry a credential for a server in private mode. */
+export async function createSession(baseUrl: string, headers: Record<string, string> = {}): Promise<CreatedSession> {
   const response = await fetch(`${baseUrl}/api/v1/sessions`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ channels: ['ax', 'ay', 'az'], sampleRateHz: 1000 }),
   });
   if (response.status !== 201) throw new Error(`creating a session: ${response.status} ${await response.text()}`);

@@ -44,6 +44,8 @@ export interface Context {
   deadlineAt: number;
   databaseName: string;
   databaseUrl: string;
+  /** `--private`: the ingest and fan-out sections start their server with AUTH_MODE=private. */
+  authMode: 'open' | 'private';
   log(message: string): void;
 }
 

@@ -17,8 +17,9 @@
  * minutes. A step meets the bar when p99 <= 50 ms and at least 99 % of the expected frames
  * arrived (dropping viewers must not pass for speed).
  */
-import { Helper, startWavehouse } from '../lib/children.ts';
+import { Helper } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
+import { startSectionServer } from '../lib/private-mode.ts';
 import { type CpuUse, formatCpu, meterWindow, openFileLimit, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
 import { type Context, type Figure, ms, otherLoad, pct, type SectionResult, times } from '../lib/report.ts';
 import { type Summary, sleep, summarize, wallMs } from '../lib/stats.ts';
@@ -62,7 +63,7 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
   // Each viewer process holds both servers' viewers; each server holds its own, plus a margin.
   const fdCap = Math.floor(Math.min(fdLimit - 500, ((fdLimit - 500) * viewerProcesses) / 2));
 
-  const server = await startWavehouse(ctx.databaseUrl);
+  const server = await startSectionServer(ctx);
   const relay = await Helper.start('servers/plain-ws.ts', 'relay');
   const viewerClients = await Promise.all(
     Array.from({ length: viewerProcesses }, (_, i) => Helper.start('clients/viewer-client.ts', `viewers-${i + 1}`)),
@@ -74,9 +75,9 @@ export async function fanoutSection(ctx: Context): Promise<SectionResult> {
   const clientPids = [process.pid, ...viewerClients.map((c) => c.pid), producers.wavehouse.pid, producers.relay.pid];
   try {
     const { port } = await relay.call<{ port: number }>('start', { mode: 'relay' });
-    const session = await createSession(server.baseUrl);
+    const session = await createSession(server.baseUrl, server.createHeaders);
     const urls = {
-      wavehouse: `${server.wsUrl}/api/v1/sessions/${session.sessionId}/live`,
+      wavehouse: `${server.wsUrl}/api/v1/sessions/${session.sessionId}/live${server.viewerQuery}`,
       relay: `ws://127.0.0.1:${port}/live`,
     };
     await producers.wavehouse.call('open', {

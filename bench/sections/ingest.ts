@@ -18,9 +18,10 @@
  */
 import pg from 'pg';
 import type { IngestResult, ProducerTarget } from '../clients/ingest-client.ts';
-import { Helper, type ServerHandle, startWavehouse } from '../lib/children.ts';
+import { Helper } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { BinaryFrames, JsonFrames } from '../lib/frames.ts';
+import { type SectionServer, startSectionServer } from '../lib/private-mode.ts';
 import { type CpuUse, formatCpu, meterWindow, postgresPidsOf, type Roles, round } from '../lib/procfs.ts';
 import { type Context, type Figure, mps, ms, otherLoad, pct, type SectionResult } from '../lib/report.ts';
 import { type Summary, summarize, wallMs } from '../lib/stats.ts';
@@ -91,8 +92,8 @@ async function runStep(
   };
 }
 
-async function wavehouseTargets(server: ServerHandle, count: number): Promise<Array<ProducerTarget & { sessionId: string }>> {
-  const sessions = await Promise.all(Array.from({ length: count }, () => createSession(server.baseUrl)));
+async function wavehouseTargets(server: SectionServer, count: number): Promise<Array<ProducerTarget & { sessionId: string }>> {
+  const sessions = await Promise.all(Array.from({ length: count }, () => createSession(server.baseUrl, server.createHeaders)));
   return sessions.map((s) => ({
     url: `${server.wsUrl}/api/v1/sessions/${s.sessionId}/ingest`,
     token: s.ingestToken,
@@ -159,7 +160,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
         [16, 50_000],
       ];
   const frameBytes = (encoding === 'json' ? new JsonFrames(samplesPerFrame) : new BinaryFrames(samplesPerFrame)).frameBytes;
-  const server = await startWavehouse(ctx.databaseUrl);
+  const server = await startSectionServer(ctx);
   const clients = await Promise.all([1, 2].map((i) => Helper.start('clients/ingest-client.ts', `ingest-client-${i}`)));
   const clientPids = [process.pid, ...clients.map((c) => c.pid)];
   const sessionIds: string[] = [];
@@ -295,7 +296,9 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
         const limits: Record<number, number> = {};
         const limitCpu: Record<number, CpuUse | undefined> = {};
         for (const connections of [1, 2]) {
-          const sessions = await Promise.all(Array.from({ length: connections }, () => createSession(server.baseUrl)));
+          const sessions = await Promise.all(
+            Array.from({ length: connections }, () => createSession(server.baseUrl, server.createHeaders)),
+          );
           ctx.log(`${label}: limit, raw COPY on ${connections} connection(s)`);
           const startAtMs = wallMs() + 200;
           const measureFrom = startAtMs + timing.warmupMs;

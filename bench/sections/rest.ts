@@ -16,10 +16,10 @@
  * evenly paced open-loop run (a request every 0.5 ms, latency from its scheduled time, so
  * no coordinated omission) is shown beside it to tell queueing in bursts from service time.
  */
-import http from 'node:http';
 import autocannon from 'autocannon';
 import { startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
+import { pacedLoad } from '../lib/paced-load.ts';
 import { CpuMeter, type CpuUse, formatCpu, postgresPidsOf, round } from '../lib/procfs.ts';
 import { type Context, type Figure, ms, type SectionResult } from '../lib/report.ts';
 import { Samples, type Summary, summarize } from '../lib/stats.ts';
@@ -49,75 +49,15 @@ async function load(options: autocannon.Options): Promise<{ result: autocannon.R
   return { result, latencies: latencies.values() };
 }
 
-/**
- * Open-loop, evenly paced load: request k is due at start + k / rate; each tick sends what is
- * due over a keep-alive pool. Latency = response end - due time, so a stalled server is
- * charged for every request it delayed (no coordinated omission).
- */
+/** The evenly paced run beside autocannon's, at the same rate and for as long. */
 async function paced(
   url: string,
   method: string,
   body: string | undefined,
   durationS: number,
 ): Promise<{ latency: Summary; achievedRate: number; failures: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const latencies = new Samples();
-  const target = new URL(url);
-  const total = rate * durationS;
-  let sent = 0;
-  let done = 0;
-  let failures = 0;
-  const started = performance.now();
-  let settled = false;
-  await new Promise<void>((resolve) => {
-    // A server that cannot keep up would make the backlog drain for minutes: give up 5 s
-    // after the last request was due and count what is still unanswered as failures.
-    const giveUp = setTimeout(
-      () => {
-        settled = true;
-        failures += total - done;
-        resolve();
-      },
-      (durationS + 5) * 1000,
-    );
-    const finishOne = (dueAt: number, ok: boolean) => {
-      if (settled) return;
-      if (ok) latencies.push(performance.now() - dueAt);
-      else failures++;
-      if (++done === total) {
-        clearTimeout(giveUp);
-        resolve();
-      }
-    };
-    const send = (dueAt: number) => {
-      const request = http.request(
-        {
-          host: target.hostname,
-          port: target.port,
-          path: target.pathname,
-          method,
-          agent,
-          headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {},
-        },
-        (response) => {
-          response.resume();
-          response.on('end', () => finishOne(dueAt, response.statusCode !== undefined && response.statusCode < 300));
-        },
-      );
-      request.on('error', () => finishOne(dueAt, false));
-      request.end(body);
-    };
-    const tick = () => {
-      const now = performance.now();
-      const due = Math.min(total, Math.floor(((now - started) / 1000) * rate));
-      while (sent < due) send(started + (sent++ / rate) * 1000);
-      if (sent < total && !settled) setTimeout(tick, 1);
-    };
-    tick();
-  });
-  const seconds = (performance.now() - started) / 1000;
-  agent.destroy();
-  return { latency: summarize([latencies.values()]), achievedRate: done / seconds, failures };
+  const { latencies, achievedRate, failures } = await pacedLoad({ url, method, body }, rate, durationS);
+  return { latency: summarize([latencies]), achievedRate, failures };
 }
 
 export async function restSection(ctx: Context): Promise<SectionResult> {

@@ -1,8 +1,8 @@
 /**
  * Access, built from Config: the repositories, the authenticator and what it uses, the key and
  * token services and the audit trail, for app.ts to wire (and for the CLI's `keys create`,
- * which needs the keys alone). The audit trail and the last-use tracker hold timers: they are
- * Parts (lifecycle.ts), which app.ts starts and closes.
+ * which needs the keys alone). The audit trail, the last-use tracker and the sweeper hold
+ * timers: they are Parts (lifecycle.ts), which app.ts starts and closes.
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -11,6 +11,7 @@ import { ApiKeyRepository } from '../storage/api-key-repository.ts';
 import { AuditRepository } from '../storage/audit-repository.ts';
 import type { Pool } from '../storage/database.ts';
 import { RefreshTokenRepository } from '../storage/refresh-token-repository.ts';
+import { AccessSweeper } from './access-sweeper.ts';
 import { AccessTokens } from './access-tokens.ts';
 import { ApiKeys } from './api-keys.ts';
 import { AuditTrail } from './audit-trail.ts';
@@ -30,6 +31,7 @@ export interface Access {
   readonly tokens: TokenService | null;
   readonly audit: AuditTrail;
   readonly lastUsed: LastUsedTracker;
+  readonly sweeper: AccessSweeper;
 }
 
 export interface AccessOptions {
@@ -60,7 +62,9 @@ async function accessTokensOf(config: Config): Promise<AccessTokens | null> {
 
 export async function buildAccess({ config, pool, log, broadcast }: AccessOptions): Promise<Access> {
   const keyStore = new ApiKeyRepository({ pool });
-  const audit = new AuditTrail({ store: new AuditRepository({ pool }), log: log.child({ part: 'audit' }) });
+  const auditStore = new AuditRepository({ pool });
+  const refreshTokens = new RefreshTokenRepository({ pool });
+  const audit = new AuditTrail({ store: auditStore, log: log.child({ part: 'audit' }) });
   const lastUsed = new LastUsedTracker({ store: keyStore, log: log.child({ part: 'api-key last use' }) });
   const accessTokens = await accessTokensOf(config);
   const oidc = config.access.oidc && new OidcVerifier(config.access.oidc);
@@ -78,9 +82,15 @@ export async function buildAccess({ config, pool, log, broadcast }: AccessOption
     accessTokens &&
     new TokenService({
       accessTokens,
-      store: new RefreshTokenRepository({ pool }),
+      store: refreshTokens,
       audit,
       refreshTtlMs: config.access.refreshTokenTtlS * 1000,
     });
-  return { mode: config.access.mode, authenticator, keys, tokens, audit, lastUsed };
+  const sweeper = new AccessSweeper({
+    refreshTokens,
+    audit: auditStore,
+    auditRetentionDays: config.access.auditRetentionDays,
+    log: log.child({ part: 'access sweep' }),
+  });
+  return { mode: config.access.mode, authenticator, keys, tokens, audit, lastUsed, sweeper };
 }

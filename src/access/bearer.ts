@@ -35,16 +35,27 @@ export function classifyCredential(text: string): Credential | 'malformed' {
   return { kind: 'opaque', text };
 }
 
+/** The text an Authorization header carries after `Bearer`, not yet classified. */
+export type BearerText = { readonly text: string } | 'absent' | 'malformed';
+
 /**
- * The credential of an Authorization header. One that is present but not a bearer credential
- * (`Basic ...`, an empty `Bearer`, `Bearer a b`) is malformed and refused, never taken for
- * none: a client that sent a credential must not be served as anonymous.
+ * The one parser of Authorization headers: `Bearer`, in any case, spaces or tabs (RFC 9110's
+ * whitespace), one token. One that is present but not a bearer credential (`Basic ...`, an empty
+ * `Bearer`, `Bearer a b`) is malformed and refused, never taken for none: a client that sent a
+ * credential must not be served as anonymous, nor pass where no credential is needed.
+ * METRICS_TOKEN is compared to this text; everything else classifies it (parseAuthorization).
  */
-export function parseAuthorization(header: string | undefined): PresentedCredential {
+export function bearerText(header: string | undefined): BearerText {
   if (header === undefined) return 'absent';
   if (header.length > maxCredentialLength + 16) return 'malformed';
   const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-  return match ? classifyCredential(match[1]) : 'malformed';
+  return match ? { text: match[1] } : 'malformed';
+}
+
+/** The credential of an Authorization header. */
+export function parseAuthorization(header: string | undefined): PresentedCredential {
+  const bearer = bearerText(header);
+  return typeof bearer === 'string' ? bearer : classifyCredential(bearer.text);
 }
 
 /**

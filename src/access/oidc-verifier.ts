@@ -16,7 +16,7 @@ export interface OidcOptions {
   readonly issuer: string;
   /** The `aud` a token must name: this service's client id or API identifier. */
   readonly audience: string;
-  /** The claim holding the roles; a dotted path reaches into an object (`realm_access.roles`). Default `roles`. */
+  /** The claim holding the roles, read by claimAt (`realm_access.roles`, `https://example.com/roles`). Default `roles`. */
   readonly rolesClaim?: string;
   /** Signature algorithms accepted; asymmetric only. Default RS256, PS256, ES256, EdDSA and their stronger kin. */
   readonly algorithms?: readonly AsymmetricAlgorithm[];
@@ -58,10 +58,33 @@ function isAboutTheToken(error: unknown): boolean {
   );
 }
 
+/**
+ * The value a claim name reaches in a token's claims, or undefined. Providers use dots both
+ * ways: inside a name (Auth0's namespaced `https://example.com/roles`, required of custom
+ * claims there) and as a path into an object (Keycloak's `realm_access.roles`). So at each
+ * level the longest run of the dot-separated parts that is a claim there is taken, then the
+ * rest is read inside it: `https://example.com/app.roles` is `roles` inside the claim
+ * `https://example.com/app`. Only own properties count, never what an object inherits.
+ */
+export function claimAt(claims: object, name: string): unknown {
+  const parts = name.split('.');
+  let value: unknown = claims;
+  let from = 0;
+  while (from < parts.length) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    let to = parts.length;
+    while (to > from && !Object.hasOwn(value, parts.slice(from, to).join('.'))) to -= 1;
+    if (to === from) return undefined;
+    value = (value as Record<string, unknown>)[parts.slice(from, to).join('.')];
+    from = to;
+  }
+  return value;
+}
+
 export class OidcVerifier {
   readonly issuer: string;
   private readonly audience: string;
-  private readonly rolesPath: readonly string[];
+  private readonly rolesClaim: string;
   private readonly algorithms: AsymmetricAlgorithm[];
   private readonly clockToleranceS: number;
   private readonly clock: () => number;
@@ -70,7 +93,7 @@ export class OidcVerifier {
   constructor(options: OidcOptions) {
     this.issuer = options.issuer;
     this.audience = options.audience;
-    this.rolesPath = (options.rolesClaim ?? 'roles').split('.');
+    this.rolesClaim = options.rolesClaim ?? 'roles';
     this.algorithms = [...(options.algorithms ?? asymmetricAlgorithms)];
     const symmetric = this.algorithms.filter((alg) => !isAsymmetricAlgorithm(alg));
     if (symmetric.length > 0 || this.algorithms.length === 0) {
@@ -117,13 +140,9 @@ export class OidcVerifier {
     }
   };
 
-  /** The roles at the claim's path: an array of strings, or one string of space-separated roles. */
+  /** The roles in the claim: an array of strings, or one string of space-separated roles. */
   private rolesOf(payload: JWTPayload): string[] {
-    let value: unknown = payload;
-    for (const name of this.rolesPath) {
-      if (typeof value !== 'object' || value === null || !Object.hasOwn(value, name)) return [];
-      value = (value as Record<string, unknown>)[name];
-    }
+    const value = claimAt(payload, this.rolesClaim);
     if (typeof value === 'string') return value.split(' ');
     return Array.isArray(value) ? value.filter((role): role is string => typeof role === 'string') : [];
   }

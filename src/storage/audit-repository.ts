@@ -1,9 +1,11 @@
 /**
- * The audit log in PostgreSQL (migration 005): appended to in batches, listed newest first.
- * The table refuses UPDATE, DELETE and TRUNCATE itself, so nothing here could change a row
- * even by mistake.
+ * The audit log in PostgreSQL (migrations 005, 006): appended to in batches, listed newest
+ * first. The table refuses UPDATE, DELETE and TRUNCATE itself, so nothing here could change a
+ * row even by mistake; the one DELETE it lets through is retention's, of rows older than the
+ * bound deleteOlderThan names for its transaction, and never of a row less than a day old.
  */
 import type pg from 'pg';
+import { withPooledClient } from './database.ts';
 
 export interface AuditRow {
   at: Date;
@@ -87,6 +89,26 @@ export class AuditRepository {
         rows.map((row) => Math.min(Math.max(1, row.count), 2_147_483_647)),
       ],
     );
+  }
+
+  /**
+   * Deletes up to `limit` rows written before `before`, oldest first, in a transaction of its
+   * own that tells the table's trigger the bound. Rows less than a day old by the database's
+   * clock are not asked for: the trigger would refuse them, failing the batch, if this host's
+   * clock ran ahead. Rows another instance's sweep holds are skipped, not waited for.
+   */
+  async deleteOlderThan(before: Date, limit: number): Promise<number> {
+    return withPooledClient(this.pool, async (client) => {
+      await client.query('BEGIN');
+      await client.query("SELECT set_config('wavehouse.audit_purge_before', $1, true)", [before.toISOString()]);
+      const { rowCount } = await client.query(
+        `DELETE FROM audit_log WHERE id IN (
+           SELECT id FROM audit_log WHERE at < least($1, now() - interval '1 day') ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        [before, limit],
+      );
+      await client.query('COMMIT');
+      return rowCount ?? 0;
+    });
   }
 
   /** Up to `limit` rows older than `beforeId`, newest first, of one actor or action if asked. */

@@ -140,13 +140,31 @@ export class RefreshTokenRepository {
   }
 
   /**
-   * Deletes tokens that expired before `before`, at most `limit` (for a maintenance job). A
-   * used token is kept until it expires, so that its replay is still caught as one until then.
+   * Deletes tokens that expired before `before`, at most `limit` (access-sweeper.ts). A used
+   * token is kept until it expires, so that its replay is still caught as one until then.
+   * Rows another instance's sweep holds are skipped, not waited for.
    */
   async deleteExpired(before: Date, limit: number): Promise<number> {
     const { rowCount } = await this.pool.query(
-      'DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)',
+      `DELETE FROM refresh_tokens WHERE token_hash IN (
+         SELECT token_hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
       [before, limit],
+    );
+    return rowCount ?? 0;
+  }
+
+  /**
+   * Deletes up to `limit` families left without tokens, all expired and deleted. Nothing can
+   * grow such a family again: a family starts with its first token in one statement, and
+   * grows only by using one of its tokens.
+   */
+  async deleteEmptyFamilies(limit: number): Promise<number> {
+    const { rowCount } = await this.pool.query(
+      `DELETE FROM refresh_families WHERE id IN (
+         SELECT f.id FROM refresh_families f
+          WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id)
+          LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+      [limit],
     );
     return rowCount ?? 0;
   }

@@ -21,8 +21,21 @@ test('access defaults: open mode, 15-minute access tokens, 30-day refresh tokens
   assert.equal(access.accessTokenTtlS, 900);
   assert.equal(access.refreshTokenTtlS, 2_592_000);
   assert.equal(access.cacheTtlMs, 30_000);
+  assert.equal(access.auditRetentionDays, 365);
   assert.equal(access.oidc, null);
   assert.deepEqual(access.previousKeys, []);
+});
+
+test('AUDIT_RETENTION_DAYS: 0 keeps the audit forever; a negative, fractional or absurd one is a config error', () => {
+  assert.equal(loadConfig({ AUDIT_RETENTION_DAYS: '0' }).access.auditRetentionDays, 0);
+  assert.equal(loadConfig({ AUDIT_RETENTION_DAYS: '90' }).access.auditRetentionDays, 90);
+  for (const value of ['-1', '1.5', 'forever', '36501']) {
+    assert.match(
+      problemsOf({ AUDIT_RETENTION_DAYS: value }).join('\n'),
+      /AUDIT_RETENTION_DAYS: expected an integer from 0 to 36500/,
+      value,
+    );
+  }
 });
 
 test('an AUTH_MODE other than open or private is a config error', () => {

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AccessTokens } from '../../src/access/access-tokens.ts';
 import { Authenticator } from '../../src/access/authenticator.ts';
-import { classifyCredential, type PresentedCredential, parseAuthorization, socketCredential } from '../../src/access/bearer.ts';
+import { bearerText, classifyCredential, type PresentedCredential, parseAuthorization, socketCredential } from '../../src/access/bearer.ts';
 import { hashSecret, isApiKey, newApiKey } from '../../src/access/key-format.ts';
 import { signingKeyFrom } from '../../src/access/signing-keys.ts';
 import type { ApiKeyRecord } from '../../src/storage/api-key-repository.ts';
@@ -88,6 +88,29 @@ describe('credential parsers', () => {
         },
       ),
       fuzzParameters(3_000),
+    );
+  });
+
+  test('any header gives the one token after Bearer or is malformed, and its credential is that token classified', () => {
+    const header = fc.oneof(
+      anyText,
+      fc.tuple(fc.constantFrom('Bearer ', 'bearer\t', 'BEARER  '), anyText).map(([s, t]) => s + t),
+    );
+    fc.assert(
+      fc.property(header, (text) => {
+        const bearer = bearerText(text);
+        const credential = parseAuthorization(text);
+        if (typeof bearer === 'string') {
+          assert.equal(bearer, 'malformed');
+          assert.equal(credential, 'malformed');
+          return;
+        }
+        assert.match(bearer.text, /^\S+$/);
+        assert.match(text, /^bearer[ \t]+\S+[ \t]*$/i);
+        assert.equal(text.trimEnd().endsWith(bearer.text), true);
+        assert.deepEqual(credential, classifyCredential(bearer.text));
+      }),
+      fuzzParameters(5_000),
     );
   });
 

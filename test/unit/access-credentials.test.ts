@@ -1,7 +1,7 @@
 /** The secrets' format (src/access/key-format.ts) and how a presented credential is classified (bearer.ts). */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { classifyCredential, maxCredentialLength, parseAuthorization, socketCredential } from '../../src/access/bearer.ts';
+import { bearerText, classifyCredential, maxCredentialLength, parseAuthorization, socketCredential } from '../../src/access/bearer.ts';
 import { hashSecret, isApiKey, isRefreshToken, newApiKey, newRefreshToken, sameHash } from '../../src/access/key-format.ts';
 
 describe('key format', () => {
@@ -77,6 +77,25 @@ describe('bearer credentials', () => {
       `Bearer ${'a'.repeat(maxCredentialLength + 1)}`,
     ]) {
       assert.equal(parseAuthorization(header), 'malformed', header.slice(0, 40));
+    }
+  });
+
+  test('the text after Bearer is any one token, classified or not (what METRICS_TOKEN is compared to)', () => {
+    assert.deepEqual(bearerText('Bearer metrics-token-0123456789abcdef'), { text: 'metrics-token-0123456789abcdef' });
+    assert.deepEqual(bearerText('bearer\t wh_not-a-key '), { text: 'wh_not-a-key' });
+    assert.equal(parseAuthorization('Bearer wh_not-a-key'), 'malformed');
+    assert.equal(bearerText(undefined), 'absent');
+    for (const header of [
+      '',
+      'Bearer',
+      'Bearer  ',
+      'Basic abc',
+      'Bearer a b',
+      'Bearer\u00a0abc',
+      'Bearerabc',
+      `Bearer ${'a'.repeat(9000)}`,
+    ]) {
+      assert.equal(bearerText(header), 'malformed', header.slice(0, 40));
     }
   });
 

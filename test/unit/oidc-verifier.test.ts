@@ -102,6 +102,23 @@ describe('OIDC verifier', () => {
     assert.ok(odd.ok && odd.identity.scopes.length === 0);
   });
 
+  test("a claim's name may hold dots (Auth0's namespaced claims) or reach into an object, or both", async () => {
+    const key = providerKey('k1');
+    provider.keys = [key];
+    const scopesFor = async (rolesClaim: string, claims: JWTPayload) => {
+      const verified = await verifier({ rolesClaim }).verify(await sign(key, claims));
+      assert.ok(verified.ok);
+      return verified.identity.scopes.join(' ');
+    };
+    assert.equal(await scopesFor('https://wavehouse.example/roles', { 'https://wavehouse.example/roles': ['reader'] }), 'sessions:read');
+    const both = { 'https://wavehouse.example/app': { roles: 'reader' } };
+    assert.equal(await scopesFor('https://wavehouse.example/app.roles', both), 'sessions:read');
+    // The longest name present wins: a claim named `a.b` is read before `b` inside `a`.
+    assert.equal(await scopesFor('a.b', { 'a.b': ['reader'], a: { b: ['admin'] } }), 'sessions:read');
+    assert.equal(await scopesFor('https://wavehouse.example/roles', { https: { '//wavehouse': { example: ['admin'] } } }), '');
+    assert.equal(await scopesFor('a.toString', { a: {} }), '');
+  });
+
   test('after a rotation, a new kid passes (the set is fetched again) and the removed key does not', async () => {
     const [old, next] = [providerKey('2026-01'), providerKey('2026-02')];
     provider.keys = [old];

@@ -9,11 +9,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { onRequestAsyncHookHandler } from 'fastify';
 import Type from 'typebox';
+import { bearerText } from '../../access/bearer.ts';
 import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/schemas.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import { sendProblem } from '../server.ts';
-import { bearerToken } from './sessions.ts';
 
 export interface MetricsRoutesOptions {
   config: Config;
@@ -38,8 +38,8 @@ export function metricsTokenGuard(config: Config): onRequestAsyncHookHandler | u
   if (config.metrics.token === null) return undefined;
   const isMetricsToken = tokenCheck(config.metrics.token);
   return async (request, reply) => {
-    const presented = bearerToken(request.headers.authorization);
-    if (typeof presented === 'object' && isMetricsToken(presented.token)) return;
+    const presented = bearerText(request.headers.authorization);
+    if (typeof presented === 'object' && isMetricsToken(presented.text)) return;
     // RFC 6750 3.1: no error code when no token was sent, invalid_token for a wrong one.
     reply.header('www-authenticate', presented === 'absent' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"');
     return sendProblem(reply, 'invalid_token', 'this needs Authorization: Bearer <METRICS_TOKEN>');

@@ -37,21 +37,6 @@ export function sessionView(record: SessionRecord): Session {
   };
 }
 
-/** What an Authorization header holds (REST and socket upgrades). */
-export type BearerCredential = { token: string } | 'absent' | 'malformed';
-
-/**
- * The credential of an Authorization header. One that is present but not a bearer token
- * (`Basic ...`, an empty `Bearer`, `Bearer a b`) is malformed and refused, never taken for
- * none: where no token is needed (LEGACY_TOKENLESS_END, the legacy socket's viewer), a
- * wrong credential would otherwise pass.
- */
-export function bearerToken(authorization: string | undefined): BearerCredential {
-  if (authorization === undefined) return 'absent';
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-  return match ? { token: match[1] } : 'malformed';
-}
-
 /** What access checks a session against: its id and its key (stream name), which a key's prefix must match. */
 export function sessionRef(record: SessionRecord): SessionRef {
   return { id: record.id, key: record.key };
