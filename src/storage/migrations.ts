@@ -21,6 +21,11 @@ export interface Migration {
 
 export async function loadMigrations(): Promise<Migration[]> {
   const files = (await readdir(migrationsDir)).filter((file) => /^\d+_.+\.sql$/.test(file)).sort();
+  // Two branches that each add "the next" migration give two files one number; the second
+  // would never run where the first had (schema_migrations is keyed by the number).
+  const numbers = files.map((file) => Number.parseInt(file, 10));
+  const repeated = numbers.find((number, i) => numbers.indexOf(number) !== i);
+  if (repeated !== undefined) throw new Error(`two migrations are numbered ${repeated}: ${files.join(', ')}`);
   return Promise.all(
     files.map(async (file) => ({
       version: Number.parseInt(file, 10),
