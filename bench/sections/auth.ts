@@ -113,7 +113,7 @@ export async function authSection(ctx: Context): Promise<SectionResult> {
       figures,
       details: [
         {
-          title: `auth: GET /api/v1/sessions/{id}, evenly paced at ${rate}/s, latency from each request's due time, ${durationS} s per turn`,
+          title: `auth: GET /api/v1/sessions/{id}, paced at ${rate}/s, latency from each request's due time, ${durationS} s per turn`,
           columns: ['request', 'round', 'achieved', 'p50', 'p99', 'max', 'failures', 'CPU cores (server, postgres, client, other)'],
           rows: [
             ...all.flatMap((m) =>

@@ -37,7 +37,7 @@ export function accessCredential(options: AccessCredentialOptions): AccessCreden
 
 /** Not sooner than this after a token arrives, whatever its lifetime says: no tight loop on a server answering expiresIn 0. */
 const minRefreshDelayMs = 1_000;
-/** Beyond this, setTimeout fires at once (its delay is a 32-bit signed integer); a token living longer is refreshed daily. */
+/** Well under setTimeout's limit (2^31-1 ms, about 24.8 days, past which it fires at once): a token living longer is refreshed daily. */
 const maxRefreshDelayMs = 24 * 60 * 60 * 1000;
 
 /**
