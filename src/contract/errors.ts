@@ -27,7 +27,10 @@ export const problems = {
     status: 409,
     title: 'A producer of this session is connected to another instance; end it there or retry once it disconnects.',
   },
-  key_taken: { status: 409, title: 'A session with this key exists already; its id is in sessionId.' },
+  key_taken: {
+    status: 409,
+    title: 'A session with this key exists already; its id is in sessionId when the credential may read that session.',
+  },
   rate_limited: { status: 429, title: 'Too many requests from this client; retry after the number of seconds in Retry-After.' },
   payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },

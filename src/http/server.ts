@@ -97,16 +97,20 @@ const responseSecurityHeaders = securityHeaders({
   },
 });
 
-export function sendProblem(reply: FastifyReply, code: ProblemCode, detail: string): FastifyReply {
-  const body = problemBody(code, detail);
+/** `extensions`: members beside the standard ones (RFC 9457 section 3.2), which never replace them. */
+export function sendProblem(
+  reply: FastifyReply,
+  code: ProblemCode,
+  detail: string,
+  extensions?: Readonly<Record<string, unknown>>,
+): FastifyReply {
+  const body = { ...extensions, ...problemBody(code, detail) };
   return reply.code(body.status).type('application/problem+json').send(body);
 }
 
 function answer(reply: FastifyReply, problem: Problem): FastifyReply {
   if (problem.retryAfterS !== undefined) reply.header('retry-after', String(problem.retryAfterS));
-  if (problem.extensions === undefined) return sendProblem(reply, problem.code, problem.detail);
-  const body = { ...problemBody(problem.code, problem.detail), ...problem.extensions };
-  return reply.code(body.status).type('application/problem+json').send(body);
+  return sendProblem(reply, problem.code, problem.detail, problem.extensions);
 }
 
 function problemCodeOf(error: FastifyError): ProblemCode | null {

@@ -1,8 +1,10 @@
 /**
  * Listing sessions (GET /api/v1/sessions): the filter a caller asks for, narrowed to what
  * its credential reaches, and the opaque cursor that carries a page's position. Newest
- * first, by (createdAt, id): sessions created while a client pages are either before its
- * cursor (it saw the page they would be on) or after it, so no page repeats or skips one.
+ * first, by (createdAt, id): a session created while a client pages is newer than its cursor
+ * and not on its later pages, so no page repeats or skips a session that existed when paging
+ * began. (One exception: createdAt is its transaction's start, so an insert that commits
+ * late may land behind a cursor that has already passed its time.)
  */
 import type { ListPosition, SessionFilter } from '../storage/session-list-query.ts';
 

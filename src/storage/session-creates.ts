@@ -48,13 +48,13 @@ function refusedData(error: unknown): boolean {
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 }
 
-/** A create whose key a session holds already: nothing was stored; `sessionId` is the holder. */
+/** A create whose key a session holds already: nothing was stored; `sessionId` is the holder, null if it is gone already. */
 export class KeyTakenError extends Error {
   constructor(
     readonly key: string,
-    readonly sessionId: string,
+    readonly sessionId: string | null,
   ) {
-    super(`the key ${key} is held by session ${sessionId}`);
+    super(`the key ${key} is held by session ${sessionId ?? '(gone since)'}`);
     this.name = 'KeyTakenError';
   }
 }
@@ -70,6 +70,20 @@ export class CreateCancelledError extends Error {
     super("the database cancelled the session's insert", options);
     this.name = 'CreateCancelledError';
   }
+}
+
+/** A create's outcome: its record, or the key it lost and who holds it (null once the holder is gone). */
+type CreateOutcome = SessionRecord | { lostKey: string | null; holder: string | null };
+
+function settle(pending: PendingCreate, outcome: CreateOutcome): void {
+  if (!('lostKey' in outcome)) {
+    pending.resolve(outcome);
+    return;
+  }
+  const { lostKey, holder } = outcome;
+  pending.reject(
+    lostKey === null ? new Error(`session ${pending.session.id} was not returned by its insert`) : new KeyTakenError(lostKey, holder),
+  );
 }
 
 interface PendingCreate {
@@ -101,15 +115,8 @@ export class SessionCreates {
 
   private async insertBatch(batch: PendingCreate[]): Promise<void> {
     try {
-      const records = await this.insert(batch.map((pending) => pending.session));
-      const byId = new Map(records.map((record) => [record.id, record]));
-      const lost: PendingCreate[] = [];
-      for (const pending of batch) {
-        const record = byId.get(pending.session.id.toLowerCase());
-        if (record) pending.resolve(record);
-        else lost.push(pending);
-      }
-      if (lost.length > 0) await this.rejectTaken(lost);
+      const outcomes = await this.insert(batch.map((pending) => pending.session));
+      for (const [i, pending] of batch.entries()) settle(pending, outcomes[i]);
     } catch (error) {
       if (!refusedData(error)) {
         // The database is unreachable or failing: everything waiting would wait its turn for
@@ -132,9 +139,8 @@ export class SessionCreates {
   private async insertOneByOne(batch: PendingCreate[]): Promise<void> {
     for (const [i, pending] of batch.entries()) {
       try {
-        const [record] = await this.insert([pending.session]);
-        if (record) pending.resolve(record);
-        else await this.rejectTaken([pending]);
+        const [outcome] = await this.insert([pending.session]);
+        settle(pending, outcome);
       } catch (error) {
         if (refusedData(error)) {
           pending.reject(error);
@@ -147,27 +153,17 @@ export class SessionCreates {
     }
   }
 
-  /** Creates their insert skipped: their key was held, by an earlier session or one of the same batch. */
-  private async rejectTaken(lost: readonly PendingCreate[]): Promise<void> {
-    const keys = lost.map((pending) => pending.session.key).filter((key) => typeof key === 'string');
-    const { rows } = await this.creates.query<{ id: string; key: string }>({ ...findHolders, values: [keys] });
-    const holders = new Map(rows.map((row) => [row.key, row.id]));
-    for (const { session, reject } of lost) {
-      const holder = holders.get(session.key ?? '');
-      reject(
-        session.key != null && holder !== undefined
-          ? new KeyTakenError(session.key, holder)
-          : new Error(`session ${session.id} was not returned by its insert`),
-      );
-    }
-  }
-
   /** Fails `batch` and every create queued behind it with `error`. */
   private rejectAll(batch: readonly PendingCreate[], error: unknown): void {
     for (const pending of [...batch, ...this.createQueue.takeAll()]) pending.reject(error);
   }
 
-  private insert(sessions: readonly NewSession[]): Promise<SessionRecord[]> {
+  /**
+   * Inserts `sessions`; each one's outcome in their order. A session its insert skipped lost
+   * its key to an earlier session or to one of the same batch, whose id is looked up on the
+   * same connection (null if that session is gone by then).
+   */
+  private insert(sessions: readonly NewSession[]): Promise<CreateOutcome[]> {
     return withPooledClient(
       this.creates,
       async (client) => {
@@ -183,7 +179,16 @@ export class SessionCreates {
               sessions.map((session) => JSON.stringify(session.metadata)),
             ],
           });
-          return rows.map(toRecord);
+          const stored = new Map(rows.map((row) => [row.id, toRecord(row)]));
+          const lostKeys = sessions.filter((session) => !stored.has(session.id.toLowerCase())).map((session) => session.key);
+          const holders = new Map<string | null | undefined, string>();
+          if (lostKeys.length > 0) {
+            const found = await client.query<{ id: string; key: string }>({ ...findHolders, values: [lostKeys] });
+            for (const row of found.rows) holders.set(row.key, row.id);
+          }
+          return sessions.map(
+            (session) => stored.get(session.id.toLowerCase()) ?? { lostKey: session.key ?? null, holder: holders.get(session.key) ?? null },
+          );
         } catch (error) {
           // query_canceled: the statement_timeout ran out, or an operator cancelled it (see `creates`).
           if ((error as { code?: unknown } | null)?.code === '57014') throw new CreateCancelledError({ cause: error });

@@ -2,17 +2,18 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
+import type { KeyRequest } from '../../src/access/api-keys.ts';
 import { type Answer, assertProblem, bearer, call, createKey, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 
 async function keyedApp(t: Parameters<typeof startApp>[0], env: Record<string, string> = {}) {
   const running = await startApp(t, env);
-  const keyOf = async (role: string, keyPrefix: string | null = null) =>
-    (await createKey(running.databaseUrl, { name: role, role, keyPrefix })).key;
+  const createKeyed = async (request: KeyRequest) => (await createKey(running.databaseUrl, request)).key;
+  const keyOf = (role: string, keyPrefix: string | null = null) => createKeyed({ name: role, role, keyPrefix });
   const sessions = `${running.baseUrl}/api/v1/sessions`;
   const create = (body: object, credential?: string) => call(sessions, 'POST', credential ? bearer(credential) : {}, body);
   const list = (query: string, credential: string) => call(`${sessions}?${query}`, 'GET', bearer(credential));
-  return { ...running, sessions, keyOf, create, list };
+  return { ...running, sessions, keyOf, createKeyed, create, list };
 }
 
 function created(answer: Answer): string {
@@ -34,20 +35,30 @@ async function allPages(list: (query: string) => Promise<Answer>, query: string)
 }
 
 test('a key is stored, returned and unique: the second create is 409 key_taken, the holder id only to a reader', async (t) => {
-  const { sessions, create, keyOf } = await keyedApp(t);
-  const first = created(await create({ key: 'plant-1/pump.3:flow_rate' }));
+  const { sessions, create, keyOf, createKeyed } = await keyedApp(t);
+  const writer = await keyOf('writer');
+  const first = created(await create({ key: 'plant-1/pump.3:flow_rate' }, writer));
   const got = await call(`${sessions}/${first}`);
   assert.equal(got.body.key, 'plant-1/pump.3:flow_rate');
   assert.equal((await call(`${sessions}/${created(await create({}))}`)).body.key, null);
 
-  const anonymous = await create({ key: 'plant-1/pump.3:flow_rate' });
-  assertProblem(anonymous, 409, 'key_taken');
-  // In open mode an id reads its session: someone who merely tried the key must not learn it.
-  assert.equal(anonymous.body.sessionId, undefined);
-  const writer = await create({ key: 'plant-1/pump.3:flow_rate' }, await keyOf('writer'));
-  assertProblem(writer, 409, 'key_taken');
-  assert.equal(writer.body.sessionId, first);
+  const again = await create({ key: 'plant-1/pump.3:flow_rate' }, writer);
+  assertProblem(again, 409, 'key_taken');
+  assert.equal(again.body.sessionId, first);
+  assert.equal(again.body.status, 409, 'an extension never replaces a standard member');
+  // A key that writes but does not read learns nothing of the holder.
+  const writeOnly = await createKeyed({ name: 'w', scopes: ['sessions:write'], keyPrefix: null });
+  const blind = await create({ key: 'plant-1/pump.3:flow_rate' }, writeOnly);
+  assertProblem(blind, 409, 'key_taken');
+  assert.equal(blind.body.sessionId, undefined);
   assert.equal((await create({ key: 'plant-1/pump.3:flow_rate' }, await keyOf('writer', 'plant-2/'))).status, 403);
+});
+
+test('in open mode too, a key needs a credential: no one squats a tenant stream name anonymously', async (t) => {
+  const { create, keyOf } = await keyedApp(t);
+  assertProblem(await create({ key: 'evara/tank-1' }), 401, 'missing_credential');
+  created(await create({ key: 'evara/tank-1' }, await keyOf('writer', 'evara/')));
+  created(await create({}));
 });
 
 test('concurrent creates of one key, batched into one insert: exactly one is stored, the others name it', async (t) => {
@@ -69,10 +80,11 @@ test('concurrent creates of one key, batched into one insert: exactly one is sto
 
 test('malformed keys are 400 and store nothing', async (t) => {
   const { create, list, keyOf } = await keyedApp(t);
+  const writer = await keyOf('writer');
   for (const key of ['', 'a b', 'a'.repeat(201), 'ünicode', 'a\u0000b', 'semi;colon', 'a%2Fb', 42, null]) {
-    assertProblem(await create({ key }), 400, 'invalid_request');
+    assertProblem(await create({ key }, writer), 400, 'invalid_request');
   }
-  created(await create({ key: 'a'.repeat(200) }));
+  created(await create({ key: 'a'.repeat(200) }, writer));
   const reader = await keyOf('reader');
   assert.equal((await list('', reader)).body.sessions.length, 1);
 });
@@ -94,10 +106,11 @@ test('a prefixed key creates and reaches only sessions within its prefix', async
 test('listing needs sessions:read in either mode, and a prefixed key lists only its prefix', async (t) => {
   const { sessions, create, list, keyOf } = await keyedApp(t);
   assertProblem(await call(sessions), 401, 'missing_credential');
-  const ingestToken = (await create({ key: 'evara/tank-1' })).body.ingestToken;
-  // An ingest token is no credential here: in open mode it is ignored, as on every route but `end`.
-  assertProblem(await call(sessions, 'GET', bearer(ingestToken)), 401, 'missing_credential');
   const admin = await keyOf('admin');
+  const tank1 = await create({ key: 'evara/tank-1' }, admin);
+  created(tank1);
+  // An ingest token is no credential here: in open mode it is ignored, as on every route but `end`.
+  assertProblem(await call(sessions, 'GET', bearer(tank1.body.ingestToken)), 401, 'missing_credential');
   for (const key of ['evara/tank-2', 'evara_x/tank', 'evaraX', 'sched/a', 'sched/b']) created(await create({ key }, admin));
   created(await create({}, admin));
   const reader = await keyOf('reader');

@@ -38,7 +38,8 @@ export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptio
     async (request) => {
       const { cursor, limit = 100, ...query } = request.query;
       const after = cursor === undefined ? null : decodeCursor(cursor);
-      if (after === null && cursor !== undefined) throw new Problem('invalid_request', 'cursor is not one this server gave');
+      if (after === null && cursor !== undefined)
+        throw new Problem('invalid_request', 'cursor is malformed: pass back a nextCursor as it was given');
       const asked: SessionFilter = {
         key: query.key,
         keyPrefix: query.keyPrefix,

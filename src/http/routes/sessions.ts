@@ -44,13 +44,27 @@ export function sessionRef(record: SessionRecord): SessionRef {
 
 /**
  * The 409 of a create whose key is held. The holder's id goes only to a credential that may
- * read the holder: an id is a read capability in open mode, and anyone may try a key.
+ * read the holder (a writer's key may lack sessions:read, or reach only another prefix).
  */
 function keyTaken(request: FastifyRequest, error: KeyTakenError): Problem {
   const { principal } = request.access;
-  const holder: SessionRef = { id: error.sessionId, key: error.key };
-  const mayRead = principal.kind !== 'anonymous' && principal.can('sessions:read') && principal.reaches(holder);
+  const holder = error.sessionId === null ? null : { id: error.sessionId, key: error.key };
+  const mayRead = holder !== null && principal.can('sessions:read') && principal.reaches(holder);
   return new Problem('key_taken', `a session with the key ${error.key} exists already`, undefined, mayRead ? { sessionId: holder.id } : {});
+}
+
+/**
+ * A key names a stream that outlives its producer: who may take a name decides whose data a
+ * prefixed key later reads as its tenant's. So a key needs a credential in either mode; an
+ * anonymous caller in open mode would otherwise squat `tenant/...` names and write to them.
+ */
+function admitKey(request: FastifyRequest, key: string | null): void {
+  const { principal } = request.access;
+  if (key !== null && principal.kind === 'anonymous') {
+    throw new Problem('missing_credential', 'a session with a key needs an API key or access token with sessions:write');
+  }
+  if (principal.keyPrefix !== null && !key?.startsWith(principal.keyPrefix))
+    throw new Problem('outside_key_prefix', `this credential creates only sessions whose key starts with ${principal.keyPrefix}`);
 }
 
 /** Finds a session by an id from the path; an id that is not a UUID is unknown too. */
@@ -163,9 +177,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     async (request, reply) => {
       const body = request.body;
       const key = body.key ?? null;
-      const { keyPrefix } = request.access.principal;
-      if (keyPrefix !== null && !key?.startsWith(keyPrefix))
-        throw new Problem('outside_key_prefix', `this credential creates only sessions whose key starts with ${keyPrefix}`);
+      admitKey(request, key);
       const channels = body.channels ?? defaultChannels;
       if (channels.length > config.sessions.maxChannels) {
         throw new Problem('invalid_request', `at most ${config.sessions.maxChannels} channels`);
