@@ -24,12 +24,18 @@ export interface Config {
     maxBodyBytes: number;
     /** Whose X-Forwarded-For entries are believed for the client IP (rate limits, caps): http/client-address.ts. */
     trustProxy: TrustProxy;
-    /** REST requests per client IP per minute; session creation has its own, stricter one. 0: off. */
+    /**
+     * REST requests per minute of a key (its tokens with it) or subject, else of a client IP,
+     * unless a key sets its own; session creation has its own, stricter one. 0: off.
+     */
     rateLimitPerMinute: number;
     createRateLimitPerMinute: number;
     /** Socket upgrade attempts per client IP per minute, on each instance. 0: off. */
     upgradeRateLimitPerMinute: number;
+    /** Open sockets of a client IP that presented no key or token. */
     maxSocketsPerIp: number;
+    /** Open sockets of a key (its tokens with it) or subject, unless the key sets its own. */
+    maxSocketsPerKey: number;
     maxViewersPerSession: number;
     /** Live viewers of this instance, all sessions together; producers are never refused for it. */
     maxViewers: number;
@@ -203,10 +209,20 @@ const access = {
 } as const satisfies Settings;
 
 const clientLimits = {
-  RATE_LIMIT_PER_MINUTE: { default: 1200, about: 'REST requests per client IP per minute, 0: off' },
-  RATE_LIMIT_CREATE_PER_MINUTE: { default: 60, about: 'session creations per client IP per minute, 0: off (shared through Redis)' },
+  RATE_LIMIT_PER_MINUTE: {
+    default: 1200,
+    about: 'REST requests per key, subject or else client IP per minute, unless a key sets its own; 0: off',
+  },
+  RATE_LIMIT_CREATE_PER_MINUTE: {
+    default: 60,
+    about: 'session creations per key, subject or else client IP per minute, 0: off (shared through Redis)',
+  },
   RATE_LIMIT_UPGRADES_PER_MINUTE: { default: 600, about: 'WebSocket upgrade attempts per client IP per minute on each instance, 0: off' },
-  MAX_SOCKETS_PER_IP: { default: 256, about: 'open WebSockets per client IP on one instance' },
+  MAX_SOCKETS_PER_IP: { default: 256, about: 'open WebSockets without a key or token per client IP on one instance' },
+  MAX_SOCKETS_PER_KEY: {
+    default: 256,
+    about: 'open WebSockets per key (its tokens with it) or subject on one instance, unless the key sets maxSockets',
+  },
   MAX_VIEWERS_PER_SESSION: { default: 10_000, about: 'live viewers of one session on one instance' },
   MAX_VIEWERS: { default: 10_000, about: 'live viewers of one instance, all sessions together (producers are never refused)' },
 } as const satisfies Settings;
@@ -462,6 +478,7 @@ export function loadConfig(env: Env): Config {
       createRateLimitPerMinute: read.integer('RATE_LIMIT_CREATE_PER_MINUTE', 0),
       upgradeRateLimitPerMinute: read.integer('RATE_LIMIT_UPGRADES_PER_MINUTE', 0),
       maxSocketsPerIp: read.integer('MAX_SOCKETS_PER_IP', 1),
+      maxSocketsPerKey: read.integer('MAX_SOCKETS_PER_KEY', 1),
       maxViewersPerSession: read.integer('MAX_VIEWERS_PER_SESSION', 1),
       maxViewers: read.integer('MAX_VIEWERS', 1),
       headersTimeoutMs: read.integer('HTTP_HEADERS_TIMEOUT_MS', 100, 600_000),

@@ -7,7 +7,7 @@ import { normalizeScopes, type Scope } from './scopes.ts';
 
 export type PrincipalKind = 'key' | 'access-token' | 'oidc' | 'ingest' | 'anonymous';
 
-/** Per-key limits, set when the key is created and enforced by the edges that serve it. */
+/** Per-key limits, set when the key is created and enforced by the edges that serve it (http/rate-limits.ts, routes/sockets.ts). */
 export interface KeyLimits {
   readonly requestsPerMinute?: number;
   readonly maxSockets?: number;
@@ -70,6 +70,15 @@ export class Principal {
   }
 
   static readonly anonymous: Principal = new Principal('anonymous', 'anonymous', [], null, null, null, noLimits);
+
+  /**
+   * Whose rate limit and socket cap this caller counts against: its key (a token's, with it)
+   * or its provider subject; null for one known only by its address (no credential, or an
+   * ingest token, which only its own session can check).
+   */
+  get limitedAs(): string | null {
+    return this.kind === 'key' || this.kind === 'access-token' || this.kind === 'oidc' ? this.actor : null;
+  }
 
   can(scope: Scope): boolean {
     return this.granted.has(scope);

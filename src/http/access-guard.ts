@@ -11,6 +11,10 @@
  * check it; elsewhere it is ignored in open mode, as it always was, and insufficient in
  * private mode. A malformed header is refused in private mode; in open mode only `end`,
  * which always refused it, does.
+ *
+ * Its refusals count against the rate limit of whoever sent them, and a client whose
+ * credentials were refused too often has its next ones refused before they are looked up
+ * (rate-limits.ts).
  */
 import type { FastifyRequest } from 'fastify';
 import type { Access } from '../access/access-service.ts';
@@ -22,6 +26,7 @@ import { Principal, type SessionRef } from '../access/principal.ts';
 import type { Scope } from '../access/scopes.ts';
 import type { Config } from '../config.ts';
 import { Problem } from '../contract/errors.ts';
+import { refusalsOf } from './rate-limits.ts';
 import type { HttpServer } from './server.ts';
 
 export interface RouteAccess {
@@ -77,11 +82,9 @@ export function authorizeSession(config: Config, request: FastifyRequest, scope:
 
 export function installAccessGuard(server: HttpServer, config: Config, access: () => Access): void {
   const { mode } = config.access;
-  server.decorateRequest('access', null as unknown as RequestAccess);
-  server.addHook('onRequest', async (request) => {
-    request.access = anonymousAccess;
-    const route = request.routeOptions.config?.access;
-    if (route === undefined) return;
+  const refusals = refusalsOf(server, config);
+
+  async function admit(request: FastifyRequest, route: RouteAccess): Promise<void> {
     const credential = parseAuthorization(request.headers.authorization);
     let principal = Principal.anonymous;
     let ingestToken: string | null = null;
@@ -92,6 +95,8 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
       if (route.ingestToken) ingestToken = credential.text;
       else if (mode === 'private') throw new Problem('insufficient_scope', 'an ingest token only writes to and ends its own session');
     } else if (credential !== 'absent') {
+      const limited = await refusals.beforeCredential(request);
+      if (limited !== null) throw limited;
       const outcome = await access()
         .authenticator.authenticate(credential, { ip: request.ip })
         .catch((error: unknown) => {
@@ -99,7 +104,10 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
           request.log.warn({ err: error }, 'the identity provider could not be reached');
           throw new Problem('service_unavailable', "the identity provider's keys could not be fetched; retry shortly", 5);
         });
-      if (!outcome.ok) throw new Problem(outcome.code);
+      if (!outcome.ok) {
+        await refusals.credentialRefused(request);
+        throw new Problem(outcome.code);
+      }
       principal = outcome.principal;
     }
     request.access = { principal, ingestToken, malformed: credential === 'malformed' };
@@ -113,5 +121,16 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
     // What can be refused before the session is looked up, so that an id is not probed for.
     if (principal.kind === 'anonymous' && mode === 'private') throw new Problem('missing_credential');
     if (principal.kind !== 'anonymous' && !principal.can(route.scope)) throw new Problem('insufficient_scope');
+  }
+
+  server.decorateRequest('access', null as unknown as RequestAccess);
+  server.addHook('onRequest', async (request) => {
+    request.access = anonymousAccess;
+    const route = request.routeOptions.config?.access;
+    if (route === undefined) return;
+    // A refusal never reaches the rate limit's own hook, so it is counted here (rate-limits.ts).
+    await admit(request, route).catch(async (error: unknown) => {
+      throw await refusals.charged(request, error);
+    });
   });
 }

@@ -41,6 +41,7 @@ import { proxyTrust } from './client-address.ts';
 import { capConnectionsPerAddress } from './connection-cap.ts';
 import { FailureTriage } from './failures.ts';
 import { endRequestSpan, routeRequestSpan, shuttingDown, startRequestSpan } from './intake.ts';
+import { rateLimitOptions } from './rate-limits.ts';
 import { requestIdOf } from './request-id.ts';
 import { securityHeaders } from './security-headers.ts';
 
@@ -251,18 +252,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
     maxAge: 600,
   });
 
-  // Per client IP, over every REST route unless a route says otherwise (sockets are capped
-  // by count instead, in routes/sockets.ts). With Redis the counters are shared by instances.
-  await server.register(rateLimit, {
-    global: config.http.rateLimitPerMinute > 0,
-    max: config.http.rateLimitPerMinute,
-    timeWindow: 60_000,
-    redis: options.rateLimitRedis ?? undefined,
-    nameSpace: 'wavehouse:ratelimit:',
-    skipOnError: true,
-    errorResponseBuilder: (_request, context) =>
-      new Problem('rate_limited', `at most ${context.max} requests a minute from one client; retry in ${context.after}`),
-  });
+  await server.register(rateLimit, rateLimitOptions(config, options.rateLimitRedis));
 
   await server.register(swagger, {
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },

@@ -9,11 +9,17 @@
  * refused or missing is 4401, a valid one that does not reach is 4403, the reason starting
  * with the REST code. What can be refused without the session is, before its lookup
  * (`beforeLookup`), so that an id is not probed for; the rest (`onSession`) once it is found.
+ *
+ * A socket counts against the cap of its holder (`holderOf`): the key its key or token stands
+ * for, or the provider subject, else its client IP. A team behind one NAT is then capped per
+ * key, not all together by its address; an anonymous flood is still capped by its address,
+ * and random credentials are refused, not counted as anyone's.
  */
 import type { Authenticator } from '../access/authenticator.ts';
 import { classifyCredential, type PresentedCredential, parseAuthorization } from '../access/bearer.ts';
 import { type AuthMode, type RefusalCode, refusalStatus } from '../access/policy.ts';
 import { Principal, type SessionRef } from '../access/principal.ts';
+import type { Config } from '../config.ts';
 import type { CloseName } from '../contract/errors.ts';
 import { judge } from './access-guard.ts';
 import type { SocketKind, Upgrade } from './socket-upgrades.ts';
@@ -60,6 +66,26 @@ export function presentedOf(upgrade: Upgrade): Presented {
 /** On the legacy path, an ingest token (or a malformed credential) makes a producer's socket; a key, a token or nothing, a viewer's. */
 export function legacyKind(presented: Presented): SocketKind {
   return presented.kind === 'ingest-token' || presented.kind === 'malformed' ? 'ingest' : 'live';
+}
+
+/** Whose sockets a socket counts among, and how many they may hold. */
+export interface SocketHolder {
+  /** The registry's name for it (socket-registry.ts): a key or subject (Principal.limitedAs), else the client IP. */
+  readonly id: string;
+  readonly cap: number;
+  /** How a refusal names it. */
+  readonly per: 'client' | 'key' | 'subject';
+}
+
+export function holderOf(
+  principal: Principal,
+  ip: string,
+  caps: Pick<Config['http'], 'maxSocketsPerIp' | 'maxSocketsPerKey'>,
+): SocketHolder {
+  const identity = principal.limitedAs;
+  if (identity === null) return { id: ip, cap: caps.maxSocketsPerIp, per: 'client' };
+  const cap = principal.limits.maxSockets ?? caps.maxSocketsPerKey;
+  return { id: identity, cap, per: principal.kind === 'oidc' ? 'subject' : 'key' };
 }
 
 export function refusalOf(code: RefusalCode): Refusal {

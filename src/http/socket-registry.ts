@@ -1,5 +1,5 @@
 /**
- * Every open WebSocket of the process, for three jobs: the per-IP socket cap, liveness pings
+ * Every open WebSocket of the process, for three jobs: the socket caps, liveness pings
  * (docs/protocol.md, liveness: the server pings every 15 s and closes a peer that has not
  * answered two pings) and closing them all with 1012 on shutdown.
  *
@@ -13,6 +13,10 @@
  * costs this registry a small entry and a place in its slice, and no closure of its own: the
  * listeners are shared, and ws calls them with the socket as `this`.
  *
+ * Each socket counts against one holder, as routes/sockets.ts names it: the key or subject its
+ * credential stands for, or its client IP. The counts are this process's own: with several
+ * instances, a holder may keep up to its cap on each.
+ *
  * A Part (lifecycle.ts): start() starts the ping clock, close() closes every socket with 1012
  * and stops it.
  */
@@ -20,7 +24,7 @@ import type { WebSocket } from 'ws';
 import { closeCodes } from '../contract/errors.ts';
 
 interface Entry {
-  readonly ip: string;
+  readonly holder: string;
   readonly slice: Map<WebSocket, Entry>;
   missedPongs: number;
 }
@@ -31,7 +35,7 @@ export class SocketRegistry {
   readonly name = 'sockets';
   private readonly entries = new Map<WebSocket, Entry>();
   private readonly producers = new Set<WebSocket>();
-  private readonly perIp = new Map<string, number>();
+  private readonly perHolder = new Map<string, number>();
   private readonly slices: Array<Map<WebSocket, Entry>>;
   private readonly sliceMs: number;
   /** The slice the next socket joins: it goes round. */
@@ -60,16 +64,16 @@ export class SocketRegistry {
     return this.entries.size;
   }
 
-  /** Open sockets of one client IP, for the per-IP cap. */
-  countOf(ip: string): number {
-    return this.perIp.get(ip) ?? 0;
+  /** Open sockets of one holder, for its cap. */
+  countOf(holder: string): number {
+    return this.perHolder.get(holder) ?? 0;
   }
 
-  add(socket: WebSocket, ip: string): void {
-    this.perIp.set(ip, this.countOf(ip) + 1);
+  add(socket: WebSocket, holder: string): void {
+    this.perHolder.set(holder, this.countOf(holder) + 1);
     const slice = this.slices[this.nextJoin];
     this.nextJoin = (this.nextJoin + 1) % this.slices.length;
-    const entry = { ip, slice, missedPongs: 0 };
+    const entry = { holder, slice, missedPongs: 0 };
     slice.set(socket, entry);
     this.entries.set(socket, entry);
     socket.on('pong', this.answered);
@@ -109,9 +113,9 @@ export class SocketRegistry {
     if (!entry) return;
     this.entries.delete(socket);
     entry.slice.delete(socket);
-    const left = this.countOf(entry.ip) - 1;
-    if (left > 0) this.perIp.set(entry.ip, left);
-    else this.perIp.delete(entry.ip);
+    const left = this.countOf(entry.holder) - 1;
+    if (left > 0) this.perHolder.set(entry.holder, left);
+    else this.perHolder.delete(entry.holder);
   }
 
   /**

@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
-import { startApp } from '../support/app.ts';
+import { startApp, startTwoInstances } from '../support/app.ts';
 import { createSession, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
 /** A client address of its own (the rightmost X-Forwarded-For entry, behind TRUST_PROXY=1), so parallel tests never share counters. */
@@ -50,26 +47,12 @@ describe('rate limits', () => {
   });
 
   test('with Redis, instances share the counters', async (t) => {
-    const database = await freshDatabase();
-    const env = {
-      LOG_LEVEL: 'silent',
-      PORT: '0',
-      DATABASE_URL: database.url,
-      REDIS_URL: 'redis://127.0.0.1:6379',
-      TRUST_PROXY: '1',
-      RATE_LIMIT_PER_MINUTE: '6',
-    };
-    const apps = [await buildApp(loadConfig(env)), await buildApp(loadConfig(env))];
-    const [a, b] = await Promise.all(apps.map((app) => app.listen()));
-    t.after(async () => {
-      await Promise.all(apps.map((app) => app.close()));
-      await database.drop();
-    });
+    const { a, b } = await startTwoInstances(t, { TRUST_PROXY: '1', RATE_LIMIT_PER_MINUTE: '6' });
     const ip = someClientIp();
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
-      statuses.push((await get(`${a}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
-      statuses.push((await get(`${b}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
+      statuses.push((await get(`${a.baseUrl}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
+      statuses.push((await get(`${b.baseUrl}/api/v1/sessions/${crypto.randomUUID()}`, ip)).status);
     }
     assert.deepEqual(statuses, [404, 404, 404, 404, 404, 404, 429, 429]);
   });

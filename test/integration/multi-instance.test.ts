@@ -1,30 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, type TestContext, test } from 'node:test';
-import { buildApp } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
+import { describe, test } from 'node:test';
+import { startTwoInstances } from '../support/app.ts';
 import { createSession, endSession, getData, ingestUrl, liveUrl, makeSamples, RecordingSocket } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
-
-const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-
-/** Two instances sharing one database and Redis, as behind a load balancer. */
-async function startTwoInstances(t: TestContext) {
-  const database = await freshDatabase();
-  const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: redisUrl };
-  const apps = await Promise.all([buildApp(loadConfig(env)), buildApp(loadConfig(env))]);
-  const [a, b] = await Promise.all(
-    apps.map(async (app) => {
-      const baseUrl = await app.listen();
-      return { baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws') };
-    }),
-  );
-  t.after(async () => {
-    await Promise.all(apps.map((app) => app.close()));
-    await database.drop();
-  });
-  return { a, b };
-}
 
 /** Streams contiguous seqs in 50-sample frames every 10 ms until stopped. */
 function stream(producer: RecordingSocket, fromSeq = 1) {

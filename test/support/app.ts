@@ -37,3 +37,31 @@ export async function startApp(
   });
   return { app, baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws'), databaseUrl: database.url };
 }
+
+export interface Instance {
+  baseUrl: string;
+  wsUrl: string;
+}
+
+const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Two instances sharing one fresh database and Redis, as behind a load balancer; `env` adds settings to both. */
+export async function startTwoInstances(
+  t: Hooks,
+  env: Record<string, string> = {},
+): Promise<{ a: Instance; b: Instance; databaseUrl: string }> {
+  const database = await freshDatabase();
+  const config = loadConfig({ LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, REDIS_URL: redisUrl, ...env });
+  const apps = await Promise.all([buildApp(config), buildApp(config)]);
+  const [a, b] = await Promise.all(
+    apps.map(async (app) => {
+      const baseUrl = await app.listen();
+      return { baseUrl, wsUrl: baseUrl.replace(/^http/, 'ws') };
+    }),
+  );
+  t.after(async () => {
+    await Promise.all(apps.map((app) => app.close()));
+    await database.drop();
+  });
+  return { a, b, databaseUrl: database.url };
+}

@@ -4,10 +4,11 @@
  *
  * The upgrades bypass Fastify's routing (socket-upgrades.ts says why); this is still a Fastify
  * plugin because it adds the frame schemas to the contract. What is the same for every socket
- * is here: the per-client socket cap, the session's lookup (4404), reading the credential and
- * fromSeq from the request, and closing a socket whose opening failed. What the socket then
- * becomes is its route's: ingest/ingest-route.ts (4401, 4409) or live/live-route.ts; the
- * legacy path is either, as its credential says.
+ * is here: the socket caps (per key or subject, else per client IP: socket-access.ts), the
+ * session's lookup (4404), reading the credential and fromSeq from the request, and closing a
+ * socket whose opening failed. What the socket then becomes is its route's:
+ * ingest/ingest-route.ts (4401, 4409) or live/live-route.ts; the legacy path is either, as
+ * its credential says.
  */
 import type { Duplex } from 'node:stream';
 import type { FastifyPluginAsync } from 'fastify';
@@ -15,6 +16,7 @@ import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { Access } from '../../access/access-service.ts';
 import { IdentityProviderUnavailableError } from '../../access/oidc-verifier.ts';
+import { Principal } from '../../access/principal.ts';
 import type { Config } from '../../config.ts';
 import { type CloseName, closeCodes } from '../../contract/errors.ts';
 import { AckFrame, ErrorFrame, SamplesBatchFrame, SessionEndedFrame } from '../../contract/schemas.ts';
@@ -26,7 +28,17 @@ import type { SessionRecord, SessionRepository } from '../../storage/session-rep
 import { proxyTrust } from '../client-address.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
-import { beforeLookup, legacyKind, onSession, presentedOf, type Refusal, refusalOf, type Verdict } from '../socket-access.ts';
+import {
+  beforeLookup,
+  holderOf,
+  legacyKind,
+  onSession,
+  presentedOf,
+  type Refusal,
+  refusalOf,
+  type SocketHolder,
+  type Verdict,
+} from '../socket-access.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { type SocketKind, type SocketRoute, SocketUpgrades, type Upgrade } from '../socket-upgrades.ts';
 import { sessionRef } from './sessions.ts';
@@ -126,42 +138,50 @@ export const socketRoutes: FastifyPluginAsync<SocketRoutesOptions> = async (serv
     return liveRoute.open(socket, tcp, session, fromSeq);
   }
 
-  /** A refusal of a client at its socket cap, counted as the socket the refused one is. */
-  function refuseOverIpCap(upgrade: Upgrade) {
+  /** A refusal of a holder at its socket cap, counted as the socket the refused one is. */
+  function refuseOverCap(holder: SocketHolder) {
     return (socket: WebSocket) => {
-      sockets.add(socket, upgrade.ip);
-      refuse(socket, 'too_many_connections', `at most ${config.http.maxSocketsPerIp} sockets per client`);
+      sockets.add(socket, holder.id);
+      refuse(socket, 'too_many_connections', `at most ${holder.cap} sockets per ${holder.per}`);
     };
   }
 
+  const atCap = (holder: SocketHolder) => sockets.countOf(holder.id) >= holder.cap;
+
   /**
    * The session is looked up before the handshake, so the socket is answered as soon as it
-   * opens. A client already at its socket cap is refused before that: a lookup costs a
-   * database round trip, the cap a map read. It is checked again once the socket is open, as
-   * the client's other sockets may have opened meanwhile.
+   * opens. A holder already at its socket cap is refused before that: a lookup costs a
+   * database round trip, the cap a map read. A socket without a key or token counts against
+   * its client IP, checked before anything else; one with a key or token, against its holder,
+   * known once the credential is checked. The cap is checked again once the socket is open,
+   * as the holder's other sockets may have opened meanwhile.
    */
   const withSession = (kind: SocketRoute['kind'], open: OpenOnSession): SocketRoute => ({
     kind,
     async open(upgrade) {
-      if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade);
+      const presented = presentedOf(upgrade);
+      const client = holderOf(Principal.anonymous, upgrade.ip, config.http);
+      if (presented.kind !== 'bearer' && atCap(client)) return refuseOverCap(client);
       const socketKind = kind(upgrade);
       let verdict: Verdict;
       try {
-        verdict = await beforeLookup(config.access.mode, options.access.authenticator, presentedOf(upgrade), socketKind, upgrade.ip);
+        verdict = await beforeLookup(config.access.mode, options.access.authenticator, presented, socketKind, upgrade.ip);
       } catch (error) {
         if (!(error instanceof IdentityProviderUnavailableError)) throw error;
         // No verdict on the token: as REST's 503, the client retries later.
         upgrade.log.warn({ err: error }, 'the identity provider could not be reached');
         return (socket) => {
-          sockets.add(socket, upgrade.ip);
+          sockets.add(socket, client.id);
           refuse(socket, 'try_again_later', 'identity provider unavailable; retry');
         };
       }
+      const holder = verdict.ok ? holderOf(verdict.principal, upgrade.ip, config.http) : client;
+      if (atCap(holder)) return refuseOverCap(holder);
       const session = verdict.ok ? await repository.find(upgrade.id) : null;
       return (socket, tcp) => {
-        if (sockets.countOf(upgrade.ip) >= config.http.maxSocketsPerIp) return refuseOverIpCap(upgrade)(socket);
+        if (atCap(holder)) return refuseOverCap(holder)(socket);
         // Counted before the other checks so the refused socket's close balances the count.
-        sockets.add(socket, upgrade.ip);
+        sockets.add(socket, holder.id);
         if (!verdict.ok) return refuseAccess(socket, refusalOf(verdict.code));
         if (!session) return refuse(socket, 'session_not_found');
         const refusal = onSession(config.access.mode, verdict, socketKind, sessionRef(session));
