@@ -168,6 +168,42 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     assert.equal(await page.isHidden('#sign-in-needed'), true);
   });
 
+  test('the sign-in returns only to a path on its own origin, however the next link is disguised', async (t) => {
+    const { baseUrl, key } = await privateApp(t);
+    const page = await openPage(t);
+    const origin = new URL(baseUrl).origin;
+    const foreign: string[] = [];
+    await page.context().route(
+      (url) => url.origin !== origin,
+      (route) => {
+        foreign.push(route.request().url());
+        return route.abort();
+      },
+    );
+    // The URL parser drops tabs and line breaks anywhere, and reads a backslash as a slash.
+    const disguised = ['/%09/evil.example', '/%0A/evil.example', '/%0D/evil.example', '/%09%0A/evil.example', '//evil.example'];
+    const foreignOnes = ['/%5C%5Cevil.example', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', 'JaVaScRiPt%3Aalert(1)'];
+    for (const next of [...disguised, ...foreignOnes]) {
+      await page.goto(`${baseUrl}/#next=${next}`);
+      await page.fill('#api-key', key);
+      await page.click('#sign-in-form button[type="submit"]');
+      await eventually(async () => assert.ok(foreign.length > 0 || (await page.isVisible('#signed-in')), 'signed in'));
+      // The sign-in, once shown, has already sent the page on (or not): give the request time to arrive.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(foreign, [], `next=${next} leads nowhere else`);
+      assert.equal(page.url(), `${baseUrl}/#next=${next}`, `next=${next} leaves the page where it is`);
+      await page.click('#sign-out');
+      await page.waitForSelector('#sign-in-form:not([hidden])');
+    }
+    await page.goto(`${baseUrl}/#next=${encodeURIComponent('/record?x=1#y')}`);
+    await page.fill('#api-key', key);
+    await page.click('#sign-in-form button[type="submit"]');
+    await page.waitForURL(`${baseUrl}/record?x=1#y`);
+    await page.waitForSelector('#start:not([disabled])');
+    // Before the app stops: the page may still be fetching its icon.
+    await page.close();
+  });
+
   test('a reader key cannot start a recording; the recorder says why', async (t) => {
     const { baseUrl, key } = await privateApp(t, {}, 'reader');
     const page = await openPage(t, [/status of 403/]);
