@@ -204,6 +204,24 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     await page.close();
   });
 
+  test("the recorder's viewer link opens a tab that starts signed in", async (t) => {
+    const { baseUrl, key } = await privateApp(t);
+    const page = await openPage(t);
+    await signIn(page, baseUrl, key);
+    await page.goto(`${baseUrl}/record`);
+    await page.click('#start');
+    await waitForRecorder(page, (s) => s.state === 'recording' && s.connection === 'connected', 'recording');
+    await dispatchMotion(page, readings(0, 5));
+    await waitForRecorder(page, (s) => s.ackedSeq === 5, 'ack of seq 5');
+    const [viewerPage] = await Promise.all([page.context().waitForEvent('page'), page.click('#open-viewer')]);
+    failOnPageErrors(t, viewerPage);
+    await viewerPage.waitForLoadState();
+    assert.equal((await accessStatus(viewerPage)).signedIn, true);
+    await waitForPlotted(viewerPage, 5);
+    await page.click('#stop');
+    await waitForRecorder(page, (s) => s.state === 'ended', 'ended');
+  });
+
   test('a reader key cannot start a recording; the recorder says why', async (t) => {
     const { baseUrl, key } = await privateApp(t, {}, 'reader');
     const page = await openPage(t, [/status of 403/]);
