@@ -41,6 +41,8 @@ const clockJumpMs = 1_000;
 /** Producer clocks above this are epoch milliseconds (after 1973): show dates and times. */
 const epochThresholdMs = 1e11;
 const statsIntervalMs = 250;
+/** A 4401's codes (the Viewer's error carries the refusal's): the tab's token was not accepted. */
+const signInRefusals = new Set(['missing_credential', 'invalid_credential', 'credential_expired', 'credential_revoked']);
 const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() ?? '');
@@ -198,7 +200,7 @@ function openViewer(fromSeq) {
     sessionEnded();
   });
   current.on('error', async (error) => {
-    if (error.code === 'invalid_token' && privateMode && (await access.renewAfterSocketRefusal())) {
+    if (signInRefusals.has(error.code) && privateMode && (await access.renewAfterSocketRefusal())) {
       viewer = openViewer(current.lastSeq === null ? fromSeq : current.lastSeq + 1);
       return;
     }
