@@ -22,10 +22,12 @@ import {
   skipReason,
   TestProducer,
   useChromium,
+  viewerStatus,
   waitForPlotted,
   waitForRecorder,
   waitForViewer,
 } from '../support/pages.ts';
+import { startSplitProxy } from '../support/split-proxy.ts';
 
 useChromium();
 
@@ -269,6 +271,27 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     await waitForPlotted(page, producer.lastSentSeq + 200);
     assert.equal(new URL(socketUrls.at(-1) ?? '').searchParams.get('access_token'), renewed?.accessToken);
     assert.equal((await accessStatus(page)).signedIn, true);
+  });
+
+  test('a live viewer whose fresh tokens are refused stops and says so, without a loop of refreshes and reconnects', async (t) => {
+    // Pages and REST on one instance, sockets on another that signs with its own key (a rotation
+    // half done): the tab's refreshes succeed, and every token they give is refused on the socket.
+    const { baseUrl: pagesUrl, key } = await privateApp(t);
+    const sockets = await startApp(t, privateMode());
+    const baseUrl = await startSplitProxy(t, pagesUrl, sockets.baseUrl);
+    const session = await createSessionWith(pagesUrl, key);
+    const page = await openPage(t);
+    const refreshes = countRefreshes(page);
+    const upgrades: string[] = [];
+    page.on('websocket', (socket) => upgrades.push(socket.url()));
+    await signIn(page, baseUrl, key);
+    await page.goto(`${baseUrl}/view/${session.sessionId}`);
+    await waitForViewer(page, { connection: 'closed' });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual({ upgrades: upgrades.length, refreshes: refreshes.count }, { upgrades: 1, refreshes: 0 }, 'refused once, and final');
+    assert.equal((await viewerStatus(page)).connection, 'closed');
+    assert.match((await page.textContent('#message')) ?? '', /no longer accepts this tab's sign-in \(invalid_credential\)/);
+    assert.equal((await accessStatus(page)).signedIn, true, 'REST still takes the tokens: the tab stays signed in');
   });
 
   test('refreshes are one at a time: concurrent calls in a tab share one, and two tabs holding one pair keep its family', async (t) => {
