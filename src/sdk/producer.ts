@@ -33,7 +33,7 @@ import { AckLedger } from './ack-ledger.ts';
 import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
 import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
-import { type CloseMeaning, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
+import { type CloseMeaning, fatalCode, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
 import { SeqAssigner } from './seq-assigner.ts';
@@ -261,7 +261,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     }
     if (outcome === 'fatal') {
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
-      return this.fail(new ProducerError(name, `the server closed the ingest socket with ${code}${reason ? ` (${reason})` : ''}`, true));
+      const message = `the server closed the ingest socket with ${code}${reason ? ` (${reason})` : ''}`;
+      return this.fail(new ProducerError(fatalCode(name, reason), message, true));
     }
     if (code === closeCodes.producer_conflict.code) this.mustCheckEnded = true;
     this.state = 'retrying';

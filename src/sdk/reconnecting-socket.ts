@@ -14,7 +14,7 @@
  * current token; a 4401 `credential_expired` renews it and reconnects at once, but a renewed
  * token that is refused as expired again is fatal (the clocks disagree; retrying cannot help).
  */
-import { type CloseName, closeCodes } from '../contract/errors.ts';
+import { type CloseName, closeCodes, type ProblemCode, problems } from '../contract/errors.ts';
 import { Backoff, type BackoffOptions } from './backoff.ts';
 import { getSession, WavehouseHttpError } from './rest.ts';
 import type { AccessCredential, Session } from './types.ts';
@@ -62,6 +62,18 @@ const expiredReason = 'credential_expired';
 export function closeMeaning(code: number, reason = ''): CloseMeaning {
   if (code === closeCodes.invalid_token.code && reason.startsWith(expiredReason)) return { outcome: 'renew', name: 'invalid_token' };
   return meanings.get(code) ?? { outcome: 'retry', name: null };
+}
+
+/**
+ * A fatal close's error code: for a 4401 or a 4403, the REST code of the refusal that its
+ * reason starts with (`credential_revoked`, `outside_key_prefix`...), which tells a client
+ * what to do; else the close's name (a producer's wrong ingest token stays `invalid_token`).
+ */
+export function fatalCode(name: CloseName, reason: string): string {
+  const word = reason.split(':', 1)[0];
+  const access = name === 'invalid_token' || name === 'forbidden';
+  const refusal = access && Object.hasOwn(problems, word) ? problems[word as ProblemCode] : null;
+  return refusal !== null && refusal.status === closeCodes[name].code - 4000 ? word : name;
 }
 
 /** Where an attempt connects: a path under /api/v1, and the session's ingest token for a producer's socket. */

@@ -21,7 +21,7 @@
  */
 import type { BackoffOptions } from './backoff.ts';
 import { TypedEmitter } from './emitter.ts';
-import { type CloseMeaning, ReconnectingSocket, type ServerFrame } from './reconnecting-socket.ts';
+import { type CloseMeaning, fatalCode, ReconnectingSocket, type ServerFrame } from './reconnecting-socket.ts';
 import type { AccessCredential, Sample } from './types.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
@@ -244,7 +244,7 @@ export class Viewer extends TypedEmitter<ViewerEvents> implements AsyncIterable<
       this.emit('disconnected', { code, reason, willReconnect: false, retryInMs: null });
       const message =
         name === 'session_not_found' ? `no session ${this.options.sessionId}` : `the server refused the live socket: ${reason}`;
-      return this.fail(new ViewerError(name, message));
+      return this.fail(new ViewerError(fatalCode(name, reason), message));
     }
     this.state = 'retrying';
     this.emit('disconnected', { code, reason, willReconnect: true, retryInMs: this.link.retry() });

@@ -22,10 +22,12 @@ import {
   skipReason,
   TestProducer,
   useChromium,
+  viewerStatus,
   waitForPlotted,
   waitForRecorder,
   waitForViewer,
 } from '../support/pages.ts';
+import { startSplitProxy } from '../support/split-proxy.ts';
 
 useChromium();
 
@@ -168,6 +170,60 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     assert.equal(await page.isHidden('#sign-in-needed'), true);
   });
 
+  test('the sign-in returns only to a path on its own origin, however the next link is disguised', async (t) => {
+    const { baseUrl, key } = await privateApp(t);
+    const page = await openPage(t);
+    const origin = new URL(baseUrl).origin;
+    const foreign: string[] = [];
+    await page.context().route(
+      (url) => url.origin !== origin,
+      (route) => {
+        foreign.push(route.request().url());
+        return route.abort();
+      },
+    );
+    // The URL parser drops tabs and line breaks anywhere, and reads a backslash as a slash.
+    const disguised = ['/%09/evil.example', '/%0A/evil.example', '/%0D/evil.example', '/%09%0A/evil.example', '//evil.example'];
+    const foreignOnes = ['/%5C%5Cevil.example', '/\\evil.example', 'https://evil.example/', 'javascript:alert(1)', 'JaVaScRiPt%3Aalert(1)'];
+    for (const next of [...disguised, ...foreignOnes]) {
+      await page.goto(`${baseUrl}/#next=${next}`);
+      await page.fill('#api-key', key);
+      await page.click('#sign-in-form button[type="submit"]');
+      await eventually(async () => assert.ok(foreign.length > 0 || (await page.isVisible('#signed-in')), 'signed in'));
+      // The sign-in, once shown, has already sent the page on (or not): give the request time to arrive.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.deepEqual(foreign, [], `next=${next} leads nowhere else`);
+      assert.equal(page.url(), `${baseUrl}/#next=${next}`, `next=${next} leaves the page where it is`);
+      await page.click('#sign-out');
+      await page.waitForSelector('#sign-in-form:not([hidden])');
+    }
+    await page.goto(`${baseUrl}/#next=${encodeURIComponent('/record?x=1#y')}`);
+    await page.fill('#api-key', key);
+    await page.click('#sign-in-form button[type="submit"]');
+    await page.waitForURL(`${baseUrl}/record?x=1#y`);
+    await page.waitForSelector('#start:not([disabled])');
+    // Before the app stops: the page may still be fetching its icon.
+    await page.close();
+  });
+
+  test("the recorder's viewer link opens a tab that starts signed in", async (t) => {
+    const { baseUrl, key } = await privateApp(t);
+    const page = await openPage(t);
+    await signIn(page, baseUrl, key);
+    await page.goto(`${baseUrl}/record`);
+    await page.click('#start');
+    await waitForRecorder(page, (s) => s.state === 'recording' && s.connection === 'connected', 'recording');
+    await dispatchMotion(page, readings(0, 5));
+    await waitForRecorder(page, (s) => s.ackedSeq === 5, 'ack of seq 5');
+    const [viewerPage] = await Promise.all([page.context().waitForEvent('page'), page.click('#open-viewer')]);
+    failOnPageErrors(t, viewerPage);
+    await viewerPage.waitForLoadState();
+    assert.equal((await accessStatus(viewerPage)).signedIn, true);
+    await waitForPlotted(viewerPage, 5);
+    await page.click('#stop');
+    await waitForRecorder(page, (s) => s.state === 'ended', 'ended');
+  });
+
   test('a reader key cannot start a recording; the recorder says why', async (t) => {
     const { baseUrl, key } = await privateApp(t, {}, 'reader');
     const page = await openPage(t, [/status of 403/]);
@@ -215,6 +271,27 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     await waitForPlotted(page, producer.lastSentSeq + 200);
     assert.equal(new URL(socketUrls.at(-1) ?? '').searchParams.get('access_token'), renewed?.accessToken);
     assert.equal((await accessStatus(page)).signedIn, true);
+  });
+
+  test('a live viewer whose fresh tokens are refused stops and says so, without a loop of refreshes and reconnects', async (t) => {
+    // Pages and REST on one instance, sockets on another that signs with its own key (a rotation
+    // half done): the tab's refreshes succeed, and every token they give is refused on the socket.
+    const { baseUrl: pagesUrl, key } = await privateApp(t);
+    const sockets = await startApp(t, privateMode());
+    const baseUrl = await startSplitProxy(t, pagesUrl, sockets.baseUrl);
+    const session = await createSessionWith(pagesUrl, key);
+    const page = await openPage(t);
+    const refreshes = countRefreshes(page);
+    const upgrades: string[] = [];
+    page.on('websocket', (socket) => upgrades.push(socket.url()));
+    await signIn(page, baseUrl, key);
+    await page.goto(`${baseUrl}/view/${session.sessionId}`);
+    await waitForViewer(page, { connection: 'closed' });
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    assert.deepEqual({ upgrades: upgrades.length, refreshes: refreshes.count }, { upgrades: 1, refreshes: 0 }, 'refused once, and final');
+    assert.equal((await viewerStatus(page)).connection, 'closed');
+    assert.match((await page.textContent('#message')) ?? '', /no longer accepts this tab's sign-in \(invalid_credential\)/);
+    assert.equal((await accessStatus(page)).signedIn, true, 'REST still takes the tokens: the tab stays signed in');
   });
 
   test('refreshes are one at a time: concurrent calls in a tab share one, and two tabs holding one pair keep its family', async (t) => {

@@ -188,7 +188,8 @@ test('a revoked key stops the viewer, the producer and the REST calls with crede
 
   assert.equal((await call(`${baseUrl}/api/v1/keys/${writer.id}`, 'DELETE', bearer(admin.key))).status, 200);
   viewer.dropConnection();
-  await assert.rejects(done, (error: ViewerError) => error instanceof ViewerError && /credential_revoked/.test(error.message));
+  // A socket refusal: its close is 4401, and its error code the refusal's, as a REST call's.
+  await assert.rejects(done, { name: 'ViewerError', code: 'credential_revoked' });
   await assert.rejects(getSession(baseUrl, sessionId, { credential }), { name: 'WavehouseHttpError', code: 'credential_revoked' });
   const producer = new Producer({ baseUrl, sessionId, token: ingestToken, credential, backoff: quickBackoff });
   t.after(() => producer.close());
@@ -233,7 +234,18 @@ test('a token that is refused as expired and cannot be renewed is fatal, not ret
   const closes: string[] = [];
   const { viewer, done } = viewerFor(t, { baseUrl, sessionId, fromSeq: 0, credential });
   viewer.on('disconnected', ({ code, willReconnect }) => closes.push(`${code} ${willReconnect}`));
-  await assert.rejects(done, (error) => error instanceof ViewerError && error.code === 'invalid_token');
+  await assert.rejects(done, (error) => error instanceof ViewerError && error.code === 'credential_expired');
   // Refused, renewed (a fixed token has no newer one), fatal.
   assert.deepEqual(closes, ['4401 true', '4401 false']);
+});
+
+test("a viewer refused for a session outside its key's prefix fails with outside_key_prefix, from the 4403", async (t) => {
+  const { baseUrl, writer, databaseUrl } = await privateSdkApp(t);
+  const { sessionId } = await createSession(baseUrl, undefined, { credential: keyCredential(t, baseUrl, writer.key) });
+  const prefixed = await createKey(databaseUrl, { name: 'plant', role: 'reader', keyPrefix: 'plant-1/' });
+  const closes: number[] = [];
+  const { viewer, done } = viewerFor(t, { baseUrl, sessionId, fromSeq: 0, credential: keyCredential(t, baseUrl, prefixed.key) });
+  viewer.on('disconnected', ({ code }) => closes.push(code));
+  await assert.rejects(done, { name: 'ViewerError', code: 'outside_key_prefix' });
+  assert.deepEqual(closes, [4403]);
 });

@@ -11,12 +11,15 @@
  * turns (access-tabs.js). A refresh the server refuses (the family was revoked, the refresh
  * token expired) drops the pair: the tab is signed out and the pages say so.
  *
- * Sockets: browsers cannot set a socket's headers, so the SDK gets a WebSocket that puts the
- * current access token in `?access_token=` at every connect and reconnect.
+ * Sockets: the SDK's Viewer gets `credential`, which hands it the current access token at every
+ * connect (a browser's socket carries it in `?access_token=`) and renews it through this
+ * session when the server calls it expired; the SDK decides when that may happen (once per
+ * token), so a server that keeps refusing fresh tokens cannot make the page loop.
  */
 import { SiblingTabs } from './access-tabs.js';
 import { authMode } from './page-config.js';
 import { baseUrl } from './page-links.js';
+import { WavehouseHttpError } from './wavehouse-sdk.js';
 
 export const privateMode = authMode === 'private';
 
@@ -82,7 +85,6 @@ class AccessSession extends EventTarget {
   #pair = readStored();
   #refreshing = null;
   #timer = null;
-  #socketToken = null;
   #tabs;
   refreshes = 0;
   /** 'signed-out' (by the user, here or in a sibling tab) or 'expired' (the server refused the refresh). */
@@ -95,17 +97,18 @@ class AccessSession extends EventTarget {
       adopt: (pair) => this.#keep(pair),
       drop: () => this.#drop('signed-out'),
     });
-    const session = this;
-    /** The SDK's `WebSocket` option: each connect reads the token current at that moment. */
-    this.WebSocket = class extends WebSocket {
-      constructor(url) {
-        const withToken = new URL(url);
-        session.#socketToken = session.#pair?.accessToken ?? null;
-        if (session.#socketToken !== null) withToken.searchParams.set('access_token', session.#socketToken);
-        super(withToken.href);
-      }
-    };
     this.fetch = (input, init) => this.#fetch(input, init);
+    /** The SDK's `credential` (an AccessCredential, src/sdk/types.ts). */
+    this.credential = {
+      token: async () => {
+        const token = await this.#currentToken();
+        if (token === undefined) throw new WavehouseHttpError(401, 'missing_credential', 'this tab is signed out', apiPath(''));
+        return token;
+      },
+      renew: async (refused) => ((await this.renew(refused)) ? this.#pair.accessToken : null),
+      // The session outlives any one Viewer: its renewals go on.
+      close: () => undefined,
+    };
     document.addEventListener('visibilitychange', () => {
       // Hidden tabs' timers are throttled: catch up on a renewal that came due meanwhile.
       if (document.visibilityState === 'visible' && this.#pair !== null && Date.now() >= this.#pair.refreshAt) this.#renewOnTime();
@@ -163,23 +166,23 @@ class AccessSession extends EventTarget {
     return this.#pair !== null && this.#pair.accessToken !== usedToken;
   }
 
-  /** `renew` for the token the last socket was opened with. */
-  renewAfterSocketRefusal() {
-    return this.renew(this.#socketToken);
-  }
-
   /** fetch with `Authorization: Bearer <access token>`, unless the request carries its own (an ingest token). */
   async #fetch(input, init = {}) {
     const headers = new Headers(init.headers);
     if (this.#pair === null || headers.has('authorization')) return fetch(input, init);
-    if (Date.now() >= this.#pair.expiresAt - expirySkewMs) await this.refresh().catch(() => undefined);
-    const token = this.#pair?.accessToken;
+    const token = await this.#currentToken();
     if (token === undefined) return fetch(input, init);
     headers.set('authorization', `Bearer ${token}`);
     const response = await fetch(input, { ...init, headers });
     if (response.status !== 401 || !(await this.renew(token))) return response;
     headers.set('authorization', `Bearer ${this.#pair.accessToken}`);
     return fetch(input, { ...init, headers });
+  }
+
+  /** The access token to send now, renewed first when it is about to expire; undefined when signed out. */
+  async #currentToken() {
+    if (this.#pair !== null && Date.now() >= this.#pair.expiresAt - expirySkewMs) await this.refresh().catch(() => undefined);
+    return this.#pair?.accessToken;
   }
 
   async #refreshOnce() {

@@ -46,10 +46,20 @@ async function create() {
   }
 }
 
-/** A path on this origin to return to after the sign-in; null for anything else (no open redirect). */
+/**
+ * A path on this origin to return to after the sign-in; null for anything else (no open
+ * redirect). Judged by the URL parser the browser will navigate with, not by its text: it
+ * drops tabs and line breaks and reads `\` as `/`, so `/<tab>/evil.example` is `//evil.example`.
+ */
 function nextPath() {
   const next = new URLSearchParams(location.hash.replace(/^#/, '')).get('next');
-  return next?.startsWith('/') && !next.startsWith('//') && !next.startsWith('/\\') ? next : null;
+  if (next === null) return null;
+  try {
+    const target = new URL(next, location.origin);
+    return target.origin === location.origin ? target.pathname + target.search + target.hash : null;
+  } catch {
+    return null;
+  }
 }
 
 async function submitKey(event) {

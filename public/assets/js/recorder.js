@@ -14,7 +14,7 @@
  * create a session and `sessions:read` to read one (the Producer reads it before it connects);
  * the ingest socket and the end still use the session's ingest token.
  */
-import { access, watchSignIn } from './access-session.js';
+import { access, privateMode, watchSignIn } from './access-session.js';
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
 import { show, showMessage } from './page-text.js';
 import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
@@ -219,6 +219,8 @@ function showShareLink() {
   const url = absoluteUrl(session.viewerUrl);
   elements.shareLink.value = url;
   elements.openViewer.href = url;
+  // As the landing page's links: a tab opened with its opener starts with this tab's sign-in (access-tabs.js).
+  elements.openViewer.rel = privateMode ? 'opener' : 'noopener';
   elements.share.hidden = false;
 }
 

@@ -15,7 +15,9 @@
  *
  * Private servers (access-session.js): REST calls carry the tab's access token, each socket
  * connect its current one in `?access_token=`. A live socket outlives its token; a reconnect
- * refused for an expired one (the tab slept through the renewal) renews it and resumes.
+ * refused for an expired one (the tab slept through the renewal) renews it and resumes. That
+ * is the SDK Viewer's own rule, given the tab's credential: once per token, so a server that
+ * refuses even a fresh token stops the viewer instead of looping on refreshes.
  */
 import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { access, privateMode, watchSignIn } from './access-session.js';
@@ -41,6 +43,10 @@ const clockJumpMs = 1_000;
 /** Producer clocks above this are epoch milliseconds (after 1973): show dates and times. */
 const epochThresholdMs = 1e11;
 const statsIntervalMs = 250;
+/** A 4401's codes (the Viewer's error carries the refusal's): the tab's token was not accepted. */
+const signInRefusals = new Set(['missing_credential', 'invalid_credential', 'credential_expired', 'credential_revoked']);
+/** A 4403's: the key is valid but cannot read this session. */
+const reachRefusals = new Set(['insufficient_scope', 'outside_key_prefix']);
 const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() ?? '');
@@ -180,7 +186,7 @@ function sessionEnded() {
 // -- connection -------------------------------------------------------------------------
 
 function openViewer(fromSeq) {
-  const current = new Viewer({ baseUrl, sessionId, fromSeq, fetch: access.fetch, WebSocket: privateMode ? access.WebSocket : undefined });
+  const current = new Viewer({ baseUrl, sessionId, fromSeq, fetch: access.fetch, credential: privateMode ? access.credential : undefined });
   current.on('samples', acceptSamples);
   current.on('connected', () => {
     connections += 1;
@@ -197,18 +203,18 @@ function openViewer(fromSeq) {
     setConnection('closed');
     sessionEnded();
   });
-  current.on('error', async (error) => {
-    if (error.code === 'invalid_token' && privateMode && (await access.renewAfterSocketRefusal())) {
-      viewer = openViewer(current.lastSeq === null ? fromSeq : current.lastSeq + 1);
-      return;
-    }
+  current.on('error', (error) => {
     setConnection('closed');
-    setMessage(
-      error.code === 'session_not_found' ? 'This session does not exist (any more).' : `The live stream stopped: ${error.message}`,
-      'error',
-    );
+    setMessage(stopMessage(error.code, error.message), 'error');
   });
   return current.start();
+}
+
+function stopMessage(code, message) {
+  if (code === 'session_not_found') return 'This session does not exist (any more).';
+  if (signInRefusals.has(code)) return `The server no longer accepts this tab's sign-in (${code}): sign in again to watch.`;
+  if (reachRefusals.has(code)) return `This key cannot read this session (${code}).`;
+  return `The live stream stopped: ${message}`;
 }
 
 // -- drawing ----------------------------------------------------------------------------
