@@ -10,8 +10,8 @@ const log = createLogger(config.logLevel);
 const embedded = config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
 const pool = createPool(config.database.url ?? embedded!.url, 2, log);
 try {
-  const applied = await migrate(pool);
-  log.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database is up to date');
+  const { applied, chunkTimes } = await migrate(pool);
+  log.info({ applied, chunkTimes }, applied.length > 0 ? 'migrations applied' : 'database is up to date');
 } finally {
   await pool.end();
   await embedded?.stop();

@@ -122,8 +122,9 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     statementTimeoutMs: config.sessions.createTimeoutMs,
   });
   await parts.start({ name: 'creates pool', close: () => createsPool.end() });
-  const applied = await migrate(pool);
+  const { applied, chunkTimes } = await migrate(pool);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
+  if (chunkTimes.filled + chunkTimes.undecodable > 0) log.info({ chunkTimes }, "chunks' t ranges filled in");
 
   const metrics = createMetrics();
   const repository = new SessionRepository({ pool, creates: createsPool });

@@ -73,6 +73,10 @@ export const Session = Type.Object({
   metadata: Type.Object({}, { additionalProperties: true }),
   sampleCount: Type.Integer({ description: 'Committed samples.' }),
   lastSeq: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest committed seq.' }),
+  firstT: Type.Union([Type.Number(), Type.Null()], {
+    description: 'Lowest t of the committed samples (t may jump back, so not always the t of the lowest seq); null before any.',
+  }),
+  lastT: Type.Union([Type.Number(), Type.Null()], { description: 'Highest t of the committed samples; null before any.' }),
   viewerUrl: Type.String({ description: 'Relative path of the viewer page, /view/{id}.' }),
   websocketUrl: Type.String({
     description: 'Relative path of the legacy socket, /ws/{id}; carries ?token= only in the creation response.',
@@ -156,6 +160,8 @@ export const DataQuery = Type.Object(
       }),
     ),
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Decimal digits only.' })),
+    fromT: Type.Optional(Type.Number({ description: 'Inclusive (t >= fromT); finite, in decimal (1732345678901.25, -5, 1.7e12).' })),
+    toT: Type.Optional(Type.Number({ description: 'Exclusive (t < toT); finite, in decimal; not below fromT.' })),
     format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
   },
   { additionalProperties: false },
@@ -175,6 +181,11 @@ export const SessionData = Type.Object({
   channels: Type.Array(Type.String()),
   samples: Type.Array(Sample),
   nextFromSeq: Type.Union([Type.Integer(), Type.Null()]),
+});
+
+export const LatestSample = Type.Object({
+  sessionId: SessionId,
+  sample: Type.Union([Sample, Type.Null()], { description: 'The committed sample with the highest seq; null before any.' }),
 });
 
 export const Health = Type.Object({ status: Type.Literal('ok') });

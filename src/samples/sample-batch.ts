@@ -7,10 +7,24 @@
  * no per-sample object on the hot path. Float64 keeps `t` and every value exact
  * (docs/protocol.md, samples: exact round trip), and holds every seq up to 2^53-1 exactly.
  */
+/** The lowest and highest t of some samples; for none, min is +Infinity and max -Infinity. */
+export interface TRange {
+  min: number;
+  max: number;
+}
+
+/** The range of both. */
+export function widen(a: TRange, b: TRange): TRange {
+  return { min: Math.min(a.min, b.min), max: Math.max(a.max, b.max) };
+}
+
 /** Where a decoder gets a batch's memory (the caller writes every value). */
 export type BatchAllocator = (count: number, channelCount: number) => SampleBatch;
 
 export class SampleBatch {
+  /** Worked out on first use and kept: the writer asks for each chunk's and each session's (see tRange). */
+  private tExtent: TRange | undefined;
+
   constructor(
     readonly count: number,
     readonly channelCount: number,
@@ -48,6 +62,25 @@ export class SampleBatch {
     return this.columns[this.count - 1];
   }
 
+  /**
+   * The lowest and highest t of the batch, not its first and last: a producer's clock may
+   * jump back, so t need not rise with seq. One pass over the t column, then kept, so a chunk's
+   * bounds (stored with it) and its session's (firstT, lastT) cost that one pass between them.
+   */
+  get tRange(): TRange {
+    if (this.tExtent === undefined) {
+      let min = Number.POSITIVE_INFINITY;
+      let max = Number.NEGATIVE_INFINITY;
+      for (let i = this.count, end = 2 * this.count; i < end; i++) {
+        const t = this.columns[i];
+        if (t < min) min = t;
+        if (t > max) max = t;
+      }
+      this.tExtent = { min, max };
+    }
+    return this.tExtent;
+  }
+
   get byteLength(): number {
     return this.columns.byteLength;
   }
@@ -73,6 +106,24 @@ export class SampleBatch {
       else high = mid;
     }
     return low;
+  }
+
+  /** The samples with t in [fromT, toT), in their order; this batch itself when all of it is. */
+  withinT(fromT: number, toT: number): SampleBatch {
+    const { min, max } = this.tRange;
+    if (min >= fromT && max < toT) return this;
+    const picked: number[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const t = this.columns[this.count + i];
+      if (t >= fromT && t < toT) picked.push(i);
+    }
+    const out = SampleBatch.allocate(picked.length, this.channelCount);
+    for (let column = 0; column < this.channelCount + 2; column++) {
+      const from = column * this.count;
+      const to = column * picked.length;
+      for (let j = 0; j < picked.length; j++) out.columns[to + j] = this.columns[from + picked[j]];
+    }
+    return out;
   }
 
   /** The samples with seq in [fromSeq, toSeq]; this batch itself when all of it is. */

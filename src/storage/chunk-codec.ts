@@ -9,7 +9,7 @@
  *
  * COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
  */
-import { SampleBatch } from '../samples/sample-batch.ts';
+import { SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
 
 /**
  * One chunk row: consecutive batches of one session, in seq order, stored as one payload.
@@ -35,17 +35,24 @@ export function sampleCountOf(row: ChunkRow): number {
   return count;
 }
 
+/** The lowest and highest t of the row's samples (migration 008: min_t, max_t). */
+export function tRangeOf(row: ChunkRow): TRange {
+  let range = row.batches[0].tRange;
+  for (let i = 1; i < row.batches.length; i++) range = widen(range, row.batches[i].tRange);
+  return range;
+}
+
 /** sample_chunks.payload_layout: whether the payload holds its seqs or they are implied by first_seq. */
 export const payloadLayouts = { withSeqs: 0, seqsImplied: 1 } as const;
 export type PayloadLayout = (typeof payloadLayouts)[keyof typeof payloadLayouts];
 
 /** The statement encodeCopyBinary's output is for. */
 export const copyChunksSql =
-  'COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, payload) FROM STDIN (FORMAT binary)';
+  'COPY sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, min_t, max_t, payload) FROM STDIN (FORMAT binary)';
 
 const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
-/** Per row: field count, then five fixed-width fields with their lengths, then the payload's length. */
-const rowFixedBytes = 2 + (4 + 16) + (4 + 8) + (4 + 8) + (4 + 4) + (4 + 2) + 4;
+/** Per row: field count, then seven fixed-width fields with their lengths, then the payload's length. */
+const rowFixedBytes = 2 + (4 + 16) + (4 + 8) + (4 + 8) + (4 + 4) + (4 + 2) + (4 + 8) + (4 + 8) + 4;
 
 /** Layout 1 when the row's seqs run without a gap, so first_seq implies them all. */
 function layoutOf(row: ChunkRow, count: number): PayloadLayout {
@@ -100,7 +107,8 @@ export function encodeCopyBinary(rows: readonly ChunkRow[], allocate: (size: num
   at = out.writeInt32BE(0, at);
   rows.forEach((row, i) => {
     const { batches } = row;
-    at = out.writeInt16BE(6, at);
+    const { min, max } = tRangeOf(row);
+    at = out.writeInt16BE(8, at);
     at = out.writeInt32BE(16, at);
     at += uuidBytes(row.sessionId).copy(out, at);
     at = out.writeInt32BE(8, at);
@@ -111,6 +119,10 @@ export function encodeCopyBinary(rows: readonly ChunkRow[], allocate: (size: num
     at = out.writeInt32BE(counts[i], at);
     at = out.writeInt32BE(2, at);
     at = out.writeInt16BE(layouts[i], at);
+    at = out.writeInt32BE(8, at);
+    at = out.writeDoubleBE(min, at);
+    at = out.writeInt32BE(8, at);
+    at = out.writeDoubleBE(max, at);
     at = out.writeInt32BE(payloadBytes[i], at);
     // Column by column, each batch's part of it in turn: the payload of the batches joined.
     const columnCount = batches[0].channelCount + 2;

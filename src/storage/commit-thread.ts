@@ -26,7 +26,14 @@ import type { Logger } from 'pino';
 import { within } from '../deadlines.ts';
 import { BodyBuffers } from './body-buffers.ts';
 import { type ChunkRow, encodeCopyBinary } from './chunk-codec.ts';
-import { type ChunkCommitter, type CommitMarker, FencedError, type SessionAdvance } from './sample-store.ts';
+import {
+  type ChunkCommitter,
+  type CommitMarker,
+  FencedError,
+  type SessionAdvance,
+  type TimedAdvance,
+  withTRanges,
+} from './sample-store.ts';
 
 /** What the thread is started with (its workerData): plain data, copied to it. */
 export interface CommitThreadData {
@@ -37,7 +44,7 @@ export interface CommitThreadData {
 }
 
 export type CommitRequest =
-  | { id: number; type: 'commit'; body: Uint8Array; advances: readonly SessionAdvance[]; marker?: CommitMarker }
+  | { id: number; type: 'commit'; body: Uint8Array; advances: readonly TimedAdvance[]; marker?: CommitMarker }
   | { id: number; type: 'isCommitted'; marker: CommitMarker }
   | { id: number; type: 'ping' };
 
@@ -136,7 +143,7 @@ export class CommitThread implements ChunkCommitter {
 
   async commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     const body = encodeCopyBinary(rows, (size) => this.bodies.take(size));
-    await this.request({ id: 0, type: 'commit', body, advances, marker }, [body.buffer as ArrayBuffer]);
+    await this.request({ id: 0, type: 'commit', body, advances: withTRanges(advances, rows), marker }, [body.buffer as ArrayBuffer]);
   }
 
   async isCommitted(marker: CommitMarker): Promise<boolean> {

@@ -1,22 +1,63 @@
 /**
  * Versioned SQL migrations (src/storage/migrations/NNN_name.sql), applied in order, each in
  * its own transaction, under a session-level advisory lock so that instances starting at
- * once apply each migration exactly once.
+ * once apply each migration exactly once. A file whose first line is `-- wavehouse: no
+ * transaction` runs a statement at a time outside any transaction instead, for what cannot run
+ * in one (CREATE INDEX CONCURRENTLY, which keeps a big table writable while it builds); its
+ * statements must be safe to run again, as a failure leaves the ones before it done.
+ * Then, under the same lock, the chunks stored without their t range get it
+ * (chunk-time-backfill.ts).
  */
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { type BackfillOutcome, backfillChunkTimes } from './chunk-time-backfill.ts';
 import { withPooledClient } from './database.ts';
 
 const migrationsDir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 /** Arbitrary but fixed: the advisory lock key every Wavehouse instance agrees on. */
 const migrationLockKey = 0x57415645;
+/** How often an instance that waits for another's migrations tries the lock again. */
+const lockRetryMs = 100;
 
 export interface Migration {
   version: number;
   name: string;
   sql: string;
+}
+
+export interface MigrationOutcome {
+  /** The names of the migrations applied now. */
+  applied: string[];
+  chunkTimes: BackfillOutcome;
+}
+
+const noTransactionMarker = /^-- wavehouse: no transaction\n/;
+
+/** A no-transaction file's statements: it ends each with `;` at the end of a line, and has no other. */
+function statementsOf(sql: string): string[] {
+  return sql.split(/;\s*$/m).filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
+}
+
+async function apply(client: pg.PoolClient, migration: Migration): Promise<void> {
+  const record = () => client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+  if (noTransactionMarker.test(migration.sql)) {
+    for (const statement of statementsOf(migration.sql)) await client.query(statement);
+    await record();
+    return;
+  }
+  await client.query('BEGIN');
+  try {
+    await client.query(migration.sql);
+    await record();
+    await client.query('COMMIT');
+  } catch (error) {
+    // The migration's own error is the one to report, not a ROLLBACK that fails after it.
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
 }
 
 export async function loadMigrations(): Promise<Migration[]> {
@@ -35,12 +76,25 @@ export async function loadMigrations(): Promise<Migration[]> {
   );
 }
 
-/** Applies what is missing; returns the names applied now. */
-export async function migrate(pool: pg.Pool): Promise<string[]> {
+/**
+ * Waits for the migration lock by trying it again and again rather than with pg_advisory_lock:
+ * a statement that waits holds a snapshot all the while, and CREATE INDEX CONCURRENTLY in the
+ * instance holding the lock waits for every such snapshot to go, which would be a deadlock.
+ */
+async function takeMigrationLock(client: pg.PoolClient): Promise<void> {
+  for (;;) {
+    const { rows } = await client.query<{ taken: boolean }>('SELECT pg_try_advisory_lock($1) AS taken', [migrationLockKey]);
+    if (rows[0].taken) return;
+    await sleep(lockRetryMs);
+  }
+}
+
+/** Applies what is missing, then fills in the chunks' t ranges that are missing. */
+export async function migrate(pool: pg.Pool): Promise<MigrationOutcome> {
   const migrations = await loadMigrations();
   return withPooledClient(pool, async (client) => {
     try {
-      await client.query('SELECT pg_advisory_lock($1)', [migrationLockKey]);
+      await takeMigrationLock(client);
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations');
@@ -48,19 +102,10 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
       const appliedNow: string[] = [];
       for (const migration of migrations) {
         if (applied.has(migration.version)) continue;
-        await client.query('BEGIN');
-        try {
-          await client.query(migration.sql);
-          await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-          await client.query('COMMIT');
-        } catch (error) {
-          // The migration's own error is the one to report, not a ROLLBACK that fails after it.
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw error;
-        }
+        await apply(client, migration);
         appliedNow.push(migration.name);
       }
-      return appliedNow;
+      return { applied: appliedNow, chunkTimes: await backfillChunkTimes(client) };
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [migrationLockKey]).catch(() => undefined);
     }

@@ -11,8 +11,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import type { SampleBatch } from '../samples/sample-batch.ts';
-import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary } from './chunk-codec.ts';
+import { type SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
+import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary, tRangeOf } from './chunk-codec.ts';
 import { withPooledClient } from './database.ts';
 import { isSessionId } from './session-repository.ts';
 
@@ -22,6 +22,26 @@ export interface SessionAdvance {
   lastSeq: number;
   /** The producer epoch this process holds (storage/session-repository.ts); absent: not fenced. */
   epoch?: number;
+}
+
+/** An advance with the lowest and highest t of its session's rows in the commit (null: none), which move firstT and lastT. */
+export interface TimedAdvance extends SessionAdvance {
+  minT: number | null;
+  maxT: number | null;
+}
+
+/** Each session's advance with the t range of its rows: derived here, so no caller can leave firstT and lastT behind. */
+export function withTRanges(advances: readonly SessionAdvance[], rows: readonly ChunkRow[]): TimedAdvance[] {
+  const ranges = new Map<string, TRange>();
+  for (const row of rows) {
+    const range = tRangeOf(row);
+    const before = ranges.get(row.sessionId);
+    ranges.set(row.sessionId, before ? widen(before, range) : range);
+  }
+  return advances.map((advance) => {
+    const range = ranges.get(advance.sessionId);
+    return { ...advance, minT: range?.min ?? null, maxT: range?.max ?? null };
+  });
 }
 
 /** Sessions another process has taken since this one claimed them: their rows were not stored. */
@@ -48,6 +68,12 @@ export interface ChunkCommitter {
   isCommitted(marker: CommitMarker): Promise<boolean>;
 }
 
+/** A read by time: the samples with fromT <= t < toT (either may be infinite). */
+export interface TimeRange {
+  fromT: number;
+  toT: number;
+}
+
 /** Chunks fetched per round trip when reading: at most ~16 x 2,000 samples in memory. */
 const readPageChunks = 16;
 
@@ -65,7 +91,7 @@ export class SampleStore implements ChunkCommitter {
   constructor(private readonly pool: pg.Pool) {}
 
   commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
-    return this.commitCopy(encodeCopyBinary(rows), advances, marker);
+    return this.commitCopy(encodeCopyBinary(rows), withTRanges(advances, rows), marker);
   }
 
   /**
@@ -75,14 +101,14 @@ export class SampleStore implements ChunkCommitter {
    * commit-thread-body.ts), so nothing here may give up on the body early, say with a client-side
    * timeout.
    */
-  commitCopy(body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
+  commitCopy(body: Buffer, advances: readonly TimedAdvance[], marker?: CommitMarker): Promise<void> {
     // A FencedError leaves the client as it was: its transaction was rolled back cleanly.
     return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, marker), {
       reusableAfter: (error) => error instanceof FencedError,
     });
   }
 
-  private async commitOn(client: pg.PoolClient, body: Buffer, advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
+  private async commitOn(client: pg.PoolClient, body: Buffer, advances: readonly TimedAdvance[], marker?: CommitMarker): Promise<void> {
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -101,8 +127,11 @@ export class SampleStore implements ChunkCommitter {
          UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
                 last_seq = GREATEST(s.last_seq, a.last_seq),
+                first_t = LEAST(s.first_t, a.min_t),
+                last_t = GREATEST(s.last_t, a.max_t),
                 status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
-           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[]) AS a(id, sample_count, last_seq, epoch)
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $7::float8[], $8::float8[])
+                AS a(id, sample_count, last_seq, epoch, min_t, max_t)
           WHERE s.id = a.id AND (a.epoch IS NULL OR s.producer_epoch = a.epoch)
           RETURNING s.id`,
         [
@@ -112,6 +141,8 @@ export class SampleStore implements ChunkCommitter {
           advances.map((a) => a.epoch ?? null),
           marker?.laneId ?? null,
           marker?.flushId ?? null,
+          advances.map((a) => a.minT),
+          advances.map((a) => a.maxT),
         ],
       );
       if (advanced.length < advances.length) {
@@ -141,22 +172,58 @@ export class SampleStore implements ChunkCommitter {
   }
 
   /**
-   * Samples of a session with seq in [fromSeq, toSeq], in seq order, as batches.
-   * Stops early when the consumer stops iterating.
+   * Samples of a session with seq in [fromSeq, toSeq], and t in `times` when given, in seq
+   * order, as batches. Stops early when the consumer stops iterating.
+   *
+   * By time, the chunks whose t range misses `times` are never read: the time index first
+   * gives the seqs of the first and last chunk that may hold such samples, and the pages
+   * between them skip the chunks that cannot. Samples are then picked by their own t. A chunk
+   * whose t range is not known yet (chunk-time-backfill.ts) is always read.
    */
-  async *readRange(sessionId: string, fromSeq: number, toSeq: number): AsyncGenerator<SampleBatch> {
+  async *readRange(sessionId: string, fromSeq: number, toSeq: number, times?: TimeRange): AsyncGenerator<SampleBatch> {
+    if (times) {
+      const bounds = await this.seqBoundsOf(sessionId, times);
+      if (bounds === null) return;
+      fromSeq = Math.max(fromSeq, bounds.firstSeq);
+      toSeq = Math.min(toSeq, bounds.lastSeq);
+    }
     // Empty, and must not be read: a chunk holding seqs on both sides would be cut to a negative length.
     if (fromSeq > toSeq) return;
     let after = fromSeq - 1;
     for (;;) {
-      const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq)));
+      const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq, times)));
       for (const row of rows) {
-        const batch = batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).range(fromSeq, toSeq);
+        let batch = batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).range(fromSeq, toSeq);
+        if (times) batch = batch.withinT(times.fromT, times.toT);
         if (batch.count > 0) yield batch;
       }
       if (rows.length < readPageChunks) return;
       after = rows[rows.length - 1].lastSeq;
     }
+  }
+
+  /** The committed sample with the highest seq, as a batch of one; null before any. */
+  async latest(sessionId: string): Promise<SampleBatch | null> {
+    const [row] = decodeCopyBinary(await this.copyOut(latestChunkQuery(sessionId)));
+    if (row === undefined) return null;
+    return batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).slice(row.sampleCount - 1, row.sampleCount);
+  }
+
+  /**
+   * The first seq of the first chunk and the last seq of the last one that may hold samples in
+   * `times`, or null when none may. `min(first_seq)` rather than `min(last_seq)`: an aggregate
+   * of the key's own column alone would be planned as a walk along the primary key, filtering
+   * every chunk, instead of a lookup in the time index (migration 009).
+   */
+  private async seqBoundsOf(sessionId: string, { fromT, toT }: TimeRange): Promise<{ firstSeq: number; lastSeq: number } | null> {
+    const { rows } = await this.pool.query<{ first_seq: string | null; last_seq: string | null }>({
+      name: 'wavehouse-chunk-seqs-by-time',
+      text: `SELECT min(first_seq) AS first_seq, max(last_seq) AS last_seq FROM sample_chunks
+              WHERE session_id = $1 AND ((min_t < $3 AND max_t >= $2) OR min_t IS NULL)`,
+      values: [sessionId, fromT, toT],
+    });
+    const { first_seq, last_seq } = rows[0];
+    return first_seq === null || last_seq === null ? null : { firstSeq: Number(first_seq), lastSeq: Number(last_seq) };
   }
 
   /** The whole output of a `COPY ... TO STDOUT`: one page of chunks, bounded by readPageChunks. */
@@ -169,14 +236,25 @@ export class SampleStore implements ChunkCommitter {
   }
 }
 
+function latestChunkQuery(sessionId: string): string {
+  if (!isSessionId(sessionId)) throw new Error(`not a session id: ${sessionId}`);
+  return `COPY (SELECT last_seq, sample_count, payload_layout, payload FROM sample_chunks
+                 WHERE session_id = '${sessionId}' ORDER BY last_seq DESC LIMIT 1) TO STDOUT (FORMAT binary)`;
+}
+
 /**
  * COPY takes no bind parameters, so the values are written into the text: the id as a
- * literal of a checked UUID (hex digits and dashes only), the seqs as checked integers.
+ * literal of a checked UUID (hex digits and dashes only), the seqs as checked integers, the
+ * times as checked numbers (String() of a number is a float8 literal PostgreSQL reads back
+ * exactly, 'Infinity' included).
  */
-function chunkPageQuery(sessionId: string, afterSeq: number, toSeq: number): string {
+function chunkPageQuery(sessionId: string, afterSeq: number, toSeq: number, times?: TimeRange): string {
   if (!isSessionId(sessionId)) throw new Error(`not a session id: ${sessionId}`);
   if (!Number.isSafeInteger(afterSeq) || !Number.isSafeInteger(toSeq)) throw new Error(`seqs must be integers: ${afterSeq}, ${toSeq}`);
+  if (times && (Number.isNaN(times.fromT) || Number.isNaN(times.toT)))
+    throw new Error(`times must be numbers: ${times.fromT}, ${times.toT}`);
+  const byTime = times ? ` AND (min_t IS NULL OR (min_t < '${times.toT}'::float8 AND max_t >= '${times.fromT}'::float8))` : '';
   return `COPY (SELECT last_seq, sample_count, payload_layout, payload FROM sample_chunks
-                 WHERE session_id = '${sessionId}' AND last_seq > ${afterSeq} AND first_seq <= ${toSeq}
+                 WHERE session_id = '${sessionId}' AND last_seq > ${afterSeq} AND first_seq <= ${toSeq}${byTime}
                  ORDER BY last_seq LIMIT ${readPageChunks}) TO STDOUT (FORMAT binary)`;
 }

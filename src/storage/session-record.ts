@@ -13,6 +13,9 @@ export interface SessionRecord {
   metadata: Record<string, unknown>;
   sampleCount: number;
   lastSeq: number | null;
+  /** The lowest and highest t of its committed samples (not those of its first and last seq: t may jump back); null before any. */
+  firstT: number | null;
+  lastT: number | null;
 }
 
 /** A row of sessions as pg returns it: bigints come as strings. */
@@ -28,11 +31,13 @@ export interface SessionRow {
   metadata: Record<string, unknown>;
   sample_count: string;
   last_seq: string | null;
+  first_t: number | null;
+  last_t: number | null;
 }
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
-  'id, token_hash, key, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq';
+  'id, token_hash, key, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq, first_t, last_t';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
@@ -47,5 +52,7 @@ export function toRecord(row: SessionRow): SessionRecord {
     metadata: row.metadata,
     sampleCount: Number(row.sample_count),
     lastSeq: row.last_seq === null ? null : Number(row.last_seq),
+    firstT: row.first_t,
+    lastT: row.last_t,
   };
 }

@@ -1,4 +1,4 @@
-/** Session records in PostgreSQL. Counters (sample_count, last_seq) move only with commits. */
+/** Session records in PostgreSQL. Counters (sample_count, last_seq, first_t, last_t) move only with commits. */
 import type pg from 'pg';
 import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';

@@ -41,6 +41,29 @@ export async function getData(baseUrl: string, sessionId: string, query = ''): P
   return (await response.json()) as { samples: Sample[]; nextFromSeq: number | null };
 }
 
+export const dataMediaTypes = { json: 'application/json', ndjson: 'application/x-ndjson', csv: 'text/csv' } as const;
+export type DataFormat = keyof typeof dataMediaTypes;
+
+/** The samples of a /data body in `format` (and nextFromSeq, from a JSON body), each line's form checked. */
+export function parseDataBody(
+  format: DataFormat,
+  body: string,
+  channels: readonly string[],
+): { samples: Sample[]; nextFromSeq?: number | null } {
+  if (format === 'json') return JSON.parse(body);
+  const lines = body.split('\n');
+  if (lines.pop() !== '') throw new Error('the body does not end with a newline');
+  if (format === 'ndjson') return { samples: lines.map((line) => JSON.parse(line)) };
+  const header = lines.shift();
+  if (header !== ['seq', 't', ...channels].join(',')) throw new Error(`CSV header ${header}`);
+  return {
+    samples: lines.map((line) => {
+      const [seq, t, ...values] = line.split(',').map(Number);
+      return { seq, t, ...Object.fromEntries(channels.map((name, c) => [name, values[c]])) };
+    }),
+  };
+}
+
 export interface Closed {
   code: number;
   reason: string;

@@ -41,16 +41,18 @@ function copyOutput(chunks: readonly StoredChunk[]): Buffer {
 }
 
 /** The chunks encodeCopyBinary wrote, as PostgreSQL stores them (its row layout: a field count, then each field's length and bytes). */
-function storedChunksOf(copyIn: Buffer): StoredChunk[] {
-  const chunks: StoredChunk[] = [];
+function storedChunksOf(copyIn: Buffer): Array<StoredChunk & { minT: number; maxT: number }> {
+  const chunks: Array<StoredChunk & { minT: number; maxT: number }> = [];
   for (let at = copySignature.length + 8; copyIn.readInt16BE(at) !== -1; ) {
     at += 2 + 4 + 16 + 4 + 8 + 4;
     const lastSeq = Number(copyIn.readBigInt64BE(at));
     const sampleCount = copyIn.readInt32BE(at + 12);
     const layout = copyIn.readInt16BE(at + 20) as PayloadLayout;
-    const length = copyIn.readInt32BE(at + 22);
-    at += 26;
-    chunks.push({ lastSeq, sampleCount, layout, payload: copyIn.subarray(at, at + length) });
+    const minT = copyIn.readDoubleBE(at + 26);
+    const maxT = copyIn.readDoubleBE(at + 38);
+    const length = copyIn.readInt32BE(at + 46);
+    at += 50;
+    chunks.push({ lastSeq, sampleCount, layout, minT, maxT, payload: copyIn.subarray(at, at + length) });
     at += length;
   }
   return chunks;
@@ -172,6 +174,23 @@ describe('chunk codec', () => {
             channelCount: row.batches[0].channelCount,
             columns: expected,
           });
+        });
+      }),
+      fuzzParameters(1000),
+    );
+  });
+
+  test('each row carries the lowest and highest t of its samples, whatever their order', () => {
+    fc.assert(
+      fc.property(fc.array(chunkRowArbitrary, { minLength: 1, maxLength: 4 }), (rows) => {
+        const stored = storedChunksOf(encodeCopyBinary(rows));
+        rows.forEach((row, i) => {
+          const ts = row.batches
+            .flatMap((batch) => [...batch.columns.subarray(batch.count, 2 * batch.count)])
+            .filter((t) => !Number.isNaN(t));
+          // === and not Object.is: -0 and 0 bound a range alike.
+          assert.ok(stored[i].minT === Math.min(...ts), `min ${stored[i].minT} of ${ts}`);
+          assert.ok(stored[i].maxT === Math.max(...ts), `max ${stored[i].maxT} of ${ts}`);
         });
       }),
       fuzzParameters(1000),

@@ -1,5 +1,6 @@
 /**
- * REST: a session's stored samples, streamed (docs/API_CONTRACT.yml, GET /sessions/{id}/data).
+ * REST: a session's stored samples, streamed (docs/API_CONTRACT.yml, GET /sessions/{id}/data),
+ * by seq and by time, and its latest one (GET /sessions/{id}/latest).
  * With `limit`, the end of the page is found first by a pass over the seqs alone, so that
  * `Wavehouse-Next-From-Seq` can go in the headers before the body starts.
  */
@@ -8,13 +9,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/errors.ts';
-import { DataQuery, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
+import { DataQuery, LatestSample, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
-import type { SampleStore } from '../../storage/sample-store.ts';
+import type { SampleBatch } from '../../samples/sample-batch.ts';
+import type { SampleStore, TimeRange } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { authorizeSession } from '../access-guard.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
+import { decimalNumber } from '../decimal-number.ts';
 import { findSessionOr404, sessionRef } from './sessions.ts';
 
 export interface DataRoutesOptions {
@@ -27,12 +30,23 @@ const maxSeq = Number.MAX_SAFE_INTEGER;
 
 /** Checked in decimal digits before the query validator coerces them (decimal-integer.ts). */
 const integerParams = ['fromSeq', 'toSeq', 'limit'] as const;
+/** Checked as finite decimal numbers, for the same reason (decimal-number.ts). */
+const numberParams = ['fromT', 'toT'] as const;
+
+/** The t bounds asked for, or none: a read without them takes no part of the time path. */
+function timeRangeOf(query: DataQuery): TimeRange | undefined {
+  const { fromT, toT } = query;
+  if (fromT === undefined && toT === undefined) return undefined;
+  if (fromT !== undefined && toT !== undefined && fromT > toT)
+    throw new Problem('invalid_request', `fromT (${fromT}) is above toT (${toT}); fromT is inclusive and toT exclusive`);
+  return { fromT: fromT ?? Number.NEGATIVE_INFINITY, toT: toT ?? Number.POSITIVE_INFINITY };
+}
 
 /** The last seq of a page of `limit` samples from `fromSeq`, and whether more follow. */
-async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number, limit: number) {
+async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, toSeq: number, limit: number, times?: TimeRange) {
   let seen = 0;
   let lastSeenSeq = -1;
-  for await (const batch of store.readRange(sessionId, fromSeq, toSeq)) {
+  for await (const batch of store.readRange(sessionId, fromSeq, toSeq, times)) {
     // The page ended exactly at the previous batch, and this one proves more samples follow.
     if (seen === limit) return { toSeq: lastSeenSeq, nextFromSeq: lastSeenSeq + 1 };
     if (seen + batch.count > limit) {
@@ -57,11 +71,20 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
           if (typeof text === 'string' && !isDecimalInteger(text))
             throw new Problem('invalid_request', `querystring/${name} must be an integer written in decimal digits`);
         }
+        for (const name of numberParams) {
+          const text = query[name];
+          if (typeof text === 'string' && decimalNumber(text) === null)
+            throw new Problem(
+              'invalid_request',
+              `querystring/${name} must be a finite number written in decimal (1732345678901.25, -5, 1.7e12)`,
+            );
+        }
       },
       schema: {
         summary: "A session's stored samples",
         description:
-          'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive. ' +
+          'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive; ' +
+          'fromT (inclusive) and toT (exclusive) keep the samples whose t lies between, combined with the seqs and limit. ' +
           'With limit, nextFromSeq (and the Wavehouse-Next-From-Seq header) tell where the next page starts. ' +
           '?format= wins over Accept.',
         tags: ['data'],
@@ -85,17 +108,47 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
       const session = await findSessionOr404(repository, request.params.id);
       authorizeSession(config, request, 'sessions:read', sessionRef(session));
       const format = chooseFormat(request.query.format, request.headers.accept);
+      const times = timeRangeOf(request.query);
       const fromSeq = request.query.fromSeq ?? 0;
       let toSeq = request.query.toSeq ?? maxSeq;
       let nextFromSeq: number | null = null;
       if (request.query.limit !== undefined && fromSeq <= toSeq) {
-        ({ toSeq, nextFromSeq } = await pageEnd(store, session.id, fromSeq, toSeq, request.query.limit));
+        ({ toSeq, nextFromSeq } = await pageEnd(store, session.id, fromSeq, toSeq, request.query.limit, times));
       }
       if (nextFromSeq !== null) reply.header('wavehouse-next-from-seq', String(nextFromSeq));
-      const batches = store.readRange(session.id, fromSeq, toSeq);
+      const batches = store.readRange(session.id, fromSeq, toSeq, times);
       const body = Readable.from(encodeExportBody(format, { sessionId: session.id, channels: session.channels, nextFromSeq }, batches));
       // The response schema types the JSON shape; the body is that shape, streamed.
       return reply.type(mediaTypes[format]).send(body as never);
     },
   );
+
+  server.get(
+    '/api/v1/sessions/:id/latest',
+    {
+      config: { access: { scope: 'sessions:read', on: 'session' } },
+      schema: {
+        summary: "A session's latest sample",
+        description: 'The committed sample with the highest seq (what the last ack covered), or null before any.',
+        tags: ['data'],
+        params: SessionIdParams,
+        response: { 200: LatestSample, ...problemResponses(401, 403, 404, 429, 503) },
+      },
+    },
+    async (request) => {
+      const session = await findSessionOr404(repository, request.params.id);
+      authorizeSession(config, request, 'sessions:read', sessionRef(session));
+      const batch = await store.latest(session.id);
+      return { sessionId: session.id, sample: batch === null ? null : sampleObject(batch, 0, session.channels) };
+    },
+  );
 };
+
+/** One sample of a batch as the contract's Sample object. */
+function sampleObject(batch: SampleBatch, index: number, channels: readonly string[]) {
+  const sample: Record<string, number> = { seq: batch.seq(index), t: batch.t(index) };
+  channels.forEach((name, channel) => {
+    sample[name] = batch.value(channel, index);
+  });
+  return sample as { seq: number; t: number };
+}

@@ -32,6 +32,8 @@ export function sessionView(record: SessionRecord): Session {
     metadata: record.metadata,
     sampleCount: record.sampleCount,
     lastSeq: record.lastSeq,
+    firstT: record.firstT,
+    lastT: record.lastT,
     viewerUrl: `/view/${record.id}`,
     websocketUrl: `/ws/${record.id}`,
   };
