@@ -32,6 +32,7 @@ export const SessionIdParams = Type.Object({ id: Type.String({ description: 'Ses
 export const CreateSessionBody = Type.Object(
   {
     key: Type.Optional(SessionKey),
+    nullable: Type.Optional(Type.Boolean({ description: 'Whether any channel value may be null (a missing reading); false by default.' })),
     channels: Type.Optional(
       Type.Array(Type.String({ pattern: channelNamePattern }), {
         minItems: 1,
@@ -65,6 +66,7 @@ export const SessionStatus = Type.Union([Type.Literal('created'), Type.Literal('
 export const Session = Type.Object({
   sessionId: SessionId,
   key: Type.Union([SessionKey, Type.Null()], { description: 'The stream name it was created with, or null.' }),
+  nullable: Type.Boolean({ description: 'Whether its values may be null.' }),
   status: SessionStatus,
   createdAt: Type.String({ format: 'date-time' }),
   endedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
@@ -173,7 +175,10 @@ export const Sample = Type.Object(
     seq: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
     t: Type.Number({ description: "Producer's clock in ms (fractions allowed)." }),
   },
-  { additionalProperties: Type.Number(), description: 'One finite number per channel, keyed by channel name.' },
+  {
+    additionalProperties: Type.Union([Type.Number(), Type.Null()]),
+    description: 'One finite number per channel, keyed by channel name; null only in a nullable session.',
+  },
 );
 
 export const SessionData = Type.Object({

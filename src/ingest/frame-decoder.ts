@@ -25,6 +25,16 @@ export interface FrameLimits {
   maxFrameSamples: number;
 }
 
+/** What a frame of one session must respect: the limits, and whether a value may be null. */
+export interface FrameRules extends FrameLimits {
+  /**
+   * A nullable session's values may be null: JSON `null`, or in a binary frame any NaN (a
+   * float64 value is never NaN otherwise, so NaN is free to mean null). A null is held as NaN
+   * from here on, and every output writes it back as null (samples/sample-text.ts).
+   */
+  nullable?: boolean;
+}
+
 const reject = (code: FrameErrorCode, message: string): DecodedFrame => ({ ok: false, code, message });
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -55,7 +65,7 @@ function samplesOf(frame: Record<string, unknown>): { samples: unknown[] | null;
 export function decodeTextFrame(
   data: Buffer | string,
   channels: readonly string[],
-  limits: FrameLimits,
+  limits: FrameRules,
   receivedAtMs: number,
   allocate: BatchAllocator = SampleBatch.allocate,
 ): DecodedFrame {
@@ -88,7 +98,7 @@ export function decodeTextFrame(
   if (samples.length > limits.maxFrameSamples) {
     return reject('frame_too_large', `frame holds ${samples.length} samples; the limit is ${limits.maxFrameSamples}`);
   }
-  const decoded = decodeSamples(samples, channels, receivedAtMs, allocate);
+  const decoded = decodeSamples(samples, channels, receivedAtMs, allocate, limits.nullable === true);
   if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
   return { ...decoded, samplesText: samplesTextOf(data) };
 }
@@ -115,6 +125,7 @@ function decodeSamples(
   channels: readonly string[],
   receivedAtMs: number,
   allocate: BatchAllocator,
+  nullable: boolean,
 ): DecodedFrame & { everyT?: boolean } {
   const n = samples.length;
   const width = channels.length;
@@ -156,10 +167,14 @@ function decodeSamples(
     }
     for (let c = 0; c < width; c++) {
       const value = sample[channels[c]];
+      if (value === null && nullable) {
+        columns[(c + 2) * n + i] = Number.NaN;
+        continue;
+      }
       if (typeof value !== 'number' || !Number.isFinite(value)) {
         return value === undefined
           ? reject('wrong_channels', `sample ${i}: channels must be exactly ${channels.join(', ')}`)
-          : reject('invalid_frame', `sample ${i}: ${channels[c]} must be a finite number`);
+          : reject('invalid_frame', `sample ${i}: ${channels[c]} must be a finite number${nullable ? ' or null' : ''}`);
       }
       columns[(c + 2) * n + i] = value;
     }
@@ -174,7 +189,7 @@ export const binaryFrameVersion = 1;
 export function decodeBinaryFrame(
   data: Buffer,
   channelCount: number,
-  limits: FrameLimits,
+  limits: FrameRules,
   allocate: BatchAllocator = SampleBatch.allocate,
 ): DecodedFrame {
   if (data.length > limits.maxFrameBytes) {
@@ -204,8 +219,15 @@ export function decodeBinaryFrame(
     if (seq <= previousSeq) return reject('seq_not_increasing', `sample ${i}: seq ${seq} does not follow ${previousSeq}`);
     previousSeq = seq;
   }
-  for (let i = n; i < columns.length; i++) {
+  // t must be finite; so must values, but for a nullable session's NaNs (nulls). Infinities never pass.
+  const checkedUpTo = limits.nullable === true ? 2 * n : columns.length;
+  for (let i = n; i < checkedUpTo; i++) {
     if (!Number.isFinite(columns[i])) return reject('invalid_frame', `sample ${i % n}: t and values must be finite numbers`);
+  }
+  for (let i = checkedUpTo; i < columns.length; i++) {
+    if (columns[i] === Number.POSITIVE_INFINITY || columns[i] === Number.NEGATIVE_INFINITY) {
+      return reject('invalid_frame', `sample ${i % n}: values must be finite numbers or NaN (null)`);
+    }
   }
   return { ok: true, batch, hasSeq: true, samplesText: null };
 }

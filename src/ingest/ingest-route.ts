@@ -72,6 +72,7 @@ export class IngestRoute {
       socket,
       sessionId: session.id,
       channels: session.channels,
+      nullable: session.nullable,
       coordinator: this.options.coordinator,
       queue: this.options.queue,
       limits: this.options.config.ingest,

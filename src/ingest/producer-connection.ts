@@ -19,7 +19,7 @@ import { BatchSlabs } from '../samples/batch-slabs.ts';
 import type { AttachOutcome, SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import { decodeBinaryFrame, decodeTextFrame, type FrameLimits } from './frame-decoder.ts';
+import { decodeBinaryFrame, decodeTextFrame, type FrameLimits, type FrameRules } from './frame-decoder.ts';
 import { RejectionCounter, SampleRateLimiter } from './rate-limits.ts';
 
 export interface ProducerLimits extends FrameLimits {
@@ -64,6 +64,8 @@ export interface ProducerConnectionOptions {
   sessionId: string;
   /** The session's channels, in the order its frames give values. */
   channels: readonly string[];
+  /** Whether the session's values may be null. */
+  nullable: boolean;
   coordinator: SessionCoordinator;
   /** Watched for backpressure: while it is full, the socket is not read. */
   queue: WriteQueue;
@@ -87,6 +89,7 @@ export class ProducerConnection implements ProducerHandle {
   private readonly coordinator: SessionCoordinator;
   private readonly queue: WriteQueue;
   private readonly limits: ProducerLimits;
+  private readonly frameRules: FrameRules;
   private readonly log: ProducerLog;
   private readonly counters: IngestCounters;
   private readonly decoders: FrameDecoders;
@@ -98,6 +101,11 @@ export class ProducerConnection implements ProducerHandle {
     this.coordinator = options.coordinator;
     this.queue = options.queue;
     this.limits = options.limits;
+    this.frameRules = {
+      maxFrameBytes: options.limits.maxFrameBytes,
+      maxFrameSamples: options.limits.maxFrameSamples,
+      nullable: options.nullable,
+    };
     this.log = options.log;
     this.counters = options.counters;
     this.decoders = options.decoders ?? realDecoders;
@@ -195,8 +203,8 @@ export class ProducerConnection implements ProducerHandle {
     this.counters.frame(isBinary ? 'binary' : 'json');
     this.slabs.mark();
     const decoded = isBinary
-      ? this.decoders.binary(data, this.channels.length, this.limits, this.slabs.allocate)
-      : this.decoders.text(data, this.channels, this.limits, receivedAtMs, this.slabs.allocate);
+      ? this.decoders.binary(data, this.channels.length, this.frameRules, this.slabs.allocate)
+      : this.decoders.text(data, this.channels, this.frameRules, receivedAtMs, this.slabs.allocate);
     if (!decoded.ok) {
       this.slabs.dropSinceMark();
       return this.reject(decoded.code, decoded.message);

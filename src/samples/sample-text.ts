@@ -9,6 +9,7 @@ import { maxNumberBytes, writeNumber } from './number-text.ts';
 import type { SampleBatch } from './sample-batch.ts';
 
 const comma = 0x2c;
+const nullText = Buffer.from('null', 'latin1');
 const newline = 0x0a;
 const closeBrace = 0x7d;
 
@@ -63,7 +64,9 @@ export function writeJsonSamples(
     at = writeNumber(out, at, seqOf(columns[i]), hints, 0);
     for (let c = 1; c < columnKeys.length; c++) {
       at = writeBytes(out, at, columnKeys[c]);
-      at = writeNumber(out, at, columns[c * n + i], hints, c);
+      const value = columns[c * n + i];
+      // NaN is a nullable session's null (ingest/frame-decoder.ts): no other value is NaN.
+      at = value === value ? writeNumber(out, at, value, hints, c) : writeBytes(out, at, nullText);
     }
     out[at++] = closeBrace;
   }
@@ -80,7 +83,9 @@ export function writeCsvSamples(out: Uint8Array, at: number, batch: SampleBatch)
     at = writeNumber(out, at, seqOf(columns[i]), hints, 0);
     for (let c = 1; c < width; c++) {
       out[at++] = comma;
-      at = writeNumber(out, at, columns[c * n + i], hints, c);
+      const value = columns[c * n + i];
+      // A null is an empty field.
+      if (value === value) at = writeNumber(out, at, value, hints, c);
     }
     out[at++] = newline;
   }

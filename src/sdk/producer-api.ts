@@ -4,7 +4,7 @@
  */
 import type { BackoffOptions } from './backoff.ts';
 import { type SendLimits, sendLimits } from './batch-sender.ts';
-import type { AccessCredential } from './types.ts';
+import type { AccessCredential, Session } from './types.ts';
 import type { WebSocketConstructor } from './websocket.ts';
 
 export interface ProducerOptions {
@@ -13,6 +13,8 @@ export interface ProducerOptions {
   token: string;
   /** The session's channels, checked against the session at connect. Default ax, ay, az. */
   channels?: readonly string[];
+  /** Whether pushed values may be null; the session must be nullable then (checked at connect). Default false. */
+  nullable?: boolean;
   /** A batch goes out when it holds this many samples... */
   maxBatchSamples?: number;
   /** ...or when its oldest sample has waited this long, whichever comes first. */
@@ -89,4 +91,16 @@ export interface ProducerEvents {
   ack: { seq: number; bufferedSamples: number };
   error: ProducerError;
   drain: undefined;
+}
+
+/** Why a producer cannot write to `session` as it was set up (fatal), or null when it can. */
+export function sessionMismatch(session: Session, codec: { channels: readonly string[]; nullable: boolean }): ProducerError | null {
+  const expected = codec.channels.join(',');
+  if (session.channels.join(',') !== expected) {
+    return new ProducerError('wrong_channels', `the session's channels are ${session.channels.join(', ')}, not ${expected}`, true);
+  }
+  if (codec.nullable && !session.nullable) {
+    return new ProducerError('not_nullable', 'the producer sends nulls, and the session was not created nullable', true);
+  }
+  return null;
 }

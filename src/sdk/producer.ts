@@ -32,7 +32,7 @@ import { AckDeadline } from './ack-deadline.ts';
 import { AckLedger } from './ack-ledger.ts';
 import { BatchSender } from './batch-sender.ts';
 import { TypedEmitter } from './emitter.ts';
-import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings } from './producer-api.ts';
+import { ProducerError, type ProducerEvents, type ProducerOptions, producerSettings, sessionMismatch } from './producer-api.ts';
 import { type CloseMeaning, fatalCode, ReconnectingSocket, type ServerFrame, type SocketTarget } from './reconnecting-socket.ts';
 import { endSession } from './rest.ts';
 import { SampleCodec } from './sample-json.ts';
@@ -70,7 +70,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     super();
     const { limits, maxUnackedSamples, ackTimeoutMs, rateLimitedRetryMs } = producerSettings(options);
     this.rateLimitedRetryMs = rateLimitedRetryMs;
-    this.codec = new SampleCodec(options.channels ?? defaultChannels);
+    this.codec = new SampleCodec(options.channels ?? defaultChannels, options.nullable === true);
     this.acks = new AckLedger(maxUnackedSamples);
     this.ackDeadline = new AckDeadline(ackTimeoutMs, () => this.link.abandon(`no ack within ${ackTimeoutMs} ms`));
     this.sender = new BatchSender(
@@ -199,9 +199,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         this.sessionEnded();
         return null;
       }
-      const expected = this.codec.channels.join(',');
-      if (session.channels.join(',') !== expected) {
-        this.fail(new ProducerError('wrong_channels', `the session's channels are ${session.channels.join(', ')}, not ${expected}`, true));
+      const mismatch = sessionMismatch(session, this.codec);
+      if (mismatch !== null) {
+        this.fail(mismatch);
         return null;
       }
       this.session = session;

@@ -15,7 +15,8 @@ export function sampleToJson(sample: Sample): string {
   let text = '{';
   let first = true;
   for (const key of Object.keys(sample)) {
-    text += `${first ? '' : ','}${JSON.stringify(key)}:${formatNumber(sample[key])}`;
+    const value = sample[key];
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${value === null ? 'null' : formatNumber(value)}`;
     first = false;
   }
   return `${text}}`;
@@ -30,7 +31,11 @@ const maxSeq = 2 ** 53 - 1;
 export class SampleCodec {
   private readonly prefixes: string[];
 
-  constructor(readonly channels: readonly string[]) {
+  /** `nullable`: whether a channel's value may be null (the session's `nullable`). */
+  constructor(
+    readonly channels: readonly string[],
+    readonly nullable = false,
+  ) {
     this.prefixes = channels.map((name) => `,${JSON.stringify(name)}:`);
   }
 
@@ -40,8 +45,9 @@ export class SampleCodec {
     let keys = 0;
     for (const name of this.channels) {
       const value = sample[name];
-      if (typeof value !== 'number' || !Number.isFinite(value)) {
-        throw new TypeError(`sample ${index}: channel "${name}" must be a finite number, got ${String(value)}`);
+      if ((typeof value !== 'number' || !Number.isFinite(value)) && !(value === null && this.nullable)) {
+        const allowed = this.nullable ? 'a finite number or null' : 'a finite number';
+        throw new TypeError(`sample ${index}: channel "${name}" must be ${allowed}, got ${String(value)}`);
       }
       keys++;
     }
@@ -63,7 +69,10 @@ export class SampleCodec {
 
   encode(seq: number, t: number, sample: SampleInput): string {
     let text = `{"seq":${seq},"t":${formatNumber(t)}`;
-    for (let c = 0; c < this.channels.length; c++) text += this.prefixes[c] + formatNumber(sample[this.channels[c]] as number);
+    for (let c = 0; c < this.channels.length; c++) {
+      const value = sample[this.channels[c]] as number | null;
+      text += this.prefixes[c] + (value === null ? 'null' : formatNumber(value));
+    }
     return `${text}}`;
   }
 }

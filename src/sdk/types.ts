@@ -14,11 +14,11 @@ export interface CreateSessionBody {
   metadata?: Record<string, unknown>;
 }
 
-/** A stored or live sample: `seq`, `t` (ms), then one number per channel. */
+/** A stored or live sample: `seq`, `t` (ms), then one number per channel, or null in a nullable session. */
 export interface Sample {
   seq: number;
   t: number;
-  [channel: string]: number;
+  [channel: string]: number | null;
 }
 
 /**
@@ -28,7 +28,8 @@ export interface Sample {
 export interface SampleInput {
   seq?: number;
   t?: number;
-  [channel: string]: number | undefined;
+  /** null only for a nullable session's producer (ProducerOptions.nullable). */
+  [channel: string]: number | null | undefined;
 }
 
 export { defaultChannels } from '../contract/channels.ts';

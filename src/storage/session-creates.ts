@@ -12,6 +12,8 @@ export interface NewSession {
   tokenHash: Buffer;
   /** A stream name; a session holding it already makes this create a KeyTakenError. */
   key?: string | null;
+  /** Whether its values may be null; false when absent. */
+  nullable?: boolean;
   channels: readonly string[];
   sampleRateHz: number | null;
   metadata: Record<string, unknown>;
@@ -27,12 +29,12 @@ export interface NewSession {
 // batched beside it): the row missing from RETURNING is the create that lost.
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
-  text: `INSERT INTO sessions (id, token_hash, key, channels, sample_rate_hz, metadata)
-         SELECT a.id, a.token_hash, a.key,
+  text: `INSERT INTO sessions (id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
+         SELECT a.id, a.token_hash, a.key, a.nullable,
                 ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
                 a.sample_rate_hz, a.metadata
-           FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::jsonb[], $5::float8[], $6::jsonb[])
-                AS a(id, token_hash, key, channels, sample_rate_hz, metadata)
+           FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::boolean[], $5::jsonb[], $6::float8[], $7::jsonb[])
+                AS a(id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
          ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
          RETURNING ${sessionColumns}`,
 };
@@ -174,6 +176,7 @@ export class SessionCreates {
               sessions.map((session) => session.id),
               sessions.map((session) => session.tokenHash),
               sessions.map((session) => session.key ?? null),
+              sessions.map((session) => session.nullable === true),
               sessions.map((session) => JSON.stringify(session.channels)),
               sessions.map((session) => session.sampleRateHz),
               sessions.map((session) => JSON.stringify(session.metadata)),

@@ -5,6 +5,8 @@ export interface SessionRecord {
   tokenHash: Buffer;
   /** The stream name it is found by, unique among sessions; null for an anonymous session. */
   key: string | null;
+  /** Whether its values may be null (held as NaN, docs/protocol.md). */
+  nullable: boolean;
   status: 'created' | 'active' | 'ended';
   createdAt: Date;
   endedAt: Date | null;
@@ -23,6 +25,7 @@ export interface SessionRow {
   id: string;
   token_hash: Buffer;
   key: string | null;
+  nullable: boolean;
   status: SessionRecord['status'];
   created_at: Date;
   ended_at: Date | null;
@@ -37,13 +40,14 @@ export interface SessionRow {
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
-  'id, token_hash, key, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq, first_t, last_t';
+  'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq, first_t, last_t';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
     id: row.id,
     tokenHash: row.token_hash,
     key: row.key,
+    nullable: row.nullable,
     status: row.status,
     createdAt: row.created_at,
     endedAt: row.ended_at,

@@ -3,24 +3,8 @@ import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { startApp } from '../support/app.ts';
-import { createSession, getData, ingestUrl, liveUrl, RecordingSocket } from '../support/clients.ts';
+import { binaryFrame, createSession, getData, ingestUrl, liveUrl, RecordingSocket } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
-
-/** A binary frame (docs/protocol.md) of samples given as [seq, t, ...values]. */
-function binaryFrame(rows: number[][]): Buffer {
-  const n = rows.length;
-  const width = rows[0].length - 2;
-  const out = Buffer.alloc(8 + n * (width + 2) * 8);
-  out.writeUInt8(1, 0);
-  out.writeUInt16LE(width, 2);
-  out.writeUInt32LE(n, 4);
-  rows.forEach((row, i) => {
-    row.forEach((value, column) => {
-      out.writeDoubleLE(value, 8 + (column * n + i) * 8);
-    });
-  });
-  return out;
-}
 
 test('binary frames are stored, acked and shown live like JSON ones, values exact', async (t) => {
   const { baseUrl, wsUrl } = await startApp(t);

@@ -183,3 +183,19 @@ export async function databaseErrorCount(baseUrl: string, operation: string): Pr
   const line = text.split('\n').find((row) => row.startsWith(`wavehouse_database_errors_total{operation="${operation}"}`));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 }
+
+/** A binary frame (docs/protocol.md) of samples given as [seq, t, ...values]. */
+export function binaryFrame(rows: number[][]): Buffer {
+  const n = rows.length;
+  const width = rows[0].length - 2;
+  const out = Buffer.alloc(8 + n * (width + 2) * 8);
+  out.writeUInt8(1, 0);
+  out.writeUInt16LE(width, 2);
+  out.writeUInt32LE(n, 4);
+  rows.forEach((row, i) => {
+    row.forEach((value, column) => {
+      out.writeDoubleLE(value, 8 + (column * n + i) * 8);
+    });
+  });
+  return out;
+}

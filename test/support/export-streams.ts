@@ -93,7 +93,7 @@ export class SampleChecker {
   count = 0;
   constructor(private nextSeq: number) {}
 
-  check(sample: Record<string, number>): void {
+  check(sample: Record<string, number | null>): void {
     const expected = expectedSample(this.nextSeq);
     const keys = Object.keys(sample);
     if (keys.length !== 2 + exportChannels.length) {

@@ -21,6 +21,7 @@ export class SampleColumns {
     this.initialCapacity = initialCapacity;
     this.start = 0;
     this.end = 0;
+    this.hasNulls = false;
     this.#allocate(initialCapacity);
   }
 
@@ -46,7 +47,12 @@ export class SampleColumns {
     const i = this.end;
     this.seq[i] = sample.seq;
     this.t[i] = sample.t;
-    for (let c = 0; c < channels.length; c += 1) this.values[c][i] = sample[channels[c]];
+    for (let c = 0; c < channels.length; c += 1) {
+      const value = sample[channels[c]];
+      // A nullable session's null is held as NaN, which no other value is.
+      if (value === null) this.hasNulls = true;
+      this.values[c][i] = value ?? Number.NaN;
+    }
     this.end = i + 1;
     if (this.length > this.maxSamples) this.start = this.end - this.maxSamples;
   }
@@ -64,12 +70,18 @@ export class SampleColumns {
   }
 
   /** Views of the live part: what the plot is handed. */
+  /**
+   * The columns from the oldest kept sample on, as views. uPlot draws a gap at null and would
+   * join the points around a NaN, so once a null has been seen the value columns are copied
+   * into arrays with null for NaN (only for such sessions: the copy costs a pass per frame).
+   */
   views() {
     const { start, end } = this;
+    const values = this.values.map((column) => column.subarray(start, end));
     return {
       seq: this.seq.subarray(start, end),
       t: this.t.subarray(start, end),
-      values: this.values.map((column) => column.subarray(start, end)),
+      values: this.hasNulls ? values.map((column) => Array.from(column, (value) => (value === value ? value : null))) : values,
     };
   }
 

@@ -146,9 +146,11 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
 
 /** One sample of a batch as the contract's Sample object. */
 function sampleObject(batch: SampleBatch, index: number, channels: readonly string[]) {
-  const sample: Record<string, number> = { seq: batch.seq(index), t: batch.t(index) };
+  const sample: Record<string, number | null> = { seq: batch.seq(index), t: batch.t(index) };
   channels.forEach((name, channel) => {
-    sample[name] = batch.value(channel, index);
+    const value = batch.value(channel, index);
+    // NaN is a nullable session's null (ingest/frame-decoder.ts).
+    sample[name] = value === value ? value : null;
   });
   return sample as { seq: number; t: number };
 }

@@ -24,6 +24,7 @@ export function sessionView(record: SessionRecord): Session {
   return {
     sessionId: record.id,
     key: record.key,
+    nullable: record.nullable,
     status: record.status,
     createdAt: record.createdAt.toISOString(),
     endedAt: record.endedAt?.toISOString() ?? null,
@@ -196,7 +197,15 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
       if (unstorableDetail !== null) throw new Problem('invalid_request', unstorableDetail);
       const { token, hash } = newIngestToken();
       const record = await repository
-        .create({ id: crypto.randomUUID(), tokenHash: hash, key, channels, sampleRateHz: body.sampleRateHz ?? null, metadata })
+        .create({
+          id: crypto.randomUUID(),
+          tokenHash: hash,
+          key,
+          nullable: body.nullable === true,
+          channels,
+          sampleRateHz: body.sampleRateHz ?? null,
+          metadata,
+        })
         .catch((error: unknown) => {
           if (error instanceof KeyTakenError) throw keyTaken(request, error);
           // Nothing was stored, so the client may simply retry (docs/errors.md). A database
