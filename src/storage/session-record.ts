@@ -40,7 +40,8 @@ export interface SessionRow {
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
-  'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, metadata, sample_count, last_seq, first_t, last_t';
+  'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, metadata, ' +
+  'sample_count, last_seq, first_t, last_t';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
