@@ -15,7 +15,8 @@ import type { SampleStore } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { authorizeSession } from '../access-guard.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
-import { findSessionOr404, sessionRef } from './sessions.ts';
+import { sessionRef } from './session-admission.ts';
+import { findSessionOr404 } from './sessions.ts';
 
 export interface DataRoutesOptions {
   config: Config;

@@ -29,7 +29,7 @@ import { FailureTriage, type ServedOperation } from '../failures.ts';
 import { beforeLookup, legacyKind, onSession, presentedOf, type Refusal, refusalOf, type Verdict } from '../socket-access.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { type SocketKind, type SocketRoute, SocketUpgrades, type Upgrade } from '../socket-upgrades.ts';
-import { sessionRef } from './sessions.ts';
+import { sessionRef } from './session-admission.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
