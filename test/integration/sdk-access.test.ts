@@ -13,7 +13,7 @@ import { type TestContext, test } from 'node:test';
 import WebSocket from 'ws';
 import { AccessTokens } from '../../src/access/access-tokens.ts';
 import { signingKeyFrom } from '../../src/access/signing-keys.ts';
-import { accessCredential } from '../../src/sdk/access-credentials.ts';
+import { accessCredential, ingestTokenCredential } from '../../src/sdk/access-credentials.ts';
 import { Producer } from '../../src/sdk/producer.ts';
 import { createSession, endSession, getSession, readData, WavehouseHttpError } from '../../src/sdk/rest.ts';
 import type { AccessCredential, Sample, SampleInput } from '../../src/sdk/types.ts';
@@ -236,4 +236,20 @@ test('a token that is refused as expired and cannot be renewed is fatal, not ret
   await assert.rejects(done, (error) => error instanceof ViewerError && error.code === 'invalid_token');
   // Refused, renewed (a fixed token has no newer one), fatal.
   assert.deepEqual(closes, ['4401 true', '4401 false']);
+});
+
+test('a producer given only its ingest token reads its session with it, streams and ends; that token reads no data', async (t) => {
+  const { baseUrl, writer } = await privateSdkApp(t);
+  const recording = recordingFetch();
+  const { sessionId, ingestToken } = await createSession(baseUrl, undefined, { credential: keyCredential(t, baseUrl, writer.key) });
+  const producer = new Producer({ baseUrl, sessionId, token: ingestToken, backoff: quickBackoff, fetch: recording.fetch });
+  t.after(() => producer.close());
+  producer.push(inputs(1, 10));
+  const ended = await producer.end({ timeoutMs: 5_000 });
+  assert.equal(ended.sampleCount, 10);
+  assert.deepEqual(recording.calls, [`/api/v1/sessions/${sessionId} 200`, `/api/v1/sessions/${sessionId}/end 200`]);
+  await assert.rejects(readData(baseUrl, sessionId, { credential: ingestTokenCredential(ingestToken) }).next(), {
+    name: 'WavehouseHttpError',
+    code: 'insufficient_scope',
+  });
 });
