@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { ingestTokenCredential } from '../sdk/access-credentials.ts';
 import { Producer } from '../sdk/producer.ts';
-import { createSession, getSession } from '../sdk/rest.ts';
+import { createSession, getSession, WavehouseHttpError } from '../sdk/rest.ts';
 import type { SampleInput } from '../sdk/types.ts';
 import { socketUrl } from '../sdk/websocket.ts';
 import { CliError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
@@ -85,9 +85,13 @@ export async function simulateCommand(args: string[], { baseUrl, credential }: C
     token = given;
     // Without a key, its own ingest token reads the session, in either mode.
     const reader = credential ?? ingestTokenCredential(token);
-    const session = await getSession(baseUrl, sessionId, { credential: reader }).catch((error: unknown) =>
-      sessionNotFound(error, sessionId, baseUrl),
-    );
+    const session = await getSession(baseUrl, sessionId, { credential: reader }).catch((error: unknown) => {
+      // A private server refuses another session's token as insufficient: say which credential is wrong.
+      if (credential === undefined && error instanceof WavehouseHttpError && error.status === 403) {
+        throw new CliError(`the ingest token given is not session ${sessionId}'s`);
+      }
+      return sessionNotFound(error, sessionId, baseUrl);
+    });
     if (session.status === 'ended') throw new CliError(`session ${sessionId} has ended; nothing more can be sent to it`);
     if (channelCount !== null && channelCount !== session.channels.length) {
       throw new UsageError(

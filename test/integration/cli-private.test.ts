@@ -105,6 +105,12 @@ test('no key, a wrong key and too little scope are each one line and exit 1; --a
     await runCli(t, ['tail', id, '--api-key-file', '/nonexistent/key', '--url', baseUrl]),
     /cannot read API key file .*: no such file/,
   );
+  const other = await call(`${baseUrl}/api/v1/sessions`, 'POST', bearer(writer), {});
+  const otherToken = { env: { WAVEHOUSE_TOKEN: other.body.ingestToken } };
+  assertFailedWith(
+    await runCli(t, ['simulate', '--url', baseUrl, '--session', id, '--duration', '1'], otherToken),
+    /the ingest token given is not session \S+'s/,
+  );
 });
 
 test('tail outlives its first access token: a reconnect long after it expired carries a fresh one', async (t) => {
