@@ -7,7 +7,8 @@
  * (docs/architecture.md, principle 4): a session's id reads it, its ingest token writes to
  * and ends it, anyone may create a session; keys and tokens add to that, never take from it.
  * `private`: every call needs a key or a token with the scope it uses; an id alone reads
- * nothing; an ingest token still writes to and ends its own session.
+ * nothing; an ingest token still writes to and ends its own session (and reads its record:
+ * routes/sessions.ts, which alone can check the token).
  */
 import { type ProblemCode, problems } from '../contract/errors.ts';
 import type { Principal, SessionRef } from './principal.ts';

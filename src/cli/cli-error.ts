@@ -49,6 +49,24 @@ export function isNetworkError(error: unknown): boolean {
   return networkCode(error) !== null || (error instanceof TypeError && /fetch failed|terminated/.test(error.message));
 }
 
+/** What a refusal of the credential means to the user of a client command, and what to do. */
+const accessRefusals: Record<string, string> = {
+  missing_credential: 'this server is private: set $WAVEHOUSE_API_KEY, or use --api-key-file <path>, to an API key',
+  invalid_credential: 'the API key was not accepted',
+  credential_expired: 'the API key has expired',
+  credential_revoked: 'the API key was revoked',
+  insufficient_scope: 'the credential lacks the scope this needs (sessions:read to read, sessions:write to create)',
+  outside_key_prefix: "the session is outside the API key's key prefix",
+};
+
+/** One line for a refused credential, or null for another error. */
+function accessRefusal(error: unknown, baseUrl: string): string | null {
+  const code = error instanceof WavehouseHttpError || error instanceof ProducerError || error instanceof ViewerError ? error.code : null;
+  if (code === null || !(code in accessRefusals)) return null;
+  const status = error instanceof WavehouseHttpError ? `${error.status} ` : '';
+  return `${baseUrl} refused the request (${status}${code}): ${accessRefusals[code]}`;
+}
+
 /** One line for any error; `baseUrl` names the server in network errors. */
 export function describeError(error: unknown, baseUrl: string): string {
   if (error instanceof CliError) return error.message;
@@ -57,6 +75,8 @@ export function describeError(error: unknown, baseUrl: string): string {
   if (error instanceof TypeError && error.message === 'fetch failed') {
     return `cannot reach ${baseUrl}: ${String((error.cause as Error | undefined)?.message ?? 'fetch failed')}`;
   }
+  const refusal = accessRefusal(error, baseUrl);
+  if (refusal !== null) return refusal;
   if (error instanceof WavehouseHttpError) return `${baseUrl} answered ${error.status} ${error.code}: ${error.detail}`;
   if (error instanceof ProducerError || error instanceof ViewerError) return `${error.code}: ${error.message}`;
   if (error instanceof Error) return error.message.split('\n')[0];

@@ -11,13 +11,16 @@
  */
 import { open, rename, rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { dataUrl, getSession, problemFrom } from '../sdk/rest.ts';
+import { dataUrl, fetchWithCredential, getSession, problemFrom } from '../sdk/rest.ts';
 import { CliError, describeError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
+import type { ClientAccess } from './client-access.ts';
 import { formatBytes, ProgressBar } from './progress-bar.ts';
 
 export const exportUsage = `wavehouse export <sessionId> [-o <file>] [--format csv|ndjson|json] [--url <server>] [--keep-partial] [--quiet]
+                 [--api-key-file <path>]
   Writes every stored sample of a session to <file> (stdout without -o). The format defaults
-  to the file's extension (.csv, .ndjson/.jsonl, .json). The file appears only when complete.`;
+  to the file's extension (.csv, .ndjson/.jsonl, .json). The file appears only when complete.
+  A private server needs a key with sessions:read ($WAVEHOUSE_API_KEY or --api-key-file).`;
 
 type Format = 'csv' | 'ndjson' | 'json';
 
@@ -124,7 +127,7 @@ function stdoutSink(): Sink {
   };
 }
 
-export async function exportCommand(args: string[], baseUrl: string): Promise<number> {
+export async function exportCommand(args: string[], { baseUrl, credential }: ClientAccess): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -140,7 +143,9 @@ export async function exportCommand(args: string[], baseUrl: string): Promise<nu
   const file = values.output === '-' ? undefined : values.output;
   const format = formatOf(values.format, file);
 
-  const session = await getSession(baseUrl, sessionId).catch((error: unknown) => sessionNotFound(error, sessionId, baseUrl));
+  const session = await getSession(baseUrl, sessionId, { credential }).catch((error: unknown) =>
+    sessionNotFound(error, sessionId, baseUrl),
+  );
   // The samples committed when the export starts, and no later ones: a count to check against.
   const expected = session.sampleCount;
   // With nothing committed yet, an empty range (fromSeq above toSeq): later samples are not ours.
@@ -154,7 +159,8 @@ export async function exportCommand(args: string[], baseUrl: string): Promise<nu
   const progress = new ProgressBar(process.stderr, expected, !values.quiet && process.stderr.isTTY === true);
   let bytes = 0;
   try {
-    const response = await fetch(dataUrl(baseUrl, sessionId, format, range), { signal: abort.signal });
+    const url = dataUrl(baseUrl, sessionId, format, range);
+    const response = await fetchWithCredential(url, { signal: abort.signal }, { credential });
     if (response.status === 404) throw new CliError(`no session ${sessionId} at ${baseUrl}`);
     if (response.status !== 200) throw await problemFrom(response);
     if (response.body !== null) {

@@ -3,6 +3,7 @@
  * code (2 for a usage mistake); the commands themselves live in one file each.
  */
 import { CliError, describeError, UsageError } from './cli-error.ts';
+import { apiKeyEnvVar, clientAccess } from './client-access.ts';
 import { exportCommand, exportUsage } from './export-command.ts';
 import { keysCommand, keysUsage } from './keys-command.ts';
 import { serveCommand, serveUsage } from './serve-command.ts';
@@ -29,11 +30,19 @@ commands:
   tail       print a session's live samples as NDJSON
 
 Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
+A private server needs an API key: $${apiKeyEnvVar}, or --api-key-file <path> (its first
+line; "-" reads stdin). No option takes the key itself: ps and shell history would show it.
 Run "wavehouse help <command>" for a command's options.`;
 
-/** Takes the common `--url` out of the arguments, so each command parses only its own. */
-function takeUrl(args: string[]): { url: string; rest: string[] } {
+/** Whether the command's own options read stdin too (simulate's `--token-file -`). */
+function readsStdin(args: string[]): boolean {
+  return args.some((arg, i) => arg === '--token-file=-' || (arg === '--token-file' && args[i + 1] === '-'));
+}
+
+/** Takes the common `--url` and `--api-key-file` out of the arguments, so each command parses only its own. */
+function takeClientOptions(args: string[]): { url: string; apiKeyFile: string | undefined; rest: string[] } {
   let url = defaultUrl;
+  let apiKeyFile: string | undefined;
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -46,6 +55,16 @@ function takeUrl(args: string[]): { url: string; rest: string[] } {
       url = args[++i];
     } else if (arg.startsWith('--url=')) {
       url = arg.slice('--url='.length);
+    } else if (arg === '--api-key-file') {
+      if (i + 1 >= args.length) throw new UsageError('--api-key-file needs a path');
+      apiKeyFile = args[++i];
+    } else if (arg.startsWith('--api-key-file=')) {
+      apiKeyFile = arg.slice('--api-key-file='.length);
+    } else if (arg === '--api-key' || arg.startsWith('--api-key=')) {
+      throw new UsageError(
+        `there is no --api-key: a key on the command line is seen by other users (ps) and kept in shell history; ` +
+          `set $${apiKeyEnvVar} or use --api-key-file <path>`,
+      );
     } else {
       rest.push(arg);
     }
@@ -59,7 +78,8 @@ function takeUrl(args: string[]): { url: string; rest: string[] } {
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
   }
-  return { url: url.replace(/\/+$/, ''), rest };
+  if (apiKeyFile === '-' && readsStdin(rest)) throw new UsageError('--api-key-file - and --token-file - cannot both read stdin');
+  return { url: url.replace(/\/+$/, ''), apiKeyFile, rest };
 }
 
 async function run(argv: string[], context: { url: string }): Promise<number | 'running'> {
@@ -76,11 +96,17 @@ async function run(argv: string[], context: { url: string }): Promise<number | '
   }
   if (command === 'serve') return serveCommand(args);
   if (command === 'keys') return keysCommand(args);
-  const { url, rest } = takeUrl(args);
+  const { url, apiKeyFile, rest } = takeClientOptions(args);
   context.url = url;
-  if (command === 'simulate') return simulateCommand(rest, url);
-  if (command === 'export') return exportCommand(rest, url);
-  return tailCommand(rest, url);
+  const warn = (line: string) => process.stderr.write(`wavehouse: ${line}\n`);
+  const client = await clientAccess(url, { apiKeyFile, env: process.env, warn });
+  try {
+    if (command === 'simulate') return await simulateCommand(rest, client);
+    if (command === 'export') return await exportCommand(rest, client);
+    return await tailCommand(rest, client);
+  } finally {
+    client.credential?.close();
+  }
 }
 
 function exitCodeOf(error: unknown): number {

@@ -6,16 +6,18 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { ingestTokenCredential } from '../sdk/access-credentials.ts';
 import { Producer } from '../sdk/producer.ts';
-import { createSession, getSession } from '../sdk/rest.ts';
+import { createSession, getSession, WavehouseHttpError } from '../sdk/rest.ts';
 import type { SampleInput } from '../sdk/types.ts';
 import { socketUrl } from '../sdk/websocket.ts';
 import { CliError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
+import type { ClientAccess } from './client-access.ts';
 import { readIngestToken, tokenEnvVar } from './ingest-token.ts';
 import { channelNames, ScgWaveform } from './scg-waveform.ts';
 
 export const simulateUsage = `wavehouse simulate [--url <server>] [--rate 100] [--channels 3] [--duration <seconds>]
-                   [--session <id> [--token-file <path>]] [--keep-open] [--seed N]
+                   [--session <id> [--token-file <path>]] [--keep-open] [--seed N] [--api-key-file <path>]
   Streams a synthetic SCG (heartbeat-shaped chest vibrations) at <rate> Hz. Creates a session
   unless given one. Runs for <seconds>, or until Ctrl-C; then ends the session (unless
   --keep-open) once every sample is stored.
@@ -23,7 +25,8 @@ export const simulateUsage = `wavehouse simulate [--url <server>] [--rate 100] [
     --token-file <path>   the file's first line, "-" for stdin; warns if others can read the file
     --token <ingestToken> visible to other users (ps) and kept in shell history: prefer the others
     $${tokenEnvVar}
-  A new session's token is printed with its id.`;
+  A new session's token is printed with its id. On a private server a new session needs a key
+  with sessions:write ($WAVEHOUSE_API_KEY or --api-key-file); a --session needs only its token.`;
 
 const tickMs = 10;
 
@@ -36,7 +39,7 @@ function number(value: string | undefined, name: string, fallback: number, check
   return parsed;
 }
 
-export async function simulateCommand(args: string[], baseUrl: string): Promise<number> {
+export async function simulateCommand(args: string[], { baseUrl, credential }: ClientAccess): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -80,7 +83,15 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
       );
     }
     token = given;
-    const session = await getSession(baseUrl, sessionId).catch((error: unknown) => sessionNotFound(error, sessionId, baseUrl));
+    // Without a key, its own ingest token reads the session, in either mode.
+    const reader = credential ?? ingestTokenCredential(token);
+    const session = await getSession(baseUrl, sessionId, { credential: reader }).catch((error: unknown) => {
+      // A private server refuses another session's token as insufficient: say which credential is wrong.
+      if (credential === undefined && error instanceof WavehouseHttpError && error.status === 403) {
+        throw new CliError(`the ingest token given is not session ${sessionId}'s`);
+      }
+      return sessionNotFound(error, sessionId, baseUrl);
+    });
     if (session.status === 'ended') throw new CliError(`session ${sessionId} has ended; nothing more can be sent to it`);
     if (channelCount !== null && channelCount !== session.channels.length) {
       throw new UsageError(
@@ -95,11 +106,11 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
       throw new UsageError('--token and --token-file go with --session');
     }
     channels = channelNames(channelCount ?? 3);
-    const created = await createSession(baseUrl, {
-      channels,
-      sampleRateHz: rateHz,
-      metadata: { source: 'wavehouse simulate', signal: 'synthetic seismocardiogram', seed },
-    });
+    const created = await createSession(
+      baseUrl,
+      { channels, sampleRateHz: rateHz, metadata: { source: 'wavehouse simulate', signal: 'synthetic seismocardiogram', seed } },
+      { credential },
+    );
     sessionId = created.sessionId;
     token = created.ingestToken;
     viewerPath = created.viewerUrl;
@@ -121,6 +132,7 @@ export async function simulateCommand(args: string[], baseUrl: string): Promise<
     baseUrl,
     sessionId,
     token,
+    credential,
     channels,
     // About 20 frames a second: live viewers see the signal move smoothly.
     maxBatchSamples: Math.max(1, Math.min(1_000, Math.round(rateHz / 20))),

@@ -7,11 +7,13 @@ import { parseArgs } from 'node:util';
 import { getSession } from '../sdk/rest.ts';
 import { sampleToJson } from '../sdk/sample-json.ts';
 import { Viewer } from '../sdk/viewer.ts';
-import { CliError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
+import { CliError, describeError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
+import type { ClientAccess } from './client-access.ts';
 
-export const tailUsage = `wavehouse tail <sessionId> [--from-seq N] [--url <server>]
+export const tailUsage = `wavehouse tail <sessionId> [--from-seq N] [--url <server>] [--api-key-file <path>]
   Prints the session's samples as NDJSON as they arrive: from seq N (stored ones first) with
-  --from-seq, else from now on. Exits when the session ends.`;
+  --from-seq, else from now on. Exits when the session ends. A private server needs a key
+  with sessions:read ($WAVEHOUSE_API_KEY or --api-key-file); its tokens are renewed as it runs.`;
 
 /** Resolves when the stream can take more, or has failed (EPIPE) and never will. */
 function drained(stream: NodeJS.WriteStream): Promise<void> {
@@ -26,7 +28,7 @@ function drained(stream: NodeJS.WriteStream): Promise<void> {
   });
 }
 
-export async function tailCommand(args: string[], baseUrl: string): Promise<number> {
+export async function tailCommand(args: string[], { baseUrl, credential }: ClientAccess): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -43,8 +45,11 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
   }
   // Asked here rather than left to the Viewer, which retries an unreachable server forever:
   // at start, an unreachable server or an unknown session is the user's mistake to hear about.
-  const session = await getSession(baseUrl, sessionId).catch((error: unknown) => sessionNotFound(error, sessionId, baseUrl));
-  const viewer = new Viewer({ baseUrl, sessionId, fromSeq: fromSeq ?? (session.lastSeq ?? -1) + 1, backoff: { maxDelayMs: 5_000 } });
+  const session = await getSession(baseUrl, sessionId, { credential }).catch((error: unknown) =>
+    sessionNotFound(error, sessionId, baseUrl),
+  );
+  const from = fromSeq ?? (session.lastSeq ?? -1) + 1;
+  const viewer = new Viewer({ baseUrl, sessionId, fromSeq: from, credential, backoff: { maxDelayMs: 5_000 } });
   let announced = false;
   viewer.on('connected', ({ fromSeq: from }) => {
     if (!announced) process.stderr.write(`tailing session ${sessionId} from seq ${from}\n`);
@@ -73,7 +78,7 @@ export async function tailCommand(args: string[], baseUrl: string): Promise<numb
       if (!process.stdout.write(`${sampleToJson(sample)}\n`)) await drained(process.stdout);
     }
   } catch (error) {
-    throw new CliError(error instanceof Error ? error.message : String(error));
+    throw new CliError(describeError(error, baseUrl));
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);

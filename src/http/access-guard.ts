@@ -7,8 +7,8 @@
  * loaded it, so the prefix of a key is checked against the session's key.
  *
  * A request that presents an API key or an access token is judged by it alone, in either
- * mode. An opaque bearer is a session's ingest token: only the routes that take one (`end`)
- * check it; elsewhere it is ignored in open mode, as it always was, and insufficient in
+ * mode. An opaque bearer is a session's ingest token: only the routes that take one (`end`,
+ * the session's record) check it; elsewhere it is ignored in open mode, as it always was, and insufficient in
  * private mode. A malformed header is refused in private mode; in open mode only `end`,
  * which always refused it, does.
  *
@@ -34,7 +34,7 @@ export interface RouteAccess {
   readonly scope: Scope | null;
   /** What it acts on: the collection (create, keys, audit), or one session, which the route loads. */
   readonly on: 'collection' | 'session';
-  /** Whether a session's ingest token is a credential here (`end`). */
+  /** Whether a session's ingest token is a credential here (`end`, and reading the session's own record). */
   readonly ingestToken?: true;
 }
 
@@ -93,7 +93,8 @@ export function installAccessGuard(server: HttpServer, config: Config, access: (
       if (mode === 'private') throw new Problem('invalid_credential', 'the Authorization header is not Bearer <credential>');
     } else if (credential !== 'absent' && credential.kind === 'opaque') {
       if (route.ingestToken) ingestToken = credential.text;
-      else if (mode === 'private') throw new Problem('insufficient_scope', 'an ingest token only writes to and ends its own session');
+      else if (mode === 'private')
+        throw new Problem('insufficient_scope', 'an ingest token only writes to, ends and reads the record of its own session');
     } else if (credential !== 'absent') {
       const limited = await refusals.beforeCredential(request);
       if (limited !== null) throw limited;

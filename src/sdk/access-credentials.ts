@@ -35,6 +35,16 @@ export function accessCredential(options: AccessCredentialOptions): AccessCreden
   return new CallbackCredential(() => Promise.resolve(accessToken));
 }
 
+/**
+ * A session's ingest token as the credential of REST reads of that session: it reads the
+ * session's own record, in either mode (docs/security.md), and nothing else. A Producer given
+ * no credential reads its session with it; a page holding only a recorder link does the same.
+ * Fixed: there is nothing to renew it with.
+ */
+export function ingestTokenCredential(ingestToken: string): AccessCredential {
+  return { token: () => Promise.resolve(ingestToken), renew: () => Promise.resolve(null), close: () => undefined };
+}
+
 /** Not sooner than this after a token arrives, whatever its lifetime says: no tight loop on a server answering expiresIn 0. */
 const minRefreshDelayMs = 1_000;
 /** Well under setTimeout's limit (2^31-1 ms, about 24.8 days, past which it fires at once): a token living longer is refreshed daily. */

@@ -17,7 +17,7 @@
  * In private mode, one credential serves every call: `const credential = accessCredential({
  * baseUrl, apiKey })`, passed as `{ credential }` to the REST helpers, the Producer and the Viewer.
  */
-export { type AccessCredentialOptions, accessCredential } from './access-credentials.ts';
+export { type AccessCredentialOptions, accessCredential, ingestTokenCredential } from './access-credentials.ts';
 export { Backoff, type BackoffOptions } from './backoff.ts';
 export { Producer } from './producer.ts';
 export { type DisconnectInfo, ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';

@@ -41,8 +41,9 @@ export interface ProducerOptions {
   WebSocket?: WebSocketConstructor;
   fetch?: typeof fetch;
   /**
-   * Private mode: what the producer reads the session with (its channels, its last seq). The
-   * socket still presents the ingest token alone, which writes to the session and ends it.
+   * What the producer reads the session with (its channels, its last seq); without it, the
+   * ingest token, which reads its own session's record in either mode. The socket presents the
+   * ingest token alone, which writes to the session and ends it.
    */
   credential?: AccessCredential;
 }

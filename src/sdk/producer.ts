@@ -1,9 +1,8 @@
 /**
- * A producer that never loses what it pushed while the session is open (docs/protocol.md,
- * "what a producer must resend"). Its parts: the socket and its close codes
- * (reconnecting-socket.ts), seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts),
- * the wait for an ack (ack-deadline.ts), batches and frames (batch-sender.ts); here, what each
- * event of the connection means.
+ * A producer that never loses what it pushed while the session is open (docs/protocol.md, "what
+ * a producer must resend"). Its parts: the socket and its close codes (reconnecting-socket.ts),
+ * seqs (seq-assigner.ts), acks and their waiters (ack-ledger.ts), the wait for an ack
+ * (ack-deadline.ts), batches and frames (batch-sender.ts); here, what each event means.
  *
  * Invariants:
  * - Every pushed sample is kept until an ack covers it: in the buffer, encoded once, or,
@@ -20,14 +19,15 @@
  *   seq, where SDK seqs go on, so a restarted producer process continues the stored seqs.
  *
  * Connection policy: fatal close codes (4401, 4403, 4404, 1008, 1009) and a refused read of the
- * session (401, 403) stop the producer; 1000 means the session ended; everything else (1006,
- * 1011, 1012, 1013 while the database is out of reach, 4409 while the previous connection's
- * lock lingers, no ack within `ackTimeoutMs`) reconnects after a capped, jittered backoff.
+ * session (401, 403; with the credential, else the ingest token) stop the producer; 1000 means
+ * it ended; anything else (1006, 1011, 1012, 1013 while the database is out of reach, 4409 while
+ * the previous lock lingers, no ack in `ackTimeoutMs`) reconnects after a backoff.
  *
  * Backpressure: `push` returns false once more than `maxUnackedSamples` are unacked; the
  * samples are kept all the same, and 'drain' (or `ready()`) says when to go on.
  */
 import { closeCodes } from '../contract/errors.ts';
+import { ingestTokenCredential } from './access-credentials.ts';
 import { AckDeadline } from './ack-deadline.ts';
 import { AckLedger } from './ack-ledger.ts';
 import { BatchSender } from './batch-sender.ts';
@@ -82,7 +82,8 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         this.emit('sent', { seq, samples });
       },
     );
-    this.link = new ReconnectingSocket(options, {
+    const linkOptions = { ...options, credential: options.credential ?? ingestTokenCredential(options.token) };
+    this.link = new ReconnectingSocket(linkOptions, {
       readsSession: () => this.session === null || this.mustCheckEnded,
       target: (session) => this.target(session),
       // Also the connect timeout: the probe is answered on every accepted connection.

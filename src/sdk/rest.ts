@@ -60,7 +60,7 @@ function withBearer(init: RequestInit, token: string): RequestInit {
  * token when the server calls it expired (it acted on nothing, so sending again is safe).
  * Answers the response, unless that refusal is what it is left with: that is thrown.
  */
-async function send(url: string, init: RequestInit, options: RequestOptions): Promise<Response> {
+export async function fetchWithCredential(url: string, init: RequestInit, options: RequestOptions): Promise<Response> {
   const fetcher = options.fetch ?? fetch;
   const { credential } = options;
   if (credential === undefined) return fetcher(url, init);
@@ -74,7 +74,7 @@ async function send(url: string, init: RequestInit, options: RequestOptions): Pr
 }
 
 async function requestJson<T>(url: string, init: RequestInit, expected: number, options: RequestOptions): Promise<T> {
-  const response = await send(url, { ...init, signal: options.signal }, options);
+  const response = await fetchWithCredential(url, { ...init, signal: options.signal }, options);
   if (response.status !== expected) throw await problemFrom(response);
   return (await response.json()) as T;
 }
@@ -145,7 +145,7 @@ export async function* readData(baseUrl: string, sessionId: string, options: Dat
   // the server keeps a response in flight); aborting the request does.
   const abort = new AbortController();
   const signal = linkedSignal(options.signal, abort);
-  const response = await send(dataUrl(baseUrl, sessionId, 'ndjson', options), { signal }, options);
+  const response = await fetchWithCredential(dataUrl(baseUrl, sessionId, 'ndjson', options), { signal }, options);
   if (response.status !== 200) throw await problemFrom(response);
   if (response.body === null) return;
   const reader = response.body.getReader();

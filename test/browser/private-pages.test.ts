@@ -224,6 +224,41 @@ describe('the pages on a private server, in Chromium', { skip: skipReason }, () 
     await waitForRecorder(page, (s) => s.state === 'ended', 'ended');
   });
 
+  test('a recorder link records into its session with no sign-in, in a fresh browser; its next recording needs one', async (t) => {
+    const { baseUrl, key } = await privateApp(t);
+    const session = await createSessionWith(baseUrl, key);
+    const link = `${baseUrl}/record#${new URLSearchParams({ session: session.sessionId, token: session.ingestToken })}`;
+    const page = await openPage(t);
+    await page.goto(link);
+    assert.equal((await accessStatus(page)).signedIn, false);
+    assert.equal(await page.isHidden('#sign-in-needed'), true, 'the link needs no sign-in');
+    assert.equal(await page.isDisabled('#start'), false);
+
+    await page.click('#start');
+    await waitForRecorder(page, (s) => s.state === 'recording' && s.connection === 'connected', 'recording');
+    const sent = readings(0, 30);
+    await dispatchMotion(page, sent);
+    await waitForRecorder(page, (s) => s.ackedSeq === 30, 'ack of seq 30');
+    await page.click('#stop');
+    await waitForRecorder(page, (s) => s.state === 'ended', 'ended');
+    assert.equal(await page.isDisabled('#start'), true, 'a new session needs the sign-in');
+    await page.waitForSelector('#sign-in-needed:not([hidden])');
+
+    const stored = await call(`${baseUrl}/api/v1/sessions/${session.sessionId}/data?format=json`, 'GET', bearer(key));
+    assert.equal(stored.status, 200);
+    assert.deepEqual(
+      stored.body.samples.map((sample: { seq: number; ax: number; ay: number; az: number }) => [
+        sample.seq,
+        sample.ax,
+        sample.ay,
+        sample.az,
+      ]),
+      sent.map(([x, y, z], i) => [i + 1, x, y, z]),
+      'every reading stored once, exactly',
+    );
+    assert.equal((await call(`${baseUrl}/api/v1/sessions/${session.sessionId}`, 'GET', bearer(key))).body.status, 'ended');
+  });
+
   test('a reader key cannot start a recording; the recorder says why', async (t) => {
     const { baseUrl, key } = await privateApp(t, {}, 'reader');
     const page = await openPage(t, [/status of 403/]);

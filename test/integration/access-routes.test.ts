@@ -147,6 +147,11 @@ test('open mode: no credential works as before, and a key or token presented is 
   assertProblem(await call(sessions, 'POST', bearer(reader.key), {}), 403, 'insufficient_scope');
   assertProblem(await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(`wh_${'q'.repeat(43)}`)), 401, 'invalid_credential');
   assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(reader.key))).status, 200);
+  // An ingest token reads its own session's record; another's is ignored, since the id reads it anyway.
+  const other = await call(sessions, 'POST', {}, {});
+  for (const token of [created.body.ingestToken, other.body.ingestToken]) {
+    assert.equal((await call(`${sessions}/${created.body.sessionId}`, 'GET', bearer(token))).status, 200);
+  }
   // A malformed header or an ingest token is no credential: the admin routes stay shut.
   assertProblem(await call(`${baseUrl}/api/v1/keys`, 'GET', { authorization: 'Basic eDp5' }), 401, 'missing_credential');
   assertProblem(

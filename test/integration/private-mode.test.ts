@@ -25,7 +25,7 @@ async function privateApp(t: Parameters<typeof startApp>[0]) {
   return { ...running, reader: await keyOf('reader'), writer: await keyOf('writer'), admin: await keyOf('admin'), keyOf, expiredToken };
 }
 
-test('REST: no credential, an id alone, a garbage or expired token are 401; a reader reads but cannot create', async (t) => {
+test('REST: no credential, an id alone, a garbage or expired token are 401; a reader reads; an ingest token, its own record', async (t) => {
   const { baseUrl, reader, writer, expiredToken } = await privateApp(t);
   const sessions = `${baseUrl}/api/v1/sessions`;
   assertProblem(await call(sessions, 'POST', {}, {}), 401, 'missing_credential');
@@ -42,8 +42,14 @@ test('REST: no credential, an id alone, a garbage or expired token are 401; a re
   assertProblem(await call(session, 'GET', bearer(`wh_${'z'.repeat(43)}`)), 401, 'invalid_credential');
   assert.equal((await call(session, 'GET', bearer(reader))).status, 200);
   assert.equal((await call(`${session}/data`, 'GET', bearer(reader))).status, 200);
-  // The session's own ingest token reads nothing.
-  assertProblem(await call(session, 'GET', bearer(created.body.ingestToken)), 403, 'insufficient_scope');
+  // The session's own ingest token reads its record (a producer resumes from it), nothing more.
+  const own = await call(session, 'GET', bearer(created.body.ingestToken));
+  assert.equal(own.status, 200, JSON.stringify(own.body));
+  assert.equal(own.body.sessionId, created.body.sessionId);
+  assertProblem(await call(`${session}/data`, 'GET', bearer(created.body.ingestToken)), 403, 'insufficient_scope');
+  const other = await call(sessions, 'POST', bearer(writer), {});
+  assertProblem(await call(`${sessions}/${other.body.sessionId}`, 'GET', bearer(created.body.ingestToken)), 403, 'insufficient_scope');
+  assertProblem(await call(session, 'GET', bearer('not-the-ingest-token')), 403, 'insufficient_scope');
   // /health is public; unknown sessions are 404 once the credential passes.
   assert.equal((await call(`${baseUrl}/health`)).status, 200);
   assertProblem(await call(`${sessions}/00000000-0000-4000-8000-000000000000`, 'GET', bearer(reader)), 404, 'not_found');

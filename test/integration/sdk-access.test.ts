@@ -13,7 +13,7 @@ import { type TestContext, test } from 'node:test';
 import WebSocket from 'ws';
 import { AccessTokens } from '../../src/access/access-tokens.ts';
 import { signingKeyFrom } from '../../src/access/signing-keys.ts';
-import { accessCredential } from '../../src/sdk/access-credentials.ts';
+import { accessCredential, ingestTokenCredential } from '../../src/sdk/access-credentials.ts';
 import { Producer } from '../../src/sdk/producer.ts';
 import { createSession, endSession, getSession, readData, WavehouseHttpError } from '../../src/sdk/rest.ts';
 import type { AccessCredential, Sample, SampleInput } from '../../src/sdk/types.ts';
@@ -248,4 +248,20 @@ test("a viewer refused for a session outside its key's prefix fails with outside
   viewer.on('disconnected', ({ code }) => closes.push(code));
   await assert.rejects(done, { name: 'ViewerError', code: 'outside_key_prefix' });
   assert.deepEqual(closes, [4403]);
+});
+
+test('a producer given only its ingest token reads its session with it, streams and ends; that token reads no data', async (t) => {
+  const { baseUrl, writer } = await privateSdkApp(t);
+  const recording = recordingFetch();
+  const { sessionId, ingestToken } = await createSession(baseUrl, undefined, { credential: keyCredential(t, baseUrl, writer.key) });
+  const producer = new Producer({ baseUrl, sessionId, token: ingestToken, backoff: quickBackoff, fetch: recording.fetch });
+  t.after(() => producer.close());
+  producer.push(inputs(1, 10));
+  const ended = await producer.end({ timeoutMs: 5_000 });
+  assert.equal(ended.sampleCount, 10);
+  assert.deepEqual(recording.calls, [`/api/v1/sessions/${sessionId} 200`, `/api/v1/sessions/${sessionId}/end 200`]);
+  await assert.rejects(readData(baseUrl, sessionId, { credential: ingestTokenCredential(ingestToken) }).next(), {
+    name: 'WavehouseHttpError',
+    code: 'insufficient_scope',
+  });
 });

@@ -35,8 +35,8 @@ export function startCli(
   { timeoutMs = 30_000, env: extraEnv = {}, stdin }: CliOptions = {},
 ): RunningCli {
   // The child is a program, not a test file: it must not report to this test runner. Nor
-  // may a token or server set in the shell that runs the tests reach it.
-  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, WAVEHOUSE_TOKEN: _token, ...env } = process.env;
+  // may a token, a key or a server set in the shell that runs the tests reach it.
+  const { NODE_TEST_CONTEXT: _ignored, WAVEHOUSE_URL: _default, WAVEHOUSE_TOKEN: _token, WAVEHOUSE_API_KEY: _key, ...env } = process.env;
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: projectRoot,
     env: { ...env, ...extraEnv },

@@ -10,14 +10,14 @@
  * it already has, so storage holds each sample once. Stop waits (bounded) for the last ack,
  * then ends the session with the ingest token.
  *
- * Private servers (access-session.js): the tab must be signed in, with `sessions:write` to
- * create a session and `sessions:read` to read one (the Producer reads it before it connects);
- * the ingest socket and the end still use the session's ingest token.
+ * Private servers (access-session.js): the tab must be signed in, with `sessions:write`, to
+ * create a session. A recorder link needs no sign-in: its ingest token reads its session (as
+ * the Producer does before it connects), writes to it and ends it, and nothing else.
  */
 import { access, privateMode, watchSignIn } from './access-session.js';
 import { absoluteUrl, baseUrl, recorderLinkSession } from './page-links.js';
 import { show, showMessage } from './page-text.js';
-import { createSession, endSession, getSession, Producer, ProducerError } from './wavehouse-sdk.js';
+import { createSession, endSession, getSession, ingestTokenCredential, Producer, ProducerError } from './wavehouse-sdk.js';
 
 /** The longest a captured sample waits before it is sent; the viewer's scroll delay assumes it. */
 const batchIntervalMs = 100;
@@ -66,7 +66,9 @@ let dropped = 0;
 let backlogFull = false;
 let noDataTimer = null;
 let wakeLock = null;
-/** A private server and no sign-in in this tab: nothing can start. */
+/** A private server and no sign-in in this tab. */
+let signedOut = false;
+/** ...and no recorder link waiting: nothing can start. */
 let signInMissing = false;
 
 function setMessage(text, kind = 'info') {
@@ -197,8 +199,10 @@ function openProducer() {
 
 async function openSession() {
   if (linkSession !== null) {
-    const existing = await getSession(baseUrl, linkSession.sessionId, { fetch: access.fetch }).catch((error) => {
+    const credential = ingestTokenCredential(linkSession.ingestToken);
+    const existing = await getSession(baseUrl, linkSession.sessionId, { fetch: access.fetch, credential }).catch((error) => {
       if (error.status === 404) return null;
+      if (error.status === 403) throw new Error("the write token in this link is not the session's");
       throw error;
     });
     const unusable = existing === null ? 'does not exist' : existing.status === 'ended' ? 'has already ended' : null;
@@ -307,9 +311,18 @@ function release() {
   renderCounts();
 }
 
+/** Whether Start can work, and the notice saying why not: a private server needs a sign-in, unless a recorder link is waiting. */
+function checkSignIn() {
+  const busy = state === 'starting' || state === 'recording' || state === 'stopping';
+  signInMissing = signedOut && linkSession === null && !busy;
+  elements.signInNeeded.hidden = !signInMissing;
+  setState(state);
+}
+
 function finish(ended) {
   release();
   setState('ended');
+  checkSignIn();
   const stored = ended?.sampleCount;
   if (elements.message.dataset.kind !== 'warning') {
     setMessage(stored === undefined ? 'The session has ended.' : `Recording ended: ${stored} samples stored.`);
@@ -319,6 +332,7 @@ function finish(ended) {
 function fail(text) {
   if (session !== null) release();
   setState('failed');
+  checkSignIn();
   setMessage(text, 'error');
 }
 
@@ -358,8 +372,8 @@ if (linkSession !== null) {
 }
 setState('idle');
 watchSignIn(elements.signInNeeded, (allowed) => {
-  signInMissing = !allowed;
-  setState(state);
+  signedOut = !allowed;
+  checkSignIn();
 });
 setConnection('closed');
 renderCounts();

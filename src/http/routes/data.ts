@@ -18,7 +18,8 @@ import type { SessionRepository } from '../../storage/session-repository.ts';
 import { authorizeSession } from '../access-guard.ts';
 import { isDecimalInteger } from '../decimal-integer.ts';
 import { decimalNumber } from '../decimal-number.ts';
-import { findSessionOr404, sessionRef } from './sessions.ts';
+import { sessionRef } from './session-admission.ts';
+import { findSessionOr404 } from './sessions.ts';
 
 export interface DataRoutesOptions {
   config: Config;

@@ -2,7 +2,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import type { Access } from '../../access/access-service.ts';
-import { Principal, type SessionRef } from '../../access/principal.ts';
 import type { Config } from '../../config.ts';
 import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
@@ -15,10 +14,11 @@ import {
   Session,
   SessionIdParams,
 } from '../../contract/schemas.ts';
-import { newIngestToken, tokenMatches } from '../../sessions/ingest-token.ts';
+import { newIngestToken } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, KeyTakenError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
-import { auditContext, authorizeSession } from '../access-guard.ts';
+import { auditContext } from '../access-guard.ts';
+import { admitEnd, admitRead } from './session-admission.ts';
 
 export function sessionView(record: SessionRecord): Session {
   return {
@@ -38,11 +38,6 @@ export function sessionView(record: SessionRecord): Session {
     viewerUrl: `/view/${record.id}`,
     websocketUrl: `/ws/${record.id}`,
   };
-}
-
-/** What access checks a session against: its id and its key (stream name), which a key's prefix must match. */
-export function sessionRef(record: SessionRecord): SessionRef {
-  return { id: record.id, key: record.key };
 }
 
 /**
@@ -121,22 +116,6 @@ export interface SessionRoutesOptions {
   repository: SessionRepository;
   coordinator: SessionCoordinator;
   access: Pick<Access, 'audit'>;
-}
-
-/**
- * Who may end `record`: its ingest token (the session's own), or a key or token with
- * sessions:write that reaches it; with neither, no one, unless LEGACY_TOKENLESS_END (open
- * mode: private mode refused the anonymous call already).
- */
-function admitEnd(config: Config, request: FastifyRequest, record: SessionRecord): void {
-  const { principal, ingestToken, malformed } = request.access;
-  const refused = new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
-  if (ingestToken !== null) {
-    if (!tokenMatches(ingestToken, record.tokenHash)) throw refused;
-    request.access.principal = Principal.ingest(record.id);
-  } else if (principal.kind === 'anonymous') {
-    if (malformed || !config.sessions.legacyTokenlessEnd) throw refused;
-  } else authorizeSession(config, request, 'sessions:write', sessionRef(record));
 }
 
 /**
@@ -234,18 +213,19 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
   server.get(
     '/api/v1/sessions/:id',
     {
-      config: { access: { scope: 'sessions:read', on: 'session' } },
+      config: { access: { scope: 'sessions:read', on: 'session', ingestToken: true } },
       schema: {
         summary: 'Get a session',
+        description: "The session's own ingest token reads it too, in either mode (not its data).",
         tags: ['sessions'],
         params: SessionIdParams,
-        security: [{}, { bearer: [] }],
+        security: [{}, { bearer: [] }, { ingestToken: [] }],
         response: { 200: Session, ...problemResponses(401, 403, 404, 429, 503) },
       },
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      authorizeSession(config, request, 'sessions:read', sessionRef(record));
+      admitRead(config, request, record);
       return sessionView(record);
     },
   );

@@ -41,7 +41,7 @@ import {
 } from '../socket-access.ts';
 import type { SocketRegistry } from '../socket-registry.ts';
 import { type SocketKind, type SocketRoute, SocketUpgrades, type Upgrade } from '../socket-upgrades.ts';
-import { sessionRef } from './sessions.ts';
+import { sessionRef } from './session-admission.ts';
 
 export interface SocketRoutesOptions {
   config: Config;
