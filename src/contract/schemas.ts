@@ -170,6 +170,17 @@ export const Sample = Type.Object(
   { additionalProperties: Type.Number(), description: 'One finite number per channel, keyed by channel name.' },
 );
 
+export const SamplesBody = Type.Object(
+  { samples: Type.Array(Sample, { description: 'Seqs strictly increase; either every sample has a seq or none has.' }) },
+  { description: 'The same samples and rules as a JSON frame of the ingest socket (docs/protocol.md).' },
+);
+
+export const IngestReceipt = Type.Object({
+  ack: Type.Integer({ minimum: -1, description: "The session's highest committed seq, after this request's samples (-1: none)." }),
+  accepted: Type.Integer({ minimum: 0, description: 'Samples of this request now stored.' }),
+  duplicates: Type.Integer({ minimum: 0, description: 'Samples at or below the highest accepted seq: dropped, already stored.' }),
+});
+
 export const SessionData = Type.Object({
   sessionId: SessionId,
   channels: Type.Array(Type.String()),

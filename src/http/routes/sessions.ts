@@ -122,18 +122,19 @@ export interface SessionRoutesOptions {
 }
 
 /**
- * Who may end `record`: its ingest token (the session's own), or a key or token with
- * sessions:write that reaches it; with neither, no one, unless LEGACY_TOKENLESS_END (open
- * mode: private mode refused the anonymous call already).
+ * Who may write to `record` (end it, or ingest into it): its ingest token (the session's own),
+ * or a key or token with sessions:write that reaches it; with neither, no one, unless
+ * `tokenless` (LEGACY_TOKENLESS_END for end, open mode: private mode refused the anonymous
+ * call already).
  */
-function admitEnd(config: Config, request: FastifyRequest, record: SessionRecord): void {
+export function admitWriter(config: Config, request: FastifyRequest, record: SessionRecord, tokenless = false): void {
   const { principal, ingestToken, malformed } = request.access;
   const refused = new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
   if (ingestToken !== null) {
     if (!tokenMatches(ingestToken, record.tokenHash)) throw refused;
     request.access.principal = Principal.ingest(record.id);
   } else if (principal.kind === 'anonymous') {
-    if (malformed || !config.sessions.legacyTokenlessEnd) throw refused;
+    if (malformed || !tokenless) throw refused;
   } else authorizeSession(config, request, 'sessions:write', sessionRef(record));
 }
 
@@ -259,7 +260,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      admitEnd(config, request, record);
+      admitWriter(config, request, record, config.sessions.legacyTokenlessEnd);
       if (record.status === 'ended') return sessionView(record);
       const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);
       if (!outcome.ok) {
