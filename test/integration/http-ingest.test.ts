@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, type TestContext, test } from 'node:test';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import { formatNumber } from '../../src/sdk/index.ts';
+import { accessCredential, formatNumber, postSamples as sdkPostSamples, WavehouseHttpError } from '../../src/sdk/index.ts';
 import { assertProblem, bearer, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import {
@@ -323,5 +323,38 @@ describe('HTTP ingest in private mode', () => {
     const session = (await created.json()) as CreatedSession;
     assert.equal((await postSamples(baseUrl, session, makeSamples(1, 3))).status, 200);
     assertProblem({ status: 401, body: (await post(baseUrl, session.sessionId, '{"samples":[]}')).body }, 401, 'missing_credential');
+  });
+});
+
+describe('SDK postSamples', () => {
+  test('sends samples with the ingest token and resolves with the receipt once they are committed; -0 stays -0', async (t) => {
+    const { baseUrl, session } = await started(t);
+    const samples = makeSamples(1, 10);
+    samples[3].ax = -0;
+    const receipt = await sdkPostSamples(baseUrl, session.sessionId, samples, { token: session.ingestToken });
+    assert.deepEqual(receipt, { ack: 10, accepted: 10, duplicates: 0 });
+    const stored = (await getData(baseUrl, session.sessionId)).samples;
+    assert.deepEqual(stored, samples);
+    assert.ok(Object.is(stored[3].ax, -0));
+    assert.deepEqual(await sdkPostSamples(baseUrl, session.sessionId, samples, { token: session.ingestToken }), {
+      ack: 10,
+      accepted: 0,
+      duplicates: 10,
+    });
+  });
+
+  test('sends with a credential, and a refusal is a WavehouseHttpError with the code', async (t) => {
+    const { baseUrl, databaseUrl, session } = await started(t);
+    const writer = await createKey(databaseUrl, { name: 'writer', scopes: ['sessions:write'] });
+    const credential = accessCredential({ accessToken: writer.key });
+    assert.equal((await sdkPostSamples(baseUrl, session.sessionId, makeSamples(1, 2), { credential })).ack, 2);
+    await assert.rejects(
+      sdkPostSamples(baseUrl, session.sessionId, [{ seq: 3, t: 1, ax: 1 }], { token: session.ingestToken }),
+      (error: unknown) => error instanceof WavehouseHttpError && error.status === 400 && error.code === 'wrong_channels',
+    );
+    await assert.rejects(
+      sdkPostSamples(baseUrl, session.sessionId, makeSamples(3, 1), { token: 'wrong' }),
+      (error: unknown) => error instanceof WavehouseHttpError && error.status === 401 && error.code === 'invalid_token',
+    );
   });
 });
