@@ -30,6 +30,7 @@ export {
   getSession,
   type PostSamplesOptions,
   postSamples,
+  postSampleText,
   type RequestOptions,
   readData,
   TruncatedDataError,

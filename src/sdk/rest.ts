@@ -128,12 +128,22 @@ export function postSamples(
   samples: readonly SampleInput[],
   options: PostSamplesOptions = {},
 ): Promise<IngestReceipt> {
+  return postSampleText(baseUrl, sessionId, `{"samples":[${samples.map(sampleToJson).join(',')}]}`, 'application/json', options);
+}
+
+/**
+ * postSamples with a body already written: NDJSON (a Sample a line), CSV (a header naming
+ * seq, t and the channels, then a sample a line) or JSON, sent as it is.
+ */
+export function postSampleText(
+  baseUrl: string,
+  sessionId: string,
+  body: string,
+  contentType: 'application/json' | 'application/x-ndjson' | 'text/csv',
+  options: PostSamplesOptions = {},
+): Promise<IngestReceipt> {
   const url = apiUrl(baseUrl, `${sessionPath(sessionId)}/samples`);
-  const init: RequestInit = {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: `{"samples":[${samples.map(sampleToJson).join(',')}]}`,
-  };
+  const init: RequestInit = { method: 'POST', headers: { 'content-type': contentType }, body };
   if (options.token === undefined) return requestJson(url, init, 200, options);
   return requestJson(url, withBearer(init, options.token), 200, { ...options, credential: undefined });
 }

@@ -5,12 +5,16 @@
  * across two, the ack meaning committed, and live viewers seeing what came in over HTTP.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { accessCredential, formatNumber, postSamples as sdkPostSamples, WavehouseHttpError } from '../../src/sdk/index.ts';
 import { assertProblem, bearer, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
+import { runCli } from '../support/cli.ts';
 import {
   type CreatedSession,
   createSession,
@@ -356,5 +360,66 @@ describe('SDK postSamples', () => {
       sdkPostSamples(baseUrl, session.sessionId, makeSamples(3, 1), { token: 'wrong' }),
       (error: unknown) => error instanceof WavehouseHttpError && error.status === 401 && error.code === 'invalid_token',
     );
+  });
+});
+
+describe('wavehouse ingest', () => {
+  async function tempFile(t: TestContext, name: string, text: string): Promise<string> {
+    const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-ingest-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = path.join(dir, name);
+    await writeFile(file, text);
+    return file;
+  }
+
+  test('sends a CSV file in batches, resuming after what the session has stored', async (t) => {
+    const { baseUrl, session } = await started(t);
+    const samples = makeSamples(1, 2_500);
+    const file = await tempFile(t, 'samples.csv', csv(samples, ['t', 'ax', 'seq', 'ay', 'az']));
+    // A first run that stopped after 1,000 samples.
+    await postSamples(baseUrl, session, samples.slice(0, 1_000));
+    const env = { WAVEHOUSE_TOKEN: session.ingestToken };
+    const run = await runCli(t, ['ingest', session.sessionId, file, '--batch', '400', '--url', baseUrl], { env });
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), { ack: 2_500, accepted: 1_500, duplicates: 0, skipped: 1_000 });
+    assert.match(run.stderr, /stored 1500 samples/);
+    assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, samples);
+  });
+
+  test('reads NDJSON from stdin; a rerun sends nothing again', async (t) => {
+    const { baseUrl, session } = await started(t);
+    const samples = makeSamples(1, 300);
+    await postSamples(baseUrl, session, samples.slice(0, 100));
+    const env = { WAVEHOUSE_TOKEN: session.ingestToken };
+    const args = ['ingest', session.sessionId, '-', '--url', baseUrl, '--quiet'];
+    const first = await runCli(t, args, { env, stdin: ndjson(samples) });
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(JSON.parse(first.stdout), { ack: 300, accepted: 200, duplicates: 0, skipped: 100 });
+    assert.equal(first.stderr, '');
+    const again = await runCli(t, args, { env, stdin: ndjson(samples) });
+    assert.deepEqual(JSON.parse(again.stdout), { ack: 300, accepted: 0, duplicates: 0, skipped: 300 });
+    assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, samples);
+  });
+
+  test('says what is wrong: no token, a wrong one, an unknown session, a line without seq, a refused batch', async (t) => {
+    const { baseUrl, session } = await started(t);
+    const url = ['--url', baseUrl];
+    const body = ndjson(makeSamples(1, 3));
+    const noToken = await runCli(t, ['ingest', session.sessionId, ...url], { stdin: body });
+    assert.equal(noToken.code, 2);
+    assert.match(noToken.stderr, /ingest token/);
+    const wrong = await runCli(t, ['ingest', session.sessionId, ...url], { stdin: body, env: { WAVEHOUSE_TOKEN: 'wrong' } });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /401 invalid_token/);
+    const env = { WAVEHOUSE_TOKEN: session.ingestToken };
+    const unknown = await runCli(t, ['ingest', crypto.randomUUID(), ...url], { stdin: body, env });
+    assert.match(unknown.stderr, /no session/);
+    const noSeq = await runCli(t, ['ingest', session.sessionId, ...url], { stdin: 't,ax,ay,az\n1,2,3,4\n', env });
+    assert.equal(noSeq.code, 1);
+    assert.match(noSeq.stderr, /no seq column/);
+    const refused = await runCli(t, ['ingest', session.sessionId, ...url], { stdin: 'seq,t,ax,ay,bz\n1,2,3,4,5\n', env });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /400 wrong_channels: .*run it again to resume/);
+    assert.equal((await getData(baseUrl, session.sessionId)).samples.length, 0);
   });
 });
