@@ -5,7 +5,7 @@
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
- *                                        ingest-json, ingest-binary, fanout, rest, export, memory
+ *                                        ingest-json, ingest-binary, http-ingest, fanout, rest, export, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *
  * It creates a fresh database `wavehouse_bench_<random>` on the local PostgreSQL
@@ -25,6 +25,7 @@ import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
 import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
 import { exportSection } from './sections/export.ts';
 import { fanoutSection } from './sections/fanout.ts';
+import { httpIngestSection } from './sections/http-ingest.ts';
 import { ingestSection } from './sections/ingest.ts';
 import { memorySection } from './sections/memory.ts';
 import { restSection } from './sections/rest.ts';
@@ -34,6 +35,7 @@ import { restSection } from './sections/rest.ts';
 const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   'ingest-json': (ctx) => ingestSection(ctx, 'json'),
   'ingest-binary': (ctx) => ingestSection(ctx, 'binary'),
+  'http-ingest': httpIngestSection,
   memory: memorySection,
   rest: restSection,
   export: exportSection,
