@@ -64,7 +64,7 @@ const allowed = {
   export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
   ingest: [
     [...leaves, 'sessions', 'storage'],
-    'the producer socket and its route (an edge): it checks the token of a session storage found, hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
+    'the producer socket and its route, and HTTP ingest (edges): it checks the token of a session storage found, hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
   ],
   live: [
     [...leaves, 'sessions', 'fanout'],

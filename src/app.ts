@@ -27,12 +27,13 @@ import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
+import { HttpIngest } from './ingest/http-ingest.ts';
 import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics, writerCounters } from './observability/metrics.ts';
+import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
@@ -205,6 +206,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
+  const httpIngest = new HttpIngest({ coordinator, queue, limits: config.ingest, counters: ingestCounters(metrics), log });
   const liveRoute = new LiveRoute({
     config,
     hub,
@@ -224,6 +226,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     coordinator,
     sockets,
     ingestRoute,
+    httpIngest,
     liveRoute,
     access,
     log,

@@ -99,6 +99,8 @@ export interface Config {
     /** 0 turns the per-producer limit off. */
     maxSamplesPerS: number;
     maxRejectedFramesPerMinute: number;
+    /** How long an HTTP ingest request waits for its samples to commit before it answers 503. */
+    httpCommitTimeoutMs: number;
   };
   live: {
     maxBufferedBytes: number;
@@ -237,6 +239,10 @@ const sessionsAndIngest = {
   INGEST_HARD_MAX_FRAME_BYTES: { default: 16 * MiB, about: "a larger frame closes the producer's socket with 1009" },
   INGEST_MAX_SAMPLES_PER_S: { default: 50_000, about: 'per-producer rate (rate_limited), 0: off; else at least INGEST_MAX_FRAME_SAMPLES' },
   INGEST_MAX_REJECTED_FRAMES_PER_MINUTE: { default: 100, about: 'beyond this a producer is closed with 1008' },
+  INGEST_HTTP_COMMIT_TIMEOUT_MS: {
+    default: 10_000,
+    about: 'how long an HTTP ingest request waits for its samples to commit before it answers 503 (resend them)',
+  },
 } as const satisfies Settings;
 
 const live = {
@@ -518,6 +524,7 @@ export function loadConfig(env: Env): Config {
       hardMaxFrameBytes: read.integer('INGEST_HARD_MAX_FRAME_BYTES', 1024),
       maxSamplesPerS: read.integer('INGEST_MAX_SAMPLES_PER_S', 0),
       maxRejectedFramesPerMinute: read.integer('INGEST_MAX_REJECTED_FRAMES_PER_MINUTE', 1),
+      httpCommitTimeoutMs: read.integer('INGEST_HTTP_COMMIT_TIMEOUT_MS', 1, 600_000),
     },
     live: {
       maxBufferedBytes: read.integer('LIVE_MAX_BUFFERED_BYTES', 64 * 1024),

@@ -5,6 +5,7 @@
 import { CliError, describeError, UsageError } from './cli-error.ts';
 import { apiKeyEnvVar, clientAccess } from './client-access.ts';
 import { exportCommand, exportUsage } from './export-command.ts';
+import { ingestCommand, ingestUsage } from './ingest-command.ts';
 import { keysCommand, keysUsage } from './keys-command.ts';
 import { serveCommand, serveUsage } from './serve-command.ts';
 import { simulateCommand, simulateUsage } from './simulate-command.ts';
@@ -17,6 +18,7 @@ const usages: Record<string, string> = {
   keys: keysUsage,
   simulate: simulateUsage,
   export: exportUsage,
+  ingest: ingestUsage,
   tail: tailUsage,
 };
 
@@ -27,6 +29,7 @@ commands:
   keys       create an API key in the service's database (keys create --role admin --name NAME)
   simulate   stream a synthetic SCG into a session
   export     write a session's samples to a file (csv, ndjson, json)
+  ingest     send samples from a CSV or NDJSON file (or stdin) over HTTP, resumable
   tail       print a session's live samples as NDJSON
 
 Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
@@ -103,6 +106,7 @@ async function run(argv: string[], context: { url: string }): Promise<number | '
   try {
     if (command === 'simulate') return await simulateCommand(rest, client);
     if (command === 'export') return await exportCommand(rest, client);
+    if (command === 'ingest') return await ingestCommand(rest, client.baseUrl);
     return await tailCommand(rest, client);
   } finally {
     client.credential?.close();

@@ -31,6 +31,18 @@ export const problems = {
     status: 409,
     title: 'A session with this key exists already; its id is in sessionId when the credential may read that session.',
   },
+  producer_conflict: {
+    status: 409,
+    title: 'A producer is attached to this session (a socket, or another HTTP ingest request), on this instance or another.',
+  },
+  session_ended: { status: 409, title: 'The session has ended; nothing more is accepted.' },
+  invalid_frame: { status: 400, title: 'The samples are not a valid body: not JSON, NDJSON or CSV as sent, or a bad seq, t or value.' },
+  wrong_channels: { status: 400, title: "A sample's keys, other than seq and t, are not exactly the session's channels." },
+  seq_not_increasing: { status: 400, title: 'The seqs within the body do not strictly increase.' },
+  frame_too_large: {
+    status: 413,
+    title: 'The body is over the ingest limit in bytes or samples (INGEST_MAX_FRAME_BYTES, INGEST_MAX_FRAME_SAMPLES).',
+  },
   rate_limited: { status: 429, title: 'Too many requests from this client; retry after the number of seconds in Retry-After.' },
   payload_too_large: { status: 413, title: 'The request body is larger than the configured limit.' },
   unsupported_media_type: { status: 415, title: 'The request body is not JSON.' },

@@ -12,6 +12,7 @@ import { type HealthRoutesOptions, healthRoutes } from './routes/health.ts';
 import { type KeyRoutesOptions, keyRoutes } from './routes/keys.ts';
 import { type MetricsRoutesOptions, metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/pages.ts';
+import { type SampleRoutesOptions, sampleRoutes } from './routes/samples.ts';
 import { type SessionListRoutesOptions, sessionListRoutes } from './routes/session-list.ts';
 import { type SessionRoutesOptions, sessionRoutes } from './routes/sessions.ts';
 import { type SocketRoutesOptions, socketRoutes } from './routes/sockets.ts';
@@ -20,6 +21,7 @@ import type { HttpServer } from './server.ts';
 export type ApiParts = HealthRoutesOptions &
   MetricsRoutesOptions &
   SessionRoutesOptions &
+  SampleRoutesOptions &
   SessionListRoutesOptions &
   DataRoutesOptions &
   SocketRoutesOptions &
@@ -34,6 +36,7 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(metricsRoutes, parts);
   await server.register(sessionRoutes, parts);
   await server.register(sessionListRoutes, parts);
+  await server.register(sampleRoutes, parts);
   await server.register(dataRoutes, parts);
   await server.register(socketRoutes, parts);
   await server.register(keyRoutes, parts);

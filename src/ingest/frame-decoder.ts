@@ -95,12 +95,26 @@ export function decodeTextFrame(
     return reject('invalid_frame', 'frame must be a Sample, {"samples":[...]} or {"type":"samples_batch","payload":{"samples":[...]}}');
   }
   const samples = listed.samples ?? [frame];
+  const decoded = decodeSampleList(samples, channels, limits, receivedAtMs, allocate);
+  if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
+  return { ...decoded, samplesText: samplesTextOf(data) };
+}
+
+/**
+ * Samples already parsed into values (a frame's list, or the lines of an NDJSON or CSV body
+ * of HTTP ingest, ingest/sample-bodies.ts), under the frame's rules and sample limit.
+ */
+export function decodeSampleList(
+  samples: unknown[],
+  channels: readonly string[],
+  limits: FrameRules,
+  receivedAtMs: number,
+  allocate: BatchAllocator = SampleBatch.allocate,
+): DecodedFrame & { everyT?: boolean } {
   if (samples.length > limits.maxFrameSamples) {
     return reject('frame_too_large', `frame holds ${samples.length} samples; the limit is ${limits.maxFrameSamples}`);
   }
-  const decoded = decodeSamples(samples, channels, receivedAtMs, allocate, limits.nullable === true);
-  if (!decoded.ok || !listed.bare || !decoded.hasSeq || !decoded.everyT || typeof data === 'string') return decoded;
-  return { ...decoded, samplesText: samplesTextOf(data) };
+  return decodeSamples(samples, channels, receivedAtMs, allocate, limits.nullable === true);
 }
 
 /**

@@ -66,7 +66,7 @@ export function writeJsonSamples(
       at = writeBytes(out, at, columnKeys[c]);
       const value = columns[c * n + i];
       // NaN is a nullable session's null (ingest/frame-decoder.ts): no other value is NaN.
-      at = value === value ? writeNumber(out, at, value, hints, c) : writeBytes(out, at, nullText);
+      at = Number.isNaN(value) ? writeBytes(out, at, nullText) : writeNumber(out, at, value, hints, c);
     }
     out[at++] = closeBrace;
   }
@@ -85,7 +85,7 @@ export function writeCsvSamples(out: Uint8Array, at: number, batch: SampleBatch)
       out[at++] = comma;
       const value = columns[c * n + i];
       // A null is an empty field.
-      if (value === value) at = writeNumber(out, at, value, hints, c);
+      if (!Number.isNaN(value)) at = writeNumber(out, at, value, hints, c);
     }
     out[at++] = newline;
   }

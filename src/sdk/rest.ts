@@ -3,7 +3,8 @@
  * server answers are WavehouseHttpError with the problem+json code; network failures are
  * fetch's own errors (a TypeError whose `cause` carries the system code, e.g. ECONNREFUSED).
  */
-import type { AccessCredential, CreatedSession, CreateSessionBody, Sample, Session } from './types.ts';
+import { sampleToJson } from './sample-json.ts';
+import type { AccessCredential, CreatedSession, CreateSessionBody, IngestReceipt, Sample, SampleInput, Session } from './types.ts';
 
 export interface RequestOptions {
   signal?: AbortSignal;
@@ -107,6 +108,44 @@ export function endSession(
   const url = apiUrl(baseUrl, `${sessionPath(sessionId)}/end`);
   if (typeof token !== 'string') return requestJson(url, { method: 'POST' }, 200, { ...options, credential: token });
   return requestJson(url, withBearer({ method: 'POST' }, token), 200, { ...options, credential: undefined });
+}
+
+export interface PostSamplesOptions extends RequestOptions {
+  /** The session's ingest token; without it, `credential` (a key or token with sessions:write) is sent. */
+  token?: string;
+}
+
+/**
+ * Sends samples over HTTP (docs/protocol.md, HTTP ingest), for a producer that cannot hold a
+ * socket; resolves once every one is committed. Give them seqs: after a failure, resending
+ * the same samples stores each once (those already stored come back as `duplicates`). One
+ * call at a time per session: a concurrent one, or one while a socket producer is attached,
+ * is refused with 409 `producer_conflict`.
+ */
+export function postSamples(
+  baseUrl: string,
+  sessionId: string,
+  samples: readonly SampleInput[],
+  options: PostSamplesOptions = {},
+): Promise<IngestReceipt> {
+  return postSampleText(baseUrl, sessionId, `{"samples":[${samples.map(sampleToJson).join(',')}]}`, 'application/json', options);
+}
+
+/**
+ * postSamples with a body already written: NDJSON (a Sample a line), CSV (a header naming
+ * seq, t and the channels, then a sample a line) or JSON, sent as it is.
+ */
+export function postSampleText(
+  baseUrl: string,
+  sessionId: string,
+  body: string,
+  contentType: 'application/json' | 'application/x-ndjson' | 'text/csv',
+  options: PostSamplesOptions = {},
+): Promise<IngestReceipt> {
+  const url = apiUrl(baseUrl, `${sessionPath(sessionId)}/samples`);
+  const init: RequestInit = { method: 'POST', headers: { 'content-type': contentType }, body };
+  if (options.token === undefined) return requestJson(url, init, 200, options);
+  return requestJson(url, withBearer(init, options.token), 200, { ...options, credential: undefined });
 }
 
 export interface DataRange {

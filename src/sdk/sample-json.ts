@@ -10,12 +10,16 @@ export function formatNumber(value: number): string {
   return value === 0 && 1 / value < 0 ? '-0' : String(value);
 }
 
-/** Any sample as one JSON line, keys in their own order (for output such as `tail`). */
-export function sampleToJson(sample: Sample): string {
+/**
+ * Any sample as one JSON line, keys in their own order (for output such as `tail`); a key
+ * whose value is undefined is left out, as JSON.stringify does.
+ */
+export function sampleToJson(sample: Sample | SampleInput): string {
   let text = '{';
   let first = true;
   for (const key of Object.keys(sample)) {
     const value = sample[key];
+    if (value === undefined) continue;
     text += `${first ? '' : ','}${JSON.stringify(key)}:${value === null ? 'null' : formatNumber(value)}`;
     first = false;
   }

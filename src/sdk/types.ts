@@ -25,6 +25,15 @@ export interface Sample {
  * What a producer pushes: `seq` is optional (the SDK assigns it, continuing the session's
  * stored seqs), and so is `t` (the producer's clock at push time).
  */
+/** The answer to postSamples: `ack` is the session's highest committed seq (-1: none). */
+export interface IngestReceipt {
+  ack: number;
+  /** Samples of this request now stored. */
+  accepted: number;
+  /** Samples at or below the highest accepted seq: dropped, already stored. */
+  duplicates: number;
+}
+
 export interface SampleInput {
   seq?: number;
   t?: number;

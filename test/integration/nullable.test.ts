@@ -103,3 +103,23 @@ test('the SDK producer sends nulls to a nullable session, and refuses to start o
   assert.equal((await failure).code, 'not_nullable');
   refused.close();
 });
+
+test('HTTP ingest takes nulls as JSON null and empty CSV fields in a nullable session, and refuses them elsewhere', async (t) => {
+  const { baseUrl } = await startApp(t);
+  const post = (session: { sessionId: string; ingestToken: string }, type: string, body: string) =>
+    fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/samples`, {
+      method: 'POST',
+      headers: { 'content-type': type, authorization: `Bearer ${session.ingestToken}` },
+      body,
+    });
+  const nullable = await createSession(baseUrl, { channels: ['a', 'b'], nullable: true });
+  assert.equal((await post(nullable, 'text/csv', 'seq,t,a,b\n1,10,,1.5\n2,11,-0.25,\n')).status, 200);
+  assert.equal((await post(nullable, 'application/json', JSON.stringify({ samples: [sent[2]] }))).status, 200);
+  const stored = await fetch(`${baseUrl}/api/v1/sessions/${nullable.sessionId}/data`).then((r) => r.json());
+  assert.deepEqual(stored.samples, sent);
+
+  const strict = await createSession(baseUrl, { channels: ['a', 'b'] });
+  const refused = await post(strict, 'text/csv', 'seq,t,a,b\n1,10,,1.5\n');
+  assert.equal(refused.status, 400);
+  assert.equal((await refused.json()).code, 'invalid_frame');
+});

@@ -249,7 +249,8 @@ describe('chunks stored before migration 008', () => {
     await pool.query("UPDATE sample_chunks SET payload = '\\x0000' WHERE session_id = $1 AND last_seq = 70", [sessionIds[1]]);
 
     const outcome = await migrate(pool);
-    assert.deepEqual(outcome.applied, ['008_chunk_times', '009_chunk_time_indexes']);
+    // And any later migration: these two are the ones that matter here.
+    assert.deepEqual(outcome.applied.slice(0, 2), ['008_chunk_times', '009_chunk_time_indexes']);
     const chunks = (await pool.query('SELECT count(*)::int AS n FROM sample_chunks')).rows[0].n;
     assert.deepEqual(outcome.chunkTimes, { filled: chunks - 1, undecodable: 1 });
 

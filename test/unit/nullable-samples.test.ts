@@ -19,7 +19,7 @@ function binaryFrame(columns: number[], n: number): Buffer {
   frame.writeUInt8(binaryFrameVersion, 0);
   frame.writeUInt16LE(channels.length, 2);
   frame.writeUInt32LE(n, 4);
-  columns.forEach((value, i) => frame.writeDoubleLE(value, binaryHeaderBytes + i * 8));
+  for (const [i, value] of columns.entries()) frame.writeDoubleLE(value, binaryHeaderBytes + i * 8);
   return frame;
 }
 

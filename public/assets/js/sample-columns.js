@@ -81,7 +81,7 @@ export class SampleColumns {
     return {
       seq: this.seq.subarray(start, end),
       t: this.t.subarray(start, end),
-      values: this.hasNulls ? values.map((column) => Array.from(column, (value) => (value === value ? value : null))) : values,
+      values: this.hasNulls ? values.map((column) => Array.from(column, (value) => (Number.isNaN(value) ? null : value))) : values,
     };
   }
 

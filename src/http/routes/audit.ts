@@ -1,8 +1,9 @@
 /** REST: the audit log, newest first, a page at a time (access/audit-trail.ts). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Access } from '../../access/access-service.ts';
+import { AuditPage, AuditQueryString } from '../../contract/access-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import { AuditPage, AuditQueryString, problemResponses } from '../../contract/schemas.ts';
+import { problemResponses } from '../../contract/schemas.ts';
 
 export interface AuditRoutesOptions {
   access: Access;

@@ -8,8 +8,9 @@ import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import type { Access } from '../../access/access-service.ts';
 import type { TokenService } from '../../access/token-service.ts';
+import { RefreshBody, TokenPair } from '../../contract/access-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import { problemResponses, RefreshBody, TokenPair } from '../../contract/schemas.ts';
+import { problemResponses } from '../../contract/schemas.ts';
 
 export interface AuthRoutesOptions {
   access: Access;

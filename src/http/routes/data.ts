@@ -151,7 +151,7 @@ function sampleObject(batch: SampleBatch, index: number, channels: readonly stri
   channels.forEach((name, channel) => {
     const value = batch.value(channel, index);
     // NaN is a nullable session's null (ingest/frame-decoder.ts).
-    sample[name] = value === value ? value : null;
+    sample[name] = Number.isNaN(value) ? null : value;
   });
   return sample as { seq: number; t: number };
 }

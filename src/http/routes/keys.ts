@@ -2,16 +2,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Access } from '../../access/access-service.ts';
 import type { ApiKeyView } from '../../access/api-keys.ts';
+import { type ApiKey, CreatedKey, CreateKeyBody, KeyIdParams, KeyList, ApiKey as KeySchema } from '../../contract/access-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import {
-  type ApiKey,
-  CreatedKey,
-  CreateKeyBody,
-  KeyIdParams,
-  KeyList,
-  ApiKey as KeySchema,
-  problemResponses,
-} from '../../contract/schemas.ts';
+import { problemResponses } from '../../contract/schemas.ts';
 import { auditContext } from '../access-guard.ts';
 
 export interface KeyRoutesOptions {

@@ -40,16 +40,17 @@ export function admitRead(config: Config, request: FastifyRequest, record: Sessi
 }
 
 /**
- * Who may end `record`: its ingest token (the session's own), or a key or token with
- * sessions:write that reaches it; with neither, no one, unless LEGACY_TOKENLESS_END (open
- * mode: private mode refused the anonymous call already).
+ * Who may write to `record` (end it, or ingest into it): its ingest token (the session's own),
+ * or a key or token with sessions:write that reaches it; with neither, no one, unless
+ * `tokenless` (LEGACY_TOKENLESS_END for end, open mode: private mode refused the anonymous
+ * call already).
  */
-export function admitEnd(config: Config, request: FastifyRequest, record: SessionRecord): void {
+export function admitWriter(config: Config, request: FastifyRequest, record: SessionRecord, tokenless = false): void {
   const { principal, ingestToken, malformed } = request.access;
   const refused = new Problem('invalid_token', 'a valid ingest token is required: Authorization: Bearer <ingestToken>');
   if (ingestToken !== null) {
     if (!ownIngestToken(request, record)) throw refused;
   } else if (principal.kind === 'anonymous') {
-    if (malformed || !config.sessions.legacyTokenlessEnd) throw refused;
+    if (malformed || !tokenless) throw refused;
   } else authorizeSession(config, request, 'sessions:write', sessionRef(record));
 }

@@ -18,7 +18,7 @@ import { newIngestToken } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, KeyTakenError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 import { auditContext } from '../access-guard.ts';
-import { admitEnd, admitRead } from './session-admission.ts';
+import { admitRead, admitWriter } from './session-admission.ts';
 
 export function sessionView(record: SessionRecord): Session {
   return {
@@ -247,7 +247,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
     },
     async (request) => {
       const record = await findSessionOr404(repository, request.params.id);
-      admitEnd(config, request, record);
+      admitWriter(config, request, record, config.sessions.legacyTokenlessEnd);
       if (record.status === 'ended') return sessionView(record);
       const outcome = await coordinator.endSession(record.id, config.sessions.endTimeoutMs);
       if (!outcome.ok) {
