@@ -14,10 +14,17 @@ import type { Context } from './report.ts';
  * AUTH_MODE=private with a fresh P-256 signing key (with DATABASE_URL, private mode needs one),
  * and access tokens valid for an hour, so that none expires during a run (the default 15
  * minutes would, on a long one; a token is checked once per request or upgrade either way).
+ * The fan-out's thousands of viewers all read with one key, so the per-key socket cap
+ * (MAX_SOCKETS_PER_KEY, 256 by default) is lifted as a deployment serving them would lift it.
  */
 export function privateModeEnv(): Record<string, string> {
   const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
-  return { AUTH_MODE: 'private', ACCESS_TOKEN_SIGNING_KEY: JSON.stringify(signingKey), ACCESS_TOKEN_TTL_S: '3600' };
+  return {
+    AUTH_MODE: 'private',
+    ACCESS_TOKEN_SIGNING_KEY: JSON.stringify(signingKey),
+    ACCESS_TOKEN_TTL_S: '3600',
+    MAX_SOCKETS_PER_KEY: '100000',
+  };
 }
 
 export interface Credentials {
