@@ -31,7 +31,14 @@ export const SessionIdParams = Type.Object({ id: Type.String({ description: 'Ses
 
 export const CreateSessionBody = Type.Object(
   {
-    key: Type.Optional(SessionKey),
+    key: Type.Optional(
+      Type.String({
+        pattern: sessionKeyPattern,
+        description:
+          'A stream name, 1-200 characters of A-Z a-z 0-9 _ . : / -, unique among sessions. ' +
+          'Needs an API key or access token with sessions:write, in either mode.',
+      }),
+    ),
     nullable: Type.Optional(Type.Boolean({ description: 'Whether any channel value may be null (a missing reading); false by default.' })),
     channels: Type.Optional(
       Type.Array(Type.String({ pattern: channelNamePattern }), {
