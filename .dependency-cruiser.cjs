@@ -20,6 +20,7 @@ const parts = {
   lifecycle: '^src/lifecycle\\.ts$',
   deadlines: '^src/deadlines\\.ts$',
   observability: '^src/observability/',
+  aggregates: '^src/aggregates/',
   storage: '^src/storage/',
   fanout: '^src/fanout/',
   sessions: '^src/sessions/',
@@ -48,9 +49,13 @@ const allowed = {
   deadlines: [[], 'waiting with a bound (a promise within a time, a poll until a deadline): plain timers, nothing of ours'],
   lifecycle: [['deadlines'], 'the start/close shape and the stack that closes parts in reverse: it knows no part, the parts fit it without importing it'],
   observability: [['config', 'deadlines'], 'logger, metrics and tracing serve every part, configured by Config'],
-  storage: [
+  aggregates: [
     leaves,
-    'PostgreSQL stores samples, not sessions: the writer acks a session through the QueuedSession port it declares (write-queue.ts), which SessionState implements',
+    'bucket summaries and the aggregate answers built from them: computation over samples, which the writer (roll-ups) and the read routes share',
+  ],
+  storage: [
+    [...leaves, 'aggregates'],
+    'PostgreSQL stores samples, not sessions: the writer acks a session through the QueuedSession port it declares (write-queue.ts), which SessionState implements; it keeps roll-ups as bucket summaries (aggregates)',
   ],
   fanout: [leaves, 'the hub and the broker carry encoded live frames, whoever made them'],
   sessions: [
@@ -71,10 +76,10 @@ const allowed = {
     'the viewer socket and its route (an edge) take the recent window from the coordinator and subscribe to the hub; the stored history comes through ports live/ declares, which app.ts fills from storage',
   ],
   http: [
-    [...leaves, 'ingest', 'live', 'export', 'sessions', 'storage', 'access'],
+    [...leaves, 'ingest', 'live', 'export', 'aggregates', 'sessions', 'storage', 'access'],
     'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, read sessions and data from storage, and ask access who is calling',
   ],
-  app: [[...leaves, 'lifecycle', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
+  app: [[...leaves, 'lifecycle', 'aggregates', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],
