@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { bearer, call, createKey } from '../support/access.ts';
+import { bearer, call } from '../support/access.ts';
 import { type RunningApp, startApp } from '../support/app.ts';
 import { createSession } from '../support/clients.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
@@ -104,7 +104,7 @@ function reference(rows: readonly Row[], channels: readonly string[], query: Que
     const t = Math.floor(row.t / width) * width + 0;
     groups.set(t, [...(groups.get(t) ?? []), row]);
   }
-  const valueOf = (group: Row[], c: number, fn: Fn): Value => {
+  const fnOfGroup = (group: Row[], c: number, fn: Fn): Value => {
     const present = [...group].sort((a, b) => a.seq - b.seq).flatMap((row) => (row.values[c] === null ? [] : [row.values[c] as number]));
     if (fn === 'count') return present.length;
     if (present.length === 0) return null;
@@ -120,7 +120,7 @@ function reference(rows: readonly Row[], channels: readonly string[], query: Que
   };
   const full = [...groups.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([t, group]): RefBucket => ({ t, count: group.length, values: picked.map((c) => fnList.map((fn) => valueOf(group, c, fn))) }));
+    .map(([t, group]): RefBucket => ({ t, count: group.length, values: picked.map((c) => fnList.map((fn) => fnOfGroup(group, c, fn))) }));
   if ((query.fill ?? 'none') === 'none') return { bucketMs: width, buckets: full };
   const buckets: RefBucket[] = [];
   const last = included ? Math.floor(to / width) : Math.ceil(to / width) - 1;
