@@ -1,5 +1,6 @@
 /**
- * The viewer page, /view/{id}: a live plot of one session, every channel on a shared time axis.
+ * The viewer page, /view/{id}: a live plot of one session, a lane per channel on a shared time
+ * axis (lanes.js), each lane with the channel's latest value.
  *
  * Data: the SDK's Viewer, which reads the live socket with `fromSeq` (docs/protocol.md). A
  * live session starts a little in the past (about one plot window) so the plot is not empty;
@@ -19,8 +20,8 @@
  * is the SDK Viewer's own rule, given the tab's credential: once per token, so a server that
  * refuses even a fresh token stops the viewer instead of looping on refreshes.
  */
-import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { access, privateMode, watchSignIn } from './access-session.js';
+import { Lanes } from './lanes.js';
 import { baseUrl } from './page-links.js';
 import { show, showMessage } from './page-text.js';
 import { SampleColumns } from './sample-columns.js';
@@ -40,14 +41,11 @@ const assumedRateHz = 1_000;
 const liveDelayMs = 150;
 /** A jump in the producer's clock beyond this resets the scroll instead of easing into it. */
 const clockJumpMs = 1_000;
-/** Producer clocks above this are epoch milliseconds (after 1973): show dates and times. */
-const epochThresholdMs = 1e11;
 const statsIntervalMs = 250;
 /** A 4401's codes (the Viewer's error carries the refusal's): the tab's token was not accepted. */
 const signInRefusals = new Set(['missing_credential', 'invalid_credential', 'credential_expired', 'credential_revoked']);
 /** A 4403's: the key is valid but cannot read this session. */
 const reachRefusals = new Set(['insufficient_scope', 'outside_key_prefix']);
-const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() ?? '');
 
@@ -71,7 +69,10 @@ let mode = 'live';
 let sessionStatus = 'loading';
 let connection = 'connecting';
 let columns = null;
-let plot = null;
+/** The lanes, made at the first sample (lanes.js). */
+let lanes = null;
+/** The time range a user zoomed a finished recording to; null shows all of it. */
+let zoomRange = null;
 let viewer = null;
 let received = 0;
 let lastArrivalAt = -Infinity;
@@ -178,6 +179,7 @@ function stopAtWholeLimit() {
 
 function sessionEnded() {
   ended = true;
+  dirty = true;
   setSessionStatus('ended');
   if (mode === 'live') elements.wholeRecording.hidden = false;
   requestFrame();
@@ -225,37 +227,24 @@ function requestFrame() {
   requestAnimationFrame(drawFrame);
 }
 
-function plotSize() {
-  const width = Math.max(200, elements.plot.clientWidth);
-  const height = Math.max(220, Math.min(520, Math.round(window.innerHeight * 0.55)));
-  return { width, height };
+function createLanes() {
+  // Zooming a live window would be undone by the next frame; a finished recording zooms.
+  lanes = new Lanes(elements.plot, { channels, zoomable: mode === 'whole', onZoom: zoomTo, onDraw: () => (draws += 1) });
 }
 
-function createPlot(epochTime) {
-  const seconds = (value) => `${(value / 1000).toFixed(value % 1000 === 0 ? 0 : 1)} s`;
-  const options = {
-    ...plotSize(),
-    // Producer clocks are milliseconds; uPlot's default is seconds.
-    ms: 1,
-    scales: { x: { time: epochTime } },
-    series: [
-      epochTime ? { label: 'time' } : { label: 'time', value: (_plot, value) => (value == null ? '-' : seconds(value)) },
-      ...channels.map((name, i) => ({ label: name, stroke: palette[i % palette.length], width: 1, points: { show: false } })),
-    ],
-    axes: [epochTime ? {} : { values: (_plot, splits) => splits.map(seconds) }, {}],
-    // Zooming a live window would be undone by the next frame; a finished recording zooms.
-    cursor: { drag: { x: mode === 'whole', y: false } },
-    hooks: { draw: [() => (draws += 1)] },
-  };
-  elements.plot.replaceChildren();
-  plot = new uPlot(options, [[], ...channels.map(() => [])], elements.plot);
-  new ResizeObserver(() => plot.setSize(plotSize())).observe(elements.plot);
+function zoomTo(range) {
+  zoomRange = range;
+  shownRange = null;
+  requestFrame();
 }
 
 function xRange(now) {
   const first = columns.firstT;
   const last = columns.lastT;
-  if (mode === 'whole' || ended) return first === last ? [first - 1, last + 1] : [first, last];
+  if (mode === 'whole' || ended) {
+    if (zoomRange !== null) return zoomRange;
+    return first === last ? [first - 1, last + 1] : [first, last];
+  }
   const right = Math.min(last, now + clockOffsetMs);
   return [right - liveWindowMs, right];
 }
@@ -263,17 +252,18 @@ function xRange(now) {
 function drawFrame(now) {
   frameRequested = false;
   if (columns === null || columns.length === 0) return;
-  if (plot === null) createPlot(columns.firstT > epochThresholdMs);
+  if (lanes === null) createLanes();
   const [min, max] = xRange(now);
   if (dirty) {
     const views = columns.views();
-    plot.setData([views.t, ...views.values], false);
+    lanes.setData(views.t, views.values);
+    lanes.showLatest(columns.lastValues(), ended ? 'last' : 'latest');
     handed = views;
     dirty = false;
     shownRange = null;
   }
   if (shownRange === null || shownRange[0] !== min || shownRange[1] !== max) {
-    plot.setScale('x', { min, max });
+    lanes.show(min, max);
     shownRange = [min, max];
   }
   // A live plot keeps scrolling between batches; it stops once the newest sample is on screen.
@@ -299,9 +289,12 @@ function updateStats() {
 
 // -- a read-only view for tests ---------------------------------------------------------
 
+/** The data arrays the lanes' plots hold: [t, values of lane 0], [t, values of lane 1], ... */
+const laneData = () => lanes?.lanes.map((lane) => lane.plot.data) ?? [];
+
 /** What the plot actually holds (its own data arrays), summarised so a test can check for holes. */
 function plotted() {
-  if (plot === null || handed === null || plot.data[0] !== handed.t) {
+  if (lanes === null || handed === null || laneData()[0][0] !== handed.t) {
     return { count: 0, firstSeq: null, lastSeq: null, gaps: [], disorder: 0 };
   }
   const seqs = handed.seq;
@@ -311,17 +304,18 @@ function plotted() {
     if (seqs[i] <= seqs[i - 1]) disorder += 1;
     else if (seqs[i] !== seqs[i - 1] + 1 && gaps.length < 20) gaps.push([seqs[i - 1], seqs[i]]);
   }
-  return { count: plot.data[0].length, firstSeq: seqs[0] ?? null, lastSeq: seqs[seqs.length - 1] ?? null, gaps, disorder };
+  return { count: handed.t.length, firstSeq: seqs[0] ?? null, lastSeq: seqs[seqs.length - 1] ?? null, gaps, disorder };
 }
 
 /** The plotted point of one seq, read back from the plot's arrays; null when not plotted. */
 function plottedSample(seq) {
-  if (plot === null || handed === null || plot.data[0] !== handed.t) return null;
+  const data = laneData();
+  if (lanes === null || handed === null || data[0][0] !== handed.t) return null;
   const i = handed.seq.indexOf(seq);
   if (i < 0) return null;
-  const sample = { seq, t: plot.data[0][i] };
+  const sample = { seq, t: data[0][0][i] };
   channels.forEach((name, c) => {
-    sample[name] = plot.data[c + 1][i];
+    sample[name] = data[c][1][i];
   });
   return sample;
 }
@@ -332,6 +326,16 @@ window.__wavehouseViewer = Object.freeze({
   },
   plotted,
   plottedSample,
+  /** Each lane: its channel, value and time ranges, readout and box on the page. */
+  lanes: () => lanes?.describe() ?? [],
+  /** The time axis's labels as drawn: text and tick x, to measure. */
+  timeLabels: () => lanes?.timeLabels() ?? null,
+  /** A lane's canvas, to read its pixels. */
+  laneCanvas: (index) => lanes?.laneCanvas(index) ?? null,
+  /** Zooms a finished recording to `min..max` (null: all of it), as a drag over the plot does. */
+  zoomTo(min, max) {
+    zoomTo(min === null ? null : [min, max]);
+  },
   /** Closes the live socket as a network drop would, to exercise the reconnect. */
   dropConnection() {
     viewer?.dropConnection();
