@@ -205,7 +205,12 @@ describe('the viewer page as a user sees it, in Chromium', { skip: skipReason },
     await waitForPlotted(page, 3_000);
     const readout = async () => (await lanes(page)).map((lane) => lane.latest);
     const last = producer.sampleAt(3_000);
-    await eventually(async () => assert.deepEqual(await readout(), [last.ax, last.ay, last.az].map((value) => reading(value!))));
+    await eventually(async () =>
+      assert.deepEqual(
+        await readout(),
+        [last.ax, last.ay, last.az].map((value) => reading(value!)),
+      ),
+    );
 
     producer.socket.send({ samples: [{ seq: 3_001, t: last.t + 1, ax: 1.25, ay: -3.5, az: 9.875 }] });
     await eventually(async () => assert.deepEqual(await readout(), ['1.25', '-3.5', '9.875']));
