@@ -11,36 +11,21 @@ import assert from 'node:assert/strict';
 import { describe, type TestContext, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { startApp } from '../support/app.ts';
-import { type CreatedSession, createSession, endSession, type Sample } from '../support/clients.ts';
+import { createSession, endSession, type NullableSample, type Sample, storeSamples } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { openPage, screenshot, skipReason, TestProducer, useChromium, waitForPlotted, waitForViewer } from '../support/pages.ts';
 
 useChromium();
 
-/** A sample of a nullable session: null where there is no reading. */
-type Reading = { seq: number; t: number } & Record<string, number | null>;
-
 const lanes = (page: Page) => page.evaluate(() => window.__wavehouseViewer.lanes());
 /** A reading as the lane's readout shows it: seven significant digits. */
 const reading = (value: number) => String(Number(value.toPrecision(7)));
 
-/** Stores `samples` through HTTP ingest, 1,000 a request. */
-async function store(baseUrl: string, session: CreatedSession, samples: Reading[]): Promise<void> {
-  for (let i = 0; i < samples.length; i += 1_000) {
-    const response = await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/samples`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${session.ingestToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ samples: samples.slice(i, i + 1_000) }),
-    });
-    assert.equal(response.status, 200, await response.text());
-  }
-}
-
 /** An ended session holding `samples`, opened in the viewer once it shows all of them. */
-async function openEnded(t: TestContext, body: { channels: string[]; nullable?: boolean }, samples: Reading[]) {
+async function openEnded(t: TestContext, body: { channels: string[]; nullable?: boolean }, samples: NullableSample[]) {
   const { baseUrl } = await startApp(t, { INGEST_MAX_SAMPLES_PER_S: '0' });
   const session = await createSession(baseUrl, body);
-  await store(baseUrl, session, samples);
+  await storeSamples(baseUrl, session, samples);
   assert.equal((await endSession(baseUrl, session.sessionId, session.ingestToken)).status, 200);
   const page = await openPage(t);
   await page.goto(`${baseUrl}/view/${session.sessionId}`);
@@ -49,7 +34,7 @@ async function openEnded(t: TestContext, body: { channels: string[]; nullable?: 
   return page;
 }
 
-function extentOf(samples: Reading[], channel: string): [number, number] {
+function extentOf(samples: NullableSample[], channel: string): [number, number] {
   const values = samples.map((sample) => sample[channel]).filter((value): value is number => typeof value === 'number');
   return [Math.min(...values), Math.max(...values)];
 }
@@ -91,7 +76,7 @@ function labelBoxes(page: Page) {
 describe('the viewer page as a user sees it, in Chromium', { skip: skipReason }, () => {
   test('each channel gets a lane ranged on its own data: a 0.05 beat on 9.81 is visible; a null is a gap', async (t) => {
     const t0 = Date.UTC(2025, 2, 5, 9, 30);
-    const samples: Reading[] = Array.from({ length: 3_000 }, (_, i) => ({
+    const samples: NullableSample[] = Array.from({ length: 3_000 }, (_, i) => ({
       seq: i + 1,
       t: t0 + i * 2,
       // A stretch without readings in the first channel: a nullable session's gap.
