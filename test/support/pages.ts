@@ -53,6 +53,15 @@ export interface ViewerHook {
     valToX(value: number): number;
   };
   zoomTo(min: number | null, max?: number): void;
+  /** A long recording's reads: the envelope's buckets, or the samples of a zoomed range. */
+  envelope(): {
+    source: 'aggregate' | 'raw';
+    bucketMs: number | null;
+    fromT: number;
+    toT: number;
+    count: number;
+    points: number | null;
+  } | null;
 }
 
 export interface RecorderHook {

@@ -2,7 +2,8 @@
  * The viewer's plot: one lane per channel, stacked, each a uPlot instance with its own value
  * scale (lane-scale.js), all on one time range, with one cursor (uPlot's cursor sync) and the
  * time axis under the last lane (time-ticks.js). Above each lane, the channel's latest value
- * and its value under the cursor.
+ * and its value under the cursor. An envelope lane (a long recording summarised per bucket,
+ * envelope.js) also draws a band from each bucket's min to its max around the line.
  *
  * The viewer owns the time range: lanes are told what to show (`show`), and a drag on any
  * lane asks the viewer to zoom (`onZoom`), a double click to show everything again. So every
@@ -55,11 +56,13 @@ function textMeasurer() {
 export class Lanes {
   /**
    * @param {HTMLElement} container
-   * @param {{ channels: string[], zoomable: boolean, onZoom: (range: [number, number] | null) => void, onDraw?: () => void }} options
+   * @param {{ channels: string[], zoomable: boolean, envelope?: boolean,
+   *   onZoom: (range: [number, number] | null) => void, onDraw?: () => void }} options
    */
-  constructor(container, { channels, zoomable, onZoom, onDraw = () => {} }) {
+  constructor(container, { channels, zoomable, envelope = false, onZoom, onDraw = () => {} }) {
     this.container = container;
     this.channels = channels;
+    this.envelope = envelope;
     this.onZoom = onZoom;
     this.measure = textMeasurer();
     this.ticksMemo = { key: '', ticks: null };
@@ -71,11 +74,23 @@ export class Lanes {
     new ResizeObserver(() => this.#resize()).observe(container);
   }
 
-  /** New data: `t` and one value column per channel (null or NaN for a missing reading). */
-  setData(t, columns) {
+  /**
+   * New data: `t` and one value column per channel (null or NaN for a missing reading), and
+   * for envelope lanes the band's lower and upper edges (the line itself where there is no band).
+   */
+  setData(t, columns, lows = columns, highs = columns) {
     this.t = t;
-    this.columns = columns;
-    for (const [c, lane] of this.lanes.entries()) lane.plot.setData([t, columns[c]], false);
+    this.lows = lows;
+    this.highs = highs;
+    for (const [c, lane] of this.lanes.entries()) {
+      lane.plot.setData(this.envelope ? [t, columns[c], lows[c], highs[c]] : [t, columns[c]], false);
+    }
+  }
+
+  /** The plots' width in CSS pixels: how many buckets an envelope needs. */
+  get plotWidthPx() {
+    const { plot } = this.lanes[0];
+    return Math.round(plot.bbox.width / uPlot.pxRatio);
   }
 
   /** Shows `min..max` of the time axis in every lane, each lane's values ranged on what is visible. */
@@ -83,7 +98,8 @@ export class Lanes {
     const from = searchT(this.t, min, true);
     const to = searchT(this.t, max, false);
     for (const [c, lane] of this.lanes.entries()) {
-      const [low, high] = extent(this.columns[c], from, to);
+      const low = extent(this.lows[c], from, to)[0];
+      const high = extent(this.highs[c], from, to)[1];
       const range = nextRange(lane.range, low, high);
       const rescale = lane.range === null || range[0] !== lane.range[0] || range[1] !== lane.range[1];
       lane.plot.batch(() => {
@@ -170,10 +186,15 @@ export class Lanes {
       setSelect: [(plot) => this.#zoomToSelection(plot)],
     };
     if (onDraw !== null) hooks.draw = [onDraw];
+    const series = [{}, { label: lane.channel, stroke: color, width: 1, points: { show: false } }];
+    const edge = { stroke: 'transparent', width: 0, points: { show: false } };
+    if (this.envelope) series.push({ label: 'min', ...edge }, { label: 'max', ...edge });
     return {
       ...this.#size(lane),
       scales: { x: { time: false, auto: false }, y: { auto: false } },
-      series: [{}, { label: lane.channel, stroke: color, width: 1, points: { show: false } }],
+      series,
+      // The band: from each bucket's max (series 3) down to its min (series 2), in the lane's colour, faint.
+      bands: this.envelope ? [{ series: [3, 2], fill: `${color}40` }] : [],
       legend: { show: false },
       padding: [8, rightPaddingPx, lane.last ? 0 : 4, 0],
       axes: [

@@ -4,7 +4,10 @@
  *
  * Data: the SDK's Viewer, which reads the live socket with `fromSeq` (docs/protocol.md). A
  * live session starts a little in the past (about one plot window) so the plot is not empty;
- * a finished one from seq 0, to show the whole recording, which ends with `session_ended`.
+ * a finished one from seq 0, to show the whole recording, which ends with `session_ended`. A
+ * finished recording of more than `maxRawSamples` is not replayed: it is read by REST as its
+ * envelope, min/max band and first/last line per pixel, and read again for each zoom, as the
+ * samples themselves once the zoomed range holds few enough (envelope.js).
  * After any drop the Viewer reconnects with backoff from the last seq it delivered + 1: the
  * server sends everything from there, so the plot never has a hole, and never a seq twice.
  *
@@ -21,6 +24,7 @@
  * refuses even a fresh token stops the viewer instead of looping on refreshes.
  */
 import { access, privateMode, watchSignIn } from './access-session.js';
+import { Envelope, maxRawSamples } from './envelope.js';
 import { Lanes } from './lanes.js';
 import { baseUrl } from './page-links.js';
 import { show, showMessage } from './page-text.js';
@@ -30,8 +34,6 @@ import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
 const maxLiveSamples = 300_000;
-/** 2,000,000 samples of 3 channels are 80 MB of columns: past that, a recording is a download. */
-const maxWholeSamples = 2_000_000;
 /** Assumed when a session does not declare its rate: only sizes the first request's history. */
 const assumedRateHz = 1_000;
 /**
@@ -64,7 +66,10 @@ const elements = {
 };
 
 let channels = [];
-/** 'live': a bounded window that scrolls; 'whole': everything, for a finished recording. */
+/**
+ * 'live': a bounded window that scrolls; 'whole': every sample of a finished recording;
+ * 'envelope': a longer finished recording, read by REST per zoom.
+ */
 let mode = 'live';
 let sessionStatus = 'loading';
 let connection = 'connecting';
@@ -87,7 +92,9 @@ let handed = null;
 let clockOffsetMs = null;
 let shownRange = null;
 let draws = 0;
-let truncated = false;
+/** A long recording's reads (envelope.js), and the last data they handed over. */
+let envelope = null;
+let envelopeData = null;
 
 function setMessage(text, kind = 'info') {
   showMessage(elements.message, text, kind);
@@ -135,18 +142,9 @@ async function downloadWithToken(event) {
 
 /** New samples from the Viewer: in seq order, none seen before (it drops any resent one). */
 function acceptSamples(samples) {
-  if (truncated) return;
-  let accepted = 0;
-  for (const sample of samples) {
-    if (mode === 'whole' && columns.length >= maxWholeSamples) {
-      stopAtWholeLimit();
-      break;
-    }
-    columns.append(sample, channels);
-    accepted += 1;
-  }
-  if (accepted === 0) return;
-  received += accepted;
+  for (const sample of samples) columns.append(sample, channels);
+  if (samples.length === 0) return;
+  received += samples.length;
   lastArrivalAt = performance.now();
   if (sessionStatus === 'created') setSessionStatus('active');
   if (elements.message.dataset.kind === 'waiting') setMessage('');
@@ -163,18 +161,6 @@ function followProducerClock() {
   if (clockOffsetMs === null || Math.abs(target - clockOffsetMs) > clockJumpMs) clockOffsetMs = target;
   // Eased so that batches arriving early or late do not make the scroll speed jitter.
   else clockOffsetMs += (target - clockOffsetMs) * 0.05;
-}
-
-function stopAtWholeLimit() {
-  truncated = true;
-  ended = true;
-  viewer.close();
-  setConnection('closed');
-  setMessage(
-    `This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. ` +
-      'The downloads below hold all of it.',
-    'warning',
-  );
 }
 
 function sessionEnded() {
@@ -229,14 +215,19 @@ function requestFrame() {
 
 function createLanes() {
   // Zooming a live window would be undone by the next frame; a finished recording zooms.
-  lanes = new Lanes(elements.plot, { channels, zoomable: mode === 'whole', onZoom: zoomTo, onDraw: () => (draws += 1) });
+  const zoomable = mode !== 'live';
+  lanes = new Lanes(elements.plot, { channels, zoomable, envelope: mode === 'envelope', onZoom: zoomTo, onDraw: () => (draws += 1) });
 }
 
 function zoomTo(range) {
   zoomRange = range;
   shownRange = null;
+  if (mode === 'envelope') envelope.show(range, envelopePoints());
   requestFrame();
 }
+
+/** About one bucket per pixel (the contract allows 1 to 10,000). */
+const envelopePoints = () => Math.max(1, Math.min(10_000, lanes.plotWidthPx));
 
 function xRange(now) {
   const first = columns.firstT;
@@ -251,6 +242,7 @@ function xRange(now) {
 
 function drawFrame(now) {
   frameRequested = false;
+  if (mode === 'envelope') return drawEnvelope();
   if (columns === null || columns.length === 0) return;
   if (lanes === null) createLanes();
   const [min, max] = xRange(now);
@@ -268,6 +260,50 @@ function drawFrame(now) {
   }
   // A live plot keeps scrolling between batches; it stops once the newest sample is on screen.
   if (mode === 'live' && !ended && max < columns.lastT) requestFrame();
+}
+
+/** Until the next data arrive, a zoom shows the data at hand over the new range at once. */
+function drawEnvelope() {
+  if (envelopeData === null) return;
+  if (dirty) {
+    lanes.setData(envelopeData.t, envelopeData.lines, envelopeData.lows, envelopeData.highs);
+    dirty = false;
+    shownRange = null;
+  }
+  if (shownRange === null) {
+    shownRange = zoomRange ?? envelope.wholeRange;
+    lanes.show(...shownRange);
+  }
+}
+
+function showEnvelope(data) {
+  envelopeData = data;
+  dirty = true;
+  requestFrame();
+}
+
+async function startEnvelope(session) {
+  mode = 'envelope';
+  setConnection('closed');
+  show(elements.count, String(session.sampleCount));
+  show(elements.lastSeq, String(session.lastSeq));
+  const rate = (session.sampleCount - 1) / ((session.lastT - session.firstT) / 1000);
+  show(elements.rate, Number.isFinite(rate) ? `${rate.toFixed(rate < 10 ? 1 : 0)} samples/s` : '-');
+  setMessage(
+    `This recording holds ${session.sampleCount} samples: each lane shows, per pixel, their range as a band and ` +
+      'their first and last value as the line. Drag over a stretch to zoom in, down to the samples themselves.',
+  );
+  createLanes();
+  const onError = (error) => setMessage(`The plot could not be read: ${error.message}`, 'error');
+  const lastT = session.firstT === session.lastT ? session.lastT + 1 : session.lastT;
+  envelope = new Envelope({ sessionId, channels, firstT: session.firstT, lastT, onData: showEnvelope, onError });
+  envelope.show(null, envelopePoints());
+  const last = await envelope.lastSample().catch(onError);
+  if (last)
+    lanes.showLatest(
+      channels.map((channel) => last[channel]),
+      'last',
+    );
 }
 
 function updateStats() {
@@ -332,6 +368,12 @@ window.__wavehouseViewer = Object.freeze({
   timeLabels: () => lanes?.timeLabels() ?? null,
   /** A lane's canvas, to read its pixels. */
   laneCanvas: (index) => lanes?.laneCanvas(index) ?? null,
+  /** What a long recording's lanes show: the envelope's buckets or the samples, of which range. */
+  envelope() {
+    if (envelopeData === null) return null;
+    const { source, bucketMs, fromT, toT, count, points } = envelopeData;
+    return { source, bucketMs, fromT, toT, count, points: points ?? null };
+  },
   /** Zooms a finished recording to `min..max` (null: all of it), as a drag over the plot does. */
   zoomTo(min, max) {
     zoomTo(min === null ? null : [min, max]);
@@ -384,6 +426,7 @@ async function start() {
   channels = session.channels;
   setSessionStatus(session.status);
   showDownloads();
+  if (session.status === 'ended' && session.sampleCount > maxRawSamples) return startEnvelope(session);
   mode = session.status === 'ended' ? 'whole' : 'live';
   columns = new SampleColumns(channels.length, mode === 'live' ? { maxSamples: maxLiveSamples } : {});
   let fromSeq = 0;
