@@ -35,7 +35,18 @@ describe('a ThingSpeak connector', () => {
       pageSize: 10,
     });
     await eventually(async () => assert.equal((await storedSamples(baseUrl, key, connector)).length, 37), { timeoutMs: 15_000 });
-    const faults: Fault[] = ['status500', 'hang', 'html', 'minusOne', 'zero', 'malformed', 'truncated', 'huge', 'redirectElsewhere'];
+    const faults: Fault[] = [
+      'status500',
+      'hang',
+      'slowBody',
+      'html',
+      'minusOne',
+      'zero',
+      'malformed',
+      'truncated',
+      'huge',
+      'redirectElsewhere',
+    ];
     for (const fault of faults) {
       standIn.fail(fault, fault);
       standIn.addEntries(7, 4);
