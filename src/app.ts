@@ -16,7 +16,6 @@
  * those final commits are exported too.
  */
 import os from 'node:os';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { buildAccess } from './access/access-service.ts';
 import type { Config } from './config.ts';
@@ -26,6 +25,7 @@ import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
+import { rateLimitRedisOf } from './http/rate-limits.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { HttpIngest } from './ingest/http-ingest.ts';
@@ -203,9 +203,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
 
   metrics.observeWriteQueue(queue);
 
-  const rateLimitRedis =
-    config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
+  const rateLimitRedis = rateLimitRedisOf(config, log);
   if (rateLimitRedis) await parts.start({ name: 'rate-limit redis', close: async () => rateLimitRedis.disconnect() });
   let draining = false;
   const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, isDraining: () => draining });
