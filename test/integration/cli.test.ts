@@ -151,7 +151,8 @@ describe('wavehouse CLI', () => {
     const none = await runCli(t, simulate);
     assert.equal(none.code, 2, none.stderr);
     assert.match(none.stderr, /--session needs its ingest token .*--token-file <path>, \$WAVEHOUSE_TOKEN or --token/);
-    const both = await runCli(t, [...simulate, '--token', ingestToken, '--token-file', file]);
+    // --token=<value>: a token may start with '-' (1 in 64 do), which parseArgs refuses as a separate argument.
+    const both = await runCli(t, [...simulate, `--token=${ingestToken}`, '--token-file', file]);
     assert.equal(both.code, 2, both.stderr);
     assert.match(both.stderr, /give --token or --token-file, not both/);
     assert.equal(await lastSeq(), 80, 'the refused runs sent nothing');
