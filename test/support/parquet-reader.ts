@@ -42,7 +42,9 @@ export async function readParquetFile(path: string): Promise<ParquetContents> {
     const groups = await connection.runAndReadAll(`SELECT count(DISTINCT row_group_id)::INTEGER AS n FROM parquet_metadata(${file})`);
     const rowGroups = Number(groups.getRowObjectsJS()[0].n);
     const data = await connection.runAndReadAll(`SELECT * FROM read_parquet(${file})`);
-    return { columns, rowGroups, values: data.getColumnsJS() as Array<Array<number | bigint | null>> };
+    const values = data.getColumnsJS() as Array<Array<number | bigint | null>>;
+    // DuckDB gives no columns at all for no rows.
+    return { columns, rowGroups, values: values.length === 0 ? columns.map(() => []) : values };
   } finally {
     connection.closeSync();
     instance.closeSync();
