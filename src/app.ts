@@ -25,6 +25,7 @@ import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
+import { ReadCache } from './http/read-cache.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { HttpIngest } from './ingest/http-ingest.ts';
@@ -33,8 +34,10 @@ import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
+import { createMetrics, ingestCounters, type Metrics, readCacheCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
+import { BodyCache } from './reads/body-cache.ts';
+import { RedisBodies } from './reads/redis-bodies.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { CommitThread } from './storage/commit-thread.ts';
@@ -88,6 +91,19 @@ export interface AppOptions {
  */
 export function closeDeadline(config: Config): number {
   return Date.now() + config.shutdownGraceMs + 5_000;
+}
+
+/** The read cache: an LRU here, shared through Redis when there is one, on a client of its own (redis-bodies.ts). */
+async function buildReadCache(config: Config, metrics: Metrics, log: Logger, parts: PartStack): Promise<ReadCache> {
+  const counters = readCacheCounters(metrics);
+  if (config.readCache.maxBytes === 0) return new ReadCache(null, counters);
+  const { redisUrl, readCache } = config;
+  const options = { ttlS: readCache.redisTtlS, log: log.child({ part: 'read cache' }), failed: counters.redisFailed };
+  const shared = redisUrl === null ? null : new RedisBodies({ url: redisUrl, ...options });
+  if (shared) await parts.start(shared);
+  const cache = new BodyCache(config.readCache, counters, shared);
+  metrics.observeReadCache(cache);
+  return new ReadCache(cache, counters);
 }
 
 export async function buildApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -207,6 +223,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   };
   const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
   const httpIngest = new HttpIngest({ coordinator, queue, limits: config.ingest, counters: ingestCounters(metrics), log });
+  const readCache = await buildReadCache(config, metrics, log, parts);
   const liveRoute = new LiveRoute({
     config,
     hub,
@@ -229,6 +246,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     httpIngest,
     liveRoute,
     access,
+    readCache,
     log,
     isDraining: () => draining,
     tracing,

@@ -15,6 +15,11 @@ export interface QueueDepth {
   readonly queuedBytes: number;
 }
 
+/** What the read cache's byte gauge reads when scraped (set by app.ts once the cache exists). */
+export interface CacheSize {
+  readonly bytes: number;
+}
+
 /**
  * Counts bumped per frame or per delivery, kept as plain numbers and added to their counters
  * when /metrics is read: prom-client's inc() hashes and checks a child's labels on every call
@@ -39,6 +44,7 @@ function addCounted(counts: HotCounts, key: keyof HotCounts, counter: { inc(valu
 export function createMetrics() {
   const registry = new Registry();
   let queue: QueueDepth = { queuedSamples: 0, queuedBytes: 0 };
+  let readCache: CacheSize = { bytes: 0 };
   const hot: HotCounts = { jsonFrames: 0, binaryFrames: 0, samples: 0, duplicateSamples: 0, liveFramesSent: 0 };
   collectDefaultMetrics({ register: registry, prefix: 'wavehouse_process_' });
   const in_ = (config: { name: string; help: string; labelNames?: readonly string[] }) => ({ ...config, registers: [registry] });
@@ -136,6 +142,38 @@ export function createMetrics() {
       ...in_({ name: 'wavehouse_ack_latency_seconds', help: 'From a frame accepted to its samples committed (the ack is sent then).' }),
       buckets: latencyBucketsS,
     }),
+    observeReadCache(size: CacheSize) {
+      readCache = size;
+    },
+    readCacheHits: new Counter(
+      in_({
+        name: 'wavehouse_read_cache_hits_total',
+        help: 'Reads answered from the read cache, by tier (memory, redis).',
+        labelNames: ['tier'],
+      }),
+    ),
+    readCacheMisses: new Counter(in_({ name: 'wavehouse_read_cache_misses_total', help: 'Reads whose answer was in no cache tier.' })),
+    readCacheNotModified: new Counter(
+      in_({ name: 'wavehouse_read_cache_not_modified_total', help: 'Reads answered 304: If-None-Match named the current ETag.' }),
+    ),
+    readCacheBytes: new Gauge({
+      ...in_({ name: 'wavehouse_read_cache_bytes', help: "Bytes held by this process's read cache (READ_CACHE_MAX_BYTES)." }),
+      collect() {
+        this.set(readCache.bytes);
+      },
+    }),
+    readCacheEvictions: new Counter(
+      in_({ name: 'wavehouse_read_cache_evictions_total', help: 'Answers dropped from the read cache to stay within its bytes.' }),
+    ),
+    readCacheOversized: new Counter(
+      in_({ name: 'wavehouse_read_cache_oversized_total', help: 'Answers not cached for being over READ_CACHE_MAX_ENTRY_BYTES.' }),
+    ),
+    readCacheRedisErrors: new Counter(
+      in_({
+        name: 'wavehouse_read_cache_redis_errors_total',
+        help: 'Read cache commands to Redis that failed or timed out (taken as misses).',
+      }),
+    ),
     databaseErrors: new Counter(
       in_({ name: 'wavehouse_database_errors_total', help: 'Failed database operations, by operation.', labelNames: ['operation'] }),
     ),
@@ -185,5 +223,17 @@ export function writerCounters(metrics: Metrics) {
     },
     acked: (latencyS: number) => metrics.ackLatency.observe(latencyS),
     failed: () => metrics.databaseErrors.labels('commit').inc(),
+  };
+}
+
+/** The read cache's counters. */
+export function readCacheCounters(metrics: Metrics) {
+  return {
+    hit: (tier: 'memory' | 'redis') => metrics.readCacheHits.labels(tier).inc(),
+    miss: () => metrics.readCacheMisses.inc(),
+    notModified: () => metrics.readCacheNotModified.inc(),
+    evicted: () => metrics.readCacheEvictions.inc(),
+    oversized: () => metrics.readCacheOversized.inc(),
+    redisFailed: () => metrics.readCacheRedisErrors.inc(),
   };
 }
