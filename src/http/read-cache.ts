@@ -70,18 +70,19 @@ export class ReadCache {
   async answer(request: FastifyRequest, reply: FastifyReply, read: CachedRead): Promise<FastifyReply> {
     const tag = entityTag([representationVersion, read.resource, JSON.stringify(read.variant) ?? '', read.version]);
     // no-cache: a browser or proxy may keep the answer, but asks again each time (RFC 9111,
-    // 5.2.2.4), so it never shows one older than an ack; the ask is a cheap 304.
-    reply.header('etag', tag).header('cache-control', 'no-cache');
+    // 5.2.2.4), so it never shows one older than an ack; the ask is a cheap 304. Set only on
+    // an answer: a 503 of a read that failed must not carry the tag of a body it does not have.
+    const validators = { etag: tag, 'cache-control': 'no-cache' };
     if (ifNoneMatchHits(request.headers['if-none-match'], tag)) {
       this.counters.notModified();
-      return reply.code(304).send();
+      return reply.headers(validators).code(304).send();
     }
     const key = tag.slice(1, -1);
     const cached = await this.cache?.get(key);
-    if (cached !== undefined) return reply.headers(cached.headers).type(cached.type).send(cached.body);
+    if (cached !== undefined) return reply.headers(cached.headers).headers(validators).type(cached.type).send(cached.body);
     const produced = await read.produce();
     const headers = produced.headers ?? {};
-    reply.headers(headers);
+    reply.headers(headers).headers(validators);
     if ('json' in produced) {
       // The route's own serializer for its 200 schema: the bytes it would have sent.
       const body = Buffer.from(reply.serialize(produced.json) as string);
