@@ -5,7 +5,7 @@
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
- *                                        ingest-json, ingest-binary, http-ingest, fanout, rest, auth, export, memory
+ *                                        ingest-json, ingest-binary, http-ingest, fanout, rest, read-cache, auth, export, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -32,6 +32,7 @@ import { fanoutSection } from './sections/fanout.ts';
 import { httpIngestSection } from './sections/http-ingest.ts';
 import { ingestSection } from './sections/ingest.ts';
 import { memorySection } from './sections/memory.ts';
+import { readCacheSection } from './sections/read-cache.ts';
 import { restSection } from './sections/rest.ts';
 
 // In this order; fan-out last, because its search for the most viewers may use whatever
@@ -42,6 +43,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   'http-ingest': httpIngestSection,
   memory: memorySection,
   rest: restSection,
+  'read-cache': readCacheSection,
   auth: authSection,
   export: exportSection,
   fanout: fanoutSection,
