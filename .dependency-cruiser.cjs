@@ -26,6 +26,7 @@ const parts = {
   sessions: '^src/sessions/',
   access: '^src/access/',
   export: '^src/export/',
+  reads: '^src/reads/',
   ingest: '^src/ingest/',
   live: '^src/live/',
   connectors: '^src/connectors/',
@@ -68,6 +69,10 @@ const allowed = {
     'who is calling and what they may do (keys, tokens, scopes, audit): its records are in storage, and the edges ask it before they act',
   ],
   export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
+  reads: [
+    leaves,
+    'the read cache keeps answers as bytes under keys the routes make: it knows no route, no session and no storage, only its LRU and Redis',
+  ],
   ingest: [
     [...leaves, 'sessions', 'storage'],
     'the producer socket and its route, and HTTP ingest (edges): it checks the token of a session storage found, hands decoded batches to the coordinator, and stops reading while the write queue is full (backpressure, principle 2)',
@@ -81,11 +86,13 @@ const allowed = {
     'pull sources (an edge, as ingest is): a connector is a producer, so its records go through the coordinator (sessions) like any batch; its own record and its streams are in storage, and its changes go to the audit trail (access)',
   ],
   http: [
-    [...leaves, 'ingest', 'live', 'export', 'aggregates', 'sessions', 'storage', 'access', 'connectors'],
-    'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, read sessions and data from storage, and ask access who is calling',
+    [...leaves, 'ingest', 'live', 'export', 'aggregates', 'reads', 'sessions', 'storage', 'access', 'connectors'],
+    'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, read sessions and data from storage (answers cached by reads), and ask access who is calling',
   ],
   app: [
-    [...leaves, 'lifecycle', 'aggregates', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'connectors', 'http'], 'the composition root builds and wires every part of the server'],
+    [...leaves, 'lifecycle', 'aggregates', 'storage', 'fanout', 'sessions', 'access', 'export', 'reads', 'ingest', 'live', 'connectors', 'http'],
+    'the composition root builds and wires every part of the server',
+  ],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],

@@ -5,8 +5,8 @@
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
- *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, auth,
- *                                        export, export-parquet, memory
+ *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, read-cache,
+ *                                        auth, aggregate, export, export-parquet, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -35,6 +35,7 @@ import { fanoutNginxSection } from './sections/fanout-nginx.ts';
 import { httpIngestSection } from './sections/http-ingest.ts';
 import { ingestSection } from './sections/ingest.ts';
 import { memorySection } from './sections/memory.ts';
+import { readCacheSection } from './sections/read-cache.ts';
 import { restSection } from './sections/rest.ts';
 
 // In this order; fan-out last, because its search for the most viewers may use whatever
@@ -45,6 +46,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   'http-ingest': httpIngestSection,
   memory: memorySection,
   rest: restSection,
+  'read-cache': readCacheSection,
   auth: authSection,
   export: exportSection,
   'export-parquet': exportParquetSection,

@@ -26,7 +26,8 @@ import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
 import { rateLimitRedisOf } from './http/rate-limits.ts';
-import { createHttpServer, type HttpServer } from './http/server.ts';
+import { readCacheOf } from './http/read-cache.ts';
+import { createHttpServer, type HttpServer, listeningUrl } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { HttpIngest } from './ingest/http-ingest.ts';
 import { IngestRoute } from './ingest/ingest-route.ts';
@@ -127,8 +128,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   });
   await parts.start({ name: 'creates pool', close: () => createsPool.end() });
   const { applied, chunkTimes } = await migrate(pool);
-  if (applied.length > 0) log.info({ applied }, 'migrations applied');
-  if (chunkTimes.filled + chunkTimes.undecodable > 0) log.info({ chunkTimes }, "chunks' t ranges filled in");
+  if (applied.length + chunkTimes.filled + chunkTimes.undecodable > 0) log.info({ applied, chunkTimes }, 'database migrated');
 
   const metrics = createMetrics();
   const repository = new SessionRepository({ pool, creates: createsPool });
@@ -224,6 +224,8 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   };
   const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
   const httpIngest = new HttpIngest({ coordinator, queue, limits: config.ingest, counters: ingestCounters(metrics), log });
+  const { readCache, shared: sharedReads } = readCacheOf(config, metrics, log);
+  if (sharedReads) await parts.start(sharedReads);
   const liveRoute = new LiveRoute({
     config,
     hub,
@@ -248,6 +250,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     liveRoute,
     access,
     connectors: connectors.service,
+    readCache,
     log,
     isDraining: () => draining,
     tracing,
@@ -287,10 +290,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
         await app.close().catch((closeError: unknown) => log.warn({ err: closeError }, 'closing after a failed listen failed'));
         throw error;
       }
-      const address = server.server.address();
-      if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      return `http://${host}:${address.port}`;
+      return listeningUrl(server);
     },
     close() {
       return parts.close(closeDeadline(config));

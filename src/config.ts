@@ -131,6 +131,14 @@ export interface Config {
       maxBodyBytes: number;
     };
   };
+  readCache: {
+    /** The in-process LRU of read answers, in bytes; 0: nothing is cached (ETags and 304 still work). */
+    maxBytes: number;
+    /** A larger answer is streamed and not cached, in memory or Redis. */
+    maxEntryBytes: number;
+    /** How long an answer stays in Redis (with REDIS_URL): entries never go stale, the TTL bounds Redis's memory. */
+    redisTtlS: number;
+  };
   tracing: {
     /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
     otlpEndpoint: string | null;
@@ -275,6 +283,12 @@ const writePath = {
   WRITE_LANES: { default: 4, about: 'writer loops committing side by side; at most DATABASE_POOL_SIZE - 2' },
 } as const satisfies Settings;
 
+const readCache = {
+  READ_CACHE_MAX_BYTES: { default: 64 * MiB, about: 'in-process cache of read answers (session, /data, /latest), 0: off (ETags stay)' },
+  READ_CACHE_MAX_ENTRY_BYTES: { default: 1 * MiB, about: 'a larger answer is streamed and not cached, in memory or Redis' },
+  READ_CACHE_REDIS_TTL_S: { default: 300, about: 'with REDIS_URL, how long an answer is shared through Redis, in seconds' },
+} as const satisfies Settings;
+
 const operation = {
   PING_INTERVAL_MS: { default: 15_000, about: 'WebSocket ping interval; two unanswered pings close the peer' },
   SHUTDOWN_GRACE_MS: {
@@ -323,6 +337,7 @@ export const settingSections: readonly { title: string; settings: Settings }[] =
   { title: 'Sessions and ingest', settings: sessionsAndIngest },
   { title: 'Live viewers', settings: live },
   { title: 'Write path', settings: writePath },
+  { title: 'Read cache', settings: readCache },
   { title: 'Sockets, shutdown, logs', settings: operation },
   { title: 'Connectors (pull sources)', settings: connectors },
   { title: 'Tracing (off unless an OTLP/HTTP endpoint is set)', settings: tracing },
@@ -337,6 +352,7 @@ const settings = {
   ...sessionsAndIngest,
   ...live,
   ...writePath,
+  ...readCache,
   ...operation,
   ...connectors,
   ...tracing,
@@ -601,6 +617,11 @@ export function loadConfig(env: Env): Config {
         maxBodyBytes: read.integer('CONNECTOR_MAX_BODY_BYTES', 1024, 256 * MiB),
       },
     },
+    readCache: {
+      maxBytes: read.integer('READ_CACHE_MAX_BYTES', 0),
+      maxEntryBytes: read.integer('READ_CACHE_MAX_ENTRY_BYTES', 1024, 512 * MiB),
+      redisTtlS: read.integer('READ_CACHE_REDIS_TTL_S', 1, 86_400),
+    },
     tracing: {
       otlpEndpoint,
       serviceName: read.string('OTEL_SERVICE_NAME'),
@@ -620,6 +641,9 @@ export function loadConfig(env: Env): Config {
     // Each lane holds a connection while it commits, and creates have one of their own; REST
     // reads and exports need at least one more.
     read.problems.push('WRITE_LANES: must be at most DATABASE_POOL_SIZE - 2');
+  }
+  if (config.readCache.maxBytes > 0 && config.readCache.maxEntryBytes > config.readCache.maxBytes) {
+    read.problems.push('READ_CACHE_MAX_ENTRY_BYTES: must be at most READ_CACHE_MAX_BYTES');
   }
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     // Node refuses to start a server so configured: the headers are part of the request.

@@ -158,6 +158,34 @@ export function problemResponses(...statuses: number[]) {
   );
 }
 
+/** What a cached read's 200 and 304 carry (http/read-cache.ts, docs/reading-data.md). */
+const CachedReadHeaders = {
+  ETag: Type.String({
+    description:
+      'Changes exactly when the session record or its committed data does (and with the query); ' +
+      'send it back in If-None-Match to get 304 while it holds.',
+  }),
+  'Cache-Control': Type.Literal('no-cache', { description: 'Keep the answer, but ask again (If-None-Match) before using it.' }),
+};
+
+/** The request header of a cached read. */
+export const CachedReadRequestHeaders = Type.Object({
+  'if-none-match': Type.Optional(
+    Type.String({ description: 'ETags of answers the client holds (a list, W/ tags, or *): 304 when one is current.' }),
+  ),
+});
+
+/**
+ * The 200 of a cached read with its ETag, and its 304: If-None-Match named the current ETag
+ * (a list, weak tags and `*` as RFC 9110 says; a malformed header is ignored).
+ */
+export function cachedReadResponses(ok: object) {
+  return {
+    200: { ...ok, headers: CachedReadHeaders },
+    304: { description: 'Not modified: If-None-Match named the current ETag. No body.', headers: CachedReadHeaders, type: 'null' },
+  };
+}
+
 export const DataQuery = Type.Object(
   {
     fromSeq: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Inclusive; decimal digits only.' })),

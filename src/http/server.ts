@@ -282,3 +282,11 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
   capConnectionsPerAddress(server.server, config.http.maxConnectionsPerIp, log);
   return server;
 }
+
+/** The http://host:port a listening server answers on. */
+export function listeningUrl(server: HttpServer): string {
+  const address = server.server.address();
+  if (address === null || typeof address === 'string') throw new Error('server is not listening on TCP');
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}

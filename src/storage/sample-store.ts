@@ -202,13 +202,6 @@ export class SampleStore implements ChunkCommitter {
     }
   }
 
-  /** The committed sample with the highest seq, as a batch of one; null before any. */
-  async latest(sessionId: string): Promise<SampleBatch | null> {
-    const [row] = decodeCopyBinary(await this.copyOut(latestChunkQuery(sessionId)));
-    if (row === undefined) return null;
-    return batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).slice(row.sampleCount - 1, row.sampleCount);
-  }
-
   /**
    * The first seq of the first chunk and the last seq of the last one that may hold samples in
    * `times`, or null when none may. `min(first_seq)` rather than `min(last_seq)`: an aggregate
@@ -234,12 +227,6 @@ export class SampleStore implements ChunkCommitter {
       return Buffer.concat(pieces);
     });
   }
-}
-
-function latestChunkQuery(sessionId: string): string {
-  if (!isSessionId(sessionId)) throw new Error(`not a session id: ${sessionId}`);
-  return `COPY (SELECT last_seq, sample_count, payload_layout, payload FROM sample_chunks
-                 WHERE session_id = '${sessionId}' ORDER BY last_seq DESC LIMIT 1) TO STDOUT (FORMAT binary)`;
 }
 
 /**

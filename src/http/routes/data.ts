@@ -4,19 +4,29 @@
  * With `limit`, the end of the page is found first by a pass over the seqs alone, so that
  * `Wavehouse-Next-From-Seq` can go in the headers before the body starts.
  */
-import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import Type from 'typebox';
 import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/errors.ts';
-import { DataQuery, LatestSample, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
+import {
+  CachedReadRequestHeaders,
+  cachedReadResponses,
+  DataQuery,
+  LatestSample,
+  problemResponses,
+  SessionData,
+  SessionIdParams,
+} from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
 import { decimalNumber, isDecimalInteger } from '../../samples/decimal-text.ts';
 import type { SampleBatch } from '../../samples/sample-batch.ts';
 import type { SampleStore, TimeRange } from '../../storage/sample-store.ts';
-import type { SessionRepository } from '../../storage/session-repository.ts';
+import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
+import { sessionVersion } from '../../storage/session-version.ts';
 import { authorizeSession } from '../access-guard.ts';
+import type { ReadCache } from '../read-cache.ts';
 import { sessionRef } from './session-admission.ts';
 import { findSessionOr404 } from './sessions.ts';
 
@@ -24,6 +34,7 @@ export interface DataRoutesOptions {
   config: Config;
   repository: SessionRepository;
   store: SampleStore;
+  readCache: ReadCache;
 }
 
 const maxSeq = Number.MAX_SAFE_INTEGER;
@@ -59,7 +70,18 @@ async function pageEnd(store: SampleStore, sessionId: string, fromSeq: number, t
   return { toSeq, nextFromSeq: null };
 }
 
-export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (server, { config, repository, store }) => {
+/** The highest seq a read of `session` may answer: what its row counts (read-cache.ts: an answer as of one version). */
+function committedUpTo(session: SessionRecord): number {
+  return session.lastSeq ?? -1;
+}
+
+/** Appends to Vary: the CORS plugin may have put Origin there already. */
+function vary(reply: FastifyReply, header: string): void {
+  const before = reply.getHeader('vary');
+  reply.header('vary', before === undefined ? header : `${before}, ${header}`);
+}
+
+export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (server, { config, repository, store, readCache }) => {
   server.get(
     '/api/v1/sessions/:id/data',
     {
@@ -91,9 +113,10 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
         tags: ['data'],
         params: SessionIdParams,
         querystring: DataQuery,
+        headers: CachedReadRequestHeaders,
         produces: [mediaTypes.json, mediaTypes.ndjson, mediaTypes.csv, mediaTypes.parquet],
         response: {
-          200: {
+          ...cachedReadResponses({
             description: 'JSON body below; NDJSON is one Sample per line; CSV has the header seq,t,<channels>.',
             content: {
               'application/json': { schema: SessionData },
@@ -101,7 +124,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
               'text/csv': { schema: Type.String() },
               'application/vnd.apache.parquet': { schema: Type.String({ format: 'binary' }) },
             },
-          },
+          }),
           ...problemResponses(400, 401, 403, 404, 429, 503),
         },
       },
@@ -112,17 +135,32 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
       const format = chooseFormat(request.query.format, request.headers.accept);
       const times = timeRangeOf(request.query);
       const fromSeq = request.query.fromSeq ?? 0;
-      let toSeq = request.query.toSeq ?? maxSeq;
-      let nextFromSeq: number | null = null;
-      if (request.query.limit !== undefined && fromSeq <= toSeq) {
-        ({ toSeq, nextFromSeq } = await pageEnd(store, session.id, fromSeq, toSeq, request.query.limit, times));
-      }
-      if (nextFromSeq !== null) reply.header('wavehouse-next-from-seq', String(nextFromSeq));
-      const batches = store.readRange(session.id, fromSeq, toSeq, times);
-      const header = { sessionId: session.id, channels: session.channels, nextFromSeq, nullable: session.nullable };
-      const body = Readable.from(encodeExportBody(format, header, batches));
-      // The response schema types the JSON shape; the body is that shape, streamed.
-      return reply.type(mediaTypes[format]).send(body as never);
+      const toSeq = Math.min(request.query.toSeq ?? maxSeq, committedUpTo(session));
+      const { limit } = request.query;
+      vary(reply, 'Accept');
+      return readCache.answer(request, reply, {
+        resource: 'data',
+        version: sessionVersion(session),
+        variant: [format, fromSeq, toSeq, limit ?? null, times?.fromT ?? null, times?.toT ?? null],
+        produce: async () => {
+          let lastSeq = toSeq;
+          let nextFromSeq: number | null = null;
+          if (limit !== undefined && fromSeq <= toSeq) {
+            ({ toSeq: lastSeq, nextFromSeq } = await pageEnd(store, session.id, fromSeq, toSeq, limit, times));
+          }
+          const headers: Record<string, string> = nextFromSeq === null ? {} : { 'wavehouse-next-from-seq': String(nextFromSeq) };
+          const batches = store.readRange(session.id, fromSeq, lastSeq, times);
+          return {
+            type: mediaTypes[format],
+            headers,
+            body: encodeExportBody(
+              format,
+              { sessionId: session.id, channels: session.channels, nextFromSeq, nullable: session.nullable },
+              batches,
+            ),
+          };
+        },
+      });
     },
   );
 
@@ -135,17 +173,33 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
         description: 'The committed sample with the highest seq (what the last ack covered), or null before any.',
         tags: ['data'],
         params: SessionIdParams,
-        response: { 200: LatestSample, ...problemResponses(401, 403, 404, 429, 503) },
+        headers: CachedReadRequestHeaders,
+        response: { ...cachedReadResponses(LatestSample), ...problemResponses(401, 403, 404, 429, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const session = await findSessionOr404(repository, request.params.id);
       authorizeSession(config, request, 'sessions:read', sessionRef(session));
-      const batch = await store.latest(session.id);
-      return { sessionId: session.id, sample: batch === null ? null : sampleObject(batch, 0, session.channels) };
+      return readCache.answer(request, reply, {
+        resource: 'latest',
+        version: sessionVersion(session),
+        variant: null,
+        produce: async () => ({ json: { sessionId: session.id, sample: await latestOf(store, session) } }),
+      });
     },
   );
 };
+
+/**
+ * The sample at the session's lastSeq, as of the row the route loaded: a commit since then
+ * cannot change it (seqs only grow), so the answer belongs to that version.
+ */
+async function latestOf(store: SampleStore, session: SessionRecord) {
+  const upTo = committedUpTo(session);
+  if (upTo < 0) return null;
+  for await (const batch of store.readRange(session.id, upTo, upTo)) return sampleObject(batch, batch.count - 1, session.channels);
+  return null;
+}
 
 /** One sample of a batch as the contract's Sample object. */
 function sampleObject(batch: SampleBatch, index: number, channels: readonly string[]) {

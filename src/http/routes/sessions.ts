@@ -6,8 +6,10 @@ import type { Config } from '../../config.ts';
 import { defaultChannels } from '../../contract/channels.ts';
 import { Problem } from '../../contract/errors.ts';
 import {
+  CachedReadRequestHeaders,
   CreatedSession,
   CreateSessionBody,
+  cachedReadResponses,
   KeyTakenProblem,
   maxMetadataDepth,
   problemResponses,
@@ -17,7 +19,9 @@ import {
 import { newIngestToken } from '../../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import { CreateCancelledError, KeyTakenError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
+import { sessionVersion } from '../../storage/session-version.ts';
 import { auditContext } from '../access-guard.ts';
+import type { ReadCache } from '../read-cache.ts';
 import { admitRead, admitWriter } from './session-admission.ts';
 
 export function sessionView(record: SessionRecord): Session {
@@ -116,6 +120,7 @@ export interface SessionRoutesOptions {
   repository: SessionRepository;
   coordinator: SessionCoordinator;
   access: Pick<Access, 'audit'>;
+  readCache: ReadCache;
 }
 
 /**
@@ -130,7 +135,7 @@ const cancelledRetryAfterS = 1;
 const endRetryAfterS = 5;
 
 export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = async (server, options) => {
-  const { config, repository, coordinator } = options;
+  const { config, repository, coordinator, readCache } = options;
   server.post(
     '/api/v1/sessions',
     {
@@ -219,14 +224,20 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
         description: "The session's own ingest token reads it too, in either mode (not its data).",
         tags: ['sessions'],
         params: SessionIdParams,
+        headers: CachedReadRequestHeaders,
         security: [{}, { bearer: [] }, { ingestToken: [] }],
-        response: { 200: Session, ...problemResponses(401, 403, 404, 429, 503) },
+        response: { ...cachedReadResponses(Session), ...problemResponses(401, 403, 404, 429, 503) },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const record = await findSessionOr404(repository, request.params.id);
       admitRead(config, request, record);
-      return sessionView(record);
+      return readCache.answer(request, reply, {
+        resource: 'session',
+        version: sessionVersion(record),
+        variant: null,
+        produce: async () => ({ json: sessionView(record) }),
+      });
     },
   );
 
