@@ -1,5 +1,5 @@
 /**
- * Cached reads on the real PostgreSQL and Redis: the ETag of the session, /data and /latest
+ * Cached reads on the real PostgreSQL and Redis: the ETag of the session, /data, /latest and /aggregate
  * changes exactly when the record or the committed data does; If-None-Match answers 304, and
  * any header value answers 200 or 304, never an error; access is checked before the cache; a
  * read after an ack includes the acked sample, under concurrent readers that keep the cache
@@ -29,8 +29,8 @@ describe('the ETag of a cached read', () => {
     const { baseUrl, wsUrl } = await startApp(t, noLimits);
     const session = await createSession(baseUrl);
     const other = await createSession(baseUrl);
-    const { session: record, data, latest } = readUrls(baseUrl, session.sessionId);
-    const urls = [record, data, latest, `${data}?format=csv`, `${data}?fromSeq=3&limit=4`];
+    const { session: record, data, latest, aggregate } = readUrls(baseUrl, session.sessionId);
+    const urls = [record, data, latest, `${data}?format=csv`, `${data}?fromSeq=3&limit=4`, aggregate, `${aggregate}&format=csv`];
     const empty = await tagsOf(urls);
     assert.equal(new Set(empty).size, urls.length, 'each read and query has a tag of its own');
     assert.deepEqual(await tagsOf(urls), empty, 'a repeat has the same tag');
@@ -165,7 +165,7 @@ test('access is checked on every read, before the cache and before 304', async (
 });
 
 /**
- * Readers that keep reading the session's three reads, so that the cache always holds the
+ * Readers that keep reading the session's reads, so that the cache always holds the
  * answer of some version a moment old: the one a stale cache would serve.
  */
 function keepReading(urls: readonly string[]) {
@@ -179,8 +179,15 @@ function keepReading(urls: readonly string[]) {
   };
 }
 
-async function assertIncludes(reads: { session: string; data: string; latest: string }, seq: number): Promise<void> {
-  const [record, data, latest] = await Promise.all([read(reads.session), read(reads.data), read(reads.latest)]);
+async function assertIncludes(reads: ReturnType<typeof readUrls>, seq: number): Promise<void> {
+  const [record, data, latest, aggregate] = await Promise.all([
+    read(reads.session),
+    read(reads.data),
+    read(reads.latest),
+    read(reads.aggregate),
+  ]);
+  const counted = (JSON.parse(aggregate.body).buckets as Array<{ count: number }>).reduce((sum, bucket) => sum + bucket.count, 0);
+  assert.equal(counted, seq, "the aggregate's buckets count every acked sample");
   assert.equal(JSON.parse(record.body).lastSeq, seq, 'the session counts the acked sample');
   assert.equal(JSON.parse(data.body).samples.at(-1).seq, seq, '/data includes the acked sample');
   assert.equal(JSON.parse(latest.body).sample.seq, seq, '/latest is the acked sample');
@@ -191,7 +198,7 @@ describe('no stale answer after an ack', () => {
     const { baseUrl } = await startApp(t, noLimits);
     const session = await createSession(baseUrl);
     const reads = readUrls(baseUrl, session.sessionId);
-    const stop = keepReading([reads.session, reads.data, reads.latest, reads.session]);
+    const stop = keepReading([reads.session, reads.data, reads.latest, reads.aggregate]);
     try {
       for (let seq = 1; seq <= 60; seq++) {
         assert.equal(await ingest(baseUrl, session, makeSamples(seq, 1)), seq);
@@ -208,7 +215,7 @@ describe('no stale answer after an ack', () => {
     const session = await createSession(a.baseUrl);
     const onA = readUrls(a.baseUrl, session.sessionId);
     const onB = readUrls(b.baseUrl, session.sessionId);
-    const stop = keepReading([onA.data, onA.latest, onB.data, onB.latest, onB.session]);
+    const stop = keepReading([onA.data, onA.latest, onA.aggregate, onB.data, onB.latest, onB.aggregate, onB.session]);
     try {
       for (let seq = 1; seq <= 40; seq++) {
         assert.equal(await ingest(seq % 2 === 0 ? a.baseUrl : b.baseUrl, session, makeSamples(seq, 1)), seq);

@@ -14,9 +14,10 @@ export async function read(url: string, headers: Record<string, string> = {}): P
 }
 
 /** The three cached reads of a session: its record, /data (JSON) and /latest. */
-export function readUrls(baseUrl: string, sessionId: string): { session: string; data: string; latest: string } {
+export function readUrls(baseUrl: string, sessionId: string): { session: string; data: string; latest: string; aggregate: string } {
   const base = `${baseUrl}/api/v1/sessions/${sessionId}`;
-  return { session: base, data: `${base}/data`, latest: `${base}/latest` };
+  // 600 ms buckets: a width roll-ups answer.
+  return { session: base, data: `${base}/data`, latest: `${base}/latest`, aggregate: `${base}/aggregate?bucketMs=600` };
 }
 
 /** Posts samples over HTTP ingest; resolves with the ack, which the server sends after the commit. */

@@ -18,10 +18,13 @@ import {
   maxLeaderboardSessions,
 } from '../../contract/aggregate-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import { problemResponses, SessionIdParams } from '../../contract/schemas.ts';
+import { CachedReadRequestHeaders, cachedReadResponses, problemResponses, SessionIdParams } from '../../contract/schemas.ts';
 import { withinReach } from '../../sessions/session-listing.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
+import { sessionVersion } from '../../storage/session-version.ts';
 import { authorizeSession } from '../access-guard.ts';
+import type { ReadCache } from '../read-cache.ts';
+import { vary } from './data.ts';
 import { sessionRef } from './session-admission.ts';
 import { findSessionOr404 } from './sessions.ts';
 
@@ -29,6 +32,7 @@ export interface AggregateRoutesOptions {
   config: Config;
   repository: SessionRepository;
   summaries: SummarySource;
+  readCache: ReadCache;
 }
 
 const csvType = 'text/csv; charset=utf-8';
@@ -43,7 +47,10 @@ function formatOf(format: AggregateFormat | undefined, accept: string | undefine
   return format ?? ((accept ?? '').toLowerCase().includes('text/csv') ? 'csv' : 'json');
 }
 
-export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> = async (server, { config, repository, summaries }) => {
+export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> = async (
+  server,
+  { config, repository, summaries, readCache },
+) => {
   server.get(
     '/api/v1/sessions/:id/aggregate',
     {
@@ -60,12 +67,13 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
         tags: ['data'],
         params: SessionIdParams,
         querystring: AggregateQuery,
+        headers: CachedReadRequestHeaders,
         produces: ['application/json', 'text/csv'],
         response: {
-          200: {
+          ...cachedReadResponses({
             description: 'JSON below; CSV has the header t,count,<channel>_<fn>... and an empty field for null.',
             content: { 'application/json': { schema: AggregateAnswer }, 'text/csv': { schema: Type.String() } },
-          },
+          }),
           ...problemResponses(400, 401, 403, 404, 429, 503),
         },
       },
@@ -75,9 +83,19 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
       authorizeSession(config, request, 'sessions:read', sessionRef(session));
       const query = orProblem(parseAggregateQuery(request.query));
       const format = formatOf(request.query.format, request.headers.accept);
-      const body = orProblem(await readAggregate(summaries, session, query, format));
-      // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
-      return reply.type(format === 'csv' ? csvType : 'application/json; charset=utf-8').send(body);
+      vary(reply, 'Accept');
+      // Cached under the row's version: what an ack covered before the row was read is in the
+      // answer (roll-ups commit with it); a sample committed since may be too, never one less.
+      return readCache.answer(request, reply, {
+        resource: 'aggregate',
+        version: sessionVersion(session),
+        variant: [format, query],
+        produce: async () => ({
+          // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
+          type: format === 'csv' ? csvType : 'application/json; charset=utf-8',
+          body: Buffer.from(orProblem(await readAggregate(summaries, session, query, format))),
+        }),
+      });
     },
   );
 

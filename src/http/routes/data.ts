@@ -76,7 +76,8 @@ function committedUpTo(session: SessionRecord): number {
 }
 
 /** Appends to Vary: the CORS plugin may have put Origin there already. */
-function vary(reply: FastifyReply, header: string): void {
+/** Adds `header` to the answer's Vary (a cached read whose body follows it). */
+export function vary(reply: FastifyReply, header: string): void {
   const before = reply.getHeader('vary');
   reply.header('vary', before === undefined ? header : `${before}, ${header}`);
 }
