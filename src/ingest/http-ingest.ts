@@ -71,6 +71,7 @@ const nowMs = () => performance.timeOrigin + performance.now();
 
 /** A request as the session's producer: acks are its answer, so it is told nothing on the way. */
 class RequestProducer implements ProducerHandle {
+  readonly awaitsCommit = true;
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}

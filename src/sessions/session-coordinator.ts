@@ -113,7 +113,7 @@ export class SessionCoordinator {
     const result = state.accept(batch, hasSeq, samplesText);
     if (result.kind === 'accepted') {
       this.hub.publish(state.sessionId, result.frame);
-      this.queue.push(state, result.batch, nowMs);
+      this.queue.push(state, result.batch, nowMs, state.producer?.awaitsCommit ?? false);
     } else if (result.kind === 'duplicate' && !state.hasPendingWrites) {
       // Nothing pending: answer now. Otherwise the next commit's cumulative ack covers it.
       state.producer?.sendAck(state.committedSeq);
