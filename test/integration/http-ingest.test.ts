@@ -9,11 +9,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import pg from 'pg';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { accessCredential, formatNumber, postSamples as sdkPostSamples, WavehouseHttpError } from '../../src/sdk/index.ts';
 import { assertProblem, bearer, createKey } from '../support/access.ts';
-import { startApp } from '../support/app.ts';
+import { startApp, startTwoInstances } from '../support/app.ts';
 import { runCli } from '../support/cli.ts';
 import {
   type CreatedSession,
@@ -402,6 +403,39 @@ describe('HTTP ingest and the producer lock', () => {
     await eventually(() => assert.equal(refused.closed?.code, 4409));
     await hold.release();
     assert.deepEqual((await inFlight).body, { ack: 5, accepted: 5, duplicates: 0 });
+  });
+});
+
+describe('HTTP ingest and the idle grace of the producer lock', () => {
+  // A grace far longer than any step of these tests: what happens within it is certain.
+  const grace = { INGEST_HTTP_LOCK_GRACE_MS: '2000' };
+
+  test('requests back to back keep the session on their instance: its producer epoch is claimed once', async (t) => {
+    const { baseUrl, databaseUrl, session } = await started(t, grace);
+    for (let seq = 1; seq <= 30; seq += 10) assert.equal((await postSamples(baseUrl, session, makeSamples(seq, 10))).status, 200);
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const { rows } = await client.query('SELECT producer_epoch::int AS epoch FROM sessions WHERE id = $1', [session.sessionId]);
+    await client.end();
+    assert.deepEqual(rows, [{ epoch: 1 }]);
+    assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, makeSamples(1, 30));
+  });
+
+  test('within the grace, a socket producer and a request on another instance are let in, not refused', async (t) => {
+    const { a, b } = await startTwoInstances(t, grace);
+    const session = await createSession(a.baseUrl);
+    assert.equal((await postSamples(a.baseUrl, session, makeSamples(1, 5))).status, 200);
+    const producer = new RecordingSocket(ingestUrl(b.wsUrl, session.sessionId, session.ingestToken));
+    t.after(() => producer.socket.terminate());
+    await producer.opened;
+    producer.send({ samples: makeSamples(6, 5) });
+    await eventually(() => assert.ok(producer.ofType('ack').some((ack) => ack.seq === 10)), { timeoutMs: 10_000 });
+    assert.equal(producer.closed, null, 'not refused');
+    producer.socket.close();
+    await eventually(async () => assert.ok(producer.closed));
+    assert.deepEqual((await postSamples(a.baseUrl, session, makeSamples(11, 5))).body, { ack: 15, accepted: 5, duplicates: 0 });
+    assert.deepEqual((await postSamples(b.baseUrl, session, makeSamples(16, 5))).body, { ack: 20, accepted: 5, duplicates: 0 });
+    assert.deepEqual((await getData(b.baseUrl, session.sessionId)).samples, makeSamples(1, 20));
   });
 });
 
