@@ -14,20 +14,28 @@ const connections = 10;
 const table = 'bench_insert_floor';
 const insert = { name: 'bench-insert-floor', text: `INSERT INTO ${table} (id) VALUES ($1)` };
 
-export async function pacedInsertFloor(databaseUrl: string, rate: number, durationS: number, warmupS: number): Promise<PacedResult> {
+export interface InsertFloor {
+  /** Paces the INSERT at `rate` a second for `durationS` seconds. */
+  run(rate: number, durationS: number): Promise<PacedResult>;
+  /** Drops its table and ends its connections. */
+  close(): Promise<void>;
+}
+
+/** Creates the floor's table in `databaseUrl`; its connections open on the first run (warm one up before measuring). */
+export async function openInsertFloor(databaseUrl: string): Promise<InsertFloor> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: connections });
+  await pool.query(`CREATE TABLE ${table} (id uuid PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())`);
   const send = (done: (ok: boolean) => void) => {
     pool.query({ ...insert, values: [randomUUID()] }).then(
       () => done(true),
       () => done(false),
     );
   };
-  try {
-    await pool.query(`CREATE TABLE ${table} (id uuid PRIMARY KEY, created_at timestamptz NOT NULL DEFAULT now())`);
-    await pacedRun(send, rate, warmupS);
-    return await pacedRun(send, rate, durationS);
-  } finally {
-    await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
-    await pool.end();
-  }
+  return {
+    run: (rate, durationS) => pacedRun(send, rate, durationS),
+    async close() {
+      await pool.query(`DROP TABLE IF EXISTS ${table}`).catch(() => undefined);
+      await pool.end();
+    },
+  };
 }
