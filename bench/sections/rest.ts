@@ -27,7 +27,7 @@ import { createSession } from '../lib/db.ts';
 import { openInsertFloor } from '../lib/insert-floor.ts';
 import { type PacedResult, pacedLoad } from '../lib/paced-load.ts';
 import { CpuMeter, type CpuUse, formatCpu, postgresPidsOf, round } from '../lib/procfs.ts';
-import { type Context, type Figure, ms, type SectionResult } from '../lib/report.ts';
+import { type Context, type Figure, ms, pacedCells, type SectionResult } from '../lib/report.ts';
 import { Samples, type Summary, summarize } from '../lib/stats.ts';
 
 const rate = 2_000;
@@ -204,15 +204,10 @@ export async function restSection(ctx: Context): Promise<SectionResult> {
           rows: steps.flatMap((s) =>
             s.floor === null
               ? []
-              : [[s.name, s.paced] as const, ['INSERT + COMMIT, one row', s.floor] as const].map(([name, run]) => [
-                  name,
-                  `${run.achievedRate.toFixed(0)}/s`,
-                  ms(run.latency.p50),
-                  ms(run.latency.p99),
-                  ms(run.latency.max),
-                  run.failures,
-                  formatCpu(run.cpu),
-                ]),
+              : [
+                  [s.name, ...pacedCells(s.paced)],
+                  ['INSERT + COMMIT, one row', ...pacedCells(s.floor)],
+                ],
           ),
         },
       ],

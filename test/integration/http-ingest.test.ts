@@ -31,7 +31,7 @@ import { holdCommits } from '../support/commit-hold.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { seqsUpTo, storedTotals } from '../support/resilience-app.ts';
-import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { processesOnFreshDatabase } from '../support/server-process.ts';
 
 interface Posted {
   status: number;
@@ -162,35 +162,29 @@ describe('HTTP ingest and the server killed mid-request', () => {
   test('kill -9 with a request in flight: the client resends what was not acked, and each sample is stored once, no hole', {
     timeout: 90_000,
   }, async (t) => {
-    const database = await freshDatabase();
-    const servers: ServerProcess[] = [];
-    t.after(async () => {
-      for (const server of servers) await server.stop();
-      await database.drop();
-    });
-    const env = { DATABASE_URL: database.url, INGEST_MAX_SAMPLES_PER_S: '0' };
-    servers.push(await startServerProcess(t, { env }));
-    const session = await createSession(servers[0].baseUrl);
+    const processes = await processesOnFreshDatabase(t);
+    const env = { INGEST_MAX_SAMPLES_PER_S: '0' };
+    const first = await processes.start(env);
+    const session = await createSession(first.baseUrl);
     const bodySamples = 200;
     // Back to back, as a client does: the one in flight at the kill fails, unacked, and is resent.
     let acked = 0;
     let stopped = false;
     const client = (async () => {
       while (!stopped) {
-        const answer = await postSamples(servers[0].baseUrl, session, makeSamples(acked + 1, bodySamples));
+        const answer = await postSamples(first.baseUrl, session, makeSamples(acked + 1, bodySamples));
         assert.equal(answer.status, 200, JSON.stringify(answer.body));
         acked = answer.body.ack;
       }
     })();
     await eventually(() => assert.ok(acked >= 20 * bodySamples), { timeoutMs: 30_000 });
-    servers[0].kill('SIGKILL');
+    first.kill('SIGKILL');
     stopped = true;
     await assert.rejects(client, 'the request in flight at the kill was not answered');
-    assert.equal((await servers[0].waitForExit(10_000)).signal, 'SIGKILL');
+    assert.equal((await first.waitForExit(10_000)).signal, 'SIGKILL');
     const ackedAtKill = acked;
 
-    const second = await startServerProcess(t, { env });
-    servers.push(second);
+    const second = await processes.start(env);
     const survived = (await getData(second.baseUrl, session.sessionId)).samples.map((sample) => sample.seq);
     assert.ok(survived.length >= ackedAtKill, `every acked sample survived (stored ${survived.length}, acked ${ackedAtKill})`);
     assert.deepEqual(survived, seqsUpTo(survived.length));
@@ -203,7 +197,7 @@ describe('HTTP ingest and the server killed mid-request', () => {
     }
     const last = ackedAtKill + 3 * bodySamples;
     assert.deepEqual((await getData(second.baseUrl, session.sessionId)).samples, makeSamples(1, last));
-    assert.deepEqual(await storedTotals(database.url, session.sessionId), {
+    assert.deepEqual(await storedTotals(processes.databaseUrl, session.sessionId), {
       chunkSamples: last,
       sessionSampleCount: last,
       lastSeq: last,
