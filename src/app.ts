@@ -181,6 +181,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     hub,
     queue,
     windowMaxBytes: config.live.recentWindowBytes,
+    idleGraceMs: config.ingest.httpLockGraceMs,
     remoteEnd,
   });
   const connectors = await buildConnectors({

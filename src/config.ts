@@ -101,6 +101,8 @@ export interface Config {
     maxRejectedFramesPerMinute: number;
     /** How long an HTTP ingest request waits for its samples to commit before it answers 503. */
     httpCommitTimeoutMs: number;
+    /** How long an instance keeps a session's producer lock after an HTTP ingest request, for the next one; 0: not at all. */
+    httpLockGraceMs: number;
   };
   live: {
     maxBufferedBytes: number;
@@ -267,6 +269,10 @@ const sessionsAndIngest = {
   INGEST_HTTP_COMMIT_TIMEOUT_MS: {
     default: 10_000,
     about: 'how long an HTTP ingest request waits for its samples to commit before it answers 503 (resend them)',
+  },
+  INGEST_HTTP_LOCK_GRACE_MS: {
+    default: 200,
+    about: "how long the session's producer lock stays with an instance after an HTTP ingest request, for the next; 0: none",
   },
 } as const satisfies Settings;
 
@@ -591,6 +597,7 @@ export function loadConfig(env: Env): Config {
       maxSamplesPerS: read.integer('INGEST_MAX_SAMPLES_PER_S', 0),
       maxRejectedFramesPerMinute: read.integer('INGEST_MAX_REJECTED_FRAMES_PER_MINUTE', 1),
       httpCommitTimeoutMs: read.integer('INGEST_HTTP_COMMIT_TIMEOUT_MS', 1, 600_000),
+      httpLockGraceMs: read.integer('INGEST_HTTP_LOCK_GRACE_MS', 0, 5_000),
     },
     live: {
       maxBufferedBytes: read.integer('LIVE_MAX_BUFFERED_BYTES', 64 * 1024),

@@ -1,5 +1,6 @@
 /** The bench's output: one summary table (figure, limit, ratio, bar, verdict) and per-section detail tables. */
-import type { CpuUse } from './procfs.ts';
+import { type CpuUse, formatCpu } from './procfs.ts';
+import type { Summary } from './stats.ts';
 
 export interface Figure {
   section: string;
@@ -54,6 +55,18 @@ export const ms = (value: number) => (Number.isFinite(value) ? `${value < 10 ? v
 export const pct = (ratio: number) => (Number.isFinite(ratio) ? `${(ratio * 100).toFixed(1)} %` : 'n/a');
 export const times = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : 'n/a');
 export const verdict = (pass: boolean | null) => (pass === null ? '' : pass ? 'PASS' : 'FAIL');
+
+/** A paced run's cells in a detail table: achieved rate, p50, p99, max, failures, CPU. */
+export function pacedCells(run: { achievedRate: number; latency: Summary; failures: number; cpu: CpuUse }): Array<string | number> {
+  return [
+    `${run.achievedRate.toFixed(0)}/s`,
+    ms(run.latency.p50),
+    ms(run.latency.p99),
+    ms(run.latency.max),
+    run.failures,
+    formatCpu(run.cpu),
+  ];
+}
 
 export function cpuCells(use: CpuUse | undefined, roles: readonly string[]): string[] {
   return roles.map((role) => (use && role in use.cores ? use.cores[role].toFixed(2) : '')).concat(use ? [use.otherCores.toFixed(2)] : ['']);

@@ -17,8 +17,8 @@ import { type ServerHandle, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { type PacedRequest, pacedLoad } from '../lib/paced-load.ts';
 import { bearer, privateModeEnv, writerCredentials } from '../lib/private-mode.ts';
-import { CpuMeter, type CpuUse, formatCpu, postgresPidsOf, round } from '../lib/procfs.ts';
-import { type Context, type Figure, ms, otherLoad, type SectionResult } from '../lib/report.ts';
+import { CpuMeter, type CpuUse, postgresPidsOf, round } from '../lib/procfs.ts';
+import { type Context, type Figure, ms, otherLoad, pacedCells, type SectionResult } from '../lib/report.ts';
 import { type Summary, summarize } from '../lib/stats.ts';
 
 const rate = 2_000;
@@ -116,18 +116,7 @@ export async function authSection(ctx: Context): Promise<SectionResult> {
           title: `auth: GET /api/v1/sessions/{id}, paced at ${rate}/s, latency from each request's due time, ${durationS} s per turn`,
           columns: ['request', 'round', 'achieved', 'p50', 'p99', 'max', 'failures', 'CPU cores (server, postgres, client, other)'],
           rows: [
-            ...all.flatMap((m) =>
-              m.runs.map((run) => [
-                m.kind.name,
-                run.round + 1,
-                `${run.achievedRate.toFixed(0)}/s`,
-                ms(run.latency.p50),
-                ms(run.latency.p99),
-                ms(run.latency.max),
-                run.failures,
-                formatCpu(run.cpu),
-              ]),
-            ),
+            ...all.flatMap((m) => m.runs.map((run) => [m.kind.name, run.round + 1, ...pacedCells(run)])),
             ...all.map((m) => [m.kind.name, 'all', '', ms(m.latency.p50), ms(m.latency.p99), ms(m.latency.max), failuresOf(m), '']),
           ],
         },

@@ -3,8 +3,10 @@
  * runs. It attaches to the session through the coordinator as a socket producer does (so the
  * session's producer lock is held for the request, on every instance), has its body decoded
  * under the frame rules, hands the batch to the same acceptFrame (viewers, then the write
- * queue), waits for the commit, and detaches, releasing the lock, before it answers: after a
- * 200, every sample it carried is stored and a socket producer may attach at once.
+ * queue), waits for the commit, and detaches before it answers: after a 200, every sample it
+ * carried is stored and any producer may attach at once on this instance. The lock stays here
+ * for a short idle grace (INGEST_HTTP_LOCK_GRACE_MS, session-coordinator.ts) for the next
+ * request; a producer on another instance waits that out rather than being refused.
  *
  * Order of refusals, as on the socket: the route answers 404 and 401; here, 409 (a producer
  * attached, or the session ended), then the body (400, 413), then the rate (429), then a full
@@ -71,6 +73,7 @@ const nowMs = () => performance.timeOrigin + performance.now();
 
 /** A request as the session's producer: acks are its answer, so it is told nothing on the way. */
 class RequestProducer implements ProducerHandle {
+  readonly awaitsCommit = true;
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}

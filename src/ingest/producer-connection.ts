@@ -77,6 +77,8 @@ export interface ProducerConnectionOptions {
 }
 
 export class ProducerConnection implements ProducerHandle {
+  /** A socket streams on without waiting for acks: its batches age with the rest. */
+  readonly awaitsCommit = false;
   private state: SessionState | null = null;
   private early: Array<{ data: Buffer; isBinary: boolean }> | null = [];
   private readonly rateLimiter: SampleRateLimiter;

@@ -20,6 +20,11 @@ export type Acceptance = { kind: 'accepted'; batch: SampleBatch; frame: LiveFram
 
 /** What a session needs of its producer's connection. */
 export interface ProducerHandle {
+  /**
+   * It sends nothing more until what it sent is committed (an HTTP ingest request): its
+   * batches are committed at once rather than left to age (write-queue.ts, QueuedBatch).
+   */
+  readonly awaitsCommit: boolean;
   sendAck(seq: number): void;
   /** The session ended: close after the final ack, which has already been sent. */
   closeForEnd(): void;

@@ -3,6 +3,10 @@
  * `maxBatchSamples` or its oldest item is `maxBatchAgeMs` old (whichever comes first, so the
  * added latency is capped and commits stay large), writes them as chunk rows with one binary
  * COPY per flush, then tells each session what is committed (which sends the acks).
+ * A lane holding a batch whose producer waits for its commit (an HTTP ingest request) is due
+ * at once: nothing would fill it while it aged, and the wait would be the request's latency
+ * (HTTP ingest p50 32 -> 21 ms, 0.12 -> 0.17 M samples/s; docs/performance.md). Batches that
+ * arrive while a lane commits still go together in its next flush.
  *
  * One loop per lane of the queue (write-queue.ts), each committing one flush at a time on a
  * connection of its own: one lane's COPY overlaps another's commit instead of the encoding, the
@@ -131,8 +135,8 @@ export class BatchWriter {
       }
       const oldest = lane.oldestEnqueuedAtMs ?? Date.now();
       const dueInMs = oldest + this.limits.maxBatchAgeMs - Date.now();
-      if (!this.draining && lane.queuedSamples < this.limits.maxBatchSamples && dueInMs > 0) {
-        await this.wait(dueInMs);
+      if (!this.draining && !lane.holdsAwaited && lane.queuedSamples < this.limits.maxBatchSamples && dueInMs > 0) {
+        await this.wait(dueInMs, lane);
         continue;
       }
       await this.flush(lane);
@@ -205,10 +209,13 @@ export class BatchWriter {
     return true;
   }
 
-  private async wait(ms: number): Promise<void> {
+  /** Waits `ms` for `lane`'s oldest batch to come of age, or less if an awaited batch arrives meanwhile. */
+  private async wait(ms: number, lane: WriteLane): Promise<void> {
     const pause = new AbortController();
     this.pauses.add(pause);
+    const stopListening = lane.onAwaitedPush(() => pause.abort());
     await sleep(ms, undefined, { signal: pause.signal }).catch(() => undefined);
+    stopListening();
     this.pauses.delete(pause);
   }
 }

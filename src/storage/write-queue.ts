@@ -33,6 +33,11 @@ export interface QueuedBatch {
   session: QueuedSession;
   batch: SampleBatch;
   enqueuedAtMs: number;
+  /**
+   * Its producer sends nothing more until this batch is committed (an HTTP ingest request):
+   * nothing would fill the batch while it ages, so the writer commits it at once.
+   */
+  awaited: boolean;
 }
 
 /** One lane: a FIFO of batches that one writer loop commits in order. */
@@ -40,7 +45,10 @@ export class WriteLane {
   private items: QueuedBatch[] = [];
   private head = 0;
   queuedSamples = 0;
+  /** How many of the queued items are awaited (QueuedBatch.awaited). */
+  private awaitedItems = 0;
   private wake: (() => void) | null = null;
+  private awaitedPushed: (() => void) | null = null;
 
   constructor(private readonly removed: (bytes: number, samples: number) => void) {}
 
@@ -52,10 +60,19 @@ export class WriteLane {
     return this.length === 0 ? null : this.items[this.head].enqueuedAtMs;
   }
 
+  /** Whether a producer waits on a queued item: the lane is due now, whatever its age. */
+  get holdsAwaited(): boolean {
+    return this.awaitedItems > 0;
+  }
+
   push(item: QueuedBatch): void {
     this.items.push(item);
     this.queuedSamples += item.batch.count;
     this.wake?.();
+    if (item.awaited) {
+      this.awaitedItems++;
+      this.awaitedPushed?.();
+    }
   }
 
   /** The oldest items holding up to `maxSamples` samples (always at least one item). */
@@ -78,6 +95,7 @@ export class WriteLane {
     for (let i = this.head; i < this.head + count; i++) {
       bytes += this.items[i].batch.byteLength;
       samples += this.items[i].batch.count;
+      if (this.items[i].awaited) this.awaitedItems--;
     }
     this.head += count;
     this.queuedSamples -= samples;
@@ -98,6 +116,17 @@ export class WriteLane {
         resolve();
       };
     });
+  }
+
+  /** Calls `listener` (once) when an awaited item is pushed, until the returned function is called. */
+  onAwaitedPush(listener: () => void): () => void {
+    this.awaitedPushed = () => {
+      this.awaitedPushed = null;
+      listener();
+    };
+    return () => {
+      this.awaitedPushed = null;
+    };
   }
 
   /** Wakes a waiting writer loop with nothing pushed, so it can notice it is being closed. */
@@ -129,10 +158,10 @@ export class WriteQueue {
     return this.queuedBytes >= this.maxQueuedBytes;
   }
 
-  push(session: QueuedSession, batch: SampleBatch, nowMs: number): void {
+  push(session: QueuedSession, batch: SampleBatch, nowMs: number, awaited = false): void {
     this.queuedBytes += batch.byteLength;
     this.queuedSamples += batch.count;
-    this.laneOf(session).push({ session, batch, enqueuedAtMs: nowMs });
+    this.laneOf(session).push({ session, batch, enqueuedAtMs: nowMs, awaited });
   }
 
   /** Calls `listener` once the queue is down to half its bound. */

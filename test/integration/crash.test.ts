@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createSession, getData, makeSamples } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
 import { seqsUpTo, storedTotals } from '../support/resilience-app.ts';
 import { ResendingProducer } from '../support/resilience-producer.ts';
-import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { processesOnFreshDatabase } from '../support/server-process.ts';
 
 // The per-producer limit would reject parts of the resend burst; rejected frames leave gaps a
 // resending producer has to handle, which is not what this test is about.
@@ -17,15 +16,8 @@ async function storedSeqs(baseUrl: string, sessionId: string): Promise<number[]>
 test('a server killed mid-stream loses nothing acked, and the resend after a restart stores every sample exactly once', {
   timeout: 90_000,
 }, async (t) => {
-  const database = await freshDatabase();
-  const servers: ServerProcess[] = [];
-  t.after(async () => {
-    for (const server of servers) await server.stop();
-    await database.drop();
-  });
-  const env = { ...serverEnv, DATABASE_URL: database.url };
-  const first = await startServerProcess(t, { env });
-  servers.push(first);
+  const processes = await processesOnFreshDatabase(t);
+  const first = await processes.start(serverEnv);
   const session = await createSession(first.baseUrl);
   let current = first;
   const ingest = () => `${current.wsUrl}/api/v1/sessions/${session.sessionId}/ingest?token=${encodeURIComponent(session.ingestToken)}`;
@@ -48,14 +40,13 @@ test('a server killed mid-stream loses nothing acked, and the resend after a res
   // Like a real producer it starts reconnecting at once, and keeps failing until a server is back.
   const reconnected = producer.connect(ingest, { timeoutMs: 45_000 });
 
-  const second = await startServerProcess(t, { env });
-  servers.push(second);
+  const second = await processes.start(serverEnv);
   // Before the producer is back: what the crash left is every acked sample, once, with no hole.
   const survived = await storedSeqs(second.baseUrl, session.sessionId);
   assert.ok(survived.length >= ackedAtKill, `every acked sample survived (stored ${survived.length}, acked ${ackedAtKill})`);
   assert.deepEqual(survived, seqsUpTo(survived.length));
   assert.ok(survived.length < sentAtKill, 'some sent samples were not stored at the crash, so only the resend can bring them back');
-  const totalsAfterCrash = await storedTotals(database.url, session.sessionId);
+  const totalsAfterCrash = await storedTotals(processes.databaseUrl, session.sessionId);
   assert.deepEqual(totalsAfterCrash, {
     chunkSamples: survived.length,
     sessionSampleCount: survived.length,
@@ -73,7 +64,7 @@ test('a server killed mid-stream loses nothing acked, and the resend after a res
 
   assert.deepEqual(producer.errors, []);
   assert.deepEqual(await storedSeqs(second.baseUrl, session.sessionId), seqsUpTo(lastSent));
-  assert.deepEqual(await storedTotals(database.url, session.sessionId), {
+  assert.deepEqual(await storedTotals(processes.databaseUrl, session.sessionId), {
     chunkSamples: lastSent,
     sessionSampleCount: lastSent,
     lastSeq: lastSent,

@@ -9,11 +9,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, type TestContext, test } from 'node:test';
+import pg from 'pg';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { accessCredential, formatNumber, postSamples as sdkPostSamples, WavehouseHttpError } from '../../src/sdk/index.ts';
 import { assertProblem, bearer, createKey } from '../support/access.ts';
-import { startApp } from '../support/app.ts';
+import { startApp, startTwoInstances } from '../support/app.ts';
 import { runCli } from '../support/cli.ts';
 import {
   type CreatedSession,
@@ -26,8 +27,11 @@ import {
   RecordingSocket,
   type Sample,
 } from '../support/clients.ts';
+import { holdCommits } from '../support/commit-hold.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import { seqsUpTo, storedTotals } from '../support/resilience-app.ts';
+import { processesOnFreshDatabase } from '../support/server-process.ts';
 
 interface Posted {
   status: number;
@@ -66,6 +70,10 @@ async function started(t: TestContext, env: Record<string, string> = {}) {
   const { baseUrl, wsUrl, databaseUrl } = await startApp(t, env);
   const session = await createSession(baseUrl);
   return { baseUrl, wsUrl, databaseUrl, session };
+}
+
+async function storedCount(baseUrl: string, sessionId: string): Promise<number> {
+  return (await getData(baseUrl, sessionId)).samples.length;
 }
 
 function assertRefused(answer: Posted, status: number, code: string): void {
@@ -150,16 +158,73 @@ describe('HTTP ingest under resend', () => {
   });
 });
 
+describe('HTTP ingest and the server killed mid-request', () => {
+  test('kill -9 with a request in flight: the client resends what was not acked, and each sample is stored once, no hole', {
+    timeout: 90_000,
+  }, async (t) => {
+    const processes = await processesOnFreshDatabase(t);
+    const env = { INGEST_MAX_SAMPLES_PER_S: '0' };
+    const first = await processes.start(env);
+    const session = await createSession(first.baseUrl);
+    const bodySamples = 200;
+    // Back to back, as a client does: the one in flight at the kill fails, unacked, and is resent.
+    let acked = 0;
+    let stopped = false;
+    const client = (async () => {
+      while (!stopped) {
+        const answer = await postSamples(first.baseUrl, session, makeSamples(acked + 1, bodySamples));
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        acked = answer.body.ack;
+      }
+    })();
+    await eventually(() => assert.ok(acked >= 20 * bodySamples), { timeoutMs: 30_000 });
+    first.kill('SIGKILL');
+    stopped = true;
+    await assert.rejects(client, 'the request in flight at the kill was not answered');
+    assert.equal((await first.waitForExit(10_000)).signal, 'SIGKILL');
+    const ackedAtKill = acked;
+
+    const second = await processes.start(env);
+    const survived = (await getData(second.baseUrl, session.sessionId)).samples.map((sample) => sample.seq);
+    assert.ok(survived.length >= ackedAtKill, `every acked sample survived (stored ${survived.length}, acked ${ackedAtKill})`);
+    assert.deepEqual(survived, seqsUpTo(survived.length));
+    // The resend: the unacked body again, then two more; what the killed request stored comes back as duplicates.
+    const resent = await postSamples(second.baseUrl, session, makeSamples(ackedAtKill + 1, bodySamples));
+    assert.equal(resent.status, 200, JSON.stringify(resent.body));
+    assert.equal(resent.body.duplicates, survived.length - ackedAtKill);
+    for (let next = ackedAtKill + bodySamples + 1; next < ackedAtKill + 3 * bodySamples; next += bodySamples) {
+      assert.equal((await postSamples(second.baseUrl, session, makeSamples(next, bodySamples))).status, 200);
+    }
+    const last = ackedAtKill + 3 * bodySamples;
+    assert.deepEqual((await getData(second.baseUrl, session.sessionId)).samples, makeSamples(1, last));
+    assert.deepEqual(await storedTotals(processes.databaseUrl, session.sessionId), {
+      chunkSamples: last,
+      sessionSampleCount: last,
+      lastSeq: last,
+      overlappingChunks: 0,
+    });
+  });
+});
+
 describe('HTTP ingest when commits are slow', () => {
+  test('a request is committed at once, not left to age with the batch', async (t) => {
+    // Were it left to age, its answer would be a 503 after the commit timeout, long before 10 s.
+    const { baseUrl, session } = await started(t, { WRITE_BATCH_MAX_AGE_MS: '10000', INGEST_HTTP_COMMIT_TIMEOUT_MS: '5000' });
+    assert.deepEqual((await postSamples(baseUrl, session, makeSamples(1, 5))).body, { ack: 5, accepted: 5, duplicates: 0 });
+  });
+
   test('samples not committed in time are 503 with Retry-After; resending them stores each once', async (t) => {
-    const { baseUrl, session } = await started(t, { WRITE_BATCH_MAX_AGE_MS: '1000', INGEST_HTTP_COMMIT_TIMEOUT_MS: '100' });
+    const { baseUrl, databaseUrl, session } = await started(t, { INGEST_HTTP_COMMIT_TIMEOUT_MS: '100' });
+    const hold = await holdCommits(t, databaseUrl);
     const samples = makeSamples(1, 20);
     const late = await postSamples(baseUrl, session, samples);
     assertRefused(late, 503, 'service_unavailable');
     assert.equal(late.retryAfter, '5');
     // Still not committed: a resend meanwhile finds them accepted, and waits for the same commit.
     assertRefused(await postSamples(baseUrl, session, samples), 503, 'service_unavailable');
-    await eventually(async () => assert.equal((await getData(baseUrl, session.sessionId)).samples.length, 20));
+    assert.equal(await storedCount(baseUrl, session.sessionId), 0);
+    await hold.release();
+    await eventually(async () => assert.equal(await storedCount(baseUrl, session.sessionId), 20));
     const resent = await eventually(async () => {
       const answer = await postSamples(baseUrl, session, samples);
       assert.equal(answer.status, 200);
@@ -167,6 +232,30 @@ describe('HTTP ingest when commits are slow', () => {
     });
     assert.deepEqual(resent.body, { ack: 20, accepted: 0, duplicates: 20 });
     assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, samples);
+  });
+
+  test('a full write queue is 503 service_unavailable with Retry-After, nothing of the body stored', async (t) => {
+    const limits = { WRITE_QUEUE_MAX_BYTES: String(1024 * 1024), INGEST_MAX_FRAME_BYTES: String(4 * 1024 * 1024) };
+    const { baseUrl, databaseUrl, session } = await started(t, {
+      ...limits,
+      INGEST_MAX_FRAME_SAMPLES: '40000',
+      INGEST_MAX_SAMPLES_PER_S: '0',
+      INGEST_HTTP_COMMIT_TIMEOUT_MS: '300',
+    });
+    const hold = await holdCommits(t, databaseUrl);
+    // 30,000 samples of 3 channels are 1.2 MB queued: over the 1 MiB bound until committed.
+    const filling = postSamples(baseUrl, session, makeSamples(1, 30_000));
+    await hold.waiting();
+    const other = await createSession(baseUrl);
+    const refused = await postSamples(baseUrl, other, makeSamples(1, 10));
+    assertRefused(refused, 503, 'service_unavailable');
+    assert.match(refused.body.detail, /write queue is full/);
+    assert.equal(refused.retryAfter, '5');
+    await hold.release();
+    assert.equal((await filling).status, 503, 'the filling body itself was not committed within its 300 ms');
+    await eventually(async () => assert.equal(await storedCount(baseUrl, session.sessionId), 30_000));
+    assert.equal(await storedCount(baseUrl, other.sessionId), 0);
+    assert.deepEqual((await postSamples(baseUrl, other, makeSamples(1, 10))).body, { ack: 10, accepted: 10, duplicates: 0 });
   });
 });
 
@@ -261,13 +350,15 @@ describe('HTTP ingest and the producer lock', () => {
   });
 
   test('an HTTP ingest in flight refuses a socket producer with 4409, and a second request with 409', async (t) => {
-    // Commits wait for a batch to be 1.5 s old: the request stays in flight that long.
-    const { baseUrl, wsUrl, session } = await started(t, { WRITE_BATCH_MAX_AGE_MS: '1500' });
+    const { baseUrl, wsUrl, databaseUrl, session } = await started(t);
+    // Its commit held back: the request stays in flight until the hold is released.
+    const hold = await holdCommits(t, databaseUrl);
     const inFlight = postSamples(baseUrl, session, makeSamples(1, 5));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await hold.waiting();
     const producer = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
     await eventually(() => assert.equal(producer.closed?.code, 4409));
     assertRefused(await postSamples(baseUrl, session, makeSamples(6, 5)), 409, 'producer_conflict');
+    await hold.release();
     assert.deepEqual((await inFlight).body, { ack: 5, accepted: 5, duplicates: 0 });
     const after = new RecordingSocket(ingestUrl(wsUrl, session.sessionId, session.ingestToken));
     await after.opened;
@@ -278,7 +369,7 @@ describe('HTTP ingest and the producer lock', () => {
 
   test('across instances: a socket on one makes the other answer 409; an HTTP ingest on one refuses a socket on the other', async (t) => {
     const database = await freshDatabase();
-    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url, WRITE_BATCH_MAX_AGE_MS: '1500' };
+    const env = { LOG_LEVEL: 'silent', PORT: '0', DATABASE_URL: database.url };
     const apps = await Promise.all([buildApp(loadConfig(env)), buildApp(loadConfig(env))]);
     const [a, b] = await Promise.all(apps.map((app) => app.listen()));
     t.after(async () => {
@@ -294,15 +385,51 @@ describe('HTTP ingest and the producer lock', () => {
     assertRefused(await postSamples(b, session, makeSamples(1, 5)), 409, 'producer_conflict');
     producer.socket.close();
     await eventually(async () => assert.ok(producer.closed));
+    const hold = await holdCommits(t, database.url);
+    // Refused while instance a still lets the socket's session go; the one that gets in stays in flight on the hold.
     const inFlight = eventually(async () => {
       const answer = await postSamples(b, session, makeSamples(1, 5));
       assert.equal(answer.status, 200);
       return answer;
     });
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await hold.waiting();
     const refused = new RecordingSocket(ingestUrl(a.replace(/^http/, 'ws'), session.sessionId, session.ingestToken));
     await eventually(() => assert.equal(refused.closed?.code, 4409));
+    await hold.release();
     assert.deepEqual((await inFlight).body, { ack: 5, accepted: 5, duplicates: 0 });
+  });
+});
+
+describe('HTTP ingest and the idle grace of the producer lock', () => {
+  // A grace far longer than any step of these tests: what happens within it is certain.
+  const grace = { INGEST_HTTP_LOCK_GRACE_MS: '2000' };
+
+  test('requests back to back keep the session on their instance: its producer epoch is claimed once', async (t) => {
+    const { baseUrl, databaseUrl, session } = await started(t, grace);
+    for (let seq = 1; seq <= 30; seq += 10) assert.equal((await postSamples(baseUrl, session, makeSamples(seq, 10))).status, 200);
+    const client = new pg.Client({ connectionString: databaseUrl });
+    await client.connect();
+    const { rows } = await client.query('SELECT producer_epoch::int AS epoch FROM sessions WHERE id = $1', [session.sessionId]);
+    await client.end();
+    assert.deepEqual(rows, [{ epoch: 1 }]);
+    assert.deepEqual((await getData(baseUrl, session.sessionId)).samples, makeSamples(1, 30));
+  });
+
+  test('within the grace, a socket producer and a request on another instance are let in, not refused', async (t) => {
+    const { a, b } = await startTwoInstances(t, grace);
+    const session = await createSession(a.baseUrl);
+    assert.equal((await postSamples(a.baseUrl, session, makeSamples(1, 5))).status, 200);
+    const producer = new RecordingSocket(ingestUrl(b.wsUrl, session.sessionId, session.ingestToken));
+    t.after(() => producer.socket.terminate());
+    await producer.opened;
+    producer.send({ samples: makeSamples(6, 5) });
+    await eventually(() => assert.ok(producer.ofType('ack').some((ack) => ack.seq === 10)), { timeoutMs: 10_000 });
+    assert.equal(producer.closed, null, 'not refused');
+    producer.socket.close();
+    await eventually(async () => assert.ok(producer.closed));
+    assert.deepEqual((await postSamples(a.baseUrl, session, makeSamples(11, 5))).body, { ack: 15, accepted: 5, duplicates: 0 });
+    assert.deepEqual((await postSamples(b.baseUrl, session, makeSamples(16, 5))).body, { ack: 20, accepted: 5, duplicates: 0 });
+    assert.deepEqual((await getData(b.baseUrl, session.sessionId)).samples, makeSamples(1, 20));
   });
 });
 

@@ -985,6 +985,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const acks = new Map<SessionState, number[]>(states.map((state) => [state, []]));
         for (const state of states)
           state.producer = {
+            awaitsCommit: false,
             sendAck: (seq) => acks.get(state)!.push(seq),
             closeForEnd: () => undefined,
             closeForConflict: () => undefined,
@@ -1028,7 +1029,12 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         const { repository, store } = await openStorage(t, backend);
         const { takenId, keptId, ours, taken, stays } = await twoClaimedSessions(repository);
         const conflicts: string[] = [];
-        taken.producer = { sendAck: () => undefined, closeForEnd: () => undefined, closeForConflict: () => conflicts.push(takenId) };
+        taken.producer = {
+          awaitsCommit: false,
+          sendAck: () => undefined,
+          closeForEnd: () => undefined,
+          closeForConflict: () => conflicts.push(takenId),
+        };
         // Another process takes the session (its claim moves the epoch on) before this one commits.
         assert.ok((await repository.claimForProducer(takenId))!.epoch > ours.epoch);
 
@@ -1070,6 +1076,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         ]);
         for (const state of [taken, stays])
           state.producer = {
+            awaitsCommit: false,
             sendAck: (seq) => acks.get(state)!.push(seq),
             closeForEnd: () => undefined,
             closeForConflict: () => undefined,

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freshDatabase } from './database.ts';
 
 const projectRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -86,6 +87,29 @@ export async function startServerProcess(t: Hooks, { env, startTimeoutMs = 30_00
       } finally {
         clearTimeout(timer);
       }
+    },
+  };
+}
+
+/**
+ * A fresh database for server processes started one after another (a crash, then a restart):
+ * when the test ends, every one of them is stopped before the database is dropped.
+ */
+export async function processesOnFreshDatabase(
+  t: Hooks,
+): Promise<{ databaseUrl: string; start(env?: Record<string, string>): Promise<ServerProcess> }> {
+  const database = await freshDatabase();
+  const servers: ServerProcess[] = [];
+  t.after(async () => {
+    for (const server of servers) await server.stop();
+    await database.drop();
+  });
+  return {
+    databaseUrl: database.url,
+    async start(env = {}) {
+      const server = await startServerProcess(t, { env: { ...env, DATABASE_URL: database.url } });
+      servers.push(server);
+      return server;
     },
   };
 }
