@@ -137,11 +137,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
   if (broker) await parts.start(broker);
   const hub = new FanoutHub(broker);
-  const broadcast = broker && {
-    publish: (keyId: string) => broker.publishRevocation(keyId),
-    subscribe: async (listener: (keyId: string) => void) => broker.onRevocation(listener),
-  };
-  const access = await buildAccess({ config, pool, log, broadcast });
+  const access = await buildAccess({ config, pool, log, broadcast: broker?.revocations() ?? null });
   // Closed after the HTTP server, so what its last requests recorded is written too.
   await parts.start(access.audit);
   await parts.start(access.lastUsed);

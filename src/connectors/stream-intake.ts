@@ -44,6 +44,8 @@ export interface Intake {
 
 /** A connector as its stream's producer: acks are awaited, not sent. */
 class ConnectorProducer implements ProducerHandle {
+  // A poll waits on its commit before it moves its cursor on: its batch is committed at once.
+  readonly awaitsCommit = true;
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}
