@@ -17,6 +17,8 @@ const controlChannel = 'wavehouse:control';
 const revocationChannel = 'wavehouse:revoked-keys';
 /** Commands wait for a reconnecting Redis (maxRetriesPerRequest: null); a revocation request must not wait forever. */
 const revocationPublishTimeoutMs = 2_000;
+/** How long close() lets QUIT finish the publisher's commands. */
+const quitTimeoutMs = 1_000;
 
 export class RedisBroker implements Broker {
   readonly name = 'broker';
@@ -109,8 +111,18 @@ export class RedisBroker implements Broker {
     this.subscriber.unsubscribe(livePrefix + sessionId).catch(() => undefined);
   }
 
+  /**
+   * QUIT lets the publisher's commands finish, but on a link gone silent (a dead host, a dropped
+   * NAT entry) its answer never comes, and a process shutting down could not exit: it gets
+   * `quitTimeoutMs`, then the connection is dropped.
+   */
   async close(): Promise<void> {
     this.subscriber.disconnect();
-    await this.publisher.quit().catch(() => undefined);
+    await within(
+      this.publisher.quit().catch(() => undefined),
+      quitTimeoutMs,
+      () => undefined,
+    );
+    this.publisher.disconnect();
   }
 }
