@@ -26,8 +26,15 @@ async function settings(config: Parameters<typeof withClient>[0], names: string[
  * is at most their idle time.
  */
 async function serverKeepaliveTimerS(serverPort: number, clientPort: number): Promise<number> {
-  const { stdout } = await run('ss', ['-tnoH', 'state', 'established', `( sport = :${serverPort} and dport = :${clientPort} )`]);
-  const match = /timer:\(keepalive,(?:(\d+)min)?(?:([\d.]+)sec)?(?:([\d.]+)ms)?/.exec(stdout);
+  // Right after traffic the socket may show its retransmission timer (`timer:(on,...)`) instead,
+  // until the peer's ACK comes: looked at again for up to 3 s.
+  let stdout = '';
+  let match: RegExpExecArray | null = null;
+  for (let attempt = 0; attempt < 30 && match === null; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+    ({ stdout } = await run('ss', ['-tnoH', 'state', 'established', `( sport = :${serverPort} and dport = :${clientPort} )`]));
+    match = /timer:\(keepalive,(?:(\d+)min)?(?:([\d.]+)sec)?(?:([\d.]+)ms)?/.exec(stdout);
+  }
   assert.ok(match, `no keepalive timer on the server's socket: ${stdout}`);
   const [, min = '0', sec = '0', ms = '0'] = match;
   return Number(min) * 60 + Number(sec) + Number(ms) / 1000;
