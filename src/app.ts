@@ -148,6 +148,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     databaseUrl,
     connections: config.writer.lanes,
     logLevel: config.logLevel,
+    rollups: config.writer.rollups,
     log: log.child({ part: 'writer' }),
     onStop: (error) => options.onFatal?.(error),
   });

@@ -113,6 +113,8 @@ export interface Config {
     maxChunkSamples: number;
     /** Writer loops, each committing its share of the sessions on a connection of its own. */
     lanes: number;
+    /** Whether commits keep the roll-ups (storage/rollup-store.ts); off, aggregates read raw samples. */
+    rollups: boolean;
   };
   tracing: {
     /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
@@ -256,6 +258,7 @@ const writePath = {
   WRITE_BATCH_MAX_SAMPLES: { default: 100_000, about: '...or once it holds this many samples' },
   WRITE_CHUNK_MAX_SAMPLES: { default: 2_000, about: 'samples per stored chunk row' },
   WRITE_LANES: { default: 4, about: 'writer loops committing side by side; at most DATABASE_POOL_SIZE - 2' },
+  WRITE_ROLLUPS: { default: true, about: 'commits keep per-bucket summaries for aggregates; false: aggregates read raw samples' },
 } as const satisfies Settings;
 
 const operation = {
@@ -536,6 +539,7 @@ export function loadConfig(env: Env): Config {
       maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 1),
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 1, 100_000),
       lanes: read.integer('WRITE_LANES', 1, 16),
+      rollups: read.boolean('WRITE_ROLLUPS'),
     },
     tracing: {
       otlpEndpoint,

@@ -1,0 +1,184 @@
+/**
+ * The roll-ups of one commit: the bucket summaries of its samples at every resolution, worked
+ * out from the COPY body the commit stores (chunk-codec.ts's encodeCopyBinary), so what the
+ * roll-ups count is exactly what the transaction writes. It runs where the transaction does,
+ * on the commit thread, which otherwise waits on round trips: the main thread only builds the
+ * body, as before.
+ *
+ * Each sample is added once, to the group of samples that share its bucket at every resolution
+ * (at the finest, in effect); each resolution's buckets are those groups merged. A bucket is found from `t` alone, so samples
+ * land in their bucket whatever their order; a late `t` makes its session touch an old block,
+ * which the store merges into (rollup-store.ts).
+ *
+ * The work a session may ask of one commit is bounded by `maxBlocksPerSession`: a producer
+ * spraying `t` over millions of buckets would otherwise make each commit read and rewrite that
+ * many stored blocks. Past the bound its roll-ups are not written in this commit, and the session
+ * is left with fewer samples in its roll-ups than stored (sessions.rollup_sample_count), which
+ * tells readers to use raw samples: correct, only slower.
+ */
+import { addValue, type BucketSummary, bucketStart, emptyBucket, mergeBucket } from '../aggregates/bucket-summary.ts';
+
+/**
+ * The resolutions kept, in ms, finest first, each dividing the next. A bucket of width w is
+ * answered from the coarsest that divides it: 1 h to 1,000 buckets (3.6 s) and `points=2000`
+ * over 1 h (1.8 s) from 600 ms (6,000 buckets an hour), a day to 1,440 buckets from 1 min;
+ * 100 ms serves widths in whole seconds and fine zooms. docs/architecture.md, "Roll-ups".
+ */
+export const rollupResolutionsMs = [100, 600, 60_000, 3_600_000] as const;
+export type RollupResolution = (typeof rollupResolutionsMs)[number];
+
+/** Buckets a stored block spans: few enough that a commit's rewrite of its current block stays small beside its chunks. */
+export const bucketsPerBlock = 64;
+
+export function blockSpanOf(resolutionMs: number): number {
+  return resolutionMs * bucketsPerBlock;
+}
+
+/** Blocks one session may touch in one commit, summed over the resolutions (a 10,000-sample backlog at 1 Hz touches ~2,000). */
+export const maxBlocksPerSession = 4_096;
+
+/** One block's new buckets, in ascending t. */
+export interface RollupBlock {
+  resolutionMs: number;
+  blockT: number;
+  buckets: BucketSummary[];
+}
+
+/** A session's part of a commit: its blocks, or null when it asked too much (its roll-ups stay behind). */
+export interface SessionRollups {
+  sessionId: string;
+  channels: number;
+  samples: number;
+  blocks: RollupBlock[] | null;
+}
+
+/**
+ * Samples that share their bucket at every resolution. Each resolution's bucket of a sample is
+ * bucketStart(t) at that resolution, as a read over raw samples computes it, rather than the
+ * coarse bucket of its fine bucket: in floating point the two part ways within an ulp of a
+ * boundary (a t of -2.5e-322 is in the 100 ms bucket at -100 but the 600 ms bucket at 0).
+ */
+interface Group {
+  starts: number[];
+  bucket: BucketSummary;
+}
+
+interface Accumulator {
+  sessionId: string;
+  channels: number;
+  samples: number;
+  finite: boolean;
+  groups: Map<string, Group>;
+}
+
+const resolutionCount = rollupResolutionsMs.length;
+const copyHeaderBytes = 11 + 4 + 4;
+
+function uuidText(body: Buffer, at: number): string {
+  const hex = body.toString('hex', at, at + 16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function groupOf(into: Accumulator, starts: number[]): Group {
+  const key = starts.join(',');
+  let group = into.groups.get(key);
+  if (group === undefined) {
+    group = { starts: [...starts], bucket: emptyBucket(starts[0], into.channels) };
+    into.groups.set(key, group);
+  }
+  return group;
+}
+
+/** Adds one chunk row's samples (a payload at `at` of `bytes` in the body) to its session's groups. */
+function addPayload(view: DataView, at: number, bytes: number, count: number, firstSeq: number, layout: number, into: Accumulator): void {
+  const implied = layout === 1;
+  const columns = bytes / 8 / count + (implied ? 1 : 0);
+  into.channels = columns - 2;
+  const column = (index: number) => at + (index - (implied ? 1 : 0)) * count * 8;
+  const tAt = column(1);
+  const starts = new Array<number>(resolutionCount).fill(Number.NaN);
+  let current: Group | undefined;
+  for (let i = 0; i < count; i++) {
+    const t = view.getFloat64(tAt + i * 8, true);
+    if (!Number.isFinite(t)) {
+      into.finite = false;
+      continue;
+    }
+    let same = current !== undefined;
+    for (let k = 0; k < resolutionCount; k++) {
+      const start = bucketStart(t, rollupResolutionsMs[k]);
+      if (start !== starts[k]) same = false;
+      starts[k] = start;
+    }
+    if (!same) current = groupOf(into, starts);
+    const bucket = current!.bucket;
+    const seq = implied ? firstSeq + i : view.getFloat64(at + i * 8, true);
+    bucket.count++;
+    for (let c = 0; c < into.channels; c++) addValue(bucket.channels[c], seq, view.getFloat64(column(2 + c) + i * 8, true));
+  }
+  into.samples += count;
+}
+
+/** Each session's groups, from a body encodeCopyBinary wrote (its layout is trusted, its lengths checked). */
+function accumulate(body: Buffer): Map<string, Accumulator> {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const sessions = new Map<string, Accumulator>();
+  let at = copyHeaderBytes + body.readInt32BE(copyHeaderBytes - 4);
+  for (;;) {
+    const fields = body.readInt16BE(at);
+    if (fields === -1) return sessions;
+    const sessionId = uuidText(body, at + 6);
+    const firstSeq = Number(body.readBigInt64BE(at + 26));
+    const count = body.readInt32BE(at + 50);
+    const layout = body.readInt16BE(at + 58);
+    const bytes = body.readInt32BE(at + 84);
+    at += 88;
+    if (bytes < 0 || at + bytes > body.length) throw new Error(`a chunk payload of ${bytes} bytes past the end of the COPY body`);
+    let into = sessions.get(sessionId);
+    if (into === undefined) {
+      into = { sessionId, channels: 0, samples: 0, finite: true, groups: new Map() };
+      sessions.set(sessionId, into);
+    }
+    addPayload(view, at, bytes, count, firstSeq, layout, into);
+    at += bytes;
+  }
+}
+
+/** The blocks of each resolution, from the groups; null past maxBlocksPerSession. */
+function blocksOf(groups: readonly Group[], channels: number): RollupBlock[] | null {
+  const blocks: RollupBlock[] = [];
+  for (let k = 0; k < resolutionCount; k++) {
+    const resolutionMs = rollupResolutionsMs[k];
+    const byBlock = new Map<number, Map<number, BucketSummary>>();
+    for (const { starts, bucket } of groups) {
+      const t = starts[k];
+      const blockT = bucketStart(t, blockSpanOf(resolutionMs));
+      let buckets = byBlock.get(blockT);
+      if (buckets === undefined) {
+        if (blocks.length + byBlock.size >= maxBlocksPerSession) return null;
+        buckets = new Map();
+        byBlock.set(blockT, buckets);
+      }
+      let summary = buckets.get(t);
+      if (summary === undefined) {
+        summary = emptyBucket(t, channels);
+        buckets.set(t, summary);
+      }
+      mergeBucket(summary, bucket);
+    }
+    for (const [blockT, buckets] of byBlock) {
+      blocks.push({ resolutionMs, blockT, buckets: [...buckets.values()].sort((a, b) => a.t - b.t) });
+    }
+  }
+  return blocks;
+}
+
+/** The roll-ups of a commit's COPY body, per session in the body. */
+export function rollupsOfCopyBody(body: Buffer): SessionRollups[] {
+  return [...accumulate(body).values()].map(({ sessionId, channels, samples, finite, groups }) => ({
+    sessionId,
+    channels,
+    samples,
+    blocks: finite ? blocksOf([...groups.values()], channels) : null,
+  }));
+}

@@ -1,0 +1,168 @@
+/**
+ * Roll-ups without a database: the block layout round-trips any buckets and refuses any other
+ * bytes with its own error (arbitrary and mutated input), and the summaries of a commit's COPY
+ * body equal a reference computed from its samples at every resolution (differential).
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { addValue, type BucketSummary, bucketStart, emptyBucket } from '../../src/aggregates/bucket-summary.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
+import { encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
+import { decodeBlock, encodeBlock, RollupBlockError } from '../../src/storage/rollup-block.ts';
+import { blockSpanOf, maxBlocksPerSession, rollupResolutionsMs, rollupsOfCopyBody } from '../../src/storage/rollup-summaries.ts';
+import { fuzzParameters } from '../support/fuzz.ts';
+import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
+
+const value = fc.oneof(
+  fc.double({ min: -1e12, max: 1e12, noNaN: true }),
+  fc.integer({ min: -1000, max: 1000 }),
+  fc.constant(Number.NaN),
+  fc.constant(-0),
+);
+
+/** Samples of `channels` channels with rising seqs (gaps allowed) and t anywhere in a few blocks, late t included. */
+function samplesOf(channels: number, maxT: number) {
+  return fc
+    .array(
+      fc.tuple(
+        fc.integer({ min: 1, max: 3 }),
+        fc.double({ min: -maxT, max: maxT, noNaN: true }),
+        fc.array(value, { minLength: channels, maxLength: channels }),
+      ),
+      {
+        minLength: 1,
+        maxLength: 120,
+      },
+    )
+    .map((rows) => {
+      let seq = 0;
+      return rows.map(([step, t, values]): PlainSample => {
+        seq += step;
+        return { seq, t, values };
+      });
+    });
+}
+
+function summariesOf(samples: readonly PlainSample[], channels: number, resolutionMs: number): BucketSummary[] {
+  const byT = new Map<number, BucketSummary>();
+  for (const { seq, t, values } of samples) {
+    const start = bucketStart(t, resolutionMs);
+    const bucket = byT.get(start) ?? emptyBucket(start, channels);
+    byT.set(start, bucket);
+    bucket.count++;
+    for (const [c, v] of values.entries()) addValue(bucket.channels[c], seq, v);
+  }
+  return [...byT.values()].sort((a, b) => a.t - b.t);
+}
+
+const blocks = fc
+  .integer({ min: 1, max: 4 })
+  .chain((channels) => fc.tuple(fc.constant(channels), samplesOf(channels, 5_000)))
+  .map(([channels, samples]) => ({ channels, buckets: summariesOf(samples, channels, 100) }));
+
+test('a block decodes to the buckets it was encoded from, singles and summaries alike', () => {
+  fc.assert(
+    fc.property(blocks, ({ channels, buckets }) => {
+      assert.deepStrictEqual(decodeBlock(encodeBlock(buckets, channels)), { channels, buckets });
+    }),
+    fuzzParameters(300),
+  );
+});
+
+function decodesOrRefuses(bytes: Uint8Array): void {
+  try {
+    decodeBlock(bytes);
+  } catch (error) {
+    if (!(error instanceof RollupBlockError)) throw error;
+  }
+}
+
+test('arbitrary bytes decode or are refused with a RollupBlockError, never anything else', () => {
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), decodesOrRefuses), fuzzParameters(500));
+});
+
+test('a block with bytes changed, cut or added decodes or is refused with a RollupBlockError', () => {
+  const mutation = fc.oneof(
+    fc.tuple(fc.constant('set' as const), fc.nat(), fc.integer({ min: 0, max: 255 })),
+    fc.tuple(fc.constant('cut' as const), fc.nat(), fc.constant(0)),
+    fc.tuple(fc.constant('add' as const), fc.nat(), fc.integer({ min: 0, max: 255 })),
+  );
+  fc.assert(
+    fc.property(blocks, fc.array(mutation, { minLength: 1, maxLength: 4 }), ({ channels, buckets }, mutations) => {
+      let bytes = Uint8Array.from(encodeBlock(buckets, channels));
+      for (const [kind, at, byte] of mutations) {
+        const i = bytes.length === 0 ? 0 : at % bytes.length;
+        if (kind === 'set' && bytes.length > 0) bytes[i] = byte;
+        else if (kind === 'cut') bytes = bytes.subarray(0, i);
+        else bytes = Uint8Array.from([...bytes.subarray(0, i), byte, ...bytes.subarray(i)]);
+      }
+      decodesOrRefuses(bytes);
+    }),
+    fuzzParameters(500),
+  );
+});
+
+function batchOf(samples: readonly PlainSample[], channels: number): SampleBatch {
+  const batch = SampleBatch.allocate(samples.length, channels);
+  const n = samples.length;
+  samples.forEach(({ seq, t, values }, i) => {
+    batch.columns[i] = seq;
+    batch.columns[n + i] = t;
+    values.forEach((v, c) => {
+      batch.columns[(2 + c) * n + i] = v;
+    });
+  });
+  return batch;
+}
+
+test("a commit's roll-ups equal the reference at every resolution, for every session of its body", () => {
+  const session = fc
+    .integer({ min: 1, max: 3 })
+    .chain((channels) => fc.tuple(fc.constant(channels), samplesOf(channels, 10_000_000), fc.integer({ min: 1, max: 40 })));
+  fc.assert(
+    fc.property(fc.array(session, { minLength: 1, maxLength: 3 }), (sessions) => {
+      const ids = sessions.map(() => randomUUID());
+      // Each session's samples cut into rows of up to `size`, some rows of several batches.
+      const rows = sessions.flatMap(([channels, samples, size], s) => {
+        const out = [];
+        for (let at = 0; at < samples.length; at += size) {
+          const part = samples.slice(at, at + size);
+          const half = Math.ceil(part.length / 2);
+          const batches = [batchOf(part.slice(0, half), channels), batchOf(part.slice(half), channels)].filter((b) => b.count > 0);
+          out.push({ sessionId: ids[s], batches });
+        }
+        return out;
+      });
+      const rollups = rollupsOfCopyBody(encodeCopyBinary(rows));
+      assert.deepEqual(rollups.map((r) => r.sessionId).sort(), [...ids].sort());
+      for (const [s, [channels, samples]] of sessions.entries()) {
+        const mine = rollups.find((r) => r.sessionId === ids[s])!;
+        assert.equal(mine.samples, samples.length);
+        assert.equal(mine.channels, channels);
+        assert.ok(mine.blocks !== null);
+        for (const resolutionMs of rollupResolutionsMs) {
+          const blocksHere = mine.blocks.filter((b) => b.resolutionMs === resolutionMs).sort((a, b) => a.blockT - b.blockT);
+          for (const block of blocksHere) {
+            assert.equal(block.blockT, bucketStart(block.blockT, blockSpanOf(resolutionMs)));
+            for (const bucket of block.buckets) assert.equal(bucketStart(bucket.t, blockSpanOf(resolutionMs)), block.blockT);
+          }
+          const actual = blocksHere.flatMap((b) => b.buckets);
+          assertSameBuckets(actual, referenceBuckets(samples, channels, resolutionMs), `resolution ${resolutionMs}`);
+        }
+      }
+    }),
+    fuzzParameters(150),
+  );
+});
+
+test('a session whose samples spread over more blocks than a commit may touch gets no roll-ups in it', () => {
+  const count = maxBlocksPerSession + 1;
+  const samples = Array.from({ length: count }, (_, i): PlainSample => ({ seq: i + 1, t: i * blockSpanOf(100) * 7, values: [i] }));
+  const [sprayed] = rollupsOfCopyBody(encodeCopyBinary([{ sessionId: randomUUID(), batches: [batchOf(samples, 1)] }]));
+  assert.equal(sprayed.samples, count);
+  assert.equal(sprayed.blocks, null);
+  const [fine] = rollupsOfCopyBody(encodeCopyBinary([{ sessionId: randomUUID(), batches: [batchOf(samples.slice(0, 1000), 1)] }]));
+  assert.ok(fine.blocks !== null);
+});
