@@ -20,6 +20,9 @@ import { decodeBlock, encodeBlock } from './rollup-block.ts';
 import { blockSpanOf, type RollupBlock, type SessionRollups } from './rollup-summaries.ts';
 import { isSessionId } from './session-repository.ts';
 
+/** Blocks an upsert statement writes. */
+const upsertBlocks = 4_096;
+
 const keyOf = (sessionId: string, resolutionMs: number, blockT: number) => `${sessionId}|${resolutionMs}|${blockT}`;
 
 /** `stored` with `added` merged in, both in ascending t; the result too. */
@@ -61,12 +64,17 @@ export async function writeRollups(client: pg.ClientBase, sessions: readonly Ses
     if (decoded.channels !== channels) throw new Error(`a roll-up block of ${decoded.channels} channels for a session of ${channels}`);
     return encodeBlock(mergeBuckets(decoded.buckets, block.buckets), channels);
   });
-  await client.query(
-    `INSERT INTO sample_rollups (session_id, resolution_ms, block_t, summary)
-     SELECT * FROM unnest($1::uuid[], $2::integer[], $3::float8[], $4::bytea[])
-     ON CONFLICT (session_id, resolution_ms, block_t) DO UPDATE SET summary = excluded.summary`,
-    [ids, resolutions, blockTs, summaries],
-  );
+  // A parameter per block rather than a bytea[]: pg sends a Buffer parameter as its bytes, an array of them as hex
+  // text. A statement takes at most 65,535 parameters.
+  for (let from = 0; from < rows.length; from += upsertBlocks) {
+    const part = rows.slice(from, from + upsertBlocks);
+    const values = part.map((_, i) => `($${4 * i + 1}::uuid, $${4 * i + 2}::integer, $${4 * i + 3}::float8, $${4 * i + 4}::bytea)`);
+    await client.query(
+      `INSERT INTO sample_rollups (session_id, resolution_ms, block_t, summary) VALUES ${values.join(', ')}
+       ON CONFLICT (session_id, resolution_ms, block_t) DO UPDATE SET summary = excluded.summary`,
+      part.flatMap((row, i) => [row.sessionId, row.block.resolutionMs, row.block.blockT, summaries[from + i]]),
+    );
+  }
 }
 
 /** A session's roll-up buckets at one resolution, and whether they hold every committed sample of it. */
