@@ -42,6 +42,7 @@ import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
+import { RollupCompactor } from './storage/rollup-compactor.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
@@ -143,6 +144,10 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   await parts.start(access.audit);
   await parts.start(access.lastUsed);
   await parts.start(access.sweeper);
+  if (config.writer.rollupCompactIntervalMs > 0) {
+    const compactor = new RollupCompactor({ pool, intervalMs: config.writer.rollupCompactIntervalMs, log: log.child({ part: 'compactor' }) });
+    await parts.start(compactor);
+  }
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,

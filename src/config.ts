@@ -115,6 +115,8 @@ export interface Config {
     lanes: number;
     /** Whether commits keep the roll-ups (storage/rollup-store.ts); off, aggregates read raw samples. */
     rollups: boolean;
+    /** Between two rounds of the roll-up compactor (storage/rollup-compactor.ts); 0: this instance does not compact. */
+    rollupCompactIntervalMs: number;
   };
   tracing: {
     /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
@@ -259,6 +261,10 @@ const writePath = {
   WRITE_CHUNK_MAX_SAMPLES: { default: 2_000, about: 'samples per stored chunk row' },
   WRITE_LANES: { default: 4, about: 'writer loops committing side by side; at most DATABASE_POOL_SIZE - 2' },
   WRITE_ROLLUPS: { default: true, about: 'commits keep per-bucket summaries for aggregates; false: aggregates read raw samples' },
+  ROLLUP_COMPACT_INTERVAL_MS: {
+    default: 10_000,
+    about: "between rounds folding each roll-up block's parts into one; 0: this instance does not compact",
+  },
 } as const satisfies Settings;
 
 const operation = {
@@ -540,6 +546,7 @@ export function loadConfig(env: Env): Config {
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 1, 100_000),
       lanes: read.integer('WRITE_LANES', 1, 16),
       rollups: read.boolean('WRITE_ROLLUPS'),
+      rollupCompactIntervalMs: read.integer('ROLLUP_COMPACT_INTERVAL_MS', 0, 3_600_000),
     },
     tracing: {
       otlpEndpoint,

@@ -1,80 +1,76 @@
 /**
- * Roll-ups in PostgreSQL (migration 011): one row per session, resolution and block of
- * `bucketsPerBlock` buckets, holding only its occupied buckets (rollup-block.ts's layout).
+ * Roll-ups in PostgreSQL (migration 011): per session, resolution and block of `bucketsPerBlock`
+ * buckets, one or more parts, each holding occupied buckets in rollup-block.ts's layout.
  *
- * Writing runs inside the commit's transaction (sample-store.ts), after its sessions' rows are
- * locked by the counters' update: the blocks a commit touches are read FOR UPDATE, merged with
- * its buckets (mergeBucket: exact but for float rounding of sums) and written back, so a late
- * `t` merges into a stored bucket, and a commit that fails or is fenced leaves no trace.
+ * Writing is append-only and rides in the commit's statement that moves the sessions' counters
+ * (sample-store.ts): each block the commit touches gets a new part with the summaries of the
+ * commit's own samples, and nothing stored is read or rewritten. So a late `t` is one more
+ * part of an old block, and a commit that fails or is fenced leaves no trace. The compactor
+ * (rollup-compactor.ts) folds a block's parts into one later, off the ingest path.
  *
- * Reading tells whether a session's roll-ups are complete: every committed sample of it is in
- * them exactly when sessions.rollup_sample_count equals sample_count, read in the same statement
- * as the blocks. Sessions stored before migration 011, sessions written while roll-ups were off
- * (WRITE_ROLLUPS) or by an older instance during a rolling deploy, and sessions whose producer
- * sprayed `t` (rollup-summaries.ts) are not, and their readers use raw samples.
+ * Reading merges the parts of each bucket (mergeBucket: in any order and grouping, exact but
+ * for float rounding of sums), and tells whether a session's roll-ups are complete: every
+ * committed sample of it is in them exactly when sessions.rollup_sample_count equals
+ * sample_count, read in the same statement as the parts. Sessions stored before migration 011,
+ * sessions written while roll-ups were off (WRITE_ROLLUPS) or by an older instance during a
+ * rolling deploy, and sessions whose producer sprayed `t` (rollup-summaries.ts) are not, and
+ * their readers use raw samples.
  */
 import type pg from 'pg';
 import { type BucketSummary, mergeBucket } from '../aggregates/bucket-summary.ts';
 import { copyOutOf } from './database.ts';
 import { decodeBlock, encodeBlock } from './rollup-block.ts';
-import { blockSpanOf, type RollupBlock, type SessionRollups } from './rollup-summaries.ts';
+import { blockSpanOf, type SessionRollups } from './rollup-summaries.ts';
 import { isSessionId } from './session-repository.ts';
 
-/** Blocks an upsert statement writes. */
-const upsertBlocks = 4_096;
+/** A part as stored: its block's key and its summary bytes. */
+export interface RollupPart {
+  sessionId: string;
+  resolutionMs: number;
+  blockT: number;
+  summary: Buffer;
+}
 
-const keyOf = (sessionId: string, resolutionMs: number, blockT: number) => `${sessionId}|${resolutionMs}|${blockT}`;
-
-/** `stored` with `added` merged in, both in ascending t; the result too. */
-function mergeBuckets(stored: BucketSummary[], added: readonly BucketSummary[]): BucketSummary[] {
-  const byT = new Map(stored.map((bucket) => [bucket.t, bucket]));
-  for (const bucket of added) {
-    const before = byT.get(bucket.t);
-    if (before) mergeBucket(before, bucket);
-    else byT.set(bucket.t, bucket);
+/** The parts of a commit: one per block each session's samples touch. */
+export function partsOf(sessions: readonly SessionRollups[]): RollupPart[] {
+  const parts: RollupPart[] = [];
+  for (const { sessionId, channels, blocks } of sessions) {
+    for (const { resolutionMs, blockT, buckets } of blocks ?? []) {
+      parts.push({ sessionId, resolutionMs, blockT, summary: encodeBlock(buckets, channels) });
+    }
   }
-  return [...byT.values()].sort((a, b) => a.t - b.t);
+  return parts;
 }
 
 /**
- * Merges the sessions' blocks into the stored ones, on `client` inside the commit's
- * transaction, which holds the sessions' rows locked: no other writer touches their roll-ups
- * until it ends.
+ * An INSERT ... SELECT of `parts` with its parameters from $`first` on, to run alone or as a
+ * CTE. The summaries travel as one bytea parameter cut up by substring(): pg sends a Buffer
+ * parameter as its bytes, but a bytea[] as hex text, and a parameter per part would cap a
+ * statement at 65,535 / 4 parts.
  */
-export async function writeRollups(client: pg.ClientBase, sessions: readonly SessionRollups[]): Promise<void> {
-  const rows: Array<{ sessionId: string; channels: number; block: RollupBlock }> = [];
-  for (const { sessionId, channels, blocks } of sessions) for (const block of blocks ?? []) rows.push({ sessionId, channels, block });
-  if (rows.length === 0) return;
-  const ids = rows.map((row) => row.sessionId);
-  const resolutions = rows.map((row) => row.block.resolutionMs);
-  const blockTs = rows.map((row) => row.block.blockT);
-  // Blocks are small (64 buckets), so their hex text costs little here; reads of many use COPY (readRollups).
-  const { rows: stored } = await client.query<{ session_id: string; resolution_ms: number; block_t: number; summary: Buffer }>({
-    text: `SELECT r.session_id::text AS session_id, r.resolution_ms, r.block_t, r.summary FROM sample_rollups AS r
-             JOIN unnest($1::uuid[], $2::integer[], $3::float8[]) AS k(session_id, resolution_ms, block_t)
-               ON r.session_id = k.session_id AND r.resolution_ms = k.resolution_ms AND r.block_t = k.block_t
-           FOR UPDATE OF r`,
-    values: [ids, resolutions, blockTs],
-  });
-  const storedByKey = new Map(stored.map((row) => [keyOf(row.session_id, row.resolution_ms, row.block_t), row.summary]));
-  const summaries = rows.map(({ sessionId, channels, block }) => {
-    const before = storedByKey.get(keyOf(sessionId, block.resolutionMs, block.blockT));
-    if (before === undefined) return encodeBlock(block.buckets, channels);
-    const decoded = decodeBlock(before);
-    if (decoded.channels !== channels) throw new Error(`a roll-up block of ${decoded.channels} channels for a session of ${channels}`);
-    return encodeBlock(mergeBuckets(decoded.buckets, block.buckets), channels);
-  });
-  // A parameter per block rather than a bytea[]: pg sends a Buffer parameter as its bytes, an array of them as hex
-  // text. A statement takes at most 65,535 parameters.
-  for (let from = 0; from < rows.length; from += upsertBlocks) {
-    const part = rows.slice(from, from + upsertBlocks);
-    const values = part.map((_, i) => `($${4 * i + 1}::uuid, $${4 * i + 2}::integer, $${4 * i + 3}::float8, $${4 * i + 4}::bytea)`);
-    await client.query(
-      `INSERT INTO sample_rollups (session_id, resolution_ms, block_t, summary) VALUES ${values.join(', ')}
-       ON CONFLICT (session_id, resolution_ms, block_t) DO UPDATE SET summary = excluded.summary`,
-      part.flatMap((row, i) => [row.sessionId, row.block.resolutionMs, row.block.blockT, summaries[from + i]]),
-    );
+export function insertParts(parts: readonly RollupPart[], first: number, folded: boolean): { sql: string; values: unknown[] } {
+  const lengths = parts.map((part) => part.summary.length);
+  const starts: number[] = [];
+  let at = 1;
+  for (const length of lengths) {
+    starts.push(at);
+    at += length;
   }
+  const p = (k: number) => `$${first + k}`;
+  return {
+    sql: `INSERT INTO sample_rollups (session_id, resolution_ms, block_t, folded, summary)
+          SELECT p.session_id, p.resolution_ms, p.block_t, ${folded}, substring(${p(5)}::bytea FROM p.start FOR p.length)
+            FROM unnest(${p(0)}::uuid[], ${p(1)}::integer[], ${p(2)}::float8[], ${p(3)}::integer[], ${p(4)}::integer[])
+                 AS p(session_id, resolution_ms, block_t, start, length)`,
+    values: [
+      parts.map((part) => part.sessionId),
+      parts.map((part) => part.resolutionMs),
+      parts.map((part) => part.blockT),
+      starts,
+      lengths,
+      Buffer.concat(parts.map((part) => part.summary)),
+    ],
+  };
 }
 
 /** A session's roll-up buckets at one resolution, and whether they hold every committed sample of it. */
@@ -88,19 +84,34 @@ export interface RollupRead {
 /**
  * The buckets at `resolutionMs` (one of rollupResolutionsMs) that lie wholly in [fromT, toT),
  * so every sample they count has fromT <= t < toT; what lies in the partial buckets at a cut
- * edge is the caller's to read from raw samples. `complete` is read in the same snapshot as
- * the buckets. A session that does not exist reads as complete and empty.
+ * edge is the caller's to read from raw samples. Each bucket is the merge of its parts, all read
+ * in one statement, so in one snapshot with `complete`: a compaction commits its delete of the
+ * parts and insert of their merge at once, and the snapshot holds either. A session that does
+ * not exist reads as complete and empty.
  */
 export async function readRollups(pool: pg.Pool, sessionId: string, resolutionMs: number, fromT: number, toT: number): Promise<RollupRead> {
   const rows = decodeRollupRows(await copyOutOf(pool, rollupsQuery(sessionId, resolutionMs, fromT, toT)));
   const buckets: BucketSummary[] = [];
+  // Parts come in block order, and only the parts of one block share buckets or interleave.
+  const byT = new Map<number, BucketSummary>();
+  let ascending = true;
   for (const { summary } of rows) {
     if (summary === null) continue;
-    for (const bucket of decodeBlock(summary).buckets) if (bucket.t >= fromT && bucket.t + resolutionMs <= toT) buckets.push(bucket);
+    for (const bucket of decodeBlock(summary).buckets) {
+      if (bucket.t < fromT || bucket.t + resolutionMs > toT) continue;
+      const before = byT.get(bucket.t);
+      if (before !== undefined) {
+        mergeBucket(before, bucket);
+        continue;
+      }
+      if (buckets.length > 0 && bucket.t < buckets[buckets.length - 1].t) ascending = false;
+      byT.set(bucket.t, bucket);
+      buckets.push(bucket);
+    }
   }
+  if (!ascending) buckets.sort((a, b) => a.t - b.t);
   return { complete: rows[0]?.complete ?? true, buckets };
 }
-
 /**
  * As a COPY, so the blocks come over as their bytes (an hour at 600 ms is ~1.2 MB of them), with
  * the values written into the text as sample-store.ts's chunk pages do: a checked UUID, checked

@@ -8,11 +8,10 @@
  * Each sample is added once, to the group of samples that share its bucket at every resolution
  * (at the finest, in effect); each resolution's buckets are those groups merged. A bucket is found from `t` alone, so samples
  * land in their bucket whatever their order; a late `t` makes its session touch an old block,
- * which the store merges into (rollup-store.ts).
+ * to which the store appends a part (rollup-store.ts).
  *
  * The work a session may ask of one commit is bounded by `maxBlocksPerSession`: a producer
- * spraying `t` over millions of buckets would otherwise make each commit read and rewrite that
- * many stored blocks. Past the bound its roll-ups are not written in this commit, and the session
+ * spraying `t` over millions of buckets would otherwise make each commit append that many parts. Past the bound its roll-ups are not written in this commit, and the session
  * is left with fewer samples in its roll-ups than stored (sessions.rollup_sample_count), which
  * tells readers to use raw samples: correct, only slower.
  */
@@ -21,20 +20,21 @@ import { addValue, type BucketSummary, bucketStart, emptyBucket, mergeBucket } f
 /**
  * The resolutions kept, in ms, finest first, each dividing the next. A bucket of width w is
  * answered from the coarsest that divides it: 1 h to 1,000 buckets (3.6 s) and `points=2000`
- * over 1 h (1.8 s) from 600 ms (6,000 buckets an hour), a day to 1,440 buckets from 1 min;
- * 100 ms serves widths in whole seconds and fine zooms. docs/architecture.md, "Roll-ups".
+ * over 1 h (1.8 s) from 600 ms (6,000 buckets an hour), a day to 1,440 buckets from 1 min, a
+ * month from 1 h. No finer one: an hour at 100 ms (36,000 buckets) read in 250-290 ms, too
+ * slow to serve a read, and cost six times the writes of 600 ms. docs/architecture.md, "Roll-ups".
  */
-export const rollupResolutionsMs = [100, 600, 60_000, 3_600_000] as const;
+export const rollupResolutionsMs = [600, 60_000, 3_600_000] as const;
 export type RollupResolution = (typeof rollupResolutionsMs)[number];
 
-/** Buckets a stored block spans: few enough that a commit's rewrite of its current block stays small beside its chunks. */
+/** Buckets a block spans: few enough that the compactor's rewrite of a block still filling stays small. */
 export const bucketsPerBlock = 64;
 
 export function blockSpanOf(resolutionMs: number): number {
   return resolutionMs * bucketsPerBlock;
 }
 
-/** Blocks one session may touch in one commit, summed over the resolutions (a 10,000-sample backlog at 1 Hz touches ~2,000). */
+/** Blocks one session may touch in one commit, summed over the resolutions (a 10,000-sample backlog at 1 Hz touches ~270). */
 export const maxBlocksPerSession = 4_096;
 
 /** One block's new buckets, in ascending t. */
@@ -56,7 +56,7 @@ export interface SessionRollups {
  * Samples that share their bucket at every resolution. Each resolution's bucket of a sample is
  * bucketStart(t) at that resolution, as a read over raw samples computes it, rather than the
  * coarse bucket of its fine bucket: in floating point the two part ways within an ulp of a
- * boundary (a t of -2.5e-322 is in the 100 ms bucket at -100 but the 600 ms bucket at 0).
+ * boundary (a t of a few denormals below 0 may round to -0 at one width and not at another).
  */
 interface Group {
   starts: number[];
@@ -64,7 +64,7 @@ interface Group {
   /**
    * Every t in [lo, hi] is in this group: each resolution's bucketStart is monotonic in t, so
    * what holds at both ends holds between. Samples are found by these two comparisons, not by
-   * working out their buckets (four divisions a sample, most of the cost when they were).
+   * working out their buckets (a division per resolution, most of the cost when they were).
    */
   lo: number;
   hi: number;

@@ -14,7 +14,7 @@ import copyStreams from 'pg-copy-streams';
 import { type SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
 import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary, tRangeOf } from './chunk-codec.ts';
 import { copyOutOf, withPooledClient } from './database.ts';
-import { writeRollups } from './rollup-store.ts';
+import { insertParts, partsOf } from './rollup-store.ts';
 import { rollupsOfCopyBody, type SessionRollups } from './rollup-summaries.ts';
 import { isSessionId } from './session-repository.ts';
 
@@ -131,6 +131,7 @@ export class SampleStore implements ChunkCommitter {
   ): Promise<void> {
     // What each session's roll-ups gain: all of its samples in the commit, or none (roll-ups off, or too many blocks).
     const rolledUp = new Map(rollups.map((r) => [r.sessionId, r.blocks === null ? 0 : r.samples]));
+    const parts = insertParts(partsOf(rollups), 10, false);
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -140,12 +141,14 @@ export class SampleStore implements ChunkCommitter {
       // The counters before the chunks: a session another process has taken is found before
       // any row is written. That process may have stored a chunk of it with the same end as
       // one of ours; after the COPY, that would be a key violation, retried for ever, instead
-      // of a FencedError that lets the rest of the flush commit. The marker's upsert rides
-      // along in the same statement: no round trip of its own.
+      // of a FencedError that lets the rest of the flush commit. The marker's upsert and the
+      // roll-up parts (appended, rollup-store.ts) ride along in the same statement: no round
+      // trip of their own; a fenced commit rolls them back with the rest.
       const { rows: advanced } = await client.query<{ id: string }>(
         `WITH marker AS (
            INSERT INTO commit_lanes (lane_id, flush_id) SELECT $5::uuid, $6::uuid WHERE $5::uuid IS NOT NULL
-           ON CONFLICT (lane_id) DO UPDATE SET flush_id = excluded.flush_id, committed_at = now())
+           ON CONFLICT (lane_id) DO UPDATE SET flush_id = excluded.flush_id, committed_at = now()),
+         parts AS (${parts.sql})
          UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
                 last_seq = GREATEST(s.last_seq, a.last_seq),
@@ -167,6 +170,7 @@ export class SampleStore implements ChunkCommitter {
           advances.map((a) => a.minT),
           advances.map((a) => a.maxT),
           advances.map((a) => rolledUp.get(a.sessionId.toLowerCase()) ?? 0),
+          ...parts.values,
         ],
       );
       if (advanced.length < advances.length) {
@@ -176,7 +180,6 @@ export class SampleStore implements ChunkCommitter {
       }
       const copy = client.query(copyStreams.from(copyChunksSql));
       await pipeline(Readable.from([body]), copy);
-      await writeRollups(client, rollups);
       await client.query('COMMIT');
     } catch (error) {
       if (!(error instanceof FencedError)) await client.query('ROLLBACK').catch(() => undefined);

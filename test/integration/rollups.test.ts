@@ -23,6 +23,7 @@ import { fuzzSeed } from '../support/fuzz.ts';
 import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
 
 const channels = ['a', 'b', 'c'];
+const finest = rollupResolutionsMs[0];
 const log = pino({ level: 'silent' });
 
 /** Samples with gaps in seq, nulls, and a t that mostly rises but jumps back (late) and far ahead. */
@@ -160,9 +161,9 @@ test('a commit that fails at COMMIT, after its COPY and roll-ups, leaves no roll
   await pool.query('DROP TRIGGER refuse ON sample_chunks');
   await commit(store, sessionId, samples);
   assert.equal(await rollupRows(pool, sessionId), rollupResolutionsMs.length);
-  const read = await readRollups(pool, sessionId, 100, 0, 1_000);
+  const read = await readRollups(pool, sessionId, finest, 0, 1_200);
   assert.equal(read.complete, true);
-  assertSameBuckets(read.buckets, referenceBuckets(samples, 1, 100), 'after the commit');
+  assertSameBuckets(read.buckets, referenceBuckets(samples, 1, finest), 'after the commit');
 });
 
 test('a fenced commit writes no roll-up', async (t) => {
@@ -177,16 +178,16 @@ test('a fenced commit writes no roll-up', async (t) => {
 test('roll-ups left behind are reported incomplete: a t sprayed over too many blocks, and roll-ups off', async (t) => {
   const sprayed = await storeWithSession(t);
   await commit(sprayed.store, sprayed.sessionId, samplesAt(1, [5, 50]));
-  assert.equal((await readRollups(sprayed.pool, sprayed.sessionId, 100, 0, 100)).complete, true);
-  const spray = Array.from({ length: maxBlocksPerSession + 1 }, (_, i) => i * blockSpanOf(100) * 3);
+  assert.equal((await readRollups(sprayed.pool, sprayed.sessionId, finest, 0, finest)).complete, true);
+  const spray = Array.from({ length: maxBlocksPerSession + 1 }, (_, i) => (i + 1) * blockSpanOf(finest));
   await commit(sprayed.store, sprayed.sessionId, samplesAt(3, spray));
-  const read = await readRollups(sprayed.pool, sprayed.sessionId, 100, 0, 100);
+  const read = await readRollups(sprayed.pool, sprayed.sessionId, finest, 0, finest);
   assert.equal(read.complete, false);
   // What was written before stays; the sprayed commit added nothing to it.
   assert.equal(read.buckets[0].count, 2);
-  assert.equal(await rollupRows(sprayed.pool, sprayed.sessionId), 4);
+  assert.equal(await rollupRows(sprayed.pool, sprayed.sessionId), rollupResolutionsMs.length);
 
   const off = await storeWithSession(t, false);
   await commit(off.store, off.sessionId, samplesAt(1, [5, 50]));
-  assert.deepEqual(await readRollups(off.pool, off.sessionId, 100, 0, 100), { complete: false, buckets: [] });
+  assert.deepEqual(await readRollups(off.pool, off.sessionId, finest, 0, finest), { complete: false, buckets: [] });
 });

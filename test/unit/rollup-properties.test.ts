@@ -60,7 +60,7 @@ function summariesOf(samples: readonly PlainSample[], channels: number, resoluti
 const blocks = fc
   .integer({ min: 1, max: 4 })
   .chain((channels) => fc.tuple(fc.constant(channels), samplesOf(channels, 5_000)))
-  .map(([channels, samples]) => ({ channels, buckets: summariesOf(samples, channels, 100) }));
+  .map(([channels, samples]) => ({ channels, buckets: summariesOf(samples, channels, rollupResolutionsMs[0]) }));
 
 test('a block decodes to the buckets it was encoded from, singles and summaries alike', () => {
   fc.assert(
@@ -159,7 +159,7 @@ test("a commit's roll-ups equal the reference at every resolution, for every ses
 
 test('a session whose samples spread over more blocks than a commit may touch gets no roll-ups in it', () => {
   const count = maxBlocksPerSession + 1;
-  const samples = Array.from({ length: count }, (_, i): PlainSample => ({ seq: i + 1, t: i * blockSpanOf(100) * 7, values: [i] }));
+  const samples = Array.from({ length: count }, (_, i): PlainSample => ({ seq: i + 1, t: i * blockSpanOf(rollupResolutionsMs[0]) * 7, values: [i] }));
   const [sprayed] = rollupsOfCopyBody(encodeCopyBinary([{ sessionId: randomUUID(), batches: [batchOf(samples, 1)] }]));
   assert.equal(sprayed.samples, count);
   assert.equal(sprayed.blocks, null);

@@ -1,19 +1,32 @@
 -- Roll-ups (issue #18): per-bucket summaries of each session's samples at a few resolutions,
--- written in the same transaction as the chunks (storage/rollup-store.ts). One row per session,
--- resolution and block of 64 buckets, holding only the block's occupied buckets in the layout of
--- storage/rollup-block.ts: a read of an hour at 600 ms is ~94 rows, not 6,000, and a sparse
--- stream stores a bucket only where it has a sample.
+-- written in the same transaction as the chunks (storage/rollup-store.ts). A block is 64
+-- buckets of one session at one resolution; its occupied buckets are stored in the layout of
+-- storage/rollup-block.ts, so a sparse stream stores a bucket only where it has a sample.
+--
+-- Append-only in the commit: each commit adds one part per block it touches, holding only the
+-- summaries of its own samples, and never reads or rewrites a stored row. Readers merge the
+-- parts of a block (summaries merge in any order and grouping). The compactor
+-- (storage/rollup-compactor.ts) later replaces a block's parts with one folded part, deleting
+-- them and inserting their merge in one transaction, so reads of old ranges touch a row per block.
 CREATE TABLE sample_rollups (
   session_id    uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
   resolution_ms integer NOT NULL CHECK (resolution_ms > 0),
   -- The aligned start of the block: floor(t / (resolution_ms * 64)) * resolution_ms * 64.
   block_t       double precision NOT NULL,
+  -- Tells a block's parts apart; drawn for every part, folded ones too, so no two ever collide.
+  part          bigint GENERATED ALWAYS AS IDENTITY,
+  -- True for a part the compactor wrote: a block whose parts are all folded needs no compaction.
+  folded        boolean NOT NULL DEFAULT false,
   summary       bytea NOT NULL,
-  PRIMARY KEY (session_id, resolution_ms, block_t)
+  PRIMARY KEY (session_id, resolution_ms, block_t, part)
 );
 
 -- Floats barely compress; skipping pglz saves the backend CPU, as for chunk payloads (migration 001).
 ALTER TABLE sample_rollups ALTER COLUMN summary SET STORAGE EXTERNAL;
+
+-- The compactor's work list: the blocks with a part not yet folded. Small, since the compactor
+-- keeps emptying it.
+CREATE INDEX sample_rollups_unfolded ON sample_rollups (session_id, resolution_ms, block_t) WHERE NOT folded;
 
 -- How many of the session's committed samples the roll-ups hold: moved with sample_count by
 -- the commits that write roll-ups, and only by them. Roll-ups are complete exactly when the two

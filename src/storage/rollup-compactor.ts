@@ -1,0 +1,177 @@
+/**
+ * Folds the parts of roll-up blocks (rollup-store.ts) into one part each, off the ingest path:
+ * commits only append, so without it a block would hold a part per commit that touched it, and
+ * a read of an old range would merge them all again.
+ *
+ * A batch is one transaction: it claims up to `batchBlocks` blocks that have a part not yet
+ * folded (the partial index of migration 011), deletes every part of them with DELETE ...
+ * RETURNING, and inserts the merge of what it deleted as one folded part. Why that is safe
+ * with writers appending and other instances compacting at the same time:
+ * - A part is deleted by exactly one transaction (a row lock decides; the loser's DELETE skips
+ *   a row already deleted), and the merge of exactly the parts a transaction deleted commits
+ *   with the delete, or neither does. So every sample is in exactly one visible part before
+ *   and after any batch: nothing is lost or counted twice, whoever races.
+ * - A part appended after the DELETE's snapshot is not deleted: it stays, unfolded, for the
+ *   next batch. Writers never read, lock or update parts, so they never wait for a compactor.
+ * - A reader's one statement sees either all the parts or their merge, never both.
+ * - Two compactors claim a block by a transaction-scoped advisory lock on its key, tried
+ *   without waiting: the second skips it instead of redoing the work or waiting on row locks
+ *   (and deadlocking over the order of them). The lock only saves work; the points above are
+ *   what make racing safe.
+ *
+ * Every instance runs one, with no leader to elect. A failed batch changes nothing, is logged,
+ * and is tried again at the next interval.
+ */
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { type BucketSummary, mergeBucket } from '../aggregates/bucket-summary.ts';
+import { withPooledClient } from './database.ts';
+import { decodeBlock, encodeBlock } from './rollup-block.ts';
+import { insertParts, type RollupPart } from './rollup-store.ts';
+
+/** Distinguishes the compactor's advisory locks from any other use of the same 64-bit keys. */
+const lockSeed = 0x726f6c6c;
+
+/**
+ * The blocks a batch takes: those of the first `$1` with an unfolded part whose lock it gets.
+ * The lock is tried outside the subquery, which PostgreSQL never pushes a volatile function
+ * into, so only the blocks picked are tried.
+ */
+const claimBlocks = `SELECT b.session_id::text AS session_id, b.resolution_ms, b.block_t
+  FROM (SELECT DISTINCT session_id, resolution_ms, block_t FROM sample_rollups WHERE NOT folded LIMIT $1) AS b
+ WHERE pg_try_advisory_xact_lock(hashtextextended(b.session_id::text || '/' || b.resolution_ms || '/' || b.block_t, ${lockSeed}))`;
+
+const deleteParts = `DELETE FROM sample_rollups AS r
+ USING unnest($1::uuid[], $2::integer[], $3::float8[]) AS b(session_id, resolution_ms, block_t)
+ WHERE r.session_id = b.session_id AND r.resolution_ms = b.resolution_ms AND r.block_t = b.block_t
+ RETURNING r.session_id::text AS session_id, r.resolution_ms, r.block_t, r.summary`;
+
+interface BlockKey {
+  session_id: string;
+  resolution_ms: number;
+  block_t: number;
+}
+
+export interface CompactedBatch {
+  /** Blocks claimed, each left with one folded part. */
+  blocks: number;
+  /** Parts deleted (folded included): `parts - blocks` fewer rows. */
+  parts: number;
+}
+
+/** One merged part from the parts of one block, whatever their order. */
+export function foldParts(parts: readonly RollupPart[]): RollupPart {
+  const byT = new Map<number, BucketSummary>();
+  let channels = 0;
+  for (const part of parts) {
+    const block = decodeBlock(part.summary);
+    if (channels !== 0 && block.channels !== channels) {
+      throw new Error(`parts of ${channels} and ${block.channels} channels in one roll-up block of session ${part.sessionId}`);
+    }
+    channels = block.channels;
+    for (const bucket of block.buckets) {
+      const before = byT.get(bucket.t);
+      if (before === undefined) byT.set(bucket.t, bucket);
+      else mergeBucket(before, bucket);
+    }
+  }
+  const buckets = [...byT.values()].sort((a, b) => a.t - b.t);
+  const { sessionId, resolutionMs, blockT } = parts[0];
+  return { sessionId, resolutionMs, blockT, summary: encodeBlock(buckets, channels) };
+}
+
+/** Compacts one batch of at most `batchBlocks` blocks, in one transaction on `client`. */
+export async function compactBatch(client: pg.ClientBase, batchBlocks: number): Promise<CompactedBatch> {
+  await client.query('BEGIN');
+  try {
+    const { rows: claimed } = await client.query<BlockKey>(claimBlocks, [batchBlocks]);
+    if (claimed.length === 0) {
+      await client.query('COMMIT');
+      return { blocks: 0, parts: 0 };
+    }
+    const { rows: deleted } = await client.query<BlockKey & { summary: Buffer }>(deleteParts, [
+      claimed.map((b) => b.session_id),
+      claimed.map((b) => b.resolution_ms),
+      claimed.map((b) => b.block_t),
+    ]);
+    const byBlock = new Map<string, RollupPart[]>();
+    for (const row of deleted) {
+      const key = `${row.session_id}/${row.resolution_ms}/${row.block_t}`;
+      const part = { sessionId: row.session_id, resolutionMs: row.resolution_ms, blockT: row.block_t, summary: row.summary };
+      const parts = byBlock.get(key);
+      if (parts === undefined) byBlock.set(key, [part]);
+      else parts.push(part);
+    }
+    const folded = insertParts([...byBlock.values()].map(foldParts), 1, true);
+    await client.query(folded.sql, folded.values);
+    await client.query('COMMIT');
+    return { blocks: byBlock.size, parts: deleted.length };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+export interface RollupCompactorOptions {
+  pool: pg.Pool;
+  /** Between two rounds, each of which compacts batch after batch until a batch comes back short. */
+  intervalMs: number;
+  /** Blocks a batch: up to ~13 KB of parts each at three channels. Default 256. */
+  batchBlocks?: number;
+  log?: Logger;
+}
+
+/** The compactor as a Part (lifecycle.ts) of the app: a round every `intervalMs`. */
+export class RollupCompactor {
+  readonly name = 'roll-up compactor';
+  private readonly batchBlocks: number;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<CompactedBatch> | null = null;
+  private closed = false;
+
+  constructor(private readonly options: RollupCompactorOptions) {
+    this.batchBlocks = options.batchBlocks ?? 256;
+  }
+
+  /** The first round at a random point of the first interval, so that instances started together do not compact together. */
+  async start(): Promise<void> {
+    const roundLogged = () => void this.compact().catch(() => undefined);
+    this.timer = setTimeout(() => {
+      roundLogged();
+      this.timer = setInterval(roundLogged, this.options.intervalMs).unref();
+    }, Math.random() * this.options.intervalMs).unref();
+  }
+
+  /** Compacts until a batch comes back short, or joins the round under way. Rejects with a failed batch's error, once logged. */
+  compact(): Promise<CompactedBatch> {
+    this.running ??= this.round().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async round(): Promise<CompactedBatch> {
+    const total = { blocks: 0, parts: 0 };
+    try {
+      while (!this.closed) {
+        const batch = await withPooledClient(this.options.pool, (client) => compactBatch(client, this.batchBlocks));
+        total.blocks += batch.blocks;
+        total.parts += batch.parts;
+        if (batch.blocks < this.batchBlocks) break;
+      }
+      this.options.log?.debug(total, 'roll-up blocks compacted');
+      return total;
+    } catch (error) {
+      this.options.log?.warn({ err: error }, 'compacting roll-ups failed; the next round tries again');
+      throw error;
+    }
+  }
+
+  /** Stops compacting; a round under way ends after its current batch. */
+  async close(_deadline: number): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+}
