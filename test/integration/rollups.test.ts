@@ -7,19 +7,17 @@
  * reported as incomplete.
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
-import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { createPool, type Pool } from '../../src/storage/database.ts';
 import { readRollups } from '../../src/storage/rollup-store.ts';
 import { blockSpanOf, maxBlocksPerSession, rollupResolutionsMs } from '../../src/storage/rollup-summaries.ts';
-import { FencedError, SampleStore } from '../../src/storage/sample-store.ts';
+import { FencedError } from '../../src/storage/sample-store.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, RecordingSocket, type Sample } from '../support/clients.ts';
-import { freshDatabase } from '../support/database.ts';
 import { fuzzSeed } from '../support/fuzz.ts';
+import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
 import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
 
 const channels = ['a', 'b', 'c'];
@@ -111,39 +109,6 @@ test('roll-ups written by the real writer equal the reference at every resolutio
     assertSameBuckets(read.buckets, expected, `range at ${resolutionMs}`);
   }
 });
-
-/** A store on a fresh database with one session of one channel. */
-async function storeWithSession(t: test.TestContext, rollups = true) {
-  const database = await freshDatabase();
-  const pool = createPool(database.url, 3, log);
-  t.after(async () => {
-    await pool.end();
-    await database.drop();
-  });
-  const sessionId = randomUUID();
-  await pool.query(`INSERT INTO sessions (id, token_hash, channels) VALUES ($1, '\\x00', ARRAY['v'])`, [sessionId]);
-  return { pool, sessionId, store: new SampleStore(pool, { rollups }) };
-}
-
-function batchOf(samples: readonly PlainSample[]): SampleBatch {
-  const n = samples.length;
-  const batch = SampleBatch.allocate(n, 1);
-  samples.forEach(({ seq, t, values }, i) => {
-    batch.columns[i] = seq;
-    batch.columns[n + i] = t;
-    batch.columns[2 * n + i] = values[0];
-  });
-  return batch;
-}
-
-const samplesAt = (firstSeq: number, ts: readonly number[]): PlainSample[] => ts.map((t, i) => ({ seq: firstSeq + i, t, values: [i - 3] }));
-
-async function commit(store: SampleStore, sessionId: string, samples: readonly PlainSample[], epoch?: number): Promise<void> {
-  await store.commitChunks(
-    [{ sessionId, batches: [batchOf(samples)] }],
-    [{ sessionId, sampleCount: samples.length, lastSeq: samples.at(-1)!.seq, epoch }],
-  );
-}
 
 async function rollupRows(pool: Pool, sessionId: string): Promise<number> {
   const { rows } = await pool.query('SELECT count(*)::int AS n FROM sample_rollups WHERE session_id = $1', [sessionId]);

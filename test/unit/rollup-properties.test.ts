@@ -1,7 +1,8 @@
 /**
  * Roll-ups without a database: the block layout round-trips any buckets and refuses any other
  * bytes with its own error (arbitrary and mutated input), and the summaries of a commit's COPY
- * body equal a reference computed from its samples at every resolution (differential).
+ * body equal a reference computed from its samples at every resolution (differential), and so
+ * do the parts of several commits folded by the compactor, in any order.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -11,6 +12,8 @@ import { addValue, type BucketSummary, bucketStart, emptyBucket } from '../../sr
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
 import { decodeBlock, encodeBlock, RollupBlockError } from '../../src/storage/rollup-block.ts';
+import { foldParts } from '../../src/storage/rollup-compactor.ts';
+import { partsOf, type RollupPart } from '../../src/storage/rollup-store.ts';
 import { blockSpanOf, maxBlocksPerSession, rollupResolutionsMs, rollupsOfCopyBody } from '../../src/storage/rollup-summaries.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
@@ -159,10 +162,40 @@ test("a commit's roll-ups equal the reference at every resolution, for every ses
 
 test('a session whose samples spread over more blocks than a commit may touch gets no roll-ups in it', () => {
   const count = maxBlocksPerSession + 1;
-  const samples = Array.from({ length: count }, (_, i): PlainSample => ({ seq: i + 1, t: i * blockSpanOf(rollupResolutionsMs[0]) * 7, values: [i] }));
+  const samples = Array.from(
+    { length: count },
+    (_, i): PlainSample => ({ seq: i + 1, t: i * blockSpanOf(rollupResolutionsMs[0]) * 7, values: [i] }),
+  );
   const [sprayed] = rollupsOfCopyBody(encodeCopyBinary([{ sessionId: randomUUID(), batches: [batchOf(samples, 1)] }]));
   assert.equal(sprayed.samples, count);
   assert.equal(sprayed.blocks, null);
   const [fine] = rollupsOfCopyBody(encodeCopyBinary([{ sessionId: randomUUID(), batches: [batchOf(samples.slice(0, 1000), 1)] }]));
   assert.ok(fine.blocks !== null);
+});
+
+test("a block's parts, appended commit by commit in any split and order, fold into the reference", () => {
+  const commits = fc
+    .integer({ min: 1, max: 3 })
+    .chain((channels) => fc.tuple(fc.constant(channels), samplesOf(channels, 200_000), fc.array(fc.nat(), { maxLength: 6 })));
+  fc.assert(
+    fc.property(commits, fc.boolean(), ([channels, samples, cuts], reversed) => {
+      const sessionId = randomUUID();
+      // The samples cut into commits at `cuts`, each commit's parts as the writer appends them.
+      const ends = [...new Set(cuts.map((cut) => cut % samples.length))].sort((a, b) => a - b).filter((end) => end > 0);
+      const pieces = [0, ...ends, samples.length].slice(1).map((end, i, all) => samples.slice(i === 0 ? 0 : all[i - 1], end));
+      const parts = pieces.flatMap((piece) =>
+        partsOf(rollupsOfCopyBody(encodeCopyBinary([{ sessionId, batches: [batchOf(piece, channels)] }]))),
+      );
+      if (reversed) parts.reverse();
+      for (const resolutionMs of rollupResolutionsMs) {
+        const byBlock = new Map<number, RollupPart[]>();
+        for (const part of parts)
+          if (part.resolutionMs === resolutionMs) byBlock.set(part.blockT, [...(byBlock.get(part.blockT) ?? []), part]);
+        const folded = [...byBlock.values()].map((blockParts) => foldParts(blockParts)).sort((a, b) => a.blockT - b.blockT);
+        const buckets = folded.flatMap((part) => decodeBlock(part.summary).buckets);
+        assertSameBuckets(buckets, referenceBuckets(samples, channels, resolutionMs), `folded at ${resolutionMs}`);
+      }
+    }),
+    fuzzParameters(150),
+  );
 });
