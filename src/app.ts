@@ -145,7 +145,11 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   await parts.start(access.lastUsed);
   await parts.start(access.sweeper);
   if (config.writer.rollupCompactIntervalMs > 0) {
-    const compactor = new RollupCompactor({ pool, intervalMs: config.writer.rollupCompactIntervalMs, log: log.child({ part: 'compactor' }) });
+    const compactor = new RollupCompactor({
+      pool,
+      intervalMs: config.writer.rollupCompactIntervalMs,
+      log: log.child({ part: 'compactor' }),
+    });
     await parts.start(compactor);
   }
   const sockets = new SocketRegistry(config.pingIntervalMs);

@@ -314,8 +314,8 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     ];
     const stepRows = steps.map((s, i) => stepRow(s === best ? `${i + 1} (best)` : String(i + 1), s));
     stepRows.push(stepRow('half load', half));
-    rollups.on.forEach((step, i) => stepRows.push(stepRow(`roll-ups on, round ${i + 1}`, step)));
-    rollups.off.forEach((step, i) => stepRows.push(stepRow(`roll-ups off, round ${i + 1}`, step)));
+    stepRows.push(...rollups.on.map((step, i) => stepRow(`roll-ups on, round ${i + 1}`, step)));
+    stepRows.push(...rollups.off.map((step, i) => stepRow(`roll-ups off, round ${i + 1}`, step)));
     figures.push(rollupFigure(label, rollups));
     const notes = [
       `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ` +

@@ -11,9 +11,10 @@
  * to which the store appends a part (rollup-store.ts).
  *
  * The work a session may ask of one commit is bounded by `maxBlocksPerSession`: a producer
- * spraying `t` over millions of buckets would otherwise make each commit append that many parts. Past the bound its roll-ups are not written in this commit, and the session
- * is left with fewer samples in its roll-ups than stored (sessions.rollup_sample_count), which
- * tells readers to use raw samples: correct, only slower.
+ * spraying `t` over millions of buckets would otherwise make each commit append that many
+ * parts. Past the bound its roll-ups are not written in this commit, and the session is left
+ * with fewer samples in its roll-ups than stored (sessions.rollup_sample_count), which tells
+ * readers to use raw samples: correct, only slower.
  */
 import { type BucketSummary, bucketStart, emptyBucket, mergeBucket } from '../aggregates/bucket-summary.ts';
 

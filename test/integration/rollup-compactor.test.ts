@@ -29,7 +29,8 @@ async function assertExact(pool: Pool, sessionId: string, committed: readonly Pl
 
 async function layout(pool: Pool, sessionId: string): Promise<{ rows: number; blocks: number; unfolded: number }> {
   const { rows } = await pool.query(
-    `SELECT count(*)::int AS rows, count(DISTINCT (resolution_ms, block_t))::int AS blocks, count(*) FILTER (WHERE NOT folded)::int AS unfolded
+    `SELECT count(*)::int AS rows, count(DISTINCT (resolution_ms, block_t))::int AS blocks,
+            count(*) FILTER (WHERE NOT folded)::int AS unfolded
        FROM sample_rollups WHERE session_id = $1`,
     [sessionId],
   );
