@@ -1,16 +1,20 @@
 /**
- * Folds the parts of roll-up blocks (rollup-store.ts) into one part each, off the ingest path:
- * commits only append, so without it a block would hold a part per commit that touched it, and
- * a read of an old range would merge them all again.
+ * Folds the parts of roll-up blocks (rollup-store.ts) into one part each, and rolls the pending
+ * finest parts up into the coarser resolutions, off the ingest path: commits only append, at
+ * the finest resolution, so without it a block would hold a part per commit that touched it, a
+ * read of an old range would merge them all again, and a coarse read would roll them all up.
  *
- * A batch is one transaction: it claims up to `batchBlocks` blocks that have a part not yet
- * folded (the partial index of migration 011), deletes every part of them with DELETE ...
- * RETURNING, and inserts the merge of what it deleted as one folded part. Why that is safe
- * with writers appending and other instances compacting at the same time:
+ * A batch is one transaction: it claims up to `batchBlocks` blocks with a pending part (the
+ * partial index of migration 011), deletes every part of them with DELETE ... RETURNING, and
+ * inserts the merge of what it deleted as one part, not pending; for a finest block, also the
+ * coarser buckets of the pending parts it deleted, as pending parts of the coarser blocks
+ * (folded by a later batch). Why that is safe with writers appending and other instances
+ * compacting at the same time:
  * - A part is deleted by exactly one transaction (a row lock decides; the loser's DELETE skips
- *   a row already deleted), and the merge of exactly the parts a transaction deleted commits
- *   with the delete, or neither does. So every sample is in exactly one visible part before
- *   and after any batch: nothing is lost or counted twice, whoever races.
+ *   a row already deleted), and what a transaction inserts is made of exactly the parts it
+ *   deleted, and commits with the delete, or neither does. So every sample is in exactly one
+ *   visible part of each resolution (a pending finest part standing for the coarser ones)
+ *   before and after any batch: nothing is lost or counted twice, whoever races.
  * - A part appended after the DELETE's snapshot is not deleted: it stays, unfolded, for the
  *   next batch. Writers never read, lock or update parts, so they never wait for a compactor.
  * - A reader's one statement sees either all the parts or their merge, never both.
@@ -24,10 +28,11 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { type BucketSummary, mergeBucket } from '../aggregates/bucket-summary.ts';
+import { type BucketSummary, bucketStart, mergeBucket } from '../aggregates/bucket-summary.ts';
 import { withPooledClient } from './database.ts';
 import { decodeBlock, encodeBlock } from './rollup-block.ts';
 import { insertParts, type RollupPart } from './rollup-store.ts';
+import { blockSpanOf, coarsen, rollupResolutionsMs } from './rollup-summaries.ts';
 
 /** Distinguishes the compactor's advisory locks from any other use of the same 64-bit keys. */
 const lockSeed = 0x726f6c6c;
@@ -38,13 +43,13 @@ const lockSeed = 0x726f6c6c;
  * into, so only the blocks picked are tried.
  */
 const claimBlocks = `SELECT b.session_id::text AS session_id, b.resolution_ms, b.block_t
-  FROM (SELECT DISTINCT session_id, resolution_ms, block_t FROM sample_rollups WHERE NOT folded LIMIT $1) AS b
+  FROM (SELECT DISTINCT session_id, resolution_ms, block_t FROM sample_rollups WHERE pending LIMIT $1) AS b
  WHERE pg_try_advisory_xact_lock(hashtextextended(b.session_id::text || '/' || b.resolution_ms || '/' || b.block_t, ${lockSeed}))`;
 
 const deleteParts = `DELETE FROM sample_rollups AS r
  USING unnest($1::uuid[], $2::integer[], $3::float8[]) AS b(session_id, resolution_ms, block_t)
  WHERE r.session_id = b.session_id AND r.resolution_ms = b.resolution_ms AND r.block_t = b.block_t
- RETURNING r.session_id::text AS session_id, r.resolution_ms, r.block_t, r.summary`;
+ RETURNING r.session_id::text AS session_id, r.resolution_ms, r.block_t, r.pending, r.summary`;
 
 interface BlockKey {
   session_id: string;
@@ -53,14 +58,16 @@ interface BlockKey {
 }
 
 export interface CompactedBatch {
-  /** Blocks claimed, each left with one folded part. */
+  /** Blocks claimed, each left with one part, not pending. */
   blocks: number;
-  /** Parts deleted (folded included): `parts - blocks` fewer rows. */
+  /** Parts deleted. */
   parts: number;
+  /** Pending parts of coarser blocks inserted, rolled up from finest ones: work for the next batch. */
+  rolledUp: number;
 }
 
-/** One merged part from the parts of one block, whatever their order. */
-export function foldParts(parts: readonly RollupPart[]): RollupPart {
+/** One merged part, not pending, from the parts of one block, whatever their order. */
+function foldParts(parts: readonly RollupPart[]): RollupPart {
   const byT = new Map<number, BucketSummary>();
   let channels = 0;
   for (const part of parts) {
@@ -77,7 +84,39 @@ export function foldParts(parts: readonly RollupPart[]): RollupPart {
   }
   const buckets = [...byT.values()].sort((a, b) => a.t - b.t);
   const { sessionId, resolutionMs, blockT } = parts[0];
-  return { sessionId, resolutionMs, blockT, summary: encodeBlock(buckets, channels) };
+  return { sessionId, resolutionMs, blockT, pending: false, summary: encodeBlock(buckets, channels) };
+}
+
+/** The buckets of the pending finest parts at each coarser resolution, as pending parts of the coarser blocks. */
+function rollUp(parts: readonly RollupPart[]): RollupPart[] {
+  const pending = parts.filter((part) => part.pending);
+  if (pending.length === 0) return [];
+  const decoded = pending.map((part) => decodeBlock(part.summary));
+  const fine = decoded.flatMap((block) => block.buckets);
+  const { sessionId } = parts[0];
+  return rollupResolutionsMs.slice(1).flatMap((resolutionMs) => {
+    const byBlock = new Map<number, BucketSummary[]>();
+    for (const bucket of coarsen(fine, resolutionMs)) {
+      const blockT = bucketStart(bucket.t, blockSpanOf(resolutionMs));
+      byBlock.set(blockT, [...(byBlock.get(blockT) ?? []), bucket]);
+    }
+    return [...byBlock].map(([blockT, buckets]) => ({
+      sessionId,
+      resolutionMs,
+      blockT,
+      pending: true,
+      summary: encodeBlock(buckets, decoded[0].channels),
+    }));
+  });
+}
+
+/**
+ * What replaces the parts of one block: their fold and, for a finest block, its pending parts
+ * rolled up into the coarser resolutions.
+ */
+export function compactBlock(parts: readonly RollupPart[]): RollupPart[] {
+  const finest = parts[0].resolutionMs === rollupResolutionsMs[0];
+  return [foldParts(parts), ...(finest ? rollUp(parts) : [])];
 }
 
 /** Compacts one batch of at most `batchBlocks` blocks, in one transaction on `client`. */
@@ -87,9 +126,9 @@ export async function compactBatch(client: pg.ClientBase, batchBlocks: number): 
     const { rows: claimed } = await client.query<BlockKey>(claimBlocks, [batchBlocks]);
     if (claimed.length === 0) {
       await client.query('COMMIT');
-      return { blocks: 0, parts: 0 };
+      return { blocks: 0, parts: 0, rolledUp: 0 };
     }
-    const { rows: deleted } = await client.query<BlockKey & { summary: Buffer }>(deleteParts, [
+    const { rows: deleted } = await client.query<BlockKey & { pending: boolean; summary: Buffer }>(deleteParts, [
       claimed.map((b) => b.session_id),
       claimed.map((b) => b.resolution_ms),
       claimed.map((b) => b.block_t),
@@ -97,15 +136,22 @@ export async function compactBatch(client: pg.ClientBase, batchBlocks: number): 
     const byBlock = new Map<string, RollupPart[]>();
     for (const row of deleted) {
       const key = `${row.session_id}/${row.resolution_ms}/${row.block_t}`;
-      const part = { sessionId: row.session_id, resolutionMs: row.resolution_ms, blockT: row.block_t, summary: row.summary };
+      const part = {
+        sessionId: row.session_id,
+        resolutionMs: row.resolution_ms,
+        blockT: row.block_t,
+        pending: row.pending,
+        summary: row.summary,
+      };
       const parts = byBlock.get(key);
       if (parts === undefined) byBlock.set(key, [part]);
       else parts.push(part);
     }
-    const folded = insertParts([...byBlock.values()].map(foldParts), 1, true);
-    await client.query(folded.sql, folded.values);
+    const inserted = [...byBlock.values()].flatMap(compactBlock);
+    const insert = insertParts(inserted, 1);
+    await client.query(insert.sql, insert.values);
     await client.query('COMMIT');
-    return { blocks: byBlock.size, parts: deleted.length };
+    return { blocks: byBlock.size, parts: deleted.length, rolledUp: inserted.filter((part) => part.pending).length };
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
@@ -114,7 +160,7 @@ export async function compactBatch(client: pg.ClientBase, batchBlocks: number): 
 
 export interface RollupCompactorOptions {
   pool: pg.Pool;
-  /** Between two rounds, each of which compacts batch after batch until a batch comes back short. */
+  /** Between two rounds, each of which compacts batch after batch until one comes back short and rolled nothing up. */
   intervalMs: number;
   /** Blocks a batch: up to ~13 KB of parts each at three channels. Default 256. */
   batchBlocks?: number;
@@ -142,7 +188,7 @@ export class RollupCompactor {
     }, Math.random() * this.options.intervalMs).unref();
   }
 
-  /** Compacts until a batch comes back short, or joins the round under way. Rejects with a failed batch's error, once logged. */
+  /** Compacts until a batch has nothing left to do, or joins the round under way. Rejects with a failed batch's error, once logged. */
   compact(): Promise<CompactedBatch> {
     this.running ??= this.round().finally(() => {
       this.running = null;
@@ -151,13 +197,14 @@ export class RollupCompactor {
   }
 
   private async round(): Promise<CompactedBatch> {
-    const total = { blocks: 0, parts: 0 };
+    const total = { blocks: 0, parts: 0, rolledUp: 0 };
     try {
       while (!this.closed) {
         const batch = await withPooledClient(this.options.pool, (client) => compactBatch(client, this.batchBlocks));
         total.blocks += batch.blocks;
         total.parts += batch.parts;
-        if (batch.blocks < this.batchBlocks) break;
+        total.rolledUp += batch.rolledUp;
+        if (batch.blocks < this.batchBlocks && batch.rolledUp === 0) break;
       }
       this.options.log?.debug(total, 'roll-up blocks compacted');
       return total;

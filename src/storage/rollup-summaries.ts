@@ -6,9 +6,12 @@
  * body, as before.
  *
  * Each sample is added once, to the group of samples that share its bucket at every resolution
- * (at the finest, in effect); each resolution's buckets are those groups merged. A bucket is found from `t` alone, so samples
- * land in their bucket whatever their order; a late `t` makes its session touch an old block,
- * to which the store appends a part (rollup-store.ts).
+ * (at the finest, in effect). A commit writes the finest resolution only, the groups merged per
+ * bucket: the coarser buckets are those finest ones merged (coarsen), which the compactor does
+ * off the ingest path, so a commit appends one part per block touched, not one per resolution
+ * (a third of the rows, which at 20 samples a session a commit cost as much WAL as the chunks).
+ * A bucket is found from `t` alone, so samples land in their bucket whatever their order; a late
+ * `t` makes its session touch an old block, to which the store appends a part (rollup-store.ts).
  *
  * The work a session may ask of one commit is bounded by `maxBlocksPerSession`: a producer
  * spraying `t` over millions of buckets would otherwise make each commit append that many
@@ -42,6 +45,8 @@ export const maxBlocksPerSession = 4_096;
 export interface RollupBlock {
   resolutionMs: number;
   blockT: number;
+  /** The compactor has work with it (migration 011, sample_rollups.pending). */
+  pending: boolean;
   buckets: BucketSummary[];
 }
 
@@ -216,33 +221,63 @@ function accumulate(body: Buffer): Map<string, Accumulator> {
   }
 }
 
-/** The blocks of each resolution, from the groups; null past maxBlocksPerSession. */
+/**
+ * Whether each coarser bucket of a group is the one its finest bucket's start falls in, so
+ * that coarsen() of its finest bucket gives its coarser buckets exactly. All but groups within
+ * an ulp of a boundary (see Group).
+ */
+const isRegular = (starts: readonly number[]) => starts.every((start, k) => start === bucketStart(starts[0], rollupResolutionsMs[k]));
+
+/**
+ * The parts a commit appends, from the groups; null past maxBlocksPerSession. A regular group
+ * goes in a pending part at the finest resolution only: the compactor rolls it up into the
+ * coarser ones, and readers of those roll up the pending parts they meet. An irregular one
+ * goes in every resolution, its finest part not pending (it is in the coarser ones already).
+ */
 function blocksOf(groups: readonly Group[], channels: number): RollupBlock[] | null {
-  const blocks: RollupBlock[] = [];
-  for (let k = 0; k < resolutionCount; k++) {
+  const blocks = new Map<string, { block: RollupBlock; byT: Map<number, BucketSummary> }>();
+  const add = (k: number, { starts, bucket }: Group, pending: boolean): boolean => {
     const resolutionMs = rollupResolutionsMs[k];
-    const byBlock = new Map<number, Map<number, BucketSummary>>();
-    for (const { starts, bucket } of groups) {
-      const t = starts[k];
-      const blockT = bucketStart(t, blockSpanOf(resolutionMs));
-      let buckets = byBlock.get(blockT);
-      if (buckets === undefined) {
-        if (blocks.length + byBlock.size >= maxBlocksPerSession) return null;
-        buckets = new Map();
-        byBlock.set(blockT, buckets);
-      }
-      let summary = buckets.get(t);
-      if (summary === undefined) {
-        summary = emptyBucket(t, channels);
-        buckets.set(t, summary);
-      }
-      mergeBucket(summary, bucket);
+    const t = starts[k];
+    const blockT = bucketStart(t, blockSpanOf(resolutionMs));
+    const key = `${resolutionMs}/${blockT}/${pending}`;
+    let entry = blocks.get(key);
+    if (entry === undefined) {
+      if (blocks.size >= maxBlocksPerSession) return false;
+      entry = { block: { resolutionMs, blockT, pending, buckets: [] }, byT: new Map() };
+      blocks.set(key, entry);
     }
-    for (const [blockT, buckets] of byBlock) {
-      blocks.push({ resolutionMs, blockT, buckets: [...buckets.values()].sort((a, b) => a.t - b.t) });
+    let summary = entry.byT.get(t);
+    if (summary === undefined) {
+      summary = emptyBucket(t, channels);
+      entry.byT.set(t, summary);
     }
+    mergeBucket(summary, bucket);
+    return true;
+  };
+  for (const group of groups) {
+    const regular = isRegular(group.starts);
+    for (let k = 0; k < (regular ? 1 : resolutionCount); k++) if (!add(k, group, regular || k > 0)) return null;
   }
-  return blocks;
+  return [...blocks.values()].map(({ block, byT }) => ({ ...block, buckets: [...byT.values()].sort((a, b) => a.t - b.t) }));
+}
+
+/**
+ * Finest-resolution buckets merged into the buckets of a coarser `resolutionMs` their starts
+ * fall in, in ascending t; `fine` is left as it was.
+ */
+export function coarsen(fine: readonly BucketSummary[], resolutionMs: number): BucketSummary[] {
+  const byT = new Map<number, BucketSummary>();
+  for (const bucket of fine) {
+    const t = bucketStart(bucket.t, resolutionMs);
+    let coarse = byT.get(t);
+    if (coarse === undefined) {
+      coarse = emptyBucket(t, bucket.channels.length);
+      byT.set(t, coarse);
+    }
+    mergeBucket(coarse, bucket);
+  }
+  return [...byT.values()].sort((a, b) => a.t - b.t);
 }
 
 /** The roll-ups of a commit's COPY body, per session in the body. */

@@ -131,7 +131,7 @@ export class SampleStore implements ChunkCommitter {
   ): Promise<void> {
     // What each session's roll-ups gain: all of its samples in the commit, or none (roll-ups off, or too many blocks).
     const rolledUp = new Map(rollups.map((r) => [r.sessionId, r.blocks === null ? 0 : r.samples]));
-    const parts = insertParts(partsOf(rollups), 10, false);
+    const parts = insertParts(partsOf(rollups), 10);
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;

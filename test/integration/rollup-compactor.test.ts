@@ -1,8 +1,9 @@
 /**
- * The roll-up compactor on the real PostgreSQL: folding the parts commits appended leaves one
- * folded part per block and the same reads; a compaction held open in the middle blocks neither
- * a writer appending to its block nor a reader, and a second compactor skips its block; and
- * writers, two compactors and readers all at once lose and duplicate nothing, every read exact.
+ * The roll-up compactor on the real PostgreSQL: folding the parts commits appended (and rolling
+ * the finest up into the coarser resolutions) leaves one part per block and the same reads; a
+ * compaction held open in the middle blocks neither a writer appending to its block nor a
+ * reader, and a second compactor skips its block; a writer and two compactors at once lose and
+ * duplicate nothing; and reads while two compactors work are exact at every resolution.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -27,18 +28,18 @@ async function assertExact(pool: Pool, sessionId: string, committed: readonly Pl
   }
 }
 
-async function layout(pool: Pool, sessionId: string): Promise<{ rows: number; blocks: number; unfolded: number }> {
+async function layout(pool: Pool, sessionId: string): Promise<{ rows: number; blocks: number; pending: number }> {
   const { rows } = await pool.query(
     `SELECT count(*)::int AS rows, count(DISTINCT (resolution_ms, block_t))::int AS blocks,
-            count(*) FILTER (WHERE NOT folded)::int AS unfolded
+            count(*) FILTER (WHERE pending)::int AS pending
        FROM sample_rollups WHERE session_id = $1`,
     [sessionId],
   );
   return rows[0];
 }
 
-/** `count` commits of `size` samples, t mostly rising by 7 ms with some jumps back (late) over a few blocks. */
-function commitsOf(count: number, size: number, firstSeq = 1): PlainSample[][] {
+/** `count` commits of `size` samples, t mostly rising by `stepMs` with some jumps back (late) over a few blocks. */
+function commitsOf(count: number, size: number, stepMs = 7, firstSeq = 1): PlainSample[][] {
   const steps = fc.sample(fc.integer({ min: 0, max: 99 }), { seed: fuzzSeed, numRuns: count * size });
   let t = 10 * blockSpanOf(finest);
   return Array.from({ length: count }, (_, c) =>
@@ -46,7 +47,7 @@ function commitsOf(count: number, size: number, firstSeq = 1): PlainSample[][] {
       firstSeq + c * size,
       Array.from({ length: size }, (__, i) => {
         const roll = steps[c * size + i];
-        t += 7;
+        t += stepMs;
         return roll < 4 ? t - roll * blockSpanOf(finest) - roll : t;
       }),
     ),
@@ -64,16 +65,19 @@ test("folding each block's parts leaves one folded part per block and the same r
 
   const compactor = new RollupCompactor({ pool, intervalMs: 60_000, batchBlocks: 3 });
   const folded = await compactor.compact();
-  assert.deepEqual(folded, { blocks: before.blocks, parts: before.rows });
-  assert.deepEqual(await layout(pool, sessionId), { rows: before.blocks, blocks: before.blocks, unfolded: 0 });
+  assert.ok(folded.rolledUp > 0);
+  const after = await layout(pool, sessionId);
+  assert.deepEqual(after, { rows: after.blocks, blocks: after.blocks, pending: 0 });
+  assert.ok(after.blocks > before.blocks, 'the coarser resolutions are rolled up');
   await assertExact(pool, sessionId, committed, 'folded');
 
-  // A late t appends to a folded block; folding again merges the two.
+  // A late t appends to a folded block; compacting again merges the two and rolls it up.
   const late = samplesAt(committed.length + 1, [10 * blockSpanOf(finest) + 1]);
   await commit(store, sessionId, late);
-  assert.equal((await layout(pool, sessionId)).unfolded, rollupResolutionsMs.length);
+  assert.equal((await layout(pool, sessionId)).pending, 1);
+  await assertExact(pool, sessionId, [...committed, ...late], 'a late part pending');
   await compactor.compact();
-  assert.deepEqual(await layout(pool, sessionId), { rows: before.blocks, blocks: before.blocks, unfolded: 0 });
+  assert.deepEqual(await layout(pool, sessionId), after);
   await assertExact(pool, sessionId, [...committed, ...late], 'folded again');
   await compactor.close(Date.now());
 });
@@ -116,31 +120,25 @@ test('a compaction held open after its DELETE blocks no writer or reader, and a 
   // The reader's snapshot holds the deleted parts (not yet committed) and the new one.
   await assertExact(pool, sessionId, [...first, ...second, ...third], 'while the compaction is open');
   // Another compactor cannot claim the block, so it leaves it, and everything else, as it is.
-  assert.deepEqual(await withPooledClient(pool, (client) => compactBatch(client, 100)), { blocks: 0, parts: 0 });
+  assert.deepEqual(await withPooledClient(pool, (client) => compactBatch(client, 100)), { blocks: 0, parts: 0, rolledUp: 0 });
 
   open();
-  assert.deepEqual(await held, { blocks: rollupResolutionsMs.length, parts: 2 * rollupResolutionsMs.length });
-  // The part appended meanwhile is not lost: it sits beside the fold, unfolded, until the next batch.
-  assert.deepEqual(await layout(pool, sessionId), {
-    rows: 2 * rollupResolutionsMs.length,
-    blocks: rollupResolutionsMs.length,
-    unfolded: rollupResolutionsMs.length,
-  });
+  // The finest block's two parts folded, and rolled up into one pending part of each coarser block.
+  assert.deepEqual(await held, { blocks: 1, parts: 2, rolledUp: rollupResolutionsMs.length - 1 });
+  // The part appended meanwhile is not lost: it sits beside the fold, pending, until the next batch.
+  assert.deepEqual(await layout(pool, sessionId), { rows: rollupResolutionsMs.length + 1, blocks: rollupResolutionsMs.length, pending: 3 });
   await assertExact(pool, sessionId, [...first, ...second, ...third], 'after the compaction');
-  await withPooledClient(pool, (client) => compactBatch(client, 100));
-  assert.equal((await layout(pool, sessionId)).rows, rollupResolutionsMs.length);
+  await new RollupCompactor({ pool, intervalMs: 60_000 }).compact();
+  assert.deepEqual(await layout(pool, sessionId), { rows: rollupResolutionsMs.length, blocks: rollupResolutionsMs.length, pending: 0 });
   await assertExact(pool, sessionId, [...first, ...second, ...third], 'folded');
 });
 
-test('a writer, two compactors and a reader at once: nothing lost or counted twice, every read exact', async (t) => {
+test('a writer and two compactors at once lose and count twice nothing; reads while parts fold and roll up stay exact', async (t) => {
   const { pool, sessionId, store } = await storeWithSession(t);
-  const commits = commitsOf(60, 25);
-  // Half stored before the race, so the reader has parts to see folded from the start.
-  const committed: PlainSample[] = [];
-  for (const samples of commits.slice(0, 30)) {
-    await commit(store, sessionId, samples);
-    committed.push(...samples);
-  }
+  // t over ~25 minutes: tens of blocks at 600 ms, tens of buckets at 1 min.
+  const commits = commitsOf(60, 25, 997);
+  const committed = commits.slice(0, 30).flat();
+  for (const samples of commits.slice(0, 30)) await commit(store, sessionId, samples);
   let writing = true;
   const writer = (async () => {
     for (const samples of commits.slice(30)) {
@@ -149,43 +147,35 @@ test('a writer, two compactors and a reader at once: nothing lost or counted twi
     }
     writing = false;
   })();
-  const folded = [0, 0];
-  const compactor = async (k: number) => {
-    while (writing) {
+  const compacted = [0, 0];
+  const compactWhile = async (k: number, going: () => boolean) => {
+    while (going()) {
       const batch = await withPooledClient(pool, (client) => compactBatch(client, 2));
-      folded[k] += batch.parts - batch.blocks;
+      compacted[k] += batch.parts;
+      if (batch.parts === 0 && !writing) return;
     }
   };
-  let reads = 0;
-  const reader = async () => {
-    // Reads only the part committed before the race: its buckets must stay exact while parts fold under it.
-    const stable = committed.slice();
-    const toT = Math.min(
-      ...commits
-        .slice(30)
-        .flat()
-        .map((s) => s.t),
-    );
-    const edge = bucketBelow(toT);
-    while (writing) {
-      const read = await readRollups(pool, sessionId, finest, Number.NEGATIVE_INFINITY, edge);
-      assert.equal(read.complete, true);
-      assertSameBuckets(
-        read.buckets,
-        referenceBuckets(stable, 1, finest).filter((b) => b.t + finest <= edge),
-        `read ${reads}`,
-      );
-      reads++;
-    }
-  };
-  await Promise.all([writer, compactor(0), compactor(1), reader()]);
-  assert.ok(folded[0] + folded[1] > 0, `the compactors folded parts during the race: ${folded}`);
-  assert.ok(reads > 0);
-  await new RollupCompactor({ pool, intervalMs: 60_000 }).compact();
-  const { rows, blocks } = await layout(pool, sessionId);
-  assert.equal(rows, blocks);
+  await Promise.all([writer, compactWhile(0, () => writing), compactWhile(1, () => writing)]);
+  // At least the first batch compacts, since it starts with 30 commits' parts pending.
+  assert.ok(compacted[0] + compacted[1] > 0, `the compactors compacted during the writes: ${compacted}`);
   await assertExact(pool, sessionId, committed, 'after the race');
-});
 
-/** The start of the finest bucket holding `t`: buckets wholly below it hold no later sample. */
-const bucketBelow = (t: number) => Math.floor(t / finest) * finest;
+  // Writes done: two compactors work through what is left, a block at a time, while reads of every resolution check each answer.
+  assert.ok((await layout(pool, sessionId)).pending > 0);
+  let compacting = true;
+  const compactors = Promise.all([compactWhile(0, () => true), compactWhile(1, () => true)]).then(() => {
+    compacting = false;
+  });
+  let reads = 0;
+  while (compacting) {
+    const resolutionMs = rollupResolutionsMs[reads % rollupResolutionsMs.length];
+    const read = await readRollups(pool, sessionId, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+    assertSameBuckets(read.buckets, referenceBuckets(committed, 1, resolutionMs), `read ${reads} at ${resolutionMs} ms`);
+    reads++;
+  }
+  await compactors;
+  assert.ok(reads > 0);
+  const { rows, blocks, pending } = await layout(pool, sessionId);
+  assert.deepEqual({ rows, pending }, { rows: blocks, pending: 0 });
+  await assertExact(pool, sessionId, committed, 'compacted');
+});

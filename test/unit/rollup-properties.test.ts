@@ -12,8 +12,8 @@ import { addValue, type BucketSummary, bucketStart, emptyBucket } from '../../sr
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
 import { decodeBlock, encodeBlock, RollupBlockError } from '../../src/storage/rollup-block.ts';
-import { foldParts } from '../../src/storage/rollup-compactor.ts';
-import { partsOf, type RollupPart } from '../../src/storage/rollup-store.ts';
+import { compactBlock } from '../../src/storage/rollup-compactor.ts';
+import { bucketsOfParts, partsOf, type RollupPart } from '../../src/storage/rollup-store.ts';
 import { blockSpanOf, maxBlocksPerSession, rollupResolutionsMs, rollupsOfCopyBody } from '../../src/storage/rollup-summaries.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
@@ -107,6 +107,14 @@ test('a block with bytes changed, cut or added decodes or is refused with a Roll
   );
 });
 
+/** What readRollups reads of `parts` at `resolutionMs` over all t: its own parts, and at a coarser one the pending finest parts rolled up. */
+function readParts(parts: readonly RollupPart[], resolutionMs: number): BucketSummary[] {
+  const finest = rollupResolutionsMs[0];
+  const read = parts.filter((p) => p.resolutionMs === resolutionMs || (resolutionMs !== finest && p.resolutionMs === finest && p.pending));
+  const rows = read.map((p) => ({ rollUp: p.resolutionMs !== resolutionMs, summary: p.summary }));
+  return bucketsOfParts(rows, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+}
+
 function batchOf(samples: readonly PlainSample[], channels: number): SampleBatch {
   const batch = SampleBatch.allocate(samples.length, channels);
   const n = samples.length;
@@ -151,7 +159,7 @@ test("a commit's roll-ups equal the reference at every resolution, for every ses
             assert.equal(block.blockT, bucketStart(block.blockT, blockSpanOf(resolutionMs)));
             for (const bucket of block.buckets) assert.equal(bucketStart(bucket.t, blockSpanOf(resolutionMs)), block.blockT);
           }
-          const actual = blocksHere.flatMap((b) => b.buckets);
+          const actual = readParts(partsOf([mine]), resolutionMs);
           assertSameBuckets(actual, referenceBuckets(samples, channels, resolutionMs), `resolution ${resolutionMs}`);
         }
       }
@@ -173,29 +181,76 @@ test('a session whose samples spread over more blocks than a commit may touch ge
   assert.ok(fine.blocks !== null);
 });
 
-test("a block's parts, appended commit by commit in any split and order, fold into the reference", () => {
+/** The parts of `samples` committed in pieces cut at `cuts`, as the writer appends them. */
+function partsOfCommits(samples: readonly PlainSample[], channels: number, cuts: readonly number[]): RollupPart[] {
+  const sessionId = randomUUID();
+  const ends = [...new Set(cuts.map((cut) => cut % samples.length))].sort((a, b) => a - b).filter((end) => end > 0);
+  const pieces = [0, ...ends, samples.length].slice(1).map((end, i, all) => samples.slice(i === 0 ? 0 : all[i - 1], end));
+  return pieces.flatMap((piece) => partsOf(rollupsOfCopyBody(encodeCopyBinary([{ sessionId, batches: [batchOf(piece, channels)] }]))));
+}
+
+/** One compaction of every block of `parts` with a pending part, as a batch does it. */
+function compactAll(parts: readonly RollupPart[]): RollupPart[] {
+  const byBlock = new Map<string, RollupPart[]>();
+  for (const part of parts) {
+    const key = `${part.resolutionMs}/${part.blockT}`;
+    byBlock.set(key, [...(byBlock.get(key) ?? []), part]);
+  }
+  return [...byBlock.values()].flatMap((block) => (block.some((part) => part.pending) ? compactBlock(block) : block));
+}
+
+test("a session's parts, appended commit by commit in any split and order, read and compact into the reference", () => {
   const commits = fc
     .integer({ min: 1, max: 3 })
     .chain((channels) => fc.tuple(fc.constant(channels), samplesOf(channels, 200_000), fc.array(fc.nat(), { maxLength: 6 })));
   fc.assert(
     fc.property(commits, fc.boolean(), ([channels, samples, cuts], reversed) => {
-      const sessionId = randomUUID();
-      // The samples cut into commits at `cuts`, each commit's parts as the writer appends them.
-      const ends = [...new Set(cuts.map((cut) => cut % samples.length))].sort((a, b) => a - b).filter((end) => end > 0);
-      const pieces = [0, ...ends, samples.length].slice(1).map((end, i, all) => samples.slice(i === 0 ? 0 : all[i - 1], end));
-      const parts = pieces.flatMap((piece) =>
-        partsOf(rollupsOfCopyBody(encodeCopyBinary([{ sessionId, batches: [batchOf(piece, channels)] }]))),
-      );
+      const parts = partsOfCommits(samples, channels, cuts);
       if (reversed) parts.reverse();
+      // As appended, after one compaction (the coarser parts rolled up pending), and after a second (all folded).
+      const once = compactAll(parts);
+      const twice = compactAll(once);
+      assert.ok(twice.every((part) => !part.pending));
       for (const resolutionMs of rollupResolutionsMs) {
-        const byBlock = new Map<number, RollupPart[]>();
-        for (const part of parts)
-          if (part.resolutionMs === resolutionMs) byBlock.set(part.blockT, [...(byBlock.get(part.blockT) ?? []), part]);
-        const folded = [...byBlock.values()].map((blockParts) => foldParts(blockParts)).sort((a, b) => a.blockT - b.blockT);
-        const buckets = folded.flatMap((part) => decodeBlock(part.summary).buckets);
-        assertSameBuckets(buckets, referenceBuckets(samples, channels, resolutionMs), `folded at ${resolutionMs}`);
+        const expected = referenceBuckets(samples, channels, resolutionMs);
+        assertSameBuckets(readParts(parts, resolutionMs), expected, `appended, at ${resolutionMs}`);
+        assertSameBuckets(readParts(once, resolutionMs), expected, `compacted once, at ${resolutionMs}`);
+        assertSameBuckets(readParts(twice, resolutionMs), expected, `compacted twice, at ${resolutionMs}`);
+        assert.equal(
+          twice.filter((part) => part.resolutionMs === resolutionMs).length,
+          new Set(expected.map((b) => bucketStart(b.t, blockSpanOf(resolutionMs)))).size,
+        );
       }
     }),
     fuzzParameters(150),
   );
+});
+
+test('a sample whose coarser buckets are not those of its finest bucket is written at every resolution, and read exactly', () => {
+  // -1.897e-321 / 600 is below 0, but / 60,000 and / 3,600,000 it rounds to -0: buckets -600, 0, 0.
+  const samples: PlainSample[] = [
+    { seq: 1, t: -1.897e-321, values: [1] },
+    { seq: 2, t: -5, values: [2] },
+    { seq: 3, t: 5, values: [3] },
+  ];
+  const parts = partsOfCommits(samples, 1, []);
+  const keys = (of: ReadonlyArray<Pick<RollupPart, 'resolutionMs' | 'blockT' | 'pending'>>) =>
+    of.map(({ resolutionMs, blockT, pending }) => `${resolutionMs} ${blockT} ${pending}`).sort();
+  // The finest block at -600 holds the regular sample at -5 (pending) and the irregular one (not);
+  // the coarser blocks get the irregular one alone.
+  assert.deepEqual(
+    keys(parts),
+    keys([
+      { resolutionMs: 600, blockT: -blockSpanOf(600), pending: true },
+      { resolutionMs: 600, blockT: 0, pending: true },
+      { resolutionMs: 600, blockT: -blockSpanOf(600), pending: false },
+      { resolutionMs: 60_000, blockT: 0, pending: true },
+      { resolutionMs: 3_600_000, blockT: 0, pending: true },
+    ]),
+  );
+  for (const resolutionMs of rollupResolutionsMs) {
+    const expected = referenceBuckets(samples, 1, resolutionMs);
+    assertSameBuckets(readParts(parts, resolutionMs), expected, `appended, at ${resolutionMs}`);
+    assertSameBuckets(readParts(compactAll(compactAll(parts)), resolutionMs), expected, `compacted, at ${resolutionMs}`);
+  }
 });

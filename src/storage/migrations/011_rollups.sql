@@ -3,20 +3,25 @@
 -- buckets of one session at one resolution; its occupied buckets are stored in the layout of
 -- storage/rollup-block.ts, so a sparse stream stores a bucket only where it has a sample.
 --
--- Append-only in the commit: each commit adds one part per block it touches, holding only the
--- summaries of its own samples, and never reads or rewrites a stored row. Readers merge the
--- parts of a block (summaries merge in any order and grouping). The compactor
--- (storage/rollup-compactor.ts) later replaces a block's parts with one folded part, deleting
--- them and inserting their merge in one transaction, so reads of old ranges touch a row per block.
+-- Append-only in the commit: each commit adds one part per block it touches at the finest
+-- resolution, holding only the summaries of its own samples, and never reads or rewrites a
+-- stored row. Readers merge the parts of a block (summaries merge in any order and grouping),
+-- and readers of a coarser resolution roll up the pending finest parts too. The compactor
+-- (storage/rollup-compactor.ts) later replaces a block's parts with one, and rolls pending
+-- finest parts up into the coarser resolutions, deleting and inserting in one transaction, so
+-- reads of old ranges touch a row per block.
 CREATE TABLE sample_rollups (
   session_id    uuid NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
   resolution_ms integer NOT NULL CHECK (resolution_ms > 0),
   -- The aligned start of the block: floor(t / (resolution_ms * 64)) * resolution_ms * 64.
   block_t       double precision NOT NULL,
-  -- Tells a block's parts apart; drawn for every part, folded ones too, so no two ever collide.
+  -- Tells a block's parts apart; drawn for every part, the compactor's too, so no two collide.
   part          bigint GENERATED ALWAYS AS IDENTITY,
-  -- True for a part the compactor wrote: a block whose parts are all folded needs no compaction.
-  folded        boolean NOT NULL DEFAULT false,
+  -- The compactor has work with this part: fold it into its block's other parts and, at the
+  -- finest resolution, roll its buckets up into the coarser resolutions, which do not hold its
+  -- samples yet. False for the fold the compactor writes of a block's parts, and for a
+  -- commit's finest part whose samples the commit wrote at every resolution itself.
+  pending       boolean NOT NULL,
   summary       bytea NOT NULL,
   PRIMARY KEY (session_id, resolution_ms, block_t, part)
 );
@@ -24,9 +29,9 @@ CREATE TABLE sample_rollups (
 -- Floats barely compress; skipping pglz saves the backend CPU, as for chunk payloads (migration 001).
 ALTER TABLE sample_rollups ALTER COLUMN summary SET STORAGE EXTERNAL;
 
--- The compactor's work list: the blocks with a part not yet folded. Small, since the compactor
--- keeps emptying it.
-CREATE INDEX sample_rollups_unfolded ON sample_rollups (session_id, resolution_ms, block_t) WHERE NOT folded;
+-- The compactor's work list, and what readers of a coarser resolution roll up: the pending
+-- parts. Small, since the compactor keeps emptying it.
+CREATE INDEX sample_rollups_pending ON sample_rollups (session_id, resolution_ms, block_t) WHERE pending;
 
 -- How many of the session's committed samples the roll-ups hold: moved with sample_count by
 -- the commits that write roll-ups, and only by them. Roll-ups are complete exactly when the two
