@@ -107,7 +107,7 @@ test('a block with bytes changed, cut or added decodes or is refused with a Roll
   );
 });
 
-/** What readRollups reads of `parts` at `resolutionMs` over all t: its own parts, and at a coarser one the pending finest parts rolled up. */
+/** What readRollups reads of `parts` at `resolutionMs` over all t: its own, and at a coarser one the pending finest ones rolled up. */
 function readParts(parts: readonly RollupPart[], resolutionMs: number): BucketSummary[] {
   const finest = rollupResolutionsMs[0];
   const read = parts.filter((p) => p.resolutionMs === resolutionMs || (resolutionMs !== finest && p.resolutionMs === finest && p.pending));
