@@ -263,7 +263,7 @@ const writePath = {
   WRITE_ROLLUPS: { default: true, about: 'commits keep per-bucket summaries for aggregates; false: aggregates read raw samples' },
   ROLLUP_COMPACT_INTERVAL_MS: {
     default: 10_000,
-    about: "between rounds folding each roll-up block's parts into one; 0: this instance does not compact",
+    about: "between rounds folding each roll-up block's parts into one and rolling 600 ms up; 0: not here (one instance must)",
   },
 } as const satisfies Settings;
 
