@@ -15,7 +15,7 @@
  *   deleted, and commits with the delete, or neither does. So every sample is in exactly one
  *   visible part of each resolution (a pending finest part standing for the coarser ones)
  *   before and after any batch: nothing is lost or counted twice, whoever races.
- * - A part appended after the DELETE's snapshot is not deleted: it stays, unfolded, for the
+ * - A part appended after the DELETE's snapshot is not deleted: it stays, pending, for the
  *   next batch. Writers never read, lock or update parts, so they never wait for a compactor.
  * - A reader's one statement sees either all the parts or their merge, never both.
  * - Two compactors claim a block by a transaction-scoped advisory lock on its key, tried
@@ -38,7 +38,7 @@ import { blockSpanOf, coarsen, rollupResolutionsMs } from './rollup-summaries.ts
 const lockSeed = 0x726f6c6c;
 
 /**
- * The blocks a batch takes: those of the first `$1` with an unfolded part whose lock it gets.
+ * The blocks a batch takes: those of the first `$1` with a pending part whose lock it gets.
  * The lock is tried outside the subquery, which PostgreSQL never pushes a volatile function
  * into, so only the blocks picked are tried.
  */
