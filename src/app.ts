@@ -46,6 +46,7 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { RawSummarySource } from './storage/raw-summaries.ts';
+import { RollupCompactor } from './storage/rollup-compactor.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
@@ -139,14 +140,15 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const hub = new FanoutHub(broker);
   const access = await buildAccess({ config, pool, log, broadcast: broker?.revocations() ?? null });
   // Closed after the HTTP server, so what its last requests recorded is written too.
-  await parts.start(access.audit);
-  await parts.start(access.lastUsed);
-  await parts.start(access.sweeper);
+  for (const part of [access.audit, access.lastUsed, access.sweeper]) await parts.start(part);
+  const intervalMs = config.writer.rollupCompactIntervalMs;
+  if (intervalMs > 0) await parts.start(new RollupCompactor({ pool, intervalMs, log: log.child({ part: 'compactor' }) }));
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,
     connections: config.writer.lanes,
     logLevel: config.logLevel,
+    rollups: config.writer.rollups,
     log: log.child({ part: 'writer' }),
     onStop: (error) => options.onFatal?.(error),
   });

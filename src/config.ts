@@ -115,6 +115,10 @@ export interface Config {
     maxChunkSamples: number;
     /** Writer loops, each committing its share of the sessions on a connection of its own. */
     lanes: number;
+    /** Whether commits keep the roll-ups (storage/rollup-store.ts); off, aggregates read raw samples. */
+    rollups: boolean;
+    /** Between two rounds of the roll-up compactor (storage/rollup-compactor.ts); 0: this instance does not compact. */
+    rollupCompactIntervalMs: number;
   };
   connectors: {
     /** AES-256-GCM key sealing upstream secrets; null: a key file under the data dir with the embedded database, else none. */
@@ -287,6 +291,11 @@ const writePath = {
   WRITE_BATCH_MAX_SAMPLES: { default: 100_000, about: '...or once it holds this many samples' },
   WRITE_CHUNK_MAX_SAMPLES: { default: 2_000, about: 'samples per stored chunk row' },
   WRITE_LANES: { default: 4, about: 'writer loops committing side by side; at most DATABASE_POOL_SIZE - 2' },
+  WRITE_ROLLUPS: { default: true, about: 'commits keep per-bucket summaries for aggregates; false: aggregates read raw samples' },
+  ROLLUP_COMPACT_INTERVAL_MS: {
+    default: 10_000,
+    about: "between rounds folding each roll-up block's parts into one and rolling 600 ms up; 0: not here (one instance must)",
+  },
 } as const satisfies Settings;
 
 const readCache = {
@@ -609,6 +618,8 @@ export function loadConfig(env: Env): Config {
       maxBatchSamples: read.integer('WRITE_BATCH_MAX_SAMPLES', 1),
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 1, 100_000),
       lanes: read.integer('WRITE_LANES', 1, 16),
+      rollups: read.boolean('WRITE_ROLLUPS'),
+      rollupCompactIntervalMs: read.integer('ROLLUP_COMPACT_INTERVAL_MS', 0, 3_600_000),
     },
     connectors: {
       secretKey: readSecretKey(read.optionalString('CONNECTOR_SECRET_KEY'), read.problems),

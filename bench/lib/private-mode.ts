@@ -62,10 +62,11 @@ export interface SectionServer extends ServerHandle {
  * Starts the server for a section in the run's mode (`--private`: AUTH_MODE=private). Producers
  * need nothing more in private mode (an ingest token still writes its own session); creating a
  * session takes a key, and a viewer an access token in its URL, as a browser sends it.
+ * `extraEnv` sets more of the server's settings (WRITE_ROLLUPS=false, say).
  */
-export async function startSectionServer(ctx: Context): Promise<SectionServer> {
-  if (ctx.authMode === 'open') return { ...(await startWavehouse(ctx.databaseUrl)), createHeaders: {}, viewerQuery: '' };
-  const server = await startWavehouse(ctx.databaseUrl, privateModeEnv());
+export async function startSectionServer(ctx: Context, extraEnv: Record<string, string> = {}): Promise<SectionServer> {
+  if (ctx.authMode === 'open') return { ...(await startWavehouse(ctx.databaseUrl, extraEnv)), createHeaders: {}, viewerQuery: '' };
+  const server = await startWavehouse(ctx.databaseUrl, { ...privateModeEnv(), ...extraEnv });
   try {
     const { key, accessToken } = await writerCredentials(ctx.databaseUrl, server.baseUrl);
     return { ...server, createHeaders: bearer(key), viewerQuery: `?access_token=${accessToken}` };

@@ -11,6 +11,10 @@
  * 1 together, that thread was the bottleneck, and the waiting part is what the rest of the
  * box (clients, PostgreSQL, V8's helper threads) took from it.
  *
+ * Roll-ups: at the best step's producers and window, rounds against this server (roll-ups on,
+ * the default) and a second one with WRITE_ROLLUPS=false, alternated, give the bar's ratio
+ * (best round of each), and the CPU each costs per sample (median round of each).
+ *
  * Limits, measured in the same run right after:
  * - JSON: a plain `ws` server that JSON.parses every frame and acks (servers/plain-ws.ts),
  *   driven by the same client with the same frames, producers and window.
@@ -142,6 +146,94 @@ function stepData(step: StepResult) {
   };
 }
 
+/** Rounds of each, alternated: one round each is at the mercy of whatever else the box ran meanwhile. */
+const rollupRounds = 3;
+
+interface RollupComparison {
+  on: StepResult[];
+  off: StepResult[];
+  sessionIds: string[];
+}
+
+/**
+ * The best step's load, paced by the window alone, against this section's server (roll-ups on,
+ * as by default) and a second one with WRITE_ROLLUPS=false on the same database, off and on in
+ * turn. Both compacting and appending are in the on figure: the compactor runs in the server.
+ */
+async function compareRollups(
+  ctx: Context,
+  label: string,
+  encoding: 'json' | 'binary',
+  best: StepResult,
+  clients: Helper[],
+  clientPids: number[],
+  timing: Timing,
+  onServer: SectionServer,
+): Promise<RollupComparison> {
+  const offServer = await startSectionServer(ctx, { WRITE_ROLLUPS: 'false' });
+  const result: RollupComparison = { on: [], off: [], sessionIds: [] };
+  try {
+    for (let round = 0; round < rollupRounds; round++) {
+      for (const [server, into, what] of [
+        [offServer, result.off, 'off'],
+        [onServer, result.on, 'on'],
+      ] as const) {
+        const targets = await wavehouseTargets(server, best.producers);
+        result.sessionIds.push(...targets.map((t) => t.sessionId));
+        const roles = { server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), clients: clientPids };
+        ctx.log(`${label}: roll-ups ${what}, round ${round + 1}, ${best.producers} producers x ${best.windowSamples}`);
+        const step = await runStep(clients, targets, encoding, best.windowSamples, 0, timing, roles, server.pid);
+        ctx.log(`  ${mps(step.samplesPerS)}, ack p50 ${ms(step.ack.p50)} p99 ${ms(step.ack.p99)}; ${formatCpu(step.cpu)}`);
+        into.push(step);
+      }
+    }
+    return result;
+  } finally {
+    await offServer.stop();
+  }
+}
+
+/** Server and PostgreSQL CPU seconds per million persisted samples over a round: less at the mercy of other tenants than a rate. */
+function cpuPerMillion(step: StepResult): number {
+  const cores = (step.cpu?.cores.server ?? 0) + (step.cpu?.cores.postgres ?? 0);
+  return step.samplesPerS > 0 ? (cores * 1e6) / step.samplesPerS : Number.NaN;
+}
+
+/**
+ * The best round of each: what the writer can do with roll-ups on, beside what it can without
+ * (the bar); and the CPU each costs per sample, the median round of each, which other load
+ * moves less than the rate.
+ */
+function rollupFigures(label: string, { on, off }: RollupComparison): Figure[] {
+  const bestOf = (steps: StepResult[]) => steps.reduce((a, b) => (b.samplesPerS > a.samplesPerS ? b : a));
+  const medianCpu = (steps: StepResult[]) => steps.map(cpuPerMillion).sort((a, b) => a - b)[Math.floor(steps.length / 2)];
+  const [withRollups, without] = [bestOf(on), bestOf(off)];
+  const ratio = withRollups.samplesPerS / without.samplesPerS;
+  const [cpuOn, cpuOff] = [medianCpu(on), medianCpu(off)];
+  return [
+    {
+      section: label,
+      figure: `persisted samples/s, roll-ups on vs off (best of ${rollupRounds} rounds each)`,
+      value: mps(withRollups.samplesPerS),
+      limit: mps(without.samplesPerS),
+      ratio: pct(ratio),
+      bar: '>= 90 %',
+      pass: ratio >= 0.9,
+      otherCores: otherLoad(withRollups.cpu, without.cpu),
+    },
+    {
+      section: label,
+      figure: 'server + PostgreSQL CPU per M samples, roll-ups on vs off (median round)',
+      value: `${round(cpuOn, 3)} s`,
+      limit: `${round(cpuOff, 3)} s`,
+      ratio: pct(cpuOn / cpuOff),
+      bar: '',
+      pass: null,
+      otherCores: otherLoad(...on.map((s) => s.cpu), ...off.map((s) => s.cpu)),
+    },
+  ];
+}
+
 export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): Promise<SectionResult> {
   const label = encoding === 'json' ? 'ingest (JSON)' : 'ingest (binary)';
   const timing: Timing = ctx.quick ? { warmupMs: 500, measureMs: 2_000 } : { warmupMs: 1_000, measureMs: 5_000 };
@@ -204,6 +296,12 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     );
     ctx.log(`  ${mps(half.samplesPerS)}, ack p50 ${ms(half.ack.p50)} p99 ${ms(half.ack.p99)}`);
 
+    // Roll-ups on (this server, the default) and off (a second server beside it), alternated
+    // at the best step's producers and window, so both see the same box; the sessions of the
+    // off rounds count in the check below too.
+    const rollups = await compareRollups(ctx, label, encoding, best, clients, clientPids, timing, server);
+    sessionIds.push(...rollups.sessionIds);
+
     // Every sample the clients saw acked must be in the database (an ack means committed).
     const pool = new pg.Pool({ connectionString: ctx.databaseUrl, max: 1 });
     const { rows } = await pool.query<{ committed: string }>(
@@ -212,7 +310,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     );
     await pool.end();
     const committed = Number(rows[0].committed);
-    const ackedTotal = [...steps, half].reduce((sum, s) => sum + s.sentSamples - s.undrainedSamples, 0);
+    const ackedTotal = [...steps, half, ...rollups.on, ...rollups.off].reduce((sum, s) => sum + s.sentSamples - s.undrainedSamples, 0);
 
     const figures: Figure[] = [];
     const details = [];
@@ -224,6 +322,7 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
       half: stepData(half),
       ackedByClients: ackedTotal,
       committedInDatabase: committed,
+      rollups: { on: rollups.on.map(stepData), off: rollups.off.map(stepData) },
     };
     const stepColumns = [
       'step',
@@ -240,6 +339,9 @@ export async function ingestSection(ctx: Context, encoding: 'json' | 'binary'): 
     ];
     const stepRows = steps.map((s, i) => stepRow(s === best ? `${i + 1} (best)` : String(i + 1), s));
     stepRows.push(stepRow('half load', half));
+    stepRows.push(...rollups.on.map((step, i) => stepRow(`roll-ups on, round ${i + 1}`, step)));
+    stepRows.push(...rollups.off.map((step, i) => stepRow(`roll-ups off, round ${i + 1}`, step)));
+    figures.push(...rollupFigures(label, rollups));
     const notes = [
       `frames: ${samplesPerFrame} samples x 3 channels, ${frameBytes} bytes (${encoding}); ` +
         `${timing.warmupMs} ms warm-up, ${timing.measureMs} ms measured per step`,

@@ -12,7 +12,7 @@ import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-t
 import { createPool } from './database.ts';
 import { FencedError, SampleStore } from './sample-store.ts';
 
-const { databaseUrl, connections, logLevel } = workerData as CommitThreadData;
+const { databaseUrl, connections, logLevel, rollups } = workerData as CommitThreadData;
 const log = createLogger(logLevel).child({ part: 'commit-thread' });
 // The writer's COPYs write most of the table's pages from its own backend (a bulk write goes
 // through a small ring of shared buffers), and the kernel keeps them dirty until a checkpoint's
@@ -22,7 +22,7 @@ const log = createLogger(logLevel).child({ part: 'commit-thread' });
 // 120-162 ms with it, 484-674 ms without, for no measurable loss of throughput
 // (docs/performance.md).
 const pool = createPool(databaseUrl, connections, log, { applicationName: 'wavehouse-writer', backendFlushAfterKb: 256 });
-const store = new SampleStore(pool);
+const store = new SampleStore(pool, { rollups });
 const port = parentPort!;
 
 async function answer(request: CommitRequest): Promise<CommitResponse> {

@@ -41,6 +41,8 @@ export interface CommitThreadData {
   /** Connections of the thread's pool: one per writer lane, since a lane commits one flush at a time. */
   connections: number;
   logLevel: string;
+  /** Whether commits keep the roll-ups (WRITE_ROLLUPS). */
+  rollups: boolean;
 }
 
 export type CommitRequest =
@@ -55,7 +57,9 @@ export type CommitResponse = (
   | { id: number; ok: false; error: { message: string; code?: string } }
 ) & { memory?: ArrayBuffer };
 
-export interface CommitThreadOptions extends CommitThreadData {
+export interface CommitThreadOptions extends Omit<CommitThreadData, 'rollups'> {
+  /** Default true. */
+  rollups?: boolean;
   log: Logger;
   /** Told when the thread stops unasked after a successful start: nothing more can be committed. */
   onStop?: (error: Error) => void;
@@ -95,12 +99,13 @@ export class CommitThread implements ChunkCommitter {
     databaseUrl,
     connections,
     logLevel,
+    rollups = true,
     log,
     onStop = () => undefined,
     startTimeoutMs = defaultStartTimeoutMs,
     bodies = new BodyBuffers(),
   }: CommitThreadOptions) {
-    this.data = { databaseUrl, connections, logLevel };
+    this.data = { databaseUrl, connections, logLevel, rollups };
     this.log = log;
     this.onStop = onStop;
     this.startTimeoutMs = startTimeoutMs;

@@ -5,6 +5,7 @@
  */
 import pg from 'pg';
 import { parseIntoClientConfig } from 'pg-connection-string';
+import copyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
 
 export type Pool = pg.Pool;
@@ -223,4 +224,16 @@ export async function isDatabaseReachable(pool: pg.Pool): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The whole output of a `COPY ... TO STDOUT`, for reads whose size the caller bounds. Binary COPY
+ * hands a bytea over as its bytes; a plain query would send it as hex text to be decoded again.
+ */
+export function copyOutOf(pool: pg.Pool, sql: string): Promise<Buffer> {
+  return withPooledClient(pool, async (client) => {
+    const pieces: Buffer[] = [];
+    for await (const piece of client.query(copyStreams.to(sql))) pieces.push(piece as Buffer);
+    return Buffer.concat(pieces);
+  });
 }

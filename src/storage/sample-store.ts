@@ -13,7 +13,9 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { type SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
 import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary, tRangeOf } from './chunk-codec.ts';
-import { withPooledClient } from './database.ts';
+import { copyOutOf, withPooledClient } from './database.ts';
+import { insertParts, partsOf } from './rollup-store.ts';
+import { rollupsOfCopyBody, type SessionRollups } from './rollup-summaries.ts';
 import { isSessionId } from './session-repository.ts';
 
 export interface SessionAdvance {
@@ -85,30 +87,51 @@ const readPageChunks = 16;
 const laneSweepIntervalMs = 60 * 60 * 1000;
 const staleLaneAge = '7 days';
 
+export interface SampleStoreOptions {
+  /** Whether commits keep the roll-ups (rollup-store.ts); default true. Off, sessions' roll-ups fall behind and readers use raw samples. */
+  rollups?: boolean;
+}
+
 export class SampleStore implements ChunkCommitter {
   private nextLaneSweepAtMs = 0;
+  private readonly rollups: boolean;
 
-  constructor(private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    { rollups = true }: SampleStoreOptions = {},
+  ) {
+    this.rollups = rollups;
+  }
 
   commitChunks(rows: readonly ChunkRow[], advances: readonly SessionAdvance[], marker?: CommitMarker): Promise<void> {
     return this.commitCopy(encodeCopyBinary(rows), withTRanges(advances, rows), marker);
   }
 
   /**
-   * Stores a COPY body of chunk rows (encodeCopyBinary) and advances the sessions' counters, in
-   * one transaction, with `marker` written in it. Settles only once the connection has sent
+   * Stores a COPY body of chunk rows (encodeCopyBinary), its roll-ups, and advances the sessions'
+   * counters, in one transaction, with `marker` written in it. Settles only once the connection has sent
    * all of `body`, or never began to, or is gone (the commit thread reuses the memory after:
    * commit-thread-body.ts), so nothing here may give up on the body early, say with a client-side
    * timeout.
    */
   commitCopy(body: Buffer, advances: readonly TimedAdvance[], marker?: CommitMarker): Promise<void> {
+    const rollups = this.rollups ? rollupsOfCopyBody(body) : [];
     // A FencedError leaves the client as it was: its transaction was rolled back cleanly.
-    return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, marker), {
+    return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, rollups, marker), {
       reusableAfter: (error) => error instanceof FencedError,
     });
   }
 
-  private async commitOn(client: pg.PoolClient, body: Buffer, advances: readonly TimedAdvance[], marker?: CommitMarker): Promise<void> {
+  private async commitOn(
+    client: pg.PoolClient,
+    body: Buffer,
+    advances: readonly TimedAdvance[],
+    rollups: readonly SessionRollups[],
+    marker?: CommitMarker,
+  ): Promise<void> {
+    // What each session's roll-ups gain: all of its samples in the commit, or none (roll-ups off, or too many blocks).
+    const rolledUp = new Map(rollups.map((r) => [r.sessionId, r.blocks === null ? 0 : r.samples]));
+    const parts = insertParts(partsOf(rollups), 10);
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -118,20 +141,23 @@ export class SampleStore implements ChunkCommitter {
       // The counters before the chunks: a session another process has taken is found before
       // any row is written. That process may have stored a chunk of it with the same end as
       // one of ours; after the COPY, that would be a key violation, retried for ever, instead
-      // of a FencedError that lets the rest of the flush commit. The marker's upsert rides
-      // along in the same statement: no round trip of its own.
+      // of a FencedError that lets the rest of the flush commit. The marker's upsert and the
+      // roll-up parts (appended, rollup-store.ts) ride along in the same statement: no round
+      // trip of their own; a fenced commit rolls them back with the rest.
       const { rows: advanced } = await client.query<{ id: string }>(
         `WITH marker AS (
            INSERT INTO commit_lanes (lane_id, flush_id) SELECT $5::uuid, $6::uuid WHERE $5::uuid IS NOT NULL
-           ON CONFLICT (lane_id) DO UPDATE SET flush_id = excluded.flush_id, committed_at = now())
+           ON CONFLICT (lane_id) DO UPDATE SET flush_id = excluded.flush_id, committed_at = now()),
+         parts AS (${parts.sql})
          UPDATE sessions AS s
             SET sample_count = s.sample_count + a.sample_count,
                 last_seq = GREATEST(s.last_seq, a.last_seq),
                 first_t = LEAST(s.first_t, a.min_t),
                 last_t = GREATEST(s.last_t, a.max_t),
+                rollup_sample_count = s.rollup_sample_count + a.rolled_up,
                 status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
-           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $7::float8[], $8::float8[])
-                AS a(id, sample_count, last_seq, epoch, min_t, max_t)
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $7::float8[], $8::float8[], $9::bigint[])
+                AS a(id, sample_count, last_seq, epoch, min_t, max_t, rolled_up)
           WHERE s.id = a.id AND (a.epoch IS NULL OR s.producer_epoch = a.epoch)
           RETURNING s.id`,
         [
@@ -143,6 +169,8 @@ export class SampleStore implements ChunkCommitter {
           marker?.flushId ?? null,
           advances.map((a) => a.minT),
           advances.map((a) => a.maxT),
+          advances.map((a) => rolledUp.get(a.sessionId.toLowerCase()) ?? 0),
+          ...parts.values,
         ],
       );
       if (advanced.length < advances.length) {
@@ -219,13 +247,9 @@ export class SampleStore implements ChunkCommitter {
     return first_seq === null || last_seq === null ? null : { firstSeq: Number(first_seq), lastSeq: Number(last_seq) };
   }
 
-  /** The whole output of a `COPY ... TO STDOUT`: one page of chunks, bounded by readPageChunks. */
+  /** One page of chunks, bounded by readPageChunks. */
   private copyOut(sql: string): Promise<Buffer> {
-    return withPooledClient(this.pool, async (client) => {
-      const pieces: Buffer[] = [];
-      for await (const piece of client.query(copyStreams.to(sql))) pieces.push(piece as Buffer);
-      return Buffer.concat(pieces);
-    });
+    return copyOutOf(this.pool, sql);
   }
 }
 

@@ -41,3 +41,15 @@ export function fuzzRuns(ciRuns: number): number {
 }
 
 export const fuzzSeed = seed;
+
+/**
+ * Runs `decode`, letting through only a throw of `refusal`: a decoder of untrusted bytes may
+ * refuse them, with its own error, and do nothing else.
+ */
+export function decodesOrRefuses(decode: () => unknown, refusal: abstract new (...args: never[]) => Error): void {
+  try {
+    decode();
+  } catch (error) {
+    if (!(error instanceof refusal)) throw error;
+  }
+}
