@@ -5,7 +5,8 @@
  *
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
- *                                        ingest-json, ingest-binary, http-ingest, fanout, rest, auth, export, memory
+ *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, auth,
+ *                                        export, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -29,6 +30,7 @@ import { type Context, type Figure, renderDetail, renderSummary, type SectionRes
 import { authSection } from './sections/auth.ts';
 import { exportSection } from './sections/export.ts';
 import { fanoutSection } from './sections/fanout.ts';
+import { fanoutNginxSection } from './sections/fanout-nginx.ts';
 import { httpIngestSection } from './sections/http-ingest.ts';
 import { ingestSection } from './sections/ingest.ts';
 import { memorySection } from './sections/memory.ts';
@@ -44,6 +46,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   rest: restSection,
   auth: authSection,
   export: exportSection,
+  'fanout-nginx': fanoutNginxSection,
   fanout: fanoutSection,
 };
 const aliases: Record<string, string[]> = { ingest: ['ingest-json', 'ingest-binary'] };

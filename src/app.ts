@@ -42,6 +42,7 @@ import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
+import { RawSummarySource } from './storage/raw-summaries.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
@@ -224,6 +225,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     readiness,
     repository,
     store,
+    summaries: new RawSummarySource(store),
     coordinator,
     sockets,
     ingestRoute,

@@ -7,6 +7,10 @@
 
 export const problems = {
   invalid_request: { status: 400, title: 'The request is malformed or fails its schema.' },
+  aggregate_too_large: {
+    status: 400,
+    title: 'The aggregate would span more buckets, bucket-channel cells or sessions than one answer holds.',
+  },
   metadata_too_large: { status: 400, title: 'Session metadata is larger than the configured limit once encoded as JSON.' },
   invalid_token: { status: 401, title: 'The credential is missing or wrong: the ingest token of the session, or the metrics token.' },
   missing_credential: { status: 401, title: 'This call needs an API key or an access token: Authorization: Bearer <it>.' },

@@ -5,6 +5,7 @@
  */
 import type { Access } from '../access/access-service.ts';
 import { installAccessGuard } from './access-guard.ts';
+import { type AggregateRoutesOptions, aggregateRoutes } from './routes/aggregates.ts';
 import { type AuditRoutesOptions, auditRoutes } from './routes/audit.ts';
 import { type AuthRoutesOptions, authRoutes } from './routes/auth.ts';
 import { type DataRoutesOptions, dataRoutes } from './routes/data.ts';
@@ -24,6 +25,7 @@ export type ApiParts = HealthRoutesOptions &
   SampleRoutesOptions &
   SessionListRoutesOptions &
   DataRoutesOptions &
+  AggregateRoutesOptions &
   SocketRoutesOptions &
   KeyRoutesOptions &
   AuthRoutesOptions &
@@ -38,6 +40,7 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(sessionListRoutes, parts);
   await server.register(sampleRoutes, parts);
   await server.register(dataRoutes, parts);
+  await server.register(aggregateRoutes, parts);
   await server.register(socketRoutes, parts);
   await server.register(keyRoutes, parts);
   await server.register(authRoutes, parts);

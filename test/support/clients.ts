@@ -21,6 +21,21 @@ export async function createSession(baseUrl: string, body?: unknown): Promise<Cr
   return (await response.json()) as CreatedSession;
 }
 
+/** A sample of a nullable session: null where there is no reading. */
+export type NullableSample = { seq: number; t: number } & Record<string, number | null>;
+
+/** Stores `samples` through HTTP ingest with the session's ingest token, `perRequest` a request. */
+export async function storeSamples(baseUrl: string, session: CreatedSession, samples: NullableSample[], perRequest = 1_000): Promise<void> {
+  for (let i = 0; i < samples.length; i += perRequest) {
+    const response = await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/samples`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${session.ingestToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ samples: samples.slice(i, i + perRequest) }),
+    });
+    if (response.status !== 200) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
+  }
+}
+
 export async function endSession(baseUrl: string, sessionId: string, token: string | null) {
   const response = await fetch(`${baseUrl}/api/v1/sessions/${sessionId}/end`, {
     method: 'POST',

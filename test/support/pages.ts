@@ -28,11 +28,40 @@ export interface Plotted {
   disorder: number;
 }
 
+/** One lane of the viewer: its channel, the ranges it shows, its readout, its plot's box on the page. */
+export interface LaneView {
+  channel: string;
+  yMin: number;
+  yMax: number;
+  xMin: number;
+  xMax: number;
+  latest: string;
+  plotBox: { left: number; top: number; width: number; height: number };
+}
+
 export interface ViewerHook {
   readonly status: { session: string; connection: string; mode: string; reconnects: number; received: number; draws: number };
   plotted(): Plotted;
   plottedSample(seq: number): Sample | null;
   dropConnection(): void;
+  lanes(): LaneView[];
+  /** The time labels as drawn: text, and the tick's x in CSS pixels from the canvas's left edge. */
+  timeLabels(): { font: string; canvasWidth: number; labels: Array<{ text: string; x: number }> };
+  laneCanvas(index: number): {
+    canvas: HTMLCanvasElement;
+    bbox: { left: number; top: number; width: number; height: number };
+    valToX(value: number): number;
+  };
+  zoomTo(min: number | null, max?: number): void;
+  /** A long recording's reads: the envelope's buckets, or the samples of a zoomed range. */
+  envelope(): {
+    source: 'aggregate' | 'raw';
+    bucketMs: number | null;
+    fromT: number;
+    toT: number;
+    count: number;
+    points: number | null;
+  } | null;
 }
 
 export interface RecorderHook {

@@ -69,7 +69,11 @@ export class SampleColumns {
     return this.end - 1 - i;
   }
 
-  /** Views of the live part: what the plot is handed. */
+  /** The newest sample's value of each channel, NaN for a null; null before any sample. */
+  lastValues() {
+    return this.length === 0 ? null : this.values.map((column) => column[this.end - 1]);
+  }
+
   /**
    * The columns from the oldest kept sample on, as views. uPlot draws a gap at null and would
    * join the points around a NaN, so once a null has been seen the value columns are copied

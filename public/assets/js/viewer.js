@@ -1,9 +1,13 @@
 /**
- * The viewer page, /view/{id}: a live plot of one session, every channel on a shared time axis.
+ * The viewer page, /view/{id}: a live plot of one session, a lane per channel on a shared time
+ * axis (lanes.js), each lane with the channel's latest value.
  *
  * Data: the SDK's Viewer, which reads the live socket with `fromSeq` (docs/protocol.md). A
  * live session starts a little in the past (about one plot window) so the plot is not empty;
- * a finished one from seq 0, to show the whole recording, which ends with `session_ended`.
+ * a finished one from seq 0, to show the whole recording, which ends with `session_ended`. A
+ * finished recording of more than `maxRawSamples` is not replayed: it is read by REST as its
+ * envelope, min/max band and first/last line per pixel, and read again for each zoom, as the
+ * samples themselves once the zoomed range holds few enough (envelope.js).
  * After any drop the Viewer reconnects with backoff from the last seq it delivered + 1: the
  * server sends everything from there, so the plot never has a hole, and never a seq twice.
  *
@@ -19,8 +23,9 @@
  * is the SDK Viewer's own rule, given the tab's credential: once per token, so a server that
  * refuses even a fresh token stops the viewer instead of looping on refreshes.
  */
-import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { access, privateMode, watchSignIn } from './access-session.js';
+import { Envelope, maxRawSamples } from './envelope.js';
+import { Lanes } from './lanes.js';
 import { baseUrl } from './page-links.js';
 import { show, showMessage } from './page-text.js';
 import { SampleColumns } from './sample-columns.js';
@@ -29,8 +34,6 @@ import { Backoff, dataUrl, getSession, Viewer } from './wavehouse-sdk.js';
 const liveWindowMs = 15_000;
 /** 15 s at 20 kHz: bounds a live page's memory (about 12 MB for 3 channels) at any rate. */
 const maxLiveSamples = 300_000;
-/** 2,000,000 samples of 3 channels are 80 MB of columns: past that, a recording is a download. */
-const maxWholeSamples = 2_000_000;
 /** Assumed when a session does not declare its rate: only sizes the first request's history. */
 const assumedRateHz = 1_000;
 /**
@@ -40,14 +43,11 @@ const assumedRateHz = 1_000;
 const liveDelayMs = 150;
 /** A jump in the producer's clock beyond this resets the scroll instead of easing into it. */
 const clockJumpMs = 1_000;
-/** Producer clocks above this are epoch milliseconds (after 1973): show dates and times. */
-const epochThresholdMs = 1e11;
 const statsIntervalMs = 250;
 /** A 4401's codes (the Viewer's error carries the refusal's): the tab's token was not accepted. */
 const signInRefusals = new Set(['missing_credential', 'invalid_credential', 'credential_expired', 'credential_revoked']);
 /** A 4403's: the key is valid but cannot read this session. */
 const reachRefusals = new Set(['insufficient_scope', 'outside_key_prefix']);
-const palette = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777'];
 
 const sessionId = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() ?? '');
 
@@ -66,12 +66,18 @@ const elements = {
 };
 
 let channels = [];
-/** 'live': a bounded window that scrolls; 'whole': everything, for a finished recording. */
+/**
+ * 'live': a bounded window that scrolls; 'whole': every sample of a finished recording;
+ * 'envelope': a longer finished recording, read by REST per zoom.
+ */
 let mode = 'live';
 let sessionStatus = 'loading';
 let connection = 'connecting';
 let columns = null;
-let plot = null;
+/** The lanes, made at the first sample (lanes.js). */
+let lanes = null;
+/** The time range a user zoomed a finished recording to; null shows all of it. */
+let zoomRange = null;
 let viewer = null;
 let received = 0;
 let lastArrivalAt = -Infinity;
@@ -86,7 +92,9 @@ let handed = null;
 let clockOffsetMs = null;
 let shownRange = null;
 let draws = 0;
-let truncated = false;
+/** A long recording's reads (envelope.js), and the last data they handed over. */
+let envelope = null;
+let envelopeData = null;
 
 function setMessage(text, kind = 'info') {
   showMessage(elements.message, text, kind);
@@ -134,18 +142,9 @@ async function downloadWithToken(event) {
 
 /** New samples from the Viewer: in seq order, none seen before (it drops any resent one). */
 function acceptSamples(samples) {
-  if (truncated) return;
-  let accepted = 0;
-  for (const sample of samples) {
-    if (mode === 'whole' && columns.length >= maxWholeSamples) {
-      stopAtWholeLimit();
-      break;
-    }
-    columns.append(sample, channels);
-    accepted += 1;
-  }
-  if (accepted === 0) return;
-  received += accepted;
+  for (const sample of samples) columns.append(sample, channels);
+  if (samples.length === 0) return;
+  received += samples.length;
   lastArrivalAt = performance.now();
   if (sessionStatus === 'created') setSessionStatus('active');
   if (elements.message.dataset.kind === 'waiting') setMessage('');
@@ -164,20 +163,9 @@ function followProducerClock() {
   else clockOffsetMs += (target - clockOffsetMs) * 0.05;
 }
 
-function stopAtWholeLimit() {
-  truncated = true;
-  ended = true;
-  viewer.close();
-  setConnection('closed');
-  setMessage(
-    `This recording is too long to plot whole here: the plot shows its first ${maxWholeSamples} samples. ` +
-      'The downloads below hold all of it.',
-    'warning',
-  );
-}
-
 function sessionEnded() {
   ended = true;
+  dirty = true;
   setSessionStatus('ended');
   if (mode === 'live') elements.wholeRecording.hidden = false;
   requestFrame();
@@ -225,59 +213,97 @@ function requestFrame() {
   requestAnimationFrame(drawFrame);
 }
 
-function plotSize() {
-  const width = Math.max(200, elements.plot.clientWidth);
-  const height = Math.max(220, Math.min(520, Math.round(window.innerHeight * 0.55)));
-  return { width, height };
+function createLanes() {
+  // Zooming a live window would be undone by the next frame; a finished recording zooms.
+  const zoomable = mode !== 'live';
+  lanes = new Lanes(elements.plot, { channels, zoomable, envelope: mode === 'envelope', onZoom: zoomTo, onDraw: () => (draws += 1) });
 }
 
-function createPlot(epochTime) {
-  const seconds = (value) => `${(value / 1000).toFixed(value % 1000 === 0 ? 0 : 1)} s`;
-  const options = {
-    ...plotSize(),
-    // Producer clocks are milliseconds; uPlot's default is seconds.
-    ms: 1,
-    scales: { x: { time: epochTime } },
-    series: [
-      epochTime ? { label: 'time' } : { label: 'time', value: (_plot, value) => (value == null ? '-' : seconds(value)) },
-      ...channels.map((name, i) => ({ label: name, stroke: palette[i % palette.length], width: 1, points: { show: false } })),
-    ],
-    axes: [epochTime ? {} : { values: (_plot, splits) => splits.map(seconds) }, {}],
-    // Zooming a live window would be undone by the next frame; a finished recording zooms.
-    cursor: { drag: { x: mode === 'whole', y: false } },
-    hooks: { draw: [() => (draws += 1)] },
-  };
-  elements.plot.replaceChildren();
-  plot = new uPlot(options, [[], ...channels.map(() => [])], elements.plot);
-  new ResizeObserver(() => plot.setSize(plotSize())).observe(elements.plot);
+function zoomTo(range) {
+  zoomRange = range;
+  shownRange = null;
+  if (mode === 'envelope') envelope.show(range, envelopePoints());
+  requestFrame();
 }
+
+/** About one bucket per pixel (the contract allows 1 to 10,000). */
+const envelopePoints = () => Math.max(1, Math.min(10_000, lanes.plotWidthPx));
 
 function xRange(now) {
   const first = columns.firstT;
   const last = columns.lastT;
-  if (mode === 'whole' || ended) return first === last ? [first - 1, last + 1] : [first, last];
+  if (mode === 'whole' || ended) {
+    if (zoomRange !== null) return zoomRange;
+    return first === last ? [first - 1, last + 1] : [first, last];
+  }
   const right = Math.min(last, now + clockOffsetMs);
   return [right - liveWindowMs, right];
 }
 
 function drawFrame(now) {
   frameRequested = false;
+  if (mode === 'envelope') return drawEnvelope();
   if (columns === null || columns.length === 0) return;
-  if (plot === null) createPlot(columns.firstT > epochThresholdMs);
+  if (lanes === null) createLanes();
   const [min, max] = xRange(now);
   if (dirty) {
     const views = columns.views();
-    plot.setData([views.t, ...views.values], false);
+    lanes.setData(views.t, views.values);
+    lanes.showLatest(columns.lastValues(), ended ? 'last' : 'latest');
     handed = views;
     dirty = false;
     shownRange = null;
   }
   if (shownRange === null || shownRange[0] !== min || shownRange[1] !== max) {
-    plot.setScale('x', { min, max });
+    lanes.show(min, max);
     shownRange = [min, max];
   }
   // A live plot keeps scrolling between batches; it stops once the newest sample is on screen.
   if (mode === 'live' && !ended && max < columns.lastT) requestFrame();
+}
+
+/** Until the next data arrive, a zoom shows the data at hand over the new range at once. */
+function drawEnvelope() {
+  if (envelopeData === null) return;
+  if (dirty) {
+    lanes.setData(envelopeData.t, envelopeData.lines, envelopeData.lows, envelopeData.highs);
+    dirty = false;
+    shownRange = null;
+  }
+  if (shownRange === null) {
+    shownRange = zoomRange ?? envelope.wholeRange;
+    lanes.show(...shownRange);
+  }
+}
+
+function showEnvelope(data) {
+  envelopeData = data;
+  dirty = true;
+  requestFrame();
+}
+
+async function startEnvelope(session) {
+  mode = 'envelope';
+  setConnection('closed');
+  show(elements.count, String(session.sampleCount));
+  show(elements.lastSeq, String(session.lastSeq));
+  const rate = (session.sampleCount - 1) / ((session.lastT - session.firstT) / 1000);
+  show(elements.rate, Number.isFinite(rate) ? `${rate.toFixed(rate < 10 ? 1 : 0)} samples/s` : '-');
+  setMessage(
+    `This recording holds ${session.sampleCount} samples: each lane shows, per pixel, their range as a band and ` +
+      'their first and last value as the line. Drag over a stretch to zoom in, down to the samples themselves.',
+  );
+  createLanes();
+  const onError = (error) => setMessage(`The plot could not be read: ${error.message}`, 'error');
+  const lastT = session.firstT === session.lastT ? session.lastT + 1 : session.lastT;
+  envelope = new Envelope({ sessionId, channels, firstT: session.firstT, lastT, onData: showEnvelope, onError });
+  envelope.show(null, envelopePoints());
+  const last = await envelope.lastSample().catch(onError);
+  if (last)
+    lanes.showLatest(
+      channels.map((channel) => last[channel]),
+      'last',
+    );
 }
 
 function updateStats() {
@@ -299,9 +325,12 @@ function updateStats() {
 
 // -- a read-only view for tests ---------------------------------------------------------
 
+/** The data arrays the lanes' plots hold: [t, values of lane 0], [t, values of lane 1], ... */
+const laneData = () => lanes?.lanes.map((lane) => lane.plot.data) ?? [];
+
 /** What the plot actually holds (its own data arrays), summarised so a test can check for holes. */
 function plotted() {
-  if (plot === null || handed === null || plot.data[0] !== handed.t) {
+  if (lanes === null || handed === null || laneData()[0][0] !== handed.t) {
     return { count: 0, firstSeq: null, lastSeq: null, gaps: [], disorder: 0 };
   }
   const seqs = handed.seq;
@@ -311,17 +340,18 @@ function plotted() {
     if (seqs[i] <= seqs[i - 1]) disorder += 1;
     else if (seqs[i] !== seqs[i - 1] + 1 && gaps.length < 20) gaps.push([seqs[i - 1], seqs[i]]);
   }
-  return { count: plot.data[0].length, firstSeq: seqs[0] ?? null, lastSeq: seqs[seqs.length - 1] ?? null, gaps, disorder };
+  return { count: handed.t.length, firstSeq: seqs[0] ?? null, lastSeq: seqs[seqs.length - 1] ?? null, gaps, disorder };
 }
 
 /** The plotted point of one seq, read back from the plot's arrays; null when not plotted. */
 function plottedSample(seq) {
-  if (plot === null || handed === null || plot.data[0] !== handed.t) return null;
+  const data = laneData();
+  if (lanes === null || handed === null || data[0][0] !== handed.t) return null;
   const i = handed.seq.indexOf(seq);
   if (i < 0) return null;
-  const sample = { seq, t: plot.data[0][i] };
+  const sample = { seq, t: data[0][0][i] };
   channels.forEach((name, c) => {
-    sample[name] = plot.data[c + 1][i];
+    sample[name] = data[c][1][i];
   });
   return sample;
 }
@@ -332,6 +362,22 @@ window.__wavehouseViewer = Object.freeze({
   },
   plotted,
   plottedSample,
+  /** Each lane: its channel, value and time ranges, readout and box on the page. */
+  lanes: () => lanes?.describe() ?? [],
+  /** The time axis's labels as drawn: text and tick x, to measure. */
+  timeLabels: () => lanes?.timeLabels() ?? null,
+  /** A lane's canvas, to read its pixels. */
+  laneCanvas: (index) => lanes?.laneCanvas(index) ?? null,
+  /** What a long recording's lanes show: the envelope's buckets or the samples, of which range. */
+  envelope() {
+    if (envelopeData === null) return null;
+    const { source, bucketMs, fromT, toT, count, points } = envelopeData;
+    return { source, bucketMs, fromT, toT, count, points: points ?? null };
+  },
+  /** Zooms a finished recording to `min..max` (null: all of it), as a drag over the plot does. */
+  zoomTo(min, max) {
+    zoomTo(min === null ? null : [min, max]);
+  },
   /** Closes the live socket as a network drop would, to exercise the reconnect. */
   dropConnection() {
     viewer?.dropConnection();
@@ -380,6 +426,7 @@ async function start() {
   channels = session.channels;
   setSessionStatus(session.status);
   showDownloads();
+  if (session.status === 'ended' && session.sampleCount > maxRawSamples) return startEnvelope(session);
   mode = session.status === 'ended' ? 'whole' : 'live';
   columns = new SampleColumns(channels.length, mode === 'live' ? { maxSamples: maxLiveSamples } : {});
   let fromSeq = 0;

@@ -12,12 +12,11 @@ import { Problem } from '../../contract/errors.ts';
 import { DataQuery, LatestSample, problemResponses, SessionData, SessionIdParams } from '../../contract/schemas.ts';
 import { chooseFormat, mediaTypes } from '../../export/data-formats.ts';
 import { encodeExportBody } from '../../export/export-body.ts';
+import { decimalNumber, isDecimalInteger } from '../../samples/decimal-text.ts';
 import type { SampleBatch } from '../../samples/sample-batch.ts';
 import type { SampleStore, TimeRange } from '../../storage/sample-store.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { authorizeSession } from '../access-guard.ts';
-import { isDecimalInteger } from '../decimal-integer.ts';
-import { decimalNumber } from '../decimal-number.ts';
 import { sessionRef } from './session-admission.ts';
 import { findSessionOr404 } from './sessions.ts';
 
@@ -29,9 +28,9 @@ export interface DataRoutesOptions {
 
 const maxSeq = Number.MAX_SAFE_INTEGER;
 
-/** Checked in decimal digits before the query validator coerces them (decimal-integer.ts). */
+/** Checked in decimal digits before the query validator coerces them (samples/decimal-text.ts). */
 const integerParams = ['fromSeq', 'toSeq', 'limit'] as const;
-/** Checked as finite decimal numbers, for the same reason (decimal-number.ts). */
+/** Checked as finite decimal numbers, for the same reason (samples/decimal-text.ts). */
 const numberParams = ['fromT', 'toT'] as const;
 
 /** The t bounds asked for, or none: a read without them takes no part of the time path. */

@@ -24,9 +24,9 @@ import type { IngestRoute } from '../../ingest/ingest-route.ts';
 import type { LiveRoute } from '../../live/live-route.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { Tracing } from '../../observability/tracing.ts';
+import { isDecimalInteger } from '../../samples/decimal-text.ts';
 import type { SessionRecord, SessionRepository } from '../../storage/session-repository.ts';
 import { proxyTrust } from '../client-address.ts';
-import { isDecimalInteger } from '../decimal-integer.ts';
 import { FailureTriage, type ServedOperation } from '../failures.ts';
 import {
   beforeLookup,
