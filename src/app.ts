@@ -43,6 +43,7 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { RawSummarySource } from './storage/raw-summaries.ts';
+import { RollupSummarySource } from './storage/rollup-source.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
@@ -225,7 +226,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     readiness,
     repository,
     store,
-    summaries: new RawSummarySource(store),
+    summaries: new RollupSummarySource(pool, new RawSummarySource(store)),
     coordinator,
     sockets,
     ingestRoute,
