@@ -28,6 +28,7 @@ const parts = {
   export: '^src/export/',
   ingest: '^src/ingest/',
   live: '^src/live/',
+  connectors: '^src/connectors/',
   http: '^src/http/',
   app: '^src/app\\.ts$',
   serve: '^src/serve\\.ts$',
@@ -75,11 +76,16 @@ const allowed = {
     [...leaves, 'sessions', 'fanout'],
     'the viewer socket and its route (an edge) take the recent window from the coordinator and subscribe to the hub; the stored history comes through ports live/ declares, which app.ts fills from storage',
   ],
+  connectors: [
+    [...leaves, 'sessions', 'storage', 'access'],
+    'pull sources (an edge, as ingest is): a connector is a producer, so its records go through the coordinator (sessions) like any batch; its own record and its streams are in storage, and its changes go to the audit trail (access)',
+  ],
   http: [
-    [...leaves, 'ingest', 'live', 'export', 'aggregates', 'sessions', 'storage', 'access'],
+    [...leaves, 'ingest', 'live', 'export', 'aggregates', 'sessions', 'storage', 'access', 'connectors'],
     'the server and its routes, the outermost edge: they hand sockets to the ingest and live routes, call the coordinator, read sessions and data from storage, and ask access who is calling',
   ],
-  app: [[...leaves, 'lifecycle', 'aggregates', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'http'], 'the composition root builds and wires every part of the server'],
+  app: [
+    [...leaves, 'lifecycle', 'aggregates', 'storage', 'fanout', 'sessions', 'access', 'export', 'ingest', 'live', 'connectors', 'http'], 'the composition root builds and wires every part of the server'],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],

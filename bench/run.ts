@@ -6,7 +6,7 @@
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
  *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, auth,
- *                                        export, memory
+ *                                        export, export-parquet, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -29,6 +29,7 @@ import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
 import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
 import { authSection } from './sections/auth.ts';
 import { exportSection } from './sections/export.ts';
+import { exportParquetSection } from './sections/export-parquet.ts';
 import { fanoutSection } from './sections/fanout.ts';
 import { fanoutNginxSection } from './sections/fanout-nginx.ts';
 import { httpIngestSection } from './sections/http-ingest.ts';
@@ -46,6 +47,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   rest: restSection,
   auth: authSection,
   export: exportSection,
+  'export-parquet': exportParquetSection,
   'fanout-nginx': fanoutNginxSection,
   fanout: fanoutSection,
 };

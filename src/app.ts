@@ -16,15 +16,16 @@
  * those final commits are exported too.
  */
 import os from 'node:os';
-import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { buildAccess } from './access/access-service.ts';
 import type { Config } from './config.ts';
+import { buildConnectors } from './connectors/connectors.ts';
 import { pollUntil } from './deadlines.ts';
 import { FanoutHub } from './fanout/hub.ts';
 import { RedisBroker } from './fanout/redis-broker.ts';
 import { registerApi } from './http/api.ts';
 import { FailureTriage } from './http/failures.ts';
+import { rateLimitRedisOf } from './http/rate-limits.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import { SocketRegistry } from './http/socket-registry.ts';
 import { HttpIngest } from './ingest/http-ingest.ts';
@@ -38,6 +39,7 @@ import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { CommitThread } from './storage/commit-thread.ts';
+import { ConnectorRepository } from './storage/connector-repository.ts';
 import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
@@ -167,7 +169,11 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const locks = new ProducerLocks({
     url: databaseUrl,
     log: log.child({ part: 'locks' }),
-    onLost: (sessionId) => coordinator.lockLost(sessionId),
+    // Sessions' locks and connectors' share the connection; each side ignores ids not its own.
+    onLost: (id) => {
+      coordinator.lockLost(id);
+      connectors.runner.lockLost(id);
+    },
   });
   await parts.start(locks);
   const remoteEnd = broker && ((sessionId: string) => endElsewhere(broker, repository, sessionId));
@@ -179,6 +185,18 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     windowMaxBytes: config.live.recentWindowBytes,
     remoteEnd,
   });
+  const connectors = await buildConnectors({
+    config,
+    embedded: embedded !== null,
+    repository: new ConnectorRepository(pool),
+    sessions: repository,
+    coordinator,
+    queue,
+    locks,
+    metrics,
+    audit: access.audit,
+    log,
+  });
   broker?.onControl(({ endSession }) => {
     coordinator
       .endIfLocal(endSession, config.sessions.endTimeoutMs)
@@ -187,9 +205,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
 
   metrics.observeWriteQueue(queue);
 
-  const rateLimitRedis =
-    config.redisUrl === null ? null : new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  rateLimitRedis?.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
+  const rateLimitRedis = rateLimitRedisOf(config, log);
   if (rateLimitRedis) await parts.start({ name: 'rate-limit redis', close: async () => rateLimitRedis.disconnect() });
   let draining = false;
   const server = await createHttpServer({ config, log, metrics, rateLimitRedis, tracing, isDraining: () => draining });
@@ -233,6 +249,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     httpIngest,
     liveRoute,
     access,
+    connectors: connectors.service,
     log,
     isDraining: () => draining,
     tracing,
@@ -246,6 +263,8 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
       if (!flushed) log.error({ queuedSamples: queue.queuedSamples }, 'shutdown grace ran out before the write queue was committed');
     },
   });
+  // Closed before the writer drains, so that the records of its last polls are committed.
+  await parts.start(connectors.runner);
   // Closed first: from here new requests and upgrades get 503, and producers are no longer read,
   // so that what the writer commits next is all there is to ack.
   await parts.start({

@@ -116,6 +116,23 @@ export interface Config {
     /** Whether commits keep the roll-ups (storage/rollup-store.ts); off, aggregates read raw samples. */
     rollups: boolean;
   };
+  connectors: {
+    /** AES-256-GCM key sealing upstream secrets; null: a key file under the data dir with the embedded database, else none. */
+    secretKey: Buffer | null;
+    /** The shortest pollIntervalS a connector is created with, in ms. */
+    minPollIntervalMs: number;
+    /** How often an instance looks for connectors nobody polls (one whose instance died): the takeover bound. */
+    claimIntervalMs: number;
+    upstream: {
+      attemptTimeoutMs: number;
+      maxAttempts: number;
+      retryBaseMs: number;
+      retryMaxMs: number;
+      breakerFailures: number;
+      halfOpenAfterMs: number;
+      maxBodyBytes: number;
+    };
+  };
   tracing: {
     /** null: tracing is off (no exporter, the API's no-op tracer). Else the OTLP/HTTP base URL; spans go to `v1/traces` under it. */
     otlpEndpoint: string | null;
@@ -270,6 +287,26 @@ const operation = {
   LOG_LEVEL: { default: 'info', about: 'pino level: fatal, error, warn, info, debug, trace or silent' },
 } as const satisfies Settings;
 
+const connectors = {
+  CONNECTOR_SECRET_KEY: {
+    default: null,
+    example: 'CHANGE+ME+openssl+rand+base64+32+0000000000=',
+    about: 'seals connector secrets (AES-256-GCM); unset: generated under WAVEHOUSE_DATA_DIR (embedded database only)',
+  },
+  CONNECTOR_MIN_POLL_INTERVAL_MS: { default: 1_000, about: 'shortest poll interval a connector may be created with' },
+  CONNECTOR_CLAIM_INTERVAL_MS: {
+    default: 10_000,
+    about: 'how often an instance takes up connectors nobody polls (after a crash: within this and the lock release)',
+  },
+  CONNECTOR_TIMEOUT_MS: { default: 10_000, about: 'one upstream request, headers and body' },
+  CONNECTOR_MAX_ATTEMPTS: { default: 3, about: 'attempts of one upstream request, retries of transient failures included' },
+  CONNECTOR_RETRY_BASE_MS: { default: 500, about: 'first retry delay (jittered, doubling), or longer if Retry-After says so' },
+  CONNECTOR_RETRY_MAX_MS: { default: 10_000, about: 'longest retry delay; a longer Retry-After ends the poll and delays the next' },
+  CONNECTOR_BREAKER_FAILURES: { default: 5, about: 'consecutive failed requests to a host that open its circuit breaker' },
+  CONNECTOR_BREAKER_HALF_OPEN_MS: { default: 20_000, about: 'how long an open breaker refuses calls before it tries one (at most 30000)' },
+  CONNECTOR_MAX_BODY_BYTES: { default: 4 * MiB, about: 'largest upstream answer; a larger one is refused' },
+} as const satisfies Settings;
+
 const tracing = {
   OTEL_EXPORTER_OTLP_ENDPOINT: {
     default: null,
@@ -290,6 +327,7 @@ export const settingSections: readonly { title: string; settings: Settings }[] =
   { title: 'Live viewers', settings: live },
   { title: 'Write path', settings: writePath },
   { title: 'Sockets, shutdown, logs', settings: operation },
+  { title: 'Connectors (pull sources)', settings: connectors },
   { title: 'Tracing (off unless an OTLP/HTTP endpoint is set)', settings: tracing },
 ];
 
@@ -303,6 +341,7 @@ const settings = {
   ...live,
   ...writePath,
   ...operation,
+  ...connectors,
   ...tracing,
 };
 type SettingName = keyof typeof settings;
@@ -367,6 +406,17 @@ function reader(env: Env) {
       return value as T;
     },
   };
+}
+
+/** CONNECTOR_SECRET_KEY: base64 of exactly 32 bytes, an AES-256 key. */
+function readSecretKey(raw: string | null, problems: string[]): Buffer | null {
+  if (raw === null) return null;
+  const key = Buffer.from(raw, 'base64');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(raw) || key.length !== 32) {
+    problems.push('CONNECTOR_SECRET_KEY: expected the base64 of 32 bytes (openssl rand -base64 32)');
+    return null;
+  }
+  return key;
 }
 
 /**
@@ -540,6 +590,20 @@ export function loadConfig(env: Env): Config {
       maxChunkSamples: read.integer('WRITE_CHUNK_MAX_SAMPLES', 1, 100_000),
       lanes: read.integer('WRITE_LANES', 1, 16),
       rollups: read.boolean('WRITE_ROLLUPS'),
+    },
+    connectors: {
+      secretKey: readSecretKey(read.optionalString('CONNECTOR_SECRET_KEY'), read.problems),
+      minPollIntervalMs: read.integer('CONNECTOR_MIN_POLL_INTERVAL_MS', 1, 86_400_000),
+      claimIntervalMs: read.integer('CONNECTOR_CLAIM_INTERVAL_MS', 10, 25_000),
+      upstream: {
+        attemptTimeoutMs: read.integer('CONNECTOR_TIMEOUT_MS', 10, 600_000),
+        maxAttempts: read.integer('CONNECTOR_MAX_ATTEMPTS', 1, 10),
+        retryBaseMs: read.integer('CONNECTOR_RETRY_BASE_MS', 1, 600_000),
+        retryMaxMs: read.integer('CONNECTOR_RETRY_MAX_MS', 1, 600_000),
+        breakerFailures: read.integer('CONNECTOR_BREAKER_FAILURES', 1, 1_000),
+        halfOpenAfterMs: read.integer('CONNECTOR_BREAKER_HALF_OPEN_MS', 10, 30_000),
+        maxBodyBytes: read.integer('CONNECTOR_MAX_BODY_BYTES', 1024, 256 * MiB),
+      },
     },
     tracing: {
       otlpEndpoint,

@@ -46,7 +46,7 @@ const rowsPerCommit = 100;
 const formats = ['json', 'ndjson', 'csv'] as const;
 type Format = (typeof formats)[number];
 
-async function seed(store: SampleStore, sessionId: string, samples: number): Promise<void> {
+export async function seed(store: SampleStore, sessionId: string, samples: number): Promise<void> {
   for (let first = 1; first <= samples; first += chunkSamples * rowsPerCommit) {
     const rows: ChunkRow[] = [];
     for (let at = first; at < first + chunkSamples * rowsPerCommit && at <= samples; at += chunkSamples) {

@@ -1,6 +1,6 @@
 /**
- * `wavehouse export <sessionId> --format csv|ndjson|json -o <file>`: a session's samples to a
- * file, as the server encodes them (bytes passed through, never re-encoded).
+ * `wavehouse export <sessionId> --format csv|ndjson|json|parquet -o <file>`: a session's samples
+ * to a file, as the server encodes them (bytes passed through, never re-encoded).
  *
  * A partial file never looks complete: the body goes to `<file>.partial`, which is renamed to
  * `<file>` only once the body has ended properly and holds exactly the session's committed
@@ -14,15 +14,26 @@ import { parseArgs } from 'node:util';
 import { dataUrl, fetchWithCredential, getSession, problemFrom } from '../sdk/rest.ts';
 import { CliError, describeError, requireSessionId, sessionNotFound, UsageError } from './cli-error.ts';
 import type { ClientAccess } from './client-access.ts';
+import { ParquetCounter } from './parquet-counter.ts';
 import { formatBytes, ProgressBar } from './progress-bar.ts';
 
-export const exportUsage = `wavehouse export <sessionId> [-o <file>] [--format csv|ndjson|json] [--url <server>] [--keep-partial] [--quiet]
-                 [--api-key-file <path>]
+export const exportUsage = `wavehouse export <sessionId> [-o <file>] [--format csv|ndjson|json|parquet] [--url <server>] [--keep-partial]
+                 [--quiet] [--api-key-file <path>]
   Writes every stored sample of a session to <file> (stdout without -o). The format defaults
-  to the file's extension (.csv, .ndjson/.jsonl, .json). The file appears only when complete.
+  to the file's extension (.csv, .ndjson/.jsonl, .json, .parquet). The file appears only when
+  complete. Parquet has the CSV header as columns (seq INT64, t and each channel DOUBLE).
   A private server needs a key with sessions:read ($WAVEHOUSE_API_KEY or --api-key-file).`;
 
-type Format = 'csv' | 'ndjson' | 'json';
+type TextFormat = 'csv' | 'ndjson' | 'json';
+type Format = TextFormat | 'parquet';
+const formats: readonly string[] = ['csv', 'ndjson', 'json', 'parquet'] satisfies Format[];
+
+/** What the command needs of a body as it passes: how many samples it held, and whether it ended whole. */
+interface BodyCounter {
+  readonly samples: number;
+  readonly endsWell: boolean;
+  feed(chunk: Uint8Array): void;
+}
 
 const newline = 0x0a;
 const seqKey = Buffer.from('"seq":');
@@ -32,13 +43,13 @@ const seqKey = Buffer.from('"seq":');
  * (after CSV's header), and one `"seq":` key each in JSON (channel names cannot be "seq",
  * and no other key ends in it right after a quote).
  */
-export class SampleCounter {
+export class SampleCounter implements BodyCounter {
   private newlines = 0;
   private keys = 0;
   private carry = Buffer.alloc(0);
   private lastByte = -1;
 
-  constructor(private readonly format: Format) {}
+  constructor(private readonly format: TextFormat) {}
 
   get samples(): number {
     if (this.format === 'json') return this.keys;
@@ -71,13 +82,13 @@ export class SampleCounter {
 
 function formatOf(explicit: string | undefined, file: string | undefined): Format {
   if (explicit !== undefined) {
-    if (explicit === 'csv' || explicit === 'ndjson' || explicit === 'json') return explicit;
-    throw new UsageError(`unknown format "${explicit}": expected csv, ndjson or json`);
+    if (formats.includes(explicit)) return explicit as Format;
+    throw new UsageError(`unknown format "${explicit}": expected csv, ndjson, json or parquet`);
   }
   const extension = file?.toLowerCase().match(/\.([a-z]+)$/)?.[1];
-  if (extension === 'csv' || extension === 'json' || extension === 'ndjson') return extension;
+  if (extension !== undefined && formats.includes(extension)) return extension as Format;
   if (extension === 'jsonl') return 'ndjson';
-  throw new UsageError('say which format with --format csv|ndjson|json (or name the file .csv, .ndjson or .json)');
+  throw new UsageError('say which format with --format csv|ndjson|json|parquet (or name the file .csv, .ndjson, .json or .parquet)');
 }
 
 interface Sink {
@@ -155,7 +166,7 @@ export async function exportCommand(args: string[], { baseUrl, credential }: Cli
   process.once('SIGINT', onSignal);
 
   const sink = file === undefined ? stdoutSink() : await fileSink(file, values['keep-partial']);
-  const counter = new SampleCounter(format);
+  const counter: BodyCounter = format === 'parquet' ? new ParquetCounter(session.channels.length) : new SampleCounter(format);
   const progress = new ProgressBar(process.stderr, expected, !values.quiet && process.stderr.isTTY === true);
   let bytes = 0;
   try {

@@ -28,7 +28,7 @@ commands:
   serve      run the service
   keys       create an API key in the service's database (keys create --role admin --name NAME)
   simulate   stream a synthetic SCG into a session
-  export     write a session's samples to a file (csv, ndjson, json)
+  export     write a session's samples to a file (csv, ndjson, json, parquet)
   ingest     send samples from a CSV or NDJSON file (or stdin) over HTTP, resumable
   tail       print a session's live samples as NDJSON
 

@@ -23,7 +23,8 @@ export const simulateUsage = `wavehouse simulate [--url <server>] [--rate 100] [
   --keep-open) once every sample is stored.
   The ingest token of a --session comes from one of (an option beats the environment):
     --token-file <path>   the file's first line, "-" for stdin; warns if others can read the file
-    --token <ingestToken> visible to other users (ps) and kept in shell history: prefer the others
+    --token=<ingestToken> visible to other users (ps) and kept in shell history: prefer the others
+                          (with "=": a token may start with "-")
     $${tokenEnvVar}
   A new session's token is printed with its id. On a private server a new session needs a key
   with sessions:write ($WAVEHOUSE_API_KEY or --api-key-file); a --session needs only its token.`;

@@ -53,6 +53,7 @@ export const problems = {
   service_unavailable: { status: 503, title: 'The server is shutting down or cannot reach its database; retry shortly.' },
   internal_error: { status: 500, title: 'An unexpected error; it has been logged with the request id.' },
   access_tokens_off: { status: 501, title: 'This server issues no access tokens: it has no signing key (ACCESS_TOKEN_SIGNING_KEY).' },
+  connector_secrets_off: { status: 501, title: 'This server stores no connector secrets: it has no CONNECTOR_SECRET_KEY.' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ProblemCode = keyof typeof problems;

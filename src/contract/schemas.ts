@@ -171,7 +171,7 @@ export const DataQuery = Type.Object(
     limit: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: 'Decimal digits only.' })),
     fromT: Type.Optional(Type.Number({ description: 'Inclusive (t >= fromT); finite, in decimal (1732345678901.25, -5, 1.7e12).' })),
     toT: Type.Optional(Type.Number({ description: 'Exclusive (t < toT); finite, in decimal; not below fromT.' })),
-    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv')])),
+    format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('ndjson'), Type.Literal('csv'), Type.Literal('parquet')])),
   },
   { additionalProperties: false },
 );

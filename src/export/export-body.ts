@@ -1,6 +1,7 @@
 /**
- * The body of GET /sessions/{id}/data in each format, as a stream of byte pieces: the
- * batches read from the database are written as text (samples/sample-text.ts) into pieces
+ * The body of GET /sessions/{id}/data in each format, as a stream of byte pieces: Parquet's
+ * are its row groups (parquet-body.ts); for the others, the batches read from the database are
+ * written as text (samples/sample-text.ts) into pieces
  * of about `pieceBytes`, so the response gets few large writes and no string per batch.
  *
  * Memory: the consumer pulls one piece at a time (Readable.from reads one ahead, the response
@@ -10,6 +11,7 @@
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { jsonColumnKeys, maxCsvSamplesBytes, maxJsonSamplesBytes, writeCsvSamples, writeJsonSamples } from '../samples/sample-text.ts';
 import type { DataFormat, ExportHeader } from './data-formats.ts';
+import { encodeParquetBody } from './parquet-body.ts';
 
 /**
  * 1 MiB: five or more 2,000-sample batches a piece, so writes are large, and still small
@@ -53,7 +55,7 @@ function ndjsonWriter(channels: readonly string[]): BatchWriter {
 
 const csvWriter: BatchWriter = { room: maxCsvSamplesBytes, write: writeCsvSamples };
 
-function framing(format: DataFormat, header: ExportHeader): { head: string; tail: string; writer: BatchWriter } {
+function framing(format: Exclude<DataFormat, 'parquet'>, header: ExportHeader): { head: string; tail: string; writer: BatchWriter } {
   if (format === 'csv') return { head: `${['seq', 't', ...header.channels].join(',')}\n`, tail: '', writer: csvWriter };
   if (format === 'ndjson') return { head: '', tail: '', writer: ndjsonWriter(header.channels) };
   return {
@@ -68,6 +70,10 @@ export async function* encodeExportBody(
   header: ExportHeader,
   batches: AsyncIterable<SampleBatch>,
 ): AsyncGenerator<Buffer> {
+  if (format === 'parquet') {
+    yield* encodeParquetBody(header, batches);
+    return;
+  }
   const { head, tail, writer } = framing(format, header);
   let piece = Buffer.allocUnsafe(pieceBytes);
   let at = piece.write(head, 0, 'utf8');

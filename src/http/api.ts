@@ -8,6 +8,7 @@ import { installAccessGuard } from './access-guard.ts';
 import { type AggregateRoutesOptions, aggregateRoutes } from './routes/aggregates.ts';
 import { type AuditRoutesOptions, auditRoutes } from './routes/audit.ts';
 import { type AuthRoutesOptions, authRoutes } from './routes/auth.ts';
+import { type ConnectorRoutesOptions, connectorRoutes } from './routes/connectors.ts';
 import { type DataRoutesOptions, dataRoutes } from './routes/data.ts';
 import { type HealthRoutesOptions, healthRoutes } from './routes/health.ts';
 import { type KeyRoutesOptions, keyRoutes } from './routes/keys.ts';
@@ -29,7 +30,8 @@ export type ApiParts = HealthRoutesOptions &
   SocketRoutesOptions &
   KeyRoutesOptions &
   AuthRoutesOptions &
-  AuditRoutesOptions & { access: Access };
+  AuditRoutesOptions &
+  ConnectorRoutesOptions & { access: Access };
 
 export async function registerApi(server: HttpServer, parts: ApiParts): Promise<void> {
   // On the root, so that its hook sees every route; the parts are read per request, never here.
@@ -45,5 +47,6 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(keyRoutes, parts);
   await server.register(authRoutes, parts);
   await server.register(auditRoutes, parts);
+  await server.register(connectorRoutes, parts);
   await server.register(pageRoutes, { authMode: parts.config.access.mode });
 }

@@ -21,7 +21,8 @@
  */
 import { normalizeIP, type RateLimitPluginOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { Problem } from '../contract/errors.ts';
 
@@ -46,6 +47,15 @@ function overLimit(max: number, holder: string, retryAfter: string, retryAfterS?
 /** A key's own limit, else the default. */
 function perMinuteOf(config: Config, request: FastifyRequest): number {
   return request.access?.principal.limits.requestsPerMinute ?? config.http.rateLimitPerMinute;
+}
+
+/** The Redis that shares the limits across instances when REDIS_URL is set; null keeps them in process. */
+export function rateLimitRedisOf(config: Config, log: Logger): Redis | null {
+  if (config.redisUrl === null) return null;
+  // No offline queue and one retry: a limit check must not wait on a Redis that is away (skipOnError lets it pass).
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (error: Error) => log.warn({ err: error }, 'rate-limit redis connection error'));
+  return redis;
 }
 
 /** The options of @fastify/rate-limit, registered once on the server (server.ts). */

@@ -36,9 +36,19 @@ function addCounted(counts: HotCounts, key: keyof HotCounts, counter: { inc(valu
   counts[key] = 0;
 }
 
+/** What the connector gauges read when scraped (set by app.ts once the runner exists). */
+export interface ConnectorGauges {
+  breakerStates(): Array<{ origin: string; state: 'closed' | 'open' | 'half-open' }>;
+  /** Of each connector this instance polls: seconds since its last successful poll (since it was taken up, before any). */
+  secondsSinceSuccess(): Array<{ connector: string; kind: string; seconds: number }>;
+}
+
+const breakerLevels = { closed: 0, 'half-open': 1, open: 2 } as const;
+
 export function createMetrics() {
   const registry = new Registry();
   let queue: QueueDepth = { queuedSamples: 0, queuedBytes: 0 };
+  let connectors: ConnectorGauges = { breakerStates: () => [], secondsSinceSuccess: () => [] };
   const hot: HotCounts = { jsonFrames: 0, binaryFrames: 0, samples: 0, duplicateSamples: 0, liveFramesSent: 0 };
   collectDefaultMetrics({ register: registry, prefix: 'wavehouse_process_' });
   const in_ = (config: { name: string; help: string; labelNames?: readonly string[] }) => ({ ...config, registers: [registry] });
@@ -136,6 +146,60 @@ export function createMetrics() {
       ...in_({ name: 'wavehouse_ack_latency_seconds', help: 'From a frame accepted to its samples committed (the ack is sent then).' }),
       buckets: latencyBucketsS,
     }),
+    connectorPolls: new Counter(
+      in_({
+        name: 'wavehouse_connector_polls_total',
+        help: 'Connector polls, by kind and outcome (success, failed, breaker_open).',
+        labelNames: ['kind', 'outcome'],
+      }),
+    ),
+    connectorUpstreamDuration: new Histogram({
+      ...in_({
+        name: 'wavehouse_connector_upstream_duration_seconds',
+        help: 'One upstream request attempt, headers and body, by kind.',
+        labelNames: ['kind'],
+      }),
+      buckets: latencyBucketsS,
+    }),
+    connectorRecords: new Counter(
+      in_({
+        name: 'wavehouse_connector_records_total',
+        help: 'Upstream records stored (duplicates excluded), by kind.',
+        labelNames: ['kind'],
+      }),
+    ),
+    connectorDiscards: new Counter(
+      in_({
+        name: 'wavehouse_connector_discards_total',
+        help: 'Upstream values stored as null for not being numbers (invalid_value), and records skipped (invalid_record), by kind.',
+        labelNames: ['kind', 'what'],
+      }),
+    ),
+    observeConnectors(gauges: ConnectorGauges) {
+      connectors = gauges;
+    },
+    connectorBreakerState: new Gauge({
+      ...in_({
+        name: 'wavehouse_connector_breaker_state',
+        help: "An upstream origin's circuit breaker on this instance: 0 closed, 1 half-open, 2 open.",
+        labelNames: ['origin'],
+      }),
+      collect() {
+        this.reset();
+        for (const { origin, state } of connectors.breakerStates()) this.labels(origin).set(breakerLevels[state]);
+      },
+    }),
+    connectorSecondsSinceSuccess: new Gauge({
+      ...in_({
+        name: 'wavehouse_connector_seconds_since_success',
+        help: 'Of each connector this instance polls, seconds since its last successful poll.',
+        labelNames: ['connector', 'kind'],
+      }),
+      collect() {
+        this.reset();
+        for (const { connector, kind, seconds } of connectors.secondsSinceSuccess()) this.labels(connector, kind).set(seconds);
+      },
+    }),
     databaseErrors: new Counter(
       in_({ name: 'wavehouse_database_errors_total', help: 'Failed database operations, by operation.', labelNames: ['operation'] }),
     ),
@@ -187,3 +251,18 @@ export function writerCounters(metrics: Metrics) {
     failed: () => metrics.databaseErrors.labels('commit').inc(),
   };
 }
+
+/** The connector runner's counters. */
+export function connectorCounters(metrics: Metrics) {
+  return {
+    polled: (kind: string, outcome: 'success' | 'failed' | 'breaker_open') => metrics.connectorPolls.labels(kind, outcome).inc(),
+    upstreamAttempt: (kind: string, ms: number) => metrics.connectorUpstreamDuration.labels(kind).observe(ms / 1_000),
+    stored: (kind: string, records: number) => metrics.connectorRecords.labels(kind).inc(records),
+    discarded: (kind: string, invalidValues: number, invalidRecords: number) => {
+      if (invalidValues > 0) metrics.connectorDiscards.labels(kind, 'invalid_value').inc(invalidValues);
+      if (invalidRecords > 0) metrics.connectorDiscards.labels(kind, 'invalid_record').inc(invalidRecords);
+    },
+  };
+}
+
+export type ConnectorCounters = ReturnType<typeof connectorCounters>;

@@ -156,7 +156,7 @@ export interface DataRange {
   limit?: number;
 }
 
-export function dataUrl(baseUrl: string, sessionId: string, format: 'json' | 'ndjson' | 'csv', range: DataRange = {}): string {
+export function dataUrl(baseUrl: string, sessionId: string, format: 'json' | 'ndjson' | 'csv' | 'parquet', range: DataRange = {}): string {
   const query = new URLSearchParams({ format });
   for (const key of ['fromSeq', 'toSeq', 'limit'] as const) {
     if (range[key] !== undefined) query.set(key, String(range[key]));

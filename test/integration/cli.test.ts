@@ -1,6 +1,7 @@
 /**
  * The `wavehouse` command line, run as a child process (`node bin/wavehouse.mjs ...`) against
- * the real server: simulate streams a session that export then writes in every format; export
+ * the real server: simulate streams a session that export then writes in every format (Parquet
+ * read back by DuckDB); export
  * never leaves a file that looks complete when it is not (unknown id, unreachable server, a
  * connection cut mid-body, a body that ends short); tail prints what a producer sends.
  * Every failure is one line on stderr and a non-zero exit code.
@@ -11,7 +12,10 @@ import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { describe, type TestContext, test } from 'node:test';
+import { encodeParquetBody } from '../../src/export/parquet-body.ts';
+import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { Producer } from '../../src/sdk/producer.ts';
 import type { Sample } from '../../src/sdk/types.ts';
 import { startApp } from '../support/app.ts';
@@ -19,6 +23,7 @@ import { type Run, runCli, startCli } from '../support/cli.ts';
 import { createSession, endSession } from '../support/clients.ts';
 import { eventually } from '../support/eventually.ts';
 import { expectedSample, storeSamplesDirectly } from '../support/export-streams.ts';
+import { readParquetFile } from '../support/parquet-reader.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 /** A failure as the CLI promises it: exit code 1 and exactly one line on stderr. */
@@ -45,10 +50,20 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-async function fetchText(url: string): Promise<string> {
+async function fetchBytes(url: string): Promise<Buffer> {
   const response = await fetch(url);
   assert.equal(response.status, 200, url);
-  return response.text();
+  return Buffer.from(await response.arrayBuffer());
+}
+
+/** A Parquet body of `count` samples of one channel `ax`, as the server writes it. */
+async function parquetOf(count: number): Promise<Buffer> {
+  const batch = SampleBatch.allocate(count, 1);
+  for (let i = 0; i < count; i++) [batch.columns[i], batch.columns[count + i], batch.columns[2 * count + i]] = [i + 1, i, 0.5];
+  const pieces: Buffer[] = [];
+  for await (const piece of encodeParquetBody({ sessionId: 'x', channels: ['ax'], nullable: false }, Readable.from([batch])))
+    pieces.push(piece);
+  return Buffer.concat(pieces);
 }
 
 describe('wavehouse CLI', () => {
@@ -74,15 +89,15 @@ describe('wavehouse CLI', () => {
     assert.equal(session.sampleRateHz, 200);
 
     const dir = await tempDir(t);
-    for (const format of ['csv', 'ndjson', 'json'] as const) {
+    for (const format of ['csv', 'ndjson', 'json', 'parquet'] as const) {
       const file = path.join(dir, `session.${format}`);
       const exported = await runCli(t, ['export', sessionId, '--format', format, '-o', file, '--url', baseUrl]);
       assert.equal(exported.code, 0, exported.stderr);
       assert.match(exported.stderr, new RegExp(`exported 200 samples .* to ${file.replace(/[.\\]/g, '\\$&')}`));
       // Passed through as the server encodes it, byte for byte.
-      assert.equal(await readFile(file, 'utf8'), await fetchText(`${baseUrl}/api/v1/sessions/${sessionId}/data?format=${format}`), format);
+      assert.ok((await readFile(file)).equals(await fetchBytes(`${baseUrl}/api/v1/sessions/${sessionId}/data?format=${format}`)), format);
     }
-    assert.deepEqual((await readdir(dir)).sort(), ['session.csv', 'session.json', 'session.ndjson']);
+    assert.deepEqual((await readdir(dir)).sort(), ['session.csv', 'session.json', 'session.ndjson', 'session.parquet']);
 
     const lines = (await readFile(path.join(dir, 'session.csv'), 'utf8')).split('\n');
     assert.equal(lines[0], 'seq,t,ax,ay,az');
@@ -107,6 +122,15 @@ describe('wavehouse CLI', () => {
       .map((line) => JSON.parse(line) as Sample);
     assert.deepEqual(ndjson, json.samples);
     assert.equal(json.samples.length, 200);
+    const parquet = await readParquetFile(path.join(dir, 'session.parquet'));
+    assert.deepEqual(
+      parquet.values[0],
+      rows.map((row) => BigInt(row[0])),
+    );
+    assert.deepEqual(
+      parquet.values.slice(1),
+      [1, 2, 3, 4].map((c) => json.samples.map((sample) => sample[['t', 'ax', 'ay', 'az'][c - 1]])),
+    );
   });
 
   test('simulate --session takes its token from $WAVEHOUSE_TOKEN, a file or stdin, never needing it on the command line', async (t) => {
@@ -151,7 +175,8 @@ describe('wavehouse CLI', () => {
     const none = await runCli(t, simulate);
     assert.equal(none.code, 2, none.stderr);
     assert.match(none.stderr, /--session needs its ingest token .*--token-file <path>, \$WAVEHOUSE_TOKEN or --token/);
-    const both = await runCli(t, [...simulate, '--token', ingestToken, '--token-file', file]);
+    // --token=<value>: a token may start with '-' (1 in 64 do), which parseArgs refuses as a separate argument.
+    const both = await runCli(t, [...simulate, `--token=${ingestToken}`, '--token-file', file]);
     assert.equal(both.code, 2, both.stderr);
     assert.match(both.stderr, /give --token or --token-file, not both/);
     assert.equal(await lastSeq(), 80, 'the refused runs sent nothing');
@@ -215,6 +240,7 @@ describe('wavehouse CLI', () => {
   test('an export whose body ends cleanly but short is refused, as is one that ends mid-record', async (t) => {
     // A stand-in server: the session says 1,000 samples; the body brings fewer.
     const sessionId = crypto.randomUUID();
+    const parquetAnswers = [await parquetOf(500), (await parquetOf(1_000)).subarray(0, 20_000)];
     const sockets = new Set<Socket>();
     const server = http.createServer((request, response) => {
       if (request.url === `/api/v1/sessions/${sessionId}`) {
@@ -233,7 +259,10 @@ describe('wavehouse CLI', () => {
       }
       const format = new URL(request.url!, 'http://x').searchParams.get('format');
       response.writeHead(200, { 'content-type': 'text/plain' });
-      if (format === 'csv') {
+      if (format === 'parquet') {
+        // First a whole file of 500 samples, then the first 20,000 bytes of one of 1,000 (no footer).
+        response.end(parquetAnswers.shift());
+      } else if (format === 'csv') {
         response.end(`seq,t,ax\n${Array.from({ length: 500 }, (_, i) => `${i + 1},${i},0.5\n`).join('')}`);
       } else {
         response.end(`${Array.from({ length: 1_000 }, (_, i) => `{"seq":${i + 1},"t":${i},"ax":0.5}`).join('\n')}\n{"seq":1001,"t`);
@@ -257,6 +286,14 @@ describe('wavehouse CLI', () => {
     );
     assertFailedWith(
       await runCli(t, ['export', sessionId, '-o', path.join(dir, 'torn.ndjson'), '--url', url]),
+      /the body ended mid-record/,
+    );
+    assertFailedWith(
+      await runCli(t, ['export', sessionId, '-o', path.join(dir, 'short.parquet'), '--url', url]),
+      /the body ended after 500 of 1000 samples/,
+    );
+    assertFailedWith(
+      await runCli(t, ['export', sessionId, '-o', path.join(dir, 'torn.parquet'), '--url', url]),
       /the body ended mid-record/,
     );
     assert.deepEqual(await readdir(dir), []);

@@ -86,11 +86,12 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
           'All stored samples in seq order, streamed. fromSeq and toSeq are inclusive; ' +
           'fromT (inclusive) and toT (exclusive) keep the samples whose t lies between, combined with the seqs and limit. ' +
           'With limit, nextFromSeq (and the Wavehouse-Next-From-Seq header) tell where the next page starts. ' +
-          '?format= wins over Accept.',
+          'Parquet (?format=parquet or Accept: application/vnd.apache.parquet) has the CSV header as columns, seq INT64, ' +
+          't and a DOUBLE per channel (OPTIONAL in a nullable session), streamed in row groups. ?format= wins over Accept.',
         tags: ['data'],
         params: SessionIdParams,
         querystring: DataQuery,
-        produces: [mediaTypes.json, mediaTypes.ndjson, mediaTypes.csv],
+        produces: [mediaTypes.json, mediaTypes.ndjson, mediaTypes.csv, mediaTypes.parquet],
         response: {
           200: {
             description: 'JSON body below; NDJSON is one Sample per line; CSV has the header seq,t,<channels>.',
@@ -98,6 +99,7 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
               'application/json': { schema: SessionData },
               'application/x-ndjson': { schema: Type.String() },
               'text/csv': { schema: Type.String() },
+              'application/vnd.apache.parquet': { schema: Type.String({ format: 'binary' }) },
             },
           },
           ...problemResponses(400, 401, 403, 404, 429, 503),
@@ -117,7 +119,8 @@ export const dataRoutes: FastifyPluginAsyncTypebox<DataRoutesOptions> = async (s
       }
       if (nextFromSeq !== null) reply.header('wavehouse-next-from-seq', String(nextFromSeq));
       const batches = store.readRange(session.id, fromSeq, toSeq, times);
-      const body = Readable.from(encodeExportBody(format, { sessionId: session.id, channels: session.channels, nextFromSeq }, batches));
+      const header = { sessionId: session.id, channels: session.channels, nextFromSeq, nullable: session.nullable };
+      const body = Readable.from(encodeExportBody(format, header, batches));
       // The response schema types the JSON shape; the body is that shape, streamed.
       return reply.type(mediaTypes[format]).send(body as never);
     },

@@ -1,0 +1,99 @@
+/**
+ * One poll of a connector: each of its streams in turn, then its status as the poll leaves it.
+ * Never throws: what failed becomes `lastError`, and `failingSince` stays the time of the first
+ * failure until a poll succeeds. A secret that does not open, an upstream that fails after its
+ * retries, a breaker that refuses the call: each is a failed poll, with a message that names
+ * no secret (the URL's query never reaches a message, upstream-client.ts).
+ */
+import type { Logger } from 'pino';
+import type { ConnectorCounters } from '../observability/metrics.ts';
+import type { ConnectorRecord, ConnectorStatus, ConnectorStreamRecord } from '../storage/connector-repository.ts';
+import type { ConnectorKind } from './connector-kind.ts';
+import { openSecrets } from './connector-secrets.ts';
+import type { StreamIntake } from './stream-intake.ts';
+import type { UpstreamFetch } from './upstream-client.ts';
+import { UpstreamError } from './upstream-error.ts';
+import { BreakerOpenError, type BreakerStatus } from './upstream-policies.ts';
+
+export interface ConnectorPollParts {
+  readonly intake: StreamIntake;
+  readonly secretKey: Buffer | null;
+  readonly counters: ConnectorCounters;
+  readonly log: Logger;
+  /** Records the stream a poll created on the connector. */
+  addStream(connectorId: string, stream: ConnectorStreamRecord): Promise<void>;
+}
+
+export interface PolledConnector {
+  readonly status: ConnectorStatus;
+  /** Poll again at once: a page was not the last. */
+  readonly more: boolean;
+}
+
+/** The config the kind polls with: as stored, with its secrets opened. */
+function configOf(record: ConnectorRecord, secretKey: Buffer | null): Record<string, unknown> {
+  if (record.secrets === null) return record.config;
+  const secrets = secretKey === null ? null : openSecrets(secretKey, record.id, record.secrets);
+  if (secrets === null) throw new UpstreamError("the connector's secrets do not open with this instance's CONNECTOR_SECRET_KEY", false);
+  return { ...record.config, ...secrets };
+}
+
+export async function pollConnector(
+  record: ConnectorRecord,
+  kind: ConnectorKind<unknown>,
+  fetch: UpstreamFetch,
+  breaker: () => BreakerStatus,
+  parts: ConnectorPollParts,
+): Promise<PolledConnector> {
+  const { intake, counters, log } = parts;
+  const started = new Date();
+  let lastRecordMs = record.lastRecordAt?.getTime() ?? null;
+  let more = false;
+  let failure: string | null = null;
+  let retryAfterMs = 0;
+  try {
+    const config = configOf(record, parts.secretKey);
+    const streams = new Map(record.streams.map((stream) => [stream.key, stream]));
+    for (const key of kind.streamKeys(config)) {
+      const intook = await intake.run(
+        record.id,
+        streams.get(key) ?? null,
+        (cursor) => kind.poll(config, key, cursor, { fetch, nowMs: started.getTime() }),
+        (stream) => parts.addStream(record.id, stream),
+      );
+      const { records, discards } = intook.outcome;
+      counters.stored(kind.kind, intook.stored);
+      counters.discarded(kind.kind, discards.invalidValues, discards.invalidRecords);
+      if (discards.invalidValues + discards.invalidRecords > 0) {
+        log.warn(
+          { connectorId: record.id, stream: key, ...discards },
+          'upstream values that are not numbers stored as null, records skipped',
+        );
+      }
+      if (records.length > 0) lastRecordMs = Math.max(lastRecordMs ?? records[0].t, ...records.map((r) => r.t));
+      more ||= intook.outcome.more;
+    }
+    counters.polled(kind.kind, 'success');
+  } catch (error) {
+    if (!(error instanceof UpstreamError)) log.error({ err: error, connectorId: record.id }, 'a connector poll failed unexpectedly');
+    failure = error instanceof Error ? error.message : String(error);
+    if (error instanceof UpstreamError) retryAfterMs = error.retryAfterMs ?? 0;
+    counters.polled(kind.kind, error instanceof BreakerOpenError ? 'breaker_open' : 'failed');
+    if (error instanceof UpstreamError) log.warn({ connectorId: record.id, kind: kind.kind, reason: failure }, 'connector poll failed');
+  }
+  const { state, openSince } = breaker();
+  const now = Date.now();
+  return {
+    more: failure === null && more,
+    status: {
+      lastPollAt: started,
+      lastSuccessAt: failure === null ? new Date(now) : record.lastSuccessAt,
+      lastError: failure,
+      failingSince: failure === null ? null : (record.failingSince ?? started),
+      breaker: state,
+      breakerOpenSince: openSince,
+      lastRecordAt: lastRecordMs === null ? null : new Date(lastRecordMs),
+      nextPollAt: new Date(failure === null && more ? now : now + Math.max(record.pollIntervalS * 1_000, retryAfterMs)),
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * The connectors API's application side (docs/connectors.md): create, list, get, pause,
+ * resume and delete, each change audited as key changes are. A connector's secrets are split
+ * from its config and sealed before anything is stored; its view has their names, never them.
+ */
+import type { AuditContext, AuditEvent } from '../access/audit-trail.ts';
+import type { ConnectorRecord, ConnectorRepository } from '../storage/connector-repository.ts';
+import type { ConnectorKind } from './connector-kind.ts';
+import { sealSecrets } from './connector-secrets.ts';
+
+export interface ConnectorAudit {
+  record(context: AuditContext, event: AuditEvent): void;
+}
+
+export interface NewConnectorRequest {
+  kind: string;
+  name: string;
+  config: Record<string, unknown>;
+  pollIntervalS?: number;
+}
+
+export type CreateOutcome =
+  | { ok: true; connector: ConnectorRecord }
+  | { ok: false; problem: 'invalid_request' | 'connector_secrets_off'; detail: string };
+
+export interface ConnectorServiceOptions {
+  repository: ConnectorRepository;
+  kinds: ReadonlyMap<string, ConnectorKind<unknown>>;
+  secretKey: Buffer | null;
+  minPollIntervalMs: number;
+  audit: ConnectorAudit;
+  /** Told of a connector that may be polled now (created, resumed): the runner takes it up without waiting. */
+  wake: () => void;
+}
+
+const defaultPollIntervalS = 15;
+
+export type ConnectorState = 'running' | 'paused' | 'failing';
+
+export function connectorState(record: ConnectorRecord): ConnectorState {
+  if (record.paused) return 'paused';
+  return record.lastError === null ? 'running' : 'failing';
+}
+
+export class ConnectorService {
+  constructor(private readonly options: ConnectorServiceOptions) {}
+
+  async create(request: NewConnectorRequest, context: AuditContext): Promise<CreateOutcome> {
+    const { kinds, secretKey, minPollIntervalMs, repository, audit } = this.options;
+    const kind = kinds.get(request.kind);
+    if (kind === undefined) return { ok: false, problem: 'invalid_request', detail: `no connector kind ${request.kind}` };
+    const pollIntervalS = request.pollIntervalS ?? defaultPollIntervalS;
+    if (pollIntervalS * 1_000 < minPollIntervalMs) {
+      return { ok: false, problem: 'invalid_request', detail: `pollIntervalS must be at least ${minPollIntervalMs / 1_000}` };
+    }
+    const config: Record<string, unknown> = {};
+    const secrets: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request.config)) {
+      if (kind.secretKeys.includes(name)) secrets[name] = String(value);
+      else config[name] = value;
+    }
+    const secretNames = Object.keys(secrets);
+    if (secretNames.length > 0 && secretKey === null) {
+      return {
+        ok: false,
+        problem: 'connector_secrets_off',
+        detail: `this server cannot store ${secretNames.join(', ')}: it has no CONNECTOR_SECRET_KEY`,
+      };
+    }
+    const id = crypto.randomUUID();
+    const connector = await repository.insert({
+      id,
+      kind: kind.kind,
+      name: request.name,
+      config,
+      secrets: secretNames.length > 0 && secretKey !== null ? sealSecrets(secretKey, id, secrets) : null,
+      secretNames,
+      pollIntervalS,
+    });
+    audit.record(context, { action: 'connector.create', target: id, outcome: 'success' });
+    this.options.wake();
+    return { ok: true, connector };
+  }
+
+  list(): Promise<ConnectorRecord[]> {
+    return this.options.repository.list();
+  }
+
+  find(id: string): Promise<ConnectorRecord | null> {
+    return this.options.repository.find(id);
+  }
+
+  async setPaused(id: string, paused: boolean, context: AuditContext): Promise<ConnectorRecord | null> {
+    const connector = await this.options.repository.setPaused(id, paused);
+    if (connector === null) return null;
+    this.options.audit.record(context, { action: 'connector.update', target: id, outcome: paused ? 'paused' : 'resumed' });
+    if (!paused) this.options.wake();
+    return connector;
+  }
+
+  async delete(id: string, context: AuditContext): Promise<ConnectorRecord | null> {
+    const connector = await this.options.repository.delete(id);
+    if (connector !== null) this.options.audit.record(context, { action: 'connector.delete', target: id, outcome: 'success' });
+    return connector;
+  }
+}

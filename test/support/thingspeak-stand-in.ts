@@ -1,0 +1,186 @@
+/**
+ * A ThingSpeak stand-in: a real HTTP server on loopback serving `GET
+ * /channels/{id}/feeds.json` as ThingSpeak does (the newest `results` entries of the
+ * `start`..`end` window, whole seconds, UTC), with knobs for what a real upstream does on a bad
+ * day. A fault is queued for the next requests (`fail`), so a test says exactly what the
+ * connector meets, in order.
+ */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+
+export type Fault =
+  | 'status500'
+  | 'status429'
+  | 'hang'
+  | 'slowBody'
+  | 'html'
+  | 'minusOne'
+  | 'zero'
+  | 'malformed'
+  | 'truncated'
+  | 'huge'
+  | 'redirectElsewhere'
+  | 'redirectHere'
+  | 'wrongTypes'
+  | 'shuffledDuplicates';
+
+interface Entry {
+  entryId: number;
+  t: number;
+  values: Array<string | null>;
+}
+
+interface Channel {
+  fields: Array<string | null>;
+  readKey: string | null;
+  entries: Entry[];
+}
+
+/** Entry times start here, a second apart (plus what a test adds). */
+const baseMs = Date.UTC(2024, 4, 1, 10, 0, 0);
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace('.000', '');
+}
+
+/** `YYYY-MM-DD HH:MM:SS` (UTC) in ms, as ThingSpeak reads start and end. */
+function readTime(text: string | null): number | null {
+  if (text === null) return null;
+  const ms = Date.parse(`${text.replace(' ', 'T')}Z`);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+export class ThingSpeakStandIn {
+  readonly channels = new Map<number, Channel>();
+  /** Every request's URL (path and query), in order. */
+  readonly requests: string[] = [];
+  private readonly faults: Fault[] = [];
+  private readonly server = http.createServer((request, response) => this.answer(request, response));
+  baseUrl = '';
+
+  static async start(t: Pick<TestContext, 'after'>): Promise<ThingSpeakStandIn> {
+    const standIn = new ThingSpeakStandIn();
+    standIn.server.listen(0, '127.0.0.1');
+    await once(standIn.server, 'listening');
+    standIn.baseUrl = `http://127.0.0.1:${(standIn.server.address() as AddressInfo).port}`;
+    t.after(() => standIn.close());
+    return standIn;
+  }
+
+  addChannel(id: number, fields: Array<string | null>, readKey: string | null = null): void {
+    this.channels.set(id, { fields, readKey, entries: [] });
+  }
+
+  /** Appends `count` entries, a second apart; values are `entryId * (field index + 1)`, field 2 blank every third entry. */
+  addEntries(id: number, count: number): void {
+    const channel = this.channels.get(id)!;
+    for (let i = 0; i < count; i++) {
+      const entryId = channel.entries.length + 1;
+      const values = channel.fields.map((name, f) => (name === null || (f === 1 && entryId % 3 === 0) ? null : String(entryId * (f + 1))));
+      channel.entries.push({ entryId, t: baseMs + entryId * 1_000, values });
+    }
+  }
+
+  /** The next requests meet these faults, one each, in order. */
+  fail(...faults: Fault[]): void {
+    this.faults.push(...faults);
+  }
+
+  get pendingFaults(): number {
+    return this.faults.length;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    this.server.close();
+  }
+
+  private feed(id: number, channel: Channel, url: URL): object {
+    const results = Math.min(Number(url.searchParams.get('results') ?? 100), 8_000);
+    const start = readTime(url.searchParams.get('start'));
+    const end = readTime(url.searchParams.get('end'));
+    const inWindow = channel.entries.filter((e) => (start === null || e.t >= start) && (end === null || e.t < end + 1_000));
+    const named = Object.fromEntries(channel.fields.flatMap((name, f) => (name === null ? [] : [[`field${f + 1}`, name]])));
+    return {
+      channel: { id, name: `channel ${id}`, created_at: iso(baseMs), last_entry_id: channel.entries.length, ...named },
+      feeds: inWindow.slice(-results).map((e) => ({
+        created_at: iso(e.t),
+        entry_id: e.entryId,
+        ...Object.fromEntries(e.values.flatMap((v, f) => (channel.fields[f] === null ? [] : [[`field${f + 1}`, v]]))),
+      })),
+    };
+  }
+
+  private answer(request: http.IncomingMessage, response: http.ServerResponse): void {
+    this.requests.push(request.url ?? '');
+    const url = new URL(request.url ?? '/', this.baseUrl);
+    const match = /^\/channels\/(\d+)\/feeds\.json$/.exec(url.pathname);
+    const channel = match ? this.channels.get(Number(match[1])) : undefined;
+    if (!match || !channel) {
+      response.writeHead(404).end('not found');
+      return;
+    }
+    if (channel.readKey !== null && url.searchParams.get('api_key') !== channel.readKey) {
+      response.writeHead(200, { 'content-type': 'application/json' }).end('-1');
+      return;
+    }
+    const body = JSON.stringify(this.feed(Number(match[1]), channel, url));
+    const fault = this.faults.shift();
+    const json = { 'content-type': 'application/json; charset=utf-8' };
+    switch (fault) {
+      case undefined:
+        response.writeHead(200, json).end(body);
+        return;
+      case 'status500':
+        response.writeHead(500).end('internal error');
+        return;
+      case 'status429':
+        response.writeHead(429, { 'retry-after': '0' }).end('slow down');
+        return;
+      case 'hang':
+        return;
+      case 'slowBody':
+        response.writeHead(200, json).write(body.slice(0, 10));
+        return;
+      case 'html':
+        response.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>Bad Gateway</body></html>');
+        return;
+      case 'minusOne':
+        response.writeHead(200, json).end('-1');
+        return;
+      case 'zero':
+        response.writeHead(200, json).end('0');
+        return;
+      case 'malformed':
+        response.writeHead(200, json).end(`${body.slice(0, -1)},}`);
+        return;
+      case 'truncated':
+        // Declares the whole body, sends half and closes: the client sees the connection end early.
+        response.writeHead(200, { ...json, 'content-length': String(body.length) }).write(body.slice(0, body.length / 2));
+        response.destroy();
+        return;
+      case 'huge':
+        response.writeHead(200, json).end(`{"channel":{},"feeds":[],"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`);
+        return;
+      case 'redirectElsewhere':
+        response.writeHead(302, { location: `http://localhost:1${request.url}` }).end();
+        return;
+      case 'redirectHere':
+        response.writeHead(302, { location: request.url }).end();
+        return;
+      case 'wrongTypes':
+        response
+          .writeHead(200, json)
+          .end(body.replace(/"field1":"(\d+)"/g, '"field1":{"v":$1}').replace(/"field3":"(\d+)"/g, '"field3":"n/a"'));
+        return;
+      case 'shuffledDuplicates': {
+        const parsed = JSON.parse(body) as { feeds: unknown[] };
+        parsed.feeds = [...parsed.feeds, ...parsed.feeds].reverse();
+        response.writeHead(200, json).end(JSON.stringify(parsed));
+        return;
+      }
+    }
+  }
+}
