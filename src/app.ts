@@ -44,7 +44,6 @@ import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
-import { RawSummarySource } from './storage/raw-summaries.ts';
 import { RollupSummarySource } from './storage/rollup-source.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
@@ -138,11 +137,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const broker = config.redisUrl === null ? null : new RedisBroker(config.redisUrl, log.child({ part: 'broker' }));
   if (broker) await parts.start(broker);
   const hub = new FanoutHub(broker);
-  const broadcast = broker && {
-    publish: (keyId: string) => broker.publishRevocation(keyId),
-    subscribe: async (listener: (keyId: string) => void) => broker.onRevocation(listener),
-  };
-  const access = await buildAccess({ config, pool, log, broadcast });
+  const access = await buildAccess({ config, pool, log, broadcast: broker?.revocations() ?? null });
   // Closed after the HTTP server, so what its last requests recorded is written too.
   await parts.start(access.audit);
   await parts.start(access.lastUsed);
@@ -242,7 +237,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     readiness,
     repository,
     store,
-    summaries: new RollupSummarySource(pool, new RawSummarySource(store)),
+    summaries: new RollupSummarySource(pool, store),
     coordinator,
     sockets,
     ingestRoute,

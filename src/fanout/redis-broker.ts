@@ -93,6 +93,14 @@ export class RedisBroker implements Broker {
     this.revocationListener = listener;
   }
 
+  /** Key revocations, in the shape access/ takes them (its RevocationBroadcast). */
+  revocations() {
+    return {
+      publish: (keyId: string) => this.publishRevocation(keyId),
+      subscribe: async (listener: (keyId: string) => void) => this.onRevocation(listener),
+    };
+  }
+
   subscribe(sessionId: string): void {
     this.subscriber.subscribe(livePrefix + sessionId).catch(() => undefined);
   }

@@ -16,8 +16,10 @@
 import type pg from 'pg';
 import { type BucketSummary, bucketStart, emptyBucket, mergeBucket, mergeChannel } from '../aggregates/bucket-summary.ts';
 import type { SummaryRequest, SummarySource } from '../aggregates/summary-source.ts';
+import { RawSummarySource } from './raw-summaries.ts';
 import { readRollups } from './rollup-store.ts';
 import { rollupResolutionsMs } from './rollup-summaries.ts';
+import type { SampleStore } from './sample-store.ts';
 
 /** The coarsest resolution that divides `bucketMs`, if any. */
 export function resolutionFor(bucketMs: number): number | undefined {
@@ -60,10 +62,14 @@ class Buckets {
 }
 
 export class RollupSummarySource implements SummarySource {
+  private readonly raw: SummarySource;
+
   constructor(
     private readonly pool: pg.Pool,
-    private readonly raw: SummarySource,
-  ) {}
+    store: Pick<SampleStore, 'readRange'>,
+  ) {
+    this.raw = new RawSummarySource(store);
+  }
 
   async summaries(request: SummaryRequest): Promise<BucketSummary[]> {
     const { sessionId, channels, bucketMs, fromT, toT } = request;
