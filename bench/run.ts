@@ -27,6 +27,7 @@ import { killStartedChildren } from './lib/children.ts';
 import { type BenchDatabase, createDatabase, serverVersion } from './lib/db.ts';
 import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
 import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
+import { aggregateSection } from './sections/aggregate.ts';
 import { authSection } from './sections/auth.ts';
 import { exportSection } from './sections/export.ts';
 import { exportParquetSection } from './sections/export-parquet.ts';
@@ -48,6 +49,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   rest: restSection,
   'read-cache': readCacheSection,
   auth: authSection,
+  aggregate: aggregateSection,
   export: exportSection,
   'export-parquet': exportParquetSection,
   'fanout-nginx': fanoutNginxSection,

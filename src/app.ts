@@ -45,8 +45,8 @@ import { createPool, isDatabaseReachable } from './storage/database.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
 import { migrate } from './storage/migrations.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
-import { RawSummarySource } from './storage/raw-summaries.ts';
 import { RollupCompactor } from './storage/rollup-compactor.ts';
+import { RollupSummarySource } from './storage/rollup-source.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
@@ -241,7 +241,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     readiness,
     repository,
     store,
-    summaries: new RawSummarySource(store),
+    summaries: new RollupSummarySource(pool, store),
     coordinator,
     sockets,
     ingestRoute,

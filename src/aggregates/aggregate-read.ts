@@ -76,9 +76,10 @@ export interface LeaderboardRow {
 
 /**
  * The width a leaderboard asks its source for: the range is one row, so any width does, the
- * buckets merged; the widest safe integer gives the fewest.
+ * buckets merged. A whole number of hours, so that a source keeping hourly roll-ups answers
+ * from them; 2^31 hours (about 7.7e15 ms, near the widest safe integer) gives the fewest.
  */
-const wholeRangeMs = Number.MAX_SAFE_INTEGER;
+const wholeRangeMs = 3_600_000 * 2 ** 31;
 
 /** The summary of one channel of a session over fromT..toT. */
 async function summarizeRange(source: SummarySource, sessionId: string, channel: number, request: LeaderboardRequest) {

@@ -1,0 +1,90 @@
+/**
+ * Bucket summaries from the roll-ups the writer keeps (the SummarySource app.ts gives the
+ * aggregate reads): a bucket of width w is the merge of the roll-up buckets of the coarsest
+ * resolution r that divides w, and where fromT or toT cuts an r-bucket, of the raw samples of
+ * that cut piece (less than r on each side). So an hour of 1 kHz at w = 3,600 reads 6,000
+ * stored buckets and no sample, where the raw source reads all 3.6 M.
+ *
+ * The raw source answers alone when no resolution divides w, and when the session's roll-ups
+ * are not complete (written before roll-ups existed, while they were off, or past the spray
+ * bound: rollup-store.ts); `complete` comes from the same snapshot as the buckets.
+ *
+ * Freshness: everything acked before the request is in the roll-ups read, since roll-ups are
+ * committed with their chunks. The edges are read after, in their own snapshots, and may hold
+ * samples committed in between: an answer may include a newer sample, never miss an acked one.
+ */
+import type pg from 'pg';
+import { type BucketSummary, bucketStart, emptyBucket, mergeBucket, mergeChannel } from '../aggregates/bucket-summary.ts';
+import type { SummaryRequest, SummarySource } from '../aggregates/summary-source.ts';
+import { RawSummarySource } from './raw-summaries.ts';
+import { readRollups } from './rollup-store.ts';
+import { rollupResolutionsMs } from './rollup-summaries.ts';
+import type { SampleStore } from './sample-store.ts';
+
+/** The coarsest resolution that divides `bucketMs`, if any. */
+export function resolutionFor(bucketMs: number): number | undefined {
+  return [...rollupResolutionsMs].reverse().find((resolution) => bucketMs % resolution === 0);
+}
+
+/** Buckets of one width keyed by their t, folded from summaries of that width or of a finer one that divides it. */
+class Buckets {
+  private readonly byT = new Map<number, BucketSummary>();
+
+  constructor(
+    private readonly bucketMs: number,
+    private readonly channelCount: number,
+  ) {}
+
+  /** A finer bucket (every channel of the session), its `channels` picked. */
+  addPicked(finer: BucketSummary, channels: readonly number[]): void {
+    const target = this.at(bucketStart(finer.t, this.bucketMs));
+    target.count += finer.count;
+    for (let c = 0; c < channels.length; c++) mergeChannel(target.channels[c], finer.channels[channels[c]]);
+  }
+
+  /** A bucket of this width with the request's channels already. */
+  add(bucket: BucketSummary): void {
+    mergeBucket(this.at(bucket.t), bucket);
+  }
+
+  sorted(): BucketSummary[] {
+    return [...this.byT.values()].sort((a, b) => a.t - b.t);
+  }
+
+  private at(t: number): BucketSummary {
+    let bucket = this.byT.get(t);
+    if (bucket === undefined) {
+      bucket = emptyBucket(t, this.channelCount);
+      this.byT.set(t, bucket);
+    }
+    return bucket;
+  }
+}
+
+export class RollupSummarySource implements SummarySource {
+  private readonly raw: SummarySource;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    store: Pick<SampleStore, 'readRange'>,
+  ) {
+    this.raw = new RawSummarySource(store);
+  }
+
+  async summaries(request: SummaryRequest): Promise<BucketSummary[]> {
+    const { sessionId, channels, bucketMs, fromT, toT } = request;
+    const resolution = resolutionFor(bucketMs);
+    if (resolution === undefined) return this.raw.summaries(request);
+    // The r-buckets wholly inside [fromT, toT); an infinite bound stays infinite.
+    const innerFrom = Math.ceil(fromT / resolution) * resolution;
+    const innerTo = Math.floor(toT / resolution) * resolution;
+    if (!(innerFrom < innerTo)) return this.raw.summaries(request);
+    const stored = await readRollups(this.pool, sessionId, resolution, innerFrom, innerTo);
+    if (!stored.complete) return this.raw.summaries(request);
+    const buckets = new Buckets(bucketMs, channels.length);
+    for (const bucket of stored.buckets) buckets.addPicked(bucket, channels);
+    if (fromT < innerFrom) for (const bucket of await this.raw.summaries({ ...request, toT: innerFrom })) buckets.add(bucket);
+    if (innerTo < toT) for (const bucket of await this.raw.summaries({ ...request, fromT: innerTo })) buckets.add(bucket);
+    return buckets.sorted();
+  }
+}
