@@ -9,7 +9,7 @@
  *   and for a points=2000 envelope (fn=first,last,min,max);
  * - a day at 100 Hz x 3 channels (8.64 M samples), asked for 1,440 buckets (bucketMs=60000).
  * Each query runs 3 times to warm, then `rounds` times one after another; p50 and p99 are of
- * those. The SQL baseline is the same buckets and fns (count, min, max, avg per channel) by
+ * those. The server runs without its read cache, so every request computes its answer. The SQL baseline is the same buckets and fns (count, min, max, avg per channel) by
  * GROUP BY floor(t / bucketMs) over a table of the same number of rows, median of 5 runs.
  */
 import pg from 'pg';
@@ -113,7 +113,8 @@ export async function aggregateSection(ctx: Context): Promise<SectionResult> {
   const hour = { total: 3_600_000, hz: 1_000 };
   const day = { total: ctx.quick ? 864_000 : 8_640_000, hz: ctx.quick ? 10 : 100 };
   const rounds = ctx.quick ? 20 : 100;
-  const server = await startWavehouse(ctx.databaseUrl);
+  // No read cache: a repeat would be a cached answer (the read-cache section's figure), not an aggregate computed.
+  const server = await startWavehouse(ctx.databaseUrl, { READ_CACHE_MAX_BYTES: '0' });
   const pool = new pg.Pool({ connectionString: ctx.databaseUrl, max: 1 });
   try {
     const hourSession = await createSession(server.baseUrl);
