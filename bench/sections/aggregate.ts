@@ -9,8 +9,9 @@
  *   and for a points=2000 envelope (fn=first,last,min,max);
  * - a day at 100 Hz x 3 channels (8.64 M samples), asked for 1,440 buckets (bucketMs=60000).
  * Each query runs 3 times to warm, then `rounds` times one after another; p50 and p99 are of
- * those. The server runs without its read cache, so every request computes its answer. The SQL baseline is the same buckets and fns (count, min, max, avg per channel) by
- * GROUP BY floor(t / bucketMs) over a table of the same number of rows, median of 5 runs.
+ * those. The server runs without its read cache, so every request computes its answer. The
+ * SQL baseline is the same buckets and fns (count, min, max, avg per channel) by GROUP BY
+ * floor(t / bucketMs) over a table of the same number of rows, median of 5 runs.
  */
 import pg from 'pg';
 import WebSocket from 'ws';
