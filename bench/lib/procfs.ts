@@ -25,6 +25,25 @@ export function memoryOf(pid: number): MemoryStatus {
   return { rssKiB: field('VmRSS'), hwmKiB: field('VmHWM') };
 }
 
+/**
+ * Watches a process's VmRSS every 10 ms from now on; `stop()` ends the polling and gives the
+ * RSS it started at and the highest seen (a last reading included).
+ */
+export function watchRss(pid: number): { stop(): { beforeKiB: number; peakKiB: number } } {
+  const beforeKiB = memoryOf(pid).rssKiB;
+  let peakKiB = beforeKiB;
+  const poll = setInterval(() => {
+    peakKiB = Math.max(peakKiB, memoryOf(pid).rssKiB);
+  }, 10);
+  return {
+    stop() {
+      clearInterval(poll);
+      peakKiB = Math.max(peakKiB, memoryOf(pid).rssKiB);
+      return { beforeKiB, peakKiB };
+    },
+  };
+}
+
 /** User + system CPU seconds a process has used so far (NaN once it is gone). */
 export function cpuSecondsOf(pid: number): number {
   try {

@@ -14,7 +14,7 @@ import pg from 'pg';
 import { SampleStore } from '../../src/storage/sample-store.ts';
 import { startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
-import { CpuMeter, formatCpu, memoryOf, postgresPidsOf } from '../lib/procfs.ts';
+import { CpuMeter, formatCpu, postgresPidsOf, watchRss } from '../lib/procfs.ts';
 import { type Context, mps, otherLoad, type SectionResult } from '../lib/report.ts';
 import { sleep } from '../lib/stats.ts';
 import { seed } from './export.ts';
@@ -53,16 +53,11 @@ async function measure(ctx: Context, sessionId: string, samples: number, warmSes
     const url = (id: string) => `${server.baseUrl}/api/v1/sessions/${id}/data?format=parquet`;
     await download(url(warmSessionId));
     await sleep(500);
-    const rssBeforeKiB = memoryOf(server.pid).rssKiB;
-    let rssPeakKiB = rssBeforeKiB;
-    const poll = setInterval(() => {
-      rssPeakKiB = Math.max(rssPeakKiB, memoryOf(server.pid).rssKiB);
-    }, 10);
+    const rss = watchRss(server.pid);
     const meter = new CpuMeter({ server: [server.pid], postgres: () => postgresPidsOf(ctx.databaseName), client: [process.pid] }).begin();
     const result = await download(url(sessionId));
     const cpu = meter.end();
-    clearInterval(poll);
-    rssPeakKiB = Math.max(rssPeakKiB, memoryOf(server.pid).rssKiB);
+    const { beforeKiB: rssBeforeKiB, peakKiB: rssPeakKiB } = rss.stop();
     const run = {
       samples,
       samplesPerS: samples / result.seconds,

@@ -37,7 +37,7 @@ import { SampleStore } from '../../src/storage/sample-store.ts';
 import { Helper, startWavehouse } from '../lib/children.ts';
 import { createSession } from '../lib/db.ts';
 import { makeBatch } from '../lib/frames.ts';
-import { CpuMeter, type CpuUse, formatCpu, memoryOf, postgresPidsOf, round } from '../lib/procfs.ts';
+import { CpuMeter, type CpuUse, formatCpu, memoryOf, postgresPidsOf, round, watchRss } from '../lib/procfs.ts';
 import { type Context, type Figure, mps, otherLoad, pct, type SectionResult } from '../lib/report.ts';
 import { sleep } from '../lib/stats.ts';
 
@@ -163,15 +163,10 @@ async function measureExport(
     const url = (id: string) => `${server.baseUrl}/api/v1/sessions/${id}/data?format=${format}`;
     await download(url(warmSessionId));
     await sleep(500);
-    const rssBeforeKiB = memoryOf(server.pid).rssKiB;
-    let rssPeakKiB = rssBeforeKiB;
-    const poll = setInterval(() => {
-      rssPeakKiB = Math.max(rssPeakKiB, memoryOf(server.pid).rssKiB);
-    }, 10);
+    const rss = watchRss(server.pid);
     const first = await timedDownload(ctx, url(sessionId), server.pid, format, samples);
-    clearInterval(poll);
-    const { rssKiB, hwmKiB } = memoryOf(server.pid);
-    rssPeakKiB = Math.max(rssPeakKiB, rssKiB);
+    const { beforeKiB: rssBeforeKiB, peakKiB: rssPeakKiB } = rss.stop();
+    const { hwmKiB } = memoryOf(server.pid);
     const run: ExportRun = { format, samples, first, rssBeforeKiB, rssPeakKiB, hwmKiB };
     if (again) run.again = await timedDownload(ctx, url(sessionId), server.pid, format, samples);
     return run;
