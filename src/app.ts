@@ -1,7 +1,7 @@
 /**
  * The composition root: builds every part from Config, wires them, and starts each part
- * that holds something open on one PartStack (lifecycle.ts). The only place that decides
- * embedded or external database.
+ * that holds something open on one PartStack (lifecycle.ts); the database is opened by
+ * storage/open-database.ts on the same stack.
  *
  * The stack closes the parts in the reverse of the order they are started in below, and it
  * does so both when a step fails (migrations, Redis, the commit thread, listening on the port)
@@ -41,9 +41,8 @@ import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
 import { CommitThread } from './storage/commit-thread.ts';
 import { ConnectorRepository } from './storage/connector-repository.ts';
-import { createPool, isDatabaseReachable } from './storage/database.ts';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './storage/embedded-postgres.ts';
-import { migrate } from './storage/migrations.ts';
+import { isDatabaseReachable } from './storage/database.ts';
+import { openDatabase } from './storage/open-database.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
 import { RollupCompactor } from './storage/rollup-compactor.ts';
 import { RollupSummarySource } from './storage/rollup-source.ts';
@@ -113,23 +112,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   // Chunk payloads are the in-memory float64 columns, written as they are (chunk-codec.ts).
   if (os.endianness() !== 'LE') throw new Error('Wavehouse stores samples as little-endian float64 and needs a little-endian host');
 
-  const embedded: EmbeddedDatabase | null =
-    config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
-  if (embedded) await parts.start({ name: 'embedded PostgreSQL', close: () => embedded.stop() });
-  const databaseUrl = config.database.url ?? embedded!.url;
-  if (embedded) log.info({ dataDir: config.database.dataDir }, 'using the embedded PostgreSQL (set DATABASE_URL to use a server)');
-  // Of DATABASE_POOL_SIZE, the writer lanes' connections are the commit thread's and one
-  // inserts sessions, with a statement timeout (session-repository.ts); the rest serve REST and
-  // exports (the producer locks hold a connection of their own).
-  const pool = createPool(databaseUrl, config.database.poolSize - config.writer.lanes - 1, log);
-  await parts.start({ name: 'database pool', close: () => pool.end() });
-  const createsPool = createPool(databaseUrl, 1, log, {
-    applicationName: 'wavehouse-creates',
-    statementTimeoutMs: config.sessions.createTimeoutMs,
-  });
-  await parts.start({ name: 'creates pool', close: () => createsPool.end() });
-  const { applied, chunkTimes } = await migrate(pool);
-  if (applied.length + chunkTimes.filled + chunkTimes.undecodable > 0) log.info({ applied, chunkTimes }, 'database migrated');
+  const { url: databaseUrl, embedded, pool, creates: createsPool } = await openDatabase(config, log, parts);
 
   const metrics = createMetrics();
   const repository = new SessionRepository({ pool, creates: createsPool });
@@ -184,7 +167,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   });
   const connectors = await buildConnectors({
     config,
-    embedded: embedded !== null,
+    embedded,
     repository: new ConnectorRepository(pool),
     sessions: repository,
     coordinator,
