@@ -1,79 +1,98 @@
 /**
  * An aggregate answer from its bucket summaries: each fn's value, the empty buckets `fill`
- * makes, and the body in JSON or CSV (docs/reading-data.md, "Aggregates").
+ * makes, in columns the body is written from (aggregate-text.ts; docs/reading-data.md,
+ * "Aggregates").
  *
  * A value is null where its bucket has no non-null value of the channel (every fn but
  * count), and where the result is not a finite float64 (a sum past 1.8e308, an interpolation
  * between such values): JSON has no Infinity, and a client should not be handed one as a number.
+ * In the columns a null is NaN, which no value can be.
  */
 import type { AggregateFn, Fill } from '../contract/aggregate-schemas.ts';
+import type { BucketColumns } from './bucket-columns.ts';
 import type { BucketPlan } from './bucket-plan.ts';
-import type { BucketSummary, ChannelSummary } from './bucket-summary.ts';
 
-export function fnValue(channel: ChannelSummary, fn: AggregateFn): number | null {
-  if (fn === 'count') return channel.count;
-  if (channel.count === 0) return null;
-  const value = fn === 'avg' ? channel.sum / channel.count : channel[fn];
-  return Number.isFinite(value) ? value : null;
+/** The buckets of the answer in ascending t. */
+export interface Answer {
+  length: number;
+  t: Float64Array;
+  count: Float64Array;
+  /** Bucket r, channel c, fn f at (r * channels + c) * fns + f, in the order asked; NaN for null. */
+  values: Float64Array;
 }
 
-/** A bucket of the answer: `values[channel][fn]`, in the order asked. */
-export interface AnswerBucket {
-  t: number;
-  count: number;
-  values: (number | null)[][];
-}
-
-function answerBucket(summary: BucketSummary, fns: readonly AggregateFn[]): AnswerBucket {
-  return { t: summary.t, count: summary.count, values: summary.channels.map((channel) => fns.map((fn) => fnValue(channel, fn))) };
-}
-
-function between(before: number | null, after: number | null, fraction: number): number | null {
-  if (before === null || after === null) return null;
-  const value = before + (after - before) * fraction;
-  return Number.isFinite(value) ? value : null;
-}
-
-/** The empty bucket at `t` that `fill` makes from its non-empty neighbours (undefined at an edge). */
-function filled(
-  fill: Exclude<Fill, 'none'>,
-  t: number,
-  shape: readonly number[],
-  before?: AnswerBucket,
-  after?: AnswerBucket,
-): AnswerBucket {
-  const values = shape.map((fnCount, c) =>
-    Array.from({ length: fnCount }, (_, f) => {
-      if (fill === 'null' || before === undefined) return null;
-      if (fill === 'previous') return before.values[c][f];
-      if (after === undefined) return null;
-      return between(before.values[c][f], after.values[c][f], (t - before.t) / (after.t - before.t));
-    }),
-  );
-  return { t, count: 0, values };
+/** Rows from..to (excluded) of `summaries` as answer buckets. */
+function presentOf(summaries: BucketColumns, from: number, to: number, fns: readonly AggregateFn[]): Answer {
+  const length = to - from;
+  const cells = summaries.channels * fns.length;
+  const values = new Float64Array(length * cells);
+  for (let r = 0; r < length; r++) {
+    for (let c = 0; c < summaries.channels; c++) {
+      for (let f = 0; f < fns.length; f++) values[r * cells + c * fns.length + f] = summaries.value(from + r, c, fns[f]);
+    }
+  }
+  return { length, t: summaries.t.slice(from, to), count: summaries.count.slice(from, to), values };
 }
 
 /**
- * The buckets of the answer in ascending t, from the summaries of the plan's range: the
- * non-empty ones, and with a fill other than none every bucket of the range besides.
+ * Fills bucket `r` of `out` (at `t`, count 0) as `fill` makes it from its non-empty neighbours,
+ * buckets `before` and `after` of `present` (-1 and present.length at an edge).
  */
-export function answerBuckets(
-  summaries: readonly BucketSummary[],
+function fillBucket(
+  out: Answer,
+  r: number,
+  cells: number,
+  fill: Exclude<Fill, 'none'>,
+  present: Answer,
+  before: number,
+  after: number,
+): void {
+  const at = r * cells;
+  if (fill === 'null' || before < 0) {
+    out.values.fill(Number.NaN, at, at + cells);
+  } else if (fill === 'previous') {
+    out.values.set(present.values.subarray(before * cells, (before + 1) * cells), at);
+  } else if (after === present.length) {
+    out.values.fill(Number.NaN, at, at + cells);
+  } else {
+    const fraction = (out.t[r] - present.t[before]) / (present.t[after] - present.t[before]);
+    for (let k = 0; k < cells; k++) {
+      const v0 = present.values[before * cells + k];
+      const v1 = present.values[after * cells + k];
+      // NaN (null) at either end stays NaN, as does a result past the float64 range.
+      const value = v0 + (v1 - v0) * fraction;
+      out.values[at + k] = Number.isFinite(value) ? value : Number.NaN;
+    }
+  }
+}
+
+/**
+ * The answer from rows from..to (excluded) of `summaries`, the buckets of the plan's range
+ * holding samples, in ascending t: those buckets, and with a fill other than none every bucket
+ * of the range besides.
+ */
+export function answerOf(
+  summaries: BucketColumns,
+  rows: { from: number; to: number },
   plan: BucketPlan,
-  channelCount: number,
   fns: readonly AggregateFn[],
   fill: Fill,
-): AnswerBucket[] {
-  const present = summaries.map((summary) => answerBucket(summary, fns));
+): Answer {
+  const present = presentOf(summaries, rows.from, rows.to, fns);
   if (fill === 'none' || plan.firstIndex === null || plan.lastIndex === null) return present;
-  const shape = Array.from({ length: channelCount }, () => fns.length);
-  const out: AnswerBucket[] = [];
+  const cells = summaries.channels * fns.length;
+  const length = plan.lastIndex - plan.firstIndex + 1;
+  const out: Answer = { length, t: new Float64Array(length), count: new Float64Array(length), values: new Float64Array(length * cells) };
   let next = 0;
-  for (let index = plan.firstIndex; index <= plan.lastIndex; index++) {
+  for (let r = 0; r < length; r++) {
     // As bucketStart computes it, so that a bucket present is found at its own t.
-    const t = index * plan.bucketMs + 0;
-    if (next < present.length && present[next].t === t) out.push(present[next++]);
-    else out.push(filled(fill, t, shape, present[next - 1], present[next]));
+    const t = (plan.firstIndex + r) * plan.bucketMs + 0;
+    out.t[r] = t;
+    if (next < present.length && present.t[next] === t) {
+      out.count[r] = present.count[next];
+      out.values.set(present.values.subarray(next * cells, (next + 1) * cells), r * cells);
+      next++;
+    } else fillBucket(out, r, cells, fill, present, next - 1, next);
   }
   return out;
 }

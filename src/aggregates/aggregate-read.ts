@@ -10,11 +10,11 @@
  * firstT and lastT with its chunks (storage/sample-store.ts).
  */
 import type { AggregateFn } from '../contract/aggregate-schemas.ts';
-import { answerBuckets, fnValue } from './aggregate-body.ts';
+import { answerOf } from './aggregate-body.ts';
 import { type AggregateRequest, type LeaderboardRequest, type Parsed, parsed, refuse } from './aggregate-query.ts';
 import { aggregateCsv, aggregateJson } from './aggregate-text.ts';
+import { BucketColumns, fieldCount } from './bucket-columns.ts';
 import { planBuckets, spanOf } from './bucket-plan.ts';
-import { type BucketSummary, emptyBucket, mergeBucket } from './bucket-summary.ts';
 import type { SummarySource } from './summary-source.ts';
 
 /** What an aggregate needs to know of a session (storage's SessionRecord has it). */
@@ -44,7 +44,7 @@ export async function readAggregate(
   session: AggregatedSession,
   request: AggregateRequest,
   format: AggregateFormat,
-): Promise<Parsed<string>> {
+): Promise<Parsed<Buffer>> {
   const planned = parsed(() => {
     const channels = channelIndexes(session, request.channels, format);
     const span = spanOf(request, session.firstT, session.lastT);
@@ -53,18 +53,22 @@ export async function readAggregate(
   });
   if (!planned.ok) return planned;
   const { channels, span, plan } = planned.value;
-  let summaries: BucketSummary[] = [];
+  let summaries = new BucketColumns(plan.bucketMs, channels.length, 1);
+  const rows = { from: 0, to: 0 };
   if (span !== null && plan.firstIndex !== null && plan.lastIndex !== null) {
     const { bucketMs } = plan;
     const toT = span.toIncluded ? Number.POSITIVE_INFINITY : span.to;
-    const read = await source.summaries({ sessionId: session.id, channels, bucketMs, fromT: span.from, toT });
+    summaries = await source.summaries({ sessionId: session.id, channels, bucketMs, fromT: span.from, toT });
     const lowest = plan.firstIndex * bucketMs + 0;
     const highest = plan.lastIndex * bucketMs + 0;
-    summaries = read.filter((summary) => summary.t >= lowest && summary.t <= highest);
+    // In ascending t: the plan's buckets are one run of rows.
+    while (rows.from < summaries.length && summaries.t[rows.from] < lowest) rows.from++;
+    rows.to = rows.from;
+    while (rows.to < summaries.length && summaries.t[rows.to] <= highest) rows.to++;
   }
-  const buckets = answerBuckets(summaries, plan, channels.length, request.fns, request.fill);
+  const answer = answerOf(summaries, rows, plan, request.fns, request.fill);
   const header = { sessionId: session.id, bucketMs: plan.bucketMs, channels: channels.map((c) => session.channels[c]), fns: request.fns };
-  return { ok: true, value: format === 'csv' ? aggregateCsv(header, buckets) : aggregateJson(header, buckets) };
+  return { ok: true, value: format === 'csv' ? aggregateCsv(header, answer) : aggregateJson(header, answer) };
 }
 
 export interface LeaderboardRow {
@@ -81,17 +85,22 @@ export interface LeaderboardRow {
  */
 const wholeRangeMs = 3_600_000 * 2 ** 31;
 
-/** The summary of one channel of a session over fromT..toT. */
+/** The summary of one channel of a session over fromT..toT, in one row. */
 async function summarizeRange(source: SummarySource, sessionId: string, channel: number, request: LeaderboardRequest) {
   const fromT = request.fromT ?? Number.NEGATIVE_INFINITY;
   const toT = request.toT ?? Number.POSITIVE_INFINITY;
-  const total = emptyBucket(0, 1);
+  const total = new BucketColumns(wholeRangeMs, 1, 1);
+  total.rowAt(0);
   if (fromT === toT) return total;
-  for (const summary of await source.summaries({ sessionId, channels: [channel], bucketMs: wholeRangeMs, fromT, toT })) {
-    mergeBucket(total, summary);
+  const summaries = await source.summaries({ sessionId, channels: [channel], bucketMs: wholeRangeMs, fromT, toT });
+  for (let row = 0; row < summaries.length; row++) {
+    total.count[0] += summaries.count[row];
+    total.mergeFields(0, 0, summaries.fields, row * fieldCount, 1);
   }
   return total;
 }
+
+const nullIfNaN = (value: number) => (Number.isNaN(value) ? null : value);
 
 /** Nulls last; ties (nulls among them) by key. */
 function compareRows(fn: AggregateFn, descending: boolean) {
@@ -123,8 +132,8 @@ export async function readLeaderboard(
     const index = session.channels.indexOf(channel);
     if (index < 0 || session.key === null) continue;
     const total = await summarizeRange(source, session.id, index, request);
-    const values = Object.fromEntries(request.fns.map((fn) => [fn, fnValue(total.channels[0], fn)]));
-    rows.push({ sessionId: session.id, key: session.key, count: total.count, values });
+    const values = Object.fromEntries(request.fns.map((fn) => [fn, nullIfNaN(total.value(0, 0, fn))]));
+    rows.push({ sessionId: session.id, key: session.key, count: total.count[0], values });
   }
   return rows.sort(compareRows(request.orderBy.fn, request.orderBy.descending)).slice(0, request.limit);
 }

@@ -6,7 +6,8 @@
  */
 
 import type { SampleBatch } from '../samples/sample-batch.ts';
-import { addValue, type BucketSummary, bucketStart, emptyBucket } from './bucket-summary.ts';
+import { BucketColumns } from './bucket-columns.ts';
+import { bucketStart } from './bucket-summary.ts';
 
 export interface SummaryRequest {
   sessionId: string;
@@ -23,8 +24,8 @@ export interface SummaryRequest {
 }
 
 export interface SummarySource {
-  /** One summary per bucket holding at least one of the samples asked for, in ascending t. */
-  summaries(request: SummaryRequest): Promise<BucketSummary[]>;
+  /** One row per bucket holding at least one of the samples asked for, in ascending t, with the channels asked for. */
+  summaries(request: SummaryRequest): Promise<BucketColumns>;
 }
 
 /**
@@ -32,37 +33,28 @@ export interface SummarySource {
  * back): one per bucket met, so memory follows the buckets, never the samples.
  */
 export class BucketAccumulator {
-  private readonly buckets = new Map<number, BucketSummary>();
+  private readonly columns: BucketColumns;
 
   constructor(
     private readonly bucketMs: number,
     private readonly channels: readonly number[],
-  ) {}
+  ) {
+    this.columns = new BucketColumns(bucketMs, channels.length);
+  }
 
   add(batch: SampleBatch): void {
-    const { bucketMs, channels } = this;
-    // Consecutive samples mostly share a bucket: the map is looked up when the bucket changes.
-    let current: BucketSummary | undefined;
+    const { bucketMs, channels, columns } = this;
     for (let i = 0; i < batch.count; i++) {
-      const start = bucketStart(batch.t(i), bucketMs);
-      if (current === undefined || current.t !== start) current = this.bucketAt(start);
-      current.count++;
+      // Consecutive samples mostly share a bucket, which rowAt finds without a lookup.
+      const row = columns.rowAt(bucketStart(batch.t(i), bucketMs));
+      columns.count[row]++;
       const seq = batch.seq(i);
-      for (let c = 0; c < channels.length; c++) addValue(current.channels[c], seq, batch.value(channels[c], i));
+      for (let c = 0; c < channels.length; c++) columns.addValue(row, c, seq, batch.value(channels[c], i));
     }
   }
 
   /** In ascending t. */
-  summaries(): BucketSummary[] {
-    return [...this.buckets.values()].sort((a, b) => a.t - b.t);
-  }
-
-  private bucketAt(start: number): BucketSummary {
-    let bucket = this.buckets.get(start);
-    if (bucket === undefined) {
-      bucket = emptyBucket(start, this.channels.length);
-      this.buckets.set(start, bucket);
-    }
-    return bucket;
+  summaries(): BucketColumns {
+    return this.columns.sorted();
   }
 }

@@ -6,14 +6,14 @@
  * samples, which roll-ups kept by the writer are for.
  */
 
-import type { BucketSummary } from '../aggregates/bucket-summary.ts';
+import type { BucketColumns } from '../aggregates/bucket-columns.ts';
 import { BucketAccumulator, type SummaryRequest, type SummarySource } from '../aggregates/summary-source.ts';
 import type { SampleStore } from './sample-store.ts';
 
 export class RawSummarySource implements SummarySource {
   constructor(private readonly store: Pick<SampleStore, 'readRange'>) {}
 
-  async summaries({ sessionId, channels, bucketMs, fromT, toT }: SummaryRequest): Promise<BucketSummary[]> {
+  async summaries({ sessionId, channels, bucketMs, fromT, toT }: SummaryRequest): Promise<BucketColumns> {
     const accumulator = new BucketAccumulator(bucketMs, channels);
     // Unbounded both ways, the time index has nothing to skip: a plain read by seq.
     const times = fromT === Number.NEGATIVE_INFINITY && toT === Number.POSITIVE_INFINITY ? undefined : { fromT, toT };

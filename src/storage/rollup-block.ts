@@ -103,18 +103,14 @@ function checkCount(value: number, max: number): void {
   if (!Number.isSafeInteger(value) || value < 0 || value > max) throw new RollupBlockError(`a count of ${value}`);
 }
 
-function decodeSummaries(values: Float64Array, m: number, channels: number): BucketSummary[] {
+function decodeSummaries({ values, m, channels }: BlockColumns): BucketSummary[] {
   const buckets: BucketSummary[] = [];
   for (let i = 0; i < m; i++) {
-    const count = values[m + i];
-    checkCount(count, Number.MAX_SAFE_INTEGER);
-    const bucket: BucketSummary = { t: values[i], count, channels: [] };
+    const bucket: BucketSummary = { t: values[i], count: values[m + i], channels: [] };
     for (let c = 0; c < channels; c++) {
       const at = (2 + c * channelFields) * m + i;
-      const channelCount = values[at];
-      checkCount(channelCount, count);
       bucket.channels.push({
-        count: channelCount,
+        count: values[at],
         sum: values[at + m],
         min: values[at + 2 * m],
         max: values[at + 3 * m],
@@ -129,20 +125,18 @@ function decodeSummaries(values: Float64Array, m: number, channels: number): Buc
   return buckets;
 }
 
-function decodeSingles(values: Float64Array, base: number, s: number, channels: number): BucketSummary[] {
+function decodeSingles({ values, base, s, channels }: BlockColumns): BucketSummary[] {
   const buckets: BucketSummary[] = [];
   for (let i = 0; i < s; i++) {
-    const seq = values[base + s + i];
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RollupBlockError(`a seq of ${seq}`);
     const bucket = emptyBucket(values[base + i], channels);
     bucket.count = 1;
-    for (let c = 0; c < channels; c++) addValue(bucket.channels[c], seq, values[base + (2 + c) * s + i]);
+    for (let c = 0; c < channels; c++) addValue(bucket.channels[c], values[base + s + i], values[base + (2 + c) * s + i]);
     buckets.push(bucket);
   }
   return buckets;
 }
 
-/** Both sections as one list in ascending t. */
+/** Both sections as one list in ascending t (readBlock checked that no t is in both). */
 function mergeByT(a: BucketSummary[], b: BucketSummary[]): BucketSummary[] {
   if (b.length === 0) return a;
   if (a.length === 0) return b;
@@ -151,14 +145,43 @@ function mergeByT(a: BucketSummary[], b: BucketSummary[]): BucketSummary[] {
   let j = 0;
   while (i < a.length || j < b.length) {
     if (j === b.length || (i < a.length && a[i].t < b[j].t)) out.push(a[i++]);
-    else if (i === a.length || b[j].t < a[i].t) out.push(b[j++]);
-    else throw new RollupBlockError(`the bucket at t ${a[i].t} is stored twice`);
+    else out.push(b[j++]);
   }
   return out;
 }
 
-/** The buckets of a block, in ascending t, and its channel count. */
-export function decodeBlock(block: Uint8Array): { channels: number; buckets: BucketSummary[] } {
+/**
+ * A block's two sections as the float64 columns they are stored in (the layout above), checked:
+ * summaries `values[field * m + i]`, singles `values[base + field * s + i]`. What decodeBlock
+ * makes objects of, and what an aggregate folds from without them (rollup-store.ts).
+ */
+export interface BlockColumns {
+  channels: number;
+  m: number;
+  s: number;
+  base: number;
+  values: Float64Array;
+}
+
+/** Counts that are whole, a channel's at most its bucket's; seqs that are whole; no t in both sections. */
+function checkFields({ values, m, s, base, channels }: BlockColumns): void {
+  for (let i = 0; i < m; i++) {
+    const count = values[m + i];
+    checkCount(count, Number.MAX_SAFE_INTEGER);
+    for (let c = 0; c < channels; c++) checkCount(values[(2 + c * channelFields) * m + i], count);
+  }
+  for (let i = 0; i < s; i++) {
+    const seq = values[base + s + i];
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RollupBlockError(`a seq of ${seq}`);
+  }
+  let j = 0;
+  for (let i = 0; i < m; i++) {
+    while (j < s && values[base + j] < values[i]) j++;
+    if (j < s && values[base + j] === values[i]) throw new RollupBlockError(`the bucket at t ${values[i]} is stored twice`);
+  }
+}
+
+export function readBlock(block: Uint8Array): BlockColumns {
   if (block.length < headerBytes) throw new RollupBlockError(`${block.length} bytes, shorter than the header`);
   const header = new DataView(block.buffer, block.byteOffset, headerBytes);
   if (header.getUint8(0) !== version) throw new RollupBlockError(`version ${header.getUint8(0)}`);
@@ -174,5 +197,13 @@ export function decodeBlock(block: Uint8Array): { channels: number; buckets: Buc
   const base = m * summaryColumns(channels);
   checkAscending(values, 0, m, 'summaries');
   checkAscending(values, base, s, 'singles');
-  return { channels, buckets: mergeByT(decodeSummaries(values, m, channels), decodeSingles(values, base, s, channels)) };
+  const columns = { channels, m, s, base, values };
+  checkFields(columns);
+  return columns;
+}
+
+/** The buckets of a block, in ascending t, and its channel count. */
+export function decodeBlock(block: Uint8Array): { channels: number; buckets: BucketSummary[] } {
+  const columns = readBlock(block);
+  return { channels: columns.channels, buckets: mergeByT(decodeSummaries(columns), decodeSingles(columns)) };
 }

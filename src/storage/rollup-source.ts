@@ -14,51 +14,16 @@
  * samples committed in between: an answer may include a newer sample, never miss an acked one.
  */
 import type pg from 'pg';
-import { type BucketSummary, bucketStart, emptyBucket, mergeBucket, mergeChannel } from '../aggregates/bucket-summary.ts';
+import { BucketColumns } from '../aggregates/bucket-columns.ts';
 import type { SummaryRequest, SummarySource } from '../aggregates/summary-source.ts';
 import { RawSummarySource } from './raw-summaries.ts';
-import { readRollups } from './rollup-store.ts';
+import { foldParts, readRollups } from './rollup-store.ts';
 import { rollupResolutionsMs } from './rollup-summaries.ts';
 import type { SampleStore } from './sample-store.ts';
 
 /** The coarsest resolution that divides `bucketMs`, if any. */
 export function resolutionFor(bucketMs: number): number | undefined {
   return [...rollupResolutionsMs].reverse().find((resolution) => bucketMs % resolution === 0);
-}
-
-/** Buckets of one width keyed by their t, folded from summaries of that width or of a finer one that divides it. */
-class Buckets {
-  private readonly byT = new Map<number, BucketSummary>();
-
-  constructor(
-    private readonly bucketMs: number,
-    private readonly channelCount: number,
-  ) {}
-
-  /** A finer bucket (every channel of the session), its `channels` picked. */
-  addPicked(finer: BucketSummary, channels: readonly number[]): void {
-    const target = this.at(bucketStart(finer.t, this.bucketMs));
-    target.count += finer.count;
-    for (let c = 0; c < channels.length; c++) mergeChannel(target.channels[c], finer.channels[channels[c]]);
-  }
-
-  /** A bucket of this width with the request's channels already. */
-  add(bucket: BucketSummary): void {
-    mergeBucket(this.at(bucket.t), bucket);
-  }
-
-  sorted(): BucketSummary[] {
-    return [...this.byT.values()].sort((a, b) => a.t - b.t);
-  }
-
-  private at(t: number): BucketSummary {
-    let bucket = this.byT.get(t);
-    if (bucket === undefined) {
-      bucket = emptyBucket(t, this.channelCount);
-      this.byT.set(t, bucket);
-    }
-    return bucket;
-  }
 }
 
 export class RollupSummarySource implements SummarySource {
@@ -71,7 +36,7 @@ export class RollupSummarySource implements SummarySource {
     this.raw = new RawSummarySource(store);
   }
 
-  async summaries(request: SummaryRequest): Promise<BucketSummary[]> {
+  async summaries(request: SummaryRequest): Promise<BucketColumns> {
     const { sessionId, channels, bucketMs, fromT, toT } = request;
     const resolution = resolutionFor(bucketMs);
     if (resolution === undefined) return this.raw.summaries(request);
@@ -81,10 +46,13 @@ export class RollupSummarySource implements SummarySource {
     if (!(innerFrom < innerTo)) return this.raw.summaries(request);
     const stored = await readRollups(this.pool, sessionId, resolution, innerFrom, innerTo);
     if (!stored.complete) return this.raw.summaries(request);
-    const buckets = new Buckets(bucketMs, channels.length);
-    for (const bucket of stored.buckets) buckets.addPicked(bucket, channels);
-    if (fromT < innerFrom) for (const bucket of await this.raw.summaries({ ...request, toT: innerFrom })) buckets.add(bucket);
-    if (innerTo < toT) for (const bucket of await this.raw.summaries({ ...request, fromT: innerTo })) buckets.add(bucket);
+    const buckets = new BucketColumns(bucketMs, channels.length);
+    foldParts(stored.parts, resolution, innerFrom, innerTo, buckets, channels);
+    for (const edge of [fromT < innerFrom ? { toT: innerFrom } : null, innerTo < toT ? { fromT: innerTo } : null]) {
+      if (edge === null) continue;
+      const cut = await this.raw.summaries({ ...request, ...edge });
+      for (let row = 0; row < cut.length; row++) buckets.mergeRow(cut, row);
+    }
     return buckets.sorted();
   }
 }

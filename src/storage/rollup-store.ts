@@ -19,11 +19,12 @@
  * their readers use raw samples.
  */
 import type pg from 'pg';
-import { type BucketSummary, mergeBucket } from '../aggregates/bucket-summary.ts';
+import { type BucketColumns, fieldCount } from '../aggregates/bucket-columns.ts';
+import { bucketStart } from '../aggregates/bucket-summary.ts';
 import { copyOutOf } from './database.ts';
-import { decodeBlock, encodeBlock } from './rollup-block.ts';
+import { encodeBlock, RollupBlockError, readBlock } from './rollup-block.ts';
 import { decodeRollupRows } from './rollup-rows.ts';
-import { blockSpanOf, coarsen, rollupResolutionsMs, type SessionRollups } from './rollup-summaries.ts';
+import { blockSpanOf, rollupResolutionsMs, type SessionRollups } from './rollup-summaries.ts';
 import { isSessionId } from './session-repository.ts';
 
 /** A part as stored: its block's key, its summary bytes, and whether the compactor has work with it (migration 012). */
@@ -80,58 +81,70 @@ export function insertParts(parts: readonly RollupPart[], first: number): { sql:
   };
 }
 
-/** A session's roll-up buckets at one resolution, and whether they hold every committed sample of it. */
+/** A session's roll-up parts at one resolution, and whether they hold every committed sample of it. */
 export interface RollupRead {
   /** False: some committed samples are not in the roll-ups (see the file's comment); read raw samples instead. */
   complete: boolean;
-  /** In ascending t, each bucket's `t` its aligned start. */
-  buckets: BucketSummary[];
+  /** The stored parts, each to `rollUp` when it is a pending finest part read for a coarser resolution. */
+  parts: RollupPartRead[];
+}
+
+export interface RollupPartRead {
+  rollUp: boolean;
+  summary: Uint8Array;
 }
 
 /**
- * The buckets at `resolutionMs` (one of rollupResolutionsMs) that lie wholly in [fromT, toT),
- * so every sample they count has fromT <= t < toT; what lies in the partial buckets at a cut
- * edge is the caller's to read from raw samples. Each bucket is the merge of its parts, all read
- * in one statement, so in one snapshot with `complete`: a compaction commits its delete of the
- * parts and insert of their merge at once, and the snapshot holds either. A session that does
- * not exist reads as complete and empty.
+ * The parts at `resolutionMs` (one of rollupResolutionsMs) holding the buckets that lie wholly
+ * in [fromT, toT), for foldParts, all read in one statement, so in one snapshot with
+ * `complete`: a compaction commits its delete of the parts and insert of their merge at once,
+ * and the snapshot holds either. A session that does not exist reads as complete and empty.
  */
 export async function readRollups(pool: pg.Pool, sessionId: string, resolutionMs: number, fromT: number, toT: number): Promise<RollupRead> {
   const rows = decodeRollupRows(await copyOutOf(pool, rollupsQuery(sessionId, resolutionMs, fromT, toT)));
   const parts = rows.flatMap(({ rollUp, summary }) => (summary === null ? [] : [{ rollUp, summary }]));
-  return { complete: rows[0]?.complete ?? true, buckets: bucketsOfParts(parts, resolutionMs, fromT, toT) };
+  return { complete: rows[0]?.complete ?? true, parts };
 }
 
 /**
- * The buckets of `parts` (stored parts of one session) at `resolutionMs` wholly inside
- * [fromT, toT), one per bucket, in ascending t: a part to `rollUp` is a pending finest part,
- * whose buckets are merged into the coarser ones first.
+ * Folds the buckets of `parts` (stored parts of one session) at `resolutionMs` that lie wholly
+ * in [fromT, toT) into `into`, each into the bucket of into's width its start falls in, its
+ * `channels` (indexes of the session's) picked: a part to `rollUp` is a pending finest part,
+ * whose buckets count in the coarser bucket they fall in. The parts of a bucket merge as
+ * mergeBucket does, in any order and grouping, exact but for float rounding of sums; straight
+ * from the stored columns, with no object per bucket (rollup-block.ts, readBlock).
  */
-export function bucketsOfParts(
-  parts: ReadonlyArray<{ rollUp: boolean; summary: Uint8Array }>,
+export function foldParts(
+  parts: readonly RollupPartRead[],
   resolutionMs: number,
   fromT: number,
   toT: number,
-): BucketSummary[] {
-  const buckets: BucketSummary[] = [];
-  const byT = new Map<number, BucketSummary>();
-  let ascending = true;
+  into: BucketColumns,
+  channels: readonly number[],
+): void {
+  // At its own resolution a stored start is its bucket's: dividing it again could move one past 2^53.
+  const target = (t: number) => (into.bucketMs === resolutionMs ? t : bucketStart(t, into.bucketMs));
   for (const { rollUp, summary } of parts) {
-    const decoded = decodeBlock(summary).buckets;
-    for (const bucket of rollUp ? coarsen(decoded, resolutionMs) : decoded) {
-      if (bucket.t < fromT || bucket.t + resolutionMs > toT) continue;
-      const before = byT.get(bucket.t);
-      if (before !== undefined) {
-        mergeBucket(before, bucket);
-        continue;
-      }
-      if (buckets.length > 0 && bucket.t < buckets[buckets.length - 1].t) ascending = false;
-      byT.set(bucket.t, bucket);
-      buckets.push(bucket);
+    const { values, m, s, base, channels: stored } = readBlock(summary);
+    for (const channel of channels)
+      if (channel >= stored) throw new RollupBlockError(`${stored} channels, where channel ${channel} is read`);
+    const startOf = (t: number) => (rollUp ? bucketStart(t, resolutionMs) : t);
+    for (let i = 0; i < m; i++) {
+      const t = startOf(values[i]);
+      if (t < fromT || t + resolutionMs > toT) continue;
+      const row = into.rowAt(target(t));
+      into.count[row] += values[m + i];
+      for (let c = 0; c < channels.length; c++) into.mergeFields(row, c, values, (2 + channels[c] * fieldCount) * m + i, m);
+    }
+    for (let i = 0; i < s; i++) {
+      const t = startOf(values[base + i]);
+      if (t < fromT || t + resolutionMs > toT) continue;
+      const row = into.rowAt(target(t));
+      into.count[row]++;
+      const seq = values[base + s + i];
+      for (let c = 0; c < channels.length; c++) into.addValue(row, c, seq, values[base + (2 + channels[c]) * s + i]);
     }
   }
-  if (!ascending) buckets.sort((a, b) => a.t - b.t);
-  return buckets;
 }
 
 /**

@@ -18,7 +18,7 @@ import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, RecordingSocket, type Sample } from '../support/clients.ts';
 import { fuzzSeed } from '../support/fuzz.ts';
 import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
-import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
+import { assertSameBuckets, bucketsOfParts, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
 
 const channels = ['a', 'b', 'c'];
 const finest = rollupResolutionsMs[0];
@@ -50,7 +50,8 @@ async function assertRollupsMatch(pool: Pool, sessionId: string, sent: readonly 
   for (const resolutionMs of rollupResolutionsMs) {
     const read = await readRollups(pool, sessionId, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
     assert.equal(read.complete, true);
-    assertSameBuckets(read.buckets, referenceBuckets(plain(sent), channels.length, resolutionMs), `resolution ${resolutionMs}`);
+    const buckets = bucketsOfParts(read.parts, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, channels.length);
+    assertSameBuckets(buckets, referenceBuckets(plain(sent), channels.length, resolutionMs), `resolution ${resolutionMs}`);
   }
 }
 
@@ -106,7 +107,7 @@ test('roll-ups written by the real writer equal the reference at every resolutio
     const [fromT, toT] = [ts[300] + 0.5, ts[2_700]];
     const read = await readRollups(pool, session.sessionId, resolutionMs, fromT, toT);
     const expected = referenceBuckets(plain(sent), channels.length, resolutionMs).filter((b) => b.t >= fromT && b.t + resolutionMs <= toT);
-    assertSameBuckets(read.buckets, expected, `range at ${resolutionMs}`);
+    assertSameBuckets(bucketsOfParts(read.parts, resolutionMs, fromT, toT, channels.length), expected, `range at ${resolutionMs}`);
   }
 });
 
@@ -129,7 +130,7 @@ test('a commit that fails at COMMIT, after its COPY and roll-ups, leaves no roll
   assert.equal(await rollupRows(pool, sessionId), 1);
   const read = await readRollups(pool, sessionId, finest, 0, 1_200);
   assert.equal(read.complete, true);
-  assertSameBuckets(read.buckets, referenceBuckets(samples, 1, finest), 'after the commit');
+  assertSameBuckets(bucketsOfParts(read.parts, finest, 0, 1_200, 1), referenceBuckets(samples, 1, finest), 'after the commit');
 });
 
 test('a fenced commit writes no roll-up', async (t) => {
@@ -138,7 +139,7 @@ test('a fenced commit writes no roll-up', async (t) => {
   await assert.rejects(commit(store, sessionId, samplesAt(1, [1, 2, 3]), 6), FencedError);
   assert.equal(await rollupRows(pool, sessionId), 0);
   await commit(store, sessionId, samplesAt(1, [1, 2, 3]), 7);
-  assert.equal((await readRollups(pool, sessionId, 600, 0, 600)).buckets[0].count, 3);
+  assert.equal(bucketsOfParts((await readRollups(pool, sessionId, 600, 0, 600)).parts, 600, 0, 600, 1)[0].count, 3);
 });
 
 test('roll-ups left behind are reported incomplete: a t sprayed over too many blocks, and roll-ups off', async (t) => {
@@ -150,10 +151,10 @@ test('roll-ups left behind are reported incomplete: a t sprayed over too many bl
   const read = await readRollups(sprayed.pool, sprayed.sessionId, finest, 0, finest);
   assert.equal(read.complete, false);
   // What was written before stays; the sprayed commit added nothing to it.
-  assert.equal(read.buckets[0].count, 2);
+  assert.equal(bucketsOfParts(read.parts, finest, 0, finest, 1)[0].count, 2);
   assert.equal(await rollupRows(sprayed.pool, sprayed.sessionId), 1);
 
   const off = await storeWithSession(t, false);
   await commit(off.store, off.sessionId, samplesAt(1, [5, 50]));
-  assert.deepEqual(await readRollups(off.pool, off.sessionId, finest, 0, finest), { complete: false, buckets: [] });
+  assert.deepEqual(await readRollups(off.pool, off.sessionId, finest, 0, finest), { complete: false, parts: [] });
 });

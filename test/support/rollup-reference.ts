@@ -4,7 +4,10 @@
  * are compared within a float tolerance; every other field exactly.
  */
 import assert from 'node:assert/strict';
+import { BucketColumns } from '../../src/aggregates/bucket-columns.ts';
 import { type BucketSummary, bucketStart } from '../../src/aggregates/bucket-summary.ts';
+import { foldParts, type RollupPartRead } from '../../src/storage/rollup-store.ts';
+import { summariesOf } from './aggregate-reference.ts';
 
 /** A sample with its channel values in order; NaN is a null. */
 export interface PlainSample {
@@ -65,4 +68,24 @@ export function assertSameBuckets(actual: readonly BucketSummary[], expected: re
       );
     });
   });
+}
+
+/** The buckets `parts` (as readRollups reads them) fold into at their own resolution, every one of `channels`, in ascending t. */
+export function bucketsOfParts(
+  parts: readonly RollupPartRead[],
+  resolutionMs: number,
+  fromT: number,
+  toT: number,
+  channels: number,
+): BucketSummary[] {
+  const columns = new BucketColumns(resolutionMs, channels);
+  foldParts(
+    parts,
+    resolutionMs,
+    fromT,
+    toT,
+    columns,
+    Array.from({ length: channels }, (_, c) => c),
+  );
+  return summariesOf(columns.sorted());
 }

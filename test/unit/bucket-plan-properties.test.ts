@@ -6,9 +6,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { answerBuckets, fnValue } from '../../src/aggregates/aggregate-body.ts';
+import { answerOf } from '../../src/aggregates/aggregate-body.ts';
 import { planBuckets, type Span } from '../../src/aggregates/bucket-plan.ts';
 import { addValue, type BucketSummary, emptyBucket } from '../../src/aggregates/bucket-summary.ts';
+import { bucketsOfAnswer, columnsOf, fnValue } from '../support/aggregate-reference.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 /** The buckets over `span` of width w, counted one by one. */
@@ -87,7 +88,8 @@ test('every fill makes the buckets its definition gives', () => {
       }
       const summaries = [...byIndex.values()].sort((a, b) => a.t - b.t);
       const plan = { bucketMs: width, firstIndex, lastIndex };
-      const answer = answerBuckets(summaries, plan, 2, fnNames, fill);
+      const columns = columnsOf(summaries, width, 2);
+      const answer = bucketsOfAnswer(answerOf(columns, { from: 0, to: columns.length }, plan, fnNames, fill), 2, fnNames.length);
       const valuesOf = (bucket: BucketSummary) => bucket.channels.map((channel) => fnNames.map((fn) => fnValue(channel, fn)));
       const expected = [];
       for (let index = firstIndex; index <= lastIndex; index++) {

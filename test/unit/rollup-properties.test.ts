@@ -13,10 +13,10 @@ import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { encodeCopyBinary } from '../../src/storage/chunk-codec.ts';
 import { decodeBlock, encodeBlock, RollupBlockError } from '../../src/storage/rollup-block.ts';
 import { compactBlock } from '../../src/storage/rollup-compactor.ts';
-import { bucketsOfParts, partsOf, type RollupPart } from '../../src/storage/rollup-store.ts';
+import { partsOf, type RollupPart } from '../../src/storage/rollup-store.ts';
 import { blockSpanOf, maxBlocksPerSession, rollupResolutionsMs, rollupsOfCopyBody } from '../../src/storage/rollup-summaries.ts';
 import { decodesOrRefuses as fuzzDecodesOrRefuses, fuzzParameters } from '../support/fuzz.ts';
-import { assertSameBuckets, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
+import { assertSameBuckets, bucketsOfParts, type PlainSample, referenceBuckets } from '../support/rollup-reference.ts';
 
 const value = fc.oneof(
   fc.double({ min: -1e12, max: 1e12, noNaN: true }),
@@ -106,7 +106,8 @@ function readParts(parts: readonly RollupPart[], resolutionMs: number): BucketSu
   const finest = rollupResolutionsMs[0];
   const read = parts.filter((p) => p.resolutionMs === resolutionMs || (resolutionMs !== finest && p.resolutionMs === finest && p.pending));
   const rows = read.map((p) => ({ rollUp: p.resolutionMs !== resolutionMs, summary: p.summary }));
-  return bucketsOfParts(rows, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY);
+  const channels = read.length === 0 ? 1 : decodeBlock(read[0].summary).channels;
+  return bucketsOfParts(rows, resolutionMs, Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY, channels);
 }
 
 function batchOf(samples: readonly PlainSample[], channels: number): SampleBatch {

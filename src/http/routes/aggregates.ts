@@ -93,7 +93,7 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
         produce: async () => ({
           // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
           type: format === 'csv' ? csvType : 'application/json; charset=utf-8',
-          body: Buffer.from(orProblem(await readAggregate(summaries, session, query, format))),
+          body: orProblem(await readAggregate(summaries, session, query, format)),
         }),
       });
     },
