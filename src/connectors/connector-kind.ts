@@ -61,6 +61,18 @@ export interface PollContext {
   readonly nowMs: number;
 }
 
+/** An upstream's budget of credits (Twelve Data's): what a request costs, and how many may be spent. */
+export interface CreditTerms {
+  /** At most this many in any 60 s... */
+  readonly perMinute: number;
+  /** ...and this many per UTC day. */
+  readonly perDay: number;
+  /** What one poll of every stream costs when nothing fails: polls are spaced so that this fits the budget. */
+  readonly perPoll: number;
+  /** What one request costs, answered or not. */
+  cost(url: URL): number;
+}
+
 export interface ConnectorKind<Config> {
   readonly kind: string;
   /** The config a client sends; validated before anything is stored. */
@@ -71,6 +83,8 @@ export interface ConnectorKind<Config> {
   streamKeys(config: Config): string[];
   /** The base URL every request of the connector goes to: its breaker's host, and the only host a redirect may lead to. */
   baseUrl(config: Config): string;
+  /** The credit budget of an upstream that meters requests; absent for one that does not. */
+  credits?(config: Config): CreditTerms;
   /** One page of `streamKey` after `cursor`; throws UpstreamError when the upstream fails. */
   poll(config: Config, streamKey: string, cursor: StreamCursor, context: PollContext): Promise<PollOutcome>;
 }

@@ -4,12 +4,17 @@
  * failure until a poll succeeds. A secret that does not open, an upstream that fails after its
  * retries, a breaker that refuses the call: each is a failed poll, with a message that names
  * no secret (the URL's query never reaches a message, upstream-client.ts).
+ *
+ * A spent credit budget (credit-budget.ts) is no failure: the poll stops at the stream it could
+ * not pay for, which the next poll starts with so that every stream has its turn, and the next
+ * poll waits for the credits. A kind with a budget is polled no faster than the budget allows.
  */
 import type { Logger } from 'pino';
 import type { ConnectorCounters } from '../observability/metrics.ts';
 import type { ConnectorRecord, ConnectorStatus, ConnectorStreamRecord } from '../storage/connector-repository.ts';
 import type { ConnectorKind } from './connector-kind.ts';
 import { openSecrets } from './connector-secrets.ts';
+import { CreditsSpentError, paceMs } from './credit-budget.ts';
 import type { StreamIntake } from './stream-intake.ts';
 import type { UpstreamFetch } from './upstream-client.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -28,6 +33,8 @@ export interface PolledConnector {
   readonly status: ConnectorStatus;
   /** Poll again at once: a page was not the last. */
   readonly more: boolean;
+  /** The stream a spent budget stopped the poll at: the next poll starts with it. */
+  readonly resumeAt: string | null;
 }
 
 /** The config the kind polls with: as stored, with its secrets opened. */
@@ -44,6 +51,7 @@ export async function pollConnector(
   fetch: UpstreamFetch,
   breaker: () => BreakerStatus,
   parts: ConnectorPollParts,
+  resumeAt: string | null = null,
 ): Promise<PolledConnector> {
   const { intake, counters, log } = parts;
   const started = new Date();
@@ -51,14 +59,19 @@ export async function pollConnector(
   let more = false;
   let failure: string | null = null;
   let retryAfterMs = 0;
+  let stoppedAt: string | null = null;
+  let key: string | null = null;
   try {
     const config = configOf(record, parts.secretKey);
     const streams = new Map(record.streams.map((stream) => [stream.key, stream]));
-    for (const key of kind.streamKeys(config)) {
+    const keys = kind.streamKeys(config);
+    const first = Math.max(0, resumeAt === null ? 0 : keys.indexOf(resumeAt));
+    for (key of [...keys.slice(first), ...keys.slice(0, first)]) {
+      const streamKey = key;
       const intook = await intake.run(
         record.id,
         streams.get(key) ?? null,
-        (cursor) => kind.poll(config, key, cursor, { fetch, nowMs: started.getTime() }),
+        (cursor) => kind.poll(config, streamKey, cursor, { fetch, nowMs: started.getTime() }),
         (stream) => parts.addStream(record.id, stream),
       );
       const { records, discards } = intook.outcome;
@@ -75,25 +88,36 @@ export async function pollConnector(
     }
     counters.polled(kind.kind, 'success');
   } catch (error) {
-    if (!(error instanceof UpstreamError)) log.error({ err: error, connectorId: record.id }, 'a connector poll failed unexpectedly');
-    failure = error instanceof Error ? error.message : String(error);
-    if (error instanceof UpstreamError) retryAfterMs = error.retryAfterMs ?? 0;
-    counters.polled(kind.kind, error instanceof BreakerOpenError ? 'breaker_open' : 'failed');
-    if (error instanceof UpstreamError) log.warn({ connectorId: record.id, kind: kind.kind, reason: failure }, 'connector poll failed');
+    if (error instanceof CreditsSpentError) {
+      stoppedAt = key;
+      retryAfterMs = error.retryAfterMs ?? 0;
+      counters.polled(kind.kind, 'out_of_credits');
+    } else {
+      if (!(error instanceof UpstreamError)) log.error({ err: error, connectorId: record.id }, 'a connector poll failed unexpectedly');
+      failure = error instanceof Error ? error.message : String(error);
+      if (error instanceof UpstreamError) retryAfterMs = error.retryAfterMs ?? 0;
+      counters.polled(kind.kind, error instanceof BreakerOpenError ? 'breaker_open' : 'failed');
+      if (error instanceof UpstreamError) log.warn({ connectorId: record.id, kind: kind.kind, reason: failure }, 'connector poll failed');
+    }
   }
   const { state, openSince } = breaker();
   const now = Date.now();
+  const terms = kind.credits?.(record.config);
+  const waitMs = Math.max(record.pollIntervalS * 1_000, retryAfterMs, terms === undefined ? 0 : paceMs(terms));
+  // Stopped by the budget: nothing was learnt of the upstream, so its success and failure stand as they were.
+  const outOfCredits = stoppedAt !== null;
   return {
-    more: failure === null && more,
+    more: failure === null && !outOfCredits && more,
+    resumeAt: stoppedAt,
     status: {
       lastPollAt: started,
-      lastSuccessAt: failure === null ? new Date(now) : record.lastSuccessAt,
-      lastError: failure,
-      failingSince: failure === null ? null : (record.failingSince ?? started),
+      lastSuccessAt: failure === null && !outOfCredits ? new Date(now) : record.lastSuccessAt,
+      lastError: outOfCredits ? record.lastError : failure,
+      failingSince: outOfCredits ? record.failingSince : failure === null ? null : (record.failingSince ?? started),
       breaker: state,
       breakerOpenSince: openSince,
       lastRecordAt: lastRecordMs === null ? null : new Date(lastRecordMs),
-      nextPollAt: new Date(failure === null && more ? now : now + Math.max(record.pollIntervalS * 1_000, retryAfterMs)),
+      nextPollAt: new Date(failure === null && !outOfCredits && more ? now : now + waitMs),
     },
   };
 }

@@ -21,6 +21,7 @@ import type { LockPort } from '../sessions/session-coordinator.ts';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
 import type { ConnectorKind } from './connector-kind.ts';
 import { type ConnectorPollParts, pollConnector } from './connector-poll.ts';
+import { meteredGet } from './credit-budget.ts';
 import type { StreamIntake } from './stream-intake.ts';
 import type { UpstreamPolicies } from './upstream-policies.ts';
 
@@ -45,6 +46,8 @@ interface Poller {
   stopped: boolean;
   /** When it last succeeded, or was taken up here: the base of seconds-since-success. */
   lastSuccessMs: number;
+  /** The stream its last poll stopped at for want of credits. */
+  resumeAt: string | null;
 }
 
 export class ConnectorRunner {
@@ -107,7 +110,7 @@ export class ConnectorRunner {
     for (const id of await repository.runnableIds()) {
       if (this.closed) return;
       if (this.pollers.has(id) || !(await locks.tryAcquire(id))) continue;
-      const poller: Poller = { id, kind: '', timer: null, running: null, stopped: false, lastSuccessMs: Date.now() };
+      const poller: Poller = { id, kind: '', timer: null, running: null, stopped: false, lastSuccessMs: Date.now(), resumeAt: null };
       this.pollers.set(id, poller);
       this.schedule(poller, 0);
     }
@@ -137,8 +140,11 @@ export class ConnectorRunner {
       }
       poller.kind = kind.kind;
       const origin = new URL(kind.baseUrl(record.config)).origin;
-      const fetch = policies.fetchFor(origin, this.options.get, (ms) => this.options.counters.upstreamAttempt(kind.kind, ms));
-      const polled = await pollConnector(record, kind, fetch, () => policies.status(origin), this.pollParts);
+      const terms = kind.credits?.(record.config);
+      const get = terms === undefined ? this.options.get : meteredGet(this.options.get, repository, poller.id, terms);
+      const fetch = policies.fetchFor(origin, get, (ms) => this.options.counters.upstreamAttempt(kind.kind, ms));
+      const polled = await pollConnector(record, kind, fetch, () => policies.status(origin), this.pollParts, poller.resumeAt);
+      poller.resumeAt = polled.resumeAt;
       if (polled.status.lastError === null) poller.lastSuccessMs = Date.now();
       if (!(await repository.writeStatus(poller.id, polled.status))) {
         void this.stop(poller, true);

@@ -7,6 +7,7 @@ import type { AuditContext, AuditEvent } from '../access/audit-trail.ts';
 import type { ConnectorRecord, ConnectorRepository } from '../storage/connector-repository.ts';
 import type { ConnectorKind } from './connector-kind.ts';
 import { sealSecrets } from './connector-secrets.ts';
+import { type CreditsView, creditsView } from './credit-budget.ts';
 
 export interface ConnectorAudit {
   record(context: AuditContext, event: AuditEvent): void;
@@ -80,6 +81,12 @@ export class ConnectorService {
     audit.record(context, { action: 'connector.create', target: id, outcome: 'success' });
     this.options.wake();
     return { ok: true, connector };
+  }
+
+  /** The connector's credit budget and what is spent of it now; null for a kind without one. */
+  credits(record: ConnectorRecord): CreditsView | null {
+    const terms = this.options.kinds.get(record.kind)?.credits?.(record.config);
+    return terms === undefined ? null : creditsView(terms, record.credits, Date.now());
   }
 
   list(): Promise<ConnectorRecord[]> {

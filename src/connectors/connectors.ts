@@ -16,12 +16,14 @@ import { loadOrCreateSecretKey } from './connector-secrets.ts';
 import { type ConnectorAudit, ConnectorService } from './connector-service.ts';
 import { StreamIntake, type StreamSessions } from './stream-intake.ts';
 import { thingSpeak } from './thingspeak.ts';
+import { twelveData } from './twelvedata.ts';
 import { upstreamGet } from './upstream-client.ts';
 import { UpstreamPolicies } from './upstream-policies.ts';
 
 /** Every built-in kind, by name. */
 export const connectorKinds: ReadonlyMap<string, ConnectorKind<unknown>> = new Map([
   [thingSpeak.kind, thingSpeak as ConnectorKind<unknown>],
+  [twelveData.kind, twelveData as ConnectorKind<unknown>],
 ]);
 
 export interface ConnectorParts {

@@ -11,6 +11,7 @@
  * null (counted).
  */
 import type { Discards, FieldMapping } from './connector-kind.ts';
+import { isObject, parseValue } from './upstream-values.ts';
 
 export const fieldNames = ['field1', 'field2', 'field3', 'field4', 'field5', 'field6', 'field7', 'field8'] as const;
 
@@ -36,29 +37,12 @@ export type FeedParse = { ok: true; feed: Feed } | { ok: false; message: string 
 
 // ThingSpeak writes ISO 8601 with seconds and a zone (Z, or an offset with timezone=).
 const timestampPattern = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
-// A decimal number as a person or a device writes it; not hex, not Infinity, not "1_000".
-const numberPattern = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/;
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
 /** Epoch ms of a ThingSpeak timestamp, or null. */
 export function parseTimestamp(value: unknown): number | null {
   if (typeof value !== 'string' || !timestampPattern.test(value)) return null;
   const ms = Date.parse(value);
   return Number.isFinite(ms) ? ms : null;
-}
-
-/** A value: a number, null (absent, null, blank), or `invalid`. */
-export function parseValue(value: unknown): number | null | 'invalid' {
-  if (value === undefined || value === null) return null;
-  if (typeof value === 'number') return Number.isFinite(value) ? value : 'invalid';
-  if (typeof value !== 'string') return 'invalid';
-  if (value.trim() === '') return null;
-  if (!numberPattern.test(value)) return 'invalid';
-  const number = Number(value);
-  return Number.isFinite(number) ? number : 'invalid';
 }
 
 function describeBody(text: string): string | null {

@@ -1,8 +1,8 @@
 /**
  * The connectors API's shapes (docs/connectors.md), declared once as schemas.ts's are. A
  * connector's config is a union by kind: each kind's config schema is here, and the kind
- * (src/connectors/) validates with it. Secrets (`readApiKey`) go in, never out: a connector
- * is answered with `secrets`, the names of the secret members it holds.
+ * (src/connectors/) validates with it. Secrets (`readApiKey`, `apiKey`) go in, never out: a
+ * connector is answered with `secrets`, the names of the secret members it holds.
  */
 import Type, { type Static, type TSchema } from 'typebox';
 
@@ -30,6 +30,32 @@ export const ThingSpeakConfig = Type.Object(
 );
 export type ThingSpeakConfig = Static<typeof ThingSpeakConfig>;
 
+/** Twelve Data's intervals up to a day, each a bar's length. */
+export const twelveDataIntervals = ['1min', '5min', '15min', '30min', '45min', '1h', '2h', '4h', '1day'] as const;
+
+export const TwelveDataConfig = Type.Object(
+  {
+    baseUrl: httpUrl,
+    apiKey: Type.String({
+      pattern: '^[A-Za-z0-9_-]{1,128}$',
+      description: 'The Twelve Data API key. Stored encrypted; never answered.',
+    }),
+    symbols: Type.Array(Type.String({ pattern: '^[A-Za-z0-9./:_-]{1,40}$', description: 'A symbol, as `AAPL`, `EUR/USD`, `BTC/USD`.' }), {
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+      description: 'A stream per symbol, keyed `twelvedata/<symbol>/<interval>`.',
+    }),
+    interval: Type.Enum(twelveDataIntervals, { description: `The bar length, one of ${twelveDataIntervals.join(', ')}.` }),
+    creditsPerMinute: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 100_000, description: 'Credits (one per symbol per request) spent in any 60 s; default 8.' }),
+    ),
+    creditsPerDay: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'Credits spent per UTC day; default 800.' })),
+  },
+  { additionalProperties: false },
+);
+export type TwelveDataConfig = Static<typeof TwelveDataConfig>;
+
 const name = Type.String({ minLength: 1, maxLength: 200, description: 'A name for people.' });
 const pollIntervalS = Type.Optional(
   Type.Number({
@@ -41,6 +67,7 @@ const pollIntervalS = Type.Optional(
 
 export const CreateConnectorBody = Type.Union([
   Type.Object({ kind: Type.Literal('thingspeak'), name, config: ThingSpeakConfig, pollIntervalS }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('twelvedata'), name, config: TwelveDataConfig, pollIntervalS }, { additionalProperties: false }),
 ]);
 export type CreateConnectorBody = Static<typeof CreateConnectorBody>;
 
@@ -76,7 +103,16 @@ export const Connector = Type.Object({
   }),
   breakerOpenSince: orNull(dateTime),
   lastRecordAt: orNull(dateTime, 'The time of the newest record stored: a device silent since then sends nothing, though polls succeed.'),
-  nextPollAt: orNull(dateTime),
+  nextPollAt: orNull(dateTime, 'Later than pollIntervalS after the last poll while the credit budget is short (credits).'),
+  credits: orNull(
+    Type.Object({
+      perMinute: Type.Integer(),
+      perDay: Type.Integer(),
+      spentLastMinute: Type.Integer({ description: 'Credits spent in the last 60 s.' }),
+      spentToday: Type.Integer({ description: 'Credits spent this UTC day.' }),
+    }),
+    "The upstream's credit budget and what is spent of it, for a kind whose upstream meters requests; null for others.",
+  ),
   sessions: Type.Array(ConnectorStream, { description: 'The streams it feeds, once created (by its first successful poll).' }),
 });
 export type Connector = Static<typeof Connector>;

@@ -159,7 +159,7 @@ export function createMetrics() {
     connectorPolls: new Counter(
       in_({
         name: 'wavehouse_connector_polls_total',
-        help: 'Connector polls, by kind and outcome (success, failed, breaker_open).',
+        help: 'Connector polls, by kind and outcome (success, failed, breaker_open, out_of_credits).',
         labelNames: ['kind', 'outcome'],
       }),
     ),
@@ -297,7 +297,8 @@ export function writerCounters(metrics: Metrics) {
 /** The connector runner's counters. */
 export function connectorCounters(metrics: Metrics) {
   return {
-    polled: (kind: string, outcome: 'success' | 'failed' | 'breaker_open') => metrics.connectorPolls.labels(kind, outcome).inc(),
+    polled: (kind: string, outcome: 'success' | 'failed' | 'breaker_open' | 'out_of_credits') =>
+      metrics.connectorPolls.labels(kind, outcome).inc(),
     upstreamAttempt: (kind: string, ms: number) => metrics.connectorUpstreamDuration.labels(kind).observe(ms / 1_000),
     stored: (kind: string, records: number) => metrics.connectorRecords.labels(kind).inc(records),
     discarded: (kind: string, invalidValues: number, invalidRecords: number) => {

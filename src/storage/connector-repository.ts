@@ -1,10 +1,11 @@
 /**
- * Connector records in PostgreSQL (migration 011): what a client created, the streams each
- * feeds, and the status the polling instance writes after each poll, so that any instance
- * answers a connector's status. Secrets arrive sealed and leave sealed: this file never sees
+ * Connector records in PostgreSQL (migrations 011, 016): what a client created, the streams each
+ * feeds, the status the polling instance writes after each poll, so that any instance answers a
+ * connector's status, and the credits spent of an upstream's budget. Secrets arrive sealed and leave sealed: this file never sees
  * them in clear.
  */
 import type pg from 'pg';
+import { withPooledClient } from './database.ts';
 
 export interface ConnectorStreamRecord {
   key: string;
@@ -35,6 +36,8 @@ export interface ConnectorRecord extends ConnectorStatus {
   paused: boolean;
   createdAt: Date;
   streams: ConnectorStreamRecord[];
+  /** The credit ledger as stored (connectors/credit-budget.ts reads it), null before the first spend. */
+  credits: unknown;
 }
 
 export type NewConnector = Pick<ConnectorRecord, 'id' | 'kind' | 'name' | 'config' | 'secrets' | 'secretNames' | 'pollIntervalS'>;
@@ -50,6 +53,7 @@ interface ConnectorRow {
   paused: boolean;
   created_at: Date;
   streams: ConnectorStreamRecord[];
+  credits: unknown;
   last_poll_at: Date | null;
   last_success_at: Date | null;
   last_error: string | null;
@@ -61,7 +65,7 @@ interface ConnectorRow {
 }
 
 const columns =
-  'id, kind, name, config, secrets, secret_names, poll_interval_s, paused, created_at, streams, last_poll_at, last_success_at, ' +
+  'id, kind, name, config, secrets, secret_names, poll_interval_s, paused, created_at, streams, credits, last_poll_at, last_success_at, ' +
   'last_error, failing_since, breaker, breaker_open_since, last_record_at, next_poll_at';
 
 function toRecord(row: ConnectorRow): ConnectorRecord {
@@ -76,6 +80,7 @@ function toRecord(row: ConnectorRow): ConnectorRecord {
     paused: row.paused,
     createdAt: row.created_at,
     streams: row.streams,
+    credits: row.credits,
     lastPollAt: row.last_poll_at,
     lastSuccessAt: row.last_success_at,
     lastError: row.last_error,
@@ -138,6 +143,31 @@ export class ConnectorRepository {
         WHERE id = $1`,
       [id, stream.key, JSON.stringify(stream)],
     );
+  }
+
+  /**
+   * Replaces the connector's credit ledger with what `change` makes of it, under the row's lock:
+   * two instances (one taking over while the other's last request is under way) spend one after
+   * the other. Null when the connector is gone.
+   */
+  async changeCredits<T>(id: string, change: (stored: unknown) => { stored: unknown; answer: T }): Promise<T | null> {
+    return withPooledClient(this.pool, async (client) => {
+      await client.query('BEGIN');
+      try {
+        const { rows } = await client.query<{ credits: unknown }>('SELECT credits FROM connectors WHERE id = $1 FOR UPDATE', [id]);
+        if (rows.length === 0) {
+          await client.query('ROLLBACK');
+          return null;
+        }
+        const { stored, answer } = change(rows[0].credits);
+        await client.query('UPDATE connectors SET credits = $2 WHERE id = $1', [id, JSON.stringify(stored)]);
+        await client.query('COMMIT');
+        return answer;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      }
+    });
   }
 
   /** Writes the status of a poll; false when the connector is gone or paused meanwhile (the poller then stops). */

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { type ConnectorService, connectorState } from '../../connectors/connector-service.ts';
+import type { CreditsView } from '../../connectors/credit-budget.ts';
 import {
   type Connector,
   ConnectorIdParams,
@@ -23,7 +24,7 @@ export interface ConnectorRoutesOptions {
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
-export function connectorView(record: ConnectorRecord): Connector {
+export function connectorView(record: ConnectorRecord, credits: CreditsView | null): Connector {
   return {
     id: record.id,
     kind: record.kind,
@@ -41,6 +42,7 @@ export function connectorView(record: ConnectorRecord): Connector {
     breakerOpenSince: iso(record.breakerOpenSince),
     lastRecordAt: iso(record.lastRecordAt),
     nextPollAt: record.paused ? null : iso(record.nextPollAt),
+    credits,
     sessions: record.streams,
   };
 }
@@ -50,9 +52,9 @@ const write = { access: { scope: 'connectors:write', on: 'collection' } } as con
 const read = { access: { scope: 'sessions:read', on: 'collection' } } as const;
 const common = { tags: ['connectors'], security: [{ bearer: [] }] };
 
-function found(id: string, record: ConnectorRecord | null): Connector {
+function found(connectors: ConnectorService, id: string, record: ConnectorRecord | null): Connector {
   if (record === null) throw new Problem('not_found', `no connector ${id}`);
-  return connectorView(record);
+  return connectorView(record, connectors.credits(record));
 }
 
 export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> = async (server, { connectors }) => {
@@ -73,7 +75,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
     async (request, reply) => {
       const created = await connectors.create(request.body, auditContext(request));
       if (!created.ok) throw new Problem(created.problem, created.detail);
-      return reply.code(201).send(connectorView(created.connector));
+      return reply.code(201).send(connectorView(created.connector, connectors.credits(created.connector)));
     },
   );
 
@@ -88,7 +90,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
         response: { 200: ConnectorList, ...problemResponses(401, 403, 429, 503) },
       },
     },
-    async () => ({ connectors: (await connectors.list()).map(connectorView) }),
+    async () => ({ connectors: (await connectors.list()).map((record) => connectorView(record, connectors.credits(record))) }),
   );
 
   server.get(
@@ -108,7 +110,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
     },
     async (request) => {
       const { id } = request.params;
-      return found(id, uuidPattern.test(id) ? await connectors.find(id) : null);
+      return found(connectors, id, uuidPattern.test(id) ? await connectors.find(id) : null);
     },
   );
 
@@ -130,7 +132,11 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
       },
       async (request) => {
         const { id } = request.params;
-        return found(id, uuidPattern.test(id) ? await connectors.setPaused(id, action === 'pause', auditContext(request)) : null);
+        return found(
+          connectors,
+          id,
+          uuidPattern.test(id) ? await connectors.setPaused(id, action === 'pause', auditContext(request)) : null,
+        );
       },
     );
   }
@@ -149,7 +155,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
     },
     async (request) => {
       const { id } = request.params;
-      return found(id, uuidPattern.test(id) ? await connectors.delete(id, auditContext(request)) : null);
+      return found(connectors, id, uuidPattern.test(id) ? await connectors.delete(id, auditContext(request)) : null);
     },
   );
 };
