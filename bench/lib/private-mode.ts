@@ -5,8 +5,8 @@
  * exchanged over REST for an access token, as the SDK and the pages do.
  */
 import { execFile } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
 import { promisify } from 'node:util';
+import { generatePrivateKey } from '../../src/access/signing-keys.ts';
 import { projectRoot, type ServerHandle, startWavehouse } from './children.ts';
 import type { Context } from './report.ts';
 
@@ -18,7 +18,7 @@ import type { Context } from './report.ts';
  * (MAX_SOCKETS_PER_KEY, 256 by default) is lifted as a deployment serving them would lift it.
  */
 export function privateModeEnv(): Record<string, string> {
-  const signingKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const signingKey = generatePrivateKey({ ec: 'P-256' }).key.export({ format: 'jwk' });
   return {
     AUTH_MODE: 'private',
     ACCESS_TOKEN_SIGNING_KEY: JSON.stringify(signingKey),

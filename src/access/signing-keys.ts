@@ -12,6 +12,26 @@ import { chmod, link, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promi
 import path from 'node:path';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 
+/**
+ * A fresh private key, as a PEM and as a KeyObject made from it. Never the KeyObject that
+ * `generateKeyPairSync` returns: in Node 20 exporting that one can deadlock the process for
+ * good, when a garbage collection during the export finalizes the key generation job, whose
+ * destructor takes the key's mutex that the export holds (seen as a test hung in
+ * `KeyGenJob::~KeyGenJob` under `ExportJWK`; a loop of generate + export hangs within a few
+ * hundred keys). The PEM is written inside the job, and the key parsed from it shares nothing with it.
+ */
+export function generatePrivateKey(kind: { ec: string } | { rsa: number } | 'ed25519'): { pem: string; key: KeyObject } {
+  const publicKeyEncoding = { type: 'spki', format: 'pem' } as const;
+  const privateKeyEncoding = { type: 'pkcs8', format: 'pem' } as const;
+  const { privateKey } =
+    kind === 'ed25519'
+      ? generateKeyPairSync('ed25519', { publicKeyEncoding, privateKeyEncoding })
+      : 'ec' in kind
+        ? generateKeyPairSync('ec', { namedCurve: kind.ec, publicKeyEncoding, privateKeyEncoding })
+        : generateKeyPairSync('rsa', { modulusLength: kind.rsa, publicKeyEncoding, privateKeyEncoding });
+  return { pem: privateKey, key: createPrivateKey(privateKey) };
+}
+
 /** The signature algorithms of our tokens and of an identity provider's: asymmetric only. */
 export const asymmetricAlgorithms = [
   'RS256',
@@ -133,8 +153,7 @@ export async function loadOrCreateSigningKey(dir: string): Promise<SigningKey> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const fresh = await signingKeyFrom(JSON.stringify(privateKey.export({ format: 'jwk' })));
+  const fresh = await signingKeyFrom(generatePrivateKey({ ec: 'P-256' }).pem);
   const jwk = { ...(fresh.privateKey.export({ format: 'jwk' }) as JWK), kid: fresh.kid, alg: fresh.alg };
   const temporary = `${file}.${randomUUID()}.tmp`;
   try {

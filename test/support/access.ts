@@ -1,13 +1,14 @@
 /** Keys and records for the access tests. */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type JsonWebKey } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import pg from 'pg';
 import { ApiKeys, type KeyRequest } from '../../src/access/api-keys.ts';
+import { generatePrivateKey } from '../../src/access/signing-keys.ts';
 import { ApiKeyRepository } from '../../src/storage/api-key-repository.ts';
 
 /** A fresh P-256 private key as a JWK, as an operator would configure one. */
 export function ecPrivateJwk(): JsonWebKey {
-  return generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  return generatePrivateKey({ ec: 'P-256' }).key.export({ format: 'jwk' });
 }
 
 /** A key made the way the CLI makes the first one: through the library, straight into the database. */

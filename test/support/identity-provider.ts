@@ -1,13 +1,14 @@
 /** A local OpenID Connect provider for the access tests: its JWKS served over HTTP, and access tokens it signs. */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TestContext } from 'node:test';
 import { type JWK, SignJWT } from 'jose';
+import { generatePrivateKey } from '../../src/access/signing-keys.ts';
 
 const providerIssuer = 'https://keycloak.example/realms/plant';
 const audience = 'wavehouse';
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const privateKey = generatePrivateKey({ rsa: 2048 }).key;
 
 /** An access token of the provider, its roles where Keycloak puts them. */
 export function providerToken(roles: string[], subject = 'alice'): Promise<string> {

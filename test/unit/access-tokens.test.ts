@@ -3,7 +3,7 @@
  * issued and verified with jose, and every kind of bad JWT refused, each minted with jose.
  */
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import { base64url, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose';
 import { AccessTokens, type TokenGrant } from '../../src/access/access-tokens.ts';
 import {
   defaultKeyFile,
+  generatePrivateKey,
   loadOrCreateSigningKey,
   type SigningKey,
   signingKeyFrom,
@@ -81,7 +82,7 @@ describe('access tokens', () => {
     const { accessToken } = await tokens.issue(grant);
     const [header, payload, signature] = accessToken.split('.');
     const ours = { alg: 'ES256', kid: signingKey.kid };
-    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const other = generatePrivateKey({ ec: 'P-256' }).key;
     const publicPem = createPublicKey(signingKey.privateKey).export({ format: 'pem', type: 'spki' }) as string;
     const tamperedPayload = base64url.encode(
       JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), scope: 'admin' }),
@@ -147,15 +148,8 @@ describe('signing keys', () => {
   after(() => Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true }))));
 
   test('PEM and JWK keys of each type, with the algorithm of their type and a thumbprint kid', async () => {
-    const pem = (type: 'rsa' | 'ed25519' | 'ec') => {
-      const { privateKey } =
-        type === 'ec'
-          ? generateKeyPairSync('ec', { namedCurve: 'P-384' })
-          : type === 'rsa'
-            ? generateKeyPairSync('rsa', { modulusLength: 2048 })
-            : generateKeyPairSync('ed25519');
-      return privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
-    };
+    const pem = (type: 'rsa' | 'ed25519' | 'ec') =>
+      generatePrivateKey(type === 'ec' ? { ec: 'P-384' } : type === 'rsa' ? { rsa: 2048 } : 'ed25519').pem;
     const rsa = await signingKeyFrom(pem('rsa'));
     assert.equal(rsa.alg, 'RS256');
     assert.equal((await signingKeyFrom(pem('ed25519'))).alg, 'EdDSA');
@@ -171,7 +165,7 @@ describe('signing keys', () => {
   test('a symmetric key, a public key or an algorithm the key cannot sign with is refused', async () => {
     await assert.rejects(signingKeyFrom(JSON.stringify({ kty: 'oct', k: 'c2VjcmV0' })));
     await assert.rejects(
-      signingKeyFrom(createPublicKey(generateKeyPairSync('ed25519').privateKey).export({ format: 'pem', type: 'spki' }) as string),
+      signingKeyFrom(createPublicKey(generatePrivateKey('ed25519').key).export({ format: 'pem', type: 'spki' }) as string),
     );
     await assert.rejects(signingKeyFrom(JSON.stringify({ ...ecPrivateJwk(), alg: 'RS256' })));
     await assert.rejects(signingKeyFrom(JSON.stringify({ ...ecPrivateJwk(), alg: 'HS256' })));

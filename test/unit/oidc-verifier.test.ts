@@ -3,12 +3,13 @@
  * provider: a node:http server serving a JWKS whose keys the test rotates.
  */
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type JWK, type JWTPayload, SignJWT, UnsecuredJWT } from 'jose';
 import { IdentityProviderUnavailableError, type OidcOptions, OidcVerifier } from '../../src/access/oidc-verifier.ts';
+import { generatePrivateKey } from '../../src/access/signing-keys.ts';
 
 const issuer = 'https://idp.example/realms/plant';
 const audience = 'wavehouse-api';
@@ -19,7 +20,7 @@ interface ProviderKey {
 }
 
 function providerKey(kid: string): ProviderKey {
-  return { kid, privateKey: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey };
+  return { kid, privateKey: generatePrivateKey({ rsa: 2048 }).key };
 }
 
 /** The stand-in: serves `keys` as its JWKS (or fails, when told to), and counts the fetches. */
