@@ -49,6 +49,7 @@ class ConnectorProducer implements ProducerHandle {
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}
+  closeForDelete(): void {}
 }
 
 const sameChannels = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((name, i) => name === b[i]);
