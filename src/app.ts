@@ -34,6 +34,7 @@ import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
+import { SessionPurger } from './maintenance/session-purger.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
@@ -47,6 +48,7 @@ import { ProducerLocks } from './storage/producer-locks.ts';
 import { RollupCompactor } from './storage/rollup-compactor.ts';
 import { RollupSummarySource } from './storage/rollup-source.ts';
 import { SampleStore } from './storage/sample-store.ts';
+import { SessionDeletes } from './storage/session-deletes.ts';
 import { type SessionRecord, SessionRepository } from './storage/session-repository.ts';
 import { WriteQueue } from './storage/write-queue.ts';
 
@@ -126,6 +128,9 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   for (const part of [access.audit, access.lastUsed, access.sweeper]) await parts.start(part);
   const intervalMs = config.writer.rollupCompactIntervalMs;
   if (intervalMs > 0) await parts.start(new RollupCompactor({ pool, intervalMs, log: log.child({ part: 'compactor' }) }));
+  const deletes = new SessionDeletes(pool);
+  const graceMs = config.sessions.deleteGraceDays * 86_400_000;
+  await parts.start(new SessionPurger({ deletes, audit: access.audit, graceMs, log: log.child({ part: 'purge' }) }));
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,
@@ -164,6 +169,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     windowMaxBytes: config.live.recentWindowBytes,
     idleGraceMs: config.ingest.httpLockGraceMs,
     remoteEnd,
+    announceDelete: broker && ((sessionId: string) => broker.announceDelete(sessionId)),
   });
   const connectors = await buildConnectors({
     config,
@@ -177,10 +183,11 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     audit: access.audit,
     log,
   });
-  broker?.onControl(({ endSession }) => {
-    coordinator
-      .endIfLocal(endSession, config.sessions.endTimeoutMs)
-      .catch((error: unknown) => log.error({ err: error, sessionId: endSession }, 'ending on request failed'));
+  broker?.onControl((request) => {
+    const sessionId = 'endSession' in request ? request.endSession : request.deletedSession;
+    const work =
+      'endSession' in request ? coordinator.endIfLocal(sessionId, config.sessions.endTimeoutMs) : coordinator.closeDeletedHere(sessionId);
+    work.catch((error: unknown) => log.error({ err: error, sessionId }, 'a request from another instance failed'));
   });
 
   metrics.observeWriteQueue(queue);
@@ -223,6 +230,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     metrics,
     readiness,
     repository,
+    deletes,
     store,
     summaries: new RollupSummarySource(pool, store),
     coordinator,

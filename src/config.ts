@@ -91,6 +91,8 @@ export interface Config {
     createTimeoutMs: number;
     /** How long an end waits for the session's samples to be committed before it is answered 503, not done (a retry finishes it). */
     endTimeoutMs: number;
+    /** How long a deleted session may be restored; it is purged after. */
+    deleteGraceDays: number;
   };
   ingest: {
     maxFrameBytes: number;
@@ -265,6 +267,10 @@ const sessionsAndIngest = {
   SESSION_MAX_CHANNELS: { default: 64, about: 'most channels per session' },
   SESSION_CREATE_TIMEOUT_MS: { default: 5_000, about: "how long a create's INSERT may run before it is cancelled and answered 503" },
   SESSION_END_TIMEOUT_MS: { default: 10_000, about: "how long an end waits for the session's samples to commit before it answers 503" },
+  DELETE_GRACE_DAYS: {
+    default: 7,
+    about: 'a deleted session may be restored for this many days, then it is purged, hourly; 0: purged at once',
+  },
   INGEST_MAX_FRAME_BYTES: { default: 1 * MiB, about: 'soft frame limit in bytes (frame_too_large)' },
   INGEST_MAX_FRAME_SAMPLES: { default: 10_000, about: 'soft frame limit in samples (frame_too_large)' },
   INGEST_HARD_MAX_FRAME_BYTES: { default: 16 * MiB, about: "a larger frame closes the producer's socket with 1009" },
@@ -598,6 +604,7 @@ export function loadConfig(env: Env): Config {
       maxChannels: read.integer('SESSION_MAX_CHANNELS', 1, 1024),
       createTimeoutMs: read.integer('SESSION_CREATE_TIMEOUT_MS', 1, 600_000),
       endTimeoutMs: read.integer('SESSION_END_TIMEOUT_MS', 1, 600_000),
+      deleteGraceDays: read.integer('DELETE_GRACE_DAYS', 0, 3_650),
     },
     ingest: {
       maxFrameBytes: read.integer('INGEST_MAX_FRAME_BYTES', 1024),

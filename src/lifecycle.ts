@@ -67,3 +67,45 @@ function settleBy(close: () => Promise<void>, deadline: number): Promise<Outcome
     );
   return within(settled, deadline - Date.now(), (): Outcome => ({ status: 'late' }));
 }
+
+/**
+ * Upkeep run in rounds every `intervalMs` by a part (the access sweep, the purge of deleted
+ * sessions): the first at a random point of the first interval, so that instances started
+ * together (a deploy) do not run together, and a start is not slowed by a backlog. One round
+ * at a time: a call while one runs joins it. A failed round is the round's to log; the next
+ * starts over. `stop` clears the timer and waits for the round under way, which checks
+ * `stopped` between its batches.
+ */
+export class Rounds<T> {
+  stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<T> | null = null;
+
+  constructor(
+    private readonly round: () => Promise<T>,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    const runQuietly = () => void this.run().catch(() => undefined);
+    this.timer = setTimeout(() => {
+      runQuietly();
+      this.timer = setInterval(runQuietly, this.intervalMs).unref();
+    }, Math.random() * this.intervalMs).unref();
+  }
+
+  /** Runs a round now, or joins the one under way. */
+  run(): Promise<T> {
+    this.running ??= this.round().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    clearInterval(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+}

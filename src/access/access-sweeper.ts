@@ -10,6 +10,7 @@
  * the work. A failed sweep is logged and the next one, an hour later, starts over.
  */
 import type { Logger } from 'pino';
+import { Rounds } from '../lifecycle.ts';
 import type { AuditRepository } from '../storage/audit-repository.ts';
 import type { RefreshTokenRepository } from '../storage/refresh-token-repository.ts';
 
@@ -46,35 +47,24 @@ export class AccessSweeper {
   private readonly intervalMs: number;
   private readonly batchSize: number;
   private readonly clock: () => number;
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<Swept> | null = null;
-  private closed = false;
+  private readonly rounds: Rounds<Swept>;
 
   constructor(private readonly options: AccessSweeperOptions) {
     this.refreshGraceMs = options.refreshGraceMs ?? 7 * dayMs;
     this.intervalMs = options.intervalMs ?? 60 * 60 * 1000;
     this.batchSize = options.batchSize ?? 1_000;
     this.clock = options.clock ?? Date.now;
+    this.rounds = new Rounds(() => this.sweepAll(), this.intervalMs);
   }
 
-  /**
-   * The first sweep comes at a random point of the first interval, so that instances started
-   * together (a deploy) do not sweep together, and a start is not slowed by a backlog.
-   */
+  /** The first sweep comes at a random point of the first interval (lifecycle.ts, Rounds). */
   async start(): Promise<void> {
-    const sweepLogged = () => void this.sweep().catch(() => undefined);
-    this.timer = setTimeout(() => {
-      sweepLogged();
-      this.timer = setInterval(sweepLogged, this.intervalMs).unref();
-    }, Math.random() * this.intervalMs).unref();
+    this.rounds.start();
   }
 
   /** Sweeps now, or joins the sweep under way. Rejects with a failed delete's error, once logged. */
   sweep(): Promise<Swept> {
-    this.sweeping ??= this.sweepAll().finally(() => {
-      this.sweeping = null;
-    });
-    return this.sweeping;
+    return this.rounds.run();
   }
 
   private async sweepAll(): Promise<Swept> {
@@ -101,7 +91,7 @@ export class AccessSweeper {
   /** Deletes batch after batch until one comes back short, or the sweeper is closed. */
   private async inBatches(deleteBatch: (limit: number) => Promise<number>): Promise<number> {
     let total = 0;
-    while (!this.closed) {
+    while (!this.rounds.stopped) {
       const deleted = await deleteBatch(this.batchSize);
       total += deleted;
       if (deleted < this.batchSize) break;
@@ -111,9 +101,6 @@ export class AccessSweeper {
 
   /** Stops sweeping; a sweep under way ends after its current batch. */
   async close(_deadline: number): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
-    clearInterval(this.timer);
-    await this.sweeping?.catch(() => undefined);
+    await this.rounds.stop();
   }
 }

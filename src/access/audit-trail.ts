@@ -23,6 +23,7 @@ export const auditActions = [
   'session.end',
   'session.delete',
   'session.restore',
+  'session.purge',
   'key.create',
   'key.revoke',
   'token_family.revoke',

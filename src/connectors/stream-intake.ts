@@ -10,7 +10,10 @@
  * process killed before its commit) is dropped as a duplicate, and the next poll asks from
  * what was committed. A stream missing is created by the poll that first reads it, with the
  * channels its upstream names; a session already holding its key (a create whose answer was
- * lost in a crash) is taken over if its channels are the same.
+ * lost in a crash) is taken over if its channels are the same. A stream whose session was
+ * deleted is missing too: the next poll creates a fresh session under the key (freed by the
+ * delete) and reads the upstream from its start, as for a new stream; the deleted one keeps
+ * what it had until it is restored or purged.
  */
 import { within } from '../deadlines.ts';
 import { SampleBatch } from '../samples/sample-batch.ts';
@@ -49,7 +52,11 @@ class ConnectorProducer implements ProducerHandle {
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}
+  closeForDelete(): void {}
 }
+
+/** The stream's session is gone (deleted, or purged): the poll starts a fresh one. */
+class StreamGoneError extends UpstreamError {}
 
 const sameChannels = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((name, i) => name === b[i]);
 
@@ -101,21 +108,25 @@ export class StreamIntake {
     poll: (cursor: StreamCursor) => Promise<PollOutcome>,
     onCreated: (stream: ConnectorStreamRecord) => Promise<void>,
   ): Promise<Intake> {
-    if (stream === null) {
-      // No session yet: nobody else writes to the stream, and the connector's lock keeps other instances off it.
-      const outcome = await poll({ lastSeq: null, lastT: null });
-      const created = await this.createStream(connectorId, outcome.spec);
-      await onCreated(created);
-      const { stored } = await this.withProducer(created.sessionId, async () => outcome);
-      return { outcome, stored };
-    }
-    return this.withProducer(stream.sessionId, async (record) => {
-      const outcome = remapped(await poll({ lastSeq: record.lastSeq, lastT: record.lastT }), stream.mapping);
-      if (!sameChannels(outcome.spec.channels, record.channels)) {
-        throw new UpstreamError(`session ${record.id} has channels ${record.channels.join(', ')}, not the stream's`, false);
+    if (stream !== null) {
+      try {
+        return await this.withProducer(stream.sessionId, async (record) => {
+          const outcome = remapped(await poll({ lastSeq: record.lastSeq, lastT: record.lastT }), stream.mapping);
+          if (!sameChannels(outcome.spec.channels, record.channels)) {
+            throw new UpstreamError(`session ${record.id} has channels ${record.channels.join(', ')}, not the stream's`, false);
+          }
+          return outcome;
+        });
+      } catch (error) {
+        if (!(error instanceof StreamGoneError)) throw error;
       }
-      return outcome;
-    });
+    }
+    // No session yet: nobody else writes to the stream, and the connector's lock keeps other instances off it.
+    const outcome = await poll({ lastSeq: null, lastT: null });
+    const created = await this.createStream(connectorId, outcome.spec);
+    await onCreated(created);
+    const { stored } = await this.withProducer(created.sessionId, async () => outcome);
+    return { outcome, stored };
   }
 
   /**
@@ -130,11 +141,8 @@ export class StreamIntake {
     const producer = new ConnectorProducer();
     const attached = await coordinator.attachProducer(sessionId, producer);
     if (!attached.ok) {
-      const why = {
-        producer_conflict: 'another producer is attached to it',
-        session_ended: 'it has ended',
-        session_not_found: 'it is gone',
-      };
+      if (attached.refusal === 'session_not_found') throw new StreamGoneError(`the stream's session ${sessionId} is gone`, false);
+      const why = { producer_conflict: 'another producer is attached to it', session_ended: 'it has ended' };
       throw new UpstreamError(`the stream's session ${sessionId} takes no records: ${why[attached.refusal]}`, false);
     }
     const { state } = attached;

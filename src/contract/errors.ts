@@ -124,7 +124,7 @@ export const closeCodes = {
   try_again_later: { code: 1013, reason: 'Too far behind, or the database is out of reach; reconnect later (a viewer with fromSeq).' },
   invalid_token: { code: 4401, reason: 'The ingest token, API key or access token is missing or not accepted.' },
   forbidden: { code: 4403, reason: 'The credential is valid but lacks the scope, or does not reach this session.' },
-  session_not_found: { code: 4404, reason: 'No such session.' },
+  session_not_found: { code: 4404, reason: 'No such session, or it was deleted.' },
   producer_conflict: { code: 4409, reason: 'A producer is already connected, or the session has ended.' },
   too_many_connections: {
     code: 4429,

@@ -98,6 +98,22 @@ export const CreatedSession = Type.Intersect([
   Type.Object({ ingestToken: Type.String({ description: 'Shown once; stored only as a hash.' }) }),
 ]);
 
+export const DeletedSession = Type.Intersect([
+  Session,
+  Type.Object({
+    deletedAt: Type.String({ format: 'date-time', description: 'When it was deleted.' }),
+    purgeAfter: Type.String({
+      format: 'date-time',
+      description: 'deletedAt plus DELETE_GRACE_DAYS: until then an admin may restore it; after, it is purged.',
+    }),
+  }),
+]);
+
+export const RestoredSession = Type.Intersect([
+  Session,
+  Type.Object({ deletedAt: Type.Null({ description: 'Restored: no longer deleted.' }) }),
+]);
+
 export const SessionListQuery = Type.Object(
   {
     key: Type.Optional(SessionKey),

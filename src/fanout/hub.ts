@@ -15,6 +15,8 @@ import { decodeMessage, encodeEndedMessage, encodeFrameMessage, normalizeOrigin 
 export interface Subscriber {
   deliver(frame: LiveFrame): void;
   deliverEnd(): void;
+  /** The session was deleted: close at once, sending nothing more. */
+  deliverDeleted(): void;
 }
 
 /** What the hub needs of a broker driver (fanout/redis-broker.ts). */
@@ -61,6 +63,14 @@ export class FanoutHub {
   publishEnd(sessionId: string): void {
     this.deliverEnd(sessionId);
     this.broker?.publish(sessionId, encodeEndedMessage(this.origin));
+  }
+
+  /**
+   * The session was deleted: its viewers here are closed. Not sent through the broker: every
+   * instance hears of a delete on the control channel (redis-broker.ts), its producer's too.
+   */
+  closeDeleted(sessionId: string): void {
+    for (const subscriber of [...(this.bySession.get(sessionId) ?? [])]) subscriber.deliverDeleted();
   }
 
   subscriberCount(sessionId: string): number {

@@ -2,7 +2,7 @@
  * The broker driver for Redis pub/sub: one channel per session for live frames
  * (`wavehouse:live:<id>`), subscribed only while this process has viewers of the session,
  * and one control channel for requests another process must carry out (ending a session
- * whose producer is connected there), and one for API key revocations (the access part's
+ * whose producer is connected there; closing the sockets of a deleted session), and one for API key revocations (the access part's
  * RevocationBroadcast, which this implements: `publish` and `subscribe` of key ids). Pub/sub is fire-and-forget: a message lost here is
  * recovered by the viewer's gap check (live/viewer-connection.ts), never trusted for
  * durability.
@@ -15,6 +15,15 @@ import type { Broker } from './hub.ts';
 const livePrefix = 'wavehouse:live:';
 const controlChannel = 'wavehouse:control';
 const revocationChannel = 'wavehouse:revoked-keys';
+/**
+ * A control message is a session id (end it) or this prefix and an id (it was deleted). An
+ * instance of the release before soft delete takes the latter for an id it does not know,
+ * and does nothing: a rolling deploy mixes them safely.
+ */
+const deletedPrefix = 'deleted:';
+
+/** What another process asks of this one. */
+export type ControlRequest = { endSession: string } | { deletedSession: string };
 /** Commands wait for a reconnecting Redis (maxRetriesPerRequest: null); a revocation request must not wait forever. */
 const revocationPublishTimeoutMs = 2_000;
 /** How long close() lets QUIT finish the publisher's commands. */
@@ -25,7 +34,7 @@ export class RedisBroker implements Broker {
   private readonly publisher: Redis;
   private readonly subscriber: Redis;
   private frameListener: (sessionId: string, message: Buffer) => void = () => undefined;
-  private controlListener: (request: { endSession: string }) => void = () => undefined;
+  private controlListener: (request: ControlRequest) => void = () => undefined;
   private revocationListener: (keyId: string) => void = () => undefined;
   /** Where Redis is, for messages: the URL without its credentials. */
   private readonly address: string;
@@ -46,8 +55,10 @@ export class RedisBroker implements Broker {
     this.subscriber.on('messageBuffer', (channel: Buffer, message: Buffer) => {
       const name = channel.toString();
       if (name === controlChannel) {
-        const sessionId = message.toString();
-        return this.controlListener({ endSession: sessionId });
+        const text = message.toString();
+        return this.controlListener(
+          text.startsWith(deletedPrefix) ? { deletedSession: text.slice(deletedPrefix.length) } : { endSession: text },
+        );
       }
       if (name === revocationChannel) return this.revocationListener(message.toString());
       if (name.startsWith(livePrefix)) this.frameListener(name.slice(livePrefix.length), message);
@@ -72,7 +83,7 @@ export class RedisBroker implements Broker {
     this.frameListener = listener;
   }
 
-  onControl(listener: (request: { endSession: string }) => void): void {
+  onControl(listener: (request: ControlRequest) => void): void {
     this.controlListener = listener;
   }
 
@@ -82,6 +93,16 @@ export class RedisBroker implements Broker {
 
   requestEnd(sessionId: string): void {
     this.publisher.publish(controlChannel, sessionId).catch(() => undefined);
+  }
+
+  /**
+   * Tells every instance a session was deleted, so that each closes its sockets of it. Fire
+   * and forget, like an end's request: a lost message leaves that instance's sockets of it open
+   * until they close, while every read and new socket is refused already; what such a producer
+   * still sends is stored in the hidden session only, and its viewers see nothing new but that.
+   */
+  announceDelete(sessionId: string): void {
+    this.publisher.publish(controlChannel, deletedPrefix + sessionId).catch(() => undefined);
   }
 
   /** Tells every instance that an API key is revoked; rejects if Redis did not take it (the revoker retries). */

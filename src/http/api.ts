@@ -15,6 +15,7 @@ import { type KeyRoutesOptions, keyRoutes } from './routes/keys.ts';
 import { type MetricsRoutesOptions, metricsRoutes } from './routes/metrics.ts';
 import { pageRoutes } from './routes/pages.ts';
 import { type SampleRoutesOptions, sampleRoutes } from './routes/samples.ts';
+import { type SessionDeleteRoutesOptions, sessionDeleteRoutes } from './routes/session-deletes.ts';
 import { type SessionListRoutesOptions, sessionListRoutes } from './routes/session-list.ts';
 import { type SessionRoutesOptions, sessionRoutes } from './routes/sessions.ts';
 import { type SocketRoutesOptions, socketRoutes } from './routes/sockets.ts';
@@ -23,6 +24,7 @@ import type { HttpServer } from './server.ts';
 export type ApiParts = HealthRoutesOptions &
   MetricsRoutesOptions &
   SessionRoutesOptions &
+  SessionDeleteRoutesOptions &
   SampleRoutesOptions &
   SessionListRoutesOptions &
   DataRoutesOptions &
@@ -39,6 +41,7 @@ export async function registerApi(server: HttpServer, parts: ApiParts): Promise<
   await server.register(healthRoutes, parts);
   await server.register(metricsRoutes, parts);
   await server.register(sessionRoutes, parts);
+  await server.register(sessionDeleteRoutes, parts);
   await server.register(sessionListRoutes, parts);
   await server.register(sampleRoutes, parts);
   await server.register(dataRoutes, parts);

@@ -246,7 +246,7 @@ export async function createHttpServer(options: HttpServerOptions): Promise<Http
 
   await server.register(cors, {
     origin: config.http.corsOrigins === '*' ? '*' : config.http.corsOrigins,
-    methods: ['GET', 'POST', 'OPTIONS'],
+    methods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
     allowedHeaders: ['Authorization', 'Content-Type', 'X-Request-Id', 'Accept'],
     exposedHeaders: ['Wavehouse-Next-From-Seq', 'X-Request-Id', 'Retry-After', 'Content-Disposition'],
     maxAge: 600,

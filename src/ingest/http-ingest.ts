@@ -77,6 +77,7 @@ class RequestProducer implements ProducerHandle {
   sendAck(): void {}
   closeForEnd(): void {}
   closeForConflict(): void {}
+  closeForDelete(): void {}
 }
 
 const refusal = (code: Extract<IngestOutcome, { ok: false }>['code'], message: string, retryAfterS?: number): IngestOutcome => ({

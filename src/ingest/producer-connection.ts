@@ -172,6 +172,10 @@ export class ProducerConnection implements ProducerHandle {
     this.socket.close(closeCodes.producer_conflict.code, 'another producer took this session');
   }
 
+  closeForDelete(): void {
+    this.socket.close(closeCodes.session_not_found.code, 'session deleted');
+  }
+
   private handleGuarded(data: Buffer, isBinary: boolean): void {
     try {
       this.handle(data, isBinary);

@@ -93,7 +93,7 @@ export class LiveRoute {
     });
     this.watch(socket, viewer, hub.subscribe(session.id, viewer));
     const window = this.options.coordinator.recentFrames(session.id);
-    const ended = this.endedCheck(session.id);
+    const ended = this.endedCheck(session.id, viewer);
     if (fromSeq !== null) {
       viewer.start(window, ended);
       return;
@@ -115,8 +115,17 @@ export class LiveRoute {
     });
   }
 
-  private endedCheck(sessionId: string): () => Promise<boolean> {
-    return async () => (await this.options.sessions.find(sessionId))?.status === 'ended';
+  /**
+   * Whether the session has ended. One gone since the upgrade looked it up was deleted
+   * meanwhile, perhaps before this viewer subscribed to hear of it: it is closed as the delete
+   * closed the others (4404).
+   */
+  private endedCheck(sessionId: string, viewer: ViewerConnection): () => Promise<boolean> {
+    return async () => {
+      const record = await this.options.sessions.find(sessionId);
+      if (record === null) viewer.deliverDeleted();
+      return record?.status === 'ended';
+    };
   }
 
   private historyFailure(sessionId: string): HistoryFailure {

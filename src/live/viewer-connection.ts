@@ -134,6 +134,18 @@ export class ViewerConnection implements Subscriber {
     this.run(true, ended, window.length > 0 ? window[0].batch.firstSeq - 1 : Number.MAX_SAFE_INTEGER);
   }
 
+  /** The session was deleted: close with 4404 at once, whatever is still pending. */
+  deliverDeleted(): void {
+    if (this.mode === 'closed') return;
+    this.mode = 'closed';
+    this.pending = [];
+    try {
+      this.socket.close(closeCodes.session_not_found.code, 'session deleted');
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
   /** The session ended: send `session_ended` and close with 1000. */
   finish(): void {
     if (this.mode === 'closed') return;

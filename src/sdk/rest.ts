@@ -4,7 +4,17 @@
  * fetch's own errors (a TypeError whose `cause` carries the system code, e.g. ECONNREFUSED).
  */
 import { sampleToJson } from './sample-json.ts';
-import type { AccessCredential, CreatedSession, CreateSessionBody, IngestReceipt, Sample, SampleInput, Session } from './types.ts';
+import type {
+  AccessCredential,
+  CreatedSession,
+  CreateSessionBody,
+  DeletedSession,
+  IngestReceipt,
+  RestoredSession,
+  Sample,
+  SampleInput,
+  Session,
+} from './types.ts';
 
 export interface RequestOptions {
   signal?: AbortSignal;
@@ -108,6 +118,30 @@ export function endSession(
   const url = apiUrl(baseUrl, `${sessionPath(sessionId)}/end`);
   if (typeof token !== 'string') return requestJson(url, { method: 'POST' }, 200, { ...options, credential: token });
   return requestJson(url, withBearer({ method: 'POST' }, token), 200, { ...options, credential: undefined });
+}
+
+/**
+ * Deletes a session, with its ingest token or a writer's credential: its reads answer 404 from
+ * now on, its sockets close with 4404, and its key is free. An admin may restore it until the
+ * answer's `purgeAfter`. A session deleted already is 404.
+ */
+export function deleteSession(
+  baseUrl: string,
+  sessionId: string,
+  token: string | AccessCredential,
+  options: RequestOptions = {},
+): Promise<DeletedSession> {
+  const url = apiUrl(baseUrl, sessionPath(sessionId));
+  if (typeof token !== 'string') return requestJson(url, { method: 'DELETE' }, 200, { ...options, credential: token });
+  return requestJson(url, withBearer({ method: 'DELETE' }, token), 200, { ...options, credential: undefined });
+}
+
+/**
+ * Restores a deleted session within its grace (an admin's credential in `options`); 404 past
+ * it, 409 `key_taken` if a session created since holds its key.
+ */
+export function restoreSession(baseUrl: string, sessionId: string, options: RequestOptions = {}): Promise<RestoredSession> {
+  return requestJson(apiUrl(baseUrl, `${sessionPath(sessionId)}/restore`), { method: 'POST' }, 200, options);
 }
 
 export interface PostSamplesOptions extends RequestOptions {

@@ -8,6 +8,12 @@ export type Session = SessionSchema;
 
 export type CreatedSession = Session & { ingestToken: string };
 
+/** A deleted session: until `purgeAfter` an admin may restore it (restoreSession). */
+export type DeletedSession = Session & { deletedAt: string; purgeAfter: string };
+
+/** A restored session: no longer deleted. */
+export type RestoredSession = Session & { deletedAt: null };
+
 export interface CreateSessionBody {
   channels?: string[];
   sampleRateHz?: number;

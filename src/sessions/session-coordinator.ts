@@ -62,6 +62,8 @@ export interface SessionCoordinatorOptions {
   remoteEnd?: RemoteEnd | null;
   /** How long a session stays here after a producer that awaits its commits left (INGEST_HTTP_LOCK_GRACE_MS); 0: none. */
   idleGraceMs?: number;
+  /** Tells the other processes that a session was deleted (the broker's control channel); absent (no broker), there are none. */
+  announceDelete?: ((sessionId: string) => void) | null;
 }
 
 /** Beyond a grace, what another instance's release takes: its timer firing late, and the unlock's round trip. */
@@ -77,10 +79,12 @@ export class SessionCoordinator {
   private readonly windowMaxBytes: number;
   private readonly remoteEnd: RemoteEnd | null;
   private readonly idleGraceMs: number;
+  private readonly announceDelete: ((sessionId: string) => void) | null;
   /** The sessions kept in an idle grace, each released when its timer fires. */
   private readonly graces = new Map<SessionState, NodeJS.Timeout>();
 
-  constructor({ sessions, locks, hub, queue, windowMaxBytes, remoteEnd = null, idleGraceMs = 0 }: SessionCoordinatorOptions) {
+  constructor(options: SessionCoordinatorOptions) {
+    const { sessions, locks, hub, queue, windowMaxBytes, remoteEnd = null, idleGraceMs = 0, announceDelete = null } = options;
     this.sessions = sessions;
     this.locks = locks;
     this.hub = hub;
@@ -88,6 +92,7 @@ export class SessionCoordinator {
     this.windowMaxBytes = windowMaxBytes;
     this.remoteEnd = remoteEnd;
     this.idleGraceMs = idleGraceMs;
+    this.announceDelete = announceDelete;
   }
 
   get activeSessionCount(): number {
@@ -179,6 +184,32 @@ export class SessionCoordinator {
     return this.serialize(sessionId, async () => {
       const state = this.states.get(sessionId);
       if (state) await this.endHere(state, commitWaitMs);
+    });
+  }
+
+  /**
+   * The session was deleted (its row says so already): its producer and viewers are closed
+   * with 4404 here, and on every other process, which hear of it through `announceDelete`.
+   */
+  sessionDeleted(sessionId: string): Promise<void> {
+    this.announceDelete?.(sessionId);
+    return this.closeDeletedHere(sessionId);
+  }
+
+  /**
+   * Closes what this process holds of a deleted session. In the session's chain, so that a
+   * producer still attaching (its claim read the row before the delete) is closed once
+   * attached. What it had accepted is still committed, to a row that is only hidden, and then
+   * the session is let go as after any producer.
+   */
+  closeDeletedHere(sessionId: string): Promise<void> {
+    this.hub.closeDeleted(sessionId);
+    return this.serialize(sessionId, async () => {
+      const state = this.states.get(sessionId);
+      if (!state) return;
+      state.ended = true;
+      state.producer?.closeForDelete();
+      await this.releaseIfIdle(state);
     });
   }
 

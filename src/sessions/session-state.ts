@@ -30,6 +30,8 @@ export interface ProducerHandle {
   closeForEnd(): void;
   /** Another process took this session's producer lock during a database outage. */
   closeForConflict(): void;
+  /** The session was deleted: close at once (4404); nothing more of it is acked or stored. */
+  closeForDelete(): void;
 }
 
 export interface SessionStateOptions {

@@ -26,7 +26,9 @@ export interface NewSession {
 // Creates use one statement for one session or many (a batch, see create()): the sessions as
 // arrays, channels as one JSON array a row (a text[] a row cannot be a parameter of unnest).
 // A key already held skips its row instead of failing the statement (and every create
-// batched beside it): the row missing from RETURNING is the create that lost.
+// batched beside it): the row missing from RETURNING is the create that lost. Keys are unique
+// among the sessions not deleted (migration 013): the conflict and the holder's lookup say so
+// alike, so a deleted session's key is taken again, and its holder is never the deleted one.
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
   text: `INSERT INTO sessions (id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
@@ -35,10 +37,13 @@ const insertSessions = {
                 a.sample_rate_hz, a.metadata
            FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::boolean[], $5::jsonb[], $6::float8[], $7::jsonb[])
                 AS a(id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
-         ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
+         ON CONFLICT (key) WHERE key IS NOT NULL AND deleted_at IS NULL DO NOTHING
          RETURNING ${sessionColumns}`,
 };
-const findHolders = { name: 'wavehouse-find-key-holders', text: 'SELECT id, key FROM sessions WHERE key = ANY($1::text[])' };
+const findHolders = {
+  name: 'wavehouse-find-key-holders',
+  text: 'SELECT id, key FROM sessions WHERE key = ANY($1::text[]) AND deleted_at IS NULL',
+};
 /** The most sessions one INSERT carries. */
 const maxCreateBatch = 64;
 /**

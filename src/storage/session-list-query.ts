@@ -35,11 +35,13 @@ function upperBound(prefix: string): string {
 
 // createdAt is compared in whole microseconds, as PostgreSQL stores it: a JavaScript Date
 // would round it to milliseconds, and sessions created within one would repeat or go missing
-// across pages.
+// across pages. Deleted sessions are never listed; naming deleted_at lets a key or prefix read
+// the partial unique index of migration 013.
 const listSessions = `
   SELECT ${sessionColumns}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
     FROM sessions
-   WHERE ($1::text IS NULL OR key = $1)
+   WHERE deleted_at IS NULL
+     AND ($1::text IS NULL OR key = $1)
      AND ($2::text IS NULL OR (key >= $2 AND key < $3))
      AND ($4::text IS NULL OR status = $4)
      AND ($5::timestamptz IS NULL OR created_at > $5)

@@ -18,6 +18,8 @@ export interface SessionRecord {
   /** The lowest and highest t of its committed samples (not those of its first and last seq: t may jump back); null before any. */
   firstT: number | null;
   lastT: number | null;
+  /** When it was soft deleted; null for every session a read finds (they skip deleted ones). */
+  deletedAt: Date | null;
 }
 
 /** A row of sessions as pg returns it: bigints come as strings. */
@@ -36,12 +38,13 @@ export interface SessionRow {
   last_seq: string | null;
   first_t: number | null;
   last_t: number | null;
+  deleted_at: Date | null;
 }
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
   'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, metadata, ' +
-  'sample_count, last_seq, first_t, last_t';
+  'sample_count, last_seq, first_t, last_t, deleted_at';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
@@ -59,5 +62,6 @@ export function toRecord(row: SessionRow): SessionRecord {
     lastSeq: row.last_seq === null ? null : Number(row.last_seq),
     firstT: row.first_t,
     lastT: row.last_t,
+    deletedAt: row.deleted_at,
   };
 }

@@ -20,7 +20,11 @@ export function isSessionId(value: string): boolean {
   return uuidPattern.test(value);
 }
 
-const findSessions = { name: 'wavehouse-find-sessions', text: `SELECT ${sessionColumns} FROM sessions WHERE id = ANY($1::uuid[])` };
+// A deleted session is no session to every lookup: reads, claims and ends alike (migration 013).
+const findSessions = {
+  name: 'wavehouse-find-sessions',
+  text: `SELECT ${sessionColumns} FROM sessions WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL`,
+};
 /** The most sessions one SELECT looks up. */
 const maxFindBatch = 256;
 /**
@@ -112,7 +116,8 @@ export class SessionRepository {
    */
   async claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null> {
     const { rows } = await this.pool.query<SessionRow & { producer_epoch: string }>(
-      `UPDATE sessions SET producer_epoch = producer_epoch + 1 WHERE id = $1 RETURNING ${sessionColumns}, producer_epoch`,
+      `UPDATE sessions SET producer_epoch = producer_epoch + 1
+        WHERE id = $1 AND deleted_at IS NULL RETURNING ${sessionColumns}, producer_epoch`,
       [id],
     );
     return rows.length === 0 ? null : { record: toRecord(rows[0]), epoch: Number(rows[0].producer_epoch) };
@@ -122,7 +127,7 @@ export class SessionRepository {
   async markEnded(id: string): Promise<SessionRecord | null> {
     const { rows } = await this.pool.query<SessionRow>(
       `UPDATE sessions SET status = 'ended', ended_at = COALESCE(ended_at, now())
-       WHERE id = $1 RETURNING ${sessionColumns}`,
+       WHERE id = $1 AND deleted_at IS NULL RETURNING ${sessionColumns}`,
       [id],
     );
     return rows.length === 0 ? null : toRecord(rows[0]);

@@ -1,7 +1,7 @@
 /**
  * ThingSpeak connectors against a real local stand-in: every upstream entry stored exactly
- * once through whatever the upstream does, failures visible in status and metrics, and the
- * read key never answered, stored in clear or logged.
+ * once through whatever the upstream does, failures visible in status and metrics, a stream
+ * whose session is deleted started over, and the read key never answered, stored in clear or logged.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -131,6 +131,24 @@ describe('a ThingSpeak connector', () => {
       ],
     );
     assert.match(await metricsText(baseUrl), /wavehouse_connector_discards_total\{kind="thingspeak",what="invalid_value"\} 4/);
+  });
+
+  test('starts a stream over under its key once its session is deleted', async (t) => {
+    const { standIn, baseUrl, key } = await setUp(t);
+    standIn.addChannel(11, fields);
+    standIn.addEntries(11, 3);
+    const connector = await createThingSpeakConnector(baseUrl, key, { baseUrl: standIn.baseUrl, channelId: 11 });
+    await eventually(async () => assert.equal((await storedSamples(baseUrl, key, connector)).length, 3));
+    const first = (await connector.get()).body.sessions[0];
+    assert.equal((await call(`${baseUrl}/api/v1/sessions/${first.sessionId}`, 'DELETE', bearer(key))).status, 200);
+    const fresh = await eventually(async () => {
+      const [stream] = (await connector.get()).body.sessions;
+      assert.notEqual(stream.sessionId, first.sessionId);
+      assert.deepEqual(await storedSamples(baseUrl, key, connector), expectedSamples(3, channels));
+      return stream;
+    });
+    assert.equal(fresh.key, first.key);
+    assert.equal((await connector.get()).body.lastError, null);
   });
 });
 

@@ -988,6 +988,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
             awaitsCommit: false,
             sendAck: (seq) => acks.get(state)!.push(seq),
             closeForEnd: () => undefined,
+            closeForDelete: () => undefined,
             closeForConflict: () => undefined,
           };
         const writer = new BatchWriter({
@@ -1033,6 +1034,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
           awaitsCommit: false,
           sendAck: () => undefined,
           closeForEnd: () => undefined,
+          closeForDelete: () => undefined,
           closeForConflict: () => conflicts.push(takenId),
         };
         // Another process takes the session (its claim moves the epoch on) before this one commits.
@@ -1079,6 +1081,7 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
             awaitsCommit: false,
             sendAck: (seq) => acks.get(state)!.push(seq),
             closeForEnd: () => undefined,
+            closeForDelete: () => undefined,
             closeForConflict: () => undefined,
           };
         // The taken session first: its chunk is the flush's first row, the one the old probe looked up.

@@ -15,7 +15,14 @@ function batch(seqs: number[]): SampleBatch {
 
 function recordingProducer(): ProducerHandle & { acks: number[] } {
   const acks: number[] = [];
-  return { acks, awaitsCommit: false, sendAck: (seq) => acks.push(seq), closeForEnd: () => undefined, closeForConflict: () => undefined };
+  return {
+    acks,
+    awaitsCommit: false,
+    sendAck: (seq) => acks.push(seq),
+    closeForEnd: () => undefined,
+    closeForConflict: () => undefined,
+    closeForDelete: () => undefined,
+  };
 }
 
 test('samples at or below the highest accepted seq are dropped; a gap below it stays a gap', () => {

@@ -48,7 +48,7 @@ export function sessionView(record: SessionRecord): Session {
  * The 409 of a create whose key is held. The holder's id goes only to a credential that may
  * read the holder (a writer's key may lack sessions:read, or reach only another prefix).
  */
-function keyTaken(request: FastifyRequest, error: KeyTakenError): Problem {
+export function keyTaken(request: FastifyRequest, error: KeyTakenError): Problem {
   const { principal } = request.access;
   const holder = error.sessionId === null ? null : { id: error.sessionId, key: error.key };
   const mayRead = holder !== null && principal.can('sessions:read') && principal.reaches(holder);
