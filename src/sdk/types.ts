@@ -9,6 +9,9 @@ export type Session = SessionSchema;
 export type CreatedSession = Session & { ingestToken: string };
 
 export interface CreateSessionBody {
+  /** A stream name, unique; needs a credential with sessions:write, in either mode. */
+  key?: string;
+  nullable?: boolean;
   channels?: string[];
   sampleRateHz?: number;
   metadata?: Record<string, unknown>;
