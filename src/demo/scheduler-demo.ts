@@ -142,14 +142,21 @@ export function leaderboardText(rows: readonly LeaderboardRow[]): string {
     [
       row.policy.padEnd(8),
       String(row.tasks).padStart(6),
-      `${fixed(row.winRate === null ? null : row.winRate * 100, 1)}%`.padStart(9),
+      (row.winRate === null ? '-' : `${(row.winRate * 100).toFixed(1)}%`).padStart(9),
       fixed(row.meanDuration, 0).padStart(12),
       fixed(row.energy === null ? null : row.energy / 1_000, 1).padStart(11),
       fixed(row.cost, 0).padStart(12),
     ].join(' '),
   );
   return [
-    `${'policy'.padEnd(8)} ${'tasks'.padStart(6)} ${'on time'.padStart(9)} ${'mean ms'.padStart(12)} ${'energy J'.padStart(11)} ${'cost'.padStart(12)}`,
+    [
+      'policy'.padEnd(8),
+      'tasks'.padStart(6),
+      'on time'.padStart(9),
+      'mean ms'.padStart(12),
+      'energy J'.padStart(11),
+      'cost'.padStart(12),
+    ].join(' '),
     ...lines,
   ].join('\n');
 }
