@@ -37,9 +37,10 @@ const parts = {
   main: '^src/main\\.ts$',
   sdk: '^src/sdk/',
   demo: '^src/demo/',
-  cli: '^src/cli/(?!(serve|keys)-command\\.ts$)',
+  cli: '^src/cli/(?!(serve|keys|demo)-command\\.ts$)',
   'serve-command': '^src/cli/serve-command\\.ts$',
   'keys-command': '^src/cli/keys-command\\.ts$',
+  'demo-command': '^src/cli/demo-command\\.ts$',
 };
 
 /** What every server part may use: the sample representation, the contract, settings, logs and metrics. */
@@ -116,10 +117,20 @@ const allowed = {
   ],
   serve: [['app', 'config', 'observability'], 'runs the app as a process: listens, and shuts down on a signal'],
   main: [['serve', 'config'], '`npm start`: reads the environment and serves it'],
-  demo: [leaves, 'stand-ins of upstream APIs, real local servers for demos and tests: they play the upstream, so they know nothing of the server'],
   sdk: [['contract'], 'the client talks to the server over the network: it knows the contract, nothing else (and only its types, below)'],
-  cli: [['sdk', 'contract', 'serve-command', 'keys-command'], 'the client commands are built on the SDK, and talk to a server over the network'],
+  demo: [
+    ['sdk'],
+    'the demos (upstream stand-ins, a simulation) feed a running service as any client does, over the network through the SDK; a stand-in plays the upstream and knows nothing of the server',
+  ],
+  cli: [
+    ['sdk', 'contract', 'demo', 'serve-command', 'keys-command', 'demo-command'],
+    'the client commands are built on the SDK, and talk to a server over the network; the demos print what they run',
+  ],
   'serve-command': [['cli', 'serve', 'config'], '`wavehouse serve` runs the same serve(config) as `npm start`, its options laid over the environment'],
+  'demo-command': [
+    ['cli', 'sdk', 'config', 'app', 'storage', 'keys-command'],
+    '`wavehouse demo` runs the service as serve does (app) and makes its admin key as keys create does (storage, keys-command); the demo itself is a client (cli)',
+  ],
   'keys-command': [
     ['cli', 'config', 'access', 'storage'],
     '`wavehouse keys create` makes the first admin key where no key exists to call the API with: straight in the database the service uses (storage), through the same ApiKeys as POST /keys (access)',

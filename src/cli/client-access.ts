@@ -8,9 +8,13 @@
  *
  * The key is exchanged for access tokens (the SDK's accessCredential), refreshed before they
  * expire, so a tail or a simulate that runs for hours outlives its first token, and the key
- * itself is sent only to /auth/token, never on a socket.
+ * itself is sent only to /auth/token. A server that issues no tokens (open mode on a
+ * DATABASE_URL without ACCESS_TOKEN_SIGNING_KEY answers 501 access_tokens_off) still takes
+ * the key itself as a bearer, and the calls that need a key there (connectors, keyed streams)
+ * are sent with it.
  */
 import { accessCredential } from '../sdk/access-credentials.ts';
+import { WavehouseHttpError } from '../sdk/rest.ts';
 import type { AccessCredential } from '../sdk/types.ts';
 import { CliError } from './cli-error.ts';
 import { readSecretFile } from './secret-file.ts';
@@ -44,7 +48,26 @@ function checked(key: string, source: string): string {
   return key;
 }
 
+/** Tokens from the key; the key itself once the server says it issues none. */
+function tokensElseKey(tokens: AccessCredential, apiKey: string): AccessCredential {
+  let direct = false;
+  return {
+    async token() {
+      if (direct) return apiKey;
+      try {
+        return await tokens.token();
+      } catch (error) {
+        if (!(error instanceof WavehouseHttpError && error.code === 'access_tokens_off')) throw error;
+        direct = true;
+        return apiKey;
+      }
+    },
+    renew: (refused) => (direct ? Promise.resolve(null) : tokens.renew(refused)),
+    close: () => tokens.close(),
+  };
+}
+
 export async function clientAccess(baseUrl: string, sources: KeySources): Promise<ClientAccess> {
   const apiKey = await readApiKey(sources);
-  return { baseUrl, credential: apiKey === null ? undefined : accessCredential({ baseUrl, apiKey }) };
+  return { baseUrl, credential: apiKey === null ? undefined : tokensElseKey(accessCredential({ baseUrl, apiKey }), apiKey) };
 }

@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config.ts';
 import type { AuditRow } from '../storage/audit-repository.ts';
+import type { Pool } from '../storage/database.ts';
 import { CliError, UsageError } from './cli-error.ts';
 
 export const keysUsage = `wavehouse keys create --name <name> (--role reader|writer|admin | --scope <scope> ...)
@@ -44,40 +45,59 @@ export async function keysCommand(args: string[]): Promise<number> {
   const expiresAt = values['expires-at'] === undefined ? null : new Date(values['expires-at']);
   if (expiresAt !== null && Number.isNaN(expiresAt.getTime())) throw new UsageError('--expires-at: not a time, e.g. 2027-01-31T00:00:00Z');
   const config = await configOf();
-  const [{ pino }, { ApiKeys }, { ApiKeyRepository }, { AuditRepository }, { createPool }, { startEmbeddedPostgres }, { migrate }] =
-    await Promise.all([
-      import('pino'),
-      import('../access/api-keys.ts'),
-      import('../storage/api-key-repository.ts'),
-      import('../storage/audit-repository.ts'),
-      import('../storage/database.ts'),
-      import('../storage/embedded-postgres.ts'),
-      import('../storage/migrations.ts'),
-    ]);
+  const [{ pino }, { createPool }, { startEmbeddedPostgres }, { migrate }] = await Promise.all([
+    import('pino'),
+    import('../storage/database.ts'),
+    import('../storage/embedded-postgres.ts'),
+    import('../storage/migrations.ts'),
+  ]);
   // Logs go to stderr, so that stdout holds what a script reads.
   const log = pino({ level: config.logLevel }, pino.destination(2));
   const embedded = config.database.url === null ? await startEmbeddedPostgres({ dataDir: config.database.dataDir, log }) : null;
   const pool = createPool(config.database.url ?? embedded!.url, 2, log);
   try {
     await migrate(pool);
-    const audited: AuditRow[] = [];
-    const keys = new ApiKeys({
-      store: new ApiKeyRepository({ pool }),
-      // A new key is in no cache, and this process serves nothing: nothing to tell.
-      authenticator: { revoked: () => undefined },
-      audit: { record: (context, event) => audited.push({ at: new Date(), ...context, ...event, count: 1 }) },
+    const created = await createKeyIn(pool, {
+      name: values.name,
+      role: values.role,
+      scopes: values.scope,
+      keyPrefix: values['key-prefix'] ?? null,
+      expiresAt,
     });
-    const created = await keys.create(
-      { name: values.name, role: values.role, scopes: values.scope, keyPrefix: values['key-prefix'] ?? null, expiresAt },
-      { actor: 'cli', ip: null, requestId: null },
+    process.stdout.write(
+      `created key ${created.id} "${created.name}" with ${created.scopes.join(' ')}; it is shown once:\n${created.key}\n`,
     );
-    if (!created.ok) throw new UsageError(`keys create: ${created.problem}`);
-    await new AuditRepository({ pool }).append(audited);
-    const { view } = created;
-    process.stdout.write(`created key ${view.id} "${view.name}" with ${view.scopes.join(' ')}; it is shown once:\n${created.key}\n`);
     return 0;
   } finally {
     await pool.end();
     await embedded?.stop();
   }
+}
+
+export interface KeySpec {
+  name: string;
+  role?: string;
+  scopes?: string[];
+  keyPrefix: string | null;
+  expiresAt: Date | null;
+}
+
+/** Creates a key in a migrated database, through the same ApiKeys as POST /keys, and audits it as the CLI's. */
+export async function createKeyIn(pool: Pool, spec: KeySpec): Promise<{ id: string; name: string; scopes: string[]; key: string }> {
+  const [{ ApiKeys }, { ApiKeyRepository }, { AuditRepository }] = await Promise.all([
+    import('../access/api-keys.ts'),
+    import('../storage/api-key-repository.ts'),
+    import('../storage/audit-repository.ts'),
+  ]);
+  const audited: AuditRow[] = [];
+  const keys = new ApiKeys({
+    store: new ApiKeyRepository({ pool }),
+    // A new key is in no cache, and this process serves nothing: nothing to tell.
+    authenticator: { revoked: () => undefined },
+    audit: { record: (context, event) => audited.push({ at: new Date(), ...context, ...event, count: 1 }) },
+  });
+  const created = await keys.create(spec, { actor: 'cli', ip: null, requestId: null });
+  if (!created.ok) throw new UsageError(`keys create: ${created.problem}`);
+  await new AuditRepository({ pool }).append(audited);
+  return { id: created.view.id, name: created.view.name, scopes: [...created.view.scopes], key: created.key };
 }

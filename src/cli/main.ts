@@ -4,6 +4,8 @@
  */
 import { CliError, describeError, UsageError } from './cli-error.ts';
 import { apiKeyEnvVar, clientAccess } from './client-access.ts';
+import { connectorsCommand, connectorsUsage } from './connectors-command.ts';
+import { demoCommand, demoUsage } from './demo-command.ts';
 import { exportCommand, exportUsage } from './export-command.ts';
 import { ingestCommand, ingestUsage } from './ingest-command.ts';
 import { keysCommand, keysUsage } from './keys-command.ts';
@@ -20,6 +22,8 @@ const usages: Record<string, string> = {
   export: exportUsage,
   ingest: ingestUsage,
   tail: tailUsage,
+  connectors: connectorsUsage,
+  demo: demoUsage,
 };
 
 const overview = `usage: wavehouse <command> [options]
@@ -31,15 +35,18 @@ commands:
   export     write a session's samples to a file (csv, ndjson, json, parquet)
   ingest     send samples from a CSV or NDJSON file (or stdin) over HTTP, resumable
   tail       print a session's live samples as NDJSON
+  connectors list, get, create, pause, resume or delete pull connectors
+  demo       run the service with a demo feeding it (demo iot, demo scheduler)
 
 Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
 A private server needs an API key: $${apiKeyEnvVar}, or --api-key-file <path> (its first
 line; "-" reads stdin). No option takes the key itself: ps and shell history would show it.
 Run "wavehouse help <command>" for a command's options.`;
 
-/** Whether the command's own options read stdin too (simulate's `--token-file -`). */
+/** Whether the command's own options read stdin too (simulate's `--token-file -`, connectors' `--read-api-key-file -`). */
 function readsStdin(args: string[]): boolean {
-  return args.some((arg, i) => arg === '--token-file=-' || (arg === '--token-file' && args[i + 1] === '-'));
+  const stdinOptions = ['--token-file', '--read-api-key-file'];
+  return args.some((arg, i) => stdinOptions.some((option) => arg === `${option}=-` || (arg === option && args[i + 1] === '-')));
 }
 
 /** Takes the common `--url` and `--api-key-file` out of the arguments, so each command parses only its own. */
@@ -81,7 +88,7 @@ function takeClientOptions(args: string[]): { url: string; apiKeyFile: string | 
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new UsageError(`--url: expected http:// or https://, got "${url}"`);
   }
-  if (apiKeyFile === '-' && readsStdin(rest)) throw new UsageError('--api-key-file - and --token-file - cannot both read stdin');
+  if (apiKeyFile === '-' && readsStdin(rest)) throw new UsageError('--api-key-file - and another secret from - cannot both read stdin');
   return { url: url.replace(/\/+$/, ''), apiKeyFile, rest };
 }
 
@@ -99,6 +106,7 @@ async function run(argv: string[], context: { url: string }): Promise<number | '
   }
   if (command === 'serve') return serveCommand(args);
   if (command === 'keys') return keysCommand(args);
+  if (command === 'demo') return demoCommand(args);
   const { url, apiKeyFile, rest } = takeClientOptions(args);
   context.url = url;
   const warn = (line: string) => process.stderr.write(`wavehouse: ${line}\n`);
@@ -107,6 +115,7 @@ async function run(argv: string[], context: { url: string }): Promise<number | '
     if (command === 'simulate') return await simulateCommand(rest, client);
     if (command === 'export') return await exportCommand(rest, client);
     if (command === 'ingest') return await ingestCommand(rest, client.baseUrl);
+    if (command === 'connectors') return await connectorsCommand(rest, client, warn);
     return await tailCommand(rest, client);
   } finally {
     client.credential?.close();

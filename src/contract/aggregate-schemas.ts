@@ -122,3 +122,4 @@ export const Leaderboard = Type.Object({
   orderBy: Type.String({ description: 'As applied, e.g. max:desc.' }),
   rows: Type.Array(LeaderboardRow),
 });
+export type Leaderboard = Static<typeof Leaderboard>;

@@ -19,6 +19,17 @@
  */
 export { type AccessCredentialOptions, accessCredential, ingestTokenCredential } from './access-credentials.ts';
 export { Backoff, type BackoffOptions } from './backoff.ts';
+export {
+  type Connector,
+  type CreateConnectorBody,
+  changeConnector,
+  createConnector,
+  getConnector,
+  type Leaderboard,
+  type LeaderboardQuery,
+  listConnectors,
+  readLeaderboard,
+} from './connectors.ts';
 export { Producer } from './producer.ts';
 export { type DisconnectInfo, ProducerError, type ProducerEvents, type ProducerOptions } from './producer-api.ts';
 export {

@@ -84,7 +84,7 @@ export async function fetchWithCredential(url: string, init: RequestInit, option
   return fetcher(url, withBearer(init, renewed));
 }
 
-async function requestJson<T>(url: string, init: RequestInit, expected: number, options: RequestOptions): Promise<T> {
+export async function requestJson<T>(url: string, init: RequestInit, expected: number, options: RequestOptions): Promise<T> {
   const response = await fetchWithCredential(url, { ...init, signal: options.signal }, options);
   if (response.status !== expected) throw await problemFrom(response);
   return (await response.json()) as T;

@@ -15,6 +15,9 @@ export type DeletedSession = Session & { deletedAt: string; purgeAfter: string }
 export type RestoredSession = Session & { deletedAt: null };
 
 export interface CreateSessionBody {
+  /** A stream name, unique; needs a credential with sessions:write, in either mode. */
+  key?: string;
+  nullable?: boolean;
   channels?: string[];
   sampleRateHz?: number;
   metadata?: Record<string, unknown>;

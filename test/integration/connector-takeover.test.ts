@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
 import { bearer, call, createKey } from '../support/access.ts';
 import { connectorSettings, createThingSpeakConnector, expectedSamples, metricsText, storedSamples } from '../support/connectors.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
-import { ThingSpeakStandIn } from '../support/thingspeak-stand-in.ts';
 
 const channels = ['level', 'flow'];
 
@@ -26,7 +26,8 @@ test('one instance polls a connector, and another takes over when it is killed',
     for (const server of servers) await server.stop();
     await database.drop();
   });
-  const standIn = await ThingSpeakStandIn.start(t);
+  const standIn = await ThingSpeakStandIn.start();
+  t.after(() => standIn.close());
   standIn.addChannel(21, ['level', 'flow', null, null, null, null, null, null]);
   standIn.addEntries(21, 20);
   const env = { ...connectorSettings(), DATABASE_URL: database.url };

@@ -6,17 +6,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
+import { type Fault, ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
 import { bearer, call, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import { connectorSettings, createThingSpeakConnector, expectedSamples, metricsText, storedSamples } from '../support/connectors.ts';
 import { eventually } from '../support/eventually.ts';
-import { type Fault, ThingSpeakStandIn } from '../support/thingspeak-stand-in.ts';
 
 const fields = ['Water Level (cm)', 'Flow', 'Temp °C', null, null, null, null, null];
 const channels = ['Water_Level_cm', 'Flow', 'Temp_C'];
 
 async function setUp(t: Parameters<typeof startApp>[0], env: Record<string, string> = {}) {
-  const standIn = await ThingSpeakStandIn.start(t);
+  const standIn = await ThingSpeakStandIn.start();
+  t.after(() => standIn.close());
   const running = await startApp(t, connectorSettings(env));
   const admin = await createKey(running.databaseUrl, { name: 'admin', role: 'admin' });
   return { standIn, ...running, key: admin.key };

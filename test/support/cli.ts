@@ -18,6 +18,8 @@ export interface RunningCli {
   readonly stdout: () => string;
   readonly stderr: () => string;
   readonly done: Promise<Run>;
+  /** Sends the process a signal, as Ctrl-C (SIGINT) in a terminal would. */
+  readonly signal: (signal: NodeJS.Signals) => void;
 }
 
 export interface CliOptions {
@@ -61,7 +63,7 @@ export function startCli(
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  return { stdout: () => stdout, stderr: () => stderr, done };
+  return { stdout: () => stdout, stderr: () => stderr, done, signal: (signal) => child.kill(signal) };
 }
 
 export function runCli(t: Pick<TestContext, 'after'>, args: string[], options?: CliOptions): Promise<Run> {

@@ -3,6 +3,8 @@
  * carries the write token) and the viewer's (read only, to share). On a private server it
  * first signs the tab in with an API key (access-session.js); a page that sent a signed-out
  * visitor here names itself in the fragment (`#next=/view/...`), and the sign-in returns there.
+ * On an open server the sign-in is offered too, as optional: the connectors and leaderboards
+ * (landing-status.js) need a key in either mode.
  */
 import { access, privateMode } from './access-session.js';
 import { absoluteUrl, baseUrl, recorderLink } from './page-links.js';
@@ -101,10 +103,10 @@ function renderAccess() {
 }
 
 button.addEventListener('click', create);
-if (privateMode) {
-  signIn.card.hidden = false;
-  signIn.form.addEventListener('submit', submitKey);
-  signIn.signOut.addEventListener('click', () => access.signOut());
-  access.addEventListener('change', renderAccess);
-  renderAccess();
-}
+signIn.card.hidden = false;
+document.getElementById('sign-in-private').hidden = !privateMode;
+document.getElementById('sign-in-open').hidden = privateMode;
+signIn.form.addEventListener('submit', submitKey);
+signIn.signOut.addEventListener('click', () => access.signOut());
+access.addEventListener('change', renderAccess);
+renderAccess();

@@ -3,12 +3,12 @@
  * /channels/{id}/feeds.json` as ThingSpeak does (the newest `results` entries of the
  * `start`..`end` window, whole seconds, UTC), with knobs for what a real upstream does on a bad
  * day. A fault is queued for the next requests (`fail`), so a test says exactly what the
- * connector meets, in order.
+ * connector meets, in order. `wavehouse demo iot` runs it too, with live channels: a channel
+ * gains an entry every `everyMs` of the stand-in's clock, which a test makes run fast.
  */
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { TestContext } from 'node:test';
 
 export type Fault =
   | 'status500'
@@ -26,16 +26,33 @@ export type Fault =
   | 'wrongTypes'
   | 'shuffledDuplicates';
 
-interface Entry {
-  entryId: number;
-  t: number;
-  values: Array<string | null>;
+export interface Entry {
+  readonly entryId: number;
+  readonly t: number;
+  readonly values: ReadonlyArray<string | null>;
+}
+
+/** A channel that gains an entry every `everyMs` of the clock, from when it is added. */
+export interface LiveChannel {
+  readonly fields: Array<string | null>;
+  readonly everyMs: number;
+  readonly values: (entryId: number) => Array<string | null>;
+  /** More members of the feed's `channel` object, as a real channel has them (name, description, latitude...). */
+  readonly metadata: Record<string, string>;
 }
 
 interface Channel {
   fields: Array<string | null>;
   readKey: string | null;
   entries: Entry[];
+  live?: { spec: LiveChannel; fromMs: number };
+}
+
+export interface StandInOptions {
+  /** Epoch ms now; live channels add entries by it. Default Date.now. */
+  clock?: () => number;
+  /** Default 0: any free port, on 127.0.0.1. */
+  port?: number;
 }
 
 /** Entry times start here, a second apart (plus what a test adds). */
@@ -58,19 +75,36 @@ export class ThingSpeakStandIn {
   readonly requests: string[] = [];
   private readonly faults: Fault[] = [];
   private readonly server = http.createServer((request, response) => this.answer(request, response));
+  private readonly clock: () => number;
   baseUrl = '';
 
-  static async start(t: Pick<TestContext, 'after'>): Promise<ThingSpeakStandIn> {
-    const standIn = new ThingSpeakStandIn();
-    standIn.server.listen(0, '127.0.0.1');
+  private constructor(clock: () => number) {
+    this.clock = clock;
+  }
+
+  static async start({ clock = Date.now, port = 0 }: StandInOptions = {}): Promise<ThingSpeakStandIn> {
+    const standIn = new ThingSpeakStandIn(clock);
+    standIn.server.listen(port, '127.0.0.1');
     await once(standIn.server, 'listening');
     standIn.baseUrl = `http://127.0.0.1:${(standIn.server.address() as AddressInfo).port}`;
-    t.after(() => standIn.close());
     return standIn;
   }
 
   addChannel(id: number, fields: Array<string | null>, readKey: string | null = null): void {
     this.channels.set(id, { fields, readKey, entries: [] });
+  }
+
+  /** A channel whose first entry comes within `spec.everyMs` of now, by the clock. */
+  addLiveChannel(id: number, spec: LiveChannel): void {
+    this.channels.set(id, { fields: spec.fields, readKey: null, entries: [], live: { spec, fromMs: this.clock() } });
+  }
+
+  /** The channel's entries as of the clock now. */
+  entries(id: number): readonly Entry[] {
+    const channel = this.channels.get(id);
+    if (channel === undefined) return [];
+    this.catchUp(channel);
+    return channel.entries;
   }
 
   /** Appends `count` entries, a second apart; values are `entryId * (field index + 1)`, field 2 blank every third entry. */
@@ -97,14 +131,40 @@ export class ThingSpeakStandIn {
     this.server.close();
   }
 
+  /**
+   * Adds a live channel's entries that have come due. Entry ids count `everyMs` periods since
+   * the epoch, as a channel that has long been publishing has large ids: a demo restarted on
+   * the same database reads on from the entries its streams hold, as it would from ThingSpeak.
+   * Their t is in whole seconds, as ThingSpeak's created_at.
+   */
+  private catchUp(channel: Channel): void {
+    if (channel.live === undefined) return;
+    const { spec, fromMs } = channel.live;
+    const first = Math.floor(fromMs / spec.everyMs) + 1;
+    const due = Math.floor(this.clock() / spec.everyMs);
+    for (let entryId = (channel.entries.at(-1)?.entryId ?? first - 1) + 1; entryId <= due; entryId++) {
+      channel.entries.push({ entryId, t: Math.floor((entryId * spec.everyMs) / 1_000) * 1_000, values: spec.values(entryId) });
+    }
+  }
+
   private feed(id: number, channel: Channel, url: URL): object {
     const results = Math.min(Number(url.searchParams.get('results') ?? 100), 8_000);
     const start = readTime(url.searchParams.get('start'));
     const end = readTime(url.searchParams.get('end'));
     const inWindow = channel.entries.filter((e) => (start === null || e.t >= start) && (end === null || e.t < end + 1_000));
     const named = Object.fromEntries(channel.fields.flatMap((name, f) => (name === null ? [] : [[`field${f + 1}`, name]])));
+    const createdMs = channel.live?.fromMs ?? baseMs;
+    const updated = channel.entries.at(-1)?.t ?? createdMs;
     return {
-      channel: { id, name: `channel ${id}`, created_at: iso(baseMs), last_entry_id: channel.entries.length, ...named },
+      channel: {
+        id,
+        name: `channel ${id}`,
+        ...channel.live?.spec.metadata,
+        created_at: iso(Math.floor(createdMs / 1_000) * 1_000),
+        updated_at: iso(updated),
+        last_entry_id: channel.entries.at(-1)?.entryId ?? 0,
+        ...named,
+      },
       feeds: inWindow.slice(-results).map((e) => ({
         created_at: iso(e.t),
         entry_id: e.entryId,
@@ -122,6 +182,7 @@ export class ThingSpeakStandIn {
       response.writeHead(404).end('not found');
       return;
     }
+    this.catchUp(channel);
     if (channel.readKey !== null && url.searchParams.get('api_key') !== channel.readKey) {
       response.writeHead(200, { 'content-type': 'application/json' }).end('-1');
       return;
