@@ -35,10 +35,11 @@ import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
+import { compressorCounters, createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
+import { ChunkCompressor } from './storage/chunk-compressor.ts';
 import { CommitThread } from './storage/commit-thread.ts';
 import { ConnectorRepository } from './storage/connector-repository.ts';
 import { isDatabaseReachable } from './storage/database.ts';
@@ -126,6 +127,12 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   for (const part of [access.audit, access.lastUsed, access.sweeper]) await parts.start(part);
   const intervalMs = config.writer.rollupCompactIntervalMs;
   if (intervalMs > 0) await parts.start(new RollupCompactor({ pool, intervalMs, log: log.child({ part: 'compactor' }) }));
+  const { compressIntervalMs, compressAfterMs: afterMs } = config.writer;
+  if (compressIntervalMs > 0) {
+    const counters = compressorCounters(metrics);
+    const compressorLog = log.child({ part: 'compressor' });
+    await parts.start(new ChunkCompressor({ pool, intervalMs: compressIntervalMs, afterMs, log: compressorLog, ...counters }));
+  }
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,
