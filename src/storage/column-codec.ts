@@ -92,23 +92,33 @@ function binaryScaled(values: Float64Array, bits: Uint32Array): Scaled | null {
 
 const zigzag = (r: number) => (r >= 0 ? 2 * r : -2 * r - 1);
 
-/** The bits of the packed residuals at `order`, or -1 when a residual is too large for exact sums. */
-function packedBits(m: Float64Array, order: 1 | 2): number {
-  let total = 0;
-  let blockMax = 0;
+/** The bits of the packed residuals at order 1 and at order 2, each -1 when a residual is too large for exact sums. */
+function packedBits(m: Float64Array): [number, number] {
+  let first = 0;
+  let second = 0;
+  let firstMax = 0;
+  let secondMax = 0;
+  let secondFits = true;
+  let previous = 0;
   for (let i = 1, inBlock = 0; i < m.length; i++) {
     const d = m[i] - m[i - 1];
-    const r = order === 1 || i === 1 ? d : d - (m[i - 1] - m[i - 2]);
-    if (Math.abs(d) > maxResidual || Math.abs(r) > maxResidual) return -1;
-    const z = zigzag(r);
-    if (z > blockMax) blockMax = z;
+    const r = i === 1 ? d : d - previous;
+    previous = d;
+    if (Math.abs(d) > maxResidual) return [-1, -1];
+    if (Math.abs(r) > maxResidual) secondFits = false;
+    const z1 = zigzag(d);
+    const z2 = zigzag(r);
+    if (z1 > firstMax) firstMax = z1;
+    if (z2 > secondMax) secondMax = z2;
     if (++inBlock === blockValues || i === m.length - 1) {
-      total += 6 + inBlock * bitWidth(blockMax);
+      first += 6 + inBlock * bitWidth(firstMax);
+      second += 6 + inBlock * bitWidth(secondMax);
       inBlock = 0;
-      blockMax = 0;
+      firstMax = 0;
+      secondMax = 0;
     }
   }
-  return total;
+  return [first, secondFits ? second : -1];
 }
 
 interface Plan {
@@ -119,9 +129,8 @@ interface Plan {
 
 function planOf(scaled: Scaled | null): Plan | null {
   if (scaled === null) return null;
-  const first = packedBits(scaled.m, 1);
+  const [first, second] = packedBits(scaled.m);
   if (first < 0) return null;
-  const second = packedBits(scaled.m, 2);
   const order = second >= 0 && second < first ? 2 : 1;
   return { scaled, order, bits: (order === 2 ? second : first) + scaled.exceptions.length * 96 };
 }
