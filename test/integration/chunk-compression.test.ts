@@ -34,6 +34,20 @@ function awkwardBatch(firstSeq: number, count: number): SampleBatch {
   return batch;
 }
 
+/** `commits` commits of 10 samples each, seqs from 1 and t from 0 one apart. */
+async function commitTens(store: SampleStore, sessionId: string, commits: number): Promise<void> {
+  for (let c = 0; c < commits; c++) {
+    await commit(
+      store,
+      sessionId,
+      samplesAt(
+        1 + c * 10,
+        Array.from({ length: 10 }, (_, i) => c * 10 + i),
+      ),
+    );
+  }
+}
+
 /** Each chunk's layout, in seq order: 2 compressed, 0 not (either of the uncompressed layouts). */
 async function layouts(pool: Pool, sessionId: string): Promise<number[]> {
   const { rows } = await pool.query('SELECT payload_layout FROM sample_chunks WHERE session_id = $1 ORDER BY last_seq', [sessionId]);
@@ -129,15 +143,7 @@ test("an open session's chunks are compressed once its own clock has moved past 
 
 test('a reader paging through chunks the compressor joins meanwhile reads each sample once', async (t) => {
   const { pool, sessionId, store } = await storeWithSession(t);
-  for (let c = 0; c < 40; c++)
-    await commit(
-      store,
-      sessionId,
-      samplesAt(
-        1 + c * 10,
-        Array.from({ length: 10 }, (_, i) => c * 10 + i),
-      ),
-    );
+  await commitTens(store, sessionId, 40);
   await pool.query("UPDATE sessions SET status = 'ended' WHERE id = $1", [sessionId]);
   const reading = store.readRange(sessionId, 5, 395);
   const seqs: number[] = [];
@@ -197,15 +203,7 @@ test('compressors racing each other, readers and a producer that resends lose an
 
 test('a corrupt chunk is left as it is, counted once, and the runs around it are compressed', async (t) => {
   const { pool, sessionId, store } = await storeWithSession(t);
-  for (let c = 0; c < 30; c++)
-    await commit(
-      store,
-      sessionId,
-      samplesAt(
-        1 + c * 10,
-        Array.from({ length: 10 }, (_, i) => c * 10 + i),
-      ),
-    );
+  await commitTens(store, sessionId, 30);
   await pool.query("UPDATE sample_chunks SET payload = '\\x00' WHERE session_id = $1 AND last_seq = 150", [sessionId]);
   await pool.query("UPDATE sessions SET status = 'ended' WHERE id = $1", [sessionId]);
   let corrupt = 0;
