@@ -44,9 +44,21 @@ function fractionalBits(hi: number, lo: number): number {
   return Math.max(0, 52 - trailing - (exponent === 0 ? -1022 : exponent - 1023));
 }
 
-function scaledWith(values: Float64Array, divisor: number, scale: number, exponent: number): Scaled | null {
+/**
+ * Scratch memory for the integers of the two scales a column tries, kept between columns: a
+ * fresh array per column and scale was most of the compressor's garbage, and collecting it a
+ * third of its main thread. A column is written before the next is planned, so one pair serves.
+ */
+const scratch = { [scales.decimal]: new Float64Array(0), [scales.binary]: new Float64Array(0) };
+
+function scratchFor(scale: 0 | 1, n: number): Float64Array {
+  if (scratch[scale].length < n) scratch[scale] = new Float64Array(Math.max(n, 2 * scratch[scale].length));
+  return scratch[scale].subarray(0, n);
+}
+
+function scaledWith(values: Float64Array, divisor: number, scale: 0 | 1, exponent: number): Scaled | null {
   const n = values.length;
-  const m = new Float64Array(n);
+  const m = scratchFor(scale, n);
   const exceptions: number[] = [];
   const limit = n >>> 4;
   let previous = 0;
