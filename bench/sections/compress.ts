@@ -215,7 +215,7 @@ export async function compressSection(ctx: Context): Promise<SectionResult> {
     figures,
     details: [
       {
-        title: `compress: bytes per sample on disk, ${samples.toLocaleString('en')} samples in 20-sample chunks as committed (a fresh copy)`,
+        title: `compress: bytes a sample on disk, ${samples.toLocaleString('en')} samples, 20-sample chunks as committed (a fresh copy)`,
         columns: ['values', 'chunks', 'total', 'payload', 'heap', 'TOAST', 'indexes'],
         rows: sizeRows,
         notes: ['total = heap + TOAST (with its index) + indexes; payload is part of heap or TOAST'],
