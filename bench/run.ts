@@ -6,7 +6,7 @@
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
  *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, read-cache,
- *                                        auth, aggregate, export, export-parquet, memory
+ *                                        auth, aggregate, export, export-parquet, compress, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -29,6 +29,7 @@ import { boxBusyCores, openFileLimit } from './lib/procfs.ts';
 import { type Context, type Figure, renderDetail, renderSummary, type SectionResult } from './lib/report.ts';
 import { aggregateSection } from './sections/aggregate.ts';
 import { authSection } from './sections/auth.ts';
+import { compressSection } from './sections/compress.ts';
 import { exportSection } from './sections/export.ts';
 import { exportParquetSection } from './sections/export-parquet.ts';
 import { fanoutSection } from './sections/fanout.ts';
@@ -52,6 +53,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   aggregate: aggregateSection,
   export: exportSection,
   'export-parquet': exportParquetSection,
+  compress: compressSection,
   'fanout-nginx': fanoutNginxSection,
   fanout: fanoutSection,
 };

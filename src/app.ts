@@ -36,10 +36,11 @@ import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
 import { SessionPurger } from './maintenance/session-purger.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
+import { compressorCounters, createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
+import { ChunkCompressor } from './storage/chunk-compressor.ts';
 import { CommitThread } from './storage/commit-thread.ts';
 import { ConnectorRepository } from './storage/connector-repository.ts';
 import { isDatabaseReachable } from './storage/database.ts';
@@ -131,6 +132,12 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const deletes = new SessionDeletes(pool);
   const graceMs = config.sessions.deleteGraceDays * 86_400_000;
   await parts.start(new SessionPurger({ deletes, audit: access.audit, graceMs, log: log.child({ part: 'purge' }) }));
+  const { compressIntervalMs, compressAfterMs: afterMs } = config.writer;
+  if (compressIntervalMs > 0) {
+    const counters = compressorCounters(metrics);
+    const compressorLog = log.child({ part: 'compressor' });
+    await parts.start(new ChunkCompressor({ pool, intervalMs: compressIntervalMs, afterMs, log: compressorLog, ...counters }));
+  }
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,

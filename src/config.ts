@@ -121,6 +121,10 @@ export interface Config {
     rollups: boolean;
     /** Between two rounds of the roll-up compactor (storage/rollup-compactor.ts); 0: this instance does not compact. */
     rollupCompactIntervalMs: number;
+    /** Between two rounds of the chunk compressor (storage/chunk-compressor.ts); 0: this instance does not compress. */
+    compressIntervalMs: number;
+    /** How far a session's lastT must be past a chunk's maxT for the compressor to take it (an ended session's: at once). */
+    compressAfterMs: number;
   };
   connectors: {
     /** AES-256-GCM key sealing upstream secrets; null: a key file under the data dir with the embedded database, else none. */
@@ -301,6 +305,11 @@ const writePath = {
   ROLLUP_COMPACT_INTERVAL_MS: {
     default: 10_000,
     about: "between rounds folding each roll-up block's parts into one and rolling 600 ms up; 0: not here (one instance must)",
+  },
+  COMPRESS_INTERVAL_MS: { default: 10_000, about: 'between rounds compressing sealed chunks; 0: not here (one instance should)' },
+  COMPRESS_AFTER_MS: {
+    default: 600_000,
+    about: "a chunk is sealed, and compressed, once its session's lastT is this far past it (an ended session's at once)",
   },
 } as const satisfies Settings;
 
@@ -627,6 +636,8 @@ export function loadConfig(env: Env): Config {
       lanes: read.integer('WRITE_LANES', 1, 16),
       rollups: read.boolean('WRITE_ROLLUPS'),
       rollupCompactIntervalMs: read.integer('ROLLUP_COMPACT_INTERVAL_MS', 0, 3_600_000),
+      compressIntervalMs: read.integer('COMPRESS_INTERVAL_MS', 0, 3_600_000),
+      compressAfterMs: read.integer('COMPRESS_AFTER_MS', 0),
     },
     connectors: {
       secretKey: readSecretKey(read.optionalString('CONNECTOR_SECRET_KEY'), read.problems),

@@ -156,6 +156,19 @@ export function createMetrics() {
       ...in_({ name: 'wavehouse_ack_latency_seconds', help: 'From a frame accepted to its samples committed (the ack is sent then).' }),
       buckets: latencyBucketsS,
     }),
+    compressedSamples: new Counter(
+      in_({ name: 'wavehouse_compress_samples_total', help: 'Samples the chunk compressor rewrote into compressed chunks.' }),
+    ),
+    compressedBytes: new Counter(
+      in_({
+        name: 'wavehouse_compress_payload_bytes_total',
+        help: 'Payload bytes of the chunks the compressor replaced (stage=before) and of what replaced them (stage=after).',
+        labelNames: ['stage'],
+      }),
+    ),
+    compressCorruptChunks: new Counter(
+      in_({ name: 'wavehouse_compress_corrupt_chunks_total', help: 'Chunks the compressor could not decode and left as they are.' }),
+    ),
     connectorPolls: new Counter(
       in_({
         name: 'wavehouse_connector_polls_total',
@@ -291,6 +304,18 @@ export function writerCounters(metrics: Metrics) {
     },
     acked: (latencyS: number) => metrics.ackLatency.observe(latencyS),
     failed: () => metrics.databaseErrors.labels('commit').inc(),
+  };
+}
+
+/** The chunk compressor's counters. */
+export function compressorCounters(metrics: Metrics) {
+  return {
+    onGroup: (group: { samples: number; bytesBefore: number; bytesAfter: number }) => {
+      metrics.compressedSamples.inc(group.samples);
+      metrics.compressedBytes.labels('before').inc(group.bytesBefore);
+      metrics.compressedBytes.labels('after').inc(group.bytesAfter);
+    },
+    onCorrupt: () => metrics.compressCorruptChunks.inc(),
   };
 }
 

@@ -5,11 +5,15 @@
  * ch0 x n, ...]` (layout 0), or, when the chunk's seqs run without a gap, the same without its
  * seq column, `[t x n, ch0 x n, ...]` (layout 1; migration 003): (1 + channels) x 8 bytes a
  * sample. Each column is its batches' memory for that column, joined, written as it is, which
- * is why Wavehouse requires a little-endian host (checked at start in app.ts).
+ * is why Wavehouse requires a little-endian host (checked at start in app.ts). The chunk
+ * compressor later replaces sealed chunks with compressed ones (layout 2, chunk-compression.ts),
+ * which every reader takes through batchFromPayload as it takes the others.
  *
  * COPY binary format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
  */
 import { SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
+import { CorruptChunkError } from './bit-stream.ts';
+import { decompressPayload } from './chunk-compression.ts';
 
 /**
  * One chunk row: consecutive batches of one session, in seq order, stored as one payload.
@@ -42,8 +46,11 @@ export function tRangeOf(row: ChunkRow): TRange {
   return range;
 }
 
-/** sample_chunks.payload_layout: whether the payload holds its seqs or they are implied by first_seq. */
-export const payloadLayouts = { withSeqs: 0, seqsImplied: 1 } as const;
+/**
+ * sample_chunks.payload_layout: whether the payload holds its seqs or they are implied by
+ * first_seq, or holds them compressed with the rest (migration 014).
+ */
+export const payloadLayouts = { withSeqs: 0, seqsImplied: 1, compressed: 2 } as const;
 export type PayloadLayout = (typeof payloadLayouts)[keyof typeof payloadLayouts];
 
 /** The statement encodeCopyBinary's output is for. */
@@ -65,27 +72,33 @@ function layoutOf(row: ChunkRow, count: number): PayloadLayout {
  * read into a batch of garbage: seqs out of order would break every range lookup on it.
  */
 export function batchFromPayload(payload: Buffer, count: number, layout: PayloadLayout, lastSeq: number): SampleBatch {
-  const corrupt = (why: string) =>
-    new Error(`corrupt chunk (last seq ${lastSeq}, ${count} samples, layout ${layout}, ${payload.length} bytes): ${why}`);
+  const where = `last seq ${lastSeq}, ${count} samples, layout ${layout}, ${payload.length} bytes`;
+  const corrupt = (why: string) => new CorruptChunkError(`corrupt chunk (${where}): ${why}`);
   if (!Number.isSafeInteger(count) || count < 1) throw corrupt('no samples');
+  if (!Number.isSafeInteger(lastSeq) || lastSeq - count + 1 < 0) throw corrupt('the seqs are not integers from 0');
+  if (layout === payloadLayouts.compressed) return withSeqsChecked(decompressPayload(payload, count, where), lastSeq, corrupt);
   if (layout !== payloadLayouts.withSeqs && layout !== payloadLayouts.seqsImplied) throw corrupt('unknown layout');
   const implied = layout === payloadLayouts.seqsImplied;
   const storedColumns = payload.length / 8 / count;
   const columnCount = implied ? storedColumns + 1 : storedColumns;
   if (!Number.isInteger(storedColumns) || columnCount < 2) throw corrupt('the size is not a whole number of columns');
-  if (!Number.isSafeInteger(lastSeq) || lastSeq - count + 1 < 0) throw corrupt('the seqs are not integers from 0');
   // The payload sits at any byte offset of what was read; Float64Array needs 8-byte alignment.
   const columns = new Float64Array(count * columnCount);
   new Uint8Array(columns.buffer).set(payload, implied ? count * 8 : 0);
-  if (implied) {
-    for (let i = 0, seq = lastSeq - count + 1; i < count; i++) columns[i] = seq + i;
-  } else {
-    for (let i = 0, previous = -1; i < count; previous = columns[i++]) {
-      if (!Number.isSafeInteger(columns[i]) || columns[i] <= previous) throw corrupt(`seq ${columns[i]} does not follow ${previous}`);
-    }
-    if (columns[count - 1] !== lastSeq) throw corrupt(`the seqs end at ${columns[count - 1]}`);
+  const batch = new SampleBatch(count, columnCount - 2, columns);
+  if (!implied) return withSeqsChecked(batch, lastSeq, corrupt);
+  for (let i = 0, seq = lastSeq - count + 1; i < count; i++) columns[i] = seq + i;
+  return batch;
+}
+
+/** The batch, once its seqs are found to be integers rising to `lastSeq`. */
+function withSeqsChecked(batch: SampleBatch, lastSeq: number, corrupt: (why: string) => Error): SampleBatch {
+  const { columns, count } = batch;
+  for (let i = 0, previous = -1; i < count; previous = columns[i++]) {
+    if (!Number.isSafeInteger(columns[i]) || columns[i] <= previous) throw corrupt(`seq ${columns[i]} does not follow ${previous}`);
   }
-  return new SampleBatch(count, columnCount - 2, columns);
+  if (columns[count - 1] !== lastSeq) throw corrupt(`the seqs end at ${columns[count - 1]}`);
+  return batch;
 }
 
 function uuidBytes(id: string): Buffer {

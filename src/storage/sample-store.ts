@@ -221,7 +221,9 @@ export class SampleStore implements ChunkCommitter {
     for (;;) {
       const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq, times)));
       for (const row of rows) {
-        let batch = batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).range(fromSeq, toSeq);
+        // From after the last page, not from fromSeq: the compressor may have joined chunks of
+        // the last page with later ones since (chunk-compressor.ts), and what was read is not read twice.
+        let batch = batchFromPayload(row.payload, row.sampleCount, row.layout, row.lastSeq).range(after + 1, toSeq);
         if (times) batch = batch.withinT(times.fromT, times.toT);
         if (batch.count > 0) yield batch;
       }

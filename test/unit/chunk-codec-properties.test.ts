@@ -246,7 +246,7 @@ describe('chunk codec', () => {
   test('a payload that cannot be what was written is refused, not read into a batch of garbage', () => {
     const payload = (...values: number[]) => Buffer.from(Float64Array.from(values).buffer);
     const cases: Array<[Buffer, number, number, number]> = [
-      [payload(1, 2, 3, 4), 2, 2, 2],
+      [payload(1, 2, 3, 4), 2, 3, 2],
       [payload(1, 2, 3, 4), 2, payloadLayouts.seqsImplied, 0],
       [payload(2, 1, 3, 4, 5, 6), 2, payloadLayouts.withSeqs, 1],
       [payload(1, 2, 3, 4, 5, 6), 2, payloadLayouts.withSeqs, 7],
