@@ -32,7 +32,9 @@ const isOws = (code: number) => code === 0x20 || code === 0x09;
  * the list rule of section 5.6.1 says a recipient must accept).
  */
 export function parseIfNoneMatch(value: string): string[] | '*' | null {
-  if (value.trim() === '*') return '*';
+  // Not String.trim(): it also takes U+00A0 and the rest of Unicode's spaces, which the
+  // grammar's OWS (SP, HTAB) does not allow, and Node hands a 0xA0 byte over as U+00A0.
+  if (/^[ \t]*\*[ \t]*$/.test(value)) return '*';
   const tags: string[] = [];
   let at = 0;
   const skipOws = () => {

@@ -56,6 +56,9 @@ test('a tag is matched in a list, weakly, or by *, and never by a malformed valu
   assert.ok(ifNoneMatchHits(`W/${tag}`, tag));
   assert.ok(ifNoneMatchHits(`"other", ${tag}`, tag));
   assert.ok(ifNoneMatchHits(' * ', tag));
+  // U+00A0 is whitespace to String.trim(), not to the grammar (found by the property above).
+  assert.equal(parseIfNoneMatch('\u00a0*'), null);
+  assert.ok(!ifNoneMatchHits('*\u00a0', tag));
   assert.ok(!ifNoneMatchHits(undefined, tag));
   assert.ok(!ifNoneMatchHits(tag.slice(1, -1), tag));
   assert.ok(!ifNoneMatchHits(`${tag} junk`, tag));
