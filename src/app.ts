@@ -34,8 +34,9 @@ import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
+import { RetentionJob } from './maintenance/retention-job.ts';
 import { createLogger } from './observability/logger.ts';
-import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
+import { createMetrics, ingestCounters, retentionCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
@@ -126,6 +127,10 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   for (const part of [access.audit, access.lastUsed, access.sweeper]) await parts.start(part);
   const intervalMs = config.writer.rollupCompactIntervalMs;
   if (intervalMs > 0) await parts.start(new RollupCompactor({ pool, intervalMs, log: log.child({ part: 'compactor' }) }));
+  if (config.retention.intervalMs > 0) {
+    const counters = retentionCounters(metrics);
+    await parts.start(new RetentionJob({ pool, settings: config.retention, counters, log: log.child({ part: 'retention' }) }));
+  }
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,
