@@ -11,6 +11,8 @@ export type CreatedSession = Session & { ingestToken: string };
 export interface CreateSessionBody {
   channels?: string[];
   sampleRateHz?: number;
+  /** Days its samples are kept after their commit (never past the server's RETENTION_DAYS). */
+  retentionDays?: number;
   metadata?: Record<string, unknown>;
 }
 
