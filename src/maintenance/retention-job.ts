@@ -39,6 +39,8 @@ export interface RetentionRound {
   createsDeferred: number;
   dropsDeferred: number;
   partitionChunks: number;
+  /** Spent detaching and dropping expired partitions. */
+  dropMs: number;
   sessionChunks: number;
   rollups: number;
 }
@@ -69,6 +71,7 @@ async function roundOn(client: pg.ClientBase, options: RetentionJobOptions, budg
     createsDeferred: 0,
     dropsDeferred: 0,
     partitionChunks: 0,
+    dropMs: 0,
     sessionChunks: 0,
     rollups: 0,
   };
@@ -84,6 +87,7 @@ async function roundOn(client: pg.ClientBase, options: RetentionJobOptions, budg
       round.partitionsDropped = dropped.partitions;
       round.dropsDeferred = dropped.deferred;
       round.partitionChunks = dropped.chunks;
+      round.dropMs = Math.round(dropped.detachMs + dropped.dropMs);
     }
     round.sessionChunks = await deleteSessionExpired(client, budget);
     if (settings.rollupDays > 0) round.rollups = await deleteExpiredRollups(client, now(), settings.rollupDays, budget);

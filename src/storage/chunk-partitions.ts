@@ -11,12 +11,16 @@
  *   EXCLUSIVE on the DEFAULT partition, which every read of the parent waits behind: it too
  *   waits at most `lockTimeoutMs` for its locks, and the next round tries again (days are made
  *   PARTITIONS_AHEAD_DAYS ahead, so a few rounds late cost nothing).
- * - An expired partition is dropped with DROP TABLE, which takes ACCESS EXCLUSIVE on the parent
- *   for the few milliseconds of the catalog change (the files go at commit): while it waits for
- *   the lock, ingest waits behind it, so it waits at most `lockTimeoutMs`, and a drop that
- *   does not get the lock in time is tried again by the next round. DETACH ... CONCURRENTLY
- *   would take a weaker lock, but PostgreSQL refuses it while a DEFAULT partition exists.
+ * - An expired partition is DETACHed, which takes ACCESS EXCLUSIVE on the parent for the
+ *   milliseconds of a catalog change, then DROPped as a table of its own: its files, gigabytes
+ *   for a busy day, are unlinked at that commit, with the parent no longer locked (a DROP of
+ *   the partition itself would hold the parent's lock through the unlink). While the DETACH
+ *   waits for its lock, ingest waits behind it, so it waits at most `lockTimeoutMs`, and one
+ *   that does not get the lock in time is tried again by the next round. DETACH ...
+ *   CONCURRENTLY would take a weaker lock, but PostgreSQL refuses it while a DEFAULT partition
+ *   exists.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 
 export const dayMs = 86_400_000;
@@ -121,26 +125,67 @@ export interface DroppedPartitions {
   chunks: number;
   /** Expired partitions whose lock was not had within lockTimeoutMs: the next round tries again. */
   deferred: number;
+  /** Spent detaching, tries and pauses included, and dropping the detached tables (unlinking their files). */
+  detachMs: number;
+  dropMs: number;
 }
 
-/** Drops every partition whose stored_at range ended `retentionDays` days before `nowMs` or earlier. */
+/**
+ * Tries a DETACH this many times, `retryPauseMs` apart, before leaving it to the next round:
+ * under steady ingest a commit always holds the parent, and the DETACH gets its lock only when
+ * the commits in flight all end within lockTimeoutMs; each try stalls ingest at most that long.
+ */
+const detachTries = 10;
+const retryPauseMs = 100;
+
+/** Runs `sql` in a transaction of its own, waiting at most lockTimeoutMs for its locks. False when that ran out. */
+async function underLockTimeout(client: pg.ClientBase, sql: string): Promise<boolean> {
+  await client.query('BEGIN');
+  try {
+    await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
+    await client.query(sql);
+    await client.query('COMMIT');
+    return true;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    if (!isLockTimeout(error)) throw error;
+    return false;
+  }
+}
+
+async function detach(client: pg.ClientBase, name: string): Promise<boolean> {
+  for (let attempt = 1; ; attempt++) {
+    if (await underLockTimeout(client, `ALTER TABLE sample_chunks DETACH PARTITION ${name}`)) return true;
+    if (attempt === detachTries) return false;
+    await sleep(retryPauseMs);
+  }
+}
+
+/**
+ * Drops every partition whose stored_at range ended `retentionDays` days before `nowMs` or
+ * earlier: DETACHed first, a catalog change, then the detached table DROPped, whose files are
+ * unlinked at commit, with no lock on the parent by then. A detached table a round left (its
+ * DROP timed out, or the round failed between) is dropped by the next.
+ */
 export async function dropExpired(client: pg.ClientBase, nowMs: number, retentionDays: number): Promise<DroppedPartitions> {
   const horizon = nowMs - retentionDays * dayMs;
   const expired = (await listPartitions(client)).filter((p) => p.to !== null && p.to <= horizon);
-  const dropped = { partitions: 0, chunks: 0, deferred: 0 };
+  const dropped = { partitions: 0, chunks: 0, deferred: 0, detachMs: 0, dropMs: 0 };
+  const detachStarted = performance.now();
   for (const partition of expired) {
-    await client.query('BEGIN');
-    try {
-      await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
-      await client.query(`DROP TABLE ${partition.name}`);
-      await client.query('COMMIT');
+    if (await detach(client, partition.name)) {
       dropped.partitions++;
       dropped.chunks += partition.estimatedChunks;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (!isLockTimeout(error)) throw error;
-      dropped.deferred++;
-    }
+    } else dropped.deferred++;
   }
+  dropped.detachMs = performance.now() - detachStarted;
+  const dropStarted = performance.now();
+  const { rows: detached } = await client.query<{ name: string }>(
+    `SELECT relname AS name FROM pg_class
+      WHERE relname ~ '^sample_chunks_(p[0-9]{8}|legacy)$' AND relkind = 'r' AND NOT relispartition
+        AND relnamespace = current_schema()::regnamespace`,
+  );
+  for (const { name } of detached) await underLockTimeout(client, `DROP TABLE ${name}`);
+  dropped.dropMs = performance.now() - dropStarted;
   return dropped;
 }
