@@ -69,10 +69,12 @@ export async function retentionSection(ctx: Context): Promise<SectionResult> {
     const filler = randomUUID();
     await pool.query(`INSERT INTO sessions (id, token_hash, channels) VALUES ($1, '\\x00', ARRAY['a', 'b', 'c'])`, [filler]);
     const fillStarted = performance.now();
+    const payloadBytes = chunkSamples * (channels + 1) * 8;
     await pool.query(
-      `INSERT INTO ${dayPartitionName(day)} (session_id, first_seq, last_seq, sample_count, payload_layout, payload, min_t, max_t, stored_at)
+      `INSERT INTO ${dayPartitionName(day)}
+              (session_id, first_seq, last_seq, sample_count, payload_layout, payload, min_t, max_t, stored_at)
        SELECT $1, (i - 1) * ${chunkSamples} + 1, i * ${chunkSamples}, ${chunkSamples}, 1, p.payload, i, i, $2
-         FROM generate_series(1, ${chunks}) AS i, (SELECT decode(repeat('00', ${chunkSamples * (channels + 1) * 8}), 'hex') AS payload) AS p`,
+         FROM generate_series(1, ${chunks}) AS i, (SELECT decode(repeat('00', ${payloadBytes}), 'hex') AS payload) AS p`,
       [filler, new Date(day + 3_600_000)],
     );
     const fillS = (performance.now() - fillStarted) / 1000;
@@ -82,9 +84,8 @@ export async function retentionSection(ctx: Context): Promise<SectionResult> {
     // the measurement, every commit's fsync queued behind it; a day dropped for retention is long
     // checkpointed. Needs superuser or pg_checkpoint; without, the figures carry that load.
     await pool.query('CHECKPOINT').catch((error: unknown) => ctx.log(`  no CHECKPOINT after the fill: ${String(error)}`));
-    ctx.log(
-      `  filled ${chunks} chunks (${(chunks * chunkSamples) / 1e6} M samples, ${(Number(size[0].bytes) / 1e6).toFixed(0)} MB) in ${fillS.toFixed(1)} s`,
-    );
+    const megabytes = (Number(size[0].bytes) / 1e6).toFixed(0);
+    ctx.log(`  filled ${chunks} chunks (${(chunks * chunkSamples) / 1e6} M samples, ${megabytes} MB) in ${fillS.toFixed(1)} s`);
 
     const store = new SampleStore(pool, { rollups: false });
     const writers = await Promise.all(
@@ -157,7 +158,7 @@ export async function retentionSection(ctx: Context): Promise<SectionResult> {
             ms(w.latency.max),
           ]),
           notes: [
-            `Filled by SQL in ${fillS.toFixed(1)} s: ${(Number(size[0].bytes) / 1e6).toFixed(0)} MB. The detach waits at most ` +
+            `Filled by SQL in ${fillS.toFixed(1)} s: ${megabytes} MB. The detach waits at most ` +
               `${lockTimeoutMs} ms a try for the parent's lock, which ingest queues behind, then holds it for a catalog change; ` +
               `it took ${ms(dropped.detachMs)}, tries and pauses included. The detached table's drop (its files unlinked, ` +
               `${ms(dropped.dropMs)}) locks nothing ingest uses.`,

@@ -5,41 +5,16 @@
  * a chunk at or below a session's stored lastSeq is refused whatever partition it would go to.
  */
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import pino from 'pino';
 import { dayMs, ensurePartitions, listPartitions } from '../../src/storage/chunk-partitions.ts';
 import { OverlapError } from '../../src/storage/commit-refusal.ts';
-import { createPool, type Pool, withClient } from '../../src/storage/database.ts';
-import { loadMigrations, migrate, statementsOf } from '../../src/storage/migrations.ts';
+import type { Pool } from '../../src/storage/database.ts';
+import { migrate } from '../../src/storage/migrations.ts';
 import type { SampleStore } from '../../src/storage/sample-store.ts';
-import { adminUrl } from '../support/database.ts';
+import { databaseBefore } from '../support/database.ts';
 import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
 
-const log = pino({ level: 'silent' });
-
-/** An empty database with the migrations before `version` applied, as the runner applies them. */
-async function databaseBefore(t: import('node:test').TestContext, version: number): Promise<Pool> {
-  const name = `wavehouse_partitions_${randomBytes(6).toString('hex')}`;
-  await withClient(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const pool = createPool(url.toString(), 6, log);
-  t.after(async () => {
-    await pool.end();
-    await withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-  });
-  await pool.query(
-    'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-  );
-  for (const migration of (await loadMigrations()).filter((m) => m.version < version)) {
-    if (migration.sql.startsWith('-- wavehouse: no transaction'))
-      for (const statement of statementsOf(migration.sql)) await pool.query(statement);
-    else await pool.query(`BEGIN; ${migration.sql}; COMMIT`);
-    await pool.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-  }
-  return pool;
-}
 
 async function newSession(pool: Pool): Promise<string> {
   const id = randomUUID();
@@ -58,7 +33,7 @@ async function readAll(store: SampleStore, sessionId: string): Promise<number[]>
 const seqsFrom = (first: number, count: number) => Array.from({ length: count }, (_, i) => first + i);
 
 test('an install with data written before migrates while commits go on, and every sample reads back', async (t) => {
-  const pool = await databaseBefore(t, 15);
+  const pool = await databaseBefore(t, 15, 6);
   const { SampleStore } = await import('../../src/storage/sample-store.ts');
   const store = new SampleStore(pool);
   const sessions = [await newSession(pool), await newSession(pool)];
