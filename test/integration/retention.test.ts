@@ -12,6 +12,7 @@ import { RetentionJob, type RetentionSettings } from '../../src/maintenance/rete
 import { dayMs, dayPartitionName, listPartitions } from '../../src/storage/chunk-partitions.ts';
 import type { Pool } from '../../src/storage/database.ts';
 import { compactBatch } from '../../src/storage/rollup-compactor.ts';
+import { startApp } from '../support/app.ts';
 import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
 
 const settings: RetentionSettings = { days: 0, rollupDays: 0, aheadDays: 2, intervalMs: 60_000 };
@@ -152,4 +153,24 @@ test('two instances: one does the round, the other skips it', async (t) => {
     await holder.query('SELECT pg_advisory_unlock($1)', [0x52455445]);
     holder.release();
   }
+});
+
+test('the app runs a round at start: partitions ahead, and the metrics say so', async (t) => {
+  const { baseUrl } = await startApp(t, { PARTITIONS_AHEAD_DAYS: '3' });
+  let text = '';
+  for (let tries = 0; tries < 100 && !/^wavehouse_retention_last_round_timestamp_seconds [1-9]/m.test(text); tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    text = await (await fetch(`${baseUrl}/metrics`)).text();
+  }
+  const last = Number(/^wavehouse_retention_last_round_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+  assert.ok(Math.abs(last - Date.now() / 1000) < 60, text);
+  // Today through 3 days ahead, covered by the legacy partition or days of their own, and the default.
+  assert.ok(Number(/^wavehouse_sample_partitions (\S+)$/m.exec(text)?.[1]) >= 2, text);
+});
+
+test('RETENTION_INTERVAL_MS=0: this instance runs no round', async (t) => {
+  const { baseUrl } = await startApp(t, { RETENTION_INTERVAL_MS: '0' });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  assert.match(text, /^wavehouse_retention_last_round_timestamp_seconds 0$/m);
 });
