@@ -15,7 +15,6 @@ import type { SampleStore } from '../../src/storage/sample-store.ts';
 import { databaseBefore } from '../support/database.ts';
 import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
 
-
 async function newSession(pool: Pool): Promise<string> {
   const id = randomUUID();
   await pool.query(`INSERT INTO sessions (id, token_hash, channels) VALUES ($1, '\\x00', ARRAY['v'])`, [id]);
