@@ -90,7 +90,7 @@ const allowed = {
   ],
   maintenance: [
     [...leaves, 'lifecycle', 'storage', 'access'],
-    'jobs that keep the stored data in bounds (purging deleted sessions): they delete through storage, in batches, and write what they removed to the audit trail (access)',
+    'jobs that keep the stored data in bounds (partitions ahead, retention, purging deleted sessions): they run SQL through storage, in batches, elected across instances by its advisory locks or sharing the work by row locks, and write what they removed to the audit trail (access)',
   ],
   http: [
     [...leaves, 'ingest', 'live', 'export', 'aggregates', 'reads', 'sessions', 'storage', 'access', 'connectors'],

@@ -6,7 +6,7 @@
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
  *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, read-cache,
- *                                        auth, aggregate, export, export-parquet, compress, memory
+ *                                        auth, aggregate, export, export-parquet, compress, retention, memory
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -39,6 +39,7 @@ import { ingestSection } from './sections/ingest.ts';
 import { memorySection } from './sections/memory.ts';
 import { readCacheSection } from './sections/read-cache.ts';
 import { restSection } from './sections/rest.ts';
+import { retentionSection } from './sections/retention.ts';
 
 // In this order; fan-out last, because its search for the most viewers may use whatever
 // time is left (it checks the deadline before each step).
@@ -54,6 +55,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   export: exportSection,
   'export-parquet': exportParquetSection,
   compress: compressSection,
+  retention: retentionSection,
   'fanout-nginx': fanoutNginxSection,
   fanout: fanoutSection,
 };

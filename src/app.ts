@@ -34,19 +34,17 @@ import { IngestRoute } from './ingest/ingest-route.ts';
 import type { FrameDecoders } from './ingest/producer-connection.ts';
 import { PartStack } from './lifecycle.ts';
 import { LiveRoute } from './live/live-route.ts';
-import { SessionPurger } from './maintenance/session-purger.ts';
+import { maintenanceJobs } from './maintenance/maintenance-jobs.ts';
 import { createLogger } from './observability/logger.ts';
-import { compressorCounters, createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
+import { createMetrics, ingestCounters, writerCounters } from './observability/metrics.ts';
 import { createTracing } from './observability/tracing.ts';
 import { SessionCoordinator } from './sessions/session-coordinator.ts';
 import { BatchWriter } from './storage/batch-writer.ts';
-import { ChunkCompressor } from './storage/chunk-compressor.ts';
 import { CommitThread } from './storage/commit-thread.ts';
 import { ConnectorRepository } from './storage/connector-repository.ts';
 import { isDatabaseReachable } from './storage/database.ts';
 import { openDatabase } from './storage/open-database.ts';
 import { ProducerLocks } from './storage/producer-locks.ts';
-import { RollupCompactor } from './storage/rollup-compactor.ts';
 import { RollupSummarySource } from './storage/rollup-source.ts';
 import { SampleStore } from './storage/sample-store.ts';
 import { SessionDeletes } from './storage/session-deletes.ts';
@@ -127,17 +125,8 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
   const access = await buildAccess({ config, pool, log, broadcast: broker?.revocations() ?? null });
   // Closed after the HTTP server, so what its last requests recorded is written too.
   for (const part of [access.audit, access.lastUsed, access.sweeper]) await parts.start(part);
-  const intervalMs = config.writer.rollupCompactIntervalMs;
-  if (intervalMs > 0) await parts.start(new RollupCompactor({ pool, intervalMs, log: log.child({ part: 'compactor' }) }));
   const deletes = new SessionDeletes(pool);
-  const graceMs = config.sessions.deleteGraceDays * 86_400_000;
-  await parts.start(new SessionPurger({ deletes, audit: access.audit, graceMs, log: log.child({ part: 'purge' }) }));
-  const { compressIntervalMs, compressAfterMs: afterMs } = config.writer;
-  if (compressIntervalMs > 0) {
-    const counters = compressorCounters(metrics);
-    const compressorLog = log.child({ part: 'compressor' });
-    await parts.start(new ChunkCompressor({ pool, intervalMs: compressIntervalMs, afterMs, log: compressorLog, ...counters }));
-  }
+  for (const job of maintenanceJobs({ config, pool, deletes, audit: access.audit, metrics, log })) await parts.start(job);
   const sockets = new SocketRegistry(config.pingIntervalMs);
   const commits = new CommitThread({
     databaseUrl,

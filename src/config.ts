@@ -126,6 +126,17 @@ export interface Config {
     /** How far a session's lastT must be past a chunk's maxT for the compressor to take it (an ended session's: at once). */
     compressAfterMs: number;
   };
+  /** Time partitions and retention of sample storage (maintenance/retention-job.ts). */
+  retention: {
+    /** Days a chunk is kept after its commit; 0 keeps every chunk. */
+    days: number;
+    /** Days a roll-up part is kept after its block's end; 0 keeps every part. */
+    rollupDays: number;
+    /** Day partitions created ahead of today. */
+    aheadDays: number;
+    /** Between two rounds of the retention job; 0: this instance runs none (one must). */
+    intervalMs: number;
+  };
   connectors: {
     /** AES-256-GCM key sealing upstream secrets; null: a key file under the data dir with the embedded database, else none. */
     secretKey: Buffer | null;
@@ -357,6 +368,16 @@ const tracing = {
   OTEL_SERVICE_NAME: { default: 'wavehouse', about: 'service.name of the exported spans' },
 } as const satisfies Settings;
 
+const retention = {
+  RETENTION_DAYS: { default: 0, about: 'days a sample is kept after its commit, by dropping day partitions; 0 keeps every sample' },
+  ROLLUP_RETENTION_DAYS: {
+    default: 0,
+    about: 'days roll-ups are kept past their t, so aggregates outlive raw samples; 0 keeps all; 0 or >= RETENTION_DAYS',
+  },
+  PARTITIONS_AHEAD_DAYS: { default: 7, about: 'day partitions of sample storage created ahead of today' },
+  RETENTION_INTERVAL_MS: { default: 600_000, about: 'between rounds of the retention job (one instance per round); 0: not here' },
+} as const satisfies Settings;
+
 /** Every setting, in the sections .env.example shows them in. */
 export const settingSections: readonly { title: string; settings: Settings }[] = [
   { title: 'Listening', settings: listening },
@@ -367,6 +388,7 @@ export const settingSections: readonly { title: string; settings: Settings }[] =
   { title: 'Sessions and ingest', settings: sessionsAndIngest },
   { title: 'Live viewers', settings: live },
   { title: 'Write path', settings: writePath },
+  { title: 'Partitions and retention', settings: retention },
   { title: 'Read cache', settings: readCache },
   { title: 'Sockets, shutdown, logs', settings: operation },
   { title: 'Connectors (pull sources)', settings: connectors },
@@ -382,6 +404,7 @@ const settings = {
   ...sessionsAndIngest,
   ...live,
   ...writePath,
+  ...retention,
   ...readCache,
   ...operation,
   ...connectors,
@@ -639,6 +662,12 @@ export function loadConfig(env: Env): Config {
       compressIntervalMs: read.integer('COMPRESS_INTERVAL_MS', 0, 3_600_000),
       compressAfterMs: read.integer('COMPRESS_AFTER_MS', 0),
     },
+    retention: {
+      days: read.integer('RETENTION_DAYS', 0, 36_500),
+      rollupDays: read.integer('ROLLUP_RETENTION_DAYS', 0, 36_500),
+      aheadDays: read.integer('PARTITIONS_AHEAD_DAYS', 1, 365),
+      intervalMs: read.integer('RETENTION_INTERVAL_MS', 0, 86_400_000),
+    },
     connectors: {
       secretKey: readSecretKey(read.optionalString('CONNECTOR_SECRET_KEY'), read.problems),
       minPollIntervalMs: read.integer('CONNECTOR_MIN_POLL_INTERVAL_MS', 1, 86_400_000),
@@ -693,6 +722,12 @@ export function loadConfig(env: Env): Config {
   if (config.access.mode === 'private' && databaseUrl !== null && config.access.signingKey === null) {
     // Instances sharing a database would each sign with a key of their own, and refuse each other's tokens.
     read.problems.push('ACCESS_TOKEN_SIGNING_KEY: AUTH_MODE=private with DATABASE_URL needs one signing key, the same on every instance');
+  }
+  const { days, rollupDays } = config.retention;
+  if (rollupDays > 0 && (days === 0 || rollupDays < days)) {
+    // Aggregates read roll-ups wherever a session's are complete: a range whose roll-ups went
+    // before its samples would read as empty while its samples are still stored.
+    read.problems.push('ROLLUP_RETENTION_DAYS: must be 0 (keep all) or at least RETENTION_DAYS, itself not 0');
   }
   if (read.problems.length > 0) throw new ConfigError(read.problems);
   return config;

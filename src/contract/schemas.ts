@@ -51,6 +51,15 @@ export const CreateSessionBody = Type.Object(
       }),
     ),
     sampleRateHz: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1e9, description: 'Nominal rate, informative.' })),
+    retentionDays: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 36500,
+        description:
+          'Days its samples are kept after their commit, then deleted; the server-wide RETENTION_DAYS still applies ' +
+          'when shorter. Absent: RETENTION_DAYS alone. Aggregates outlive the samples as roll-ups (ROLLUP_RETENTION_DAYS).',
+      }),
+    ),
     metadata: Type.Optional(
       Type.Object(
         {},
@@ -79,6 +88,9 @@ export const Session = Type.Object({
   endedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   channels: Type.Array(Type.String()),
   sampleRateHz: Type.Union([Type.Number(), Type.Null()]),
+  retentionDays: Type.Union([Type.Integer(), Type.Null()], {
+    description: 'Its own retention of samples, in days; null: the server-wide one.',
+  }),
   metadata: Type.Object({}, { additionalProperties: true }),
   sampleCount: Type.Integer({ description: 'Committed samples.' }),
   lastSeq: Type.Union([Type.Integer(), Type.Null()], { description: 'Highest committed seq.' }),

@@ -255,6 +255,22 @@ export function createMetrics() {
         help: 'Read cache commands to Redis that failed or timed out (taken as misses).',
       }),
     ),
+    samplePartitions: new Gauge(
+      in_({
+        name: 'wavehouse_sample_partitions',
+        help: 'Partitions of sample_chunks, as the last retention round on this instance saw them.',
+      }),
+    ),
+    retentionLastRound: new Gauge(
+      in_({ name: 'wavehouse_retention_last_round_timestamp_seconds', help: 'When this instance last ran a retention round as leader.' }),
+    ),
+    retentionDeleted: new Counter(
+      in_({
+        name: 'wavehouse_retention_deleted_total',
+        help: 'Rows retention removed: chunks by partition drop (estimated) or by session, and roll-up parts.',
+        labelNames: ['what'],
+      }),
+    ),
     databaseErrors: new Counter(
       in_({ name: 'wavehouse_database_errors_total', help: 'Failed database operations, by operation.', labelNames: ['operation'] }),
     ),
@@ -344,5 +360,19 @@ export function readCacheCounters(metrics: Metrics) {
     evicted: () => metrics.readCacheEvictions.inc(),
     oversized: () => metrics.readCacheOversized.inc(),
     redisFailed: () => metrics.readCacheRedisErrors.inc(),
+  };
+}
+
+/** The retention job's counters. */
+export function retentionCounters(metrics: Metrics) {
+  return {
+    round: (partitions: number, deleted: { partitionChunks: number; sessionChunks: number; rollups: number }) => {
+      metrics.samplePartitions.set(partitions);
+      metrics.retentionLastRound.set(Date.now() / 1_000);
+      metrics.retentionDeleted.labels('partition_chunks').inc(deleted.partitionChunks);
+      metrics.retentionDeleted.labels('session_chunks').inc(deleted.sessionChunks);
+      metrics.retentionDeleted.labels('rollups').inc(deleted.rollups);
+    },
+    failed: () => metrics.databaseErrors.labels('retention').inc(),
   };
 }

@@ -20,6 +20,8 @@ export interface CreateSessionBody {
   nullable?: boolean;
   channels?: string[];
   sampleRateHz?: number;
+  /** Days its samples are kept after their commit (never past the server's RETENTION_DAYS). */
+  retentionDays?: number;
   metadata?: Record<string, unknown>;
 }
 

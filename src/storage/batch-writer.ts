@@ -35,7 +35,8 @@ import { within } from '../deadlines.ts';
 import { noopTracer, traceFields } from '../observability/tracing.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { type ChunkRow, sampleCountOf } from './chunk-codec.ts';
-import { type ChunkCommitter, type CommitMarker, FencedError, type SessionAdvance } from './sample-store.ts';
+import { FencedError } from './commit-refusal.ts';
+import type { ChunkCommitter, CommitMarker, SessionAdvance } from './sample-store.ts';
 import type { QueuedBatch, QueuedSession, WriteLane, WriteQueue } from './write-queue.ts';
 
 /** When a lane is flushed, and how its batches become chunk rows. */

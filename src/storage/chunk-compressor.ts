@@ -107,6 +107,12 @@ export async function compressGroup(client: pg.ClientBase, group: ChunkGroup): P
       await client.query('ROLLBACK');
       return null;
     }
+    // The run keeps the commit time of its newest chunk: retention (migration 015) goes by it,
+    // so compressing never makes a sample expire before its time nor keeps it much past it.
+    const { rows: stamped } = await client.query<{ stored_at: Date | null }>(
+      'SELECT max(stored_at) AS stored_at FROM sample_chunks WHERE session_id = $1 AND last_seq BETWEEN $2 AND $3',
+      [sessionId, fromLastSeq, toLastSeq],
+    );
     const deleted = decodeCopyBinary(
       await copyOn(
         client,
@@ -130,9 +136,9 @@ export async function compressGroup(client: pg.ClientBase, group: ChunkGroup): P
     const payload = compressBatch(batch);
     const { min, max } = batch.tRange;
     await client.query(
-      `INSERT INTO sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, min_t, max_t, payload)
-       VALUES ($1, $2, $3, $4, 2, $5, $6, $7)`,
-      [sessionId, batch.firstSeq, batch.lastSeq, batch.count, min, max, payload],
+      `INSERT INTO sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, min_t, max_t, payload, stored_at)
+       VALUES ($1, $2, $3, $4, 2, $5, $6, $7, $8)`,
+      [sessionId, batch.firstSeq, batch.lastSeq, batch.count, min, max, payload, stamped[0].stored_at],
     );
     await client.query('COMMIT');
     const bytesBefore = deleted.reduce((sum, chunk) => sum + chunk.payload.length, 0);

@@ -8,9 +8,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createLogger } from '../observability/logger.ts';
+import { FencedError } from './commit-refusal.ts';
 import type { CommitRequest, CommitResponse, CommitThreadData } from './commit-thread.ts';
 import { createPool } from './database.ts';
-import { FencedError, SampleStore } from './sample-store.ts';
+import { SampleStore } from './sample-store.ts';
 
 const { databaseUrl, connections, logLevel, rollups } = workerData as CommitThreadData;
 const log = createLogger(logLevel).child({ part: 'commit-thread' });

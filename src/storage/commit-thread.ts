@@ -26,14 +26,8 @@ import type { Logger } from 'pino';
 import { within } from '../deadlines.ts';
 import { BodyBuffers } from './body-buffers.ts';
 import { type ChunkRow, encodeCopyBinary } from './chunk-codec.ts';
-import {
-  type ChunkCommitter,
-  type CommitMarker,
-  FencedError,
-  type SessionAdvance,
-  type TimedAdvance,
-  withTRanges,
-} from './sample-store.ts';
+import { FencedError } from './commit-refusal.ts';
+import { type ChunkCommitter, type CommitMarker, type SessionAdvance, type TimedAdvance, withTRanges } from './sample-store.ts';
 
 /** What the thread is started with (its workerData): plain data, copied to it. */
 export interface CommitThreadData {

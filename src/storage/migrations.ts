@@ -4,7 +4,8 @@
  * once apply each migration exactly once. A file whose first line is `-- wavehouse: no
  * transaction` runs a statement at a time outside any transaction instead, for what cannot run
  * in one (CREATE INDEX CONCURRENTLY, which keeps a big table writable while it builds); its
- * statements must be safe to run again, as a failure leaves the ones before it done.
+ * statements must be safe to run again, as a failure leaves the ones before it done (a DO
+ * block is one statement, so one that checks the catalog first can be).
  * Then, under the same lock, the chunks stored without their t range get it
  * (chunk-time-backfill.ts).
  */
@@ -36,9 +37,23 @@ export interface MigrationOutcome {
 
 const noTransactionMarker = /^-- wavehouse: no transaction\n/;
 
-/** A no-transaction file's statements: it ends each with `;` at the end of a line, and has no other. */
-function statementsOf(sql: string): string[] {
-  return sql.split(/;\s*$/m).filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
+/**
+ * A no-transaction file's statements: it ends each with `;` at the end of a line, and has no
+ * other outside a `$$`-quoted body (a DO block's, whose statements run as one).
+ */
+export function statementsOf(sql: string): string[] {
+  const statements: string[] = [];
+  let current = '';
+  for (const line of sql.split('\n')) {
+    current += `${line}\n`;
+    const inQuotedBody = (current.match(/\$\$/g)?.length ?? 0) % 2 === 1;
+    if (!inQuotedBody && /;\s*$/.test(line)) {
+      statements.push(current);
+      current = '';
+    }
+  }
+  statements.push(current);
+  return statements.filter((statement) => statement.replace(/--.*$/gm, '').trim() !== '');
 }
 
 async function apply(client: pg.PoolClient, migration: Migration): Promise<void> {

@@ -13,6 +13,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { type SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
 import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary, tRangeOf } from './chunk-codec.ts';
+import { FencedError, refusal } from './commit-refusal.ts';
 import { copyOutOf, withPooledClient } from './database.ts';
 import { insertParts, partsOf } from './rollup-store.ts';
 import { rollupsOfCopyBody, type SessionRollups } from './rollup-summaries.ts';
@@ -26,32 +27,32 @@ export interface SessionAdvance {
   epoch?: number;
 }
 
-/** An advance with the lowest and highest t of its session's rows in the commit (null: none), which move firstT and lastT. */
+/**
+ * An advance with the lowest and highest t of its session's rows in the commit (null: none),
+ * which move firstT and lastT, and the lowest seq of those rows, which must lie above the
+ * session's stored lastSeq (null: no rows).
+ */
 export interface TimedAdvance extends SessionAdvance {
   minT: number | null;
   maxT: number | null;
+  firstSeq: number | null;
 }
 
 /** Each session's advance with the t range of its rows: derived here, so no caller can leave firstT and lastT behind. */
 export function withTRanges(advances: readonly SessionAdvance[], rows: readonly ChunkRow[]): TimedAdvance[] {
   const ranges = new Map<string, TRange>();
+  const firstSeqs = new Map<string, number>();
   for (const row of rows) {
     const range = tRangeOf(row);
     const before = ranges.get(row.sessionId);
     ranges.set(row.sessionId, before ? widen(before, range) : range);
+    const first = row.batches[0].firstSeq;
+    firstSeqs.set(row.sessionId, Math.min(first, firstSeqs.get(row.sessionId) ?? first));
   }
   return advances.map((advance) => {
     const range = ranges.get(advance.sessionId);
-    return { ...advance, minT: range?.min ?? null, maxT: range?.max ?? null };
+    return { ...advance, minT: range?.min ?? null, maxT: range?.max ?? null, firstSeq: firstSeqs.get(advance.sessionId) ?? null };
   });
-}
-
-/** Sessions another process has taken since this one claimed them: their rows were not stored. */
-export class FencedError extends Error {
-  constructor(readonly sessionIds: string[]) {
-    super(`sessions taken over by another process: ${sessionIds.join(', ')}`);
-    this.name = 'FencedError';
-  }
 }
 
 /**
@@ -131,7 +132,7 @@ export class SampleStore implements ChunkCommitter {
   ): Promise<void> {
     // What each session's roll-ups gain: all of its samples in the commit, or none (roll-ups off, or too many blocks).
     const rolledUp = new Map(rollups.map((r) => [r.sessionId, r.blocks === null ? 0 : r.samples]));
-    const parts = insertParts(partsOf(rollups), 10);
+    const parts = insertParts(partsOf(rollups), 11);
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -139,11 +140,11 @@ export class SampleStore implements ChunkCommitter {
       }
       await client.query('BEGIN');
       // The counters before the chunks: a session another process has taken is found before
-      // any row is written. That process may have stored a chunk of it with the same end as
-      // one of ours; after the COPY, that would be a key violation, retried for ever, instead
-      // of a FencedError that lets the rest of the flush commit. The marker's upsert and the
-      // roll-up parts (appended, rollup-store.ts) ride along in the same statement: no round
-      // trip of their own; a fenced commit rolls them back with the rest.
+      // any row is written, and a FencedError lets the rest of the flush commit. A chunk at or
+      // below the stored lastSeq (stored already) is refused here too: the time partitions'
+      // keys would not see it across days (migration 015). The marker's upsert and the roll-up
+      // parts (appended, rollup-store.ts) ride along in the same statement: no round trip of
+      // their own; a refused commit rolls them back with the rest.
       const { rows: advanced } = await client.query<{ id: string }>(
         `WITH marker AS (
            INSERT INTO commit_lanes (lane_id, flush_id) SELECT $5::uuid, $6::uuid WHERE $5::uuid IS NOT NULL
@@ -156,9 +157,10 @@ export class SampleStore implements ChunkCommitter {
                 last_t = GREATEST(s.last_t, a.max_t),
                 rollup_sample_count = s.rollup_sample_count + a.rolled_up,
                 status = CASE WHEN s.status = 'created' THEN 'active' ELSE s.status END
-           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $7::float8[], $8::float8[], $9::bigint[])
-                AS a(id, sample_count, last_seq, epoch, min_t, max_t, rolled_up)
+           FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $7::float8[], $8::float8[], $9::bigint[], $10::bigint[])
+                AS a(id, sample_count, last_seq, epoch, min_t, max_t, rolled_up, first_seq)
           WHERE s.id = a.id AND (a.epoch IS NULL OR s.producer_epoch = a.epoch)
+            AND (a.first_seq IS NULL OR s.last_seq IS NULL OR a.first_seq > s.last_seq)
           RETURNING s.id`,
         [
           advances.map((a) => a.sessionId),
@@ -170,13 +172,17 @@ export class SampleStore implements ChunkCommitter {
           advances.map((a) => a.minT),
           advances.map((a) => a.maxT),
           advances.map((a) => rolledUp.get(a.sessionId.toLowerCase()) ?? 0),
+          advances.map((a) => a.firstSeq),
           ...parts.values,
         ],
       );
       if (advanced.length < advances.length) {
         const stored = new Set(advanced.map((row) => row.id));
         await client.query('ROLLBACK');
-        throw new FencedError(advances.map((a) => a.sessionId).filter((id) => !stored.has(id)));
+        throw await refusal(
+          client,
+          advances.filter((a) => !stored.has(a.sessionId)),
+        );
       }
       const copy = client.query(copyStreams.from(copyChunksSql));
       await pipeline(Readable.from([body]), copy);
@@ -242,7 +248,7 @@ export class SampleStore implements ChunkCommitter {
     const { rows } = await this.pool.query<{ first_seq: string | null; last_seq: string | null }>({
       name: 'wavehouse-chunk-seqs-by-time',
       text: `SELECT min(first_seq) AS first_seq, max(last_seq) AS last_seq FROM sample_chunks
-              WHERE session_id = $1 AND ((min_t < $3 AND max_t >= $2) OR min_t IS NULL)`,
+              WHERE session_id = $1 AND ((min_t < $3 AND max_t >= $2) OR min_t IS NULL) AND ${storedSinceCreated('$1')}`,
       values: [sessionId, fromT, toT],
     });
     const { first_seq, last_seq } = rows[0];
@@ -253,6 +259,16 @@ export class SampleStore implements ChunkCommitter {
   private copyOut(sql: string): Promise<Buffer> {
     return copyOutOf(this.pool, sql);
   }
+}
+
+/**
+ * A session's chunks were all committed after it was created (by the database's clock both),
+ * so the time partitions of before (migration 015) are skipped: the subquery is run once, before
+ * the scans, and PostgreSQL prunes with its value. A producer's t says nothing of stored_at, so
+ * a read by time is pruned by this alone, then by the time index within the partitions left.
+ */
+function storedSinceCreated(sessionIdSql: string): string {
+  return `stored_at >= (SELECT created_at FROM sessions WHERE id = ${sessionIdSql})`;
 }
 
 /**
@@ -269,5 +285,6 @@ function chunkPageQuery(sessionId: string, afterSeq: number, toSeq: number, time
   const byTime = times ? ` AND (min_t IS NULL OR (min_t < '${times.toT}'::float8 AND max_t >= '${times.fromT}'::float8))` : '';
   return `COPY (SELECT last_seq, sample_count, payload_layout, payload FROM sample_chunks
                  WHERE session_id = '${sessionId}' AND last_seq > ${afterSeq} AND first_seq <= ${toSeq}${byTime}
+                   AND ${storedSinceCreated(`'${sessionId}'`)}
                  ORDER BY last_seq LIMIT ${readPageChunks}) TO STDOUT (FORMAT binary)`;
 }

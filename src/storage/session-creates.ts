@@ -16,6 +16,8 @@ export interface NewSession {
   nullable?: boolean;
   channels: readonly string[];
   sampleRateHz: number | null;
+  /** Days its chunks are kept after their commit; null or absent: RETENTION_DAYS alone. */
+  retentionDays?: number | null;
   metadata: Record<string, unknown>;
 }
 
@@ -31,12 +33,12 @@ export interface NewSession {
 // alike, so a deleted session's key is taken again, and its holder is never the deleted one.
 const insertSessions = {
   name: 'wavehouse-insert-sessions',
-  text: `INSERT INTO sessions (id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
+  text: `INSERT INTO sessions (id, token_hash, key, nullable, channels, sample_rate_hz, metadata, retention_days)
          SELECT a.id, a.token_hash, a.key, a.nullable,
                 ARRAY(SELECT c.name FROM jsonb_array_elements_text(a.channels) WITH ORDINALITY AS c(name, n) ORDER BY c.n),
-                a.sample_rate_hz, a.metadata
-           FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::boolean[], $5::jsonb[], $6::float8[], $7::jsonb[])
-                AS a(id, token_hash, key, nullable, channels, sample_rate_hz, metadata)
+                a.sample_rate_hz, a.metadata, a.retention_days
+           FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::boolean[], $5::jsonb[], $6::float8[], $7::jsonb[], $8::integer[])
+                AS a(id, token_hash, key, nullable, channels, sample_rate_hz, metadata, retention_days)
          ON CONFLICT (key) WHERE key IS NOT NULL AND deleted_at IS NULL DO NOTHING
          RETURNING ${sessionColumns}`,
 };
@@ -185,6 +187,7 @@ export class SessionCreates {
               sessions.map((session) => JSON.stringify(session.channels)),
               sessions.map((session) => session.sampleRateHz),
               sessions.map((session) => JSON.stringify(session.metadata)),
+              sessions.map((session) => session.retentionDays ?? null),
             ],
           });
           const stored = new Map(rows.map((row) => [row.id, toRecord(row)]));

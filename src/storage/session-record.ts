@@ -12,6 +12,8 @@ export interface SessionRecord {
   endedAt: Date | null;
   channels: string[];
   sampleRateHz: number | null;
+  /** Days its chunks are kept after their commit (maintenance/retention-job.ts); null: RETENTION_DAYS alone. */
+  retentionDays: number | null;
   metadata: Record<string, unknown>;
   sampleCount: number;
   lastSeq: number | null;
@@ -33,6 +35,7 @@ export interface SessionRow {
   ended_at: Date | null;
   channels: string[];
   sample_rate_hz: number | null;
+  retention_days: number | null;
   metadata: Record<string, unknown>;
   sample_count: string;
   last_seq: string | null;
@@ -43,7 +46,7 @@ export interface SessionRow {
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
-  'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, metadata, ' +
+  'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, retention_days, metadata, ' +
   'sample_count, last_seq, first_t, last_t, deleted_at';
 
 export function toRecord(row: SessionRow): SessionRecord {
@@ -57,6 +60,7 @@ export function toRecord(row: SessionRow): SessionRecord {
     endedAt: row.ended_at,
     channels: row.channels,
     sampleRateHz: row.sample_rate_hz,
+    retentionDays: row.retention_days,
     metadata: row.metadata,
     sampleCount: Number(row.sample_count),
     lastSeq: row.last_seq === null ? null : Number(row.last_seq),

@@ -29,6 +29,7 @@ export function sessionVersion(record: SessionRecord): string {
     record.endedAt?.getTime() ?? null,
     record.channels,
     record.sampleRateHz,
+    record.retentionDays,
     record.metadata,
     record.sampleCount,
     record.lastSeq,

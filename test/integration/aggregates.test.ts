@@ -276,6 +276,19 @@ describe('where an aggregate comes from', () => {
     try {
       await pool.query('DELETE FROM sample_chunks WHERE session_id = $1', [session.sessionId]);
       assert.deepStrictEqual(await ask(), answered, 'with no sample left to read, the roll-ups still answer');
+      // 1 min buckets over a range that cuts them but not 600 ms ones: the finer roll-ups answer the cut pieces.
+      for (const range of [
+        { fromT: 1_200, toT: 7_800 },
+        { fromT: 600, toT: 61_200 },
+      ]) {
+        const cut: Query = { ...query, bucketMs: 60_000, ...range };
+        const url = `${running.baseUrl}/api/v1/sessions/${session.sessionId}/aggregate?${queryString(cut)}`;
+        const response = await fetch(url);
+        const text = await response.text();
+        assert.equal(response.status, 200, text);
+        const buckets = parseAnswer('json', text, channels, cut.fn as Fn[]).buckets;
+        assert.deepStrictEqual(buckets, reference(rows, channels, cut)?.buckets, `${JSON.stringify(range)}, from roll-ups alone`);
+      }
       await pool.query('UPDATE sessions SET rollup_sample_count = 0 WHERE id = $1', [session.sessionId]);
       assert.deepStrictEqual(await ask(), [], 'roll-ups that miss samples are not used: the (now deleted) samples answer');
     } finally {

@@ -16,9 +16,10 @@ import pg from 'pg';
 import { createLogger } from '../../src/observability/logger.ts';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
 import { BodyBuffers } from '../../src/storage/body-buffers.ts';
+import { FencedError } from '../../src/storage/commit-refusal.ts';
 import { CommitThread } from '../../src/storage/commit-thread.ts';
 import { createPool } from '../../src/storage/database.ts';
-import { FencedError, SampleStore } from '../../src/storage/sample-store.ts';
+import { SampleStore } from '../../src/storage/sample-store.ts';
 import { SessionRepository } from '../../src/storage/session-repository.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
@@ -100,10 +101,11 @@ test('a commit that PostgreSQL refuses fails with its error and stores nothing',
   const { thread, store, newSession } = await setup(t);
   const id = await newSession();
   await thread.commitChunks([{ sessionId: id, batches: [batchFrom(1, 5)] }], [{ sessionId: id, sampleCount: 5, lastSeq: 5 }]);
-  // A second chunk ending at seq 5 collides with the stored one (primary key).
+  // Two chunks ending at seq 7 collide (primary key). Not at or below the stored seq 5, which
+  // the commit refuses itself before PostgreSQL sees a row (partitions.test.ts).
   const clash = [
     { sessionId: id, batches: [batchFrom(6, 2)] },
-    { sessionId: id, batches: [batchFrom(5, 1)] },
+    { sessionId: id, batches: [batchFrom(7, 1)] },
   ];
   await assert.rejects(thread.commitChunks(clash, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]), (error: Error & { code?: string }) => {
     assert.equal(error.code, '23505');
@@ -121,10 +123,10 @@ test("a commit's body memory comes back from the thread, committed or refused, a
   const returned = bodies.kept;
   assert.equal(returned.pieces, 1);
   assert.ok(returned.bytes >= 64 * 1024, `${returned.bytes} bytes`);
-  // Refused (its second row collides with the stored chunk ending at 5): the memory still returns.
+  // Refused (its two rows end at the same seq): the memory still returns.
   const clash = [
     { sessionId: id, batches: [batchFrom(6, 2)] },
-    { sessionId: id, batches: [batchFrom(5, 1)] },
+    { sessionId: id, batches: [batchFrom(7, 1)] },
   ];
   await assert.rejects(thread.commitChunks(clash, [{ sessionId: id, sampleCount: 3, lastSeq: 7 }]), /duplicate key/);
   assert.deepEqual(bodies.kept, returned);

@@ -168,7 +168,7 @@ const anyBody = fc.oneof(
   fc.uint8Array({ maxLength: 200 }),
   fc.jsonValue({ maxDepth: 4 }).map((value) => JSON.stringify(value)),
   fc
-    .tuple(fc.constantFrom('channels', 'sampleRateHz', 'metadata', '__proto__', 'constructor', 'extra'), jsonText)
+    .tuple(fc.constantFrom('channels', 'sampleRateHz', 'retentionDays', 'metadata', '__proto__', 'constructor', 'extra'), jsonText)
     .map(([name, value]) => `{"${name}":${value}}`),
   metadataText.map((text) => `{"metadata":${text}}`),
   // Up to 60 KB of nesting, far past the limit.

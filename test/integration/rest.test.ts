@@ -56,6 +56,7 @@ const sessionFields = [
   'endedAt',
   'channels',
   'sampleRateHz',
+  'retentionDays',
   'metadata',
   'sampleCount',
   'lastSeq',
@@ -127,6 +128,15 @@ describe('POST /api/v1/sessions', () => {
     assert.equal(session.status, 'created');
   });
 
+  test('creates a session with its own retentionDays, which its record carries; without one, null', async (t) => {
+    const { baseUrl } = await startApp(t);
+    const answer = await postJson(`${baseUrl}/api/v1/sessions`, { retentionDays: 30 });
+    assert.equal(answer.status, 201, answer.text);
+    const read = await call(`${baseUrl}/api/v1/sessions/${answer.json().sessionId}`);
+    assert.equal(read.json().retentionDays, 30);
+    assert.equal((await postJson(`${baseUrl}/api/v1/sessions`, {})).json().retentionDays, null);
+  });
+
   test('accepts 64 channels of 64 characters', async (t) => {
     const { baseUrl } = await startApp(t);
     const channels = Array.from({ length: 64 }, (_, i) => `c${String(i).padStart(2, '0')}`.padEnd(64, 'x'));
@@ -146,6 +156,12 @@ describe('POST /api/v1/sessions', () => {
       { channels: 'ax' },
       { sampleRateHz: 'fast' },
       { sampleRateHz: -1 },
+      { retentionDays: 0 },
+      { retentionDays: -1 },
+      { retentionDays: 1.5 },
+      { retentionDays: '30' },
+      { retentionDays: 36501 },
+      { retentionDays: null },
       { metadata: ['a'] },
       { metadata: 'text' },
       [],

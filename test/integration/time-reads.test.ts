@@ -5,12 +5,11 @@
  * stored before migration 008; /latest; and firstT/lastT on the Session.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import pino from 'pino';
-import { createPool, withClient } from '../../src/storage/database.ts';
-import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
+import { createPool } from '../../src/storage/database.ts';
+import { migrate } from '../../src/storage/migrations.ts';
 import { SampleStore } from '../../src/storage/sample-store.ts';
 import { type RunningApp, startApp } from '../support/app.ts';
 import {
@@ -24,7 +23,7 @@ import {
   RecordingSocket,
   type Sample,
 } from '../support/clients.ts';
-import { adminUrl } from '../support/database.ts';
+import { databaseBefore } from '../support/database.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const channels = ['ax', 'ay', 'az'];
@@ -223,22 +222,7 @@ describe('GET /sessions/{id}/latest and firstT/lastT', () => {
 
 describe('chunks stored before migration 008', () => {
   test('get their t range and their sessions firstT/lastT from the migration; reads by time are right before and after', async (t) => {
-    const name = `wavehouse_time_${randomBytes(6).toString('hex')}`;
-    await withClient(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    const pool = createPool(url.toString(), 2, log);
-    t.after(async () => {
-      await pool.end();
-      await withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-    });
-    await pool.query(
-      'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
-    );
-    for (const migration of (await loadMigrations()).filter((m) => m.version <= 7)) {
-      await pool.query(migration.sql);
-      await pool.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
-    }
+    const pool = await databaseBefore(t, 8);
     // As the previous version wrote them: no t range, in both payload layouts (1 without seqs, 0 with).
     const sessionIds: string[] = [crypto.randomUUID(), crypto.randomUUID()];
     const sent = new Map(sessionIds.map((id, i) => [id, jumpySamples(500, i)]));

@@ -4,9 +4,11 @@
  * migration set, which is much faster than migrating every test's database.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { TestContext } from 'node:test';
 import pg from 'pg';
-import { withClient } from '../../src/storage/database.ts';
-import { loadMigrations, migrate } from '../../src/storage/migrations.ts';
+import pino from 'pino';
+import { createPool, withClient } from '../../src/storage/database.ts';
+import { loadMigrations, migrate, statementsOf } from '../../src/storage/migrations.ts';
 
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -66,4 +68,29 @@ export async function freshDatabase(): Promise<TestDatabase> {
     url: withDatabase(adminUrl, name),
     drop: () => withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
+}
+
+/**
+ * A new database with the migrations before `version` applied, as the runner applies them: what
+ * an install of an earlier version holds, for a test of a migration over its data. Dropped
+ * after the test.
+ */
+export async function databaseBefore(t: TestContext, version: number, poolSize = 2): Promise<pg.Pool> {
+  const name = `wavehouse_before_${randomBytes(6).toString('hex')}`;
+  await withClient(adminUrl, (admin) => admin.query(`CREATE DATABASE ${name}`));
+  const pool = createPool(withDatabase(adminUrl, name), poolSize, pino({ level: 'silent' }));
+  t.after(async () => {
+    await pool.end();
+    await withClient(adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+  });
+  await pool.query(
+    'CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())',
+  );
+  for (const migration of (await loadMigrations()).filter((m) => m.version < version)) {
+    if (migration.sql.startsWith('-- wavehouse: no transaction'))
+      for (const statement of statementsOf(migration.sql)) await pool.query(statement);
+    else await pool.query(`BEGIN; ${migration.sql}; COMMIT`);
+    await pool.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
+  }
+  return pool;
 }

@@ -65,3 +65,18 @@ test('writer lanes must leave the pool connections for creates and reads', () =>
   );
   assert.equal(loadConfig({ WRITE_LANES: '2', DATABASE_POOL_SIZE: '4' }).writer.lanes, 2);
 });
+
+test('roll-ups are kept at least as long as samples, so no aggregate reads empty where samples remain', () => {
+  for (const env of [{ ROLLUP_RETENTION_DAYS: '30' }, { RETENTION_DAYS: '30', ROLLUP_RETENTION_DAYS: '29' }]) {
+    assert.throws(
+      () => loadConfig(env),
+      (error: unknown) => error instanceof ConfigError && /ROLLUP_RETENTION_DAYS/.test(error.message),
+    );
+  }
+  for (const env of [{}, { RETENTION_DAYS: '30' }, { RETENTION_DAYS: '30', ROLLUP_RETENTION_DAYS: '30' }]) {
+    const { retention } = loadConfig(env);
+    assert.ok(retention.rollupDays === 0 || retention.rollupDays >= retention.days);
+  }
+  assert.deepEqual(loadConfig({}).retention, { days: 0, rollupDays: 0, aheadDays: 7, intervalMs: 600_000 });
+  assert.throws(() => loadConfig({ PARTITIONS_AHEAD_DAYS: '0' }), /PARTITIONS_AHEAD_DAYS/);
+});

@@ -34,6 +34,7 @@ export function sessionView(record: SessionRecord): Session {
     endedAt: record.endedAt?.toISOString() ?? null,
     channels: record.channels,
     sampleRateHz: record.sampleRateHz,
+    retentionDays: record.retentionDays,
     metadata: record.metadata,
     sampleCount: record.sampleCount,
     lastSeq: record.lastSeq,
@@ -188,6 +189,7 @@ export const sessionRoutes: FastifyPluginAsyncTypebox<SessionRoutesOptions> = as
           nullable: body.nullable === true,
           channels,
           sampleRateHz: body.sampleRateHz ?? null,
+          retentionDays: body.retentionDays ?? null,
           metadata,
         })
         .catch((error: unknown) => {
