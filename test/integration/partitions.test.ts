@@ -51,7 +51,7 @@ test('an install with data written before migrates while commits go on, and ever
   const outcome = await migrate(pool);
   migrating = false;
   await writing;
-  assert.deepEqual(outcome.applied.at(-1), '015_time_partitions');
+  assert.equal(outcome.applied[0], '015_time_partitions', 'the database stood just before 015');
 
   const { rows } = await pool.query<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE relname = 'sample_chunks'`);
   assert.equal(rows[0].relkind, 'p', 'sample_chunks is partitioned');
