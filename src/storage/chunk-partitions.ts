@@ -153,9 +153,14 @@ async function underLockTimeout(client: pg.ClientBase, sql: string): Promise<boo
   }
 }
 
+/** Raises the retention generation (migration 017): in the transaction of anything that removes stored samples or roll-ups. */
+export const raiseRetentionGeneration = 'UPDATE sample_retention SET generation = generation + 1';
+
 async function detach(client: pg.ClientBase, name: string): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
-    if (await underLockTimeout(client, `ALTER TABLE sample_chunks DETACH PARTITION ${name}`)) return true;
+    // The samples leave every read with the DETACH, so the retention generation moves with it (migration 017).
+    const sql = `ALTER TABLE sample_chunks DETACH PARTITION ${name}; ${raiseRetentionGeneration}`;
+    if (await underLockTimeout(client, sql)) return true;
     if (attempt === detachTries) return false;
     await sleep(retryPauseMs);
   }

@@ -6,6 +6,7 @@
  * for milliseconds and never a table lock beyond ROW EXCLUSIVE, which writes pass.
  */
 import type pg from 'pg';
+import { raiseRetentionGeneration } from './chunk-partitions.ts';
 import { blockSpanOf, rollupResolutionsMs } from './rollup-summaries.ts';
 
 export interface DeleteBudget {
@@ -13,6 +14,20 @@ export interface DeleteBudget {
   batchRows: number;
   /** Statements a call may run; what is left waits for the next round. */
   maxBatches: number;
+}
+
+/**
+ * Runs a DELETE and, in the same statement, raises the retention generation when it removed a
+ * row (migration 017), so that no read cached before it is served after it; the rows it deleted.
+ */
+async function deletingRows(client: pg.ClientBase, deleteSql: string, values: unknown[]): Promise<number> {
+  const { rows } = await client.query<{ deleted: number }>(
+    `WITH gone AS (${deleteSql} RETURNING 1),
+          raised AS (${raiseRetentionGeneration} WHERE EXISTS (SELECT FROM gone))
+     SELECT count(*)::int AS deleted FROM gone`,
+    values,
+  );
+  return rows[0].deleted;
 }
 
 /**
@@ -29,7 +44,8 @@ export async function deleteSessionExpired(client: pg.ClientBase, { batchRows, m
   for (const session of sessions) {
     for (;;) {
       if (batches++ >= maxBatches) return deleted;
-      const { rowCount } = await client.query(
+      const rowCount = await deletingRows(
+        client,
         `DELETE FROM sample_chunks
           WHERE session_id = $1 AND stored_at < now() - $2 * interval '1 day'
             AND last_seq IN (SELECT last_seq FROM sample_chunks
@@ -37,8 +53,8 @@ export async function deleteSessionExpired(client: pg.ClientBase, { batchRows, m
                               ORDER BY last_seq LIMIT $3)`,
         [session.id, session.retention_days, batchRows],
       );
-      deleted += rowCount ?? 0;
-      if ((rowCount ?? 0) < batchRows) break;
+      deleted += rowCount;
+      if (rowCount < batchRows) break;
     }
   }
   return deleted;
@@ -61,14 +77,15 @@ export async function deleteExpiredRollups(
   for (const resolutionMs of rollupResolutionsMs) {
     const blockBefore = horizonT - blockSpanOf(resolutionMs);
     for (let batch = 0; batch < maxBatches; batch++) {
-      const { rowCount } = await client.query(
+      const rowCount = await deletingRows(
+        client,
         `DELETE FROM sample_rollups WHERE ctid = ANY(ARRAY(
            SELECT r.ctid FROM sessions AS s JOIN sample_rollups AS r ON r.session_id = s.id
             WHERE s.first_t < $1 AND r.resolution_ms = $2 AND r.block_t <= $3 AND NOT r.pending LIMIT $4))`,
         [horizonT, resolutionMs, blockBefore, batchRows],
       );
-      deleted += rowCount ?? 0;
-      if ((rowCount ?? 0) < batchRows) break;
+      deleted += rowCount;
+      if (rowCount < batchRows) break;
     }
   }
   return deleted;

@@ -22,6 +22,8 @@ export interface SessionRecord {
   lastT: number | null;
   /** When it was soft deleted; null for every session a read finds (they skip deleted ones). */
   deletedAt: Date | null;
+  /** How many times retention has removed stored samples, of any session (migration 017): part of its version. */
+  retentionGeneration: number;
 }
 
 /** A row of sessions as pg returns it: bigints come as strings. */
@@ -42,12 +44,13 @@ export interface SessionRow {
   first_t: number | null;
   last_t: number | null;
   deleted_at: Date | null;
+  retention_generation: string;
 }
 
 /** The columns of a SessionRow, for a statement's SELECT or RETURNING list. */
 export const sessionColumns =
   'id, token_hash, key, nullable, status, created_at, ended_at, channels, sample_rate_hz, retention_days, metadata, ' +
-  'sample_count, last_seq, first_t, last_t, deleted_at';
+  'sample_count, last_seq, first_t, last_t, deleted_at, (SELECT generation FROM sample_retention) AS retention_generation';
 
 export function toRecord(row: SessionRow): SessionRecord {
   return {
@@ -67,5 +70,6 @@ export function toRecord(row: SessionRow): SessionRecord {
     firstT: row.first_t,
     lastT: row.last_t,
     deletedAt: row.deleted_at,
+    retentionGeneration: Number(row.retention_generation),
   };
 }

@@ -8,8 +8,9 @@
  * roll-ups), so every commit that stores a sample moves `sample_count`, and no commit moves
  * nothing it stored. A commit that stores nothing (duplicates only) leaves the version alone,
  * and so do the columns no read shows (the ingest token's hash, the producer epoch a
- * reconnect bumps). Whatever later removes samples (retention, #20) must move one of these
- * counters too, in the transaction that removes them.
+ * reconnect bumps). Retention removes samples without moving the counters (they keep counting
+ * every committed sample): it raises the retention generation instead, in the transaction that
+ * removes them (migration 017), and the generation comes with every row a read loads.
  *
  * Why a read learns it from the row it loads anyway (for its 404 and its access check), and
  * never from a cache or a broadcast: an ack is sent after the COMMIT, so a read that starts
@@ -35,5 +36,6 @@ export function sessionVersion(record: SessionRecord): string {
     record.lastSeq,
     record.firstT,
     record.lastT,
+    record.retentionGeneration,
   ]);
 }

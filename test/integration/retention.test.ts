@@ -8,11 +8,14 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
+import pg from 'pg';
 import { RetentionJob, type RetentionSettings } from '../../src/maintenance/retention-job.ts';
 import { dayMs, dayPartitionName, listPartitions } from '../../src/storage/chunk-partitions.ts';
 import type { Pool } from '../../src/storage/database.ts';
 import { compactBatch } from '../../src/storage/rollup-compactor.ts';
 import { startApp } from '../support/app.ts';
+import { createSession, endSession } from '../support/clients.ts';
+import { ingest, read, readUrls } from '../support/reads.ts';
 import { commit, samplesAt, storeWithSession } from '../support/rollup-commits.ts';
 
 const settings: RetentionSettings = { days: 0, rollupDays: 0, aheadDays: 2, intervalMs: 60_000 };
@@ -30,6 +33,10 @@ async function chunksOf(pool: Pool, sessionId: string): Promise<Array<[string, n
     [sessionId],
   );
   return rows.map((row) => [row.partition, Number(row.last_seq)]);
+}
+
+async function retentionGeneration(pool: Pool): Promise<number> {
+  return Number((await pool.query<{ generation: string }>('SELECT generation FROM sample_retention')).rows[0].generation);
 }
 
 const storedAt = (pool: Pool, sessionId: string, lastSeq: number, at: number) =>
@@ -64,8 +71,10 @@ test('days ahead are created, a chunk in a gap is moved into its day, expired da
   const second = await job.run();
   assert.equal(second.partitionsDropped, 0, 'its end, start + 1 day, is 2 days back');
   now = start + 4 * dayMs;
+  const generation = await retentionGeneration(pool);
   const third = await job.run();
   assert.deepEqual([third.partitionsCreated, third.partitionsDropped, third.dropsDeferred], [1, 1, 0]);
+  assert.equal(await retentionGeneration(pool), generation + 1, 'a drop moves every session version (migration 017)');
   assert.deepEqual(await chunksOf(pool, sessionId), [[dayPartitionName(start + 2 * dayMs), 3]]);
 });
 
@@ -113,6 +122,33 @@ test("a session's own retention deletes its older chunks in batches, and nobody 
     [4, 5],
   );
   assert.equal((await chunksOf(pool, other)).length, 5);
+});
+
+test('a read cached before retention removed samples is not served after, nor its ETag answered 304', async (t) => {
+  const { baseUrl, databaseUrl } = await startApp(t, { RETENTION_INTERVAL_MS: '0' });
+  // Ended in the test, not in an after hook: those run after the app's, which drops the database.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const session = await createSession(baseUrl, { channels: ['ax', 'ay', 'az'], retentionDays: 1 });
+    for (let seq = 1; seq <= 3; seq++) await ingest(baseUrl, session, [{ seq, t: seq, ax: seq, ay: 0, az: 0 }]);
+    // Ended, so that nothing but retention moves what its reads answer.
+    await endSession(baseUrl, session.sessionId, session.ingestToken);
+    const { data } = readUrls(baseUrl, session.sessionId);
+    const before = await read(data);
+    assert.equal((JSON.parse(before.body) as { samples: unknown[] }).samples.length, 3);
+    assert.equal((await read(data, { 'if-none-match': before.etag! })).status, 304, 'cached, before retention');
+
+    await storedAt(pool, session.sessionId, 1, Date.now() - 2 * dayMs);
+    assert.equal((await new RetentionJob({ pool, settings }).run()).sessionChunks, 1);
+
+    const revalidated = await read(data, { 'if-none-match': before.etag! });
+    assert.equal(revalidated.status, 200, 'the old tag no longer matches');
+    assert.notEqual(revalidated.etag, before.etag);
+    const seqs = (JSON.parse(revalidated.body) as { samples: Array<{ seq: number }> }).samples.map((sample) => sample.seq);
+    assert.deepEqual(seqs, [2, 3], 'the expired sample is gone from the answer, not served from the cache');
+  } finally {
+    await pool.end();
+  }
 });
 
 test('roll-ups go by ROLLUP_RETENTION_DAYS, by t, once compacted', async (t) => {
