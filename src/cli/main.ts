@@ -43,9 +43,9 @@ A private server needs an API key: $${apiKeyEnvVar}, or --api-key-file <path> (i
 line; "-" reads stdin). No option takes the key itself: ps and shell history would show it.
 Run "wavehouse help <command>" for a command's options.`;
 
-/** Whether the command's own options read stdin too (simulate's `--token-file -`, connectors' `--read-api-key-file -`). */
+/** Whether the command's own options read stdin too (simulate's `--token-file -`, connectors' upstream key files). */
 function readsStdin(args: string[]): boolean {
-  const stdinOptions = ['--token-file', '--read-api-key-file'];
+  const stdinOptions = ['--token-file', '--read-api-key-file', '--twelvedata-key-file'];
   return args.some((arg, i) => stdinOptions.some((option) => arg === `${option}=-` || (arg === option && args[i + 1] === '-')));
 }
 
