@@ -36,7 +36,7 @@ commands:
   ingest     send samples from a CSV or NDJSON file (or stdin) over HTTP, resumable
   tail       print a session's live samples as NDJSON
   connectors list, get, create, pause, resume or delete pull connectors
-  demo       run the service with a demo feeding it (demo iot, demo scheduler)
+  demo       run the service with a demo feeding it (demo iot, demo prices, demo scheduler)
 
 Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
 A private server needs an API key: $${apiKeyEnvVar}, or --api-key-file <path> (its first
