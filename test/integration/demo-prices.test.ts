@@ -3,9 +3,13 @@
  * the connector the demo created over REST, on the wall clock (the service's connectors have no
  * other). Every closed bar the stand-in served is stored exactly once, through a credit error
  * in a 200 body, and the hourly OHLC buckets the demo reads equal those computed here from the
- * stand-in's own bars.
+ * stand-in's own bars. The command itself prints a viewer link per symbol and the buckets, keeps
+ * its key off the terminal, and stops everything on SIGINT.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { findSessions } from '../../src/demo/demo-connectors.ts';
 import { hourlyOhlc, hourMs, type OhlcBucket, type SymbolStream, startPricesDemo } from '../../src/demo/prices-demo.ts';
@@ -13,7 +17,9 @@ import { type StandInBar, standInSymbols, TwelveDataStandIn } from '../../src/de
 import type { AccessCredential } from '../../src/sdk/types.ts';
 import { bearer, call, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
+import { startCli } from '../support/cli.ts';
 import { connectorSettings } from '../support/connectors.ts';
+import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
 
 const apiKey = 'demoPricesKey42';
@@ -100,4 +106,35 @@ test('the prices demo stores every closed bar once through a credit error, and i
     assert.equal(bars.length, stored.length);
     assert.deepEqual(await hourlyOhlc(baseUrl, request, stream.sessionId!), offlineOhlc(bars));
   }
+});
+
+test('the command prints a viewer link per symbol and the OHLC buckets, and stops everything on SIGINT', { timeout: 90_000 }, async (t) => {
+  const database = await freshDatabase();
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'wavehouse-demo-'));
+  t.after(async () => {
+    await rm(dataDir, { recursive: true, force: true });
+    await database.drop();
+  });
+  const env = { ...connectorSettings(), DATABASE_URL: database.url, WAVEHOUSE_DATA_DIR: dataDir, HOST: '127.0.0.1' };
+  const cli = startCli(t, ['demo', 'prices', '--port', '0', '--poll', '0.5'], { env, timeoutMs: 80_000 });
+  const symbols = standInSymbols.map((s) => s.symbol);
+  await eventually(
+    () => {
+      const named = [...cli.stdout().matchAll(/^viewer\s+\S+\/view\/[0-9a-f-]{36} \((.+)\)$/gm)].map((match) => match[1]);
+      assert.deepEqual(named, symbols, cli.stdout() + cli.stderr());
+      for (const symbol of symbols)
+        assert.match(cli.stdout(), new RegExp(`^${symbol}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:00 UTC  O H L C `, 'm'));
+      assert.match(cli.stdout(), /^connector (running|failing)/m);
+    },
+    { timeoutMs: 50_000, intervalMs: 200 },
+  );
+  const key = (await readFile(path.join(dataDir, 'demo-api-key'), 'utf8')).trim();
+  assert.ok(!cli.stdout().includes(key) && !cli.stderr().includes(key), 'the key is not printed');
+  const service = /^service\s+(\S+)$/m.exec(cli.stdout())![1];
+  const upstream = /^upstream\s+(\S+)/m.exec(cli.stdout())![1];
+
+  cli.signal('SIGINT');
+  const run = await cli.done;
+  assert.equal(run.code, 0, run.stderr);
+  for (const url of [service, upstream]) await assert.rejects(fetch(url), /fetch failed/, `${url} is closed`);
 });
