@@ -7,9 +7,6 @@
  * its key off the terminal, and stops everything on SIGINT.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { findSessions } from '../../src/demo/demo-connectors.ts';
 import { hourlyOhlc, hourMs, type OhlcBucket, type SymbolStream, startPricesDemo } from '../../src/demo/prices-demo.ts';
@@ -17,9 +14,8 @@ import { type StandInBar, standInSymbols, TwelveDataStandIn } from '../../src/de
 import type { AccessCredential } from '../../src/sdk/types.ts';
 import { bearer, call, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
-import { startCli } from '../support/cli.ts';
 import { connectorSettings } from '../support/connectors.ts';
-import { freshDatabase } from '../support/database.ts';
+import { assertStopsOnSigint, demoKeyKeptSecret, startDemoCommand } from '../support/demo-command.ts';
 import { eventually } from '../support/eventually.ts';
 
 const apiKey = 'demoPricesKey42';
@@ -109,14 +105,7 @@ test('the prices demo stores every closed bar once through a credit error, and i
 });
 
 test('the command prints a viewer link per symbol and the OHLC buckets, and stops everything on SIGINT', { timeout: 90_000 }, async (t) => {
-  const database = await freshDatabase();
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'wavehouse-demo-'));
-  t.after(async () => {
-    await rm(dataDir, { recursive: true, force: true });
-    await database.drop();
-  });
-  const env = { ...connectorSettings(), DATABASE_URL: database.url, WAVEHOUSE_DATA_DIR: dataDir, HOST: '127.0.0.1' };
-  const cli = startCli(t, ['demo', 'prices', '--port', '0', '--poll', '0.5'], { env, timeoutMs: 80_000 });
+  const { cli, dataDir } = await startDemoCommand(t, ['prices', '--port', '0', '--poll', '0.5']);
   const symbols = standInSymbols.map((s) => s.symbol);
   await eventually(
     () => {
@@ -128,13 +117,6 @@ test('the command prints a viewer link per symbol and the OHLC buckets, and stop
     },
     { timeoutMs: 50_000, intervalMs: 200 },
   );
-  const key = (await readFile(path.join(dataDir, 'demo-api-key'), 'utf8')).trim();
-  assert.ok(!cli.stdout().includes(key) && !cli.stderr().includes(key), 'the key is not printed');
-  const service = /^service\s+(\S+)$/m.exec(cli.stdout())![1];
-  const upstream = /^upstream\s+(\S+)/m.exec(cli.stdout())![1];
-
-  cli.signal('SIGINT');
-  const run = await cli.done;
-  assert.equal(run.code, 0, run.stderr);
-  for (const url of [service, upstream]) await assert.rejects(fetch(url), /fetch failed/, `${url} is closed`);
+  await demoKeyKeptSecret(cli, dataDir);
+  await assertStopsOnSigint(cli);
 });
