@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
 import { TwelveDataStandIn } from '../../src/demo/twelvedata-stand-in.ts';
 import { createKey } from '../support/access.ts';
@@ -24,20 +24,26 @@ function assertFailedWith(run: Run, code: number, pattern: RegExp): void {
   assert.match(lines[0], pattern);
 }
 
+/** The app, an admin key, the upstream's key in a file only its owner reads, and the CLI run against them. */
+async function setUp(t: TestContext, upstreamKey: string) {
+  const { baseUrl, databaseUrl } = await startApp(t, connectorSettings());
+  const admin = await createKey(databaseUrl, { name: 'admin', role: 'admin' });
+  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-connectors-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const keyFile = path.join(dir, 'upstream-key');
+  await writeFile(keyFile, `${upstreamKey}\n`, { mode: 0o600 });
+  const asAdmin = { env: { WAVEHOUSE_API_KEY: admin.key } };
+  const cli = (args: string[], options: CliOptions = asAdmin) => runCli(t, ['connectors', ...args, '--url', baseUrl], options);
+  return { databaseUrl, keyFile, asAdmin, cli };
+}
+
 test('connectors list, get, create, pause, resume and delete over the REST API', { timeout: 90_000 }, async (t) => {
   const standIn = await ThingSpeakStandIn.start();
   t.after(() => standIn.close());
   standIn.addChannel(31, ['Water Level (cm)', 'Flow (L/min)', null, null, null, null, null, null], 'SECRETREADKEY31');
   standIn.addEntries(31, 12);
-  const { baseUrl, databaseUrl } = await startApp(t, connectorSettings());
-  const admin = await createKey(databaseUrl, { name: 'admin', role: 'admin' });
+  const { databaseUrl, keyFile: readKeyFile, asAdmin, cli } = await setUp(t, 'SECRETREADKEY31');
   const reader = await createKey(databaseUrl, { name: 'reader', role: 'reader' });
-  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-connectors-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const readKeyFile = path.join(dir, 'read-key');
-  await writeFile(readKeyFile, 'SECRETREADKEY31\n', { mode: 0o600 });
-  const asAdmin = { env: { WAVEHOUSE_API_KEY: admin.key } };
-  const cli = (args: string[], options: CliOptions = asAdmin) => runCli(t, ['connectors', ...args, '--url', baseUrl], options);
 
   const createArgs = ['create', '--name', 'river gauge', '--channel-id', '31', '--base-url', standIn.baseUrl, '--poll', '0.05'];
   const created = await cli([...createArgs, '--read-api-key-file', readKeyFile]);
@@ -110,14 +116,7 @@ test('connectors create --kind twelvedata: symbols, interval and credits, the AP
 }, async (t) => {
   const standIn = await TwelveDataStandIn.start({ apiKey: 'TDSECRETKEY1' });
   t.after(() => standIn.close());
-  const { baseUrl, databaseUrl } = await startApp(t, connectorSettings());
-  const admin = await createKey(databaseUrl, { name: 'admin', role: 'admin' });
-  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-connectors-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const keyFile = path.join(dir, 'twelvedata-key');
-  await writeFile(keyFile, 'TDSECRETKEY1\n', { mode: 0o600 });
-  const asAdmin = { env: { WAVEHOUSE_API_KEY: admin.key } };
-  const cli = (args: string[], options: CliOptions = asAdmin) => runCli(t, ['connectors', ...args, '--url', baseUrl], options);
+  const { keyFile, asAdmin, cli } = await setUp(t, 'TDSECRETKEY1');
   const createArgs = ['create', '--kind', 'twelvedata', '--name', 'prices', '--base-url', standIn.baseUrl, '--poll', '0.05'];
 
   const created = await cli([
@@ -173,7 +172,7 @@ test('connectors create --kind twelvedata: symbols, interval and credits, the AP
     { timeoutMs: 15_000, intervalMs: 200 },
   );
 
-  const noKey = { env: { WAVEHOUSE_API_KEY: admin.key } };
+  const noKey = { env: asAdmin.env };
   assertFailedWith(
     await cli([...createArgs, '--symbols', 'AAPL'], noKey),
     2,
