@@ -108,7 +108,10 @@ export async function runPrices(run: Run & { pollIntervalS: number; creditErrorE
     `OHLC      GET ${apiUrl(run.baseUrl, '/sessions/{id}/aggregate?bucketMs=3600000&fn=first,max,min,last&channels=open,high,low,close')}`,
   );
   // A credit error now and then, as Twelve Data answers one: the connector fails that poll and reads on the next minute.
-  every(run.creditErrorEveryMs, run.signal, async () => standIn.fail('error429'));
+  // One at a time: while the connector is paused, they would pile up for its next polls.
+  every(run.creditErrorEveryMs, run.signal, async () => {
+    if (standIn.pendingFaults === 0) standIn.fail('error429');
+  });
   every(15_000, run.signal, () => pricesStatus(run, streams));
 }
 
