@@ -1,11 +1,12 @@
 /**
  * `wavehouse connectors ...`: the connectors REST API (docs/connectors.md) from a terminal.
- * Reading needs a key with sessions:read, changing one connectors:write, in either mode. A
- * ThingSpeak read key is secret: it comes from a file or $WAVEHOUSE_READ_API_KEY, never from
- * the command line (ps, shell history), and the server never answers it, so nothing printed
- * holds it.
+ * Reading needs a key with sessions:read, changing one connectors:write, in either mode. An
+ * upstream's key (a ThingSpeak read key, a Twelve Data API key) is secret: it comes from a file
+ * or an environment variable, never from the command line (ps, shell history), and the server
+ * never answers it, so nothing printed holds it.
  */
 import { parseArgs } from 'node:util';
+import { twelveDataIntervals } from '../contract/connector-schemas.ts';
 import {
   type Connector,
   type CreateConnectorBody,
@@ -19,15 +20,23 @@ import type { ClientAccess } from './client-access.ts';
 import { nonEmpty, readSecretFile } from './secret-file.ts';
 
 export const readKeyEnvVar = 'WAVEHOUSE_READ_API_KEY';
+export const twelveDataKeyEnvVar = 'WAVEHOUSE_TWELVEDATA_API_KEY';
 
 export const connectorsUsage = `wavehouse connectors list [--json]
 wavehouse connectors get|pause|resume|delete <id>
-wavehouse connectors create --name <name> --channel-id <id> [--base-url <url>] [--poll <seconds>]
-                            [--page-size <n>] [--read-api-key-file <path>]
+wavehouse connectors create [--kind thingspeak] --name <name> --channel-id <id> [--base-url <url>]
+                            [--poll <seconds>] [--page-size <n>] [--read-api-key-file <path>]
+wavehouse connectors create --kind twelvedata --name <name> --symbols <s1,s2,...> [--interval <i>]
+                            [--base-url <url>] [--poll <seconds>] [--credits-per-minute <n>]
+                            [--credits-per-day <n>] [--twelvedata-key-file <path>]
   list prints a line per connector (id, state, last success, breaker, next poll, last error);
   the others print the connector as JSON. create makes a thingspeak connector (--base-url
   default https://api.thingspeak.com); a private channel's read key comes from
-  --read-api-key-file (its first line; "-" reads stdin), else $${readKeyEnvVar}.`;
+  --read-api-key-file (its first line; "-" reads stdin), else $${readKeyEnvVar}.
+  --kind twelvedata makes a twelvedata connector: a stream of bars per symbol, --interval one
+  of ${twelveDataIntervals.join(', ')} (1min), --base-url default https://api.twelvedata.com,
+  credits as the plan allows (8 a minute, 800 a day unless set); the API key comes from
+  --twelvedata-key-file (its first line; "-" reads stdin), else $${twelveDataKeyEnvVar}.`;
 
 const actions = ['list', 'get', 'create', 'pause', 'resume', 'delete'] as const;
 
@@ -67,42 +76,84 @@ const number = (name: string, text: string | undefined): number | undefined => {
   return value;
 };
 
-async function createBody(args: string[], warn: (line: string) => void): Promise<CreateConnectorBody> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      name: { type: 'string' },
-      'channel-id': { type: 'string' },
-      'base-url': { type: 'string' },
-      poll: { type: 'string' },
-      'page-size': { type: 'string' },
-      'read-api-key-file': { type: 'string' },
-    },
-  });
-  if (values.name === undefined) throw new UsageError('connectors create: --name is required');
+const createOptions = {
+  kind: { type: 'string' },
+  name: { type: 'string' },
+  'base-url': { type: 'string' },
+  poll: { type: 'string' },
+  'channel-id': { type: 'string' },
+  'page-size': { type: 'string' },
+  'read-api-key-file': { type: 'string' },
+  symbols: { type: 'string' },
+  interval: { type: 'string' },
+  'credits-per-minute': { type: 'string' },
+  'credits-per-day': { type: 'string' },
+  'twelvedata-key-file': { type: 'string' },
+} as const;
+
+const kindOptions = {
+  thingspeak: ['channel-id', 'page-size', 'read-api-key-file'],
+  twelvedata: ['symbols', 'interval', 'credits-per-minute', 'credits-per-day', 'twelvedata-key-file'],
+} as const;
+
+type CreateValues = ReturnType<typeof parseArgs<{ args: string[]; options: typeof createOptions }>>['values'];
+
+/** A secret from its file flag, else from its environment variable; undefined when neither is set. */
+async function upstreamSecret(file: string | undefined, envVar: string, label: string, warn: (line: string) => void) {
+  if (file !== undefined) return readSecretFile(file, label, warn);
+  const fromEnv = process.env[envVar];
+  return fromEnv === undefined ? undefined : nonEmpty(fromEnv, `$${envVar}`);
+}
+
+const present = <T>(name: string, value: T | undefined) => (value === undefined ? {} : { [name]: value });
+
+async function thingSpeakConfig(values: CreateValues, warn: (line: string) => void) {
   const channelId = number('channel-id', values['channel-id']);
   if (channelId === undefined) throw new UsageError('connectors create: --channel-id is required');
-  const keyFile = values['read-api-key-file'];
-  const fromEnv = process.env[readKeyEnvVar];
-  const readApiKey =
-    keyFile !== undefined
-      ? await readSecretFile(keyFile, 'read API key', warn)
-      : fromEnv === undefined
-        ? undefined
-        : nonEmpty(fromEnv, `$${readKeyEnvVar}`);
-  const pageSize = number('page-size', values['page-size']);
-  const pollIntervalS = number('poll', values.poll);
+  const readApiKey = await upstreamSecret(values['read-api-key-file'], readKeyEnvVar, 'read API key', warn);
   return {
-    kind: 'thingspeak',
-    name: values.name,
-    config: {
-      baseUrl: values['base-url'] ?? 'https://api.thingspeak.com',
-      channelId,
-      ...(readApiKey === undefined ? {} : { readApiKey }),
-      ...(pageSize === undefined ? {} : { pageSize }),
-    },
-    ...(pollIntervalS === undefined ? {} : { pollIntervalS }),
+    baseUrl: values['base-url'] ?? 'https://api.thingspeak.com',
+    channelId,
+    ...present('readApiKey', readApiKey),
+    ...present('pageSize', number('page-size', values['page-size'])),
   };
+}
+
+async function twelveDataConfig(values: CreateValues, warn: (line: string) => void) {
+  if (values.symbols === undefined) throw new UsageError('connectors create: --symbols is required for --kind twelvedata');
+  const symbols = values.symbols.split(',').map((symbol) => symbol.trim());
+  const interval = values.interval ?? '1min';
+  if (!(twelveDataIntervals as readonly string[]).includes(interval)) {
+    throw new UsageError(`--interval: expected one of ${twelveDataIntervals.join(', ')}, got "${interval}"`);
+  }
+  const apiKey = await upstreamSecret(values['twelvedata-key-file'], twelveDataKeyEnvVar, 'Twelve Data API key', warn);
+  if (apiKey === undefined) {
+    throw new UsageError(`connectors create: --kind twelvedata needs --twelvedata-key-file or $${twelveDataKeyEnvVar}`);
+  }
+  return {
+    baseUrl: values['base-url'] ?? 'https://api.twelvedata.com',
+    apiKey,
+    symbols,
+    interval: interval as (typeof twelveDataIntervals)[number],
+    ...present('creditsPerMinute', number('credits-per-minute', values['credits-per-minute'])),
+    ...present('creditsPerDay', number('credits-per-day', values['credits-per-day'])),
+  };
+}
+
+async function createBody(args: string[], warn: (line: string) => void): Promise<CreateConnectorBody> {
+  const { values } = parseArgs({ args, options: createOptions });
+  const kind = values.kind ?? 'thingspeak';
+  if (kind !== 'thingspeak' && kind !== 'twelvedata') {
+    throw new UsageError(`--kind: expected thingspeak or twelvedata, got "${kind}"`);
+  }
+  // An option of the other kind is a mistake the server would only answer with a vaguer 400.
+  const other = kindOptions[kind === 'thingspeak' ? 'twelvedata' : 'thingspeak'].find((option) => values[option] !== undefined);
+  if (other !== undefined) throw new UsageError(`connectors create: --${other} does not apply to --kind ${kind}`);
+  if (values.name === undefined) throw new UsageError('connectors create: --name is required');
+  const common = { name: values.name, ...present('pollIntervalS', number('poll', values.poll)) };
+  return kind === 'thingspeak'
+    ? { kind, ...common, config: await thingSpeakConfig(values, warn) }
+    : { kind, ...common, config: await twelveDataConfig(values, warn) };
 }
 
 export async function connectorsCommand(args: string[], client: ClientAccess, warn: (line: string) => void): Promise<number> {

@@ -1,5 +1,5 @@
 /**
- * `wavehouse demo iot|scheduler`: the service, started as `wavehouse serve` starts it (the
+ * `wavehouse demo iot|prices|scheduler`: the service, started as `wavehouse serve` starts it (the
  * embedded PostgreSQL when no DATABASE_URL), with a demo feeding it through its public API.
  * Connectors and keyed streams need a key in either mode, so the demo makes an admin key in
  * the service's database (as `keys create` does), valid for a day, and writes it to a file
@@ -15,10 +15,15 @@ import type { RequestOptions } from '../sdk/rest.ts';
 import { CliError, UsageError } from './cli-error.ts';
 
 export const demoUsage = `wavehouse demo iot [--port <port>] [--every <seconds>] [--poll <seconds>]
+wavehouse demo prices [--port <port>] [--poll <seconds>] [--credit-errors <seconds>]
 wavehouse demo scheduler [--port <port>] [--seed <n>] [--tasks <n>] [--speed <x>]
   Runs the service (settings from the environment, as serve) with a demo feeding it, until Ctrl-C.
   iot: river gauges on a local ThingSpeak stand-in, each pulled by a thingspeak connector; a
        node adds an entry every --every seconds (5), polled every --poll seconds (2).
+  prices: 1min bars of AAPL, EUR/USD and BTC/USD on a local Twelve Data stand-in, pulled by a
+       twelvedata connector every --poll seconds (5); the stand-in answers a credit error (a
+       429 in a 200 body) every --credit-errors seconds (120); each symbol's hourly OHLC buckets
+       are printed every 15 s.
   scheduler: FIFO, SJF, round-robin and EDF run on the same seeded task set (--seed 1,
        --tasks 300); each finished task goes into scheduler/<policy> over HTTP ingest, --speed
        times faster than real time (1); the leaderboard is printed as it changes.
@@ -68,8 +73,8 @@ function fixedCredential(key: string): RequestOptions['credential'] {
 
 export async function demoCommand(args: string[]): Promise<'running'> {
   const [which, ...rest] = args;
-  if (which !== 'iot' && which !== 'scheduler') {
-    throw new UsageError(`demo: expected "iot" or "scheduler", got ${which === undefined ? 'nothing' : `"${which}"`}`);
+  if (which !== 'iot' && which !== 'prices' && which !== 'scheduler') {
+    throw new UsageError(`demo: expected "iot", "prices" or "scheduler", got ${which === undefined ? 'nothing' : `"${which}"`}`);
   }
   const { values } = parseArgs({
     args: rest,
@@ -77,6 +82,7 @@ export async function demoCommand(args: string[]): Promise<'running'> {
       port: { type: 'string' },
       every: { type: 'string' },
       poll: { type: 'string' },
+      'credit-errors': { type: 'string' },
       seed: { type: 'string' },
       tasks: { type: 'string' },
       speed: { type: 'string' },
@@ -111,6 +117,14 @@ export async function demoCommand(args: string[]): Promise<'running'> {
       const poll = positive('poll', values.poll, 2);
       const { runIot } = await import('./demo-runs.ts');
       await runIot({ baseUrl, request, everyMs: every * 1_000, pollIntervalS: poll, out, stops, signal: controller.signal });
+    } else if (which === 'prices') {
+      const poll = positive('poll', values.poll, 5);
+      const creditErrorEveryS = positive('credit-errors', values['credit-errors'], 120);
+      // Past a day a timer's delay overflows (Node then fires it at once): a day is as rare as a demo needs.
+      if (creditErrorEveryS > 86_400) throw new UsageError(`--credit-errors: at most 86400 seconds, got "${values['credit-errors']}"`);
+      const creditErrorEveryMs = creditErrorEveryS * 1_000;
+      const { runPrices } = await import('./demo-runs.ts');
+      await runPrices({ baseUrl, request, pollIntervalS: poll, creditErrorEveryMs, out, stops, signal: controller.signal });
     } else {
       const { runScheduler } = await import('./demo-runs.ts');
       const seed = Math.floor(positive('seed', values.seed, 1));

@@ -36,16 +36,16 @@ commands:
   ingest     send samples from a CSV or NDJSON file (or stdin) over HTTP, resumable
   tail       print a session's live samples as NDJSON
   connectors list, get, create, pause, resume or delete pull connectors
-  demo       run the service with a demo feeding it (demo iot, demo scheduler)
+  demo       run the service with a demo feeding it (demo iot, demo prices, demo scheduler)
 
 Client commands talk to --url <server>, default $WAVEHOUSE_URL or http://127.0.0.1:8080.
 A private server needs an API key: $${apiKeyEnvVar}, or --api-key-file <path> (its first
 line; "-" reads stdin). No option takes the key itself: ps and shell history would show it.
 Run "wavehouse help <command>" for a command's options.`;
 
-/** Whether the command's own options read stdin too (simulate's `--token-file -`, connectors' `--read-api-key-file -`). */
+/** Whether the command's own options read stdin too (simulate's `--token-file -`, connectors' upstream key files). */
 function readsStdin(args: string[]): boolean {
-  const stdinOptions = ['--token-file', '--read-api-key-file'];
+  const stdinOptions = ['--token-file', '--read-api-key-file', '--twelvedata-key-file'];
   return args.some((arg, i) => stdinOptions.some((option) => arg === `${option}=-` || (arg === option && args[i + 1] === '-')));
 }
 

@@ -4,8 +4,9 @@
  * session is read: its viewer link, its latest sample. The connectors are the service's own;
  * this only sets them up and watches them.
  */
-import { type Connector, changeConnector, createConnector, listConnectors } from '../sdk/connectors.ts';
+import { createConnector } from '../sdk/connectors.ts';
 import type { RequestOptions } from '../sdk/rest.ts';
+import { type DemoStream, deleteOldDemoConnectors } from './demo-connectors.ts';
 import { type RiverNode, riverChannel } from './river-nodes.ts';
 import type { ThingSpeakStandIn } from './thingspeak-stand-in.ts';
 
@@ -20,20 +21,8 @@ export interface IotDemoOptions {
   pollIntervalS: number;
 }
 
-export interface NodeStream {
+export interface NodeStream extends DemoStream {
   node: RiverNode;
-  connectorId: string;
-  /** Once the connector's first poll has created it. */
-  sessionId: string | null;
-}
-
-function isDemoConnector(connector: Connector, nodes: readonly RiverNode[]): boolean {
-  const config = connector.config as { baseUrl?: unknown; channelId?: unknown };
-  return (
-    connector.kind === 'thingspeak' &&
-    /^http:\/\/127\.0\.0\.1:\d+$/.test(String(config.baseUrl)) &&
-    nodes.some((node) => node.channelId === config.channelId)
-  );
 }
 
 /**
@@ -43,9 +32,10 @@ function isDemoConnector(connector: Connector, nodes: readonly RiverNode[]): boo
  */
 export async function startIotDemo(options: IotDemoOptions): Promise<NodeStream[]> {
   const { baseUrl, request, standIn, nodes } = options;
-  for (const old of await listConnectors(baseUrl, request)) {
-    if (isDemoConnector(old, nodes)) await changeConnector(baseUrl, old.id, 'delete', request);
-  }
+  await deleteOldDemoConnectors(baseUrl, request, (old) => {
+    const { channelId } = old.config as { channelId?: unknown };
+    return old.kind === 'thingspeak' && nodes.some((node) => node.channelId === channelId);
+  });
   const streams: NodeStream[] = [];
   for (const node of nodes) {
     standIn.addLiveChannel(node.channelId, riverChannel(node, options.everyMs));
@@ -59,14 +49,7 @@ export async function startIotDemo(options: IotDemoOptions): Promise<NodeStream[
       },
       request,
     );
-    streams.push({ node, connectorId: connector.id, sessionId: null });
+    streams.push({ node, connectorId: connector.id, key: `thingspeak/${node.channelId}`, sessionId: null });
   }
   return streams;
-}
-
-/** Fills in the sessions the connectors' first polls have created; true once every node has one. */
-export async function findSessions(baseUrl: string, request: RequestOptions, streams: NodeStream[]): Promise<boolean> {
-  const connectors = new Map((await listConnectors(baseUrl, request)).map((connector) => [connector.id, connector]));
-  for (const stream of streams) stream.sessionId ??= connectors.get(stream.connectorId)?.sessions[0]?.sessionId ?? null;
-  return streams.every((stream) => stream.sessionId !== null);
 }

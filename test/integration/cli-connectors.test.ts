@@ -1,14 +1,16 @@
 /**
- * `wavehouse connectors ...` run as a child process against the real server and a ThingSpeak
- * stand-in: each action over the REST API, the read key taken from a file or the environment
- * and never printed, and every refusal one line with exit code 1 (2 for a usage mistake).
+ * `wavehouse connectors ...` run as a child process against the real server and the ThingSpeak
+ * and Twelve Data stand-ins: each action over the REST API, an upstream's key taken from a file
+ * or the environment and never printed, and every refusal one line with exit code 1 (2 for a
+ * usage mistake).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
+import { TwelveDataStandIn } from '../../src/demo/twelvedata-stand-in.ts';
 import { createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import { type CliOptions, type Run, runCli } from '../support/cli.ts';
@@ -22,20 +24,26 @@ function assertFailedWith(run: Run, code: number, pattern: RegExp): void {
   assert.match(lines[0], pattern);
 }
 
+/** The app, an admin key, the upstream's key in a file only its owner reads, and the CLI run against them. */
+async function setUp(t: TestContext, upstreamKey: string) {
+  const { baseUrl, databaseUrl } = await startApp(t, connectorSettings());
+  const admin = await createKey(databaseUrl, { name: 'admin', role: 'admin' });
+  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-connectors-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const keyFile = path.join(dir, 'upstream-key');
+  await writeFile(keyFile, `${upstreamKey}\n`, { mode: 0o600 });
+  const asAdmin = { env: { WAVEHOUSE_API_KEY: admin.key } };
+  const cli = (args: string[], options: CliOptions = asAdmin) => runCli(t, ['connectors', ...args, '--url', baseUrl], options);
+  return { databaseUrl, keyFile, asAdmin, cli };
+}
+
 test('connectors list, get, create, pause, resume and delete over the REST API', { timeout: 90_000 }, async (t) => {
   const standIn = await ThingSpeakStandIn.start();
   t.after(() => standIn.close());
   standIn.addChannel(31, ['Water Level (cm)', 'Flow (L/min)', null, null, null, null, null, null], 'SECRETREADKEY31');
   standIn.addEntries(31, 12);
-  const { baseUrl, databaseUrl } = await startApp(t, connectorSettings());
-  const admin = await createKey(databaseUrl, { name: 'admin', role: 'admin' });
+  const { databaseUrl, keyFile: readKeyFile, asAdmin, cli } = await setUp(t, 'SECRETREADKEY31');
   const reader = await createKey(databaseUrl, { name: 'reader', role: 'reader' });
-  const dir = await mkdtemp(path.join(tmpdir(), 'wavehouse-connectors-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  const readKeyFile = path.join(dir, 'read-key');
-  await writeFile(readKeyFile, 'SECRETREADKEY31\n', { mode: 0o600 });
-  const asAdmin = { env: { WAVEHOUSE_API_KEY: admin.key } };
-  const cli = (args: string[], options: CliOptions = asAdmin) => runCli(t, ['connectors', ...args, '--url', baseUrl], options);
 
   const createArgs = ['create', '--name', 'river gauge', '--channel-id', '31', '--base-url', standIn.baseUrl, '--poll', '0.05'];
   const created = await cli([...createArgs, '--read-api-key-file', readKeyFile]);
@@ -101,4 +109,96 @@ test('connectors list, get, create, pause, resume and delete over the REST API',
   assertFailedWith(await cli(['create', '--name', 'x', '--channel-id', 'seven']), 2, /--channel-id: not a number/);
   assertFailedWith(await cli([...createArgs, '--read-api-key-file', '-', '--api-key-file', '-'], { env: {} }), 2, /cannot both read stdin/);
   assertFailedWith(await cli(['create', '--name', 'x', '--channel-id', '0', '--base-url', standIn.baseUrl]), 1, /400/);
+});
+
+test('connectors create --kind twelvedata: symbols, interval and credits, the API key from a file or the environment', {
+  timeout: 90_000,
+}, async (t) => {
+  const standIn = await TwelveDataStandIn.start({ apiKey: 'TDSECRETKEY1' });
+  t.after(() => standIn.close());
+  const { keyFile, asAdmin, cli } = await setUp(t, 'TDSECRETKEY1');
+  const createArgs = ['create', '--kind', 'twelvedata', '--name', 'prices', '--base-url', standIn.baseUrl, '--poll', '0.05'];
+
+  const created = await cli([
+    ...createArgs,
+    '--symbols',
+    'AAPL,EUR/USD',
+    '--interval',
+    '1min',
+    '--credits-per-minute',
+    '1000',
+    '--credits-per-day',
+    '100000',
+    '--twelvedata-key-file',
+    keyFile,
+  ]);
+  assert.equal(created.code, 0, created.stderr);
+  assert.ok(!created.stdout.includes('TDSECRETKEY1') && !created.stderr.includes('TDSECRETKEY1'), 'the API key is not printed');
+  const connector = JSON.parse(created.stdout);
+  assert.equal(connector.kind, 'twelvedata');
+  assert.deepEqual(connector.secrets, ['apiKey']);
+  assert.deepEqual(connector.config, {
+    baseUrl: standIn.baseUrl,
+    symbols: ['AAPL', 'EUR/USD'],
+    interval: '1min',
+    creditsPerMinute: 1000,
+    creditsPerDay: 100000,
+  });
+  const polled = await eventually(
+    async () => {
+      const answer = JSON.parse((await cli(['get', connector.id])).stdout);
+      assert.notEqual(answer.lastSuccessAt, null);
+      assert.equal(answer.sessions.length, 2);
+      return answer;
+    },
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+  assert.deepEqual(polled.sessions.map((s: { key: string }) => s.key).sort(), ['twelvedata/AAPL/1min', 'twelvedata/EUR/USD/1min']);
+  assert.ok(standIn.requests.every((r) => r.url.includes('apikey=TDSECRETKEY1')));
+
+  // From the environment, with the defaults: a wrong key fails that connector's polls, its message without the key.
+  const fromEnv = await cli([...createArgs, '--symbols', 'BTC/USD'], {
+    env: { ...asAdmin.env, WAVEHOUSE_TWELVEDATA_API_KEY: 'WRONGTDKEY' },
+  });
+  assert.equal(fromEnv.code, 0, fromEnv.stderr);
+  const wrong = JSON.parse(fromEnv.stdout);
+  assert.deepEqual(wrong.config, { baseUrl: standIn.baseUrl, symbols: ['BTC/USD'], interval: '1min' });
+  await eventually(
+    async () => {
+      const listed = await cli(['list']);
+      assert.match(listed.stdout, new RegExp(`^${wrong.id} failing .* prices: Twelve Data answered 401`, 'm'));
+      assert.ok(!listed.stdout.includes('WRONGTDKEY'));
+    },
+    { timeoutMs: 15_000, intervalMs: 200 },
+  );
+
+  const noKey = { env: asAdmin.env };
+  assertFailedWith(
+    await cli([...createArgs, '--symbols', 'AAPL'], noKey),
+    2,
+    /needs --twelvedata-key-file or \$WAVEHOUSE_TWELVEDATA_API_KEY/,
+  );
+  assertFailedWith(await cli([...createArgs, '--twelvedata-key-file', keyFile]), 2, /--symbols is required/);
+  assertFailedWith(
+    await cli([...createArgs, '--symbols', 'AAPL', '--interval', '3min', '--twelvedata-key-file', keyFile]),
+    2,
+    /--interval: expected one of 1min/,
+  );
+  assertFailedWith(
+    await cli([...createArgs, '--symbols', 'AAPL', '--channel-id', '3']),
+    2,
+    /--channel-id does not apply to --kind twelvedata/,
+  );
+  assertFailedWith(await cli(['create', '--kind', 'yahoo', '--name', 'x']), 2, /--kind: expected thingspeak or twelvedata/);
+  assertFailedWith(
+    await cli([...createArgs, '--symbols', 'AAPL', '--credits-per-minute', 'lots', '--twelvedata-key-file', keyFile]),
+    2,
+    /--credits-per-minute: not a number/,
+  );
+  assertFailedWith(
+    await cli([...createArgs, '--symbols', 'AAPL', '--twelvedata-key-file', '-', '--api-key-file', '-'], { env: {} }),
+    2,
+    /cannot both read stdin/,
+  );
+  assertFailedWith(await cli([...createArgs, '--symbols', 'AAPL;rm', '--twelvedata-key-file', keyFile]), 1, /400/);
 });

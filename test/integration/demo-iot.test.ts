@@ -6,20 +6,17 @@
  * command itself prints its links and stops everything on SIGINT.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { describe, test } from 'node:test';
-import { findSessions, type NodeStream, startIotDemo } from '../../src/demo/iot-demo.ts';
+import { findSessions } from '../../src/demo/demo-connectors.ts';
+import { type NodeStream, startIotDemo } from '../../src/demo/iot-demo.ts';
 import { type RiverNode, riverNodes } from '../../src/demo/river-nodes.ts';
 import { type Entry, ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
 import { readData } from '../../src/sdk/rest.ts';
 import type { AccessCredential } from '../../src/sdk/types.ts';
 import { bearer, call, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
-import { startCli } from '../support/cli.ts';
 import { connectorSettings } from '../support/connectors.ts';
-import { freshDatabase } from '../support/database.ts';
+import { assertStopsOnSigint, demoKeyKeptSecret, startDemoCommand } from '../support/demo-command.ts';
 import { eventually } from '../support/eventually.ts';
 
 const fixed = (key: string): AccessCredential => ({ token: async () => key, renew: async () => null, close: () => undefined });
@@ -105,14 +102,7 @@ describe('the IoT demo', () => {
   });
 
   test('the command prints its links, keeps its key off the terminal, and stops everything on SIGINT', { timeout: 90_000 }, async (t) => {
-    const database = await freshDatabase();
-    const dataDir = await mkdtemp(path.join(tmpdir(), 'wavehouse-demo-'));
-    t.after(async () => {
-      await rm(dataDir, { recursive: true, force: true });
-      await database.drop();
-    });
-    const env = { ...connectorSettings(), DATABASE_URL: database.url, WAVEHOUSE_DATA_DIR: dataDir, HOST: '127.0.0.1' };
-    const cli = startCli(t, ['demo', 'iot', '--port', '0', '--every', '1', '--poll', '0.2'], { env, timeoutMs: 80_000 });
+    const { cli, dataDir } = await startDemoCommand(t, ['iot', '--port', '0', '--every', '1', '--poll', '0.2']);
     const links = await eventually(
       () => {
         const lines = cli.stdout().match(/^viewer\s+(\S+) \((.+)\)$/gm) ?? [];
@@ -122,11 +112,7 @@ describe('the IoT demo', () => {
       { timeoutMs: 40_000, intervalMs: 100 },
     );
     const service = /^service\s+(\S+)$/m.exec(cli.stdout())![1];
-    const upstream = /^upstream\s+(\S+)/m.exec(cli.stdout())![1];
-    const keyFile = path.join(dataDir, 'demo-api-key');
-    assert.equal((await stat(keyFile)).mode & 0o777, 0o600);
-    const key = (await readFile(keyFile, 'utf8')).trim();
-    assert.ok(!cli.stdout().includes(key) && !cli.stderr().includes(key), 'the key is not printed');
+    const key = await demoKeyKeptSecret(cli, dataDir);
     for (const link of links) {
       const sessionId = link.slice(`${service}/view/`.length);
       assert.equal(link, `${service}/view/${sessionId}`);
@@ -140,9 +126,6 @@ describe('the IoT demo', () => {
       assert.equal(typeof latest.Water_Level_cm, 'number');
     }
 
-    cli.signal('SIGINT');
-    const run = await cli.done;
-    assert.equal(run.code, 0, run.stderr);
-    for (const url of [service, upstream]) await assert.rejects(fetch(url), /fetch failed/, `${url} is closed`);
+    await assertStopsOnSigint(cli);
   });
 });

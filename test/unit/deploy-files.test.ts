@@ -106,6 +106,11 @@ test('the Grafana dashboard only queries metrics the registry has, each the righ
     'wavehouse_process_process_cpu_seconds_total',
     'wavehouse_process_process_resident_memory_bytes',
     'wavehouse_process_nodejs_eventloop_lag_p99_seconds',
+    'wavehouse_connector_polls_total',
+    'wavehouse_connector_upstream_duration_seconds_bucket',
+    'wavehouse_connector_records_total',
+    'wavehouse_connector_breaker_state',
+    'wavehouse_connector_seconds_since_success',
   ]) {
     assert.ok(used.has(name), `the dashboard does not show ${name}`);
   }
