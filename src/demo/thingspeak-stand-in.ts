@@ -9,22 +9,9 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { answerFault, isTransportFault, jsonHeaders, type TransportFault } from './upstream-faults.ts';
 
-export type Fault =
-  | 'status500'
-  | 'status429'
-  | 'hang'
-  | 'slowBody'
-  | 'html'
-  | 'minusOne'
-  | 'zero'
-  | 'malformed'
-  | 'truncated'
-  | 'huge'
-  | 'redirectElsewhere'
-  | 'redirectHere'
-  | 'wrongTypes'
-  | 'shuffledDuplicates';
+export type Fault = TransportFault | 'status429' | 'minusOne' | 'zero' | 'wrongTypes' | 'shuffledDuplicates';
 
 export interface Entry {
   readonly entryId: number;
@@ -189,47 +176,23 @@ export class ThingSpeakStandIn {
     }
     const body = JSON.stringify(this.feed(Number(match[1]), channel, url));
     const fault = this.faults.shift();
-    const json = { 'content-type': 'application/json; charset=utf-8' };
+    const json = jsonHeaders;
+    if (isTransportFault(fault)) {
+      answerFault(fault, request, response, body, (pad) => `{"channel":{},"feeds":[],"pad":"${pad}"}`);
+      return;
+    }
     switch (fault) {
       case undefined:
         response.writeHead(200, json).end(body);
         return;
-      case 'status500':
-        response.writeHead(500).end('internal error');
-        return;
       case 'status429':
         response.writeHead(429, { 'retry-after': '0' }).end('slow down');
-        return;
-      case 'hang':
-        return;
-      case 'slowBody':
-        response.writeHead(200, json).write(body.slice(0, 10));
-        return;
-      case 'html':
-        response.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>Bad Gateway</body></html>');
         return;
       case 'minusOne':
         response.writeHead(200, json).end('-1');
         return;
       case 'zero':
         response.writeHead(200, json).end('0');
-        return;
-      case 'malformed':
-        response.writeHead(200, json).end(`${body.slice(0, -1)},}`);
-        return;
-      case 'truncated':
-        // Declares the whole body, sends half and closes: the client sees the connection end early.
-        response.writeHead(200, { ...json, 'content-length': String(body.length) }).write(body.slice(0, body.length / 2));
-        response.destroy();
-        return;
-      case 'huge':
-        response.writeHead(200, json).end(`{"channel":{},"feeds":[],"pad":"${'x'.repeat(10 * 1024 * 1024)}"}`);
-        return;
-      case 'redirectElsewhere':
-        response.writeHead(302, { location: `http://localhost:1${request.url}` }).end();
-        return;
-      case 'redirectHere':
-        response.writeHead(302, { location: request.url }).end();
         return;
       case 'wrongTypes':
         response

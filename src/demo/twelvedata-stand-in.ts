@@ -15,21 +15,9 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { answerFault, isTransportFault, jsonHeaders, type TransportFault } from './upstream-faults.ts';
 
-export type TwelveDataFault =
-  | 'status500'
-  | 'hang'
-  | 'slowBody'
-  | 'html'
-  | 'error429'
-  | 'badKey'
-  | 'malformed'
-  | 'truncated'
-  | 'huge'
-  | 'redirectElsewhere'
-  | 'redirectHere'
-  | 'wrongTypes'
-  | 'badDatetimes';
+export type TwelveDataFault = TransportFault | 'error429' | 'badKey' | 'wrongTypes' | 'badDatetimes';
 
 export interface StandInSymbol {
   readonly symbol: string;
@@ -222,25 +210,18 @@ export class TwelveDataStandIn {
       response.writeHead(404).end('not found');
       return;
     }
-    const json = { 'content-type': 'application/json; charset=utf-8' };
+    const json = jsonHeaders;
     const refusal = this.refusal(url, credits);
     const found = this.symbols.get(url.searchParams.get('symbol') ?? '');
     const body = JSON.stringify(refusal ?? (found && this.series(found, url)));
     const fault = this.faults.shift();
+    if (isTransportFault(fault)) {
+      answerFault(fault, request, response, body, (pad) => `{"meta":{},"values":[],"status":"ok","pad":"${pad}"}`);
+      return;
+    }
     switch (fault) {
       case undefined:
         response.writeHead(200, json).end(body);
-        return;
-      case 'status500':
-        response.writeHead(500).end('internal error');
-        return;
-      case 'hang':
-        return;
-      case 'slowBody':
-        response.writeHead(200, json).write(body.slice(0, 10));
-        return;
-      case 'html':
-        response.writeHead(502, { 'content-type': 'text/html' }).end('<html><body>Bad Gateway</body></html>');
         return;
       case 'error429':
         response
@@ -252,22 +233,6 @@ export class TwelveDataStandIn {
         response
           .writeHead(200, json)
           .end(JSON.stringify({ code: 401, message: `apikey ${url.searchParams.get('apikey')} is not valid`, status: 'error' }));
-        return;
-      case 'malformed':
-        response.writeHead(200, json).end(`${body.slice(0, -1)},}`);
-        return;
-      case 'truncated':
-        response.writeHead(200, { ...json, 'content-length': String(body.length) }).write(body.slice(0, body.length / 2));
-        response.destroy();
-        return;
-      case 'huge':
-        response.writeHead(200, json).end(`{"meta":{},"values":[],"status":"ok","pad":"${'x'.repeat(10 * 1024 * 1024)}"}`);
-        return;
-      case 'redirectElsewhere':
-        response.writeHead(302, { location: `http://localhost:1${request.url}` }).end();
-        return;
-      case 'redirectHere':
-        response.writeHead(302, { location: request.url }).end();
         return;
       case 'wrongTypes':
         response.writeHead(200, json).end(body.replace(/"open":"[^"]*"/g, '"open":"n/a"').replace(/"volume":"[^"]*"/g, '"volume":{"v":1}'));
