@@ -36,8 +36,13 @@ async function deletingRows(client: pg.ClientBase, deleteSql: string, values: un
  * prunes the partitions it cannot touch before running it.
  */
 export async function deleteSessionExpired(client: pg.ClientBase, { batchRows, maxBatches }: DeleteBudget): Promise<number> {
+  // Only sessions with something to delete: a round's budget spent on sessions with nothing
+  // expired would leave those after the first maxBatches never reached, round after round.
   const { rows: sessions } = await client.query<{ id: string; retention_days: number }>(
-    'SELECT id, retention_days FROM sessions WHERE retention_days IS NOT NULL ORDER BY id',
+    `SELECT id, retention_days FROM sessions AS s
+      WHERE retention_days IS NOT NULL
+        AND EXISTS (SELECT FROM sample_chunks AS c WHERE c.session_id = s.id AND c.stored_at < now() - s.retention_days * interval '1 day')
+      ORDER BY id`,
   );
   let deleted = 0;
   let batches = 0;

@@ -124,6 +124,25 @@ test("a session's own retention deletes its older chunks in batches, and nobody 
   assert.equal((await chunksOf(pool, other)).length, 5);
 });
 
+test('sessions with nothing expired do not spend the budget of those after them', async (t) => {
+  const { pool, store } = await storeWithSession(t);
+  // Listed by id: the two with nothing expired come first.
+  const ids = ['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002', 'ffffffff-0000-4000-8000-000000000003'];
+  for (const id of ids) {
+    await pool.query(
+      `INSERT INTO sessions (id, token_hash, channels, retention_days, created_at) VALUES ($1, '\\x00', ARRAY['v'], 2, now() - interval '30 days')`,
+      [id],
+    );
+    await commit(store, id, samplesAt(1, [1]));
+  }
+  await storedAt(pool, ids[2], 1, Date.now() - 5 * dayMs);
+  const job = new RetentionJob({ pool, settings, budget: { batchRows: 10, maxBatches: 2 } });
+  t.after(() => job.close(0));
+  assert.equal((await job.run()).sessionChunks, 1);
+  assert.deepEqual(await chunksOf(pool, ids[2]), []);
+  assert.equal((await chunksOf(pool, ids[0])).length, 1);
+});
+
 test('a read cached before retention removed samples is not served after, nor its ETag answered 304', async (t) => {
   const { baseUrl, databaseUrl } = await startApp(t, { RETENTION_INTERVAL_MS: '0' });
   // Ended in the test, not in an after hook: those run after the app's, which drops the database.
