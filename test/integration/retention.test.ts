@@ -130,7 +130,8 @@ test('sessions with nothing expired do not spend the budget of those after them'
   const ids = ['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002', 'ffffffff-0000-4000-8000-000000000003'];
   for (const id of ids) {
     await pool.query(
-      `INSERT INTO sessions (id, token_hash, channels, retention_days, created_at) VALUES ($1, '\\x00', ARRAY['v'], 2, now() - interval '30 days')`,
+      `INSERT INTO sessions (id, token_hash, channels, retention_days, created_at)
+       VALUES ($1, '\\x00', ARRAY['v'], 2, now() - interval '30 days')`,
       [id],
     );
     await commit(store, id, samplesAt(1, [1]));
