@@ -22,7 +22,13 @@ export interface NewConnectorRequest {
 
 export type CreateOutcome =
   | { ok: true; connector: ConnectorRecord }
-  | { ok: false; problem: 'invalid_request' | 'connector_secrets_off'; detail: string };
+  | { ok: false; problem: 'invalid_request' | 'connector_secrets_off' | 'outside_key_prefix'; detail: string };
+
+/**
+ * Whether the caller reaches a stream key (an API key's keyPrefix, docs/security.md): a connector
+ * is seen and changed only by callers that reach every stream it feeds, as its sessions would be.
+ */
+export type ReachesKey = (key: string) => boolean;
 
 export interface ConnectorServiceOptions {
   repository: ConnectorRepository;
@@ -46,10 +52,14 @@ export function connectorState(record: ConnectorRecord): ConnectorState {
 export class ConnectorService {
   constructor(private readonly options: ConnectorServiceOptions) {}
 
-  async create(request: NewConnectorRequest, context: AuditContext): Promise<CreateOutcome> {
+  async create(request: NewConnectorRequest, reaches: ReachesKey, context: AuditContext): Promise<CreateOutcome> {
     const { kinds, secretKey, minPollIntervalMs, repository, audit } = this.options;
     const kind = kinds.get(request.kind);
     if (kind === undefined) return { ok: false, problem: 'invalid_request', detail: `no connector kind ${request.kind}` };
+    const outside = kind.streamKeys(request.config).find((key) => !reaches(key));
+    if (outside !== undefined) {
+      return { ok: false, problem: 'outside_key_prefix', detail: `the stream ${outside} is outside this credential's keyPrefix` };
+    }
     const pollIntervalS = request.pollIntervalS ?? defaultPollIntervalS;
     if (pollIntervalS * 1_000 < minPollIntervalMs) {
       return { ok: false, problem: 'invalid_request', detail: `pollIntervalS must be at least ${minPollIntervalMs / 1_000}` };
@@ -89,15 +99,18 @@ export class ConnectorService {
     return terms === undefined ? null : creditsView(terms, record.credits, Date.now());
   }
 
-  list(): Promise<ConnectorRecord[]> {
-    return this.options.repository.list();
+  async list(reaches: ReachesKey): Promise<ConnectorRecord[]> {
+    return (await this.options.repository.list()).filter((record) => this.reachable(record, reaches));
   }
 
-  find(id: string): Promise<ConnectorRecord | null> {
-    return this.options.repository.find(id);
+  /** The connector, null when there is none or the caller does not reach it (answered alike: 404). */
+  async find(id: string, reaches: ReachesKey): Promise<ConnectorRecord | null> {
+    const record = await this.options.repository.find(id);
+    return record !== null && this.reachable(record, reaches) ? record : null;
   }
 
-  async setPaused(id: string, paused: boolean, context: AuditContext): Promise<ConnectorRecord | null> {
+  async setPaused(id: string, paused: boolean, reaches: ReachesKey, context: AuditContext): Promise<ConnectorRecord | null> {
+    if ((await this.find(id, reaches)) === null) return null;
     const connector = await this.options.repository.setPaused(id, paused);
     if (connector === null) return null;
     this.options.audit.record(context, { action: 'connector.update', target: id, outcome: paused ? 'paused' : 'resumed' });
@@ -105,9 +118,14 @@ export class ConnectorService {
     return connector;
   }
 
-  async delete(id: string, context: AuditContext): Promise<ConnectorRecord | null> {
+  async delete(id: string, reaches: ReachesKey, context: AuditContext): Promise<ConnectorRecord | null> {
+    if ((await this.find(id, reaches)) === null) return null;
     const connector = await this.options.repository.delete(id);
     if (connector !== null) this.options.audit.record(context, { action: 'connector.delete', target: id, outcome: 'success' });
     return connector;
+  }
+
+  private reachable(record: ConnectorRecord, reaches: ReachesKey): boolean {
+    return this.options.kinds.get(record.kind)?.streamKeys(record.config).every(reaches) === true;
   }
 }

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import pg from 'pg';
 import { type Fault, ThingSpeakStandIn } from '../../src/demo/thingspeak-stand-in.ts';
-import { bearer, call, createKey } from '../support/access.ts';
+import { assertProblem, bearer, call, createKey } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 import { connectorSettings, createThingSpeakConnector, expectedSamples, metricsText, storedSamples } from '../support/connectors.ts';
 import { eventually } from '../support/eventually.ts';
@@ -24,6 +24,36 @@ async function setUp(t: Parameters<typeof startApp>[0], env: Record<string, stri
 }
 
 describe('a ThingSpeak connector', () => {
+  test('a key with a keyPrefix sees and changes only the connectors whose streams are under it', async (t) => {
+    const { standIn, baseUrl, databaseUrl, key } = await setUp(t);
+    for (const channel of [1, 2]) standIn.addChannel(channel, fields);
+    const own = await createThingSpeakConnector(baseUrl, key, { baseUrl: standIn.baseUrl, channelId: 1 }, 60);
+    const foreign = await createThingSpeakConnector(baseUrl, key, { baseUrl: standIn.baseUrl, channelId: 2 }, 60);
+    const tenant = await createKey(databaseUrl, {
+      name: 'tenant',
+      scopes: ['sessions:read', 'connectors:write'],
+      keyPrefix: 'thingspeak/1',
+    });
+    const as = bearer(tenant.key);
+    const url = `${baseUrl}/api/v1/connectors`;
+    const listed = await call(url, 'GET', as);
+    assert.deepEqual(
+      listed.body.connectors.map((connector: { id: string }) => connector.id),
+      [own.id],
+    );
+    assert.equal((await call(`${url}/${own.id}`, 'GET', as)).status, 200);
+    for (const [path, method] of [
+      [foreign.id, 'GET'],
+      [`${foreign.id}/pause`, 'POST'],
+      [foreign.id, 'DELETE'],
+    ] as const) {
+      assertProblem(await call(`${url}/${path}`, method, as), 404, 'not_found');
+    }
+    assert.equal((await call(`${url}/${foreign.id}`, 'GET', bearer(key))).body.state, 'running', 'neither paused nor deleted');
+    const outside = await call(url, 'POST', as, { kind: 'thingspeak', name: 'x', config: { baseUrl: standIn.baseUrl, channelId: 3 } });
+    assertProblem(outside, 403, 'outside_key_prefix');
+  });
+
   test('stores every entry exactly once through pages, faults, duplicates and new entries', async (t) => {
     const { standIn, baseUrl, key } = await setUp(t);
     standIn.addChannel(7, fields, 'READKEY123');

@@ -4,7 +4,8 @@
  * feeds and a session id reads it. A connector's secrets are never answered.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type ConnectorService, connectorState } from '../../connectors/connector-service.ts';
+import type { FastifyRequest } from 'fastify';
+import { type ConnectorService, connectorState, type ReachesKey } from '../../connectors/connector-service.ts';
 import type { CreditsView } from '../../connectors/credit-budget.ts';
 import {
   type Connector,
@@ -52,6 +53,12 @@ const write = { access: { scope: 'connectors:write', on: 'collection' } } as con
 const read = { access: { scope: 'sessions:read', on: 'collection' } } as const;
 const common = { tags: ['connectors'], security: [{ bearer: [] }] };
 
+/** The stream keys the caller reaches: all, or those under its key's keyPrefix. */
+function reachesOf(request: FastifyRequest): ReachesKey {
+  const { principal } = request.access;
+  return (key) => principal.reaches({ id: '', key });
+}
+
 function found(connectors: ConnectorService, id: string, record: ConnectorRecord | null): Connector {
   if (record === null) throw new Problem('not_found', `no connector ${id}`);
   return connectorView(record, connectors.credits(record));
@@ -67,13 +74,14 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
         summary: 'Create a connector',
         description:
           'Polls an upstream API into a stream (a session keyed by the kind, created by the first poll). ' +
-          'Secret config members are stored encrypted and never answered. Needs connectors:write.',
+          'Secret config members are stored encrypted and never answered. Needs connectors:write; with a keyPrefix, ' +
+          'every stream key the connector would feed must be under it (else 403 outside_key_prefix).',
         body: CreateConnectorBody,
         response: { 201: ConnectorSchema, ...problemResponses(400, 401, 403, 429, 501, 503) },
       },
     },
     async (request, reply) => {
-      const created = await connectors.create(request.body, auditContext(request));
+      const created = await connectors.create(request.body, reachesOf(request), auditContext(request));
       if (!created.ok) throw new Problem(created.problem, created.detail);
       return reply.code(201).send(connectorView(created.connector, connectors.credits(created.connector)));
     },
@@ -86,11 +94,14 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
       schema: {
         ...common,
         summary: 'List the connectors, with their status',
-        description: 'Oldest first. Needs sessions:read.',
+        description:
+          'Oldest first; with a key that has a keyPrefix, only the connectors whose streams are all under it. Needs sessions:read.',
         response: { 200: ConnectorList, ...problemResponses(401, 403, 429, 503) },
       },
     },
-    async () => ({ connectors: (await connectors.list()).map((record) => connectorView(record, connectors.credits(record))) }),
+    async (request) => ({
+      connectors: (await connectors.list(reachesOf(request))).map((record) => connectorView(record, connectors.credits(record))),
+    }),
   );
 
   server.get(
@@ -110,7 +121,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
     },
     async (request) => {
       const { id } = request.params;
-      return found(connectors, id, uuidPattern.test(id) ? await connectors.find(id) : null);
+      return found(connectors, id, uuidPattern.test(id) ? await connectors.find(id, reachesOf(request)) : null);
     },
   );
 
@@ -135,7 +146,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
         return found(
           connectors,
           id,
-          uuidPattern.test(id) ? await connectors.setPaused(id, action === 'pause', auditContext(request)) : null,
+          uuidPattern.test(id) ? await connectors.setPaused(id, action === 'pause', reachesOf(request), auditContext(request)) : null,
         );
       },
     );
@@ -155,7 +166,7 @@ export const connectorRoutes: FastifyPluginAsyncTypebox<ConnectorRoutesOptions> 
     },
     async (request) => {
       const { id } = request.params;
-      return found(connectors, id, uuidPattern.test(id) ? await connectors.delete(id, auditContext(request)) : null);
+      return found(connectors, id, uuidPattern.test(id) ? await connectors.delete(id, reachesOf(request), auditContext(request)) : null);
     },
   );
 };
