@@ -109,8 +109,11 @@ export async function compressGroup(client: pg.ClientBase, group: ChunkGroup): P
     }
     // The run keeps the commit time of its newest chunk: retention (migration 015) goes by it,
     // so compressing never makes a sample expire before its time nor keeps it much past it.
-    const { rows: stamped } = await client.query<{ stored_at: Date | null }>(
-      'SELECT max(stored_at) AS stored_at FROM sample_chunks WHERE session_id = $1 AND last_seq BETWEEN $2 AND $3',
+    // And every chunk must have the session's channels: a payload cut by whole columns still
+    // decodes, to fewer, and is a corrupt chunk of its own, not a run that cannot be joined.
+    const { rows: run } = await client.query<{ stored_at: Date | null; channels: number }>(
+      `SELECT max(stored_at) AS stored_at, (SELECT cardinality(channels) FROM sessions WHERE id = $1) AS channels
+         FROM sample_chunks WHERE session_id = $1 AND last_seq BETWEEN $2 AND $3`,
       [sessionId, fromLastSeq, toLastSeq],
     );
     const deleted = decodeCopyBinary(
@@ -127,7 +130,11 @@ export async function compressGroup(client: pg.ClientBase, group: ChunkGroup): P
     }
     const batches = deleted.map((chunk) => {
       try {
-        return batchFromPayload(chunk.payload, chunk.sampleCount, chunk.layout, chunk.lastSeq);
+        const batch = batchFromPayload(chunk.payload, chunk.sampleCount, chunk.layout, chunk.lastSeq);
+        if (batch.channelCount !== run[0].channels) {
+          throw new CorruptChunkError(`a chunk of ${batch.channelCount} channels in a session of ${run[0].channels}`);
+        }
+        return batch;
       } catch (error) {
         throw Object.assign(error as Error, { lastSeq: chunk.lastSeq });
       }
@@ -138,7 +145,7 @@ export async function compressGroup(client: pg.ClientBase, group: ChunkGroup): P
     await client.query(
       `INSERT INTO sample_chunks (session_id, first_seq, last_seq, sample_count, payload_layout, min_t, max_t, payload, stored_at)
        VALUES ($1, $2, $3, $4, 2, $5, $6, $7, $8)`,
-      [sessionId, batch.firstSeq, batch.lastSeq, batch.count, min, max, payload, stamped[0].stored_at],
+      [sessionId, batch.firstSeq, batch.lastSeq, batch.count, min, max, payload, run[0].stored_at],
     );
     await client.query('COMMIT');
     const bytesBefore = deleted.reduce((sum, chunk) => sum + chunk.payload.length, 0);

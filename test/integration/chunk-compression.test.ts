@@ -201,17 +201,23 @@ test('compressors racing each other, readers and a producer that resends lose an
   assert.deepEqual(body.samples, sent);
 });
 
-test('a corrupt chunk is left as it is, counted once, and the runs around it are compressed', async (t) => {
-  const { pool, sessionId, store } = await storeWithSession(t);
-  await commitTens(store, sessionId, 30);
-  await pool.query("UPDATE sample_chunks SET payload = '\\x00' WHERE session_id = $1 AND last_seq = 150", [sessionId]);
-  await pool.query("UPDATE sessions SET status = 'ended' WHERE id = $1", [sessionId]);
-  let corrupt = 0;
-  const logged: unknown[] = [];
-  const log = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) });
-  const compressor = new ChunkCompressor({ pool, intervalMs: 60_000, afterMs: 0, log, onCorrupt: () => corrupt++ });
-  for (let round = 0; round < 3; round++) await compressor.compress();
-  assert.equal(corrupt, 1);
-  assert.equal(logged.length, 1);
-  assert.deepEqual(await layouts(pool, sessionId), [2, 0, 2]);
-});
+for (const [damage, spoil] of [
+  ['a payload that does not decode', "'\\x00'"],
+  // Whole columns short: it decodes, to one channel fewer than the session has.
+  ['a payload a column short', 'substring(payload from 1 for octet_length(payload) - sample_count * 8)'],
+]) {
+  test(`a corrupt chunk (${damage}) is left as it is, counted once, and the runs around it are compressed`, async (t) => {
+    const { pool, sessionId, store } = await storeWithSession(t);
+    await commitTens(store, sessionId, 30);
+    await pool.query(`UPDATE sample_chunks SET payload = ${spoil} WHERE session_id = $1 AND last_seq = 150`, [sessionId]);
+    await pool.query("UPDATE sessions SET status = 'ended' WHERE id = $1", [sessionId]);
+    let corrupt = 0;
+    const logged: unknown[] = [];
+    const log = pino({ level: 'error' }, { write: (line: string) => logged.push(JSON.parse(line)) });
+    const compressor = new ChunkCompressor({ pool, intervalMs: 60_000, afterMs: 0, log, onCorrupt: () => corrupt++ });
+    for (let round = 0; round < 3; round++) await compressor.compress();
+    assert.equal(corrupt, 1);
+    assert.equal(logged.length, 1);
+    assert.deepEqual(await layouts(pool, sessionId), [2, 0, 2]);
+  });
+}
