@@ -13,7 +13,7 @@ import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { type SampleBatch, type TRange, widen } from '../samples/sample-batch.ts';
 import { batchFromPayload, type ChunkRow, copyChunksSql, decodeCopyBinary, encodeCopyBinary, tRangeOf } from './chunk-codec.ts';
-import { FencedError, refusal } from './commit-refusal.ts';
+import { FencedError, OverlapError, refusal } from './commit-refusal.ts';
 import { copyOutOf, withPooledClient } from './database.ts';
 import { insertParts, partsOf } from './rollup-store.ts';
 import { rollupsOfCopyBody, type SessionRollups } from './rollup-summaries.ts';
@@ -117,9 +117,9 @@ export class SampleStore implements ChunkCommitter {
    */
   commitCopy(body: Buffer, advances: readonly TimedAdvance[], marker?: CommitMarker): Promise<void> {
     const rollups = this.rollups ? rollupsOfCopyBody(body) : [];
-    // A FencedError leaves the client as it was: its transaction was rolled back cleanly.
+    // A refusal leaves the client as it was: its transaction was rolled back cleanly.
     return withPooledClient(this.pool, (client) => this.commitOn(client, body, advances, rollups, marker), {
-      reusableAfter: (error) => error instanceof FencedError,
+      reusableAfter: (error) => error instanceof FencedError || error instanceof OverlapError,
     });
   }
 
@@ -132,7 +132,20 @@ export class SampleStore implements ChunkCommitter {
   ): Promise<void> {
     // What each session's roll-ups gain: all of its samples in the commit, or none (roll-ups off, or too many blocks).
     const rolledUp = new Map(rollups.map((r) => [r.sessionId, r.blocks === null ? 0 : r.samples]));
-    const parts = insertParts(partsOf(rollups), 11);
+    // $1-$10 of the statement below; the roll-up parts' parameters follow them.
+    const counters = [
+      advances.map((a) => a.sessionId),
+      advances.map((a) => a.sampleCount),
+      advances.map((a) => a.lastSeq),
+      advances.map((a) => a.epoch ?? null),
+      marker?.laneId ?? null,
+      marker?.flushId ?? null,
+      advances.map((a) => a.minT),
+      advances.map((a) => a.maxT),
+      advances.map((a) => rolledUp.get(a.sessionId.toLowerCase()) ?? 0),
+      advances.map((a) => a.firstSeq),
+    ];
+    const parts = insertParts(partsOf(rollups), counters.length + 1);
     try {
       if (marker && Date.now() >= this.nextLaneSweepAtMs) {
         this.nextLaneSweepAtMs = Date.now() + laneSweepIntervalMs;
@@ -162,19 +175,7 @@ export class SampleStore implements ChunkCommitter {
           WHERE s.id = a.id AND (a.epoch IS NULL OR s.producer_epoch = a.epoch)
             AND (a.first_seq IS NULL OR s.last_seq IS NULL OR a.first_seq > s.last_seq)
           RETURNING s.id`,
-        [
-          advances.map((a) => a.sessionId),
-          advances.map((a) => a.sampleCount),
-          advances.map((a) => a.lastSeq),
-          advances.map((a) => a.epoch ?? null),
-          marker?.laneId ?? null,
-          marker?.flushId ?? null,
-          advances.map((a) => a.minT),
-          advances.map((a) => a.maxT),
-          advances.map((a) => rolledUp.get(a.sessionId.toLowerCase()) ?? 0),
-          advances.map((a) => a.firstSeq),
-          ...parts.values,
-        ],
+        [...counters, ...parts.values],
       );
       if (advanced.length < advances.length) {
         const stored = new Set(advanced.map((row) => row.id));
