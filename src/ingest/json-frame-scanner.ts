@@ -14,9 +14,11 @@
  * Numbers follow the JSON grammar exactly. A number whose digits, as an integer, are below
  * 2^53 and whose decimal exponent is within +-22 is computed as an exact integer times or
  * divided by an exact power of ten, which IEEE 754 rounds correctly (Clinger's fast path), so
- * it equals what JSON.parse gives; any other number is handed to Number() as text.
+ * it equals what JSON.parse gives. One with up to 19 digits and a point is rounded exactly by
+ * exact-decimal.ts; any other number is handed to Number() as text.
  */
 import { type BatchAllocator, SampleBatch } from '../samples/sample-batch.ts';
+import { exactPowersOfTen, nearestOfDigits } from './exact-decimal.ts';
 
 const quote = 0x22;
 const comma = 0x2c;
@@ -35,8 +37,6 @@ const lowerE = 0x65;
 const upperE = 0x45;
 
 const samplesKey = Buffer.from('"samples"');
-/** 10^0 .. 10^22, each exact in a double (parsed from text, so no pow() rounding). */
-const exactPowersOfTen = Float64Array.from({ length: 23 }, (_, i) => Number(`1e${i}`));
 /**
  * The fast path's bound on the digits as an integer, which every integer below is exact in a
  * double. Not a count of digits: the shortest text of most doubles has 16 or 17, and about
@@ -152,7 +152,10 @@ function scanNumber(data: Buffer, view: DataView, at: number, out: Float64Array,
     const magnitude = exponent < 0 ? mantissa / exactPowersOfTen[-exponent] : mantissa * exactPowersOfTen[exponent];
     out[slot] = negative ? -magnitude : magnitude;
   } else {
-    const value = Number(data.toString('latin1', start, at));
+    // Up to 19 digits and a point (most 17-digit texts) without a string; the rest as text.
+    let value = mantissa < 1e19 && exponent >= -22 && exponent < 0 ? nearestOfDigits(data, start, at, -exponent) : Number.NaN;
+    if (Number.isNaN(value)) value = Number(data.toString('latin1', start, at));
+    else if (negative) value = -value;
     // Only this path can overflow (1e400); the frame then goes to the general decoder, which refuses it.
     if (!Number.isFinite(value)) return -1;
     out[slot] = value;
