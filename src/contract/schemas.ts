@@ -191,7 +191,8 @@ const CachedReadHeaders = {
   ETag: Type.String({
     description:
       'Changes exactly when the session record or its committed data does (and with the query); ' +
-      'send it back in If-None-Match to get 304 while it holds.',
+      'send it back in If-None-Match to get 304 while it holds. Weak (W/"...") on an aggregate: its answers under one tag ' +
+      'are equivalent, their sums equal but for rounding in the last digits.',
   }),
   'Cache-Control': Type.Literal('no-cache', { description: 'Keep the answer, but ask again (If-None-Match) before using it.' }),
 };

@@ -114,6 +114,19 @@ export async function processesOnFreshDatabase(
   };
 }
 
+/** Sockets open on one process, by kind, from its /metrics. */
+export async function socketsOpen(instance: ServerProcess): Promise<{ ingest: number; live: number }> {
+  const text = await (await fetch(`${instance.baseUrl}/metrics`)).text();
+  const count = (kind: string) =>
+    Number(text.match(new RegExp(`^wavehouse_sockets_open\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, 'm'))?.[1] ?? 0);
+  return { ingest: count('ingest'), live: count('live') };
+}
+
+/** Whether `instance` logged a request for `path` (its log line has the URL, credentials redacted). */
+export function loggedRequest(instance: ServerProcess, path: string): boolean {
+  return instance.logLines.some((line) => line.includes('"incoming request"') && line.includes(`"url":"${path}`));
+}
+
 function isRunning(child: ChildProcess): boolean {
   return child.exitCode === null && child.signalCode === null;
 }

@@ -86,10 +86,13 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
       vary(reply, 'Accept');
       // Cached under the row's version: what an ack covered before the row was read is in the
       // answer (roll-ups commit with it); a sample committed since may be too, never one less.
+      // So two answers of a version are equivalent, not byte-equal (a compaction also moves the
+      // rounding of sums): a weak tag.
       return readCache.answer(request, reply, {
         resource: 'aggregate',
         version: sessionVersion(session),
         variant: [format, query],
+        equivalentOnly: true,
         produce: async () => ({
           // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
           type: format === 'csv' ? csvType : 'application/json; charset=utf-8',
