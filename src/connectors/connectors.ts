@@ -9,7 +9,6 @@ import type { Config } from '../config.ts';
 import { type ConnectorCounters, connectorCounters, type Metrics } from '../observability/metrics.ts';
 import type { LockPort, SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
-import type { WriteQueue } from '../storage/write-queue.ts';
 import type { ConnectorKind } from './connector-kind.ts';
 import { ConnectorRunner } from './connector-runner.ts';
 import { loadOrCreateSecretKey } from './connector-secrets.ts';
@@ -33,7 +32,6 @@ export interface ConnectorParts {
   repository: ConnectorRepository;
   sessions: StreamSessions;
   coordinator: SessionCoordinator;
-  queue: WriteQueue;
   locks: LockPort;
   metrics: Metrics;
   audit: ConnectorAudit;
@@ -48,7 +46,6 @@ export async function buildConnectors(parts: ConnectorParts): Promise<{ runner: 
   const intake = new StreamIntake({
     coordinator: parts.coordinator,
     sessions: parts.sessions,
-    queue: parts.queue,
     commitTimeoutMs: config.ingest.httpCommitTimeoutMs,
   });
   const runner = new ConnectorRunner({
