@@ -19,6 +19,7 @@ import {
 } from '../../contract/aggregate-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
 import { CachedReadRequestHeaders, cachedReadResponses, problemResponses, SessionIdParams } from '../../contract/schemas.ts';
+import { mediaTypes } from '../../export/data-formats.ts';
 import { withinReach } from '../../sessions/session-listing.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { sessionVersion } from '../../storage/session-version.ts';
@@ -34,8 +35,6 @@ export interface AggregateRoutesOptions {
   summaries: SummarySource;
   readCache: ReadCache;
 }
-
-const csvType = 'text/csv; charset=utf-8';
 
 function orProblem<T>(outcome: Parsed<T>): T {
   if (!outcome.ok) throw new Problem(outcome.code, outcome.detail);
@@ -95,7 +94,7 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
         equivalentOnly: true,
         produce: async () => ({
           // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
-          type: format === 'csv' ? csvType : 'application/json; charset=utf-8',
+          type: format === 'csv' ? mediaTypes.csv : 'application/json; charset=utf-8',
           body: orProblem(await readAggregate(summaries, session, query, format)),
         }),
       });
