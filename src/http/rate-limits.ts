@@ -25,7 +25,6 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { Problem } from '../contract/errors.ts';
-import { redisLimitStore } from './redis-limit-store.ts';
 
 const windowMs = 60_000;
 
@@ -71,8 +70,8 @@ export function rateLimitOptions(config: Config, redis: Redis | null): RateLimit
     max: async (request) => perMinute(request),
     allowList: (request) => request.routeOptions.config.rateLimit === undefined && perMinute(request) === 0,
     timeWindow: windowMs,
-    // In process without Redis (the plugin's own store); with it, a store that names every key (redis-limit-store.ts).
-    store: redis === null ? undefined : redisLimitStore(redis, 'wavehouse:ratelimit:'),
+    redis: redis ?? undefined,
+    nameSpace: 'wavehouse:ratelimit:',
     skipOnError: true,
     errorResponseBuilder: (request, context) => overLimit(context.max, holderOf(request), context.after),
   };
