@@ -19,7 +19,7 @@ export const SessionId = Type.String({ format: 'uuid', description: 'Session id,
 export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const sessionKeyPattern = '^[A-Za-z0-9_.:/-]{1,200}$';
-const SessionKey = Type.String({
+export const SessionKey = Type.String({
   pattern: sessionKeyPattern,
   description: 'A stream name, 1-200 characters of A-Z a-z 0-9 _ . : / -, unique among sessions.',
 });
@@ -116,40 +116,21 @@ export const CreatedSession = Type.Intersect([
   Type.Object({ ingestToken: Type.String({ description: 'Shown once; stored only as a hash.' }) }),
 ]);
 
-export const DeletedSession = Type.Intersect([
-  Session,
-  Type.Object({
-    deletedAt: Type.String({ format: 'date-time', description: 'When it was deleted.' }),
-    purgeAfter: Type.String({
-      format: 'date-time',
-      description: 'deletedAt plus DELETE_GRACE_DAYS: until then an admin may restore it; after, it is purged.',
-    }),
+/** When a deleted session was deleted, and until when it may be restored. */
+export const DeletionTimes = Type.Object({
+  deletedAt: Type.String({ format: 'date-time', description: 'When it was deleted.' }),
+  purgeAfter: Type.String({
+    format: 'date-time',
+    description: 'deletedAt plus DELETE_GRACE_DAYS: until then an admin may restore it; after, it is purged.',
   }),
-]);
+});
+
+export const DeletedSession = Type.Intersect([Session, DeletionTimes]);
 
 export const RestoredSession = Type.Intersect([
   Session,
   Type.Object({ deletedAt: Type.Null({ description: 'Restored: no longer deleted.' }) }),
 ]);
-
-export const SessionListQuery = Type.Object(
-  {
-    key: Type.Optional(SessionKey),
-    keyPrefix: Type.Optional(Type.String({ pattern: sessionKeyPattern, description: 'Sessions whose key starts with this.' })),
-    status: Type.Optional(SessionStatus),
-    createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Exclusive.' })),
-    createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Exclusive.' })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-    cursor: Type.Optional(Type.String({ maxLength: 120, description: 'nextCursor of the previous page.' })),
-  },
-  { additionalProperties: false },
-);
-export type SessionListQuery = Static<typeof SessionListQuery>;
-
-export const SessionList = Type.Object({
-  sessions: Type.Array(Session, { description: 'Newest first.' }),
-  nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'null on the last page.' }),
-});
 
 export const Problem = Type.Object(
   {

@@ -69,7 +69,8 @@ export async function deleteSessionExpired(client: pg.ClientBase, { batchRows, m
  * Deletes the roll-up parts whose block ended `retentionDays` days before now or earlier, by
  * their t (epoch ms): roll-ups have no commit time, and a block holds many commits'. Pending
  * parts are left for the compactor, which rolls them into the coarser resolutions first; their
- * folds go at a later round.
+ * folds go at a later round. Each batch reads only the parts it deletes, from the index of
+ * migration 019, however many sessions and parts are kept.
  */
 export async function deleteExpiredRollups(
   client: pg.ClientBase,
@@ -85,9 +86,8 @@ export async function deleteExpiredRollups(
       const rowCount = await deletingRows(
         client,
         `DELETE FROM sample_rollups WHERE ctid = ANY(ARRAY(
-           SELECT r.ctid FROM sessions AS s JOIN sample_rollups AS r ON r.session_id = s.id
-            WHERE s.first_t < $1 AND r.resolution_ms = $2 AND r.block_t <= $3 AND NOT r.pending LIMIT $4))`,
-        [horizonT, resolutionMs, blockBefore, batchRows],
+           SELECT ctid FROM sample_rollups WHERE resolution_ms = $1 AND block_t <= $2 AND NOT pending LIMIT $3))`,
+        [resolutionMs, blockBefore, batchRows],
       );
       deleted += rowCount;
       if (rowCount < batchRows) break;

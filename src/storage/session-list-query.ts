@@ -9,6 +9,8 @@ export interface SessionFilter {
   /** Exclusive bounds on createdAt. */
   readonly createdAfter?: Date;
   readonly createdBefore?: Date;
+  /** The deleted sessions not purged yet instead of those not deleted. */
+  readonly deleted?: boolean;
 }
 
 /** Where a page ends: the createdAt (microseconds since the epoch, as PostgreSQL keeps it) and id of its last session. */
@@ -35,12 +37,13 @@ function upperBound(prefix: string): string {
 
 // createdAt is compared in whole microseconds, as PostgreSQL stores it: a JavaScript Date
 // would round it to milliseconds, and sessions created within one would repeat or go missing
-// across pages. Deleted sessions are never listed; naming deleted_at lets a key or prefix read
-// the partial unique index of migration 013.
-const listSessions = `
+// across pages. Deleted sessions are listed only when asked for, by a statement of their own:
+// naming deleted_at lets a key or prefix read the partial unique index of migration 013, and a
+// listing of deleted ones the partial index of the few not purged yet.
+const listSessions = (deleted: 'deleted_at IS NULL' | 'deleted_at IS NOT NULL') => `
   SELECT ${sessionColumns}, (extract(epoch FROM created_at) * 1000000)::bigint AS created_us
     FROM sessions
-   WHERE deleted_at IS NULL
+   WHERE ${deleted}
      AND ($1::text IS NULL OR key = $1)
      AND ($2::text IS NULL OR (key >= $2 AND key < $3))
      AND ($4::text IS NULL OR status = $4)
@@ -49,6 +52,8 @@ const listSessions = `
      AND ($7::bigint IS NULL OR (created_at, id) < ('epoch'::timestamptz + $7::bigint * interval '1 microsecond', $8::uuid))
    ORDER BY created_at DESC, id DESC
    LIMIT $9`;
+const liveSessions = listSessions('deleted_at IS NULL');
+const deletedSessions = listSessions('deleted_at IS NOT NULL');
 
 /** Up to `limit` sessions that match `filter`, newest first, after `after` (null: from the newest). */
 export async function listSessionPage(
@@ -58,7 +63,8 @@ export async function listSessionPage(
   after: ListPosition | null,
 ): Promise<SessionPage> {
   const prefix = filter.keyPrefix === undefined || filter.keyPrefix === '' ? null : filter.keyPrefix;
-  const { rows } = await pool.query<SessionRow & { created_us: string }>(listSessions, [
+  const statement = filter.deleted === true ? deletedSessions : liveSessions;
+  const { rows } = await pool.query<SessionRow & { created_us: string }>(statement, [
     filter.key ?? null,
     prefix,
     prefix === null ? null : upperBound(prefix),

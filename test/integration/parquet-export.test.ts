@@ -1,7 +1,8 @@
 /**
  * GET /sessions/{id}/data as Parquet over HTTP (DESIGN "Lifecycle"), each body streamed to a
- * file and read back by DuckDB (test/support/parquet-reader.ts), an implementation independent
- * of the server's writer, with every value compared bit for bit against what was stored.
+ * file and read back by DuckDB and by polars (test/support/parquet-reader.ts), implementations
+ * independent of the server's writer, with every value compared bit for bit against what was
+ * stored. (pandas reads Parquet through pyarrow or fastparquet, which this box cannot install.)
  * The 10 M-sample memory bound is measured in bench/sections/export.ts, not asserted here.
  */
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ import { type TestContext, test } from 'node:test';
 import { startApp } from '../support/app.ts';
 import { createSession, ingestUrl, RecordingSocket } from '../support/clients.ts';
 import { expectedSample, exportChannels, storeSamplesDirectly } from '../support/export-streams.ts';
-import { type ParquetContents, readParquetFile, scratchFolder } from '../support/parquet-reader.ts';
+import { type ParquetContents, readParquetFile, readParquetWithPolars, scratchFolder } from '../support/parquet-reader.ts';
 
 const parquetType = 'application/vnd.apache.parquet';
 
@@ -24,7 +25,15 @@ async function readBody(response: Response, folder: string): Promise<ParquetCont
   assert.equal(response.headers.get('content-type'), parquetType);
   const path = join(folder, `${Math.random().toString(36).slice(2)}.parquet`);
   await pipeline(Readable.fromWeb(response.body as WebReadableStream<Uint8Array>), createWriteStream(path));
-  return readParquetFile(path);
+  const contents = await readParquetFile(path);
+  const polars = readParquetWithPolars(path);
+  assert.deepEqual(
+    polars.names.map((name, c) => `${name} ${polars.types[c]}`),
+    contents.columns.map(({ name, type }) => `${name} ${type === 'INT64' ? 'Int64' : 'Float64'}`),
+  );
+  // Strict deep equality compares numbers as Object.is does: -0, NaN and every bit of a double.
+  assert.deepEqual(polars.values, contents.values, 'polars reads every value as DuckDB does');
+  return contents;
 }
 
 /** The columns are seq, t and the export channels, and the rows are exactly `expectedSample` of `seqs`, in order. */

@@ -12,6 +12,7 @@ import pg from 'pg';
 import { RetentionJob, type RetentionSettings } from '../../src/maintenance/retention-job.ts';
 import { dayMs, dayPartitionName, listPartitions } from '../../src/storage/chunk-partitions.ts';
 import type { Pool } from '../../src/storage/database.ts';
+import { deleteExpiredRollups } from '../../src/storage/retention-deletes.ts';
 import { compactBatch } from '../../src/storage/rollup-compactor.ts';
 import { startApp } from '../support/app.ts';
 import { createSession, endSession } from '../support/clients.ts';
@@ -193,6 +194,67 @@ test('roll-ups go by ROLLUP_RETENTION_DAYS, by t, once compacted', async (t) => 
   );
   assert.equal(rows.length, before.rows[0].n - round.rollups);
   for (const row of rows) assert.ok(row.block_t + 64 * row.resolution_ms > now - 10 * dayMs, JSON.stringify(row));
+});
+
+test('the roll-up step reads only the expired parts, from their index, however many are kept (EXPLAIN)', async (t) => {
+  const { pool } = await storeWithSession(t);
+  const now = Date.now();
+  // 400 sessions, each with 50 compacted parts at every resolution in the last 50 hours: 60,000 kept.
+  await pool.query(
+    `INSERT INTO sessions (id, token_hash, channels, first_t, last_t)
+     SELECT gen_random_uuid(), '\\x00', ARRAY['v'], $1::float8 - 50 * 3600000, $1 FROM generate_series(1, 400)`,
+    [now],
+  );
+  const parts = (sessions: string, hoursAgo: string, pending = false) =>
+    pool.query(
+      `INSERT INTO sample_rollups (session_id, resolution_ms, block_t, pending, summary)
+       SELECT s.id, r, floor(($1::float8 - k * 3600000::float8) / (r * 64)) * r * 64, $2, '\\x00'
+         FROM (${sessions}) AS s, unnest(ARRAY[600, 60000, 3600000]) AS r, ${hoursAgo} AS hours (k)`,
+      [now, pending],
+    );
+  await parts('SELECT id FROM sessions', 'generate_series(0, 49)');
+  // 30 days old, past ROLLUP_RETENTION_DAYS=10: 3 parts a resolution of 10 sessions, and the pending parts of one, which
+  // the compactor still needs.
+  await parts('SELECT id FROM sessions ORDER BY id LIMIT 10', '(VALUES (720), (721), (722))');
+  await pool.query(
+    'UPDATE sessions SET first_t = $1::float8 - 722 * 3600000::float8 WHERE id IN (SELECT id FROM sessions ORDER BY id LIMIT 10)',
+    [now],
+  );
+  await parts('SELECT id FROM sessions ORDER BY id LIMIT 1', '(VALUES (720))', true);
+  await pool.query('ANALYZE sessions, sample_rollups');
+
+  const statements: Array<{ text: string; values: unknown[] }> = [];
+  const plans: string[][] = [];
+  const client = await pool.connect();
+  try {
+    const recording = {
+      query: (text: string, values: unknown[]) => {
+        statements.push({ text, values });
+        return client.query(text, values);
+      },
+    } as unknown as pg.ClientBase;
+    assert.equal(await deleteExpiredRollups(recording, now, 10, { batchRows: 1_000, maxBatches: 10 }), 90);
+    for (const { text, values } of statements) {
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) ${text}`, values);
+      plans.push(rows.map((row) => row['QUERY PLAN']));
+    }
+  } finally {
+    client.release();
+  }
+  const old = await pool.query<{ pending: boolean }>('SELECT pending FROM sample_rollups WHERE block_t < $1', [now - 10 * dayMs]);
+  assert.deepEqual(
+    old.rows.map((row) => row.pending),
+    [true, true, true],
+    'only the pending parts, one a resolution',
+  );
+
+  assert.equal(plans.length, 3, 'a batch a resolution');
+  for (const plan of plans) {
+    const text = plan.join('\n');
+    // Found by the index (an Index Scan, or a Bitmap Index Scan under a Bitmap Heap Scan); the DELETE goes to them by ctid.
+    assert.match(text, /Index Scan (?:using|on) sample_rollups_expiry\b/, text);
+    assert.doesNotMatch(text, /Seq Scan on sample_rollups\b| on sessions\b/, text);
+  }
 });
 
 test('two instances: one does the round, the other skips it', async (t) => {

@@ -183,6 +183,53 @@ describe('deleting a session', () => {
     assert.match(preflight.headers.get('access-control-allow-methods') ?? '', /\bDELETE\b/);
   });
 
+  test('an admin lists the deleted sessions, each with when it is purged; nobody else may, and lists hide them', async (t) => {
+    const { baseUrl, databaseUrl } = await startApp(t, noLimits);
+    const admin = (await createKey(databaseUrl, { name: 'admin', role: 'admin' })).key;
+    const adminB = (await createKey(databaseUrl, { name: 'admin b', role: 'admin', keyPrefix: 'b/' })).key;
+    const writer = (await createKey(databaseUrl, { name: 'writer', role: 'writer' })).key;
+    const aOne = await createKeyed(baseUrl, 'a/one', admin);
+    const bOne = await createKeyed(baseUrl, 'b/one', admin);
+    await createKeyed(baseUrl, 'b/kept', admin);
+    const bTwo = await createKeyed(baseUrl, 'b/two', admin);
+    const deletedAt = new Map<string, string>();
+    for (const session of [aOne, bTwo, bOne]) {
+      const deleted = await call(sessionUrl(baseUrl, session.sessionId), 'DELETE', bearer(admin));
+      deletedAt.set(session.sessionId, deleted.body.deletedAt);
+    }
+    const list = async (query: string, credential = admin) => {
+      const answer = await call(`${baseUrl}/api/v1/sessions?${query}`, 'GET', bearer(credential));
+      assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      return answer.body;
+    };
+    const keysOf = (page: { sessions: { key: string }[] }) => page.sessions.map((session) => session.key);
+
+    const deleted = await list('deleted=true');
+    assert.deepEqual(keysOf(deleted), ['b/two', 'b/one', 'a/one'], 'newest first, as every listing');
+    for (const session of deleted.sessions) {
+      assert.equal(session.deletedAt, deletedAt.get(session.sessionId));
+      assert.equal(Date.parse(session.purgeAfter) - Date.parse(session.deletedAt), 7 * 86_400_000);
+    }
+    assert.deepEqual(keysOf(await list('deleted=true&keyPrefix=a/')), ['a/one']);
+    assert.deepEqual(keysOf(await list('deleted=true', adminB)), ['b/two', 'b/one'], "a prefixed admin's within its prefix");
+    const first = await list('deleted=true&limit=2');
+    assert.deepEqual(keysOf(first), ['b/two', 'b/one']);
+    assert.deepEqual(keysOf(await list(`deleted=true&limit=2&cursor=${first.nextCursor}`)), ['a/one']);
+    for (const query of ['', 'deleted=false', 'keyPrefix=b/']) {
+      const page = await list(query);
+      assert.deepEqual(keysOf(page), ['b/kept'], query);
+      assert.equal('deletedAt' in page.sessions[0] || 'purgeAfter' in page.sessions[0], false, query);
+    }
+
+    assertProblem(await call(`${baseUrl}/api/v1/sessions?deleted=true`, 'GET', bearer(writer)), 403, 'insufficient_scope');
+    assertProblem(await call(`${baseUrl}/api/v1/sessions?deleted=true`, 'GET'), 401, 'missing_credential');
+    assertProblem(await call(`${baseUrl}/api/v1/sessions?deleted=yes`, 'GET', bearer(admin)), 400, 'invalid_request');
+
+    assert.equal((await call(`${sessionUrl(baseUrl, aOne.sessionId)}/restore`, 'POST', bearer(admin))).status, 200);
+    assert.deepEqual(keysOf(await list('deleted=true')), ['b/two', 'b/one']);
+    assert.deepEqual(keysOf(await list('')), ['b/kept', 'a/one']);
+  });
+
   test('past its grace it cannot be restored, and the purge empties it in batches, once, whoever runs it', async (t) => {
     const { baseUrl, databaseUrl } = await startApp(t, { ...noLimits, DELETE_GRACE_DAYS: '0' });
     const admin = (await createKey(databaseUrl, { name: 'admin', role: 'admin' })).key;

@@ -2,13 +2,15 @@
  * Reads Parquet files back with DuckDB (@duckdb/node-api, its C++ reader), a different
  * implementation from the writer the server uses (hyparquet-writer), so a file that only our
  * writer's own reader would accept fails here. Values come back as JS numbers (DOUBLE),
- * bigints (INT64) and nulls, to be compared with Object.is.
+ * bigints (INT64) and nulls, to be compared with Object.is. polars (nodejs-polars, the Rust
+ * reader pandas users also meet in polars.read_parquet) reads the same files as a third.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
+import pl from 'nodejs-polars';
 
 export interface ParquetColumn {
   name: string;
@@ -49,6 +51,29 @@ export async function readParquetFile(path: string): Promise<ParquetContents> {
     connection.closeSync();
     instance.closeSync();
   }
+}
+
+/** A file as polars reads it: its columns' names and polars types, and their values as readParquetFile gives them. */
+export interface PolarsContents {
+  names: string[];
+  /** Int64, Float64. */
+  types: string[];
+  values: Array<Array<number | bigint | null>>;
+}
+
+export function readParquetWithPolars(path: string): PolarsContents {
+  const frame = pl.readParquet(path);
+  const types = frame.dtypes.map((type) => type.variant);
+  const values = frame.getColumns().map((column) =>
+    // As text, so that no INT64 goes through a double on its way to a bigint.
+    column.dtype.variant === 'Int64'
+      ? column
+          .cast(pl.Utf8)
+          .toArray()
+          .map((text: string | null) => (text === null ? null : BigInt(text)))
+      : (column.toArray() as Array<number | null>),
+  );
+  return { names: frame.columns, types, values };
 }
 
 /** A fresh folder for this test's files, removed when it ends. */

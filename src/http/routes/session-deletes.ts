@@ -6,13 +6,14 @@
  * after which maintenance/session-purger.ts deletes it.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Static } from 'typebox';
 import type { Access } from '../../access/access-service.ts';
 import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/errors.ts';
 import { DeletedSession, KeyTakenProblem, problemResponses, RestoredSession, SessionIdParams } from '../../contract/schemas.ts';
 import type { SessionCoordinator } from '../../sessions/session-coordinator.ts';
 import type { SessionDeletes } from '../../storage/session-deletes.ts';
-import { KeyTakenError, type SessionRepository } from '../../storage/session-repository.ts';
+import { KeyTakenError, type SessionRecord, type SessionRepository } from '../../storage/session-repository.ts';
 import { auditContext, authorizeSession } from '../access-guard.ts';
 import { admitWriter, sessionRef } from './session-admission.ts';
 import { findSessionOr404, keyTaken, sessionView } from './sessions.ts';
@@ -27,9 +28,23 @@ export interface SessionDeleteRoutesOptions {
 
 const dayMs = 86_400_000;
 
+/** How long a deleted session may be restored: DELETE_GRACE_DAYS. */
+export function deleteGraceMs(config: Config): number {
+  return config.sessions.deleteGraceDays * dayMs;
+}
+
+/** A deleted session as its DELETE answers it and a listing of deleted sessions shows it. */
+export function deletedView(record: SessionRecord, deletedAt: Date, graceMs: number): Static<typeof DeletedSession> {
+  return {
+    ...sessionView(record),
+    deletedAt: deletedAt.toISOString(),
+    purgeAfter: new Date(deletedAt.getTime() + graceMs).toISOString(),
+  };
+}
+
 export const sessionDeleteRoutes: FastifyPluginAsyncTypebox<SessionDeleteRoutesOptions> = async (server, options) => {
   const { config, repository, deletes, coordinator } = options;
-  const graceMs = config.sessions.deleteGraceDays * dayMs;
+  const graceMs = deleteGraceMs(config);
 
   server.delete(
     '/api/v1/sessions/:id',
@@ -56,11 +71,7 @@ export const sessionDeleteRoutes: FastifyPluginAsyncTypebox<SessionDeleteRoutesO
       if (deleted === null || deleted.deletedAt === null) throw new Problem('not_found', `no session ${record.id}`);
       await coordinator.sessionDeleted(record.id);
       options.access.audit.record(auditContext(request), { action: 'session.delete', target: record.id, outcome: 'success' });
-      return {
-        ...sessionView(deleted),
-        deletedAt: deleted.deletedAt.toISOString(),
-        purgeAfter: new Date(deleted.deletedAt.getTime() + graceMs).toISOString(),
-      };
+      return deletedView(deleted, deleted.deletedAt, graceMs);
     },
   );
 

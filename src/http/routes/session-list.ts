@@ -1,12 +1,17 @@
 /** REST: list sessions, newest first, a page at a time (sessions/session-listing.ts). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Config } from '../../config.ts';
 import { Problem } from '../../contract/errors.ts';
-import { problemResponses, SessionList, SessionListQuery } from '../../contract/schemas.ts';
+import { problemResponses } from '../../contract/schemas.ts';
+import { SessionList, SessionListQuery } from '../../contract/session-list-schemas.ts';
 import { decodeCursor, encodeCursor, type SessionFilter, withinReach } from '../../sessions/session-listing.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
+import { judge, refuse } from '../access-guard.ts';
+import { deletedView, deleteGraceMs } from './session-deletes.ts';
 import { sessionView } from './sessions.ts';
 
 export interface SessionListRoutesOptions {
+  config: Config;
   repository: SessionRepository;
 }
 
@@ -17,7 +22,8 @@ function dateOf(name: string, text: string | undefined): Date | undefined {
   return date;
 }
 
-export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptions> = async (server, { repository }) => {
+export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptions> = async (server, { config, repository }) => {
+  const graceMs = deleteGraceMs(config);
   server.get(
     '/api/v1/sessions',
     {
@@ -28,7 +34,8 @@ export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptio
         summary: 'List sessions',
         description:
           'Newest first. A credential limited to a key prefix lists only sessions whose key starts with it. ' +
-          'Needs the sessions:read scope, in open mode too.',
+          'Needs the sessions:read scope, in open mode too. With deleted=true, the deleted sessions an admin may still ' +
+          'restore (POST /sessions/{id}/restore) or that wait for their purge: that needs the admin scope.',
         tags: ['sessions'],
         security: [{ bearer: [] }],
         querystring: SessionListQuery,
@@ -37,6 +44,8 @@ export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptio
     },
     async (request) => {
       const { cursor, limit = 100, ...query } = request.query;
+      // Restoring is the admin's (session-deletes.ts), and so is finding what to restore.
+      if (query.deleted === true) refuse(judge(config.access.mode, request.access.principal, { scope: 'admin' }));
       const after = cursor === undefined ? null : decodeCursor(cursor);
       if (after === null && cursor !== undefined)
         throw new Problem('invalid_request', 'cursor is malformed: pass back a nextCursor as it was given');
@@ -46,11 +55,15 @@ export const sessionListRoutes: FastifyPluginAsyncTypebox<SessionListRoutesOptio
         status: query.status,
         createdAfter: dateOf('createdAfter', query.createdAfter),
         createdBefore: dateOf('createdBefore', query.createdBefore),
+        deleted: query.deleted,
       };
       const filter = withinReach(asked, request.access.principal.keyPrefix);
       if (filter === null) return { sessions: [], nextCursor: null };
       const page = await repository.list(filter, limit, after);
-      return { sessions: page.records.map(sessionView), nextCursor: page.next === null ? null : encodeCursor(page.next) };
+      const sessions = page.records.map((record) =>
+        record.deletedAt === null ? sessionView(record) : deletedView(record, record.deletedAt, graceMs),
+      );
+      return { sessions, nextCursor: page.next === null ? null : encodeCursor(page.next) };
     },
   );
 };
