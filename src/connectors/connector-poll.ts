@@ -3,7 +3,9 @@
  * Never throws: what failed becomes `lastError`, and `failingSince` stays the time of the first
  * failure until a poll succeeds. A secret that does not open, an upstream that fails after its
  * retries, a breaker that refuses the call: each is a failed poll, with a message that names
- * no secret (the URL's query never reaches a message, upstream-client.ts).
+ * no secret (the URL's query never reaches a message, upstream-client.ts). A database out of
+ * reach or too slow to commit the records fails the poll too, with a `lastError` that names the
+ * database and an outcome of its own, so that it is not taken for the upstream failing.
  *
  * A spent credit budget (credit-budget.ts) is no failure: the poll stops at the stream it could
  * not pay for, which the next poll starts with so that every stream has its turn, and the next
@@ -15,7 +17,7 @@ import type { ConnectorRecord, ConnectorStatus, ConnectorStreamRecord } from '..
 import type { ConnectorKind } from './connector-kind.ts';
 import { openSecrets } from './connector-secrets.ts';
 import { CreditsSpentError, paceMs } from './credit-budget.ts';
-import type { StreamIntake } from './stream-intake.ts';
+import { isDatabaseFailure, type StreamIntake } from './stream-intake.ts';
 import type { UpstreamFetch } from './upstream-client.ts';
 import { UpstreamError } from './upstream-error.ts';
 import { BreakerOpenError, type BreakerStatus } from './upstream-policies.ts';
@@ -92,6 +94,11 @@ export async function pollConnector(
       stoppedAt = key;
       retryAfterMs = error.retryAfterMs ?? 0;
       counters.polled(kind.kind, 'out_of_credits');
+    } else if (isDatabaseFailure(error)) {
+      // Not the upstream's doing: its breaker and the `failed` count are left alone, and the status says so.
+      failure = `the database failed this poll, not the upstream: ${error instanceof Error ? error.message : String(error)}`;
+      counters.polled(kind.kind, 'database');
+      log.warn({ connectorId: record.id, kind: kind.kind, reason: failure }, 'connector poll failed');
     } else {
       if (!(error instanceof UpstreamError)) log.error({ err: error, connectorId: record.id }, 'a connector poll failed unexpectedly');
       failure = error instanceof Error ? error.message : String(error);

@@ -21,6 +21,7 @@ import { newIngestToken } from '../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { ConnectorStreamRecord } from '../storage/connector-repository.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 import { KeyTakenError, type NewSession, type SessionRecord } from '../storage/session-repository.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
 import type { PollOutcome, StreamCursor, StreamSpec, UpstreamRecord } from './connector-kind.ts';
@@ -53,6 +54,22 @@ class ConnectorProducer implements ProducerHandle {
   closeForEnd(): void {}
   closeForConflict(): void {}
   closeForDelete(): void {}
+}
+
+/**
+ * The database did not take a poll's records in time (out of reach, or too slow to drain the
+ * write queue): nothing is wrong with the upstream, and the records are read again next poll.
+ */
+export class StoreStalledError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreStalledError';
+  }
+}
+
+/** Whether a poll failed for the database rather than for its upstream: one stalled, or a query that could not reach it. */
+export function isDatabaseFailure(error: unknown): boolean {
+  return error instanceof StoreStalledError || isDatabaseUnavailable(error);
 }
 
 /** The stream's session is gone (deleted, or purged): the poll starts a fresh one. */
@@ -167,7 +184,7 @@ export class StreamIntake {
     if (outcome.records.length === 0) return 0;
     const drained = () => new Promise<boolean>((resolve) => queue.onceDrained(() => resolve(true)));
     if (queue.isFull && !(await within(drained(), commitTimeoutMs, () => false))) {
-      throw new UpstreamError('the write queue is full (the database is slow or out of reach); the records are read again next poll', true);
+      throw new StoreStalledError('the write queue is full (the database is slow or out of reach); the records are read again next poll');
     }
     const batch = batchOf(outcome.records, outcome.spec.channels.length);
     const result = coordinator.acceptFrame(state, batch, true, null, Date.now());
@@ -180,7 +197,7 @@ export class StreamIntake {
     );
     if (state.fenced) throw new UpstreamError('another instance took the stream meanwhile', true);
     if (!done || state.committedSeq < upTo) {
-      throw new UpstreamError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`, true);
+      throw new StoreStalledError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`);
     }
     return result.kind === 'accepted' ? result.batch.count : 0;
   }
