@@ -165,7 +165,8 @@ export class StreamIntake {
     const { state } = attached;
     let committed = false;
     try {
-      const record = await sessions.find(sessionId);
+      // Claimed under the lock by this attach, the record is final as it is (and a query per poll cheaper); else read now.
+      const record = attached.claimed ?? (await sessions.find(sessionId));
       if (record === null) throw new UpstreamError(`the stream's session ${sessionId} is gone`, false);
       const outcome = await fetch(record);
       const stored = await this.accept(state, outcome);
