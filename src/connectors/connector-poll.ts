@@ -113,18 +113,23 @@ export async function pollConnector(
   const waitMs = Math.max(record.pollIntervalS * 1_000, retryAfterMs, terms === undefined ? 0 : paceMs(terms));
   // Stopped by the budget: nothing was learnt of the upstream, so its success and failure stand as they were.
   const outOfCredits = stoppedAt !== null;
+  const succeeded = failure === null && !outOfCredits;
+  // A poll that succeeded is followed an interval after it started, not after it ended, so a slow poll (a slow upstream, a
+  // busy database) does not stretch the period: 1,000 connectors every 15 s whose polls take 2 s were polled every 17 s.
+  // After a failure the wait (a backoff, a Retry-After) counts from now.
+  const nextPollMs = !succeeded ? now + waitMs : more ? now : Math.max(now, started.getTime() + waitMs);
   return {
-    more: failure === null && !outOfCredits && more,
+    more: succeeded && more,
     resumeAt: stoppedAt,
     status: {
       lastPollAt: started,
-      lastSuccessAt: failure === null && !outOfCredits ? new Date(now) : record.lastSuccessAt,
+      lastSuccessAt: succeeded ? new Date(now) : record.lastSuccessAt,
       lastError: outOfCredits ? record.lastError : failure,
       failingSince: outOfCredits ? record.failingSince : failure === null ? null : (record.failingSince ?? started),
       breaker: state,
       breakerOpenSince: openSince,
       lastRecordAt: lastRecordMs === null ? null : new Date(lastRecordMs),
-      nextPollAt: new Date(failure === null && !outOfCredits && more ? now : now + waitMs),
+      nextPollAt: new Date(nextPollMs),
     },
   };
 }
