@@ -19,6 +19,7 @@ const parts = {
   config: '^src/config\\.ts$',
   lifecycle: '^src/lifecycle\\.ts$',
   deadlines: '^src/deadlines\\.ts$',
+  rounds: '^src/rounds\\.ts$',
   observability: '^src/observability/',
   aggregates: '^src/aggregates/',
   storage: '^src/storage/',
@@ -43,8 +44,8 @@ const parts = {
   'demo-command': '^src/cli/demo-command\\.ts$',
 };
 
-/** What every server part may use: the sample representation, the contract, settings, logs and metrics. */
-const leaves = ['samples', 'contract', 'config', 'observability', 'deadlines'];
+/** What every server part may use: the sample representation, the contract, settings, logs and metrics, bounded waits, rounds. */
+const leaves = ['samples', 'contract', 'config', 'observability', 'deadlines', 'rounds'];
 
 /** part: [the parts it may import, why]. */
 const allowed = {
@@ -52,6 +53,7 @@ const allowed = {
   contract: [[], 'the public contract, declared once: the server and its clients both build on it, so it can know nothing of either'],
   config: [[], 'the environment read once into a Config, which every part is handed'],
   deadlines: [[], 'waiting with a bound (a promise within a time, a poll until a deadline): plain timers, nothing of ours'],
+  rounds: [[], 'upkeep in rounds on a timer (a sweep, a purge, retention, compression): plain timers, nothing of ours'],
   lifecycle: [['deadlines'], 'the start/close shape and the stack that closes parts in reverse: it knows no part, the parts fit it without importing it'],
   observability: [['config', 'deadlines'], 'logger, metrics and tracing serve every part, configured by Config'],
   aggregates: [
@@ -68,8 +70,8 @@ const allowed = {
     'the application: the coordinator hands each accepted batch to the hub and to the write queue, and the session records come from storage',
   ],
   access: [
-    [...leaves, 'lifecycle', 'storage'],
-    'who is calling and what they may do (keys, tokens, scopes, audit): its records are in storage, and the edges ask it before they act; its sweep runs in rounds (lifecycle)',
+    [...leaves, 'storage'],
+    'who is calling and what they may do (keys, tokens, scopes, audit): its records are in storage, and the edges ask it before they act',
   ],
   export: [leaves, 'the /data body in JSON, NDJSON or CSV, written from batches; the route reads them from storage'],
   reads: [

@@ -173,7 +173,6 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     repository: new ConnectorRepository(pool),
     sessions: repository,
     coordinator,
-    queue,
     locks,
     metrics,
     audit: access.audit,
@@ -208,7 +207,7 @@ async function assembleApp(config: Config, options: AppOptions, log: Logger, par
     return { ready, database, writeQueueBytes: queue.queuedBytes, draining };
   };
   const ingestRoute = new IngestRoute({ config, coordinator, queue, producers: sockets, metrics, frameDecoders: options.frameDecoders });
-  const httpIngest = new HttpIngest({ coordinator, queue, limits: config.ingest, counters: ingestCounters(metrics), log });
+  const httpIngest = new HttpIngest({ coordinator, limits: config.ingest, counters: ingestCounters(metrics), log });
   const { readCache, shared: sharedReads } = readCacheOf(config, metrics, log);
   if (sharedReads) await parts.start(sharedReads);
   const liveRoute = new LiveRoute({

@@ -10,7 +10,7 @@
  * the work. A failed sweep is logged and the next one, an hour later, starts over.
  */
 import type { Logger } from 'pino';
-import { Rounds } from '../lifecycle.ts';
+import { Rounds } from '../rounds.ts';
 import type { AuditRepository } from '../storage/audit-repository.ts';
 import type { RefreshTokenRepository } from '../storage/refresh-token-repository.ts';
 
@@ -57,7 +57,7 @@ export class AccessSweeper {
     this.rounds = new Rounds(() => this.sweepAll(), this.intervalMs);
   }
 
-  /** The first sweep comes at a random point of the first interval (lifecycle.ts, Rounds). */
+  /** The first sweep comes at a random point of the first interval (rounds.ts). */
   async start(): Promise<void> {
     this.rounds.start();
   }

@@ -1,8 +1,8 @@
 /**
  * Where an aggregate's bucket summaries come from: the port the read side declares and
- * app.ts fills. Today the raw samples (storage/raw-summaries.ts, through a BucketAccumulator);
- * roll-ups kept by the writer fit the same port, a bucket of width w merged from roll-up
- * buckets of a resolution dividing w, with raw samples where fromT or toT cuts one.
+ * app.ts fills with the roll-ups the writer keeps (storage/rollup-source.ts), a bucket of width
+ * w merged from roll-up buckets of a resolution dividing w, with the raw samples
+ * (storage/raw-summaries.ts) where fromT or toT cuts one, or where no roll-up answers.
  */
 
 import type { SampleBatch } from '../samples/sample-batch.ts';

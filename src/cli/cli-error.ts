@@ -2,6 +2,7 @@
  * What the CLI says when something goes wrong: one line, naming the cause in the user's terms
  * (the server is unreachable, the session does not exist), never a stack trace.
  */
+import { uuidPattern } from '../contract/schemas.ts';
 import { ProducerError } from '../sdk/producer-api.ts';
 import { WavehouseHttpError } from '../sdk/rest.ts';
 import { ViewerError } from '../sdk/viewer.ts';
@@ -82,8 +83,6 @@ export function describeError(error: unknown, baseUrl: string): string {
   if (error instanceof Error) return error.message.split('\n')[0];
   return String(error);
 }
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Session ids are UUIDs: anything else is refused before asking the server. */
 export function requireSessionId(value: string | undefined): string {

@@ -1,6 +1,7 @@
 /**
- * What a connector kind is (docs/connectors.md): a config schema, the streams a connector of
- * the kind feeds, and a poll of one stream from its cursor.
+ * What a connector kind is (docs/connectors.md): the streams a connector of the kind feeds, and
+ * a poll of one stream from its cursor. Its config is declared once, by the contract's
+ * CreateConnectorBody, whose schema the route validates a create with before a kind sees it.
  *
  * The cursor is never the kind's to keep: it is the stream's committed `lastSeq` (and `lastT`),
  * read by the runner after it has taken the stream's producer lock, so whatever a crash, a
@@ -8,7 +9,7 @@
  * rules, and the next poll starts where the last commit ended. A kind only has to map an
  * upstream record to a seq that rises with it (ThingSpeak's entry_id, a bar's start).
  */
-import type { TSchema } from 'typebox';
+import type { CreateConnectorBody } from '../contract/connector-schemas.ts';
 import type { UpstreamFetch } from './upstream-client.ts';
 
 /** Where a stream stands: its committed last seq and highest t, null before its first record. */
@@ -73,10 +74,12 @@ export interface CreditTerms {
   cost(url: URL): number;
 }
 
-export interface ConnectorKind<Config> {
-  readonly kind: string;
-  /** The config a client sends; validated before anything is stored. */
-  readonly configSchema: TSchema;
+/** The kinds the contract names, and the config of each, as a client sends it. */
+export type ConnectorKindName = CreateConnectorBody['kind'];
+export type ConnectorConfig<K extends ConnectorKindName> = Extract<CreateConnectorBody, { kind: K }>['config'];
+
+export interface ConnectorKind<Config, Name extends string = string> {
+  readonly kind: Name;
   /** Config members that are secrets: stored encrypted, never returned or logged. */
   readonly secretKeys: readonly string[];
   /** The stream keys a connector feeds (one per stream, as sessions are keyed). */

@@ -9,8 +9,7 @@ import type { Config } from '../config.ts';
 import { type ConnectorCounters, connectorCounters, type Metrics } from '../observability/metrics.ts';
 import type { LockPort, SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
-import type { WriteQueue } from '../storage/write-queue.ts';
-import type { ConnectorKind } from './connector-kind.ts';
+import type { ConnectorConfig, ConnectorKind, ConnectorKindName } from './connector-kind.ts';
 import { ConnectorRunner } from './connector-runner.ts';
 import { loadOrCreateSecretKey } from './connector-secrets.ts';
 import { type ConnectorAudit, ConnectorService } from './connector-service.ts';
@@ -20,11 +19,16 @@ import { twelveData } from './twelvedata.ts';
 import { upstreamGet } from './upstream-client.ts';
 import { UpstreamPolicies } from './upstream-policies.ts';
 
+/** A kind for each the contract names, taking the config its schema declares: a kind added to one and not the other does not compile. */
+const builtInKinds: { [K in ConnectorKindName]: ConnectorKind<ConnectorConfig<K>, K> } = {
+  thingspeak: thingSpeak,
+  twelvedata: twelveData,
+};
+
 /** Every built-in kind, by name. */
-export const connectorKinds: ReadonlyMap<string, ConnectorKind<unknown>> = new Map([
-  [thingSpeak.kind, thingSpeak as ConnectorKind<unknown>],
-  [twelveData.kind, twelveData as ConnectorKind<unknown>],
-]);
+export const connectorKinds: ReadonlyMap<string, ConnectorKind<unknown>> = new Map(
+  Object.values(builtInKinds).map((kind) => [kind.kind, kind as ConnectorKind<unknown>]),
+);
 
 export interface ConnectorParts {
   config: Config;
@@ -33,7 +37,6 @@ export interface ConnectorParts {
   repository: ConnectorRepository;
   sessions: StreamSessions;
   coordinator: SessionCoordinator;
-  queue: WriteQueue;
   locks: LockPort;
   metrics: Metrics;
   audit: ConnectorAudit;
@@ -48,7 +51,6 @@ export async function buildConnectors(parts: ConnectorParts): Promise<{ runner: 
   const intake = new StreamIntake({
     coordinator: parts.coordinator,
     sessions: parts.sessions,
-    queue: parts.queue,
     commitTimeoutMs: config.ingest.httpCommitTimeoutMs,
   });
   const runner = new ConnectorRunner({

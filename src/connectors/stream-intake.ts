@@ -2,8 +2,8 @@
  * One poll of one stream, as a producer: records enter the way an HTTP ingest request's
  * samples do (ingest/http-ingest.ts). The stream's producer lock is taken by attaching to the
  * session through the coordinator, the cursor read after it (only then is the stored lastSeq
- * final), the upstream asked from there, the records handed to acceptFrame (sequence rules,
- * viewers, the write queue), and the lock let go only once they are committed.
+ * final), the upstream asked from there, the records handed to commitFrame (sequence rules,
+ * viewers, the write queue, the wait for the commit), and the lock let go only once they are committed.
  *
  * So nothing is stored twice or skipped, whatever happened before: a record at or below the
  * stored lastSeq (an overlapping window, a retry whose first answer was lost, the poll of a
@@ -15,7 +15,6 @@
  * delete) and reads the upstream from its start, as for a new stream; the deleted one keeps
  * what it had until it is restored or purged.
  */
-import { within } from '../deadlines.ts';
 import { SampleBatch } from '../samples/sample-batch.ts';
 import { newIngestToken } from '../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
@@ -23,7 +22,6 @@ import type { ProducerHandle, SessionState } from '../sessions/session-state.ts'
 import type { ConnectorStreamRecord } from '../storage/connector-repository.ts';
 import { isDatabaseUnavailable } from '../storage/database.ts';
 import { KeyTakenError, type NewSession, type SessionRecord } from '../storage/session-repository.ts';
-import type { WriteQueue } from '../storage/write-queue.ts';
 import type { PollOutcome, StreamCursor, StreamSpec, UpstreamRecord } from './connector-kind.ts';
 import { UpstreamError } from './upstream-error.ts';
 
@@ -35,7 +33,6 @@ export interface StreamSessions {
 export interface StreamIntakeOptions {
   coordinator: SessionCoordinator;
   sessions: StreamSessions;
-  queue: WriteQueue;
   /** How long a poll waits for its records to commit (and for a full write queue to drain). */
   commitTimeoutMs: number;
 }
@@ -181,26 +178,22 @@ export class StreamIntake {
   }
 
   private async accept(state: SessionState, outcome: PollOutcome): Promise<number> {
-    const { coordinator, queue, commitTimeoutMs } = this.options;
+    const { coordinator, commitTimeoutMs } = this.options;
     if (outcome.records.length === 0) return 0;
-    const drained = () => new Promise<boolean>((resolve) => queue.onceDrained(() => resolve(true)));
-    if (queue.isFull && !(await within(drained(), commitTimeoutMs, () => false))) {
-      throw new StoreStalledError('the write queue is full (the database is slow or out of reach); the records are read again next poll');
-    }
     const batch = batchOf(outcome.records, outcome.spec.channels.length);
-    const result = coordinator.acceptFrame(state, batch, true, null, Date.now());
-    if (result.kind === 'ended') throw new UpstreamError("the stream's session has ended", false);
-    const upTo = state.highestAcceptedSeq;
-    const done = await within(
-      state.whenCommitted().then(() => true),
-      commitTimeoutMs,
-      () => false,
-    );
-    if (state.fenced) throw new UpstreamError('another instance took the stream meanwhile', true);
-    if (!done || state.committedSeq < upTo) {
-      throw new StoreStalledError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`);
+    const frame = await coordinator.commitFrame(state, { batch, hasSeq: true, samplesText: null }, Date.now(), commitTimeoutMs);
+    switch (frame.kind) {
+      case 'queue_full':
+        throw new StoreStalledError('the write queue is full (the database is slow or out of reach); the records are read again next poll');
+      case 'ended':
+        throw new UpstreamError("the stream's session has ended", false);
+      case 'fenced':
+        throw new UpstreamError('another instance took the stream meanwhile', true);
+      case 'not_committed':
+        throw new StoreStalledError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`);
+      case 'committed':
+        return frame.stored;
     }
-    return result.kind === 'accepted' ? result.batch.count : 0;
   }
 
   private async createStream(connectorId: string, spec: StreamSpec): Promise<ConnectorStreamRecord> {

@@ -13,7 +13,7 @@
  * An entry written later with a created_at older than the stream's highest t (bulk updates
  * can backdate) falls before the window and is not read: docs/connectors.md says so.
  */
-import { ThingSpeakConfig } from '../contract/connector-schemas.ts';
+import type { ThingSpeakConfig } from '../contract/connector-schemas.ts';
 import type { ConnectorKind, PollOutcome, StreamSpec, UpstreamRecord } from './connector-kind.ts';
 import { channelMapping, type FeedEntry, fieldNames, parseFeed } from './thingspeak-feed.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -42,9 +42,8 @@ function newEntries(entries: readonly FeedEntry[], lastSeq: number): FeedEntry[]
   return fresh.filter((entry, i) => i === 0 || entry.entryId !== fresh[i - 1].entryId);
 }
 
-export const thingSpeak: ConnectorKind<ThingSpeakConfig> = {
+export const thingSpeak: ConnectorKind<ThingSpeakConfig, 'thingspeak'> = {
   kind: 'thingspeak',
-  configSchema: ThingSpeakConfig,
   secretKeys: ['readApiKey'],
   streamKeys: (config) => [`thingspeak/${config.channelId}`],
   baseUrl: (config) => config.baseUrl,

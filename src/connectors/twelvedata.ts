@@ -14,7 +14,7 @@
  *
  * Every request costs a credit per symbol in it (credit-budget.ts keeps the budget).
  */
-import { TwelveDataConfig } from '../contract/connector-schemas.ts';
+import type { TwelveDataConfig } from '../contract/connector-schemas.ts';
 import type { ConnectorKind, PollOutcome, StreamSpec, UpstreamRecord } from './connector-kind.ts';
 import { barFields, parseSeries } from './twelvedata-series.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -53,9 +53,8 @@ function seriesUrl(config: TwelveDataConfig, symbol: string, outputSize: number,
   return new URL(`${config.baseUrl.replace(/\/+$/, '')}/time_series?${query.join('&')}`);
 }
 
-export const twelveData: ConnectorKind<TwelveDataConfig> = {
+export const twelveData: ConnectorKind<TwelveDataConfig, 'twelvedata'> = {
   kind: 'twelvedata',
-  configSchema: TwelveDataConfig,
   secretKeys: ['apiKey'],
   streamKeys: (config) => config.symbols.map((symbol) => `twelvedata/${symbol}/${config.interval}`),
   baseUrl: (config) => config.baseUrl,

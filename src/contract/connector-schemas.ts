@@ -1,8 +1,9 @@
 /**
  * The connectors API's shapes (docs/connectors.md), declared once as schemas.ts's are. A
- * connector's config is a union by kind: each kind's config schema is here, and the kind
- * (src/connectors/) validates with it. Secrets (`readApiKey`, `apiKey`) go in, never out: a
- * connector is answered with `secrets`, the names of the secret members it holds.
+ * connector's config is a union by kind: each kind's config schema is here, the route
+ * validates a create with it, and each kind (src/connectors/) takes its config type from it.
+ * Secrets (`readApiKey`, `apiKey`) go in, never out: a connector is answered with `secrets`,
+ * the names of the secret members it holds.
  */
 import Type, { type Static, type TSchema } from 'typebox';
 

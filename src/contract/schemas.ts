@@ -12,6 +12,12 @@ export const channelNamePattern = '^[A-Za-z0-9_.-]{1,64}$';
 
 export const SessionId = Type.String({ format: 'uuid', description: 'Session id, a UUID v4.' });
 
+/**
+ * An id of ours (a session's, a key's, a connector's) as it is checked before a lookup: a UUID
+ * of any version, in either case, as PostgreSQL's uuid type reads it. Anything else is no id.
+ */
+export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const sessionKeyPattern = '^[A-Za-z0-9_.:/-]{1,200}$';
 const SessionKey = Type.String({
   pattern: sessionKeyPattern,
@@ -191,7 +197,8 @@ const CachedReadHeaders = {
   ETag: Type.String({
     description:
       'Changes exactly when the session record or its committed data does (and with the query); ' +
-      'send it back in If-None-Match to get 304 while it holds.',
+      'send it back in If-None-Match to get 304 while it holds. Weak (W/"...") on an aggregate: its answers under one tag ' +
+      'are equivalent, their sums equal but for rounding in the last digits.',
   }),
   'Cache-Control': Type.Literal('no-cache', { description: 'Keep the answer, but ask again (If-None-Match) before using it.' }),
 };

@@ -3,7 +3,8 @@
  * sends them back (section 13.1.2), which is untrusted input.
  *
  * A tag is a digest of what determines a body (the route, the query, the session's version):
- * equal inputs give byte-equal bodies, so the tag is strong. If-None-Match compares weakly
+ * equal inputs give byte-equal bodies, so the tag is strong; a read whose bodies are only
+ * equivalent (an aggregate) makes it weak (read-cache.ts). If-None-Match compares weakly
  * (section 8.8.3.2): `W/"x"` matches `"x"`. A header that does not follow the grammar is
  * ignored, as if absent: the answer is then the full 200, which is never wrong, where guessing
  * at a garbled header could be.

@@ -17,8 +17,10 @@
  * that one tag always names one body. A read after an ack loads a row that counts the acked
  * samples, hence a tag no earlier answer had: it can only be a miss, or a hit on an answer
  * made from that same version, on any instance. /data and /latest read up to the version's
- * lastSeq; a read that cannot bound itself so (an aggregate over roll-ups) reads the row and
- * the data in one REPEATABLE READ transaction.
+ * lastSeq. An aggregate cannot bound itself so: its buckets may hold a sample committed after
+ * the row was read, and a compaction of its roll-ups moves the rounding of its sums (never the
+ * version), so its answers of one version are equivalent, not byte-equal: it asks for a weak
+ * tag (`equivalentOnly`).
  *
  * Bodies are kept up to the cache's entry bound; a streamed body is passed on piece by piece
  * as before and kept only while it stays under that bound, so a large export is never held
@@ -57,6 +59,12 @@ export interface CachedRead {
   version: string;
   /** Every other input that shapes the body (the query, a format chosen from Accept), as JSON. */
   variant: unknown;
+  /**
+   * Whether two answers of one version may differ in their bytes, being equivalent only: then
+   * the tag is weak (RFC 9110, section 8.8.1), as instances that make the answer apart (a Redis
+   * entry expired, two misses at once) may answer different bytes under it.
+   */
+  equivalentOnly?: boolean;
   produce(): Promise<ProducedBody>;
 }
 
@@ -72,16 +80,17 @@ export class ReadCache {
   ) {}
 
   async answer(request: FastifyRequest, reply: FastifyReply, read: CachedRead): Promise<FastifyReply> {
-    const tag = entityTag([representationVersion, read.resource, JSON.stringify(read.variant) ?? '', read.version]);
+    const strong = entityTag([representationVersion, read.resource, JSON.stringify(read.variant) ?? '', read.version]);
+    const tag = read.equivalentOnly === true ? `W/${strong}` : strong;
     // no-cache: a browser or proxy may keep the answer, but asks again each time (RFC 9111,
     // 5.2.2.4), so it never shows one older than an ack; the ask is a cheap 304. Set only on
     // an answer: a 503 of a read that failed must not carry the tag of a body it does not have.
     const validators = { etag: tag, 'cache-control': 'no-cache' };
-    if (ifNoneMatchHits(request.headers['if-none-match'], tag)) {
+    if (ifNoneMatchHits(request.headers['if-none-match'], strong)) {
       this.counters.notModified();
       return reply.headers(validators).code(304).send();
     }
-    const key = tag.slice(1, -1);
+    const key = strong.slice(1, -1);
     const cached = await this.cache?.get(key);
     if (cached !== undefined) return reply.headers(cached.headers).headers(validators).type(cached.type).send(cached.body);
     const produced = await read.produce();

@@ -2,8 +2,8 @@
  * HTTP ingest (docs/protocol.md, HTTP ingest): one request is a producer for as long as it
  * runs. It attaches to the session through the coordinator as a socket producer does (so the
  * session's producer lock is held for the request, on every instance), has its body decoded
- * under the frame rules, hands the batch to the same acceptFrame (viewers, then the write
- * queue), waits for the commit, and detaches before it answers: after a 200, every sample it
+ * under the frame rules, hands the batch to the coordinator's commitFrame (the socket's
+ * acceptFrame, then a wait for the commit), and detaches before it answers: after a 200, every sample it
  * carried is stored and any producer may attach at once on this instance. The lock stays here
  * for a short idle grace (INGEST_HTTP_LOCK_GRACE_MS, session-coordinator.ts) for the next
  * request; a producer on another instance waits that out rather than being refused.
@@ -19,11 +19,9 @@
  * socket producer is with 4409.
  */
 import type { FrameErrorCode, ProblemCode } from '../contract/errors.ts';
-import { within } from '../deadlines.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { SessionRecord } from '../storage/session-repository.ts';
-import type { WriteQueue } from '../storage/write-queue.ts';
 import type { FrameLimits } from './frame-decoder.ts';
 import type { IngestCounters, ProducerLog } from './producer-connection.ts';
 import { SessionSampleRates } from './rate-limits.ts';
@@ -55,7 +53,6 @@ export type IngestOutcome =
 
 export interface HttpIngestOptions {
   coordinator: SessionCoordinator;
-  queue: WriteQueue;
   limits: HttpIngestLimits;
   counters: IngestCounters;
   log: ProducerLog;
@@ -116,7 +113,7 @@ export class HttpIngest {
   }
 
   private async accept(state: SessionState, session: SessionRecord, body: Buffer, media: BodyMedia): Promise<IngestOutcome> {
-    const { limits, counters, queue, coordinator } = this.options;
+    const { limits, counters, coordinator } = this.options;
     const receivedAtMs = nowMs();
     const decoded = bodyDecoders[media](body, session.channels, { ...limits, nullable: session.nullable }, receivedAtMs);
     if (!decoded.ok) {
@@ -128,28 +125,24 @@ export class HttpIngest {
       counters.rejected('rate_limited', batch.count);
       return refusal('rate_limited', `over ${limits.maxSamplesPerS} samples/s for this session; resend later`, rateRetryAfterS);
     }
-    if (queue.isFull && !(await drainedWithin(queue, limits.httpCommitTimeoutMs))) {
+    const frame = await coordinator.commitFrame(state, decoded, receivedAtMs, limits.httpCommitTimeoutMs);
+    if (frame.kind === 'queue_full') {
       return refusal(
         'service_unavailable',
         'the write queue is full (the database is slow or out of reach); nothing was stored',
         unavailableRetryAfterS,
       );
     }
-    const result = coordinator.acceptFrame(state, batch, decoded.hasSeq, decoded.samplesText, receivedAtMs);
-    if (result.kind === 'ended') {
+    if (frame.kind === 'ended') {
       counters.rejected('session_ended', batch.count);
       return refusal('session_ended', 'the session has ended');
     }
-    const accepted = result.kind === 'accepted' ? result.batch.count : 0;
+    const accepted = frame.stored;
     counters.accepted(accepted, batch.count - accepted);
-    const upTo = state.highestAcceptedSeq;
-    const committed = await within(
-      state.whenCommitted().then(() => true),
-      limits.httpCommitTimeoutMs,
-      () => false,
-    );
-    if (state.fenced) return refusal('producer_conflict', 'another instance took this session meanwhile; resend what was not acked');
-    if (!committed || state.committedSeq < upTo) {
+    if (frame.kind === 'fenced') {
+      return refusal('producer_conflict', 'another instance took this session meanwhile; resend what was not acked');
+    }
+    if (frame.kind === 'not_committed') {
       return refusal(
         'service_unavailable',
         `the samples were accepted but not committed within ${limits.httpCommitTimeoutMs} ms; ` +
@@ -159,9 +152,4 @@ export class HttpIngest {
     }
     return { ok: true, receipt: { ack: state.committedSeq, accepted, duplicates: batch.count - accepted } };
   }
-}
-
-/** Whether the write queue drains within `ms` (it may stay full while the database is out of reach). */
-function drainedWithin(queue: WriteQueue, ms: number): Promise<boolean> {
-  return within(new Promise<boolean>((resolve) => queue.onceDrained(() => resolve(true))), ms, () => false);
 }

@@ -13,6 +13,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
+import { Rounds } from '../rounds.ts';
 import { dropExpired, ensurePartitions, listPartitions } from '../storage/chunk-partitions.ts';
 import { withPooledClient } from '../storage/database.ts';
 import { type DeleteBudget, deleteExpiredRollups, deleteSessionExpired } from '../storage/retention-deletes.ts';
@@ -101,27 +102,22 @@ async function roundOn(client: pg.ClientBase, options: RetentionJobOptions, budg
 /** The job as a Part (lifecycle.ts) of the app. */
 export class RetentionJob {
   readonly name = 'retention job';
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<RetentionRound> | null = null;
   private readonly budget: DeleteBudget;
+  private readonly rounds: Rounds<RetentionRound>;
 
   constructor(private readonly options: RetentionJobOptions) {
     this.budget = options.budget ?? { batchRows: 1_000, maxBatches: 100 };
+    this.rounds = new Rounds(() => this.round(), options.settings.intervalMs, 'at once');
   }
 
   /** A first round at once, so that a fresh install has its partitions ahead before the first day ends; then every interval. */
   async start(): Promise<void> {
-    const roundLogged = () => void this.run().catch(() => undefined);
-    roundLogged();
-    this.timer = setInterval(roundLogged, this.options.settings.intervalMs).unref();
+    this.rounds.start();
   }
 
   /** Runs a round, or joins the one under way. Rejects with its error, once logged. */
   run(): Promise<RetentionRound> {
-    this.running ??= this.round().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.rounds.run();
   }
 
   private async round(): Promise<RetentionRound> {
@@ -138,7 +134,6 @@ export class RetentionJob {
 
   /** Stops the rounds; one under way ends first. */
   async close(_deadline: number): Promise<void> {
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.rounds.stop();
   }
 }

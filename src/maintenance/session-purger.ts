@@ -17,7 +17,7 @@
  */
 import type { Logger } from 'pino';
 import type { AuditTrail } from '../access/audit-trail.ts';
-import { Rounds } from '../lifecycle.ts';
+import { Rounds } from '../rounds.ts';
 import type { SessionDeletes } from '../storage/session-deletes.ts';
 
 export interface SessionPurgerOptions {
@@ -49,7 +49,7 @@ export class SessionPurger {
     this.rounds = new Rounds(() => this.purgeAll(), options.intervalMs ?? 60 * 60 * 1000);
   }
 
-  /** The first round comes at a random point of the first interval (lifecycle.ts, Rounds). */
+  /** The first round comes at a random point of the first interval (rounds.ts). */
   async start(): Promise<void> {
     this.rounds.start();
   }

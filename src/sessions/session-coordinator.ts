@@ -21,13 +21,12 @@
  * session that no request uses is never refused there, only answered up to a grace later.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { within } from '../deadlines.ts';
 import type { FanoutHub } from '../fanout/hub.ts';
 import type { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import type { SessionRecord } from '../storage/session-repository.ts';
 import type { WriteQueue } from '../storage/write-queue.ts';
-import { type Acceptance, type ProducerHandle, SessionState } from './session-state.ts';
+import { type Acceptance, type FrameCommit, type ProducerHandle, SessionState } from './session-state.ts';
 
 export interface SessionLookup {
   claimForProducer(id: string): Promise<{ record: SessionRecord; epoch: number } | null>;
@@ -85,15 +84,10 @@ export class SessionCoordinator {
   private readonly graces = new Map<SessionState, NodeJS.Timeout>();
 
   constructor(options: SessionCoordinatorOptions) {
-    const { sessions, locks, hub, queue, windowMaxBytes, remoteEnd = null, idleGraceMs = 0, announceDelete = null } = options;
-    this.sessions = sessions;
-    this.locks = locks;
-    this.hub = hub;
-    this.queue = queue;
-    this.windowMaxBytes = windowMaxBytes;
-    this.remoteEnd = remoteEnd;
-    this.idleGraceMs = idleGraceMs;
-    this.announceDelete = announceDelete;
+    ({ sessions: this.sessions, locks: this.locks, hub: this.hub, queue: this.queue, windowMaxBytes: this.windowMaxBytes } = options);
+    this.remoteEnd = options.remoteEnd ?? null;
+    this.idleGraceMs = options.idleGraceMs ?? 0;
+    this.announceDelete = options.announceDelete ?? null;
   }
 
   get activeSessionCount(): number {
@@ -144,6 +138,26 @@ export class SessionCoordinator {
       state.producer?.sendAck(state.committedSeq);
     }
     return result;
+  }
+
+  /**
+   * acceptFrame for a producer that awaits its commits (an HTTP ingest request, a connector's
+   * poll): waits for room in a full write queue, then for the commit, each at most `waitMs`.
+   */
+  async commitFrame(
+    state: SessionState,
+    frame: { batch: SampleBatch; hasSeq: boolean; samplesText: Buffer | null },
+    nowMs: number,
+    waitMs: number,
+  ): Promise<FrameCommit> {
+    if (this.queue.isFull && !(await this.queue.drainedWithin(waitMs))) return { kind: 'queue_full' };
+    const result = this.acceptFrame(state, frame.batch, frame.hasSeq, frame.samplesText, nowMs);
+    if (result.kind === 'ended') return { kind: 'ended' };
+    const stored = result.kind === 'accepted' ? result.batch.count : 0;
+    const upTo = state.highestAcceptedSeq;
+    const committed = await state.committedWithin(waitMs);
+    if (state.fenced) return { kind: 'fenced', stored };
+    return { kind: committed && state.committedSeq >= upTo ? 'committed' : 'not_committed', stored };
   }
 
   /** The producer's connection closed: once its writes are committed, let the session go. */
@@ -224,7 +238,7 @@ export class SessionCoordinator {
    */
   private async endHere(state: SessionState, commitWaitMs: number): Promise<EndOutcome> {
     state.ended = true;
-    if (!(await committedWithin(state, commitWaitMs))) return { ok: false, refusal: 'not_committed' };
+    if (!(await state.committedWithin(commitWaitMs))) return { ok: false, refusal: 'not_committed' };
     const session = await this.sessions.markEnded(state.sessionId);
     if (!session) return { ok: false, refusal: 'session_not_found' };
     this.hub.publishEnd(state.sessionId);
@@ -282,13 +296,4 @@ export class SessionCoordinator {
     });
     return result;
   }
-}
-
-/** Whether everything accepted for `state` is committed within `ms`. */
-function committedWithin(state: SessionState, ms: number): Promise<boolean> {
-  return within(
-    state.whenCommitted().then(() => true),
-    ms,
-    () => false,
-  );
 }

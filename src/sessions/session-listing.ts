@@ -6,6 +6,7 @@
  * began. (One exception: createdAt is its transaction's start, so an insert that commits
  * late may land behind a cursor that has already passed its time.)
  */
+import { uuidPattern } from '../contract/schemas.ts';
 import type { ListPosition, SessionFilter } from '../storage/session-list-query.ts';
 
 export type { ListPosition, SessionFilter };
@@ -24,7 +25,7 @@ export function withinReach(filter: SessionFilter, reach: string | null): Sessio
 }
 
 const cursorTag = 'sessions';
-const positionPattern = /^sessions:(0|[1-9][0-9]{0,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
+const positionPattern = /^sessions:(0|[1-9][0-9]{0,18}):(.+)$/;
 /** Microseconds of year 10000, past any timestamptz a session can hold. */
 const maxCreatedUs = 253_402_300_800_000_000n;
 
@@ -39,5 +40,6 @@ export function decodeCursor(cursor: string): ListPosition | null {
   const match = positionPattern.exec(Buffer.from(cursor, 'base64url').toString('latin1'));
   if (match === null) return null;
   const createdUs = BigInt(match[1]);
-  return createdUs < maxCreatedUs ? { createdUs, id: match[2] } : null;
+  // The id as PostgreSQL writes a uuid: an edited cursor is at most another position, never a malformed one.
+  return createdUs < maxCreatedUs && uuidPattern.test(match[2]) ? { createdUs, id: match[2].toLowerCase() } : null;
 }

@@ -11,12 +11,20 @@
  *   relies on this).
  * - Frames leave the window only once committed, and only while it is over its byte bound.
  */
+import { within } from '../deadlines.ts';
 import { LiveFrame } from '../samples/live-frames.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 import { jsonColumnKeys } from '../samples/sample-text.ts';
 import type { QueuedSession } from '../storage/write-queue.ts';
 
 export type Acceptance = { kind: 'accepted'; batch: SampleBatch; frame: LiveFrame } | { kind: 'duplicate' } | { kind: 'ended' };
+
+/**
+ * What a producer that awaits its commits got for a frame (SessionCoordinator.commitFrame):
+ * `queue_full` and `ended` stored nothing; else `stored` new samples were accepted, and are
+ * committed, or will be once the database allows (`not_committed`), or never here (`fenced`).
+ */
+export type FrameCommit = { kind: 'queue_full' } | { kind: 'ended' } | { kind: 'committed' | 'not_committed' | 'fenced'; stored: number };
 
 /** What a session needs of its producer's connection. */
 export interface ProducerHandle {
@@ -130,6 +138,15 @@ export class SessionState implements QueuedSession {
     const seq = this.highestAcceptedSeq;
     if (seq <= this.committedSeq || this.fenced) return Promise.resolve();
     return new Promise((resolve) => this.commitWaiters.push({ seq, resolve }));
+  }
+
+  /** Whether everything accepted so far is committed within `ms`. */
+  committedWithin(ms: number): Promise<boolean> {
+    return within(
+      this.whenCommitted().then(() => true),
+      ms,
+      () => false,
+    );
   }
 
   /** The window's frames, oldest first; the array is a copy the caller may keep. */

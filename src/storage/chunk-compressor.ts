@@ -26,6 +26,7 @@
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import type { Logger } from 'pino';
+import { Rounds } from '../rounds.ts';
 import { SampleBatch } from '../samples/sample-batch.ts';
 import { CorruptChunkError } from './bit-stream.ts';
 import { batchFromPayload, decodeCopyBinary } from './chunk-codec.ts';
@@ -202,29 +203,21 @@ export class ChunkCompressor {
   readonly name = 'chunk compressor';
   private readonly groupSamples: number;
   private readonly corrupt = new Map<string, number[]>();
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<CompressedGroup> | null = null;
-  private closed = false;
+  private readonly rounds: Rounds<CompressedGroup>;
 
   constructor(private readonly options: ChunkCompressorOptions) {
     this.groupSamples = Math.min(options.groupSamples ?? 8192, compressedChunkMaxSamples);
+    this.rounds = new Rounds(() => this.round(), options.intervalMs);
   }
 
   /** The first round at a random point of the first interval, so that instances started together do not compress together. */
   async start(): Promise<void> {
-    const roundLogged = () => void this.compress().catch(() => undefined);
-    this.timer = setTimeout(() => {
-      roundLogged();
-      this.timer = setInterval(roundLogged, this.options.intervalMs).unref();
-    }, Math.random() * this.options.intervalMs).unref();
+    this.rounds.start();
   }
 
   /** Compresses every sealed group, or joins the round under way; resolves with the totals. */
   compress(): Promise<CompressedGroup> {
-    this.running ??= this.round().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.rounds.run();
   }
 
   private async round(): Promise<CompressedGroup> {
@@ -232,10 +225,10 @@ export class ChunkCompressor {
     const total: CompressedGroup = { chunks: 0, samples: 0, bytesBefore: 0, bytesAfter: 0 };
     try {
       let after = { sessionId: '00000000-0000-0000-0000-000000000000', lastSeq: -1 };
-      while (!this.closed) {
+      while (!this.rounds.stopped) {
         const { rows } = await pool.query<Listed>(listSealed, [after.sessionId, after.lastSeq, afterMs]);
         for (const group of groupsOf(rows, this.groupSamples, this.corrupt)) {
-          if (this.closed) break;
+          if (this.rounds.stopped) break;
           const done = await this.compressOne(group);
           if (done === null) continue;
           total.chunks += done.chunks;
@@ -272,9 +265,6 @@ export class ChunkCompressor {
 
   /** Stops compressing; a round under way ends after its current group. */
   async close(_deadline: number): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.rounds.stop();
   }
 }

@@ -29,6 +29,7 @@
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { type BucketSummary, bucketStart, mergeBucket } from '../aggregates/bucket-summary.ts';
+import { Rounds } from '../rounds.ts';
 import { withPooledClient } from './database.ts';
 import { decodeBlock, encodeBlock } from './rollup-block.ts';
 import { insertParts, type RollupPart } from './rollup-store.ts';
@@ -171,35 +172,27 @@ export interface RollupCompactorOptions {
 export class RollupCompactor {
   readonly name = 'roll-up compactor';
   private readonly batchBlocks: number;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<CompactedBatch> | null = null;
-  private closed = false;
+  private readonly rounds: Rounds<CompactedBatch>;
 
   constructor(private readonly options: RollupCompactorOptions) {
     this.batchBlocks = options.batchBlocks ?? 256;
+    this.rounds = new Rounds(() => this.round(), options.intervalMs);
   }
 
   /** The first round at a random point of the first interval, so that instances started together do not compact together. */
   async start(): Promise<void> {
-    const roundLogged = () => void this.compact().catch(() => undefined);
-    this.timer = setTimeout(() => {
-      roundLogged();
-      this.timer = setInterval(roundLogged, this.options.intervalMs).unref();
-    }, Math.random() * this.options.intervalMs).unref();
+    this.rounds.start();
   }
 
   /** Compacts until a batch has nothing left to do, or joins the round under way. Rejects with a failed batch's error, once logged. */
   compact(): Promise<CompactedBatch> {
-    this.running ??= this.round().finally(() => {
-      this.running = null;
-    });
-    return this.running;
+    return this.rounds.run();
   }
 
   private async round(): Promise<CompactedBatch> {
     const total = { blocks: 0, parts: 0, rolledUp: 0 };
     try {
-      while (!this.closed) {
+      while (!this.rounds.stopped) {
         const batch = await withPooledClient(this.options.pool, (client) => compactBatch(client, this.batchBlocks));
         total.blocks += batch.blocks;
         total.parts += batch.parts;
@@ -216,9 +209,6 @@ export class RollupCompactor {
 
   /** Stops compacting; a round under way ends after its current batch. */
   async close(_deadline: number): Promise<void> {
-    this.closed = true;
-    clearTimeout(this.timer);
-    clearInterval(this.timer);
-    await this.running?.catch(() => undefined);
+    await this.rounds.stop();
   }
 }

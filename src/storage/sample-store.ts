@@ -226,7 +226,7 @@ export class SampleStore implements ChunkCommitter {
     if (fromSeq > toSeq) return;
     let after = fromSeq - 1;
     for (;;) {
-      const rows = decodeCopyBinary(await this.copyOut(chunkPageQuery(sessionId, after, toSeq, times)));
+      const rows = decodeCopyBinary(await copyOutOf(this.pool, chunkPageQuery(sessionId, after, toSeq, times)));
       for (const row of rows) {
         // From after the last page, not from fromSeq: the compressor may have joined chunks of
         // the last page with later ones since (chunk-compressor.ts), and what was read is not read twice.
@@ -254,11 +254,6 @@ export class SampleStore implements ChunkCommitter {
     });
     const { first_seq, last_seq } = rows[0];
     return first_seq === null || last_seq === null ? null : { firstSeq: Number(first_seq), lastSeq: Number(last_seq) };
-  }
-
-  /** One page of chunks, bounded by readPageChunks. */
-  private copyOut(sql: string): Promise<Buffer> {
-    return copyOutOf(this.pool, sql);
   }
 }
 

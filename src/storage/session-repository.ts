@@ -1,5 +1,6 @@
 /** Session records in PostgreSQL. Counters (sample_count, last_seq, first_t, last_t) move only with commits. */
 import type pg from 'pg';
+import { uuidPattern } from '../contract/schemas.ts';
 import { within } from '../deadlines.ts';
 import { CoalescingQueue } from './coalescing-queue.ts';
 import { DatabaseUnreachableError, isDatabaseUnavailable } from './database.ts';
@@ -9,8 +10,6 @@ import { type SessionRecord, type SessionRow, sessionColumns, toRecord } from '.
 
 export { CreateCancelledError, KeyTakenError, type NewSession } from './session-creates.ts';
 export type { SessionRecord } from './session-record.ts';
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Session ids are UUIDs; anything else is no session, and is never sent to PostgreSQL, whose

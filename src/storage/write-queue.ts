@@ -12,6 +12,7 @@
  * runs while another waits for its commit, and yet a session's commits, and so its acks,
  * never overtake one another (an ack says every sample up to its seq is stored).
  */
+import { within } from '../deadlines.ts';
 import type { SampleBatch } from '../samples/sample-batch.ts';
 
 /**
@@ -167,6 +168,11 @@ export class WriteQueue {
   /** Calls `listener` once the queue is down to half its bound. */
   onceDrained(listener: () => void): void {
     this.drainedListeners.push(listener);
+  }
+
+  /** Whether the queue drains within `ms` (it may stay full while the database is out of reach). */
+  drainedWithin(ms: number): Promise<boolean> {
+    return within(new Promise<boolean>((resolve) => this.onceDrained(() => resolve(true))), ms, () => false);
   }
 
   interrupt(): void {

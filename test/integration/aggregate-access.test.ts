@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pg from 'pg';
 import { assertProblem, bearer, call, createKey, privateMode } from '../support/access.ts';
 import { startApp } from '../support/app.ts';
 
@@ -84,6 +85,33 @@ test('a leaderboard ranks the sessions of a prefix by a fn of a channel, within 
   assertProblem(await board('keyPrefix=lb/&channel=temp&limit=0'), 400, 'invalid_request');
   assertProblem(await board('channel=temp'), 400, 'invalid_request');
   assertProblem(await board('keyPrefix=lb/&channel=temp&fromT=NaN'), 400, 'invalid_request');
+});
+
+test('a leaderboard over 1,000 sessions is answered, over 1,001 refused with aggregate_too_large', async (t) => {
+  const running = await startApp(t, { RATE_LIMIT_PER_MINUTE: '0' });
+  const { key: reader } = await createKey(running.databaseUrl, { name: 'reader', role: 'reader' });
+  // Made in the database: 1,001 creates through the API would only slow the test down.
+  const addSessions = async (from: number, to: number) => {
+    const db = new pg.Client({ connectionString: running.databaseUrl });
+    await db.connect();
+    try {
+      await db.query(
+        `INSERT INTO sessions (id, token_hash, key, channels)
+         SELECT gen_random_uuid(), '\\x00', 'many/' || lpad(n::text, 4, '0'), ARRAY['temp'] FROM generate_series($1::int, $2::int) AS n`,
+        [from, to],
+      );
+    } finally {
+      await db.end();
+    }
+  };
+  const board = () => call(`${running.baseUrl}/api/v1/aggregate?keyPrefix=many/&channel=temp&fn=count`, 'GET', bearer(reader));
+
+  await addSessions(1, 1_000);
+  const full = await board();
+  assert.equal(full.status, 200, JSON.stringify(full.body));
+  assert.equal(full.body.rows.length, 100, 'the default limit of rows');
+  await addSessions(1_001, 1_001);
+  assertProblem(await board(), 400, 'aggregate_too_large');
 });
 
 test('in private mode a session aggregate needs a key that reaches the session, as /data does', async (t) => {

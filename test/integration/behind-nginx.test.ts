@@ -5,8 +5,9 @@
  * crosses the proxy. SDK producers and viewers spread over the processes through nginx; one
  * process is killed with SIGKILL mid-stream; its producer reconnects through nginx to another
  * process and resends, its viewers resume with fromSeq; every sample is stored once. Then the
- * processes agree on the session list and on a key revoked through one of them, and nginx's
- * logs hold none of the credentials that went through it.
+ * processes, each asked directly, agree (support/instance-agreement.ts): on the session list,
+ * on aggregates, on cached reads and their ETags before and after more samples, and on a key
+ * revoked through one of them; and nginx's logs hold none of the credentials that went through it.
  *
  * One producer and one viewer connect as a browser does (no headers on a WebSocket: the
  * credential in `?token=` / `?access_token=`), so the log check has something to find.
@@ -21,13 +22,20 @@ import { createSession, readData } from '../../src/sdk/rest.ts';
 import type { CreatedSession, Sample, SampleInput } from '../../src/sdk/types.ts';
 import { Viewer } from '../../src/sdk/viewer.ts';
 import type { WebSocketConstructor } from '../../src/sdk/websocket.ts';
-import { assertProblem, bearer, call, createKey, ecPrivateJwk, privateMode } from '../support/access.ts';
+import { bearer, call, createKey, ecPrivateJwk, privateMode } from '../support/access.ts';
 import { liveUrl, RecordingSocket } from '../support/clients.ts';
 import { freshDatabase } from '../support/database.ts';
 import { eventually } from '../support/eventually.ts';
+import {
+  assertAggregatesAgree,
+  assertCachedReadsAgree,
+  assertListsAgree,
+  assertRevocationAgrees,
+  rollupsSettled,
+} from '../support/instance-agreement.ts';
 import { startNginx } from '../support/nginx.ts';
 import { storedTotals } from '../support/resilience-app.ts';
-import { type ServerProcess, startServerProcess } from '../support/server-process.ts';
+import { loggedRequest, type ServerProcess, socketsOpen, startServerProcess } from '../support/server-process.ts';
 
 const redisUrl = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const quickBackoff = { initialDelayMs: 20, maxDelayMs: 250 };
@@ -62,19 +70,6 @@ function assertExactly(actual: Sample[], to: number, label: string): void {
     Array.from({ length: to }, (_, i) => sampleFor(i + 1)),
     label,
   );
-}
-
-/** Sockets open on one process, by kind, from its /metrics. */
-async function socketsOpen(instance: ServerProcess): Promise<{ ingest: number; live: number }> {
-  const text = await (await fetch(`${instance.baseUrl}/metrics`)).text();
-  const count = (kind: string) =>
-    Number(text.match(new RegExp(`^wavehouse_sockets_open\\{[^}]*kind="${kind}"[^}]*\\} (\\d+)`, 'm'))?.[1] ?? 0);
-  return { ingest: count('ingest'), live: count('live') };
-}
-
-/** Whether `instance` logged a request for `path` (its log line has the URL, credentials redacted). */
-function accepted(instance: ServerProcess, path: string): boolean {
-  return instance.logLines.some((line) => line.includes('"incoming request"') && line.includes(`"url":"${path}`));
 }
 
 /** Every access and refresh token the server hands out through `fetch`, kept to look for in the logs. */
@@ -117,7 +112,7 @@ test('three instances behind the documented nginx: a SIGKILL mid-stream loses no
     readerCredential.close();
   });
   const sessions: CreatedSession[] = [];
-  for (let i = 0; i < 3; i++) sessions.push(await createSession(baseUrl, {}, { credential: writerCredential }));
+  for (let i = 0; i < 3; i++) sessions.push(await createSession(baseUrl, { key: `nginx/${i}` }, { credential: writerCredential }));
 
   // One at a time, so that least_conn spreads them: producers first, then a viewer of each session.
   const producers: Producer[] = [];
@@ -176,7 +171,7 @@ test('three instances behind the documented nginx: a SIGKILL mid-stream loses no
     'nginx spread the sockets over all three processes',
   );
   // The victim holds the browser-like producer: its reconnect carries `?token=` through nginx's failover.
-  const victimIndex = instances.findIndex((instance) => accepted(instance, `/api/v1/sessions/${sessions[0].sessionId}/ingest`));
+  const victimIndex = instances.findIndex((instance) => loggedRequest(instance, `/api/v1/sessions/${sessions[0].sessionId}/ingest`));
   assert.notEqual(victimIndex, -1, 'a process logged the upgrade of the first producer');
   assert.ok(placement[victimIndex].live > 0, 'the process to be killed holds a viewer too');
   const victim = instances[victimIndex];
@@ -233,18 +228,35 @@ test('three instances behind the documented nginx: a SIGKILL mid-stream loses no
     assert.deepEqual(totals, { chunkSamples: pushed, sessionSampleCount: pushed, lastSeq: pushed, overlappingChunks: 0 });
   }
 
-  // Every process, the restarted one included, lists the same sessions the same way.
-  const lists = await eventually(async () => {
-    const answers = await Promise.all(instances.map((instance) => call(`${instance.baseUrl}/api/v1/sessions`, 'GET', bearer(reader))));
-    for (const answer of answers) assert.deepEqual(answer, answers[0]);
-    return answers[0];
-  });
-  assert.equal(lists.status, 200);
-  assert.deepEqual(lists.body.sessions.map((s: { sessionId: string }) => s.sessionId).sort(), sessions.map((s) => s.sessionId).sort());
-  assert.ok(lists.body.sessions.every((s: { status: string; sampleCount: number }) => s.status === 'ended' && s.sampleCount === pushed));
+  // Asked directly, every process (the restarted one included) answers as the others: lists...
+  const agreeing = Date.now();
+  const listed = await assertListsAgree(instances, admin);
+  assert.deepEqual(listed.map((s) => s.sessionId).sort(), sessions.map((s) => s.sessionId).sort());
+  assert.ok(listed.every((s) => s.status === 'ended' && s.sampleCount === pushed));
 
-  // A key made and revoked through different processes; its token, renewed once through nginx.
-  const someSession = `/api/v1/sessions/${sessions[0].sessionId}`;
+  // ...aggregates, per session and across them (az = -seq: every figure exact)...
+  await rollupsSettled(database.url, 20_000);
+  await assertAggregatesAgree(
+    instances,
+    reader,
+    { sessionIds: sessions.map((s) => s.sessionId), keyPrefix: 'nginx/', channel: 'az', bucketMs: 1_200 },
+    { count: pushed, min: -pushed, max: -1, sum: -(pushed * (pushed + 1)) / 2, first: -1, last: -pushed },
+  );
+
+  // ...cached reads and their tags, before and after more samples come through one of them...
+  const cached = await createSession(baseUrl, { key: 'nginx/cached' }, { credential: writerCredential });
+  const ingestVia = async (instance: ServerProcess, from: number, to: number) => {
+    const samples = Array.from({ length: to - from + 1 }, (_, i) => sampleFor(from + i));
+    const path = `${instance.baseUrl}/api/v1/sessions/${cached.sessionId}/samples`;
+    assert.equal((await call(path, 'POST', bearer(cached.ingestToken), { samples })).status, 200);
+    return Array.from({ length: to }, (_, i) => sampleFor(i + 1));
+  };
+  await assertCachedReadsAgree(instances, `/api/v1/sessions/${cached.sessionId}`, reader, {
+    before: await ingestVia(instances[0], 1, 100),
+    ingestMore: () => ingestVia(instances[1], 101, 150),
+  });
+
+  // ...and a key made and revoked through different processes; its token, renewed once through nginx.
   const made = await call(`${baseUrl}/api/v1/keys`, 'POST', bearer(admin), { name: 'to revoke', role: 'reader' });
   assert.equal(made.status, 201, JSON.stringify(made.body));
   const exchanged = await call(`${baseUrl}/api/v1/auth/token`, 'POST', bearer(made.body.key));
@@ -252,22 +264,16 @@ test('three instances behind the documented nginx: a SIGKILL mid-stream loses no
   assert.equal(renewed.status, 200, JSON.stringify(renewed.body));
   for (const pair of [exchanged.body, renewed.body]) issued.add(pair.accessToken).add(pair.refreshToken);
   const token = renewed.body.accessToken;
-  for (const instance of instances) {
-    // Each process now holds the key in its cache: only the broadcast can make it refuse it within the bound.
-    assert.equal((await call(`${instance.baseUrl}${someSession}`, 'GET', bearer(made.body.key))).status, 200);
-    assert.equal((await call(`${instance.baseUrl}${someSession}`, 'GET', bearer(token))).status, 200);
-  }
-  const revokedVia = instances[(victimIndex + 1) % 3];
-  assert.equal((await call(`${revokedVia.baseUrl}/api/v1/keys/${made.body.id}`, 'DELETE', bearer(admin))).status, 200);
-  for (const instance of instances) {
-    await eventually(
-      async () => {
-        assertProblem(await call(`${instance.baseUrl}${someSession}`, 'GET', bearer(made.body.key)), 401, 'credential_revoked');
-        assertProblem(await call(`${instance.baseUrl}${someSession}`, 'GET', bearer(token)), 401, 'credential_revoked');
-      },
-      { timeoutMs: revocationBoundMs },
-    );
-  }
+  const refusedAfterMs = await assertRevocationAgrees(instances, instances[(victimIndex + 1) % 3], admin, {
+    keyId: made.body.id,
+    key: made.body.key,
+    token,
+    path: `/api/v1/sessions/${sessions[0].sessionId}`,
+    boundMs: revocationBoundMs,
+  });
+  t.diagnostic(
+    `agreement checked in ${Date.now() - agreeing} ms; the key refused by each process ${refusedAfterMs} ms after its revocation`,
+  );
   const refused = await new RecordingSocket(`${liveUrl(nginx.wsUrl, sessions[0].sessionId)}?access_token=${token}`).waitForClose();
   assert.equal(refused.code, 4401);
   assert.match(refused.reason, /^credential_revoked/);
@@ -280,7 +286,7 @@ test('three instances behind the documented nginx: a SIGKILL mid-stream loses no
   const victimAddress = `127.0.0.1:${ports[victimIndex]}`;
   assert.ok(access.includes(`upstream=${victimAddress}, `), `nginx moved a request off the killed process:\n${access}`);
 
-  const secrets = [admin, writer, reader, made.body.key, ...sessions.map((s) => s.ingestToken), ...issued];
+  const secrets = [admin, writer, reader, made.body.key, cached.ingestToken, ...sessions.map((s) => s.ingestToken), ...issued];
   assert.ok(issued.size >= 6, 'access and refresh tokens crossed the proxy');
   for (const [name, text] of logs) {
     for (const secret of secrets) assert.ok(!text.includes(secret), `${name} holds a credential (${secret.slice(0, 6)}...):\n${text}`);

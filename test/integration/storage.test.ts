@@ -966,6 +966,31 @@ function storageSuite(name: string, backend: Backend, lifecycle?: { start(): Pro
         assert.equal(queue.queuedBytes, 0);
       });
 
+      test('an awaited batch pushed while the lane waits for another to age wakes it, and is committed at once', async (t) => {
+        const { repository, store } = await openStorage(t, backend);
+        const channels = ['ax', 'ay', 'az'];
+        const stateOf = async () =>
+          new SessionState({ sessionId: await newSession(repository, channels), channels, lastCommittedSeq: -1, windowMaxBytes: 1 << 20 });
+        const [aging, awaited] = [await stateOf(), await stateOf()];
+        const queue = new WriteQueue({ maxQueuedBytes: 64 * 1024 * 1024 });
+        queue.push(aging, batchOf(plainSamples([1, 2, 3]), 3), Date.now());
+        aging.highestAcceptedSeq = 3;
+        // A minute of age to wait for: start() leaves the one lane waiting for the aging batch, listening for an awaited one.
+        const writer = new BatchWriter({
+          queue,
+          store,
+          limits: { maxBatchAgeMs: 60_000, maxBatchSamples: 100_000, maxChunkSamples: 100 },
+          log,
+          counters: recordingCounters(),
+        });
+        writer.start();
+        t.after(() => writer.drain(5_000));
+        queue.push(awaited, batchOf(plainSamples([1, 2]), 3), Date.now(), true);
+        awaited.highestAcceptedSeq = 2;
+        assert.equal(await awaited.committedWithin(5_000), true, 'committed long before the aging batch came of age');
+        assert.equal(aging.committedSeq, 3, 'the aging batch went with it, in the same flush');
+      });
+
       test('with two lanes, commits every session in order, each on its lane, while batches keep coming', async (t) => {
         const { repository, store } = await openStorage(t, backend);
         const channels = ['ax', 'ay', 'az'];

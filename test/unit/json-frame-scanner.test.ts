@@ -75,6 +75,22 @@ describe('JSON frame scanner', () => {
     }
   });
 
+  test('reads numbers whose digits are just below, at and above 2^53 as JSON.parse does, wherever the point is', () => {
+    // 2^53 = 9007199254740992: the digits below it are exact in a double and take the fast
+    // path, the rest go to Number(); 2^53 + 1 gathers to 2^53 in a double, so only a strict
+    // bound on the gathered value keeps it off the fast path.
+    const digitRuns = ['9007199254740991', '9007199254740992', '9007199254740993', '9007199254740995', '9999999999999999'];
+    const numbers: string[] = [];
+    for (const run of [...digitRuns, ...digitRuns.map((digits) => `${digits}7`)]) {
+      for (let point = 1; point < run.length; point++) numbers.push(`${run.slice(0, point)}.${run.slice(point)}`);
+      numbers.push(run, `0.${run}`, `-0.000${run}`, `${run}e-22`, `${run}e-23`, `${run}e22`, `${run}e-7`);
+    }
+    for (let start = 0; start < numbers.length; start += 3) {
+      const [ax, ay = '0', az = '0'] = numbers.slice(start, start + 3);
+      assertScansLikeJsonParse(`{"samples":[{"ax":${ax},"ay":${ay},"az":${az}}]}`);
+    }
+  });
+
   test('reads digit runs of every length and position as JSON.parse does (runs of four are read as one word)', () => {
     const next = random(4);
     const digitsOf = (count: number) =>

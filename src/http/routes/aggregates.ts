@@ -19,6 +19,7 @@ import {
 } from '../../contract/aggregate-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
 import { CachedReadRequestHeaders, cachedReadResponses, problemResponses, SessionIdParams } from '../../contract/schemas.ts';
+import { mediaTypes } from '../../export/data-formats.ts';
 import { withinReach } from '../../sessions/session-listing.ts';
 import type { SessionRepository } from '../../storage/session-repository.ts';
 import { sessionVersion } from '../../storage/session-version.ts';
@@ -34,8 +35,6 @@ export interface AggregateRoutesOptions {
   summaries: SummarySource;
   readCache: ReadCache;
 }
-
-const csvType = 'text/csv; charset=utf-8';
 
 function orProblem<T>(outcome: Parsed<T>): T {
   if (!outcome.ok) throw new Problem(outcome.code, outcome.detail);
@@ -86,13 +85,16 @@ export const aggregateRoutes: FastifyPluginAsyncTypebox<AggregateRoutesOptions> 
       vary(reply, 'Accept');
       // Cached under the row's version: what an ack covered before the row was read is in the
       // answer (roll-ups commit with it); a sample committed since may be too, never one less.
+      // So two answers of a version are equivalent, not byte-equal (a compaction also moves the
+      // rounding of sums): a weak tag.
       return readCache.answer(request, reply, {
         resource: 'aggregate',
         version: sessionVersion(session),
         variant: [format, query],
+        equivalentOnly: true,
         produce: async () => ({
           // The body is the declared shape, written as text (aggregates/aggregate-text.ts).
-          type: format === 'csv' ? csvType : 'application/json; charset=utf-8',
+          type: format === 'csv' ? mediaTypes.csv : 'application/json; charset=utf-8',
           body: orProblem(await readAggregate(summaries, session, query, format)),
         }),
       });

@@ -15,7 +15,7 @@ import {
   CreateConnectorBody,
 } from '../../contract/connector-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import { problemResponses } from '../../contract/schemas.ts';
+import { problemResponses, uuidPattern } from '../../contract/schemas.ts';
 import type { ConnectorRecord } from '../../storage/connector-repository.ts';
 import { auditContext } from '../access-guard.ts';
 
@@ -48,7 +48,6 @@ export function connectorView(record: ConnectorRecord, credits: CreditsView | nu
   };
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const write = { access: { scope: 'connectors:write', on: 'collection' } } as const;
 const read = { access: { scope: 'sessions:read', on: 'collection' } } as const;
 const common = { tags: ['connectors'], security: [{ bearer: [] }] };

@@ -75,8 +75,7 @@ function committedUpTo(session: SessionRecord): number {
   return session.lastSeq ?? -1;
 }
 
-/** Appends to Vary: the CORS plugin may have put Origin there already. */
-/** Adds `header` to the answer's Vary (a cached read whose body follows it). */
+/** Adds `header` to the answer's Vary (a cached read whose body follows it), after what the CORS plugin may have put there (Origin). */
 export function vary(reply: FastifyReply, header: string): void {
   const before = reply.getHeader('vary');
   reply.header('vary', before === undefined ? header : `${before}, ${header}`);

@@ -4,7 +4,7 @@ import type { Access } from '../../access/access-service.ts';
 import type { ApiKeyView } from '../../access/api-keys.ts';
 import { type ApiKey, CreatedKey, CreateKeyBody, KeyIdParams, KeyList, ApiKey as KeySchema } from '../../contract/access-schemas.ts';
 import { Problem } from '../../contract/errors.ts';
-import { problemResponses } from '../../contract/schemas.ts';
+import { problemResponses, uuidPattern } from '../../contract/schemas.ts';
 import { auditContext } from '../access-guard.ts';
 
 export interface KeyRoutesOptions {
@@ -22,7 +22,6 @@ function keyView(view: ApiKeyView): ApiKey {
   };
 }
 
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const admin = { access: { scope: 'admin', on: 'collection' } } as const;
 
 export const keyRoutes: FastifyPluginAsyncTypebox<KeyRoutesOptions> = async (server, { access }) => {
