@@ -28,7 +28,7 @@ function wholePolls(statements: readonly string[]): string[][] {
   return polls.slice(0, -1);
 }
 
-test('a connector poll costs five statements, and the commit of its records four more', { timeout: 60_000 }, async (t) => {
+test('a connector poll costs five statements, and the commit of its records four more', { timeout: 90_000 }, async (t) => {
   const standIn = await ThingSpeakStandIn.start();
   t.after(() => standIn.close());
   let statements: string[] = [];
@@ -45,13 +45,15 @@ test('a connector poll costs five statements, and the commit of its records four
   const admin = await createKey(directDatabaseUrl, { name: 'admin', role: 'admin' });
   standIn.addChannel(5, ['level', 'flow', null, null, null, null, null, null]);
   standIn.addEntries(5, 10);
-  const connector = await createThingSpeakConnector(baseUrl, admin.key, { baseUrl: standIn.baseUrl, channelId: 5 }, 0.5);
+  // Polls 2 s apart: none comes within the idle grace of the one before (INGEST_HTTP_LOCK_GRACE_MS, 200 ms), which would
+  // find the stream still attached here and skip its lock and claim.
+  const connector = await createThingSpeakConnector(baseUrl, admin.key, { baseUrl: standIn.baseUrl, channelId: 5 }, 2);
   await eventually(async () => assert.equal((await storedSamples(baseUrl, admin.key, connector)).length, 10), { timeoutMs: 10_000 });
 
   // The lock connection's heartbeat is no poll's.
   const polled = () => wholePolls(statements.filter((s) => s !== 'SELECT 1'));
   statements = [];
-  await eventually(() => assert.ok(polled().length >= 3), { timeoutMs: 10_000 });
+  await eventually(() => assert.ok(polled().length >= 3), { timeoutMs: 20_000 });
   const idle = [
     'SELECT id, kind, name, config, secrets, secret_names', // the connector's record: a pause or delete is seen before each poll
     'SELECT pg_try_advisory_lock($1::bigint) AS locked', // the stream's producer lock
@@ -64,7 +66,7 @@ test('a connector poll costs five statements, and the commit of its records four
   statements = [];
   const adding = setInterval(() => standIn.addEntries(5, 1), 500);
   t.after(() => clearInterval(adding));
-  await eventually(() => assert.ok(polled().filter((poll) => poll.includes('COMMIT')).length >= 2), { timeoutMs: 15_000 });
+  await eventually(() => assert.ok(polled().filter((poll) => poll.includes('COMMIT')).length >= 2), { timeoutMs: 20_000 });
   clearInterval(adding);
   const commit = [
     'BEGIN',
