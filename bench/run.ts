@@ -6,7 +6,8 @@
  *   npm run bench                        every section (under 10 minutes)
  *   npm run bench -- --only ingest       one section or a comma list: ingest (both),
  *                                        ingest-json, ingest-binary, http-ingest, fanout, fanout-nginx, rest, read-cache,
- *                                        auth, aggregate, export, export-parquet, compress, retention, memory
+ *                                        auth, aggregate, export, export-parquet, compress, retention, memory,
+ *                                        connectors
  *   npm run bench -- --quick             a short smoke run (shorter steps, fewer viewers)
  *   npm run bench -- --private           ingest and fan-out with the server in private mode
  *                                        (AUTH_MODE=private), to set beside an open-mode run
@@ -30,6 +31,7 @@ import { type Context, type Figure, renderDetail, renderSummary, type SectionRes
 import { aggregateSection } from './sections/aggregate.ts';
 import { authSection } from './sections/auth.ts';
 import { compressSection } from './sections/compress.ts';
+import { connectorsSection } from './sections/connectors.ts';
 import { exportSection } from './sections/export.ts';
 import { exportParquetSection } from './sections/export-parquet.ts';
 import { fanoutSection } from './sections/fanout.ts';
@@ -56,6 +58,7 @@ const sections: Record<string, (ctx: Context) => Promise<SectionResult>> = {
   'export-parquet': exportParquetSection,
   compress: compressSection,
   retention: retentionSection,
+  connectors: connectorsSection,
   'fanout-nginx': fanoutNginxSection,
   fanout: fanoutSection,
 };

@@ -20,9 +20,9 @@ import type { ConnectorCounters, ConnectorGauges } from '../observability/metric
 import type { LockPort } from '../sessions/session-coordinator.ts';
 import type { ConnectorRepository } from '../storage/connector-repository.ts';
 import type { ConnectorKind } from './connector-kind.ts';
-import { type ConnectorPollParts, pollConnector } from './connector-poll.ts';
+import { type ConnectorPollParts, type PolledConnector, pollConnector } from './connector-poll.ts';
 import { meteredGet } from './credit-budget.ts';
-import type { StreamIntake } from './stream-intake.ts';
+import { isDatabaseFailure, type StreamIntake } from './stream-intake.ts';
 import type { UpstreamPolicies } from './upstream-policies.ts';
 
 export interface ConnectorRunnerOptions {
@@ -131,6 +131,7 @@ export class ConnectorRunner {
 
   private async tick(poller: Poller): Promise<void> {
     const { repository, kinds, policies, log } = this.options;
+    let polled: PolledConnector | null = null;
     try {
       const record = await repository.find(poller.id);
       const kind = record === null ? undefined : kinds.get(record.kind);
@@ -143,7 +144,7 @@ export class ConnectorRunner {
       const terms = kind.credits?.(record.config);
       const get = terms === undefined ? this.options.get : meteredGet(this.options.get, repository, poller.id, terms);
       const fetch = policies.fetchFor(origin, get, (ms) => this.options.counters.upstreamAttempt(kind.kind, ms));
-      const polled = await pollConnector(record, kind, fetch, () => policies.status(origin), this.pollParts, poller.resumeAt);
+      polled = await pollConnector(record, kind, fetch, () => policies.status(origin), this.pollParts, poller.resumeAt);
       poller.resumeAt = polled.resumeAt;
       if (polled.status.lastError === null) poller.lastSuccessMs = Date.now();
       if (!(await repository.writeStatus(poller.id, polled.status))) {
@@ -152,7 +153,9 @@ export class ConnectorRunner {
       }
       this.schedule(poller, (polled.status.nextPollAt?.getTime() ?? Date.now()) - Date.now());
     } catch (error) {
-      // The database, most likely: the poll is tried again after the claim interval.
+      // The database, most likely: the poll is tried again after the claim interval. One that did not get as far as polling
+      // is counted here (a poll counts itself), so that an outage shows in the metrics while no status can be written.
+      if (polled === null && poller.kind !== '' && isDatabaseFailure(error)) this.options.counters.polled(poller.kind, 'database');
       log.warn({ err: error, connectorId: poller.id }, 'a connector poll could not read or write its record');
       this.schedule(poller, this.options.claimIntervalMs);
     }

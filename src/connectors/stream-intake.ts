@@ -20,6 +20,7 @@ import { newIngestToken } from '../sessions/ingest-token.ts';
 import type { SessionCoordinator } from '../sessions/session-coordinator.ts';
 import type { ProducerHandle, SessionState } from '../sessions/session-state.ts';
 import type { ConnectorStreamRecord } from '../storage/connector-repository.ts';
+import { isDatabaseUnavailable } from '../storage/database.ts';
 import { KeyTakenError, type NewSession, type SessionRecord } from '../storage/session-repository.ts';
 import type { PollOutcome, StreamCursor, StreamSpec, UpstreamRecord } from './connector-kind.ts';
 import { UpstreamError } from './upstream-error.ts';
@@ -50,6 +51,22 @@ class ConnectorProducer implements ProducerHandle {
   closeForEnd(): void {}
   closeForConflict(): void {}
   closeForDelete(): void {}
+}
+
+/**
+ * The database did not take a poll's records in time (out of reach, or too slow to drain the
+ * write queue): nothing is wrong with the upstream, and the records are read again next poll.
+ */
+export class StoreStalledError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StoreStalledError';
+  }
+}
+
+/** Whether a poll failed for the database rather than for its upstream: one stalled, or a query that could not reach it. */
+export function isDatabaseFailure(error: unknown): boolean {
+  return error instanceof StoreStalledError || isDatabaseUnavailable(error);
 }
 
 /** The stream's session is gone (deleted, or purged): the poll starts a fresh one. */
@@ -145,7 +162,8 @@ export class StreamIntake {
     const { state } = attached;
     let committed = false;
     try {
-      const record = await sessions.find(sessionId);
+      // Claimed under the lock by this attach, the record is final as it is (and a query per poll cheaper); else read now.
+      const record = attached.claimed ?? (await sessions.find(sessionId));
       if (record === null) throw new UpstreamError(`the stream's session ${sessionId} is gone`, false);
       const outcome = await fetch(record);
       const stored = await this.accept(state, outcome);
@@ -166,16 +184,13 @@ export class StreamIntake {
     const frame = await coordinator.commitFrame(state, { batch, hasSeq: true, samplesText: null }, Date.now(), commitTimeoutMs);
     switch (frame.kind) {
       case 'queue_full':
-        throw new UpstreamError(
-          'the write queue is full (the database is slow or out of reach); the records are read again next poll',
-          true,
-        );
+        throw new StoreStalledError('the write queue is full (the database is slow or out of reach); the records are read again next poll');
       case 'ended':
         throw new UpstreamError("the stream's session has ended", false);
       case 'fenced':
         throw new UpstreamError('another instance took the stream meanwhile', true);
       case 'not_committed':
-        throw new UpstreamError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`, true);
+        throw new StoreStalledError(`the records were not committed within ${commitTimeoutMs} ms; they are read again next poll`);
       case 'committed':
         return frame.stored;
     }

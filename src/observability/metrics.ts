@@ -172,7 +172,7 @@ export function createMetrics() {
     connectorPolls: new Counter(
       in_({
         name: 'wavehouse_connector_polls_total',
-        help: 'Connector polls, by kind and outcome (success, failed, breaker_open, out_of_credits).',
+        help: 'Connector polls, by kind and outcome (success, failed, breaker_open, out_of_credits, database).',
         labelNames: ['kind', 'outcome'],
       }),
     ),
@@ -338,7 +338,7 @@ export function compressorCounters(metrics: Metrics) {
 /** The connector runner's counters. */
 export function connectorCounters(metrics: Metrics) {
   return {
-    polled: (kind: string, outcome: 'success' | 'failed' | 'breaker_open' | 'out_of_credits') =>
+    polled: (kind: string, outcome: 'success' | 'failed' | 'breaker_open' | 'out_of_credits' | 'database') =>
       metrics.connectorPolls.labels(kind, outcome).inc(),
     upstreamAttempt: (kind: string, ms: number) => metrics.connectorUpstreamDuration.labels(kind).observe(ms / 1_000),
     stored: (kind: string, records: number) => metrics.connectorRecords.labels(kind).inc(records),

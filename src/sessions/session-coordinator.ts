@@ -39,7 +39,8 @@ export interface LockPort {
 }
 
 export type AttachOutcome =
-  | { ok: true; state: SessionState }
+  /** `claimed`: the session's record as this attach read it under the lock; null when the session was here already. */
+  | { ok: true; state: SessionState; claimed: SessionRecord | null }
   | { ok: false; refusal: 'producer_conflict' | 'session_ended' | 'session_not_found' };
 
 /** Asks the process holding a session's producer to end it; resolves with the ended session, or null if it did not happen in time. */
@@ -96,6 +97,7 @@ export class SessionCoordinator {
   attachProducer(sessionId: string, producer: ProducerHandle): Promise<AttachOutcome> {
     return this.serialize(sessionId, async (): Promise<AttachOutcome> => {
       let state = this.states.get(sessionId);
+      let claimedRecord: SessionRecord | null = null;
       if (state?.producer) return { ok: false, refusal: 'producer_conflict' };
       if (state?.ended) return { ok: false, refusal: 'session_ended' };
       if (!state) {
@@ -110,6 +112,7 @@ export class SessionCoordinator {
           return { ok: false, refusal: claimed ? 'session_ended' : 'session_not_found' };
         }
         const { record, epoch } = claimed;
+        claimedRecord = record;
         state = new SessionState({
           sessionId,
           channels: record.channels,
@@ -120,7 +123,7 @@ export class SessionCoordinator {
         this.states.set(sessionId, state);
       }
       state.producer = producer;
-      return { ok: true, state };
+      return { ok: true, state, claimed: claimedRecord };
     });
   }
 

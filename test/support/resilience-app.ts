@@ -9,7 +9,7 @@ import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { RunningApp } from './app.ts';
 import { freshDatabase } from './database.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { startTcpProxy, type TcpProxy, type TcpProxyOptions } from './tcp-proxy.ts';
 
 type Hooks = Pick<TestContext, 'after'>;
 
@@ -29,9 +29,13 @@ export interface ProxiedApp extends RunningApp {
 }
 
 /** The real app on a fresh database that it reaches only through a proxy the test controls. */
-export async function startAppBehindProxy(t: Hooks, env: Record<string, string> = {}): Promise<ProxiedApp> {
+export async function startAppBehindProxy(
+  t: Hooks,
+  env: Record<string, string> = {},
+  proxyOptions: TcpProxyOptions = {},
+): Promise<ProxiedApp> {
   const database = await freshDatabase();
-  const proxy = await startTcpProxy();
+  const proxy = await startTcpProxy(undefined, proxyOptions);
   // After hooks run in the order they were added: a test that fails during a cut must give
   // the app its database back first, or closing it waits out the whole shutdown grace.
   t.after(() => proxy.restore());

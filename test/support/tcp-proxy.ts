@@ -28,7 +28,15 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number } = { host: '127.0.0.1', port: 5432 }): Promise<TcpProxy> {
+export interface TcpProxyOptions {
+  /** Given each connection's client-to-server bytes as they pass (say, to count a database's statements). */
+  readClient?: () => (chunk: Buffer) => void;
+}
+
+export async function startTcpProxy(
+  target: { host: string; port: number } = { host: '127.0.0.1', port: 5432 },
+  options: TcpProxyOptions = {},
+): Promise<TcpProxy> {
   const open = new Set<net.Socket>();
   let isCut = false;
   let trap: { needle: Buffer; fired: () => void } | null = null;
@@ -53,6 +61,7 @@ export async function startTcpProxy(target: { host: string; port: number } = { h
       silent = true;
     };
     silencers.add(silence);
+    const read = options.readClient?.();
     const drop = () => {
       // A silenced link passes no close either; the other end stays open until cut or close.
       if (silent) return;
@@ -66,6 +75,7 @@ export async function startTcpProxy(target: { host: string; port: number } = { h
     upstream.on('error', drop).on('close', drop);
     client.on('data', (chunk: Buffer) => {
       if (silent) return;
+      read?.(chunk);
       if (!upstream.write(chunk)) {
         client.pause();
         upstream.once('drain', () => client.resume());
