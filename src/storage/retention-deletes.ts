@@ -70,7 +70,7 @@ export async function deleteSessionExpired(client: pg.ClientBase, { batchRows, m
  * their t (epoch ms): roll-ups have no commit time, and a block holds many commits'. Pending
  * parts are left for the compactor, which rolls them into the coarser resolutions first; their
  * folds go at a later round. Each batch reads only the parts it deletes, from the index of
- * migration 019, however many sessions and parts are kept.
+ * migration 018, however many sessions and parts are kept.
  */
 export async function deleteExpiredRollups(
   client: pg.ClientBase,
