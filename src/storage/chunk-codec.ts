@@ -155,16 +155,19 @@ export interface StoredChunk {
   sampleCount: number;
   layout: PayloadLayout;
   payload: Buffer;
+  /** The int4 before last_seq in a grouped output. */
+  group?: number;
 }
 
 /**
  * The rows of a `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)`
- * output; each payload is a view into `body`. Every length is checked against the body before
+ * output, or when `grouped`, of one that selects an int4 (the chunk's group) before them; each
+ * payload is a view into `body`. Every length is checked against the body before
  * it is used, so an output that is cut short or corrupt is refused with an Error: a length past
  * the end would otherwise give a payload silently cut short, and a negative one would move the
  * reading backwards, into a loop that never ends.
  */
-export function decodeCopyBinary(body: Buffer): StoredChunk[] {
+export function decodeCopyBinary(body: Buffer, grouped = false): StoredChunk[] {
   const corrupt = (at: number, why: string) => new Error(`corrupt binary COPY output at byte ${at} of ${body.length}: ${why}`);
   if (body.length < copySignature.length + 8 || !body.subarray(0, copySignature.length).equals(copySignature)) {
     throw new Error('not a binary COPY output');
@@ -179,8 +182,12 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const fields = body.readInt16BE(at);
     at += 2;
     if (fields === -1) return rows;
-    if (at + 30 > body.length) throw corrupt(at, 'a row cut short');
-    if (fields !== 4 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
+    const groupBytes = grouped ? 8 : 0;
+    if (at + groupBytes + 30 > body.length) throw corrupt(at, 'a row cut short');
+    if (fields !== (grouped ? 5 : 4) || (grouped && body.readInt32BE(at) !== 4)) throw new Error('unexpected binary COPY row');
+    const group = grouped ? body.readInt32BE(at + 4) : undefined;
+    at += groupBytes;
+    if (body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
       throw new Error('unexpected binary COPY row');
     }
     const lastSeq = Number(body.readBigInt64BE(at + 4));
@@ -189,7 +196,8 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const payloadBytes = body.readInt32BE(at + 26);
     at += 30;
     if (payloadBytes < 0 || payloadBytes > body.length - at) throw corrupt(at, `a payload of ${payloadBytes} bytes`);
-    rows.push({ lastSeq, sampleCount, layout, payload: body.subarray(at, at + payloadBytes) });
+    const payload = body.subarray(at, at + payloadBytes);
+    rows.push(grouped ? { lastSeq, sampleCount, layout, payload, group } : { lastSeq, sampleCount, layout, payload });
     at += payloadBytes;
   }
 }

@@ -21,12 +21,21 @@ import { fuzzParameters } from '../support/fuzz.ts';
 const sessionId = '8d3e1f6a-2b4c-4d5e-9f60-718293a4b5c6';
 const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** What `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)` sends for `chunks`. */
+/**
+ * What `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)` sends for `chunks`,
+ * or with each chunk's `group` as an int4 before them when it has one (the chunk compressor's COPY).
+ */
 function copyOutput(chunks: readonly StoredChunk[]): Buffer {
   const parts: Buffer[] = [copySignature, Buffer.alloc(8)];
-  for (const { lastSeq, sampleCount, layout, payload } of chunks) {
+  for (const { lastSeq, sampleCount, layout, payload, group } of chunks) {
+    if (group !== undefined) {
+      const field = Buffer.alloc(2 + 8);
+      field.writeInt32BE(4, field.writeInt16BE(5, 0));
+      field.writeInt32BE(group, 6);
+      parts.push(field);
+    }
     const row = Buffer.alloc(2 + 12 + 8 + 6 + 4);
-    let at = row.writeInt16BE(4, 0);
+    let at = group === undefined ? row.writeInt16BE(4, 0) : 2;
     at = row.writeInt32BE(8, at);
     at = row.writeBigInt64BE(BigInt(lastSeq), at);
     at = row.writeInt32BE(4, at);
@@ -34,7 +43,7 @@ function copyOutput(chunks: readonly StoredChunk[]): Buffer {
     at = row.writeInt32BE(2, at);
     at = row.writeInt16BE(layout, at);
     row.writeInt32BE(payload.length, at);
-    parts.push(row, payload);
+    parts.push(group === undefined ? row : row.subarray(2), payload);
   }
   parts.push(Buffer.from([0xff, 0xff]));
   return Buffer.concat(parts);
@@ -212,6 +221,26 @@ describe('chunk codec', () => {
         }
       }),
       fuzzParameters(3000),
+    );
+  });
+
+  test("the compressor's grouped COPY output reads back each chunk with its group; cut, or read as ungrouped, it is refused", () => {
+    const groupedRows = fc.array(fc.tuple(chunkRowArbitrary, fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    fc.assert(
+      fc.property(groupedRows, fc.nat(), (rows, cutAt) => {
+        const stored = storedChunksOf(encodeCopyBinary(rows.map(([row]) => row))).map(({ minT, maxT, ...chunk }, i) => ({
+          ...chunk,
+          group: rows[i][1],
+        }));
+        const body = copyOutput(stored);
+        assert.deepEqual(decodeCopyBinary(body, true), stored);
+        assert.throws(() => decodeCopyBinary(body), isCorruptionError);
+        assert.throws(() => decodeCopyBinary(body.subarray(0, cutAt % body.length), true), isCorruptionError);
+      }),
+      fuzzParameters(1000),
     );
   });
 
