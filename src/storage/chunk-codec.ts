@@ -93,12 +93,68 @@ export function batchFromPayload(payload: Buffer, count: number, layout: Payload
 
 /** The batch, once its seqs are found to be integers rising to `lastSeq`. */
 function withSeqsChecked(batch: SampleBatch, lastSeq: number, corrupt: (why: string) => Error): SampleBatch {
-  const { columns, count } = batch;
-  for (let i = 0, previous = -1; i < count; previous = columns[i++]) {
-    if (!Number.isSafeInteger(columns[i]) || columns[i] <= previous) throw corrupt(`seq ${columns[i]} does not follow ${previous}`);
-  }
-  if (columns[count - 1] !== lastSeq) throw corrupt(`the seqs end at ${columns[count - 1]}`);
+  checkSeqs(batch.columns.subarray(0, batch.count), lastSeq, corrupt);
   return batch;
+}
+
+function checkSeqs(seqs: Float64Array, lastSeq: number, corrupt: (why: string) => Error): void {
+  for (let i = 0, previous = -1; i < seqs.length; previous = seqs[i++]) {
+    if (!Number.isSafeInteger(seqs[i]) || seqs[i] <= previous) throw corrupt(`seq ${seqs[i]} does not follow ${previous}`);
+  }
+  if (seqs[seqs.length - 1] !== lastSeq) throw corrupt(`the seqs end at ${seqs[seqs.length - 1]}`);
+}
+
+/**
+ * Consecutive stored chunks of one session joined into one batch of `channelCount` channels, as
+ * the chunk compressor takes them: an uncompressed payload's columns are copied straight into
+ * place, where a batch of its own per 20-sample chunk, then joined, was most of the job's
+ * garbage. A chunk batchFromPayload refuses, or of other channels, is refused so, with a
+ * CorruptChunkError carrying its `lastSeq`.
+ */
+export function joinedChunks(chunks: readonly StoredChunk[], channelCount: number): SampleBatch {
+  let total = 0;
+  for (const chunk of chunks) {
+    if (!Number.isSafeInteger(chunk.sampleCount) || chunk.sampleCount < 1) placeChunk(chunk, SampleBatch.allocate(1, channelCount), 0);
+    total += chunk.sampleCount;
+  }
+  const out = SampleBatch.allocate(total, channelCount);
+  for (let at = 0, i = 0; i < chunks.length; at += chunks[i++].sampleCount) placeChunk(chunks[i], out, at);
+  return out;
+}
+
+/** Puts the chunk's samples in `out` from sample `at` on. */
+function placeChunk(chunk: StoredChunk, out: SampleBatch, at: number): void {
+  const { payload, sampleCount: count, layout, lastSeq } = chunk;
+  try {
+    const columnCount = out.channelCount + 2;
+    const implied = layout === payloadLayouts.seqsImplied;
+    const plain =
+      (implied || layout === payloadLayouts.withSeqs) &&
+      Number.isSafeInteger(count) &&
+      count >= 1 &&
+      Number.isSafeInteger(lastSeq) &&
+      lastSeq - count + 1 >= 0 &&
+      payload.length === count * 8 * (implied ? columnCount - 1 : columnCount);
+    if (!plain) {
+      // Compressed, or not what was written: read as every reader reads it, which says why it is refused.
+      const batch = batchFromPayload(payload, count, layout, lastSeq);
+      if (batch.channelCount !== out.channelCount) {
+        throw new CorruptChunkError(`a chunk of ${batch.channelCount} channels in a session of ${out.channelCount}`);
+      }
+      for (let c = 0; c < columnCount; c++) out.columns.set(batch.columns.subarray(c * count, (c + 1) * count), c * out.count + at);
+      return;
+    }
+    // Byte by byte: the payload sits at any byte offset of what was read; Float64Array needs 8-byte alignment.
+    const bytes = new Uint8Array(out.columns.buffer, out.columns.byteOffset, out.columns.byteLength);
+    for (let c = implied ? 1 : 0, from = 0; c < columnCount; c++, from += count * 8) {
+      bytes.set(payload.subarray(from, from + count * 8), (c * out.count + at) * 8);
+    }
+    const seqs = out.columns.subarray(at, at + count);
+    if (implied) for (let i = 0, seq = lastSeq - count + 1; i < count; i++) seqs[i] = seq + i;
+    else checkSeqs(seqs, lastSeq, (why) => new CorruptChunkError(`corrupt chunk (last seq ${lastSeq}, ${count} samples): ${why}`));
+  } catch (error) {
+    throw Object.assign(error as Error, { lastSeq });
+  }
 }
 
 function uuidBytes(id: string): Buffer {

@@ -15,9 +15,8 @@
  */
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { SampleBatch } from '../samples/sample-batch.ts';
-import { CorruptChunkError } from './bit-stream.ts';
-import { batchFromPayload, decodeCopyBinary, type StoredChunk } from './chunk-codec.ts';
+import type { SampleBatch } from '../samples/sample-batch.ts';
+import { decodeCopyBinary, joinedChunks, type StoredChunk } from './chunk-codec.ts';
 import { compressBatch, compressedChunkMaxSamples } from './chunk-compression.ts';
 
 /** Distinguishes the compressor's advisory locks from any other use of the same 64-bit keys. */
@@ -98,23 +97,6 @@ export function transactionsOf(groups: readonly ChunkGroup[]): ChunkGroup[][] {
   return transactions;
 }
 
-/** The batches joined into one, in seq order. */
-function joined(batches: readonly SampleBatch[]): SampleBatch {
-  if (batches.length === 1) return batches[0];
-  const count = batches.reduce((sum, batch) => sum + batch.count, 0);
-  const { channelCount } = batches[0];
-  const out = SampleBatch.allocate(count, channelCount);
-  for (let column = 0; column < channelCount + 2; column++) {
-    let at = column * count;
-    for (const batch of batches) {
-      if (batch.channelCount !== channelCount) throw new CorruptChunkError(`chunks of ${channelCount} and ${batch.channelCount} channels`);
-      out.columns.set(batch.columns.subarray(column * batch.count, (column + 1) * batch.count), at);
-      at += batch.count;
-    }
-  }
-  return out;
-}
-
 async function copyOn(client: pg.ClientBase, sql: string): Promise<Buffer> {
   const pieces: Buffer[] = [];
   for await (const piece of client.query(copyStreams.to(sql))) pieces.push(piece as Buffer);
@@ -125,22 +107,6 @@ async function copyOn(client: pg.ClientBase, sql: string): Promise<Buffer> {
 function groupsRelation(groups: readonly ChunkGroup[]): string {
   const rows = groups.map((group, i) => `('${group.sessionId}'::uuid, ${group.fromLastSeq}::bigint, ${group.toLastSeq}::bigint, ${i + 1})`);
   return `(VALUES ${rows.join(', ')}) AS g(session_id, from_seq, to_seq, i)`;
-}
-
-/** The group's deleted chunks as one batch of the session's channels; a chunk that is not is a CorruptChunkError naming it. */
-function batchOfGroup(chunks: readonly StoredChunk[], channels: number): SampleBatch {
-  const batches = chunks.map((chunk) => {
-    try {
-      const batch = batchFromPayload(chunk.payload, chunk.sampleCount, chunk.layout, chunk.lastSeq);
-      if (batch.channelCount !== channels) {
-        throw new CorruptChunkError(`a chunk of ${batch.channelCount} channels in a session of ${channels}`);
-      }
-      return batch;
-    } catch (error) {
-      throw Object.assign(error as Error, { lastSeq: chunk.lastSeq });
-    }
-  });
-  return joined(batches);
 }
 
 /**
@@ -200,7 +166,7 @@ export async function compressGroups(client: pg.ClientBase, groups: readonly Chu
       if (chunks.length === 0) return { chunks: 0, samples: 0, bytesBefore: 0, bytesAfter: 0 };
       let batch: SampleBatch;
       try {
-        batch = batchOfGroup(chunks, runs[i].channels);
+        batch = joinedChunks(chunks, runs[i].channels);
       } catch (error) {
         throw Object.assign(error as Error, { group });
       }

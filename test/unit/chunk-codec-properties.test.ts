@@ -7,15 +7,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
+import { CorruptChunkError } from '../../src/storage/bit-stream.ts';
 import {
   batchFromPayload,
   type ChunkRow,
   decodeCopyBinary,
   encodeCopyBinary,
+  joinedChunks,
   type PayloadLayout,
   payloadLayouts,
   type StoredChunk,
 } from '../../src/storage/chunk-codec.ts';
+import { compressBatch } from '../../src/storage/chunk-compression.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const sessionId = '8d3e1f6a-2b4c-4d5e-9f60-718293a4b5c6';
@@ -240,6 +243,57 @@ describe('chunk codec', () => {
         assert.throws(() => decodeCopyBinary(body), isCorruptionError);
         assert.throws(() => decodeCopyBinary(body.subarray(0, cutAt % body.length), true), isCorruptionError);
       }),
+      fuzzParameters(1000),
+    );
+  });
+
+  test("the compressor's join reads chunks as each read alone, then joined; a chunk refused alone is refused with its lastSeq", () => {
+    const damages = fc.constantFrom('none', 'compress', 'replace', 'cut a column', 'count');
+    fc.assert(
+      fc.property(
+        fc.array(chunkRowArbitrary, { minLength: 1, maxLength: 4 }),
+        damages,
+        fc.nat(),
+        fc.nat({ max: 255 }),
+        (rows, damage, at, value) => {
+          const channelCount = rows[0].batches[0].channelCount;
+          const chunks: StoredChunk[] = storedChunksOf(
+            encodeCopyBinary(rows.filter((row) => row.batches[0].channelCount === channelCount)),
+          );
+          const k = at % chunks.length;
+          const { payload, sampleCount, layout, lastSeq } = chunks[k];
+          if (damage === 'compress') {
+            chunks[k] = { ...chunks[k], layout: 2, payload: compressBatch(batchFromPayload(payload, sampleCount, layout, lastSeq)) };
+          } else if (damage === 'replace') {
+            chunks[k] = { ...chunks[k], payload: Buffer.from(payload) };
+            chunks[k].payload[at % payload.length] = value;
+          } else if (damage === 'cut a column') {
+            chunks[k] = { ...chunks[k], payload: payload.subarray(0, payload.length - sampleCount * 8) };
+          } else if (damage === 'count') {
+            chunks[k] = { ...chunks[k], sampleCount: value - 128 };
+          }
+          let alone: SampleBatch[] | null = null;
+          try {
+            alone = chunks.map((chunk) => batchFromPayload(chunk.payload, chunk.sampleCount, chunk.layout, chunk.lastSeq));
+            if (alone.some((batch) => batch.channelCount !== channelCount)) alone = null;
+          } catch (error) {
+            assert.ok(isCorruptionError(error), String(error));
+          }
+          if (alone === null) {
+            assert.throws(
+              () => joinedChunks(chunks, channelCount),
+              (error) => error instanceof CorruptChunkError && (error as { lastSeq?: number }).lastSeq === chunks[k].lastSeq,
+            );
+            return;
+          }
+          const expected = joined(alone);
+          assertSameSamples(joinedChunks(chunks, channelCount), {
+            count: expected.length / (channelCount + 2),
+            channelCount,
+            columns: expected,
+          });
+        },
+      ),
       fuzzParameters(1000),
     );
   });
