@@ -110,6 +110,23 @@ async function tableBytes(pool: pg.Pool, sessionId: string): Promise<TableBytes>
   }
 }
 
+/**
+ * Deletes the session and, by cascade, its chunks and roll-ups. The server's roll-up compactor
+ * may be rewriting its roll-ups meanwhile, and the two can deadlock over them (the server's own
+ * purge takes its rows in an order that cannot, session-deletes.ts); PostgreSQL then cancels one
+ * of them, so the delete is tried again.
+ */
+async function dropSession(pool: pg.Pool, sessionId: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query('DELETE FROM sessions WHERE id = $1', [sessionId]);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '40P01' || attempt === 5) throw error;
+    }
+  }
+}
+
 async function end(baseUrl: string, session: CreatedSession): Promise<void> {
   const response = await fetch(`${baseUrl}/api/v1/sessions/${session.sessionId}/end`, {
     method: 'POST',
@@ -160,7 +177,7 @@ export async function compressSection(ctx: Context): Promise<SectionResult> {
       const usedS = mainThreadSeconds() - cpuS;
       if (done.samples !== samples) throw new Error(`compressed ${done.samples} of ${samples} samples`);
       const after = await tableBytes(pool, session.sessionId);
-      await pool.query('DELETE FROM sessions WHERE id = $1', [session.sessionId]);
+      await dropSession(pool, session.sessionId);
       ctx.log(`  ${shape}: ${perSample(before.total)} -> ${perSample(after.total)} B/sample`);
 
       for (const [stage, bytes] of [

@@ -93,12 +93,68 @@ export function batchFromPayload(payload: Buffer, count: number, layout: Payload
 
 /** The batch, once its seqs are found to be integers rising to `lastSeq`. */
 function withSeqsChecked(batch: SampleBatch, lastSeq: number, corrupt: (why: string) => Error): SampleBatch {
-  const { columns, count } = batch;
-  for (let i = 0, previous = -1; i < count; previous = columns[i++]) {
-    if (!Number.isSafeInteger(columns[i]) || columns[i] <= previous) throw corrupt(`seq ${columns[i]} does not follow ${previous}`);
-  }
-  if (columns[count - 1] !== lastSeq) throw corrupt(`the seqs end at ${columns[count - 1]}`);
+  checkSeqs(batch.columns.subarray(0, batch.count), lastSeq, corrupt);
   return batch;
+}
+
+function checkSeqs(seqs: Float64Array, lastSeq: number, corrupt: (why: string) => Error): void {
+  for (let i = 0, previous = -1; i < seqs.length; previous = seqs[i++]) {
+    if (!Number.isSafeInteger(seqs[i]) || seqs[i] <= previous) throw corrupt(`seq ${seqs[i]} does not follow ${previous}`);
+  }
+  if (seqs[seqs.length - 1] !== lastSeq) throw corrupt(`the seqs end at ${seqs[seqs.length - 1]}`);
+}
+
+/**
+ * Consecutive stored chunks of one session joined into one batch of `channelCount` channels, as
+ * the chunk compressor takes them: an uncompressed payload's columns are copied straight into
+ * place, where a batch of its own per 20-sample chunk, then joined, was most of the job's
+ * garbage. A chunk batchFromPayload refuses, or of other channels, is refused so, with a
+ * CorruptChunkError carrying its `lastSeq`.
+ */
+export function joinedChunks(chunks: readonly StoredChunk[], channelCount: number): SampleBatch {
+  let total = 0;
+  for (const chunk of chunks) {
+    if (!Number.isSafeInteger(chunk.sampleCount) || chunk.sampleCount < 1) placeChunk(chunk, SampleBatch.allocate(1, channelCount), 0);
+    total += chunk.sampleCount;
+  }
+  const out = SampleBatch.allocate(total, channelCount);
+  for (let at = 0, i = 0; i < chunks.length; at += chunks[i++].sampleCount) placeChunk(chunks[i], out, at);
+  return out;
+}
+
+/** Puts the chunk's samples in `out` from sample `at` on. */
+function placeChunk(chunk: StoredChunk, out: SampleBatch, at: number): void {
+  const { payload, sampleCount: count, layout, lastSeq } = chunk;
+  try {
+    const columnCount = out.channelCount + 2;
+    const implied = layout === payloadLayouts.seqsImplied;
+    const plain =
+      (implied || layout === payloadLayouts.withSeqs) &&
+      Number.isSafeInteger(count) &&
+      count >= 1 &&
+      Number.isSafeInteger(lastSeq) &&
+      lastSeq - count + 1 >= 0 &&
+      payload.length === count * 8 * (implied ? columnCount - 1 : columnCount);
+    if (!plain) {
+      // Compressed, or not what was written: read as every reader reads it, which says why it is refused.
+      const batch = batchFromPayload(payload, count, layout, lastSeq);
+      if (batch.channelCount !== out.channelCount) {
+        throw new CorruptChunkError(`a chunk of ${batch.channelCount} channels in a session of ${out.channelCount}`);
+      }
+      for (let c = 0; c < columnCount; c++) out.columns.set(batch.columns.subarray(c * count, (c + 1) * count), c * out.count + at);
+      return;
+    }
+    // Byte by byte: the payload sits at any byte offset of what was read; Float64Array needs 8-byte alignment.
+    const bytes = new Uint8Array(out.columns.buffer, out.columns.byteOffset, out.columns.byteLength);
+    for (let c = implied ? 1 : 0, from = 0; c < columnCount; c++, from += count * 8) {
+      bytes.set(payload.subarray(from, from + count * 8), (c * out.count + at) * 8);
+    }
+    const seqs = out.columns.subarray(at, at + count);
+    if (implied) for (let i = 0, seq = lastSeq - count + 1; i < count; i++) seqs[i] = seq + i;
+    else checkSeqs(seqs, lastSeq, (why) => new CorruptChunkError(`corrupt chunk (last seq ${lastSeq}, ${count} samples): ${why}`));
+  } catch (error) {
+    throw Object.assign(error as Error, { lastSeq });
+  }
 }
 
 function uuidBytes(id: string): Buffer {
@@ -155,16 +211,19 @@ export interface StoredChunk {
   sampleCount: number;
   layout: PayloadLayout;
   payload: Buffer;
+  /** The int4 before last_seq in a grouped output. */
+  group?: number;
 }
 
 /**
  * The rows of a `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)`
- * output; each payload is a view into `body`. Every length is checked against the body before
+ * output, or when `grouped`, of one that selects an int4 (the chunk's group) before them; each
+ * payload is a view into `body`. Every length is checked against the body before
  * it is used, so an output that is cut short or corrupt is refused with an Error: a length past
  * the end would otherwise give a payload silently cut short, and a negative one would move the
  * reading backwards, into a loop that never ends.
  */
-export function decodeCopyBinary(body: Buffer): StoredChunk[] {
+export function decodeCopyBinary(body: Buffer, grouped = false): StoredChunk[] {
   const corrupt = (at: number, why: string) => new Error(`corrupt binary COPY output at byte ${at} of ${body.length}: ${why}`);
   if (body.length < copySignature.length + 8 || !body.subarray(0, copySignature.length).equals(copySignature)) {
     throw new Error('not a binary COPY output');
@@ -179,8 +238,12 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const fields = body.readInt16BE(at);
     at += 2;
     if (fields === -1) return rows;
-    if (at + 30 > body.length) throw corrupt(at, 'a row cut short');
-    if (fields !== 4 || body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
+    const groupBytes = grouped ? 8 : 0;
+    if (at + groupBytes + 30 > body.length) throw corrupt(at, 'a row cut short');
+    if (fields !== (grouped ? 5 : 4) || (grouped && body.readInt32BE(at) !== 4)) throw new Error('unexpected binary COPY row');
+    const group = grouped ? body.readInt32BE(at + 4) : undefined;
+    at += groupBytes;
+    if (body.readInt32BE(at) !== 8 || body.readInt32BE(at + 12) !== 4 || body.readInt32BE(at + 20) !== 2) {
       throw new Error('unexpected binary COPY row');
     }
     const lastSeq = Number(body.readBigInt64BE(at + 4));
@@ -189,7 +252,8 @@ export function decodeCopyBinary(body: Buffer): StoredChunk[] {
     const payloadBytes = body.readInt32BE(at + 26);
     at += 30;
     if (payloadBytes < 0 || payloadBytes > body.length - at) throw corrupt(at, `a payload of ${payloadBytes} bytes`);
-    rows.push({ lastSeq, sampleCount, layout, payload: body.subarray(at, at + payloadBytes) });
+    const payload = body.subarray(at, at + payloadBytes);
+    rows.push(grouped ? { lastSeq, sampleCount, layout, payload, group } : { lastSeq, sampleCount, layout, payload });
     at += payloadBytes;
   }
 }

@@ -2,11 +2,13 @@
  * The chunk compressor on the real PostgreSQL: a compressed session answers every read (/data
  * in each format, by seq and by time, /latest, raw aggregates, live history) byte for byte as
  * before; an open session's chunks are taken once sealed by its own clock; a reader paging
- * through chunks the compressor joins meanwhile reads each sample once; compressors racing each
- * other, readers and a producer that resends lose and duplicate nothing; a corrupt chunk is
- * left as it is, counted once, and the runs around it are compressed.
+ * through chunks the compressor joins meanwhile reads each sample once; several sessions' runs
+ * go in one transaction, but a session another compressor holds; compressors racing each other,
+ * readers and a producer that resends lose and duplicate nothing; a corrupt chunk is left as it
+ * is, counted once, and the runs around it are compressed.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import pino from 'pino';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
@@ -52,6 +54,14 @@ async function commitTens(store: SampleStore, sessionId: string, commits: number
 async function layouts(pool: Pool, sessionId: string): Promise<number[]> {
   const { rows } = await pool.query('SELECT payload_layout FROM sample_chunks WHERE session_id = $1 ORDER BY last_seq', [sessionId]);
   return rows.map((row) => (row.payload_layout === 2 ? 2 : 0));
+}
+
+/** Every seq the session's stored chunks hold, in the order a read takes them. */
+async function storedSeqs(store: SampleStore, sessionId: string): Promise<number[]> {
+  const seqs: number[] = [];
+  for await (const batch of store.readRange(sessionId, 0, Number.MAX_SAFE_INTEGER))
+    for (let i = 0; i < batch.count; i++) seqs.push(batch.seq(i));
+  return seqs;
 }
 
 test('a compressed session answers every read byte for byte as before', async (t) => {
@@ -132,13 +142,49 @@ test("an open session's chunks are compressed once its own clock has moved past 
   // Sealed: the chunks whose maxT is at most 999, 1,000 samples; in full runs of 400, 800 of them.
   assert.equal(done.samples, 800);
   assert.deepEqual(await layouts(pool, sessionId), [2, 2, ...Array.from({ length: 24 }, () => 0)]);
-  const seqs: number[] = [];
-  for await (const batch of store.readRange(sessionId, 0, Number.MAX_SAFE_INTEGER))
-    for (let i = 0; i < batch.count; i++) seqs.push(batch.seq(i));
   assert.deepEqual(
-    seqs,
+    await storedSeqs(store, sessionId),
     Array.from({ length: 2000 }, (_, i) => i + 1),
   );
+});
+
+test("several sessions' runs are compressed in one transaction, but for a session another compressor holds", async (t) => {
+  const { pool, sessionId, store } = await storeWithSession(t);
+  const others = [randomUUID(), randomUUID(), randomUUID()];
+  for (const id of others) await pool.query(`INSERT INTO sessions (id, token_hash, channels) VALUES ($1, '\\x00', ARRAY['v'])`, [id]);
+  for (const id of [sessionId, ...others]) {
+    await commitTens(store, id, 30);
+    await pool.query("UPDATE sessions SET status = 'ended' WHERE id = $1", [id]);
+  }
+  // Another compressor's transaction holds the last session (the key chunk-groups.ts locks);
+  // released before the test ends, or the pool's end would wait for it.
+  const holder = await pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, $2))', [others[2], 0x636f6d70]);
+    const done = await new ChunkCompressor({ pool, intervalMs: 60_000, afterMs: 0, groupSamples: 100 }).compress();
+    assert.equal(done.samples, 900);
+    const { rows } = await pool.query(
+      `SELECT count(*)::int AS chunks, count(DISTINCT xmin::text)::int AS transactions FROM sample_chunks
+        WHERE payload_layout = 2 AND session_id = ANY($1::uuid[])`,
+      [[sessionId, ...others]],
+    );
+    assert.deepEqual(rows[0], { chunks: 9, transactions: 1 });
+    assert.deepEqual(
+      await layouts(pool, others[2]),
+      Array.from({ length: 30 }, () => 0),
+    );
+  } finally {
+    await holder.query('ROLLBACK');
+    holder.release();
+  }
+  assert.equal((await new ChunkCompressor({ pool, intervalMs: 60_000, afterMs: 0, groupSamples: 100 }).compress()).samples, 300);
+  for (const id of [sessionId, ...others]) {
+    assert.deepEqual(
+      await storedSeqs(store, id),
+      Array.from({ length: 300 }, (_, i) => i + 1),
+    );
+  }
 });
 
 test('a reader paging through chunks the compressor joins meanwhile reads each sample once', async (t) => {

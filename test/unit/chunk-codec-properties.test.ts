@@ -7,26 +7,38 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { SampleBatch } from '../../src/samples/sample-batch.ts';
+import { CorruptChunkError } from '../../src/storage/bit-stream.ts';
 import {
   batchFromPayload,
   type ChunkRow,
   decodeCopyBinary,
   encodeCopyBinary,
+  joinedChunks,
   type PayloadLayout,
   payloadLayouts,
   type StoredChunk,
 } from '../../src/storage/chunk-codec.ts';
+import { compressBatch } from '../../src/storage/chunk-compression.ts';
 import { fuzzParameters } from '../support/fuzz.ts';
 
 const sessionId = '8d3e1f6a-2b4c-4d5e-9f60-718293a4b5c6';
 const copySignature = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
-/** What `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)` sends for `chunks`. */
+/**
+ * What `COPY (SELECT last_seq, sample_count, payload_layout, payload ...) TO STDOUT (FORMAT binary)` sends for `chunks`,
+ * or with each chunk's `group` as an int4 before them when it has one (the chunk compressor's COPY).
+ */
 function copyOutput(chunks: readonly StoredChunk[]): Buffer {
   const parts: Buffer[] = [copySignature, Buffer.alloc(8)];
-  for (const { lastSeq, sampleCount, layout, payload } of chunks) {
+  for (const { lastSeq, sampleCount, layout, payload, group } of chunks) {
+    if (group !== undefined) {
+      const field = Buffer.alloc(2 + 8);
+      field.writeInt32BE(4, field.writeInt16BE(5, 0));
+      field.writeInt32BE(group, 6);
+      parts.push(field);
+    }
     const row = Buffer.alloc(2 + 12 + 8 + 6 + 4);
-    let at = row.writeInt16BE(4, 0);
+    let at = group === undefined ? row.writeInt16BE(4, 0) : 2;
     at = row.writeInt32BE(8, at);
     at = row.writeBigInt64BE(BigInt(lastSeq), at);
     at = row.writeInt32BE(4, at);
@@ -34,7 +46,7 @@ function copyOutput(chunks: readonly StoredChunk[]): Buffer {
     at = row.writeInt32BE(2, at);
     at = row.writeInt16BE(layout, at);
     row.writeInt32BE(payload.length, at);
-    parts.push(row, payload);
+    parts.push(group === undefined ? row : row.subarray(2), payload);
   }
   parts.push(Buffer.from([0xff, 0xff]));
   return Buffer.concat(parts);
@@ -212,6 +224,77 @@ describe('chunk codec', () => {
         }
       }),
       fuzzParameters(3000),
+    );
+  });
+
+  test("the compressor's grouped COPY output reads back each chunk with its group; cut, or read as ungrouped, it is refused", () => {
+    const groupedRows = fc.array(fc.tuple(chunkRowArbitrary, fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 })), {
+      minLength: 1,
+      maxLength: 4,
+    });
+    fc.assert(
+      fc.property(groupedRows, fc.nat(), (rows, cutAt) => {
+        const stored = storedChunksOf(encodeCopyBinary(rows.map(([row]) => row))).map(({ minT, maxT, ...chunk }, i) => ({
+          ...chunk,
+          group: rows[i][1],
+        }));
+        const body = copyOutput(stored);
+        assert.deepEqual(decodeCopyBinary(body, true), stored);
+        assert.throws(() => decodeCopyBinary(body), isCorruptionError);
+        assert.throws(() => decodeCopyBinary(body.subarray(0, cutAt % body.length), true), isCorruptionError);
+      }),
+      fuzzParameters(1000),
+    );
+  });
+
+  test("the compressor's join reads chunks as each read alone, then joined; a chunk refused alone is refused with its lastSeq", () => {
+    const damages = fc.constantFrom('none', 'compress', 'replace', 'cut a column', 'count');
+    fc.assert(
+      fc.property(
+        fc.array(chunkRowArbitrary, { minLength: 1, maxLength: 4 }),
+        damages,
+        fc.nat(),
+        fc.nat({ max: 255 }),
+        (rows, damage, at, value) => {
+          const channelCount = rows[0].batches[0].channelCount;
+          const chunks: StoredChunk[] = storedChunksOf(
+            encodeCopyBinary(rows.filter((row) => row.batches[0].channelCount === channelCount)),
+          );
+          const k = at % chunks.length;
+          const { payload, sampleCount, layout, lastSeq } = chunks[k];
+          if (damage === 'compress') {
+            chunks[k] = { ...chunks[k], layout: 2, payload: compressBatch(batchFromPayload(payload, sampleCount, layout, lastSeq)) };
+          } else if (damage === 'replace') {
+            chunks[k] = { ...chunks[k], payload: Buffer.from(payload) };
+            chunks[k].payload[at % payload.length] = value;
+          } else if (damage === 'cut a column') {
+            chunks[k] = { ...chunks[k], payload: payload.subarray(0, payload.length - sampleCount * 8) };
+          } else if (damage === 'count') {
+            chunks[k] = { ...chunks[k], sampleCount: value - 128 };
+          }
+          let alone: SampleBatch[] | null = null;
+          try {
+            alone = chunks.map((chunk) => batchFromPayload(chunk.payload, chunk.sampleCount, chunk.layout, chunk.lastSeq));
+            if (alone.some((batch) => batch.channelCount !== channelCount)) alone = null;
+          } catch (error) {
+            assert.ok(isCorruptionError(error), String(error));
+          }
+          if (alone === null) {
+            assert.throws(
+              () => joinedChunks(chunks, channelCount),
+              (error) => error instanceof CorruptChunkError && (error as { lastSeq?: number }).lastSeq === chunks[k].lastSeq,
+            );
+            return;
+          }
+          const expected = joined(alone);
+          assertSameSamples(joinedChunks(chunks, channelCount), {
+            count: expected.length / (channelCount + 2),
+            channelCount,
+            columns: expected,
+          });
+        },
+      ),
+      fuzzParameters(1000),
     );
   });
 
