@@ -195,7 +195,8 @@ test('a thread that stops unasked fails what is in flight and every later reques
   const inFlight = thread.commitChunks([{ sessionId, batches: [batchFrom(1, 3)] }], [{ sessionId, sampleCount: 3, lastSeq: 3 }]);
   await eventually(async () => {
     const { rows } = await pool.query<{ waiting: number }>(
-      "SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'",
+      'SELECT count(*)::int AS waiting FROM pg_stat_activity ' +
+        "WHERE datname = current_database() AND application_name = 'wavehouse-writer' AND wait_event_type = 'Lock'",
     );
     assert.equal(rows[0].waiting, 1);
   });
